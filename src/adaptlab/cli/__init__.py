@@ -1,0 +1,41 @@
+"""The `adaptlab` command: thin typer commands that call the library and print with rich.
+
+Nothing heavy is imported here, so `adaptlab --help` never loads torch.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from adaptlab.errors import AdaptlabError
+
+app = typer.Typer(
+    name="adaptlab",
+    help="Fine-tune or prompt? Build both on your labeled data, measure them side by side, and see which to use.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root() -> None:
+    """Fine-tune or prompt? Build both on your labeled data, measure them side by side, and see which to use."""
+
+from adaptlab.cli import compare as _compare  # noqa: E402,F401  (registers the command)
+
+
+def main() -> None:
+    """Entry point: run the app; adaptlab's own errors become a message and an exit code."""
+    try:
+        app()
+    except AdaptlabError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)

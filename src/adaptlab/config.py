@@ -1,0 +1,117 @@
+"""The experiment file: pydantic models whose field descriptions are its reference.
+
+A minimal experiment (paths are relative to the YAML file):
+
+    task: {name: banking-cards, instruction: "Classify the customer's message."}
+    data: {train: train.jsonl, test: test.jsonl}
+    strategies:
+      - {name: zero_shot}
+      - {name: few_shot, k: 8, selector: similar}
+      - {name: lora, epochs: 3}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel as Model
+from pydantic import ConfigDict, Field, ValidationError
+
+from adaptlab.errors import ConfigError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+
+class _Strict(Model):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Task name: lower-case letters, digits, '.', '_' or '-'.")
+    instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
+    kind: Literal["classify", "generate"] | None = Field(None, description="Leave out to infer it from the training outputs.")
+
+
+class DataConfig(_Strict):
+    train: str = Field(description="Training examples (JSONL), relative to the experiment file.")
+    test: str = Field(description="Held-out examples every strategy is measured on.")
+
+
+class ZeroShotConfig(_Strict):
+    """The instruction only."""
+
+    name: Literal["zero_shot"]
+
+
+class FewShotConfig(_Strict):
+    """k training examples as user/assistant turns before the query."""
+
+    name: Literal["few_shot"]
+    k: int = Field(8, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller.")
+    selector: Literal["random", "similar"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'random': a fixed random sample.")
+
+
+class LoraConfig(_Strict):
+    """PEFT LoRA fine-tuning, loss on the answer tokens only."""
+
+    name: Literal["lora"]
+    r: int = Field(8, gt=0, description="LoRA rank.")
+    alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, description="Module names that get adapters.")
+    epochs: int = Field(3, gt=0, description="Passes over the training set.")
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay).")
+    batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast for training; 'auto' uses it where the hardware supports it.")
+
+
+StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig], Field(discriminator="name")]
+
+
+class ExperimentConfig(_Strict):
+    task: TaskConfig
+    data: DataConfig
+    model: str = Field(DEFAULT_MODEL, description="The embedded default's name, or a local Hugging Face model folder.")
+    seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
+    strategies: list[StrategyConfig] = Field(min_length=1, description="The contenders, measured on the same test rows.")
+
+
+def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
+    """Parse and validate an experiment YAML; returns it with the folder paths are relative to."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such experiment file; pass the path of a YAML file such as examples/banking-cards/experiment.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with task, data and strategies at the top level")
+    return parse_experiment(raw, str(path)), path.parent
+
+
+def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfig:
+    """Validate a parsed experiment mapping; errors name the key and the bad value."""
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: invalid experiment:\n" + "\n".join(_describe(e) for e in exc.errors())) from None
+    names = [s.name for s in config.strategies]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"{source}: strategy {dupes[0]!r} is listed twice; list each strategy once")
+    return config
+
+
+def _describe(error: dict) -> str:
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"]).replace(".[", "[")
+    if error["type"] == "extra_forbidden":
+        return f"  - unknown key '{loc}'; remove it or check its spelling"
+    if error["type"] == "union_tag_invalid":
+        return f"  - '{loc}.name' must be one of zero_shot, few_shot, lora; got {error.get('input', {}).get('name')!r}" if isinstance(error.get("input"), dict) else f"  - '{loc}': {error['msg']}"
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f", got {value!r}"
+    return f"  - '{loc}': {error['msg']}{shown}"

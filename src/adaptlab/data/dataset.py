@@ -1,0 +1,58 @@
+"""`Example` and `Dataset`: validated (input, output) pairs with a content hash."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labeled example; `line` is its 1-based line in the source file."""
+
+    input: str
+    output: str
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Examples read from one file, in file order.
+
+    >>> ds = Dataset([Example("card lost", "lost_card")], source="train.jsonl")
+    >>> ds.outputs
+    ['lost_card']
+    """
+
+    examples: list[Example]
+    source: str = "<memory>"
+    instruction: str | None = None  # the system message shared by every chat example
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __iter__(self):
+        return iter(self.examples)
+
+    @property
+    def inputs(self) -> list[str]:
+        return [e.input for e in self.examples]
+
+    @property
+    def outputs(self) -> list[str]:
+        return [e.output for e in self.examples]
+
+    def label_counts(self) -> Counter:
+        return Counter(self.outputs)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the examples' content, independent of file format and line ends."""
+        digest = hashlib.sha256()
+        for e in self.examples:
+            digest.update(json.dumps([e.input, e.output], ensure_ascii=False).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()

@@ -1,0 +1,174 @@
+"""Read JSONL data files: `{"input","output"}`, `{"prompt","completion"}` or OpenAI chat.
+
+Every problem carries a code, the file, the 1-based line and the field path; up
+to `MAX_PROBLEMS` are collected before giving up, so one run shows them all.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from adaptlab.data.dataset import Dataset, Example
+from adaptlab.errors import DataError, Problem
+
+MAX_PROBLEMS = 100
+MAX_FILE_BYTES = 512 * 1024 * 1024
+CHAT_ROLES = {"system", "user", "assistant"}
+ROLE_HINTS = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant"}
+
+
+class _Collector:
+    def __init__(self, file: str):
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, code: str, line: int | None, field: str | None, message: str, hint: str = ""):
+        self.problems.append(Problem(code, self.file, line, field, message, hint))
+
+    @property
+    def full(self) -> bool:
+        return len(self.problems) >= MAX_PROBLEMS
+
+
+def load_dataset(path: str | Path, *, min_examples: int = 1) -> Dataset:
+    """Read a JSONL data file into a Dataset, or raise DataError listing every problem."""
+    path = Path(path)
+    name = str(path)
+    if not path.is_file():
+        raise DataError([Problem("file_not_found", name, None, None, "no such file", "check the path (paths in an experiment file are relative to it)")])
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DataError([Problem("file_too_large", name, None, None, f"file is {size / 2**20:.0f} MiB, over the {MAX_FILE_BYTES // 2**20} MiB limit", "split it or sample it")])
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # a UTF-8 byte-order mark is accepted
+    problems = _Collector(name)
+    examples: list[Example] = []
+    instructions: set[str | None] = set()
+    formats: dict[str, int] = {}
+    if raw.lstrip().startswith(b"["):
+        problems.add("json_array", 1, None, "the file is a JSON array, but a .jsonl file holds one JSON object per line", "write one object per line (e.g. jq -c '.[]' file.json > file.jsonl)")
+        raise DataError(problems.problems)
+    for number, line_bytes in enumerate(raw.split(b"\n"), start=1):
+        if problems.full:
+            break
+        line_bytes = line_bytes.rstrip(b"\r")  # CRLF line ends are accepted
+        if not line_bytes.strip():
+            continue
+        try:
+            text = line_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problems.add("invalid_utf8", number, None, f"invalid UTF-8 at byte {exc.start}", "save the file as UTF-8")
+            continue
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.add("invalid_json", number, None, f"not valid JSON ({exc.msg} at column {exc.colno})", "fix the line or remove it")
+            continue
+        if not isinstance(record, dict):
+            problems.add("not_an_object", number, None, f"expected a JSON object, got {type(record).__name__}", 'write {"input": ..., "output": ...}')
+            continue
+        parsed = _parse_record(record, number, problems)
+        if parsed is None:
+            continue
+        fmt, example, instruction = parsed
+        formats.setdefault(fmt, number)
+        instructions.add(instruction)
+        examples.append(example)
+    if len(formats) > 1:
+        first, second = sorted(formats.items(), key=lambda kv: kv[1])[:2]
+        problems.add("mixed_formats", second[1], None, f"line {first[1]} is in the '{first[0]}' format but this line is '{second[0]}'", "use one format per file")
+    if not problems.problems and len(examples) < min_examples:
+        what = "the file is empty" if not examples else f"{len(examples)} examples, fewer than the minimum of {min_examples}"
+        problems.add("too_few_examples", None, None, what, "add labeled examples")
+    if problems.problems:
+        raise DataError(problems.problems, truncated=problems.full)
+    warnings = _duplicate_warnings(examples, name)
+    instruction = next(iter(instructions)) if len(instructions) == 1 else None
+    return Dataset(examples, source=name, instruction=instruction, warnings=warnings)
+
+
+def _parse_record(record: dict, number: int, problems: _Collector):
+    if "messages" in record:
+        return _parse_chat(record["messages"], number, problems)
+    for fmt, (in_key, out_key) in {"input_output": ("input", "output"), "prompt_completion": ("prompt", "completion")}.items():
+        if in_key in record or out_key in record:
+            ok = True
+            values = {}
+            for key in (in_key, out_key):
+                value = record.get(key)
+                if key not in record:
+                    problems.add("missing_field", number, key, f"field '{key}' is missing", f"every line needs '{in_key}' and '{out_key}'")
+                    ok = False
+                elif not isinstance(value, str):
+                    problems.add("wrong_type", number, key, f"expected a string, got {_type_name(value)}", "write the value as a JSON string")
+                    ok = False
+                elif not value.strip():
+                    problems.add("empty_field", number, key, "is empty", "fill it or remove the line")
+                    ok = False
+                values[key] = value
+            if not ok:
+                return None
+            return fmt, Example(values[in_key], values[out_key].strip(), number), None
+    keys = ", ".join(sorted(record)) or "none"
+    problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion' or 'messages' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
+    return None
+
+
+def _parse_chat(messages, number: int, problems: _Collector):
+    if not isinstance(messages, list) or not messages:
+        problems.add("wrong_type", number, "messages", f"expected a non-empty list of messages, got {_type_name(messages)}", 'write "messages": [{"role": "user", "content": ...}, ...]')
+        return None
+    ok = True
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            problems.add("wrong_type", number, f"messages[{i}]", f"expected an object, got {_type_name(message)}", 'write {"role": ..., "content": ...}')
+            ok = False
+            continue
+        role, content = message.get("role"), message.get("content")
+        if role not in CHAT_ROLES:
+            hint = f"use '{ROLE_HINTS[role]}' instead of '{role}'" if role in ROLE_HINTS else "roles are system, user and assistant"
+            problems.add("unknown_role", number, f"messages[{i}].role", f"unknown role {role!r}", hint)
+            ok = False
+        if not isinstance(content, str):
+            problems.add("wrong_type", number, f"messages[{i}].content", f"expected a string, got {_type_name(content)}", "write the content as a JSON string")
+            ok = False
+    if not ok:
+        return None
+    roles = [m["role"] for m in messages]
+    if "assistant" not in roles:
+        problems.add("no_assistant", number, "messages", "no assistant message: nothing to learn from", "end each conversation with the assistant's answer")
+        return None
+    last_assistant = len(roles) - 1 - roles[::-1].index("assistant")
+    users = [i for i in range(last_assistant) if roles[i] == "user"]
+    if len(users) != 1 or any(r == "assistant" for r in roles[:last_assistant]):
+        problems.add("multi_turn", number, "messages", "only single-turn conversations (optional system, one user, one assistant) are supported", "split the conversation into one example per turn")
+        return None
+    systems = [m["content"] for m in messages if m["role"] == "system"]
+    user = messages[users[0]]["content"]
+    answer = messages[last_assistant]["content"]
+    field_path = f"messages[{last_assistant}].content"
+    if not answer.strip():
+        problems.add("empty_field", number, field_path, "the assistant answer is empty", "fill it or remove the line")
+        return None
+    if not user.strip():
+        problems.add("empty_field", number, f"messages[{users[0]}].content", "the user message is empty", "fill it or remove the line")
+        return None
+    return "chat", Example(user, answer.strip(), number), (systems[0] if systems else None)
+
+
+def _duplicate_warnings(examples: list[Example], name: str) -> list[str]:
+    seen: dict[tuple[str, str], int] = {}
+    warnings = []
+    for e in examples:
+        key = (e.input.strip(), e.output)
+        if key in seen:
+            warnings.append(f"{name} line {e.line}: duplicate of line {seen[key]}")
+        else:
+            seen[key] = e.line
+    return warnings
+
+
+def _type_name(value) -> str:
+    return "null" if value is None else {"str": "string", "int": "number", "float": "number", "bool": "boolean", "list": "list", "dict": "object"}.get(type(value).__name__, type(value).__name__)

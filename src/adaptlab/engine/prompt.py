@@ -1,0 +1,61 @@
+"""Chat prompts as token ids, in the model's own chat template.
+
+Text from the data never becomes a control token: each message's content is
+tokenized with special tokens split, so `<|im_end|>` typed by a user stays text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from adaptlab.data import Example
+from adaptlab.task import Task
+
+_SLOT = "\u27e6slot{}\u27e7"  # placeholders no real text contains: ⟦slot0⟧
+_SLOT_RE = re.compile("\u27e6slot(\\d+)\u27e7")
+
+
+def system_text(task: Task) -> str:
+    """The system turn: the instruction, plus the label set for classification."""
+    if task.kind == "classify":
+        return f"{task.instruction}\nAnswer with exactly one label from: {', '.join(task.labels)}."
+    return task.instruction
+
+
+def build_messages(task: Task, shots: list[Example], query: str) -> list[dict]:
+    """System turn, then each shot as a user/assistant pair, then the query."""
+    messages = [{"role": "system", "content": system_text(task)}]
+    for shot in shots:
+        messages += [{"role": "user", "content": shot.input}, {"role": "assistant", "content": shot.output}]
+    messages.append({"role": "user", "content": query})
+    return messages
+
+
+def encode_messages(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of `messages` followed by the assistant's generation header."""
+    slotted = [{**m, "content": _SLOT.format(i)} for i, m in enumerate(messages)]
+    rendered = tokenizer.apply_chat_template(slotted, tokenize=False, add_generation_prompt=True)
+    ids: list[int] = []
+    pos = 0
+    for match in _SLOT_RE.finditer(rendered):
+        ids += _template_ids(tokenizer, rendered[pos : match.start()])
+        ids += encode_text(tokenizer, messages[int(match.group(1))]["content"])
+        pos = match.end()
+    ids += _template_ids(tokenizer, rendered[pos:])
+    return ids
+
+
+def encode_text(tokenizer, text: str) -> list[int]:
+    """Plain text to ids; special-token strings inside it are split into ordinary tokens."""
+    if not text:
+        return []
+    return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+
+
+def encode_answer(tokenizer, answer: str, eot_id: int) -> list[int]:
+    """The assistant's answer as it is trained on and scored: its text, then end of turn."""
+    return encode_text(tokenizer, answer) + [eot_id]
+
+
+def _template_ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []

@@ -1,0 +1,70 @@
+"""`evaluate`: fit a strategy, run its solver on the test rows, and measure everything."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from adaptlab.data import Dataset
+from adaptlab.evaluation.metrics import bootstrap_ci, row_scores, task_metrics
+from adaptlab.evaluation.resources import PeakRss
+from adaptlab.solver import Progress, Solver, Strategy
+from adaptlab.task import Task
+
+
+@dataclass
+class Evaluation:
+    """What one strategy scored on the test set, and what it cost."""
+
+    name: str
+    metrics: dict[str, float]
+    ci95: dict[str, tuple[float, float]]
+    latency_ms_mean: float
+    latency_ms_p95: float
+    prompt_tokens_mean: float
+    completion_tokens_mean: float
+    fit_seconds: float
+    peak_rss_mb: float
+    scores: list[float]  # headline metric per test row, for paired comparisons
+    predictions: list[dict]
+    labels_predicted: int | None = None  # classify: distinct labels among the predictions
+    top_label_share: float | None = None  # classify: share of the most frequent prediction
+    solver: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "scores"}
+        out["ci95"] = {k: list(v) for k, v in self.ci95.items()}
+        return out
+
+
+def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_progress: Progress | None = None, predict_progress: Progress | None = None) -> tuple[Evaluation, Solver]:
+    """Fit `strategy` on `train`, predict every `test` row, and measure quality and cost."""
+    with PeakRss() as rss:
+        start = time.perf_counter()
+        solver = strategy.fit(task, train, fit_progress)
+        fit_seconds = time.perf_counter() - start
+        predictions = solver.predict(test.inputs, predict_progress)
+    expected = test.outputs
+    predicted = [p.output for p in predictions]
+    scores = row_scores(task.kind, expected, predicted)
+    latency = np.array([p.seconds for p in predictions]) * 1000
+    counts = Counter(predicted)
+    return Evaluation(
+        name=strategy.name,
+        metrics=task_metrics(task.kind, expected, predicted, list(task.labels)),
+        ci95={task.metric: bootstrap_ci(scores)},
+        latency_ms_mean=float(latency.mean()),
+        latency_ms_p95=float(np.percentile(latency, 95)),
+        prompt_tokens_mean=float(np.mean([p.prompt_tokens for p in predictions])),
+        completion_tokens_mean=float(np.mean([p.completion_tokens for p in predictions])),
+        fit_seconds=fit_seconds,
+        peak_rss_mb=rss.peak_mb,
+        scores=scores.tolist(),
+        predictions=[{"input": e.input, "expected": e.output, "predicted": p.output, "line": e.line, "shots": p.shots} for e, p in zip(test, predictions)],
+        labels_predicted=len(counts) if task.kind == "classify" else None,
+        top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if task.kind == "classify" and predicted else None,
+        solver=solver.describe(),
+    ), solver

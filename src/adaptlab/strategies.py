@@ -1,0 +1,21 @@
+"""From a strategy's config to the Strategy object; the one place that knows every kind."""
+
+from __future__ import annotations
+
+from adaptlab.config import FewShotConfig, LoraConfig, StrategyConfig, ZeroShotConfig
+from adaptlab.models import BaseModel
+from adaptlab.solver import Strategy
+
+
+def make_strategy(config: StrategyConfig, base: BaseModel, seed: int, on_step=None) -> Strategy:
+    """The Strategy a config entry names; `on_step` receives training progress."""
+    from adaptlab.finetune import Lora
+    from adaptlab.icl import FewShot, ZeroShot
+
+    if isinstance(config, ZeroShotConfig):
+        return ZeroShot(base)
+    if isinstance(config, FewShotConfig):
+        return FewShot(base, k=config.k, selector=config.selector, seed=seed)
+    if isinstance(config, LoraConfig):
+        return Lora(base, config, seed=seed, on_step=on_step)
+    raise TypeError(f"no strategy for {config!r}")

@@ -1,0 +1,63 @@
+"""`Task`: what the adapted model must do, and how to tell from the data."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+from adaptlab.data import Dataset
+from adaptlab.errors import DataError, Problem
+
+Kind = Literal["classify", "generate"]
+
+# Outputs "drawn from a small repeated set": at most this many distinct values,
+# each seen at least twice on average, each short and on one line.
+MAX_LABELS = 100
+MAX_LABEL_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named task with its instruction, kind, and label set (classify only).
+
+    >>> Task("sentiment", "Is the review positive or negative?", "classify", ("negative", "positive")).metric
+    'accuracy'
+    """
+
+    name: str
+    instruction: str
+    kind: Kind
+    labels: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def metric(self) -> str:
+        """The headline metric used to rank strategies."""
+        return "accuracy" if self.kind == "classify" else "chrf"
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
+
+
+def infer_kind(train: Dataset) -> Kind:
+    """`classify` when outputs come from a small repeated set of short labels, else `generate`."""
+    counts = Counter(train.outputs)
+    short = all(len(o) <= MAX_LABEL_CHARS and "\n" not in o for o in counts)
+    repeated = len(counts) <= MAX_LABELS and len(train) >= 2 * len(counts)
+    return "classify" if short and repeated and len(counts) >= 2 else "generate"
+
+
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None) -> Task:
+    """Build the Task, inferring its kind from `train`; a test label unseen in train is an error."""
+    kind = kind or infer_kind(train)
+    if kind == "generate":
+        return Task(name, instruction, "generate")
+    labels = tuple(sorted(set(train.outputs)))
+    unknown = [e for e in test if e.output not in set(labels)]
+    if unknown:
+        problems = [
+            Problem("unknown_label", test.source, e.line, "output", f"label {e.output!r} does not occur in the training data", "add training examples with this label, or fix its spelling")
+            for e in unknown[:100]
+        ]
+        raise DataError(problems, truncated=len(unknown) > 100)
+    return Task(name, instruction, "classify", labels)

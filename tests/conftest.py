@@ -1,0 +1,111 @@
+"""Shared fixtures: a tiny random llama model with a real chat template, built in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+CORPUS = [
+    "my card has not arrived yet", "where is my new card", "I lost my card", "someone stole my card",
+    "the ATM swallowed my card", "my card does not work", "card_arrival lost_or_stolen_card card_swallowed",
+    "positive negative neutral", "the quick brown fox jumps over the lazy dog", "Answer with exactly one label from:",
+]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    """Every test gets its own ADAPTLAB_HOME."""
+    monkeypatch.setenv("ADAPTLAB_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A 2-layer, hidden-16 llama with a byte-level BPE tokenizer and a ChatML template, saved as a HF folder."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-model")
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(CORPUS * 5, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def tiny_base(tiny_model_dir):
+    """A freshly loaded tiny BaseModel (LoRA fits mutate it, so each test gets its own)."""
+    from adaptlab.models import load_base_model
+
+    return load_base_model(str(tiny_model_dir), device="cpu")
+
+
+class HashEmbedder:
+    """A deterministic stand-in for the sentence embedder: normalised character-trigram counts."""
+
+    def encode(self, texts):
+        out = np.zeros((len(texts), 64), dtype=np.float32)
+        for i, text in enumerate(texts):
+            t = f"  {text.lower()}  "
+            for j in range(len(t) - 2):
+                out[i, sum(map(ord, t[j : j + 3])) % 64] += 1
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+
+@pytest.fixture
+def hash_embedder():
+    return HashEmbedder()
+
+
+CARD_ROWS = [
+    ("my card has not arrived yet", "card_arrival"), ("where is my new card", "card_arrival"),
+    ("still waiting for my card", "card_arrival"), ("when will the card come", "card_arrival"),
+    ("I lost my card", "lost_or_stolen_card"), ("someone stole my card", "lost_or_stolen_card"),
+    ("my wallet was stolen with the card", "lost_or_stolen_card"), ("cannot find my card anywhere", "lost_or_stolen_card"),
+    ("the ATM swallowed my card", "card_swallowed"), ("machine kept my card", "card_swallowed"),
+    ("ATM did not return the card", "card_swallowed"), ("cash machine ate my card", "card_swallowed"),
+]
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def card_experiment(tmp_path, tiny_model_dir) -> Path:
+    """A small classify experiment on the tiny model: 12 training rows, 6 test rows, three strategies."""
+    write_jsonl(tmp_path / "train.jsonl", CARD_ROWS)
+    write_jsonl(tmp_path / "test.jsonl", [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed"), ("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")])
+    (tmp_path / "experiment.yaml").write_text(
+        f"""task: {{name: cards, instruction: "Route the message."}}
+data: {{train: train.jsonl, test: test.jsonl}}
+model: {tiny_model_dir}
+strategies:
+  - name: zero_shot
+  - {{name: few_shot, k: 2, selector: random}}
+  - {{name: lora, epochs: 2, batch_size: 4, learning_rate: 0.01, bf16: false}}
+""",
+        encoding="utf-8",
+    )
+    return tmp_path / "experiment.yaml"
