@@ -44,12 +44,14 @@ def test_common_prefix():
     assert common_prefix([]) == []
 
 
-@pytest.mark.parametrize("queries", [["my card never came", "ATM kept it", "lost it"], ["only one query"]])
+@pytest.mark.parametrize("queries", [["my card never came", "ATM kept it", "lost it"], ["only one query"], ["a", "a much longer query about where my new card is", "mid length query"]])
 def test_cached_label_scores_match_naive(tiny_base, queries):
     tok = tiny_base.tokenizer
     prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in queries]
     labels = [encode_answer(tok, lab, tiny_base.eot_id) for lab in TASK.labels]
     scores, lengths, seconds = label_logprobs(tiny_base.model, prompts, labels, "cpu")
+    one_by_one = label_logprobs(tiny_base.model, prompts, labels, "cpu", max_rows=1)[0]
+    assert abs(scores - one_by_one).max() < 1e-4
     for q, prompt in enumerate(prompts):
         for j, label in enumerate(labels):
             assert scores[q, j] == pytest.approx(naive_logprob(tiny_base.model, prompt, label), abs=1e-4)

@@ -106,12 +106,17 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     return config
 
 
+STRATEGY_NAMES = ("zero_shot", "few_shot", "lora")
+
+
 def _describe(error: dict) -> str:
-    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in error["loc"]).replace(".[", "[")
+    # pydantic puts the union's tag in the path (strategies.0.lora.r); users wrote strategies[0].r
+    parts = [p for i, p in enumerate(error["loc"]) if not (p in STRATEGY_NAMES and i and isinstance(error["loc"][i - 1], int))]
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in parts).replace(".[", "[")
     if error["type"] == "extra_forbidden":
         return f"  - unknown key '{loc}'; remove it or check its spelling"
     if error["type"] == "union_tag_invalid":
-        return f"  - '{loc}.name' must be one of zero_shot, few_shot, lora; got {error.get('input', {}).get('name')!r}" if isinstance(error.get("input"), dict) else f"  - '{loc}': {error['msg']}"
+        return f"  - '{loc}.name' must be one of {', '.join(STRATEGY_NAMES)}; got {error.get('input', {}).get('name')!r}" if isinstance(error.get("input"), dict) else f"  - '{loc}': {error['msg']}"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f", got {value!r}"
     return f"  - '{loc}': {error['msg']}{shown}"

@@ -6,6 +6,7 @@ Nothing heavy is imported here, so `adaptlab --help` never loads torch.
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.console import Console
@@ -31,10 +32,12 @@ from adaptlab.cli import compare as _compare  # noqa: E402,F401  (registers the 
 
 def main() -> None:
     """Entry point: run the app; adaptlab's own errors become a message and an exit code."""
+    # Libraries' deprecation notices are for adaptlab's developers, not its users.
+    warnings.filterwarnings("ignore", category=FutureWarning)
     try:
         app()
     except AdaptlabError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

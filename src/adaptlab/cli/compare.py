@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -20,7 +21,7 @@ def compare(
     from adaptlab.experiment import run_compare
 
     results, run_dir = run_compare(experiment, out, console=err)
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(results_table(results))
     rec = results["recommendation"]
     console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")
@@ -35,24 +36,16 @@ def results_table(results: dict) -> Table:
     """One row per strategy: quality with its 95% interval, then time, tokens and memory."""
     task = results["task"]
     metric = task["metric"]
-    names = ["accuracy", "macro_f1"] if task["kind"] == "classify" else ["chrf", "exact_match"]
-    table = Table(title=f"{task['name']} ({task['kind']}, {len(results['strategies'][0]['predictions'])} test rows)")
-    table.add_column("strategy")
-    for name in names:
-        table.add_column(name + (" [95% CI]" if name == metric else ""), justify="right")
-    if task["kind"] == "classify":
-        table.add_column("labels used", justify="right")
-    for col in ("fit s", "ms/query", "prompt tok", "peak RSS MB"):
-        table.add_column(col, justify="right")
+    classify = task["kind"] == "classify"
+    other = "macro_f1" if classify else "exact_match"
+    digits = 3 if classify else 1  # accuracy is a fraction; chrF is on a 0-100 scale
+    table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), (other, "right")] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right")]:
+        table.add_column(name, justify=justify)
     for s in results["strategies"]:
-        cells = [s["name"]]
-        for name in names:
-            value = f"{s['metrics'][name]:.3f}" if name != "chrf" else f"{s['metrics'][name]:.1f}"
-            if name == metric:
-                lo, hi = s["ci95"][metric]
-                value += f" [{lo:.2f}-{hi:.2f}]" if name != "chrf" else f" [{lo:.1f}-{hi:.1f}]"
-            cells.append(value)
-        if task["kind"] == "classify":
+        lo, hi = s["ci95"][metric]
+        cells = [s["name"], f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
+        if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}"]
         table.add_row(*cells)

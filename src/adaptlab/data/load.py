@@ -99,7 +99,7 @@ def _parse_record(record: dict, number: int, problems: _Collector):
             for key in (in_key, out_key):
                 value = record.get(key)
                 if key not in record:
-                    problems.add("missing_field", number, key, f"field '{key}' is missing", f"every line needs '{in_key}' and '{out_key}'")
+                    problems.add("missing_field", number, key, "is missing", f"every line needs '{in_key}' and '{out_key}'")
                     ok = False
                 elif not isinstance(value, str):
                     problems.add("wrong_type", number, key, f"expected a string, got {_type_name(value)}", "write the value as a JSON string")

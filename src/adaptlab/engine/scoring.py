@@ -30,12 +30,15 @@ def common_prefix(sequences: list[list[int]]) -> list[int]:
     return first[:n]
 
 
-def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], device: str, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], device: str, progress: Progress | None = None, max_rows: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed log-probability of each label's ids after each prompt.
 
-    Returns (scores [queries, labels], label lengths [labels], seconds per
-    query); divide scores by lengths for the length-normalised choice. The shared
-    prefix's one-off cost is counted in the first query's seconds.
+    Queries are scored in groups of about `max_rows` / labels: one pass runs the
+    group's prompts (right-padded) on the shared prefix's cache, a second runs
+    every (query, label) pair on its query's cache, masking the query padding.
+    Returns (scores [queries, labels], label lengths [labels], seconds per query);
+    divide scores by lengths for the length-normalised choice. Queries of a group
+    share its wall time; the shared prefix's one-off cost goes to the first group.
     """
     import torch
 
@@ -51,25 +54,32 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
     lengths = np.array([len(ids) for ids in labels], dtype=np.float64)
     scores = np.zeros((len(prompts), n_labels))
     seconds = np.zeros(len(prompts))
+    group_size = max(1, max_rows // n_labels)
     clock = time.perf_counter()
 
     with torch.inference_mode():
         prefix = None
         if shared:
             _, prefix = run_with_cache(model, torch.tensor([shared], device=device), logits_to_keep=1)
-        for q, prompt in enumerate(prompts):
-            rest = torch.tensor([prompt[len(shared) :]], device=device)
-            out, query_kv = run_with_cache(model, rest, prefix, len(shared), logits_to_keep=1)
-            first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)[label_ids[:, 0]]
-            total = first.clone()
+        for start in range(0, len(prompts), group_size):
+            rests = [p[len(shared) :] for p in prompts[start : start + group_size]]
+            n, longest = len(rests), max(len(r) for r in rests)
+            ids = torch.tensor([r + [pad] * (longest - len(r)) for r in rests], device=device)
+            last = [len(r) - 1 for r in rests]
+            keep = sorted(set(last))  # the output layer runs only where a label's first token is predicted
+            out, query_kv = run_with_cache(model, ids, prefix, len(shared), logits_to_keep=torch.tensor(keep, device=device))
+            first_logits = out.logits[torch.arange(n), torch.tensor([keep.index(i) for i in last])]
+            total = torch.log_softmax(first_logits.float(), dim=-1)[:, label_ids[:, 0]]  # [n, labels]
             if width > 1:
-                out, _ = run_with_cache(model, label_ids[:, :-1], query_kv, len(prompt))
-                logp = torch.log_softmax(out.logits.float(), dim=-1)
-                rest_lp = logp.gather(-1, label_ids[:, 1:, None])[..., 0]
-                total += (rest_lp * label_mask[:, 1:]).sum(dim=1)
-            scores[q] = total.cpu().numpy()
+                seen = torch.tensor([[1] * (len(shared) + len(r)) + [0] * (longest - len(r)) + [1] * (width - 1) for r in rests], device=device)
+                pair_kv = [(k.repeat_interleave(n_labels, 0), v.repeat_interleave(n_labels, 0)) for k, v in query_kv]
+                begin = torch.tensor([len(shared) + len(r) for r in rests], device=device).repeat_interleave(n_labels)
+                out, _ = run_with_cache(model, label_ids[:, :-1].repeat(n, 1), pair_kv, begin, attention_mask=seen.repeat_interleave(n_labels, 0))
+                logp = torch.log_softmax(out.logits.float(), dim=-1).gather(-1, label_ids[:, 1:, None].repeat(n, 1, 1))[..., 0]
+                total = total + (logp * label_mask[:, 1:].repeat(n, 1)).sum(dim=1).view(n, n_labels)
+            scores[start : start + n] = total.cpu().numpy()
             now = time.perf_counter()
-            seconds[q], clock = now - clock, now
+            seconds[start : start + n], clock = (now - clock) / n, now
             if progress:
-                progress(1)
+                progress(n)
     return scores, lengths, seconds

@@ -1,0 +1,53 @@
+"""The command line: help without torch, compare end to end on the tiny model, clear errors."""
+
+import json
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from adaptlab.cli import app
+from adaptlab.errors import ConfigError
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from adaptlab.cli import app; from typer.testing import CliRunner; r = CliRunner().invoke(app, ['--help']); r2 = CliRunner().invoke(app, ['compare', '--help']); print(r.exit_code, r2.exit_code, 'torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["0", "0", "False"]
+
+
+def test_compare_end_to_end(card_experiment, tmp_path):
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["compare", str(card_experiment), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Recommendation:" in result.stdout and "zero_shot" in result.stdout and "lora" in result.stdout
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"]["kind"] == "classify" and len(results["task"]["labels"]) == 3
+    assert [s["name"] for s in results["strategies"]] == ["zero_shot", "few_shot", "lora"]
+    for s in results["strategies"]:
+        assert set(s["metrics"]) == {"accuracy", "macro_f1"} and 0 <= s["metrics"]["accuracy"] <= 1
+        assert s["latency_ms_mean"] > 0 and s["prompt_tokens_mean"] > 0 and s["peak_rss_mb"] > 0
+        assert len(s["predictions"]) == 6 and set(s["predictions"][0]) >= {"input", "expected", "predicted"}
+        # accuracy is what the predictions say it is
+        hits = sum(p["expected"] == p["predicted"] for p in s["predictions"])
+        assert s["metrics"]["accuracy"] == hits / 6
+    assert results["strategies"][2]["fit_seconds"] > results["strategies"][0]["fit_seconds"]
+    assert results["recommendation"]["choice"] in {"zero_shot", "few_shot", "lora"} and results["recommendation"]["reasons"]
+    assert (out / "experiment.yaml").is_file() and (out / "solvers" / "lora" / "adapter_model.safetensors").is_file()
+
+
+def test_unknown_key_exits_2_naming_it(tmp_path):
+    (tmp_path / "e.yaml").write_text("task: {name: t, instruction: x}\ndata: {train: a, test: b}\nstrategies: [{name: zero_shot, temperature: 0}]\n")
+    result = runner.invoke(app, ["compare", str(tmp_path / "e.yaml")])
+    # the runner does not go through main(), which maps the exception to exit 2
+    assert isinstance(result.exception, ConfigError) and result.exception.exit_code == 2
+    assert "unknown key 'strategies[0].temperature'" in str(result.exception)
+
+
+def test_main_turns_data_errors_into_exit_2_with_the_line(card_experiment, tmp_path):
+    (card_experiment.parent / "train.jsonl").write_text('{"input": "a", "output": "x"}\n{"input": "b"}\n')
+    proc = subprocess.run([sys.executable, "-c", "from adaptlab.cli import main; main()", "compare", str(card_experiment)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "train.jsonl line 2: field 'output'" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,116 @@
+"""Data loading: every bad-input case gets a problem with code, line and field; nothing else escapes."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adaptlab.data import load_dataset
+from adaptlab.errors import DataError
+
+
+def write(tmp_path, content, name="data.jsonl"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+def problems(path):
+    with pytest.raises(DataError) as info:
+        load_dataset(path)
+    return info.value.problems
+
+
+def test_reads_input_output_and_prompt_completion(tmp_path):
+    ds = load_dataset(write(tmp_path, '{"input": "a", "output": "x"}\n\n{"input": "b", "output": " y "}\n'))
+    assert [(e.input, e.output, e.line) for e in ds] == [("a", "x", 1), ("b", "y", 3)]
+    ds = load_dataset(write(tmp_path, '{"prompt": "a", "completion": "x"}\n'))
+    assert ds.outputs == ["x"]
+
+
+def test_reads_openai_chat_with_system_as_instruction(tmp_path):
+    line = {"messages": [{"role": "system", "content": "Classify."}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "greeting"}]}
+    ds = load_dataset(write(tmp_path, json.dumps(line) + "\n"))
+    assert ds.inputs == ["hi"] and ds.outputs == ["greeting"] and ds.instruction == "Classify."
+
+
+def test_bom_and_crlf_are_accepted(tmp_path):
+    ds = load_dataset(write(tmp_path, b'\xef\xbb\xbf{"input": "a", "output": "x"}\r\n{"input": "b", "output": "y"}\r\n'))
+    assert ds.outputs == ["x", "y"]
+
+
+def test_every_broken_line_is_reported_with_its_number(tmp_path):
+    content = '{"input": "a", "output": "x"}\n{"input": "b", "output": "y",}\n[1, 2]\n{"input": "c"}\n{"input": 3, "output": "z"}\n{"input": "d", "output": "  "}\n'
+    found = {(p.code, p.line, p.field) for p in problems(write(tmp_path, content))}
+    assert found == {("invalid_json", 2, None), ("not_an_object", 3, None), ("missing_field", 4, "output"), ("wrong_type", 5, "input"), ("empty_field", 6, "output")}
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    (p,) = problems(write(tmp_path, b'{"input": "a", "output": "x"}\n{"input": "\xff", "output": "y"}\n'))
+    assert (p.code, p.line) == ("invalid_utf8", 2)
+
+
+def test_json_array_file_gets_a_hint(tmp_path):
+    (p,) = problems(write(tmp_path, '[{"input": "a", "output": "x"}]'))
+    assert p.code == "json_array" and "one JSON object per line" in p.message
+
+
+def test_empty_file_and_missing_file(tmp_path):
+    assert problems(write(tmp_path, ""))[0].code == "too_few_examples"
+    assert problems(tmp_path / "nope.jsonl")[0].code == "file_not_found"
+
+
+@pytest.mark.parametrize(
+    "messages, code, field",
+    [
+        ([{"role": "human", "content": "hi"}, {"role": "gpt", "content": "x"}], "unknown_role", "messages[0].role"),
+        ([{"role": "user", "content": ["a"]}, {"role": "assistant", "content": "x"}], "wrong_type", "messages[0].content"),
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": None}], "wrong_type", "messages[1].content"),
+        ([{"role": "user", "content": "hi"}], "no_assistant", "messages"),
+        ([{"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}], "empty_field", "messages[1].content"),
+        ("not a list", "wrong_type", "messages"),
+    ],
+)
+def test_chat_problems(tmp_path, messages, code, field):
+    found = problems(write(tmp_path, json.dumps({"messages": messages}) + "\n"))
+    assert (found[0].code, found[0].line, found[0].field) == (code, 1, field)
+
+
+def test_unknown_role_hint_maps_sharegpt_names(tmp_path):
+    found = problems(write(tmp_path, json.dumps({"messages": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "x"}]}) + "\n"))
+    assert "'user'" in found[0].hint
+
+
+def test_mixed_formats_in_one_file(tmp_path):
+    chat = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}
+    found = problems(write(tmp_path, '{"input": "a", "output": "x"}\n' + json.dumps(chat) + "\n"))
+    assert (found[0].code, found[0].line) == ("mixed_formats", 2)
+
+
+def test_problems_are_capped_at_100(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_dataset(write(tmp_path, "{bad\n" * 250))
+    assert len(info.value.problems) == 100 and info.value.truncated
+
+
+def test_duplicates_are_a_warning_not_an_error(tmp_path):
+    ds = load_dataset(write(tmp_path, '{"input": "a", "output": "x"}\n{"input": "a", "output": "x"}\n'))
+    assert len(ds) == 2 and "line 2: duplicate of line 1" in ds.warnings[0]
+
+
+def test_content_hash_ignores_format(tmp_path):
+    a = load_dataset(write(tmp_path, '{"input": "a", "output": "x"}\n', "a.jsonl"))
+    b = load_dataset(write(tmp_path, '{"prompt": "a", "completion": "x"}\r\n', "b.jsonl"))
+    assert a.content_hash == b.content_hash
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.lists(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["input", "output", "messages", "role", "content", "prompt"]), c, max_size=4), max_leaves=8), max_size=4).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode())))
+def test_any_bytes_give_a_dataset_or_a_data_error(tmp_path_factory, content):
+    path = tmp_path_factory.mktemp("fuzz") / "data.jsonl"
+    path.write_bytes(content)
+    try:
+        load_dataset(path)
+    except DataError as exc:
+        assert exc.problems and all(p.code and p.file for p in exc.problems)

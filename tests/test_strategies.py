@@ -1,0 +1,110 @@
+"""Every strategy through the one Solver contract on the tiny model: fit, predict, save."""
+
+import json
+
+import pytest
+
+from adaptlab.config import LoraConfig
+from adaptlab.data import Dataset, Example
+from adaptlab.finetune import Lora
+from adaptlab.icl import FewShot, ZeroShot
+from adaptlab.icl.selectors import SimilarSelector
+from adaptlab.task import make_task
+
+from conftest import CARD_ROWS
+
+TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
+TEST = Dataset([Example("my card never came", "card_arrival", 1), Example("the ATM kept it", "card_swallowed", 2)], source="test.jsonl")
+TASK = make_task("cards", "Route the message.", TRAIN, TEST)
+FAST_LORA = LoraConfig(name="lora", epochs=3, batch_size=4, learning_rate=0.02, bf16=False)
+
+
+def strategies(base, embedder):
+    return {
+        "zero_shot": ZeroShot(base),
+        "few_shot_random": FewShot(base, k=3, selector="random", seed=1),
+        "few_shot_similar": FewShot(base, k=3, selector="similar", embedder=embedder),
+        "lora": Lora(base, FAST_LORA, seed=0),
+    }
+
+
+@pytest.mark.parametrize("which", ["zero_shot", "few_shot_random", "few_shot_similar", "lora"])
+def test_solver_contract(tiny_base, hash_embedder, tmp_path, which):
+    solver = strategies(tiny_base, hash_embedder)[which].fit(TASK, TRAIN)
+    predictions = solver.predict(TEST.inputs)
+    assert len(predictions) == 2
+    for p in predictions:
+        assert p.output in TASK.labels and p.prompt_tokens > 0 and p.seconds > 0
+    assert [p.shots for p in predictions] == [0 if which in ("zero_shot", "lora") else 3] * 2
+    solver.save(tmp_path / which)
+    info = json.loads((tmp_path / which / "solver.json").read_text())
+    assert info["strategy"] == solver.strategy and info["task"]["labels"] == list(TASK.labels)
+
+
+def test_few_shot_prompts_are_longer_than_zero_shot(tiny_base):
+    zero = ZeroShot(tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    few = FewShot(tiny_base, k=3, selector="random").fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    assert all(len(f) > len(z) for f, z in zip(few, zero))
+
+
+def test_similar_selector_picks_nearest(hash_embedder):
+    pool = [Example("the ATM swallowed my card", "card_swallowed"), Example("I lost my card", "lost_or_stolen_card"), Example("where is my new card", "card_arrival")]
+    (chosen,) = SimilarSelector(pool, 1, hash_embedder).select(["ATM swallowed the card"])
+    assert chosen[0].output == "card_swallowed"
+
+
+def test_shots_are_dropped_not_cut_when_the_prompt_is_too_long(tiny_base):
+    tiny_base.context_length = 120  # room for the system turn, the query and about one shot
+    solver = FewShot(tiny_base, k=6, selector="random").fit(TASK, TRAIN)
+    prompts, counts = solver.prompts(TEST.inputs)
+    assert all(0 < c < 6 for c in counts) and all(len(p) <= 120 for p in prompts)
+
+
+def test_lora_learns_and_leaves_the_base_model_alone(tiny_base, tmp_path):
+    zero = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    before = zero.prompts(TEST.inputs)[0]
+    from adaptlab.engine.scoring import label_logprobs
+
+    base_scores = label_logprobs(tiny_base.model, before, zero._label_ids, "cpu")[0]
+    lora = Lora(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    losses = lora.details["training"]["epoch_losses"]
+    assert losses[-1] < losses[0]  # it learned the training set
+    # Zero-shot still runs on the untouched base weights (the adapter is switched off for it).
+    import torch
+
+    zero_after = [p.output for p in zero.predict(TEST.inputs)]
+    with torch.inference_mode():
+        assert zero_after == [TASK.labels[i] for i in base_scores.argmax(axis=1)]
+    lora.save(tmp_path / "lora")
+    assert {"adapter_config.json", "adapter_model.safetensors", "solver.json"} <= {p.name for p in (tmp_path / "lora").iterdir()}
+
+
+def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from adaptlab.engine.scoring import label_logprobs
+
+    solver = Lora(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    solver.save(tmp_path / "lora")
+    prompts = solver.prompts(TEST.inputs)[0]
+    ours = [p.output for p in solver.predict(TEST.inputs)]
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tmp_path / "lora").eval()
+    scores = label_logprobs(reloaded, prompts, solver._label_ids, "cpu")[0]
+    assert [TASK.labels[i] for i in scores.argmax(axis=1)] == ours
+
+
+def test_lora_training_is_deterministic_for_a_seed(tiny_model_dir):
+    from adaptlab.models import load_base_model
+
+    runs = [Lora(load_base_model(str(tiny_model_dir), "cpu"), FAST_LORA, seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_generate_task_predicts_text(tiny_base):
+    train = Dataset([Example(f"say {w}", f"{w} {w}", n + 1) for n, w in enumerate(["card", "lost", "atm", "new"])])
+    task = make_task("echo", "Repeat the word twice.", train, train, kind="generate")
+    solver = ZeroShot(tiny_base).fit(task, train)
+    solver.max_new_tokens = 5
+    predictions = solver.predict(train.inputs)
+    assert len(predictions) == 4 and all(isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions)

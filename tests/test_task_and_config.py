@@ -1,0 +1,57 @@
+"""Task inference and experiment-file validation."""
+
+import pytest
+
+from adaptlab.config import parse_experiment
+from adaptlab.data import Dataset, Example
+from adaptlab.errors import ConfigError, DataError
+from adaptlab.task import infer_kind, make_task
+
+
+def ds(pairs, source="x.jsonl"):
+    return Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(pairs)], source=source)
+
+
+def test_repeated_short_outputs_mean_classify():
+    train = ds([(f"q{i}", ["pos", "neg"][i % 2]) for i in range(10)])
+    assert infer_kind(train) == "classify"
+    assert make_task("t", "Do it.", train, ds([("q", "pos")])).labels == ("neg", "pos")
+
+
+def test_distinct_outputs_mean_generate():
+    assert infer_kind(ds([(f"q{i}", f"answer number {i}") for i in range(10)])) == "generate"
+    assert infer_kind(ds([(f"q{i}", "same") for i in range(10)])) == "generate"  # one label is no classification
+
+
+def test_unknown_test_label_names_the_line():
+    train = ds([(f"q{i}", ["pos", "neg"][i % 2]) for i in range(10)])
+    with pytest.raises(DataError) as info:
+        make_task("t", "Do it.", train, ds([("a", "pos"), ("b", "postive")], "test.jsonl"))
+    (p,) = info.value.problems
+    assert (p.code, p.file, p.line, p.field) == ("unknown_label", "test.jsonl", 2, "output")
+
+
+BASE = {"task": {"name": "t", "instruction": "Do it."}, "data": {"train": "a", "test": "b"}, "strategies": [{"name": "zero_shot"}]}
+
+
+def test_defaults_are_filled():
+    config = parse_experiment(BASE)
+    assert config.model == "smollm2-135m-instruct" and config.seed == 0
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"extra": 1}, "unknown key 'extra'"),
+        ({"strategies": [{"name": "few_shot", "k": 0}]}, "'strategies[0].k'"),
+        ({"strategies": [{"name": "few_shot", "kk": 3}]}, "unknown key 'strategies[0].kk'"),
+        ({"strategies": [{"name": "magic"}]}, "must be one of zero_shot, few_shot, lora; got 'magic'"),
+        ({"strategies": [{"name": "zero_shot"}, {"name": "zero_shot"}]}, "listed twice"),
+        ({"task": {"name": "Bad Name", "instruction": "x"}}, "'task.name'"),
+        ({"strategies": []}, "'strategies'"),
+    ],
+)
+def test_config_errors_name_the_key(change, expected):
+    with pytest.raises(ConfigError) as info:
+        parse_experiment({**BASE, **change}, "exp.yaml")
+    assert expected in str(info.value) and "exp.yaml" in str(info.value)
