@@ -51,3 +51,17 @@ def test_main_turns_data_errors_into_exit_2_with_the_line(card_experiment, tmp_p
     proc = subprocess.run([sys.executable, "-c", "from adaptlab.cli import main; main()", "compare", str(card_experiment)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "train.jsonl line 2: field 'output'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):
+    rows = [("say card", "card card"), ("say lost", "lost lost"), ("say atm", "atm atm"), ("say new", "new new")]
+    for name in ("train", "test"):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
+    (tmp_path / "e.yaml").write_text("task: {name: echo, instruction: Repeat the word twice.}\ndata: {train: train.jsonl, test: test.jsonl}\nmodel: no-such-model\nstrategies: [{name: zero_shot}]\n")
+    result = runner.invoke(app, ["compare", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "run"), "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert results["task"]["kind"] == "generate" and results["base_model"] == str(tiny_model_dir)
+    (s,) = results["strategies"]
+    assert set(s["metrics"]) == {"exact_match", "chrf"} and 0 <= s["metrics"]["chrf"] <= 100
+    assert "chrf" in result.stdout

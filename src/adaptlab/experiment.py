@@ -20,10 +20,15 @@ from adaptlab.home import adaptlab_home
 from adaptlab.task import make_task
 
 
-def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None) -> tuple[dict, Path]:
-    """Run the experiment file's strategies; returns results.json's content and the run folder."""
+def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None, model: str | None = None) -> tuple[dict, Path]:
+    """Run the experiment file's strategies; returns results.json's content and the run folder.
+
+    `model`, when given, replaces the experiment's base model (and is recorded as the one used).
+    """
     console = console or Console(stderr=True)
     config, root = load_experiment(experiment)
+    if model:
+        config = config.model_copy(update={"model": model})
     train = load_dataset(root / config.data.train, min_examples=2)
     test = load_dataset(root / config.data.test)
     for warning in train.warnings + test.warnings:

@@ -16,11 +16,12 @@ from adaptlab.cli import app, err
 def compare(
     experiment: Path = typer.Argument(..., help="Experiment YAML (task, data, model, strategies)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write; default $ADAPTLAB_HOME/runs/<time>-<task>."),
+    model: str = typer.Option(None, "--model", help="Base model instead of the experiment's: 'smollm2-135m-instruct', a local Hugging Face folder, or a .gguf file."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
     from adaptlab.experiment import run_compare
 
-    results, run_dir = run_compare(experiment, out, console=err)
+    results, run_dir = run_compare(experiment, out, console=err, model=model)
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(results_table(results))
     rec = results["recommendation"]
