@@ -25,16 +25,18 @@ def test_compare_end_to_end(card_experiment, tmp_path):
     assert "Recommendation:" in result.stdout and "zero_shot" in result.stdout and "lora" in result.stdout
     results = json.loads((out / "results.json").read_text())
     assert results["task"]["kind"] == "classify" and len(results["task"]["labels"]) == 3
-    assert [s["name"] for s in results["strategies"]] == ["zero_shot", "few_shot", "lora"]
+    assert [s["name"] for s in results["strategies"]] == ["majority", "embed_classifier", "zero_shot", "few_shot", "lora"]
     for s in results["strategies"]:
         assert set(s["metrics"]) == {"accuracy", "macro_f1"} and 0 <= s["metrics"]["accuracy"] <= 1
-        assert s["latency_ms_mean"] > 0 and s["prompt_tokens_mean"] > 0 and s["peak_rss_mb"] > 0
+        assert s["latency_ms_mean"] >= 0 and s["peak_rss_mb"] > 0
+        assert (s["prompt_tokens_mean"] > 0) == (s["name"] not in ("majority", "embed_classifier"))
         assert len(s["predictions"]) == 6 and set(s["predictions"][0]) >= {"input", "expected", "predicted"}
         # accuracy is what the predictions say it is
         hits = sum(p["expected"] == p["predicted"] for p in s["predictions"])
         assert s["metrics"]["accuracy"] == hits / 6
-    assert results["strategies"][2]["fit_seconds"] > results["strategies"][0]["fit_seconds"]
-    assert results["recommendation"]["choice"] in {"zero_shot", "few_shot", "lora"} and results["recommendation"]["reasons"]
+    assert results["strategies"][4]["fit_seconds"] > results["strategies"][2]["fit_seconds"]
+    assert results["strategies"][0]["labels_predicted"] == 1  # majority
+    assert results["recommendation"]["choice"] in {"majority", "embed_classifier", "zero_shot", "few_shot", "lora", "collect_more_data"} and results["recommendation"]["reasons"]
     assert (out / "experiment.yaml").is_file() and (out / "solvers" / "lora" / "adapter_model.safetensors").is_file()
 
 
@@ -65,3 +67,15 @@ def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):
     (s,) = results["strategies"]
     assert set(s["metrics"]) == {"exact_match", "chrf"} and 0 <= s["metrics"]["chrf"] <= 100
     assert "chrf" in result.stdout
+    assert results["notes"] == ["majority and embed_classifier skipped: they are baselines for classify tasks"]
+
+
+def test_baselines_can_be_switched_off_and_are_refused_on_generate(card_experiment, tmp_path):
+    text = card_experiment.read_text()
+    card_experiment.write_text(text.replace("strategies:", "baselines: false\nstrategies:").replace("  - {name: few_shot, k: 2, selector: random}\n  - {name: lora, epochs: 2, batch_size: 4, learning_rate: 0.01, bf16: false}\n", ""))
+    result = runner.invoke(app, ["compare", str(card_experiment), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert [s["name"] for s in json.loads((tmp_path / "run" / "results.json").read_text())["strategies"]] == ["zero_shot"]
+    card_experiment.write_text(text.replace("  - name: zero_shot", "  - name: majority").replace("task: {name: cards,", "task: {kind: generate, name: cards,"))
+    result = runner.invoke(app, ["compare", str(card_experiment)])
+    assert isinstance(result.exception, ConfigError) and "'majority' needs a classify task" in str(result.exception)

@@ -26,21 +26,21 @@ def test_bootstrap_interval_brackets_the_mean():
     assert lo < 0.75 < hi and hi - lo < 0.35
 
 
-def evaluation(name, correct, n=40, fit=0.0, latency=100.0, labels=8, top=0.2):
-    scores = [1.0] * correct + [0.0] * (n - correct)
-    return Evaluation(name, {"accuracy": correct / n}, {"accuracy": bootstrap_ci(np.array(scores))}, latency, latency, 50, 3, fit, 1000, scores, [], labels, top)
+def evaluation(name, correct, n=40, fit=0.0, latency=100.0, labels=8, top=0.2, scores=None):
+    scores = scores or [1.0] * correct + [0.0] * (n - correct)
+    return Evaluation(name, {"accuracy": sum(scores) / n}, {"accuracy": bootstrap_ci(np.array(scores))}, latency, latency, 50, 3, fit, 1000, scores, [], labels, top, {"label": "a"} if name == "majority" else {})
 
 
 def test_cheaper_strategy_wins_when_the_difference_is_not_significant():
     decision = recommend([evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)], "accuracy", 8)
     assert decision.choice == "few_shot"
-    assert "not significantly worse" in decision.reasons[1] and "no training" in decision.reasons[1]
+    assert "not significantly worse" in decision.reasons[1] and "0.0 s to fit vs 120.0 s" in decision.reasons[1]
 
 
 def test_significantly_better_strategy_wins_and_reasons_cite_figures():
     decision = recommend([evaluation("zero_shot", 10, latency=80), evaluation("lora", 36, fit=120, latency=90)], "accuracy", 8)
     assert decision.choice == "lora"
-    assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot by +0.650" in decision.reasons[1]
+    assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot: 0.250 vs 0.900, difference +0.650" in decision.reasons[1]
     assert "120 s to train" in decision.reasons[-1]
 
 
@@ -53,3 +53,28 @@ def test_collapse_is_warned():
 def test_paired_difference_is_zero_for_identical_scores():
     mean, lo, hi = paired_difference([1, 0, 1, 1], [1, 0, 1, 1])
     assert mean == lo == hi == 0.0
+
+
+def test_embed_classifier_within_the_interval_is_named_and_the_llm_questioned():
+    decision = recommend([evaluation("majority", 5, latency=0.01, labels=1, top=1.0), evaluation("embed_classifier", 35, fit=0.5, latency=10), evaluation("few_shot", 36, latency=700), evaluation("lora", 30, fit=200, latency=90)], "accuracy", 8)
+    assert decision.choice == "embed_classifier"
+    (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
+    assert "0.875 vs 0.900" in reason and "10 ms per query vs 700 ms" in reason and "0.5 s to fit" in reason
+    assert not decision.warnings  # majority's single label is by design, not a collapse
+
+
+def test_an_llm_strategy_that_does_not_beat_majority_is_called_out():
+    # majority right on rows 0-19; zero_shot right on rows 10-31: 22 vs 20 of 40
+    majority = evaluation("majority", 20)
+    zero = evaluation("zero_shot", 0, scores=[0.0] * 10 + [1.0] * 22 + [0.0] * 8)
+    few = evaluation("few_shot", 38, latency=700)
+    decision = recommend([majority, zero, few], "accuracy", 8)
+    assert decision.choice == "few_shot"
+    assert any(r.startswith("zero_shot does not beat the majority baseline significantly: 0.550 vs 0.500") for r in decision.reasons)
+    assert not any(r.startswith("few_shot does not beat") for r in decision.reasons)
+
+
+def test_nothing_beats_majority_means_collect_more_data():
+    decision = recommend([evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)], "accuracy", 8)
+    assert decision.choice == "collect_more_data"
+    assert "always answering 'a'" in decision.reasons[-1]

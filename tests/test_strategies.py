@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from adaptlab.baselines import EmbedClassifier, EmbedClassifierSolver, Majority, majority_label
 from adaptlab.config import LoraConfig
 from adaptlab.data import Dataset, Example
 from adaptlab.finetune import Lora
@@ -21,6 +22,8 @@ FAST_LORA = LoraConfig(name="lora", epochs=3, batch_size=4, learning_rate=0.02, 
 
 def strategies(base, embedder):
     return {
+        "majority": Majority(),
+        "embed_classifier": EmbedClassifier(embedder),
         "zero_shot": ZeroShot(base),
         "few_shot_random": FewShot(base, k=3, selector="random", seed=1),
         "few_shot_similar": FewShot(base, k=3, selector="similar", embedder=embedder),
@@ -28,14 +31,15 @@ def strategies(base, embedder):
     }
 
 
-@pytest.mark.parametrize("which", ["zero_shot", "few_shot_random", "few_shot_similar", "lora"])
+@pytest.mark.parametrize("which", ["majority", "embed_classifier", "zero_shot", "few_shot_random", "few_shot_similar", "lora"])
 def test_solver_contract(tiny_base, hash_embedder, tmp_path, which):
     solver = strategies(tiny_base, hash_embedder)[which].fit(TASK, TRAIN)
     predictions = solver.predict(TEST.inputs)
     assert len(predictions) == 2
     for p in predictions:
-        assert p.output in TASK.labels and p.prompt_tokens > 0 and p.seconds > 0
-    assert [p.shots for p in predictions] == [0 if which in ("zero_shot", "lora") else 3] * 2
+        assert p.output in TASK.labels and p.seconds >= 0
+        assert (p.prompt_tokens > 0) == (which not in ("majority", "embed_classifier"))
+    assert [p.shots for p in predictions] == [3 if which.startswith("few_shot") else 0] * 2
     solver.save(tmp_path / which)
     info = json.loads((tmp_path / which / "solver.json").read_text())
     assert info["strategy"] == solver.strategy and info["task"]["labels"] == list(TASK.labels)
@@ -108,3 +112,24 @@ def test_generate_task_predicts_text(tiny_base):
     solver.max_new_tokens = 5
     predictions = solver.predict(train.inputs)
     assert len(predictions) == 4 and all(isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions)
+
+
+def test_majority_tie_goes_to_the_label_that_sorts_first():
+    assert majority_label(["b", "a", "b", "a", "c"]) == "a"
+    assert majority_label(["b", "b", "a"]) == "b"
+
+
+def test_embed_classifier_saves_as_json_and_reloads_to_the_same_answers(hash_embedder, tmp_path):
+    solver = EmbedClassifier(hash_embedder).fit(TASK, TRAIN)
+    assert [p.output for p in solver.predict(TRAIN.inputs)] == TRAIN.outputs  # separable training set
+    solver.save(tmp_path / "ec")
+    assert [p.name for p in (tmp_path / "ec").iterdir()] == ["solver.json"]
+    loaded = EmbedClassifierSolver.load(tmp_path / "ec", hash_embedder)
+    queries = TEST.inputs + ["some other text"]
+    assert [p.output for p in loaded.predict(queries)] == [p.output for p in solver.predict(queries)]
+
+
+def test_embed_classifier_handles_two_classes(hash_embedder):
+    train = Dataset([Example(i, o, n) for n, (i, o) in enumerate([("good film", "pos"), ("great film", "pos"), ("bad film", "neg"), ("awful film", "neg")])])
+    task = make_task("s", "Sentiment.", train, train)
+    assert [p.output for p in EmbedClassifier(hash_embedder).fit(task, train).predict(train.inputs)] == train.outputs

@@ -68,7 +68,20 @@ class LoraConfig(_Strict):
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast for training; 'auto' uses it where the hardware supports it.")
 
 
-StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig], Field(discriminator="name")]
+class MajorityConfig(_Strict):
+    """Baseline: always the most frequent training label (classify tasks)."""
+
+    name: Literal["majority"]
+
+
+class EmbedClassifierConfig(_Strict):
+    """Baseline: logistic regression on sentence embeddings (classify tasks)."""
+
+    name: Literal["embed_classifier"]
+
+
+StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig, MajorityConfig, EmbedClassifierConfig], Field(discriminator="name")]
+BASELINES = ("majority", "embed_classifier")
 
 
 class ExperimentConfig(_Strict):
@@ -77,6 +90,7 @@ class ExperimentConfig(_Strict):
     model: str = Field(DEFAULT_MODEL, description="The embedded default's name, or a local Hugging Face model folder.")
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="The contenders, measured on the same test rows.")
+    baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
 
 
 def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
@@ -106,7 +120,7 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     return config
 
 
-STRATEGY_NAMES = ("zero_shot", "few_shot", "lora")
+STRATEGY_NAMES = ("zero_shot", "few_shot", "lora") + BASELINES
 
 
 def _describe(error: dict) -> str:

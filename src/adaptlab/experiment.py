@@ -12,7 +12,8 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adaptlab.config import ExperimentConfig, load_experiment
+from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
+from adaptlab.errors import ConfigError
 from adaptlab.data import load_dataset
 from adaptlab.decide import recommend
 from adaptlab.evaluation import evaluate
@@ -35,6 +36,9 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         console.print(f"[yellow]warning:[/] {warning}")
     instruction = config.task.instruction
     task = make_task(config.task.name, instruction, train, test, config.task.kind)
+    strategy_configs, notes = with_baselines(config, task.kind)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"task [bold]{task.name}[/]: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
 
     run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{task.name}"
@@ -51,7 +55,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     evaluations = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
-    for strategy_config in config.strategies:
+    for strategy_config in strategy_configs:
         with Progress(*columns, console=console, transient=False) as bars:
             fit_bar = None
 
@@ -81,9 +85,22 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
         "strategies": [e.to_dict() for e in evaluations],
         "recommendation": decision.to_dict(),
+        "notes": notes,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return results, run_dir
+
+
+def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]]:
+    """The strategies to run: the baselines first (classify tasks), then the experiment's own."""
+    listed = [s.name for s in config.strategies]
+    if kind != "classify":
+        wrong = [n for n in listed if n in BASELINES]
+        if wrong:
+            raise ConfigError(f"strategy {wrong[0]!r} needs a classify task, but this task is {kind}; remove it from strategies")
+        return list(config.strategies), ["majority and embed_classifier skipped: they are baselines for classify tasks"] if config.baselines else []
+    extra = [MajorityConfig(name="majority"), EmbedClassifierConfig(name="embed_classifier")] if config.baselines else []
+    return [b for b in extra if b.name not in listed] + list(config.strategies), []
 
 
 def _resolved(config: ExperimentConfig, root: Path) -> dict:

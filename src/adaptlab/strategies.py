@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from adaptlab.config import FewShotConfig, LoraConfig, StrategyConfig, ZeroShotConfig
+from adaptlab.config import EmbedClassifierConfig, FewShotConfig, LoraConfig, MajorityConfig, StrategyConfig, ZeroShotConfig
 from adaptlab.models import BaseModel
 from adaptlab.solver import Strategy
 
 
 def make_strategy(config: StrategyConfig, base: BaseModel, seed: int, on_step=None) -> Strategy:
     """The Strategy a config entry names; `on_step` receives training progress."""
+    from adaptlab.baselines import EmbedClassifier, Majority
     from adaptlab.finetune import Lora
     from adaptlab.icl import FewShot, ZeroShot
 
@@ -18,4 +19,8 @@ def make_strategy(config: StrategyConfig, base: BaseModel, seed: int, on_step=No
         return FewShot(base, k=config.k, selector=config.selector, seed=seed)
     if isinstance(config, LoraConfig):
         return Lora(base, config, seed=seed, on_step=on_step)
+    if isinstance(config, MajorityConfig):
+        return Majority()
+    if isinstance(config, EmbedClassifierConfig):
+        return EmbedClassifier(seed=seed)
     raise TypeError(f"no strategy for {config!r}")

@@ -2,9 +2,13 @@
 
 Rule: the best headline score wins unless a cheaper strategy is not significantly
 worse (the 95% paired-bootstrap interval of the difference contains 0); then the
-cheaper one wins and the reason says so. "Cheaper" is, in order: needs no
-training (zero_shot, few_shot) before needs training (lora, full); then lower
-measured latency per query.
+cheapest such strategy wins and the reason says so. "Cheaper" goes by tier, then
+measured latency per query: majority, embed_classifier (no LLM), zero_shot and
+few_shot (an LLM, no training), lora and full (an LLM, trained).
+
+The baselines are contenders too: when `majority` is not significantly worse than
+the best, nothing learned anything usable and the advice is to collect more (or
+cleaner) data; when `embed_classifier` is, the task may not need an LLM.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import numpy as np
 
 from adaptlab.evaluation import Evaluation
 
+TIERS = {"majority": 0, "embed_classifier": 1, "zero_shot": 2, "few_shot": 2, "lora": 3, "full": 3}
 NEEDS_TRAINING = {"lora", "full"}
+BASELINES = {"majority", "embed_classifier"}
+COLLECT_MORE_DATA = "collect_more_data"
 
 
 @dataclass(frozen=True)
@@ -37,11 +44,13 @@ def paired_difference(a: list[float], b: list[float], resamples: int = 2000, see
 
 
 def _cost_key(e: Evaluation) -> tuple:
-    return (e.name in NEEDS_TRAINING, e.latency_ms_mean)
+    return (TIERS.get(e.name, 2), e.latency_ms_mean)
 
 
 def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
-    """A warning when a classifier predicts few of the labels or mostly one label."""
+    """A warning when a classifier predicts few of the labels or mostly one label (majority excepted: that is its design)."""
+    if e.name == "majority":
+        return []
     out = []
     if e.labels_predicted is not None and n_labels and e.labels_predicted < n_labels / 2:
         out.append(f"{e.name} predicted only {e.labels_predicted} of {n_labels} labels")
@@ -58,27 +67,48 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0) -> 
     lo, hi = best.ci95.get(metric, (float("nan"), float("nan")))
     reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
     choice = best
-    cheaper = sorted((e for e in evaluations if e is not best and _cost_key(e) < _cost_key(best)), key=_cost_key)
-    for e in cheaper:
+    for e in sorted((e for e in evaluations if e is not best and _cost_key(e) < _cost_key(best)), key=_cost_key):
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
+        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})"
         if dlo <= 0 <= dhi:
-            reasons.append(
-                f"{e.name} is not significantly worse: {e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, "
-                f"difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}), and it is cheaper "
-                f"({_cost_words(e, best)}), so prefer it"
-            )
+            if e.name == "majority":
+                reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: majority scores {figures}; collect more (or cleaner) labeled data before choosing")
+                return Decision(COLLECT_MORE_DATA, reasons, _warnings(evaluations, n_labels))
+            if e.name == "embed_classifier":
+                reasons.append(f"the task may not need an LLM: embed_classifier is not significantly worse than {best.name} ({figures}) and far cheaper: {_cost_words(e, best)}")
+            else:
+                reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({_cost_words(e, best)}), so prefer it")
             choice = e
             break
-        reasons.append(f"{best.name} beats the cheaper {e.name} by {diff:+.3f} {metric} (95% paired CI {dlo:+.3f} to {dhi:+.3f})")
+        reasons.append(f"{best.name} beats the cheaper {e.name}: {figures}")
     if choice.name in NEEDS_TRAINING:
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
-    else:
+    elif choice.name not in BASELINES:
         reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
-    warnings = [w for e in evaluations for w in collapse_warnings(e, n_labels)]
-    return Decision(choice.name, reasons, warnings)
+    reasons += _not_beating_majority(evaluations, metric)
+    return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
+
+
+def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[str]:
+    majority = next((e for e in evaluations if e.name == "majority"), None)
+    if majority is None:
+        return []
+    out = []
+    for e in evaluations:
+        if e.name in BASELINES:
+            continue
+        diff, dlo, dhi = paired_difference(e.scores, majority.scores)
+        if dlo <= 0:
+            out.append(f"{e.name} does not beat the majority baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f})")
+    return out
+
+
+def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
+    return [w for e in evaluations for w in collapse_warnings(e, n_labels)]
 
 
 def _cost_words(cheap: Evaluation, dear: Evaluation) -> str:
-    if cheap.name not in NEEDS_TRAINING and dear.name in NEEDS_TRAINING:
-        return f"no training, vs {dear.fit_seconds:.0f} s for {dear.name}"
-    return f"{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
+    words = f"{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
+    if dear.name in NEEDS_TRAINING or cheap.name in BASELINES:
+        words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
+    return words
