@@ -83,7 +83,6 @@ def main() -> None:
     (bf16_scores, _, _), t_bf16 = timed(lambda: label_logprobs(bf16_model, prompts, labels, device), device, 2)
     figures["qps_engine_bf16"] = len(prompts) / t_bf16
     figures["bf16_same_choices"] = float((bf16_scores.argmax(1) == engine_scores.argmax(1)).mean())
-    del bf16_model
 
     # 2. LoRA training step
     from peft import LoraConfig, get_peft_model

@@ -78,3 +78,10 @@ def test_nothing_beats_majority_means_collect_more_data():
     decision = recommend([evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)], "accuracy", 8)
     assert decision.choice == "collect_more_data"
     assert "always answering 'a'" in decision.reasons[-1]
+
+
+def test_embed_classifier_best_outright_is_compared_with_the_best_llm():
+    decision = recommend([evaluation("majority", 5), evaluation("embed_classifier", 39, fit=3, latency=9), evaluation("few_shot", 30, latency=800), evaluation("lora", 28, fit=200, latency=540)], "accuracy", 8)
+    assert decision.choice == "embed_classifier"
+    (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
+    assert "best LLM strategy, few_shot (0.975 vs 0.750" in reason and "9 ms per query vs 800 ms" in reason

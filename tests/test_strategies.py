@@ -107,9 +107,8 @@ def test_lora_training_is_deterministic_for_a_seed(tiny_model_dir):
 
 def test_generate_task_predicts_text(tiny_base):
     train = Dataset([Example(f"say {w}", f"{w} {w}", n + 1) for n, w in enumerate(["card", "lost", "atm", "new"])])
-    task = make_task("echo", "Repeat the word twice.", train, train, kind="generate")
+    task = make_task("echo", "Repeat the word twice.", train, train, kind="generate", max_new_tokens=5)
     solver = ZeroShot(tiny_base).fit(task, train)
-    solver.max_new_tokens = 5
     predictions = solver.predict(train.inputs)
     assert len(predictions) == 4 and all(isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions)
 

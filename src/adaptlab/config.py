@@ -17,7 +17,7 @@ from typing import Annotated, Literal, Union
 
 import yaml
 from pydantic import BaseModel as Model
-from pydantic import ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from adaptlab.errors import ConfigError
 
@@ -32,6 +32,8 @@ class TaskConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Task name: lower-case letters, digits, '.', '_' or '-'.")
     instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
     kind: Literal["classify", "generate"] | None = Field(None, description="Leave out to infer it from the training outputs.")
+    max_new_tokens: int = Field(128, gt=0, le=4096, description="generate: the longest answer, in tokens.")
+    stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
 
 
 class DataConfig(_Strict):
@@ -49,8 +51,16 @@ class FewShotConfig(_Strict):
     """k training examples as user/assistant turns before the query."""
 
     name: Literal["few_shot"]
-    k: int = Field(8, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller.")
-    selector: Literal["random", "similar"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'random': a fixed random sample.")
+    k: int = Field(4, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4).")
+    selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
+    lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
+    exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
+
+    @model_validator(mode="after")
+    def _lines_go_with_fixed(self):
+        if (self.selector == "fixed") != (self.lines is not None):
+            raise ValueError("'lines' is required with selector 'fixed' and only allowed with it")
+        return self
 
 
 class LoraConfig(_Strict):
@@ -62,7 +72,7 @@ class LoraConfig(_Strict):
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, description="Module names that get adapters.")
     epochs: int = Field(3, gt=0, description="Passes over the training set.")
-    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay).")
+    learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); docs/defaults.md: why 5e-3 at 135M parameters.")
     batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
     bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast for training; 'auto' uses it where the hardware supports it.")

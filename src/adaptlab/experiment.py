@@ -35,7 +35,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     for warning in train.warnings + test.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     instruction = config.task.instruction
-    task = make_task(config.task.name, instruction, train, test, config.task.kind)
+    task = make_task(config.task.name, instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")

@@ -29,6 +29,7 @@ class Prediction:
     completion_tokens: int
     seconds: float
     shots: int = 0  # examples placed in this query's prompt
+    alternatives: dict[str, str] | None = None  # other choice rules' answers, e.g. {"length_normalised": ...}
 
 
 class Solver(Protocol):

@@ -16,7 +16,7 @@ def make_strategy(config: StrategyConfig, base: BaseModel, seed: int, on_step=No
     if isinstance(config, ZeroShotConfig):
         return ZeroShot(base)
     if isinstance(config, FewShotConfig):
-        return FewShot(base, k=config.k, selector=config.selector, seed=seed)
+        return FewShot(base, k=config.k, selector=config.selector, seed=seed, lines=config.lines, exact_k=config.exact_k)
     if isinstance(config, LoraConfig):
         return Lora(base, config, seed=seed, on_step=on_step)
     if isinstance(config, MajorityConfig):

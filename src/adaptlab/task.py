@@ -29,6 +29,8 @@ class Task:
     instruction: str
     kind: Kind
     labels: tuple[str, ...] = field(default_factory=tuple)
+    max_new_tokens: int = 128  # generate: the longest answer
+    stop: tuple[str, ...] = ()  # generate: the answer ends before the first of these
 
     @property
     def metric(self) -> str:
@@ -36,7 +38,10 @@ class Task:
         return "accuracy" if self.kind == "classify" else "chrf"
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
+        out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
+        if self.kind == "generate":
+            out |= {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
+        return out
 
 
 def infer_kind(train: Dataset) -> Kind:
@@ -47,11 +52,11 @@ def infer_kind(train: Dataset) -> Kind:
     return "classify" if short and repeated and len(counts) >= 2 else "generate"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None) -> Task:
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int = 128, stop: tuple[str, ...] = ()) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error."""
     kind = kind or infer_kind(train)
     if kind == "generate":
-        return Task(name, instruction, "generate")
+        return Task(name, instruction, "generate", max_new_tokens=max_new_tokens, stop=tuple(stop))
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:

@@ -81,6 +81,14 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0) -> 
             choice = e
             break
         reasons.append(f"{best.name} beats the cheaper {e.name}: {figures}")
+    llm = [e for e in evaluations if e.name not in BASELINES]
+    if choice is best and best.name == "embed_classifier" and llm:
+        top = max(llm, key=lambda e: e.metrics[metric])
+        diff, dlo, dhi = paired_difference(best.scores, top.scores)
+        reasons.append(
+            f"the task may not need an LLM: embed_classifier scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
+            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}), at {_cost_words(best, top)}"
+        )
     if choice.name in NEEDS_TRAINING:
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     elif choice.name not in BASELINES:

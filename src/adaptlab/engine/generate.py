@@ -5,8 +5,8 @@ from __future__ import annotations
 from adaptlab.solver import Progress
 
 
-def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, batch_size: int = 8, progress: Progress | None = None) -> list[tuple[str, int]]:
-    """Greedy completions of each prompt: (text up to the end of turn, completion tokens)."""
+def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, batch_size: int = 8, progress: Progress | None = None, stop: tuple[str, ...] = ()) -> list[tuple[str, int]]:
+    """Greedy completions of each prompt: (text up to the end of turn or the first stop string, tokens generated)."""
     import torch
 
     stops = [eot_id] + ([tokenizer.eos_token_id] if tokenizer.eos_token_id not in (None, eot_id) else [])
@@ -21,7 +21,9 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
             out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops, pad_token_id=pad)
         for row in out[:, width:].tolist():
             cut = next((i for i, t in enumerate(row) if t in stops), len(row))
-            results.append((tokenizer.decode(row[:cut], skip_special_tokens=True).strip(), min(cut + 1, len(row))))
+            text = tokenizer.decode(row[:cut], skip_special_tokens=True)
+            ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+            results.append(((text[: min(ends)] if ends else text).strip(), min(cut + 1, len(row))))
         if progress:
             progress(len(batch))
     return results

@@ -18,8 +18,12 @@ from adaptlab.engine.prompt import build_messages, encode_answer, encode_message
 from adaptlab.engine.scoring import label_logprobs
 from adaptlab.errors import AdaptlabError
 from adaptlab.models import BaseModel
+from adaptlab.models.device import bf16_is_fast
 from adaptlab.solver import Prediction, Progress
 from adaptlab.task import Task
+
+
+BF16_CHECK_QUERIES = 16  # queries scored in both precisions before bf16 is trusted
 
 
 class ShotSelector(Protocol):
@@ -36,34 +40,45 @@ class LMSolver:
     >>> solver = LMSolver("zero_shot", base, task)          # doctest: +SKIP
     >>> solver.predict(["my card never came"])[0].output     # doctest: +SKIP
     'card_arrival'
+
+    Classification picks the label with the highest summed log-probability of its
+    tokens and the end-of-turn token: the model's probability of giving exactly that
+    answer and stopping. The length-normalised choice (mean log-probability per
+    token) is computed too and reported beside it as `length_normalised`.
     """
 
-    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, max_new_tokens: int = 128):
+    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False):
         self.strategy = strategy
         self.base = base
         self.task = task
         self.shots = shots
         self.adapter = adapter
         self.details = details or {}
-        self.max_new_tokens = max_new_tokens
+        self.exact_shots = exact_shots
+        self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
+        self.precision_note = ""
         if task.kind == "classify":
             self._label_ids = [encode_answer(base.tokenizer, label, base.eot_id) for label in task.labels]
 
     def prompts(self, inputs: list[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of each query's prompt, and how many shots each one holds.
 
-        Shots are dropped from the least relevant end until the prompt leaves room
-        for the answer; a query that does not fit even alone is an error.
+        Shots are dropped from the least useful end until the prompt leaves room
+        for the answer (an error instead with `exact_shots`); a query that does not
+        fit even alone is an error. An example is never cut.
         """
         chosen = self.shots.select(inputs) if self.shots else [[] for _ in inputs]
         room = self.base.context_length - self._answer_room()
         prompts, counts = [], []
         for query, shots in zip(inputs, chosen):
             shots = list(shots)
+            wanted = len(shots)
             while True:
                 ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
                 if len(ids) <= room or not shots:
                     break
+                if self.exact_shots:
+                    raise AdaptlabError(f"{wanted} shots do not fit the {self.base.context_length}-token context with room for the answer ({len(ids)} tokens) for query {query[:60]!r}; lower few_shot.k or drop exact_k to use fewer shots where needed")
                 shots.pop()
             if len(ids) > room:
                 raise AdaptlabError(f"a query's prompt is {len(ids)} tokens, over the model's {self.base.context_length}-token context less {self._answer_room()} for the answer; shorten the instruction or the input ({query[:60]!r}...)")
@@ -76,20 +91,45 @@ class LMSolver:
         prompts, counts = self.prompts(inputs)
         with _adapter(self.base, self.adapter):
             if self.task.kind == "classify":
-                scores, _, seconds = label_logprobs(self.base.model, prompts, self._label_ids, self.base.device, progress)
-                best = scores.argmax(axis=1)
+                scores, lengths, seconds = self._scores(prompts, progress)
+                summed, normalised = scores.argmax(axis=1), (scores / lengths).argmax(axis=1)
                 return [
-                    Prediction(self.task.labels[b], len(p), len(self._label_ids[b]), float(s), c)
-                    for b, p, s, c in zip(best, prompts, seconds, counts)
+                    Prediction(self.task.labels[b], len(p), len(self._label_ids[b]), float(s), c, {"length_normalised": self.task.labels[n]})
+                    for b, n, p, s, c in zip(summed, normalised, prompts, seconds, counts)
                 ]
             predictions = []
             for start in range(0, len(prompts), 8):
                 batch = prompts[start : start + 8]
                 clock = time.perf_counter()
-                answers = generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.max_new_tokens, batch_size=8, progress=progress)
+                answers = generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.task.max_new_tokens, batch_size=8, progress=progress, stop=self.task.stop)
                 each = (time.perf_counter() - clock) / len(batch)  # a batch's queries share its wall time
                 predictions += [Prediction(text, len(p), n, each, c) for (text, n), p, c in zip(answers, batch, counts[start:])]
             return predictions
+
+    def _scores(self, prompts, progress):
+        """Label scores, in bf16 where it is fast and chooses the same labels as fp32 on the first queries."""
+        import numpy as np
+        import torch
+
+        def run(batch, bf16, report=None):
+            with torch.autocast(device_type=self.base.device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+                return label_logprobs(self.base.model, batch, self._label_ids, self.base.device, report)
+
+        if self.precision is None and not bf16_is_fast(self.base.device):
+            self.precision, self.precision_note = "fp32", "bf16 measured slower than fp32 on this device"
+        if self.precision is None:
+            head, tail = prompts[:BF16_CHECK_QUERIES], prompts[BF16_CHECK_QUERIES:]
+            scores, lengths, seconds = run(head, False, progress)
+            check = run(head, True)
+            seconds[0] += check[2].sum()  # the check is a one-off cost, like the shared prefix
+            same = int((scores.argmax(1) == check[0].argmax(1)).sum())
+            self.precision = "bf16" if same == len(head) else "fp32"
+            self.precision_note = f"bf16 chose the same label as fp32 for {same} of the first {len(head)} queries"
+            if tail:
+                more_scores, _, more_seconds = run(tail, self.precision == "bf16", progress)
+                scores, seconds = np.concatenate([scores, more_scores]), np.concatenate([seconds, more_seconds])
+            return scores, lengths, seconds
+        return run(prompts, self.precision == "bf16", progress)
 
     def describe(self) -> dict:
         return {
@@ -97,6 +137,9 @@ class LMSolver:
             "base_model": self.base.name,
             "adapter": self.adapter,
             "shots": self.shots.describe() if self.shots else None,
+            "choice_rule": "summed label log-probability (length-normalised reported beside it)" if self.task.kind == "classify" else "greedy",
+            "precision": self.precision,
+            "precision_note": self.precision_note,
             **self.details,
         }
 
@@ -112,7 +155,7 @@ class LMSolver:
     def _answer_room(self) -> int:
         if self.task.kind == "classify":
             return max(len(ids) for ids in self._label_ids)
-        return self.max_new_tokens
+        return self.task.max_new_tokens
 
 
 @contextmanager

@@ -52,9 +52,13 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     scores = row_scores(task.kind, expected, predicted)
     latency = np.array([p.seconds for p in predictions]) * 1000
     counts = Counter(predicted)
+    metrics = task_metrics(task.kind, expected, predicted, list(task.labels))
+    for rule in predictions[0].alternatives or {} if predictions else {}:
+        other = [p.alternatives[rule] for p in predictions]
+        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels)).items()}
     return Evaluation(
         name=strategy.name,
-        metrics=task_metrics(task.kind, expected, predicted, list(task.labels)),
+        metrics=metrics,
         ci95={task.metric: bootstrap_ci(scores)},
         latency_ms_mean=float(latency.mean()),
         latency_ms_p95=float(np.percentile(latency, 95)),

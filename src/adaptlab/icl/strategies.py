@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from adaptlab.data import Dataset
 from adaptlab.engine.lm_solver import LMSolver
-from adaptlab.icl.selectors import RandomSelector, SimilarSelector
+from adaptlab.icl.selectors import EMBEDDING_SELECTORS, FixedSelector, RandomSelector
 from adaptlab.models import BaseModel
 from adaptlab.solver import Progress
 from adaptlab.task import Task
@@ -27,14 +27,17 @@ class FewShot:
 
     name = "few_shot"
 
-    def __init__(self, base: BaseModel, k: int = 8, selector: str = "similar", seed: int = 0, embedder=None):
+    def __init__(self, base: BaseModel, k: int, selector: str, seed: int = 0, embedder=None, lines: list[int] | None = None, exact_k: bool = False):
         self.base, self.k, self.selector, self.seed, self.embedder = base, k, selector, seed, embedder
+        self.lines, self.exact_k = lines, exact_k
 
     def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> LMSolver:
         if self.selector == "random":
             shots = RandomSelector(train.examples, self.k, self.seed)
+        elif self.selector == "fixed":
+            shots = FixedSelector(train.examples, self.lines or [], train.source)
         else:
             from adaptlab.models.embedder import default_embedder
 
-            shots = SimilarSelector(train.examples, self.k, self.embedder or default_embedder())
-        return LMSolver(self.name, self.base, task, shots=shots)
+            shots = EMBEDDING_SELECTORS[self.selector](train.examples, self.k, self.embedder or default_embedder())
+        return LMSolver(self.name, self.base, task, shots=shots, exact_shots=self.exact_k)

@@ -1,0 +1,108 @@
+"""In-context learning: selectors, the prompt budget, choice rules, stop strings and precision."""
+
+import pytest
+
+from adaptlab.config import parse_experiment
+from adaptlab.data import Dataset, Example
+from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.icl import FewShot, ZeroShot
+from adaptlab.icl.selectors import BalancedSelector, DiverseSelector, FixedSelector, SimilarSelector
+from adaptlab.task import make_task
+
+from conftest import CARD_ROWS
+
+TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
+TASK = make_task("cards", "Route the message.", TRAIN, TRAIN)
+POOL = [
+    Example("the ATM swallowed my card", "card_swallowed", 1),
+    Example("the ATM swallowed my card!", "card_swallowed", 2),  # a near duplicate of line 1
+    Example("cash machine kept my card", "card_swallowed", 3),
+    Example("I lost my card", "lost_or_stolen_card", 4),
+    Example("where is my new card", "card_arrival", 5),
+]
+
+
+def test_diverse_skips_near_duplicates_that_similar_takes(hash_embedder):
+    query = ["ATM swallowed my card"]
+    similar = [e.line for e in SimilarSelector(POOL, 2, hash_embedder).select(query)[0]]
+    diverse = [e.line for e in DiverseSelector(POOL, 2, hash_embedder).select(query)[0]]
+    assert set(similar) == {1, 2}
+    assert diverse[0] in (1, 2) and diverse[1] not in (1, 2)
+
+
+def test_balanced_takes_labels_in_turn_best_match_first(hash_embedder):
+    (chosen,) = BalancedSelector(POOL, 4, hash_embedder).select(["ATM swallowed my card"])
+    assert chosen[0].output == "card_swallowed"
+    assert {e.output for e in chosen[:3]} == {"card_swallowed", "lost_or_stolen_card", "card_arrival"}
+    assert chosen[3].output == "card_swallowed"  # the second round
+
+
+def test_fixed_uses_the_lines_given_in_order():
+    (chosen,) = FixedSelector(POOL, [4, 1]).select(["anything"])
+    assert [e.line for e in chosen] == [4, 1]
+    with pytest.raises(ConfigError, match="line 9 of train holds no example"):
+        FixedSelector(POOL, [9])
+
+
+BASE = {"task": {"name": "t", "instruction": "x"}, "data": {"train": "a", "test": "b"}}
+
+
+def test_fixed_needs_lines_and_lines_need_fixed():
+    assert parse_experiment({**BASE, "strategies": [{"name": "few_shot", "selector": "fixed", "lines": [3, 1]}]}).strategies[0].lines == [3, 1]
+    for bad in ({"name": "few_shot", "selector": "fixed"}, {"name": "few_shot", "lines": [1]}):
+        with pytest.raises(ConfigError, match="'lines' is required with selector 'fixed'"):
+            parse_experiment({**BASE, "strategies": [bad]})
+
+
+@pytest.mark.parametrize("selector", ["random", "similar", "diverse", "balanced"])
+def test_every_selector_runs_through_few_shot(tiny_base, hash_embedder, selector):
+    predictions = FewShot(tiny_base, k=3, selector=selector, embedder=hash_embedder).fit(TASK, TRAIN).predict(["my card never came"])
+    assert predictions[0].shots == 3 and predictions[0].output in TASK.labels
+
+
+def test_exact_k_fails_where_shots_would_be_dropped(tiny_base):
+    tiny_base.context_length = 120
+    with pytest.raises(AdaptlabError, match="6 shots do not fit"):
+        FewShot(tiny_base, k=6, selector="random", exact_k=True).fit(TASK, TRAIN).prompts(["my card never came"])
+
+
+def test_both_choice_rules_are_reported(tiny_base):
+    from adaptlab.evaluation import evaluate
+
+    test = Dataset(TRAIN.examples[:4], source="test.jsonl")
+    evaluation, solver = evaluate(ZeroShot(tiny_base), TASK, TRAIN, test)
+    assert {"accuracy", "macro_f1", "accuracy_length_normalised", "macro_f1_length_normalised"} <= set(evaluation.metrics)
+    assert solver.describe()["choice_rule"].startswith("summed")
+
+
+def test_stop_strings_end_the_answer(tiny_base):
+    import torch
+
+    from adaptlab.engine.generate import generate
+
+    tok = tiny_base.tokenizer
+    answer = tok("card card\nlost", add_special_tokens=False)["input_ids"] + [tiny_base.eot_id]
+
+    class Scripted:  # a model whose greedy answer is known: "card card\nlost", then end of turn
+        def generate(self, input_ids, **kwargs):
+            return torch.cat([input_ids, torch.tensor([answer] * len(input_ids))], dim=1)
+
+    (full, n), = generate(Scripted(), tok, [[5, 6]], tiny_base.eot_id, "cpu")
+    assert full == "card card\nlost" and n == len(answer)
+    (cut, _), = generate(Scripted(), tok, [[5, 6]], tiny_base.eot_id, "cpu", stop=("\n", "zzz"))
+    assert cut == "card card"
+
+
+def test_bf16_is_used_only_after_it_agrees_with_fp32(tiny_base, monkeypatch):
+    import adaptlab.engine.lm_solver as lm
+
+    monkeypatch.setattr(lm, "bf16_is_fast", lambda device: True)
+    monkeypatch.setattr(lm, "BF16_CHECK_QUERIES", 2)
+    solver = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    predictions = solver.predict(TRAIN.inputs[:5])
+    assert len(predictions) == 5 and solver.precision in ("bf16", "fp32")
+    assert "of the first 2 queries" in solver.precision_note
+    monkeypatch.setattr(lm, "bf16_is_fast", lambda device: False)
+    other = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    other.predict(TRAIN.inputs[:1])
+    assert other.precision == "fp32" and "slower" in other.precision_note
