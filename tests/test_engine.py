@@ -50,7 +50,7 @@ def test_cached_label_scores_match_naive(tiny_base, queries):
     prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in queries]
     labels = [encode_answer(tok, lab, tiny_base.eot_id) for lab in TASK.labels]
     scores, lengths, seconds = label_logprobs(tiny_base.model, prompts, labels, "cpu")
-    one_by_one = label_logprobs(tiny_base.model, prompts, labels, "cpu", max_rows=1)[0]
+    one_by_one = label_logprobs(tiny_base.model, prompts, labels, "cpu", max_group=1)[0]
     assert abs(scores - one_by_one).max() < 1e-4
     for q, prompt in enumerate(prompts):
         for j, label in enumerate(labels):
@@ -87,3 +87,11 @@ def test_shared_prefix_training_loss_and_gradients_match_whole_rows(tiny_base):
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
     for a, b in zip(*grads):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_scores_without_a_shared_prefix_match_naive(tiny_base):
+    prompts, labels = [[5, 6, 7, 8], [9, 10]], [[11, 12, 2], [13, 2], [11, 14, 15, 2]]
+    scores = label_logprobs(tiny_base.model, prompts, labels, "cpu")[0]
+    for q, prompt in enumerate(prompts):
+        for j, label in enumerate(labels):
+            assert scores[q, j] == pytest.approx(naive_logprob(tiny_base.model, prompt, label), abs=1e-4)

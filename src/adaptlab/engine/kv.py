@@ -9,12 +9,10 @@ from __future__ import annotations
 KV = list[tuple]  # per layer: (keys, values), each [batch, heads, tokens, head_dim]
 
 
-def run_with_cache(model, input_ids, kv: KV | None = None, start=0, **kwargs):
+def run_with_cache(model, input_ids, kv: KV | None = None, start: int = 0, positions=None, **kwargs):
     """Forward `input_ids` [batch, n] after the cached `kv`; returns (output, the grown kv).
 
-    `start` is the first new token's position: an int, or a [batch] tensor when
-    rows continue from different lengths (pass an `attention_mask` over cache + new
-    tokens then, so each row skips the padding in its cache).
+    New tokens take positions start, start+1, ... unless `positions` [batch, n] says otherwise.
     """
     import torch
     from transformers import DynamicCache
@@ -23,8 +21,8 @@ def run_with_cache(model, input_ids, kv: KV | None = None, start=0, **kwargs):
     if kv is not None and kv[0][0].shape[0] != batch:
         kv = [(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in kv]
     cache = DynamicCache(ddp_cache_data=kv) if kv else DynamicCache()
-    offsets = torch.arange(n, device=input_ids.device)
-    positions = (start[:, None] + offsets) if torch.is_tensor(start) else (start + offsets).expand(batch, -1)
+    if positions is None:
+        positions = (start + torch.arange(n, device=input_ids.device)).expand(batch, -1)
     out = model(input_ids=input_ids, cache=cache, position_ids=positions, use_cache=True, **kwargs)
     used = getattr(out, "cache", None) or out.past_key_values
     return out, [(layer.keys, layer.values) for layer in used.layers]

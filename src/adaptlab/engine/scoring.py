@@ -30,14 +30,18 @@ def common_prefix(sequences: list[list[int]]) -> list[int]:
     return first[:n]
 
 
-def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], device: str, progress: Progress | None = None, max_rows: int = 64, max_cached_tokens: int = 16384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], device: str, progress: Progress | None = None, max_group: int = 16, max_cached_tokens: int = 16384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed log-probability of each label's ids after each prompt.
 
-    Queries are scored in groups of up to `max_rows` (query, label) pairs whose
-    copied caches hold at most `max_cached_tokens` tokens in all (SmolLM2-135M
-    keeps 46 KB per token in fp32: 16k tokens ~ 0.75 GB). One pass runs the
-    group's prompts (right-padded) on the shared prefix's cache, a second runs
-    every (query, label) pair on its query's cache, masking the query padding.
+    The prompts' common prefix runs once per call. Then each group of queries runs
+    in one forward pass on a copy of its cache: a row per query holding the query's
+    own tokens followed by every label packed one after another, with a mask that
+    lets each label see the prompt and its own earlier tokens only, and positions
+    that restart after the prompt for each label. One pass per group, and the cache
+    is copied once per query, not once per (query, label).
+
+    Groups hold at most `max_group` queries and `max_cached_tokens` cached tokens in
+    all (SmolLM2-135M keeps 46 KB per token in fp32: 16k tokens ~ 0.75 GB).
     Returns (scores [queries, labels], label lengths [labels], seconds per query);
     divide scores by lengths for the length-normalised choice. Queries of a group
     share its wall time; the shared prefix's one-off cost goes to the first group.
@@ -50,14 +54,18 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
     # predict each label's first token.
     shared = common_prefix(prompts)[: max(0, min(len(p) for p in prompts) - 1)] if prompts else []
     n_labels, width = len(labels), max(len(ids) for ids in labels)
-    pad = labels[0][-1]  # right padding: causal attention never lets it reach real tokens
-    label_ids = torch.tensor([ids + [pad] * (width - len(ids)) for ids in labels], device=device)
-    label_mask = torch.tensor([[1.0] * len(ids) + [0.0] * (width - len(ids)) for ids in labels], device=device)
+    # Every label token but the last is fed; each fed token predicts the next one.
+    packed = [t for ids in labels for t in ids[:-1]]
+    segment = torch.tensor([j for j, ids in enumerate(labels) for _ in ids[:-1]], device=device, dtype=torch.long)
+    offset = torch.tensor([t for ids in labels for t in range(len(ids) - 1)], device=device, dtype=torch.long)
+    targets = torch.tensor([t for ids in labels for t in ids[1:]], device=device, dtype=torch.long)
+    first_tokens = torch.tensor([ids[0] for ids in labels], device=device)
+    pad = labels[0][-1]
     lengths = np.array([len(ids) for ids in labels], dtype=np.float64)
     scores = np.zeros((len(prompts), n_labels))
     seconds = np.zeros(len(prompts))
-    longest_prompt = max((len(p) for p in prompts), default=1)
-    group_size = max(1, min(max_rows // n_labels, max_cached_tokens // (n_labels * longest_prompt)))
+    longest = max((len(p) for p in prompts), default=1)
+    group_size = max(1, min(max_group, max_cached_tokens // (longest + len(packed))))
     clock = time.perf_counter()
 
     with torch.inference_mode():
@@ -66,23 +74,36 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
             _, prefix = run_with_cache(model, torch.tensor([shared], device=device), logits_to_keep=1)
         for start in range(0, len(prompts), group_size):
             rests = [p[len(shared) :] for p in prompts[start : start + group_size]]
-            n, longest = len(rests), max(len(r) for r in rests)
-            ids = torch.tensor([r + [pad] * (longest - len(r)) for r in rests], device=device)
-            last = [len(r) - 1 for r in rests]
-            keep = sorted(set(last))  # the output layer runs only where a label's first token is predicted
-            out, query_kv = run_with_cache(model, ids, prefix, len(shared), logits_to_keep=torch.tensor(keep, device=device))
-            first_logits = out.logits[torch.arange(n), torch.tensor([keep.index(i) for i in last])]
-            total = torch.log_softmax(first_logits.float(), dim=-1)[:, label_ids[:, 0]]  # [n, labels]
-            if width > 1:
-                seen = torch.tensor([[1] * (len(shared) + len(r)) + [0] * (longest - len(r)) + [1] * (width - 1) for r in rests], device=device)
-                pair_kv = [(k.repeat_interleave(n_labels, 0), v.repeat_interleave(n_labels, 0)) for k, v in query_kv]
-                begin = torch.tensor([len(shared) + len(r) for r in rests], device=device).repeat_interleave(n_labels)
-                out, _ = run_with_cache(model, label_ids[:, :-1].repeat(n, 1), pair_kv, begin, attention_mask=seen.repeat_interleave(n_labels, 0))
-                logp = torch.log_softmax(out.logits.float(), dim=-1).gather(-1, label_ids[:, 1:, None].repeat(n, 1, 1))[..., 0]
-                total = total + (logp * label_mask[:, 1:].repeat(n, 1)).sum(dim=1).view(n, n_labels)
+            n, widest = len(rests), max(len(r) for r in rests)
+            own = torch.tensor([len(r) for r in rests], device=device)
+            ids = torch.tensor([r + [pad] * (widest - len(r)) + packed for r in rests], device=device)
+            mask = _packed_label_mask(len(shared), own, widest, segment, offset)
+            positions = len(shared) + torch.cat([torch.arange(widest, device=device).expand(n, -1), own[:, None] + offset[None]], dim=1)
+            out, _ = run_with_cache(model, ids, prefix, positions=positions, attention_mask=mask)
+            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [n, widest + packed, vocab]
+            total = logp[torch.arange(n), own - 1][:, first_tokens]  # each label's first token
+            if len(packed):
+                later = logp[:, widest:].gather(-1, targets.expand(n, -1)[..., None])[..., 0]  # [n, packed]
+                total = total.index_add(1, segment, later)
             scores[start : start + n] = total.cpu().numpy()
             now = time.perf_counter()
             seconds[start : start + n], clock = (now - clock) / n, now
             if progress:
                 progress(n)
     return scores, lengths, seconds
+
+
+def _packed_label_mask(prefix: int, own, widest: int, segment, offset):
+    """Boolean [rows, 1, new tokens, prefix + new tokens]: who may attend to whom (True = may)."""
+    import torch
+
+    device = own.device
+    n, k = len(own), len(segment)
+    q = torch.arange(widest, device=device)
+    mask = torch.zeros(n, widest + k, prefix + widest + k, dtype=torch.bool, device=device)
+    mask[:, :, :prefix] = True  # everyone sees the shared prefix
+    mask[:, :widest, prefix : prefix + widest] = q[None, :, None] >= q[None, None, :]  # the query's tokens: causal
+    mask[:, widest:, prefix : prefix + widest] = (q[None, :] < own[:, None])[:, None, :]  # labels see the whole query, not its padding
+    same_label = (segment[:, None] == segment[None, :]) & (offset[None, :] <= offset[:, None])
+    mask[:, widest:, prefix + widest :] = same_label  # each label sees its own earlier tokens only
+    return mask[:, None]
