@@ -70,8 +70,10 @@ def test_compare_on_a_small_banking_slice(model_home, monkeypatch, tmp_path):
     result = CliRunner().invoke(app, ["compare", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert [s["name"] for s in results["strategies"]] == ["zero_shot", "few_shot", "lora"]
-    few = results["strategies"][1]
-    assert few["prompt_tokens_mean"] > results["strategies"][0]["prompt_tokens_mean"]
-    assert all(p["shots"] == 3 for p in few["predictions"])
-    assert results["strategies"][2]["solver"]["training"]["steps"] == 3
+    names = [s["name"] for s in results["strategies"]]
+    assert names == ["majority", "embed_classifier", "zero_shot", "few_shot", "lora"]
+    by_name = dict(zip(names, results["strategies"]))
+    assert by_name["few_shot"]["prompt_tokens_mean"] > by_name["zero_shot"]["prompt_tokens_mean"]
+    assert all(p["shots"] == 3 for p in by_name["few_shot"]["predictions"])
+    assert by_name["lora"]["solver"]["training"]["steps"] == 3
+    assert by_name["zero_shot"]["solver"]["precision"] in ("fp32", "bf16")
