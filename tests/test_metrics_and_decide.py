@@ -40,7 +40,7 @@ def test_cheaper_strategy_wins_when_the_difference_is_not_significant():
 def test_significantly_better_strategy_wins_and_reasons_cite_figures():
     decision = recommend([evaluation("zero_shot", 10, latency=80), evaluation("lora", 36, fit=120, latency=90)], "accuracy", 8)
     assert decision.choice == "lora"
-    assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot: 0.250 vs 0.900, difference +0.650" in decision.reasons[1]
+    assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot: 0.900 vs 0.250, difference +0.650" in decision.reasons[1]
     assert "120 s to train" in decision.reasons[-1]
 
 

@@ -27,9 +27,9 @@ def compare(
     rec = results["recommendation"]
     console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")
     for reason in rec["reasons"]:
-        console.print(f"  - {reason}", highlight=False)
+        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
     for warning in rec["warnings"]:
-        console.print(f"  [yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"  [yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
     console.print(f"\nresults: {run_dir / 'results.json'}", highlight=False)
 
 

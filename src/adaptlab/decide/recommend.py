@@ -80,7 +80,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0) -> 
                 reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({_cost_words(e, best)}), so prefer it")
             choice = e
             break
-        reasons.append(f"{best.name} beats the cheaper {e.name}: {figures}")
+        reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})")
     llm = [e for e in evaluations if e.name not in BASELINES]
     if choice is best and best.name == "embed_classifier" and llm:
         top = max(llm, key=lambda e: e.metrics[metric])

@@ -53,7 +53,8 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     latency = np.array([p.seconds for p in predictions]) * 1000
     counts = Counter(predicted)
     metrics = task_metrics(task.kind, expected, predicted, list(task.labels))
-    for rule in predictions[0].alternatives or {} if predictions else {}:
+    rules = (predictions[0].alternatives or {}) if predictions else {}
+    for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
         metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels)).items()}
     return Evaluation(
