@@ -61,7 +61,7 @@ def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):
     rows = [("say card", "card card"), ("say lost", "lost lost"), ("say atm", "atm atm"), ("say new", "new new")]
     for name in ("train", "test"):
         (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
-    (tmp_path / "e.yaml").write_text("task: {name: echo, instruction: Repeat the word twice.}\ndata: {train: train.jsonl, test: test.jsonl}\nmodel: no-such-model\nstrategies: [{name: zero_shot}]\n")
+    (tmp_path / "e.yaml").write_text("task: {name: echo, instruction: Repeat the word twice.}\ndata: {train: train.jsonl, test: test.jsonl, allow_overlap: true}\nmodel: no-such-model\nstrategies: [{name: zero_shot}]\n")
     result = runner.invoke(app, ["compare", str(tmp_path / "e.yaml"), "--out", str(tmp_path / "run"), "--model", str(tiny_model_dir)])
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -114,3 +114,37 @@ def test_any_bytes_give_a_dataset_or_a_data_error(tmp_path_factory, content):
         load_dataset(path)
     except DataError as exc:
         assert exc.problems and all(p.code and p.file for p in exc.problems)
+
+
+def test_csv_with_a_column_mapping(tmp_path):
+    path = write(tmp_path, 'text,label,id\r\n"my card, the new one, never came",card_arrival,1\r\n"two\nlines",lost,2\r\n\r\nATM ate it,swallowed,3\r\n', "data.csv")
+    ds = load_dataset(path, input_col="text", output_col="label")
+    assert [(e.input, e.output, e.line) for e in ds] == [("my card, the new one, never came", "card_arrival", 2), ("two\nlines", "lost", 3), ("ATM ate it", "swallowed", 6)]
+
+
+def test_csv_missing_column_and_bad_rows(tmp_path):
+    found = problems(write(tmp_path, "text,label\na,b\n", "data.csv"))
+    assert [(p.code, p.field) for p in found] == [("missing_column", "input"), ("missing_column", "output")]
+    assert "found: text, label" in found[0].message
+    found = {(p.code, p.line, p.field) for p in problems(write(tmp_path, "input,output\na,b\nc\nd,\n", "data.csv"))}
+    assert found == {("wrong_field_count", 3, None), ("empty_field", 4, "output")}
+
+
+def test_file_over_the_size_limit(tmp_path, monkeypatch):
+    import adaptlab.data.load as load
+
+    monkeypatch.setattr(load, "MAX_FILE_BYTES", 10)
+    (p,) = problems(write(tmp_path, '{"input": "a", "output": "x"}\n'))
+    assert p.code == "file_too_large"
+
+
+def test_test_rows_also_in_train_are_an_error_unless_allowed(tmp_path):
+    from adaptlab.data import check_leakage
+
+    train = load_dataset(write(tmp_path, '{"input": "My card  is lost", "output": "x"}\n{"input": "b", "output": "y"}\n', "train.jsonl"))
+    test = load_dataset(write(tmp_path, '{"input": "c", "output": "x"}\n{"input": "my card is LOST", "output": "x"}\n', "test.jsonl"))
+    with pytest.raises(DataError) as info:
+        check_leakage(train, test)
+    (p,) = info.value.problems
+    assert (p.code, p.line, p.field) == ("leakage", 2, "input") and "train.jsonl line 1" in p.message
+    assert "line 2" in check_leakage(train, test, allow=True)[0]

@@ -132,3 +132,14 @@ def test_embed_classifier_handles_two_classes(hash_embedder):
     train = Dataset([Example(i, o, n) for n, (i, o) in enumerate([("good film", "pos"), ("great film", "pos"), ("bad film", "neg"), ("awful film", "neg")])])
     task = make_task("s", "Sentiment.", train, train)
     assert [p.output for p in EmbedClassifier(hash_embedder).fit(task, train).predict(train.inputs)] == train.outputs
+
+
+def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(tiny_base):
+    from adaptlab.errors import DataError
+    from adaptlab.finetune.lora import training_rows
+
+    tiny_base.context_length = max(len(r.input_ids) for r in training_rows(tiny_base, TASK, TRAIN))
+    long = Dataset(TRAIN.examples[:2] + [Example("card " * 80, "card_arrival", 3)], source="train.jsonl")
+    with pytest.raises(DataError) as info:
+        training_rows(tiny_base, TASK, long)
+    assert [(p.code, p.line) for p in info.value.problems] == [("too_long", 3)]

@@ -39,6 +39,9 @@ class TaskConfig(_Strict):
 class DataConfig(_Strict):
     train: str = Field(description="Training examples (JSONL), relative to the experiment file.")
     test: str = Field(description="Held-out examples every strategy is measured on.")
+    input_col: str = Field("input", description="CSV files: the column holding the input.")
+    output_col: str = Field("output", description="CSV files: the column holding the expected output.")
+    allow_overlap: bool = Field(False, description="Allow test inputs that also occur in train (reported as warnings instead of an error).")
 
 
 class ZeroShotConfig(_Strict):

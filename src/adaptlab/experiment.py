@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
-from adaptlab.errors import ConfigError
-from adaptlab.data import load_dataset
+from adaptlab.data import check_leakage, load_dataset
 from adaptlab.decide import recommend
+from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.home import adaptlab_home
 from adaptlab.task import make_task
@@ -30,12 +30,12 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     config, root = load_experiment(experiment)
     if model:
         config = config.model_copy(update={"model": model})
-    train = load_dataset(root / config.data.train, min_examples=2)
-    test = load_dataset(root / config.data.test)
-    for warning in train.warnings + test.warnings:
+    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col}
+    train = load_dataset(root / config.data.train, min_examples=2, **columns)
+    test = load_dataset(root / config.data.test, **columns)
+    for warning in train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap):
         console.print(f"[yellow]warning:[/] {warning}")
-    instruction = config.task.instruction
-    task = make_task(config.task.name, instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
+    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -106,5 +106,5 @@ def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]
 def _resolved(config: ExperimentConfig, root: Path) -> dict:
     """The config with every default filled in and data paths made absolute."""
     data = config.model_dump(mode="json")
-    data["data"] = {k: str((root / v).resolve()) for k, v in data["data"].items()}
+    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test")}
     return data

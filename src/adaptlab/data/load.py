@@ -1,4 +1,4 @@
-"""Read JSONL data files: `{"input","output"}`, `{"prompt","completion"}` or OpenAI chat.
+"""Read data files: JSONL (`{"input","output"}`, `{"prompt","completion"}` or OpenAI chat) and CSV.
 
 Every problem carries a code, the file, the 1-based line and the field path; up
 to `MAX_PROBLEMS` are collected before giving up, so one run shows them all.
@@ -6,6 +6,8 @@ to `MAX_PROBLEMS` are collected before giving up, so one run shows them all.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -31,8 +33,11 @@ class _Collector:
         return len(self.problems) >= MAX_PROBLEMS
 
 
-def load_dataset(path: str | Path, *, min_examples: int = 1) -> Dataset:
-    """Read a JSONL data file into a Dataset, or raise DataError listing every problem."""
+def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "input", output_col: str = "output") -> Dataset:
+    """Read a JSONL or CSV data file into a Dataset, or raise DataError listing every problem.
+
+    CSV files need a header row; `input_col` and `output_col` name the columns to use.
+    """
     path = Path(path)
     name = str(path)
     if not path.is_file():
@@ -44,6 +49,8 @@ def load_dataset(path: str | Path, *, min_examples: int = 1) -> Dataset:
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark is accepted
     problems = _Collector(name)
+    if path.suffix.lower() == ".csv":
+        return _finish(_read_csv(raw, input_col, output_col, problems), problems, name, min_examples, None)
     examples: list[Example] = []
     instructions: set[str | None] = set()
     formats: dict[str, int] = {}
@@ -79,14 +86,60 @@ def load_dataset(path: str | Path, *, min_examples: int = 1) -> Dataset:
     if len(formats) > 1:
         first, second = sorted(formats.items(), key=lambda kv: kv[1])[:2]
         problems.add("mixed_formats", second[1], None, f"line {first[1]} is in the '{first[0]}' format but this line is '{second[0]}'", "use one format per file")
+    instruction = next(iter(instructions)) if len(instructions) == 1 else None
+    return _finish(examples, problems, name, min_examples, instruction)
+
+
+def _finish(examples: list[Example], problems: _Collector, name: str, min_examples: int, instruction: str | None) -> Dataset:
     if not problems.problems and len(examples) < min_examples:
         what = "the file is empty" if not examples else f"{len(examples)} examples, fewer than the minimum of {min_examples}"
         problems.add("too_few_examples", None, None, what, "add labeled examples")
     if problems.problems:
         raise DataError(problems.problems, truncated=problems.full)
-    warnings = _duplicate_warnings(examples, name)
-    instruction = next(iter(instructions)) if len(instructions) == 1 else None
-    return Dataset(examples, source=name, instruction=instruction, warnings=warnings)
+    return Dataset(examples, source=name, instruction=instruction, warnings=_duplicate_warnings(examples, name))
+
+
+def _read_csv(raw: bytes, input_col: str, output_col: str, problems: _Collector) -> list[Example]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.add("invalid_utf8", line, None, f"invalid UTF-8 at byte {exc.start}", "save the file as UTF-8")
+        return []
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        problems.add("invalid_csv", 1, None, f"not valid CSV ({exc})", "fix the header row")
+        return []
+    if header is None:
+        return []
+    missing = [c for c in (input_col, output_col) if c not in header]
+    for column in missing:
+        problems.add("missing_column", 1, column, f"no column '{column}' (found: {', '.join(header) or 'none'})", "name the columns to use with data.input_col and data.output_col")
+    if missing:
+        return []
+    at_in, at_out = header.index(input_col), header.index(output_col)
+    examples, start = [], reader.line_num + 1
+    while not problems.full:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            problems.add("invalid_csv", start, None, f"not valid CSV ({exc})", "fix the quoting on this line")
+            break
+        if row is None:
+            break
+        line, start = start, reader.line_num + 1  # a quoted field may span lines: report where the row starts
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(header):
+            problems.add("wrong_field_count", line, None, f"{len(row)} fields, but the header has {len(header)}", "quote fields that contain commas")
+            continue
+        if not row[at_in].strip() or not row[at_out].strip():
+            problems.add("empty_field", line, input_col if not row[at_in].strip() else output_col, "is empty", "fill it or remove the line")
+            continue
+        examples.append(Example(row[at_in], row[at_out].strip(), line))
+    return examples
 
 
 def _parse_record(record: dict, number: int, problems: _Collector):

@@ -70,6 +70,10 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         tokenizer.save_pretrained(tmp)
         if target.exists():
             shutil.rmtree(target)
-        tmp.rename(target)  # atomic: a half-written cache is never picked up
+        try:
+            tmp.rename(target)  # atomic: a half-written cache is never picked up
+        except OSError:
+            if not (target / "model.safetensors").is_file():  # another process finished first: use its copy
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
