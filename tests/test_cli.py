@@ -40,6 +40,8 @@ def test_compare_end_to_end(card_experiment, tmp_path):
     assert results["strategies"][0]["labels_predicted"] == 1  # majority
     assert results["recommendation"]["choice"] in {"majority", "embed_classifier", "zero_shot", "few_shot", "lora", "collect_more_data"} and results["recommendation"]["reasons"]
     assert (out / "experiment.yaml").is_file() and (out / "solvers" / "lora" / "adapter_model.safetensors").is_file()
+    assert set(results["audit"]["criteria"]) == {"representative", "diverse", "balanced", "consistent", "relevant"}
+    assert "audit of the training data" in result.stdout
 
 
 def test_unknown_key_exits_2_naming_it(tmp_path):
@@ -81,3 +83,19 @@ def test_baselines_can_be_switched_off_and_are_refused_on_generate(card_experime
     card_experiment.write_text(text.replace("  - name: zero_shot", "  - name: majority").replace("task: {name: cards,", "task: {kind: generate, name: cards,"))
     result = runner.invoke(app, ["compare", str(card_experiment)])
     assert isinstance(result.exception, ConfigError) and "'majority' needs a classify task" in str(result.exception)
+
+
+def test_audit_command_json_and_exit_2_on_bad_data(tmp_path, tiny_model_dir):
+    from conftest import CARD_ROWS, write_jsonl
+
+    write_jsonl(tmp_path / "train.jsonl", CARD_ROWS + [CARD_ROWS[0]])
+    result = runner.invoke(app, ["audit", str(tmp_path / "train.jsonl"), "--json", "--model", str(tiny_model_dir)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["criteria"]) == {"representative", "diverse", "balanced", "consistent", "relevant"}
+    assert {"line": 13, "reason": "exact duplicate of line 1", "file": "train"} in report["criteria"]["diverse"]["flagged"]
+    assert report["tokens"]["input_max"] > 0 and report["tokens"]["context_length"] == 512 and report["tokens"]["longer_than_context"] == []
+    (tmp_path / "bad.jsonl").write_text('{"input": "a", "output": "x"}\n{"input": "b"}\n')
+    result = runner.invoke(app, ["audit", str(tmp_path / "bad.jsonl"), "--json"])
+    assert result.exit_code == 2
+    assert json.loads(result.stdout) == [{"code": "missing_field", "file": str(tmp_path / "bad.jsonl"), "line": 2, "field": "output", "message": "is missing", "hint": "every line needs 'input' and 'output'"}]

@@ -148,3 +148,20 @@ def test_test_rows_also_in_train_are_an_error_unless_allowed(tmp_path):
     (p,) = info.value.problems
     assert (p.code, p.line, p.field) == ("leakage", 2, "input") and "train.jsonl line 1" in p.message
     assert "line 2" in check_leakage(train, test, allow=True)[0]
+
+
+def test_parquet_and_datasets_folders(tmp_path):
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["my card never came", "ATM ate it"], "label": ["card_arrival", "card_swallowed"]}), tmp_path / "d.parquet")
+    ds = load_dataset(tmp_path / "d.parquet", input_col="text", output_col="label")
+    assert [(e.input, e.output, e.line) for e in ds] == [("my card never came", "card_arrival", 1), ("ATM ate it", "card_swallowed", 2)]
+    datasets.Dataset.from_dict({"input": ["a", "b", "c"], "output": ["x", " ", "y"]}).save_to_disk(str(tmp_path / "hf"))
+    (p,) = problems(tmp_path / "hf")
+    assert (p.code, p.line, p.field) == ("empty_field", 2, "output")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"input": ["a"], "output": ["x"]})}).save_to_disk(str(tmp_path / "dd"))
+    (p,) = problems(tmp_path / "dd")
+    assert p.code == "dataset_dict" and "dd/train" in p.hint
+    assert problems(tmp_path / "d.parquet")[0].code == "unknown_format"  # no input/output columns and no mapping given

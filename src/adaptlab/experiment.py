@@ -45,6 +45,8 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(_resolved(config, root), sort_keys=False), encoding="utf-8")
 
+    from adaptlab.audit import audit
+    from adaptlab.engine.prompt import encode_text
     from adaptlab.models import load_base_model
     from adaptlab.strategies import make_strategy
 
@@ -52,6 +54,9 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         clock = time.perf_counter()
         base = load_base_model(config.model)
     console.print(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
+    with console.status("auditing the training data"):
+        report = audit(train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
+    console.print("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
     evaluations = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
@@ -85,6 +90,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
         "strategies": [e.to_dict() for e in evaluations],
         "recommendation": decision.to_dict(),
+        "audit": report.to_dict(),
         "notes": notes,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -27,7 +27,8 @@ err = Console(stderr=True)
 def _root() -> None:
     """Fine-tune or prompt? Build both on your labeled data, measure them side by side, and see which to use."""
 
-from adaptlab.cli import compare as _compare  # noqa: E402,F401  (registers the command)
+from adaptlab.cli import audit as _audit  # noqa: E402,F401  (registers the command)
+from adaptlab.cli import compare as _compare  # noqa: E402,F401
 
 
 def main() -> None:

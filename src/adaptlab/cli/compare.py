@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adaptlab.cli import app, err
+from adaptlab.cli.audit import audit_table
 
 
 @app.command()
@@ -23,6 +24,7 @@ def compare(
 
     results, run_dir = run_compare(experiment, out, console=err, model=model)
     console = Console() if sys.stdout.isatty() else Console(width=120)
+    console.print(audit_table(results["audit"], "the training data"))
     console.print(results_table(results))
     rec = results["recommendation"]
     console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")

@@ -1,4 +1,7 @@
-"""Read data files: JSONL (`{"input","output"}`, `{"prompt","completion"}` or OpenAI chat) and CSV.
+"""Read data files: JSONL (`{"input","output"}`, `{"prompt","completion"}` or OpenAI chat),
+CSV, Parquet, and Hugging Face `datasets` folders written by `save_to_disk`.
+
+For Parquet and `datasets` folders, "line" means the 1-based row number.
 
 Every problem carries a code, the file, the 1-based line and the field path; up
 to `MAX_PROBLEMS` are collected before giving up, so one run shows them all.
@@ -36,10 +39,14 @@ class _Collector:
 def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "input", output_col: str = "output") -> Dataset:
     """Read a JSONL or CSV data file into a Dataset, or raise DataError listing every problem.
 
-    CSV files need a header row; `input_col` and `output_col` name the columns to use.
+    CSV files need a header row; `input_col` and `output_col` name the columns to use
+    (in Parquet files and `datasets` folders too).
     """
     path = Path(path)
     name = str(path)
+    if path.is_dir():
+        problems = _Collector(name)
+        return _finish(_read_table(_datasets_rows(path, problems), input_col, output_col, problems), problems, name, min_examples, None)
     if not path.is_file():
         raise DataError([Problem("file_not_found", name, None, None, "no such file", "check the path (paths in an experiment file are relative to it)")])
     size = path.stat().st_size
@@ -51,6 +58,8 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
     problems = _Collector(name)
     if path.suffix.lower() == ".csv":
         return _finish(_read_csv(raw, input_col, output_col, problems), problems, name, min_examples, None)
+    if path.suffix.lower() == ".parquet":
+        return _finish(_read_table(_parquet_rows(path, problems), input_col, output_col, problems), problems, name, min_examples, None)
     examples: list[Example] = []
     instructions: set[str | None] = set()
     formats: dict[str, int] = {}
@@ -88,6 +97,52 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
         problems.add("mixed_formats", second[1], None, f"line {first[1]} is in the '{first[0]}' format but this line is '{second[0]}'", "use one format per file")
     instruction = next(iter(instructions)) if len(instructions) == 1 else None
     return _finish(examples, problems, name, min_examples, instruction)
+
+
+def _parquet_rows(path: Path, problems: _Collector) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for unreadable files
+        problems.add("invalid_parquet", None, None, f"cannot read this Parquet file ({type(exc).__name__}: {exc})", "check that it is a complete Parquet file")
+        return []
+
+
+def _datasets_rows(path: Path, problems: _Collector) -> list[dict]:
+    import datasets
+
+    try:
+        loaded = datasets.load_from_disk(str(path))
+    except Exception as exc:  # FileNotFoundError, ValueError, ... for folders save_to_disk did not write
+        problems.add("invalid_datasets_folder", None, None, f"not a folder written by datasets' save_to_disk ({type(exc).__name__}: {exc})", "pass a .jsonl/.csv/.parquet file or a save_to_disk folder")
+        return []
+    if isinstance(loaded, datasets.DatasetDict):
+        problems.add("dataset_dict", None, None, f"holds several splits ({', '.join(loaded)})", f"pass one split's folder, e.g. {path / next(iter(loaded))}")
+        return []
+    return loaded.to_list()
+
+
+def _read_table(rows: list[dict], input_col: str, output_col: str, problems: _Collector) -> list[Example]:
+    """Rows of a table (Parquet, `datasets`) in any of the JSONL shapes, or with mapped columns."""
+    if not rows:
+        return []
+    mapped = (input_col, output_col) != ("input", "output")
+    if mapped:
+        missing = [c for c in (input_col, output_col) if c not in rows[0]]
+        for column in missing:
+            problems.add("missing_column", None, column, f"no column '{column}' (found: {', '.join(rows[0])})", "name the columns with data.input_col and data.output_col")
+        if missing:
+            return []
+    examples = []
+    for number, row in enumerate(rows, start=1):
+        if problems.full:
+            break
+        record = {"input": row.get(input_col), "output": row.get(output_col)} if mapped else row
+        parsed = _parse_record(record, number, problems)
+        if parsed is not None:
+            examples.append(parsed[1])
+    return examples
 
 
 def _finish(examples: list[Example], problems: _Collector, name: str, min_examples: int, instruction: str | None) -> Dataset:

@@ -23,6 +23,30 @@ class Embedder:
         return self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
 
+def encode_cached(embedder, texts: list[str]):
+    """`embedder.encode(texts)`, kept under $ADAPTLAB_HOME/embeddings by the texts' sha256 (a whole dataset at a time)."""
+    import hashlib
+
+    import numpy as np
+
+    from adaptlab.home import adaptlab_home
+
+    digest = hashlib.sha256(type(embedder).__name__.encode())
+    for text in texts:
+        digest.update(text.encode("utf-8", "surrogatepass") + b"\0")
+    path = adaptlab_home() / "embeddings" / f"{digest.hexdigest()}.npy"
+    if path.is_file():
+        vectors = np.load(path, allow_pickle=False)
+        if vectors.shape[0] == len(texts):
+            return vectors
+    vectors = np.asarray(embedder.encode(texts), dtype=np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, vectors, allow_pickle=False)
+    tmp.replace(path)
+    return vectors
+
+
 @lru_cache(maxsize=1)
 def default_embedder() -> Embedder:
     """The embedder, loaded once per process."""

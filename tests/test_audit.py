@@ -1,0 +1,72 @@
+"""The audit finds planted defects in a clean slice of Banking77 and leaves clean rows alone."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from adaptlab.audit import audit
+from adaptlab.data import Dataset, Example, load_dataset
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "banking-cards"
+OFF_TOPIC = [
+    "What's the weather going to be like in Paris tomorrow?",
+    "Give me a recipe for chocolate cake",
+    "Who won the football world cup in 1998?",
+    "Translate good morning into Japanese",
+    "How many legs does a spider have?",
+]
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """The demo's training slice with known defects; returns (train, test, {line: criterion})."""
+    clean = load_dataset(EXAMPLE / "train.jsonl").examples
+    test = load_dataset(EXAMPLE / "test.jsonl")
+    starved_label = "card_swallowed"
+    kept = [e for e in clean if e.output != starved_label] + [e for e in clean if e.output == starved_label][:3]
+    rows = [(e.input, e.output, "starved" if e.output == starved_label else None) for e in kept]
+    base = [r for r in rows if r[2] is None]
+    rows += [(i, o, "duplicate") for i, o, _ in base[:5]]
+    rows += [(f"{i.upper().rstrip('?.!')}  ?!", o, "near_duplicate") for i, o, _ in base[5:10]]
+    other = sorted({o for _, o, _ in base})
+    rows += [(i, next(x for x in other if x != o), "conflict") for i, o, _ in base[10:15]]
+    rows += [(text, other[n % len(other)], "off_topic") for n, text in enumerate(OFF_TOPIC)]
+    rows += [(e.input, e.output, "leak") for e in test.examples[:5]]
+    train = Dataset([Example(i, o, n + 1) for n, (i, o, _) in enumerate(rows)], source="train.jsonl")
+    truth = {n + 1: kind for n, (_, _, kind) in enumerate(rows) if kind}
+    partners = {base_row + 1 for base_row in range(10, 15)}  # the originals a conflict copies: flagged with it, by design
+    return train, test, truth, partners
+
+
+def test_planted_defects_are_found_and_clean_rows_left_alone(planted):
+    train, test, truth, partners = planted
+    report = audit(train, test, instruction="Route the bank customer's card message to the right team.")
+    flagged = {name: {f.line for f in c.flagged if f.file == "train"} for name, c in report.criteria.items()}
+    where = {"duplicate": "diverse", "near_duplicate": "diverse", "conflict": "consistent", "off_topic": "relevant", "starved": "balanced"}
+    found = [line for line, kind in truth.items() if (line in flagged[where[kind]] if kind != "leak" else _leaked(report, train, line))]
+    recall = len(found) / len(truth)
+    clean = [e.line for e in train if e.line not in truth and e.line not in partners]
+    false = [line for line in clean if any(line in lines for lines in flagged.values())]
+    assert recall >= 0.9, {kind: [line for line, k in truth.items() if k == kind and line not in found] for kind in where}
+    assert len(false) / len(clean) < 0.1, false
+    assert report.criteria["balanced"].stats["label_counts"]["card_swallowed"] == sum(e.output == "card_swallowed" for e in train.examples) < 6
+    assert {"score", "flagged", "hint"} <= set(report.to_dict()["criteria"]["diverse"])
+
+
+def _leaked(report, train, line):
+    text = train.examples[line - 1].input
+    return any(train.examples[p["train_line"] - 1].input == text or p["train_line"] == line for p in report.leakage)
+
+
+def test_without_a_test_set_representative_is_not_scored(planted):
+    train, _, _, _ = planted
+    report = audit(Dataset(train.examples[:40], source="train.jsonl"))
+    assert report.criteria["representative"].score is None and report.leakage == []
+
+
+def test_generate_outputs_balanced_by_length_and_json_consistency(hash_embedder):
+    rows = [Example(f"order {n}", json.dumps({"item": n}), n + 1) for n in range(30)] + [Example("order x", "{broken", 31)]
+    report = audit(Dataset(rows), kind="generate", embedder=hash_embedder)
+    assert [f.line for f in report.criteria["consistent"].flagged] == [31]
+    assert "output_length_cv" in report.criteria["balanced"].stats
