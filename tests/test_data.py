@@ -165,3 +165,10 @@ def test_parquet_and_datasets_folders(tmp_path):
     (p,) = problems(tmp_path / "dd")
     assert p.code == "dataset_dict" and "dd/train" in p.hint
     assert problems(tmp_path / "d.parquet")[0].code == "unknown_format"  # no input/output columns and no mapping given
+
+
+def test_fewer_examples_than_the_minimum(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_dataset(write(tmp_path, '{"input": "a", "output": "x"}\n'), min_examples=2)
+    (p,) = info.value.problems
+    assert p.code == "too_few_examples" and "fewer than the minimum of 2" in p.message

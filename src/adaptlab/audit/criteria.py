@@ -22,6 +22,9 @@ from adaptlab.audit.report import Criterion, Flag
 from adaptlab.data import Dataset
 
 NEAR_DUPLICATE = 0.97
+CANDIDATE = 0.85  # pairs this similar are also compared by character 4-gram overlap
+NGRAM_OVERLAP = 0.8
+NEIGHBOURS = 5  # a label disagreeing with at least 4 of its 5 nearest rows, all on one other label, is suspect
 COVERED = 0.6
 OFF_TOPIC = 0.25
 BOILERPLATE = re.compile(r"^\W*(test|asdf+|lorem ipsum.*|n/?a|none|null|todo|xxx+|\.+|-+)?\W*$", re.IGNORECASE)
@@ -54,18 +57,30 @@ def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, te
     return Criterion("representative", round(100 * covered * (1 - len(missing) / max(1, len(per_label))), 1), flags, hint, {"covered_share": round(covered, 3), "per_label_coverage": per_label, "missing_labels": missing})
 
 
-def close_pairs(sims: np.ndarray, threshold: float = NEAR_DUPLICATE) -> dict[int, list[int]]:
-    """For each row i, the earlier rows j < i at least `threshold` similar to it."""
+def _grams(text: str, n: int = 4) -> set[str]:
+    t = normalise_text(text)
+    return {t[i : i + n] for i in range(max(1, len(t) - n + 1))}
+
+
+def close_pairs(sims: np.ndarray, texts: list[str]) -> dict[int, list[int]]:
+    """For each row i, the earlier rows j < i that nearly duplicate it: cosine >= 0.97, or
+    cosine >= 0.85 with character 4-gram overlap (Jaccard) >= 0.8."""
     out: dict[int, list[int]] = {}
-    for i, j in np.argwhere(np.tril(sims >= threshold, k=-1)):
-        out.setdefault(int(i), []).append(int(j))
+    for i, j in np.argwhere(np.tril(sims >= CANDIDATE, k=-1)):
+        i, j = int(i), int(j)
+        if sims[i, j] >= NEAR_DUPLICATE:
+            out.setdefault(i, []).append(j)
+            continue
+        a, b = _grams(texts[i]), _grams(texts[j])
+        if len(a & b) >= NGRAM_OVERLAP * len(a | b):
+            out.setdefault(i, []).append(j)
     return out
 
 
 def diverse(train: Dataset, sims: np.ndarray) -> Criterion:
     """Exact and near duplicates (same output), and how spread each label's inputs are."""
     flags, seen = [], {}
-    near = close_pairs(sims)
+    near = close_pairs(sims, train.inputs)
     for i, e in enumerate(train):
         key = (normalise_text(e.input), e.output)
         if key in seen:
@@ -74,7 +89,7 @@ def diverse(train: Dataset, sims: np.ndarray) -> Criterion:
         seen[key] = e.line
         earlier = [j for j in near.get(i, []) if train.examples[j].output == e.output]
         if earlier:
-            flags.append(Flag(e.line, f"near duplicate of line {train.examples[earlier[0]].line} (similarity {sims[i, earlier[0]]:.2f})"))
+            flags.append(Flag(e.line, f"near duplicate of line {train.examples[earlier[0]].line} (cosine {sims[i, earlier[0]]:.2f})"))
     spread = {}
     for label in sorted(set(train.outputs)):
         idx = [i for i, e in enumerate(train) if e.output == label]
@@ -109,7 +124,7 @@ def consistent(train: Dataset, sims: np.ndarray, kind: str) -> Criterion:
     flags: dict[int, str] = {}
     # In generation a small change of input can rightly change the output ("order 9" vs
     # "order 19"), so there only identical inputs count; in classification near-identical ones do too.
-    pairs = close_pairs(sims) if kind == "classify" else {}
+    pairs = close_pairs(sims, train.inputs) if kind == "classify" else {}
     by_text: dict[str, list[int]] = {}
     for i, e in enumerate(train):
         by_text.setdefault(normalise_text(e.input), []).append(i)
@@ -119,6 +134,9 @@ def consistent(train: Dataset, sims: np.ndarray, kind: str) -> Criterion:
             if a.output != b.output:
                 flags.setdefault(a.line, f"same input as line {b.line} but output {a.output!r} vs {b.output!r}")
                 flags.setdefault(b.line, f"same input as line {a.line} but output {b.output!r} vs {a.output!r}")
+    if kind == "classify":
+        for line, reason in _neighbour_disagreements(train, sims):
+            flags.setdefault(line, reason)
     outputs = train.outputs
     if sum(o.lstrip().startswith(("{", "[")) for o in outputs) > len(outputs) / 2:
         for e in train:
@@ -139,6 +157,23 @@ def consistent(train: Dataset, sims: np.ndarray, kind: str) -> Criterion:
                         flags.setdefault(e.line, f"label {e.output!r} looks like a spelling variant of {main!r}")
     found = [Flag(line, reason) for line, reason in sorted(flags.items())]
     return Criterion("consistent", _score(len(found), len(train)), found, "give identical inputs one output; fix misspelled labels and malformed JSON")
+
+
+def _neighbour_disagreements(train: Dataset, sims: np.ndarray) -> list[tuple[int, str]]:
+    """Rows whose label differs from the one shared by at least 4 of their 5 nearest rows."""
+    k = min(NEIGHBOURS, len(train) - 1)
+    if k < NEIGHBOURS:
+        return []
+    others = sims.copy()
+    np.fill_diagonal(others, -1.0)
+    nearest = np.argpartition(others, -k, axis=1)[:, -k:]
+    outputs = train.outputs
+    found = []
+    for i, row in enumerate(nearest):
+        label, count = Counter(outputs[j] for j in row).most_common(1)[0]
+        if label != outputs[i] and count >= k - 1:
+            found.append((train.examples[i].line, f"labelled {outputs[i]!r} but {count} of its {k} nearest rows are {label!r}"))
+    return found
 
 
 def relevant(train: Dataset, vectors: np.ndarray, sims: np.ndarray, instruction: str | None, embedder) -> Criterion:
