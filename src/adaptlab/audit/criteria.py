@@ -77,10 +77,9 @@ def close_pairs(sims: np.ndarray, texts: list[str]) -> dict[int, list[int]]:
     return out
 
 
-def diverse(train: Dataset, sims: np.ndarray) -> Criterion:
+def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Criterion:
     """Exact and near duplicates (same output), and how spread each label's inputs are."""
     flags, seen = [], {}
-    near = close_pairs(sims, train.inputs)
     for i, e in enumerate(train):
         key = (normalise_text(e.input), e.output)
         if key in seen:
@@ -119,12 +118,12 @@ def balanced(train: Dataset, kind: str) -> Criterion:
     return Criterion("balanced", round(100 * normalised * (1 - len(starved) / k), 1), flags, hint, stats)
 
 
-def consistent(train: Dataset, sims: np.ndarray, kind: str) -> Criterion:
+def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], kind: str) -> Criterion:
     """Same or near-identical inputs with different outputs; JSON that does not parse; label spelling variants."""
     flags: dict[int, str] = {}
     # In generation a small change of input can rightly change the output ("order 9" vs
     # "order 19"), so there only identical inputs count; in classification near-identical ones do too.
-    pairs = close_pairs(sims, train.inputs) if kind == "classify" else {}
+    pairs = near if kind == "classify" else {}
     by_text: dict[str, list[int]] = {}
     for i, e in enumerate(train):
         by_text.setdefault(normalise_text(e.input), []).append(i)

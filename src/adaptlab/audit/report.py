@@ -58,12 +58,13 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
         embedder = default_embedder()
     vectors = encode_cached(embedder, train.inputs)
     sims = vectors @ vectors.T  # 10k rows: 400 MB, computed once for every criterion
+    near = criteria.close_pairs(sims, train.inputs)
     test_vectors = encode_cached(embedder, test.inputs) if test is not None and len(test) else None
     found = {
         "representative": criteria.representative(train, vectors, test, test_vectors),
-        "diverse": criteria.diverse(train, sims),
+        "diverse": criteria.diverse(train, sims, near),
         "balanced": criteria.balanced(train, kind),
-        "consistent": criteria.consistent(train, sims, kind),
+        "consistent": criteria.consistent(train, sims, near, kind),
         "relevant": criteria.relevant(train, vectors, sims, instruction, embedder),
     }
     for criterion in found.values():
