@@ -123,7 +123,9 @@ class EmbedClassifier:
             from adaptlab.models.embedder import default_embedder
 
             self.embedder = default_embedder()
-        vectors = self.embedder.encode(train.inputs)
+        from adaptlab.models.embedder import encode_cached
+
+        vectors = encode_cached(self.embedder, train.inputs)  # the audit has usually embedded them already
         model = LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed).fit(vectors, train.outputs)
         coef, intercept = model.coef_, model.intercept_
         classes = [str(c) for c in model.classes_]

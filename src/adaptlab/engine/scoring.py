@@ -53,7 +53,7 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
     # Keep at least one token of every prompt out of the shared part: its logits
     # predict each label's first token.
     shared = common_prefix(prompts)[: max(0, min(len(p) for p in prompts) - 1)] if prompts else []
-    n_labels, width = len(labels), max(len(ids) for ids in labels)
+    n_labels = len(labels)
     # Every label token but the last is fed; each fed token predicts the next one.
     packed = [t for ids in labels for t in ids[:-1]]
     segment = torch.tensor([j for j, ids in enumerate(labels) for _ in ids[:-1]], device=device, dtype=torch.long)

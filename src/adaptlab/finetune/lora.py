@@ -9,7 +9,7 @@ from adaptlab.data import Dataset
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.errors import DataError, Problem
-from adaptlab.finetune.trainer import StepReport, TrainRow, TrainSettings, train
+from adaptlab.finetune.trainer import TrainRow, TrainSettings, train
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import Task
@@ -65,5 +65,3 @@ def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:
         raise DataError(problems[:100], truncated=len(problems) > 100)
     return rows
 
-
-__all__ = ["Lora", "StepReport", "training_rows"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from adaptlab.data import Example
 from adaptlab.errors import ConfigError
+from adaptlab.models.embedder import encode_cached
 
 
 class RandomSelector:
@@ -55,7 +56,7 @@ class _EmbeddingSelector:
         self.pool = pool
         self.k = min(k, len(pool))
         self.embedder = embedder
-        self.vectors = embedder.encode([e.input for e in pool])  # once per fit
+        self.vectors = encode_cached(embedder, [e.input for e in pool])  # once per pool: the audit may have done it
 
     def select(self, queries: list[str]) -> list[list[Example]]:
         sims = self.embedder.encode(queries) @ self.vectors.T
