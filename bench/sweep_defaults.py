@@ -22,7 +22,7 @@ from adaptlab.baselines import EmbedClassifier, Majority
 from adaptlab.config import LoraConfig
 from adaptlab.data import load_dataset
 from adaptlab.evaluation import evaluate
-from adaptlab.finetune import Lora
+from adaptlab.finetune import FineTune
 from adaptlab.icl import FewShot
 from adaptlab.models import load_base_model
 from adaptlab.task import make_task
@@ -57,7 +57,7 @@ def main() -> None:
         runs = [("majority", {}, Majority()), ("embed_classifier", {}, EmbedClassifier())]
         runs += [("few_shot", {"k": k, "selector": sel}, FewShot(base, k=k, selector=sel)) for k in shots for sel in SELECTORS]
         if not args.skip_lora:
-            runs += [("lora", {"learning_rate": lr, "epochs": ep}, Lora(base, LoraConfig(name="lora", learning_rate=lr, epochs=ep, bf16=False))) for lr in lrs for ep in epochs]
+            runs += [("lora", {"learning_rate": lr, "epochs": ep}, FineTune(base, LoraConfig(name="lora", learning_rate=lr, epochs=ep, bf16=False, dev_fraction=0))) for lr in lrs for ep in epochs]
         for strategy, settings, fitter in runs:
             evaluation, _ = evaluate(fitter, task, train, dev)
             lo, hi = evaluation.ci95["accuracy"]

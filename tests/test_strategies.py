@@ -7,7 +7,7 @@ import pytest
 from adaptlab.baselines import EmbedClassifier, EmbedClassifierSolver, Majority, majority_label
 from adaptlab.config import LoraConfig
 from adaptlab.data import Dataset, Example
-from adaptlab.finetune import Lora
+from adaptlab.finetune import FineTune
 from adaptlab.icl import FewShot, ZeroShot
 from adaptlab.icl.selectors import SimilarSelector
 from adaptlab.task import make_task
@@ -27,7 +27,7 @@ def strategies(base, embedder):
         "zero_shot": ZeroShot(base),
         "few_shot_random": FewShot(base, k=3, selector="random", seed=1),
         "few_shot_similar": FewShot(base, k=3, selector="similar", embedder=embedder),
-        "lora": Lora(base, FAST_LORA, seed=0),
+        "lora": FineTune(base, FAST_LORA, seed=0),
     }
 
 
@@ -70,7 +70,7 @@ def test_lora_learns_and_leaves_the_base_model_alone(tiny_base, tmp_path):
     from adaptlab.engine.scoring import label_logprobs
 
     base_scores = label_logprobs(tiny_base.model, before, zero._label_ids, "cpu")[0]
-    lora = Lora(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    lora = FineTune(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
     losses = lora.details["training"]["epoch_losses"]
     assert losses[-1] < losses[0]  # it learned the training set
     # Zero-shot still runs on the untouched base weights (the adapter is switched off for it).
@@ -89,7 +89,7 @@ def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model
 
     from adaptlab.engine.scoring import label_logprobs
 
-    solver = Lora(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    solver = FineTune(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
     solver.save(tmp_path / "lora")
     prompts = solver.prompts(TEST.inputs)[0]
     ours = [p.output for p in solver.predict(TEST.inputs)]
@@ -101,7 +101,7 @@ def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model
 def test_lora_training_is_deterministic_for_a_seed(tiny_model_dir):
     from adaptlab.models import load_base_model
 
-    runs = [Lora(load_base_model(str(tiny_model_dir), "cpu"), FAST_LORA, seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
+    runs = [FineTune(load_base_model(str(tiny_model_dir), "cpu"), FAST_LORA, seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
     assert runs[0] == runs[1]
 
 
@@ -136,7 +136,7 @@ def test_embed_classifier_handles_two_classes(hash_embedder):
 
 def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(tiny_base):
     from adaptlab.errors import DataError
-    from adaptlab.finetune.lora import training_rows
+    from adaptlab.finetune.fit import training_rows
 
     tiny_base.context_length = max(len(r.input_ids) for r in training_rows(tiny_base, TASK, TRAIN))
     long = Dataset(TRAIN.examples[:2] + [Example("card " * 80, "card_arrival", 3)], source="train.jsonl")

@@ -8,6 +8,7 @@ A minimal experiment (paths are relative to the YAML file):
       - {name: zero_shot}
       - {name: few_shot, k: 8, selector: similar}
       - {name: lora, epochs: 3}
+      - {name: full, learning_rate: 5.0e-5}
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class TaskConfig(_Strict):
 class DataConfig(_Strict):
     train: str = Field(description="Training examples (JSONL), relative to the experiment file.")
     test: str = Field(description="Held-out examples every strategy is measured on.")
+    dev: str | None = Field(None, description="Examples fine-tuning scores to pick its best checkpoint; leave out to hold out dev_fraction of train.")
     input_col: str = Field("input", description="CSV files: the column holding the input.")
     output_col: str = Field("output", description="CSV files: the column holding the expected output.")
     allow_overlap: bool = Field(False, description="Allow test inputs that also occur in train (reported as warnings instead of an error).")
@@ -66,7 +68,21 @@ class FewShotConfig(_Strict):
         return self
 
 
-class LoraConfig(_Strict):
+class _TrainConfig(_Strict):
+    """Settings every fine-tuning method shares (the one training loop reads them)."""
+
+    epochs: int = Field(3, gt=0, description="Passes over the training set (fewer when early stopping ends it).")
+    batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
+    gradient_accumulation: int = Field(1, gt=0, description="Run each batch as this many micro-batches (same update, less memory).")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up (linear), before cosine decay.")
+    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast for training; 'auto' uses it where measured faster than fp32.")
+    length_grouped: bool = Field(True, description="Batch examples of similar length together (less padding); the order stays seeded.")
+    dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the training set held out to pick the best checkpoint (stratified by label); 0 trains on every row and keeps the last weights. Skipped when it would hold out fewer than 8 rows.")
+    eval_every: int | None = Field(None, gt=0, description="Score the dev split every this many steps; leave out to score it after each epoch.")
+    patience: int | None = Field(2, gt=0, description="Stop after this many dev scores without improvement; null never stops early.")
+
+
+class LoraConfig(_TrainConfig):
     """PEFT LoRA fine-tuning, loss on the answer tokens only."""
 
     name: Literal["lora"]
@@ -74,11 +90,14 @@ class LoraConfig(_Strict):
     alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
     target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, description="Module names that get adapters.")
-    epochs: int = Field(3, gt=0, description="Passes over the training set.")
     learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); docs/defaults.md: why 5e-3 at 135M parameters.")
-    batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps spent warming up.")
-    bf16: bool | Literal["auto"] = Field("auto", description="bf16 autocast for training; 'auto' uses it where the hardware supports it.")
+
+
+class FullConfig(_TrainConfig):
+    """Full fine-tuning: every weight of a copy of the base model is trained."""
+
+    name: Literal["full"]
+    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate; full fine-tuning needs a far smaller one than LoRA (docs/defaults.md).")
 
 
 class MajorityConfig(_Strict):
@@ -93,7 +112,7 @@ class EmbedClassifierConfig(_Strict):
     name: Literal["embed_classifier"]
 
 
-StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig, MajorityConfig, EmbedClassifierConfig], Field(discriminator="name")]
+StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig, FullConfig, MajorityConfig, EmbedClassifierConfig], Field(discriminator="name")]
 BASELINES = ("majority", "embed_classifier")
 
 
@@ -133,7 +152,8 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     return config
 
 
-STRATEGY_NAMES = ("zero_shot", "few_shot", "lora") + BASELINES
+STRATEGY_NAMES = ("zero_shot", "few_shot", "lora", "full") + BASELINES
+FINETUNE_NAMES = ("lora", "full")
 
 
 def _describe(error: dict) -> str:

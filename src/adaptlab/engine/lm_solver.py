@@ -47,7 +47,7 @@ class LMSolver:
     token) is computed too and reported beside it as `length_normalised`.
     """
 
-    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False):
+    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False, owns_model: bool = False):
         self.strategy = strategy
         self.base = base
         self.task = task
@@ -55,6 +55,7 @@ class LMSolver:
         self.adapter = adapter
         self.details = details or {}
         self.exact_shots = exact_shots
+        self.owns_model = owns_model  # full fine-tuning: the weights are this solver's own and are saved with it
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
         if task.kind == "classify":
@@ -144,11 +145,14 @@ class LMSolver:
         }
 
     def save(self, folder: Path) -> None:
-        """Write solver.json (and, with an adapter, its PEFT-format weights) into `folder`."""
+        """Write solver.json and the solver's own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.adapter:
             _save_adapter(self.base.model, self.adapter, folder)
+        if self.owns_model:
+            self.base.model.save_pretrained(folder, safe_serialization=True)
+            self.base.tokenizer.save_pretrained(folder)
         info = {"task": self.task.to_dict(), **self.describe()}
         (folder / "solver.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 

@@ -1,5 +1,5 @@
-"""Fine-tuning: new weights (a LoRA adapter) trained on the task's examples."""
+"""Fine-tuning: new weights (a LoRA adapter, or every weight) trained on the task's examples."""
 
-from adaptlab.finetune.lora import Lora
+from adaptlab.finetune.fit import FineTune
 
-__all__ = ["Lora"]
+__all__ = ["FineTune"]

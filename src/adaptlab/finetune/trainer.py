@@ -1,29 +1,38 @@
 """The training loop (the only one): AdamW, warm-up then cosine decay, loss on answer tokens only.
 
-Every row of a task starts with the same tokens (system turn, label list, user
-header), so each batch runs that shared prefix once, with gradients, and the rows'
-own tokens on a copy of its cache: with a 70-token prefix and 25-token rows, a
-batch of 8 costs 70 + 8 x 25 = 270 tokens instead of 760. The math is the same
-as running each row whole (the tests check loss and gradients); only LoRA
-dropout's noise on the prefix is shared by the rows of a batch.
+It trains whatever parameters of `model` require grad (a LoRA adapter or every
+weight), scores a dev split with the task metric to keep the best weights and stop
+early, and checkpoints everything needed to continue bit-exactly after a crash.
 
-It pays where compute is the limit (CPUs). On a GPU a small batch is bound by
-kernel launches, and two passes cost more than one: bench/cuda_check.py measured
-whole rows at 9.6k tok/s vs 5.8k shared on an H100 (SmolLM2-135M shape, LoRA r8),
-so there each row runs whole.
+Shared prefix (CPU only). Every row of a task starts with the same tokens (system
+turn, label list, user header), so each micro-batch runs that prefix once, with
+gradients, and the rows' own tokens on its cache: with a 70-token prefix and
+25-token rows, 8 rows cost 70 + 8 x 25 = 270 tokens instead of 760. The math is
+the same as running each row whole (the tests check loss and gradients); only
+LoRA dropout's noise on the prefix is shared by the rows of a micro-batch. On a
+GPU a small batch is bound by kernel launches and two passes cost more than one
+(bench/cuda_check.py: whole rows 9.6k tok/s vs 5.8k shared on an H100), and
+under DDP each rank must run one forward per backward, so there rows run whole.
+
+Distributed. Under `accelerate launch` (WORLD_SIZE > 1) the model is wrapped by
+accelerate (DDP), every rank walks the same seeded batch order and takes its
+share of each batch, and rank 0 alone writes files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from adaptlab.engine.kv import run_with_cache
 from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
+GROUP_SPAN = 4  # length grouping sorts windows of this many batches (small: batches still vary between epochs)
 
 
 @dataclass(frozen=True)
@@ -50,68 +59,220 @@ class TrainSettings:
     warmup_ratio: float
     bf16: bool
     seed: int
+    gradient_accumulation: int = 1
+    length_grouped: bool = True
+    eval_every: int | None = None  # steps; None scores the dev split after each epoch
+    patience: int | None = None  # dev scores without improvement before stopping
 
 
 @dataclass
-class TrainStats:
-    steps: int = 0
+class TrainState:
+    """Where training stands: all a checkpoint needs, besides tensors, to continue exactly."""
+
+    step: int = 0
+    epoch: int = 0  # the epoch in progress (0-based)
+    batch: int = 0  # batches of that epoch already done
     tokens: int = 0
     seconds: float = 0.0
+    epoch_loss_sum: float = 0.0
     epoch_losses: list[float] = field(default_factory=list)
-    bf16: bool = False
+    evals: list[dict] = field(default_factory=list)  # {"step", "epoch", "score"}
+    best_score: float | None = None
+    best_step: int | None = None
+    bad_evals: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    total_steps: int
+    bf16: bool
+    world_size: int = 1
+    interrupted: bool = False  # stopped on request after checkpointing; resumable
+    restored_best: bool = False  # the best dev-scored weights were put back at the end
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "tokens_per_second": self.tokens / self.seconds if self.seconds else None}
+        s = self.state
+        return {
+            "steps": s.step, "total_steps": self.total_steps, "tokens": s.tokens, "seconds": s.seconds,
+            "tokens_per_second": s.tokens / s.seconds if s.seconds else None, "epoch_losses": s.epoch_losses,
+            "evals": s.evals, "best_dev_score": s.best_score, "best_step": s.best_step, "stopped_early": s.stopped_early,
+            "restored_best": self.restored_best, "bf16": self.bf16, "world_size": self.world_size, "interrupted": self.interrupted,
+        }
 
 
 @dataclass(frozen=True)
 class StepReport:
     step: int
     total_steps: int
-    epoch: int
+    epoch: int  # 1-based
     loss: float
     tokens_per_second: float
+    rows: tuple[int, ...] = ()  # indices of the training rows of this step (every rank's)
+    dev_score: float | None = None  # set when the dev split was scored after this step
 
 
-def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad_id: int, on_step: Callable[[StepReport], None] | None = None) -> TrainStats:
+class Checkpoints(Protocol):
+    """Where the loop saves and finds its checkpoints (finetune.checkpoint.CheckpointFolder)."""
+
+    def due(self, step: int) -> bool: ...
+
+    def save(self, state: TrainState, trainable: dict, optimizer, scheduler, best: dict | None, dist: "Dist") -> None: ...
+
+
+@dataclass
+class Hooks:
+    """What the caller plugs into the loop; every hook is optional."""
+
+    on_step: Callable[[StepReport], None] | None = None
+    evaluate: Callable[[], float] | None = None  # dev score, higher is better; None: no dev split
+    checkpoints: Checkpoints | None = None
+    should_stop: Callable[[], bool] | None = None  # e.g. SIGTERM arrived: checkpoint and return
+
+
+@dataclass
+class Resume:
+    """A checkpoint's content, loaded (finetune.checkpoint.load_checkpoint)."""
+
+    state: TrainState
+    trainable: dict
+    optimizer: dict
+    scheduler: dict
+    rng: dict
+    best: dict | None
+
+
+def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad_id: int, hooks: Hooks | None = None, resume: Resume | None = None) -> TrainResult:
     """Train the parameters of `model` that require grad on `rows`; returns what it measured."""
     import torch
 
+    hooks = hooks or Hooks()
+    dist = Dist.from_env(device)
     torch.manual_seed(settings.seed)
-    order_rng = torch.Generator().manual_seed(settings.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
+    named = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    params = list(named.values())
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=0.0)
     per_epoch = math.ceil(len(rows) / settings.batch_size)
     total = per_epoch * settings.epochs
     warmup = int(total * settings.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_scale(step, warmup, total))
-    shared = shared_prefix(rows) if device == "cpu" else []
-    stats = TrainStats(bf16=settings.bf16)
-    start = time.perf_counter()
+    state, best = TrainState(), None
+    if resume:
+        with torch.no_grad():
+            for name, value in resume.trainable.items():
+                named[name].copy_(value)
+        optimizer.load_state_dict(resume.optimizer)
+        scheduler.load_state_dict(resume.scheduler)
+        set_rng_state(resume.rng)
+        state, best = resume.state, resume.best
+    runner = dist.wrap(model)
+    shared = shared_prefix(rows) if device == "cpu" and dist.world == 1 else []
+    lengths = [len(r.input_ids) - len(shared) for r in rows]
+    result = TrainResult(state, total, settings.bf16, dist.world)
+    start = time.perf_counter() - state.seconds
+
+    def score_dev() -> float | None:
+        nonlocal best
+        if hooks.evaluate is None:
+            return None
+        model.eval()
+        with torch.random.fork_rng(devices=[]):  # scoring must not shift the dropout stream
+            score = float(hooks.evaluate())
+        model.train()
+        state.evals.append({"step": state.step, "epoch": state.epoch + 1, "score": score})
+        if state.best_score is None or score > state.best_score:
+            state.best_score, state.best_step, state.bad_evals = score, state.step, 0
+            best = {n: p.detach().clone() for n, p in named.items()}
+        else:
+            state.bad_evals += 1
+            state.stopped_early = settings.patience is not None and state.bad_evals >= settings.patience
+        return score
+
     model.train()
     try:
-        for epoch in range(settings.epochs):
-            order = torch.randperm(len(rows), generator=order_rng).tolist()
-            losses = []
-            for b in range(per_epoch):
-                batch = [rows[i] for i in order[b * settings.batch_size : (b + 1) * settings.batch_size]]
-                with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=settings.bf16):
-                    loss = batch_loss(model, batch, shared, pad_id, device)
-                loss.backward()
+        while state.epoch < settings.epochs and not state.stopped_early:
+            batches = epoch_batches(lengths, settings.batch_size, settings.seed, state.epoch, settings.length_grouped)
+            while state.batch < len(batches) and not state.stopped_early:
+                batch = batches[state.batch]
+                loss, tokens = _step(runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
-                stats.steps += 1
-                stats.tokens += sum(len(r.input_ids) for r in batch)
-                stats.seconds = time.perf_counter() - start
-                if on_step:
-                    on_step(StepReport(stats.steps, total, epoch + 1, losses[-1], stats.tokens / stats.seconds))
-            stats.epoch_losses.append(sum(losses) / len(losses))
+                state.step += 1
+                state.batch += 1
+                state.tokens += dist.sum(tokens)
+                state.epoch_loss_sum += loss
+                state.seconds = time.perf_counter() - start
+                score = score_dev() if settings.eval_every and state.step % settings.eval_every == 0 else None
+                epoch_done = state.batch == len(batches)
+                if epoch_done:
+                    state.epoch_losses.append(state.epoch_loss_sum / len(batches))
+                    state.epoch_loss_sum = 0.0
+                    if not settings.eval_every:
+                        score = score_dev()
+                    state.epoch, state.batch = state.epoch + 1, 0
+                stop = bool(hooks.should_stop and dist.any(hooks.should_stop()))
+                if hooks.checkpoints and (stop or hooks.checkpoints.due(state.step)):
+                    hooks.checkpoints.save(state, named, optimizer, scheduler, best, dist)
+                if hooks.on_step:
+                    hooks.on_step(StepReport(state.step, total, min(state.epoch + (state.batch > 0), settings.epochs), loss, state.tokens / max(state.seconds, 1e-9), tuple(batch), score))
+                if stop:
+                    result.interrupted = True
+                    return result
+                if epoch_done:
+                    break
     finally:
         model.eval()
-    return stats
+    if best is not None and state.best_step != state.step:
+        with torch.no_grad():
+            for name, value in best.items():
+                named[name].copy_(value)
+        result.restored_best = True
+    dist.check_in_sync(params)
+    return result
+
+
+def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, device: str, settings: TrainSettings, dist: "Dist") -> tuple[float, int]:
+    """One optimizer step's gradients, over micro-batches; the loss is the mean over the batch's answer tokens."""
+    import torch
+
+    micro = math.ceil(len(batch) / settings.gradient_accumulation)
+    parts = [batch[i : i + micro] for i in range(0, len(batch), micro)]
+    answer_tokens = sum(len(r.answer) for r in batch)
+    total = 0.0
+    for i, part in enumerate(parts):
+        sync = contextlib.nullcontext() if i == len(parts) - 1 or dist.world == 1 else runner.no_sync()
+        with sync, torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=settings.bf16):
+            loss = batch_loss(runner if dist.world > 1 else model, part, shared, pad_id, device)
+            loss = loss * (sum(len(r.answer) for r in part) / answer_tokens)
+        loss.backward()
+        total += loss.item()
+    return total, sum(len(r.input_ids) for r in batch)
+
+
+def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, grouped: bool = True) -> list[list[int]]:
+    """The row indices of each batch of one epoch: a pure function of (seed, epoch), so a resumed run replays it.
+
+    Grouped: the seeded shuffle is cut into windows of GROUP_SPAN batches, each
+    window is sorted by length and cut into batches, and the batches are shuffled
+    (what Hugging Face's LengthGroupedSampler does), so padding stays small
+    without ordering the epoch by length.
+    """
+    import torch
+
+    generator = torch.Generator().manual_seed(seed * 1000003 + epoch)
+    order = torch.randperm(len(lengths), generator=generator).tolist()
+    if not grouped:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    span = batch_size * GROUP_SPAN
+    batches = []
+    for start in range(0, len(order), span):
+        window = sorted(order[start : start + span], key=lambda i: -lengths[i])
+        batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+    shuffled = torch.randperm(len(batches), generator=generator).tolist()
+    return [batches[i] for i in shuffled]
 
 
 def _lr_scale(step: int, warmup: int, total: int) -> float:
@@ -151,3 +312,91 @@ def _collate(batch: list[TrainRow], pad_id: int, device: str):
     labels = [r.labels + [IGNORE] * (width - len(r.labels)) for r in batch]
     mask = [[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in batch]
     return (torch.tensor(ids, device=device), torch.tensor(labels, device=device), torch.tensor(mask, device=device))
+
+
+def rng_state() -> dict:
+    """The random streams training draws from (dropout; python's for completeness)."""
+    import random
+
+    import torch
+
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]) + [random.getstate()[2]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    import random
+
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    python = state["python"]
+    random.setstate((3, tuple(python[:-1]), python[-1]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Dist:
+    """This process's place among the ranks `accelerate launch` (or torchrun) started."""
+
+    rank: int = 0
+    world: int = 1
+    accelerator: object = None
+
+    @classmethod
+    def from_env(cls, device: str) -> "Dist":
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        from accelerate import Accelerator
+
+        accelerator = Accelerator(cpu=device == "cpu")
+        return cls(accelerator.process_index, accelerator.num_processes, accelerator)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model):
+        return model if self.world == 1 else self.accelerator.prepare_model(model)
+
+    def share(self, batch: list[int]) -> list[int]:
+        """This rank's rows of a batch (every rank gets at least one)."""
+        if self.world == 1:
+            return batch
+        mine = batch[self.rank :: self.world]
+        return mine or batch[-1:]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            self.accelerator.wait_for_everyone()
+
+    def sum(self, value: int) -> int:
+        return int(self._reduce(float(value), "sum"))
+
+    def any(self, flag: bool) -> bool:
+        return bool(self._reduce(float(flag), "max"))
+
+    def _reduce(self, value: float, op: str) -> float:
+        if self.world == 1:
+            return value
+        import torch
+        import torch.distributed as td
+
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.accelerator.device)
+        td.all_reduce(tensor, op=td.ReduceOp.SUM if op == "sum" else td.ReduceOp.MAX)
+        return float(tensor.item())
+
+    def check_in_sync(self, params) -> None:
+        """Every rank must end with the same weights; a mismatch is a bug worth failing loudly on."""
+        if self.world == 1:
+            return
+        import torch
+
+        checksum = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1).to(self.accelerator.device)
+        sums = self.accelerator.gather(checksum)
+        if not torch.all(sums == sums[0]):
+            raise RuntimeError(f"ranks ended with different weights (checksums {sums.tolist()}); report this as a bug")

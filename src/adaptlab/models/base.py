@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptlab.errors import ModelError
+from adaptlab.models.device import default_device
 from adaptlab.models.embedded import EMBEDDED_NAME, cached_gguf_folder, embedded_gguf
 
 
@@ -49,7 +50,7 @@ def load_base_model(name_or_path: str, device: str | None = None) -> BaseModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = resolve_model_folder(name_or_path)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = device or default_device()
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, dtype=torch.float32)

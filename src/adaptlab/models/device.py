@@ -30,3 +30,14 @@ def bf16_is_fast(device: str) -> bool:
         return time.perf_counter() - start
 
     return seconds(torch.bfloat16) < 0.8 * seconds(torch.float32)
+
+
+def default_device() -> str:
+    """This process's accelerator: its rank's GPU under `accelerate launch`/torchrun, else the first GPU, else the CPU."""
+    import os
+
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return "cpu"

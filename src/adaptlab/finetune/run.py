@@ -1,0 +1,247 @@
+"""`adaptlab finetune`: one fine-tuning run of an experiment, checkpointed, resumable, with its lineage.
+
+A run folder holds:
+
+    experiment.yaml      the resolved experiment (data paths absolute); --resume reads it
+    run.json             strategy, status (running | interrupted | completed), data hashes
+    checkpoints/         step-NNNNNN/ folders (finetune.checkpoint), the newest two kept
+    steps.jsonl          one line per optimizer step: loss and the training lines it used
+    adapter/ or model/   the result: a PEFT adapter (lora) or a Hugging Face model folder (full)
+    merged/              with --merge (lora): base plus adapter as one safetensors model
+    lineage.json         base model, data hashes, config, seed, metrics, versions
+
+Under `accelerate launch` every rank runs this; rank 0 alone writes and prints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from adaptlab.config import FINETUNE_NAMES, ExperimentConfig, load_experiment, parse_experiment
+from adaptlab.data import check_leakage, load_dataset, split_dev
+from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
+from adaptlab.finetune.fit import FineTune
+from adaptlab.finetune.trainer import StepReport
+from adaptlab.home import adaptlab_home
+from adaptlab.task import make_task
+
+
+class Interrupted(AdaptlabError):
+    """Training stopped on SIGTERM after writing a checkpoint; the run can be resumed."""
+
+    exit_code = 143  # 128 + SIGTERM, what shells report for a terminated process
+
+
+def run_finetune(
+    experiment: str | Path | None = None,
+    strategy: str | None = None,
+    out: Path | None = None,
+    resume: Path | None = None,
+    checkpoint_every: int = 50,
+    merge: bool = False,
+    console: Console | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
+) -> tuple[dict, Path]:
+    """Fine-tune with one `lora` or `full` strategy of the experiment; returns lineage.json's content and the run folder."""
+    rank = int(os.environ.get("RANK", "0"))
+    console = console or Console(stderr=True, quiet=rank != 0)
+    config, root, name, run_dir = _plan(experiment, strategy, out, resume)
+    strategy_config = next(s for s in config.strategies if s.name == name)
+    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col}
+    train = load_dataset(root / config.data.train, min_examples=2, **columns)
+    test = load_dataset(root / config.data.test, **columns)
+    for warning in train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap):
+        console.print(f"[yellow]warning:[/] {warning}")
+    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
+    if config.data.dev:
+        fit_set, dev = train, load_dataset(root / config.data.dev, **columns)
+    else:
+        fit_set, dev = split_dev(train, strategy_config.dev_fraction, config.seed, task.kind == "classify")
+    hashes = {"train": train.content_hash, "test": test.content_hash, "dev": dev.content_hash if dev else None}
+
+    record = run_dir / "run.json"
+    ckpt_dir = run_dir / "checkpoints"
+    latest = None
+    if resume:
+        info = json.loads(record.read_text(encoding="utf-8"))
+        if info["data"] != hashes:
+            raise ConfigError(f"{run_dir}: the data changed since this run started (content hashes differ); start a new run instead of resuming")
+        found = checkpoints(ckpt_dir)
+        latest = found[-1] if found else None
+        console.print(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
+    elif rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(_resolved(config, root), sort_keys=False), encoding="utf-8")
+    _write_json(record, {"strategy": name, "status": "running", "data": hashes, "started": _now()}, rank)
+    _trim_steps(run_dir / "steps.jsonl", _checkpoint_step(latest), rank)
+
+    from adaptlab.models import load_base_model
+    from adaptlab.models.device import default_device
+
+    with console.status(f"loading base model {config.model}"):
+        base = load_base_model(config.model, device=default_device())
+    console.print(f"task [bold]{task.name}[/]: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {config.model} on {base.device}")
+
+    stop = {"requested": False}
+
+    def on_sigterm(signum, frame):
+        stop["requested"] = True
+        console.print("[yellow]SIGTERM: finishing this step, then checkpointing and exiting[/]")
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    lines = [e.line for e in fit_set]
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+    bar = None
+
+    def step_done(report: StepReport) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = bars.add_task(f"{name}: training", total=report.total_steps, completed=report.step - 1, info="")
+        dev_info = f" dev {report.dev_score:.3f}" if report.dev_score is not None else ""
+        bars.update(bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.4f} {report.tokens_per_second:.0f} tok/s{dev_info}")
+        if rank == 0:
+            with (run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": report.step, "epoch": report.epoch, "loss": report.loss, "lines": [lines[i] for i in report.rows], "dev_score": report.dev_score}) + "\n")
+        if on_step:
+            on_step(report)
+
+    try:
+        fine_tune = FineTune(base, strategy_config, config.seed, step_done, dev, CheckpointFolder(ckpt_dir, checkpoint_every), lambda: stop["requested"], load_checkpoint(latest, rank) if latest else None)
+        clock = time.perf_counter()
+        with bars:
+            solver = fine_tune.fit(task, fit_set)
+        fit_seconds = time.perf_counter() - clock
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    result = fine_tune.result
+    if result.interrupted:
+        _write_json(record, {"strategy": name, "status": "interrupted", "data": hashes, "step": result.state.step, "updated": _now()}, rank)
+        raise Interrupted(f"stopped at step {result.state.step} of {result.total_steps} after writing a checkpoint; continue with: adaptlab finetune --resume {run_dir}")
+
+    if rank != 0:
+        return {}, run_dir
+    from adaptlab.evaluation.metrics import bootstrap_ci, row_scores, task_metrics
+
+    with console.status(f"scoring the {len(test)} test rows"):
+        predicted = [p.output for p in solver.predict(test.inputs)]
+    metrics = task_metrics(task.kind, test.outputs, predicted, list(task.labels))
+    ci = bootstrap_ci(row_scores(task.kind, test.outputs, predicted))
+    output = run_dir / ("adapter" if solver.adapter else "model")
+    solver.save(output)
+    if merge and solver.adapter:
+        from adaptlab.finetune.export import merge_lora
+
+        with console.status("writing merged weights"):
+            merge_lora(config.model, output, run_dir / "merged")
+    elif merge:
+        console.print("[yellow]note:[/] --merge has nothing to do for full fine-tuning: model/ already holds full weights")
+    lineage = {
+        "strategy": name,
+        "task": task.to_dict(),
+        "base_model": {"name": config.model, **_model_files(config.model)},
+        "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
+        | ({"dev": {"split_of": "train", "fraction": strategy_config.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
+        "config": strategy_config.model_dump(mode="json"),
+        "seed": config.seed,
+        "metrics": {"test": metrics | {f"{task.metric}_ci95": list(ci)}, "best_dev_score": result.state.best_score},
+        "training": result.to_dict() | {"wall_seconds_this_process": fit_seconds},
+        "output": output.name,
+        "merged": "merged" if merge and solver.adapter else None,
+        "versions": _versions(),
+        "finished": _now(),
+    }
+    _write_json(run_dir / "lineage.json", lineage, rank)
+    _write_json(record, {"strategy": name, "status": "completed", "data": hashes, "step": result.state.step, "updated": _now()}, rank)
+    return lineage, run_dir
+
+
+def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path]:
+    """The experiment, the folder its paths are relative to, the strategy to train, and the run folder."""
+    if resume:
+        run_dir = Path(resume)
+        if not (run_dir / "run.json").is_file() or not (run_dir / "experiment.yaml").is_file():
+            raise ConfigError(f"{run_dir}: not a fine-tuning run folder (no run.json and experiment.yaml); pass the folder `adaptlab finetune` printed")
+        saved = parse_experiment(yaml.safe_load((run_dir / "experiment.yaml").read_text(encoding="utf-8")), str(run_dir / "experiment.yaml"))
+        if experiment is not None:
+            given, root = load_experiment(experiment)
+            if _resolved(given, root) != _resolved(saved, Path("/")):
+                raise ConfigError(f"{experiment} differs from the experiment run {run_dir} was started with; resume with `adaptlab finetune --resume {run_dir}` alone, or start a new run")
+        name = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["strategy"]
+        return saved, Path("/"), name, run_dir
+    if experiment is None:
+        raise ConfigError("pass an experiment file, or --resume RUN to continue a run")
+    config, root = load_experiment(experiment)
+    candidates = [s.name for s in config.strategies if s.name in FINETUNE_NAMES]
+    if strategy is not None and strategy not in candidates:
+        raise ConfigError(f"{experiment}: no strategy {strategy!r} to fine-tune; it lists {', '.join(candidates) or 'no lora or full strategy'}")
+    if strategy is None and len(candidates) != 1:
+        raise ConfigError(f"{experiment}: " + ("add a strategy `{name: lora}` or `{name: full}` to fine-tune" if not candidates else f"it lists {' and '.join(candidates)}; choose one with --strategy"))
+    name = strategy or candidates[0]
+    run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{config.task.name}-{name}"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise ConfigError(f"{run_dir} already exists and is not empty; choose another --out, or continue it with --resume {run_dir}")
+    return config, root, name, run_dir
+
+
+def _resolved(config: ExperimentConfig, root: Path) -> dict:
+    """The config with every default filled in and data paths made absolute."""
+    data = config.model_dump(mode="json")
+    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev") if data["data"].get(k)}
+    return data
+
+
+def _checkpoint_step(path: Path | None) -> int:
+    return int(path.name.split("-")[1]) if path else 0
+
+
+def _trim_steps(path: Path, keep_until: int, rank: int) -> None:
+    """steps.jsonl keeps the steps the checkpoint holds; the resumed run writes the rest again."""
+    if rank != 0 or not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= keep_until]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _write_json(path: Path, content: dict, rank: int) -> None:
+    """Write a small JSON file atomically (temp file, then rename), from rank 0 only."""
+    if rank != 0:
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _model_files(name: str) -> dict:
+    """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
+    from adaptlab.models.base import resolve_model_folder
+
+    folder = resolve_model_folder(name)
+    files = sorted(folder.glob("*.safetensors"))
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"folder": str(folder), "weights_sha256": digest.hexdigest()}
+
+
+def _versions() -> dict:
+    from importlib.metadata import version
+
+    return {pkg: version(pkg) for pkg in ("adaptlab", "torch", "transformers", "peft", "accelerate")}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
