@@ -189,8 +189,10 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
     if strategy is None and len(candidates) != 1:
         raise ConfigError(f"{experiment}: " + ("add a strategy `{name: lora}` or `{name: full}` to fine-tune" if not candidates else f"it lists {' and '.join(candidates)}; choose one with --strategy"))
     name = strategy or candidates[0]
+    if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("under accelerate launch, pass --out RUN so every process uses the same run folder")
     run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{config.task.name}-{name}"
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if int(os.environ.get("RANK", "0")) == 0 and run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"{run_dir} already exists and is not empty; choose another --out, or continue it with --resume {run_dir}")
     return config, root, name, run_dir
 

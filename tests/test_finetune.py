@@ -1,0 +1,259 @@
+"""Fine-tuning: the loop's batches and updates, dev scoring, checkpoints, kill-and-resume, SIGTERM, accelerate, outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CARD_ROWS, write_jsonl
+from safetensors.torch import load_file
+
+from adaptlab.config import FullConfig, LoraConfig
+from adaptlab.data import Dataset, Example
+from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.finetune import FineTune
+from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
+from adaptlab.finetune.fit import training_rows
+from adaptlab.finetune.trainer import Dist, Hooks, TrainSettings, epoch_batches, train
+from adaptlab.task import make_task
+
+TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
+TASK = make_task("cards", "Route the message.", TRAIN, TRAIN)
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def test_epoch_batches_cover_every_row_once_and_replay_from_seed_and_epoch():
+    lengths = [5, 40, 7, 33, 12, 25, 9, 38, 11, 30, 6, 29, 8, 35, 10, 27] * 4
+    for grouped in (False, True):
+        batches = epoch_batches(lengths, 4, seed=3, epoch=1, grouped=grouped)
+        assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+        assert batches == epoch_batches(lengths, 4, seed=3, epoch=1, grouped=grouped)
+        assert batches != epoch_batches(lengths, 4, seed=3, epoch=2, grouped=grouped)
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches)
+
+    assert padding(epoch_batches(lengths, 4, 3, 1, True)) < 0.5 * padding(epoch_batches(lengths, 4, 3, 1, False))
+
+
+def _lora_params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_gradient_accumulation_gives_the_same_update(tiny_model_dir):
+    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.models import load_base_model
+
+    after = []
+    for accumulation in (1, 3):
+        base = load_base_model(str(tiny_model_dir), device="cpu")
+        attach_lora(base, "acc", LoraConfig(name="lora", dropout=0.0), seed=0)
+        rows = training_rows(base, TASK, TRAIN)
+        settings = TrainSettings(1, 0.01, 12, 0.0, False, 0, gradient_accumulation=accumulation)
+        result = train(base.model, rows, settings, "cpu", base.tokenizer.pad_token_id)
+        assert result.state.step == 1
+        after.append(_lora_params(base.model))
+    for name, value in after[0].items():
+        assert torch.allclose(value, after[1][name], atol=1e-6), name
+
+
+def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
+    from adaptlab.finetune.fit import attach_lora
+
+    attach_lora(tiny_base, "dev", LoraConfig(name="lora"), seed=0)
+    rows = training_rows(tiny_base, TASK, TRAIN)
+    scores = iter([0.5, 0.9, 0.4, 0.3, 0.95])
+    snapshots = {}
+
+    def evaluate():
+        snapshots[len(snapshots) + 1] = _lora_params(tiny_base.model)
+        return next(scores)
+
+    settings = TrainSettings(5, 0.05, 4, 0.0, False, 0, eval_every=2, patience=2)
+    result = train(tiny_base.model, rows, settings, "cpu", tiny_base.tokenizer.pad_token_id, Hooks(evaluate=evaluate))
+    state = result.state
+    assert [e["score"] for e in state.evals] == [0.5, 0.9, 0.4, 0.3] and state.stopped_early and state.step == 8
+    assert state.best_step == 4 and result.restored_best
+    for name, value in _lora_params(tiny_base.model).items():
+        assert torch.equal(value, snapshots[2][name])
+
+
+def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_base, tmp_path):
+    from adaptlab.finetune.fit import attach_lora
+
+    attach_lora(tiny_base, "ck", LoraConfig(name="lora"), seed=0)
+    rows = training_rows(tiny_base, TASK, TRAIN)
+    folder = tmp_path / "ckpt"
+    train(tiny_base.model, rows, TrainSettings(2, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)))
+    assert [p.name for p in checkpoints(folder)] == ["step-000004", "step-000006"]
+    (folder / ".tmp-step-000008").mkdir()  # what a kill during a save leaves
+    (folder / ".tmp-step-000008" / "state.json").write_text("{", encoding="utf-8")
+    assert checkpoints(folder)[-1].name == "step-000006"
+    resume = load_checkpoint(checkpoints(folder)[-1])
+    assert resume.state.step == 6 and resume.state.epoch == 2 and resume.state.batch == 0
+    weights = folder / "step-000006" / "trainable.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(AdaptlabError, match="delete this folder"):
+        load_checkpoint(checkpoints(folder)[-1])
+
+
+def test_full_fine_tuning_trains_a_copy_and_saves_a_loadable_model(tiny_base, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    before = {n: p.detach().clone() for n, p in tiny_base.model.named_parameters()}
+    solver = FineTune(tiny_base, FullConfig(name="full", epochs=3, batch_size=4, learning_rate=1e-2, bf16=False), seed=0).fit(TASK, TRAIN)
+    losses = solver.details["training"]["epoch_losses"]
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(p, before[n]) for n, p in tiny_base.model.named_parameters()), "the shared base model changed"
+    solver.save(tmp_path / "full")
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        assert torch.allclose(reloaded(ids).logits, solver.base.model(ids).logits, atol=1e-5)
+
+
+# --- the `adaptlab finetune` run: subprocesses, as a user (or a crash) would see it ---
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from adaptlab.finetune.run import run_finetune
+kill_at = int(sys.argv[3])
+def on_step(report):
+    if report.step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+if sys.argv[1] == "resume":
+    run_finetune(resume=Path(sys.argv[2]), checkpoint_every=2)
+else:
+    run_finetune(sys.argv[1], out=Path(sys.argv[2]), checkpoint_every=2, on_step=on_step)
+"""
+
+
+@pytest.fixture
+def finetune_experiment(tmp_path, tiny_model_dir) -> Path:
+    write_jsonl(tmp_path / "train.jsonl", CARD_ROWS)
+    write_jsonl(tmp_path / "test.jsonl", [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed")])
+    write_jsonl(tmp_path / "dev.jsonl", [("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")])
+    (tmp_path / "experiment.yaml").write_text(
+        f"""task: {{name: cards, instruction: "Route the message."}}
+data: {{train: train.jsonl, test: test.jsonl, dev: dev.jsonl}}
+model: {tiny_model_dir}
+strategies:
+  - {{name: lora, epochs: 3, batch_size: 4, learning_rate: 0.02, bf16: false, patience: null}}
+""",
+        encoding="utf-8",
+    )
+    return tmp_path / "experiment.yaml"
+
+
+def _child(*args, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, env=env, timeout=300, **kwargs)
+
+
+def _adapter(run: Path) -> dict:
+    return load_file(str(run / "adapter" / "adapter_model.safetensors"))
+
+
+def _steps(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "steps.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_kill_9_mid_epoch_then_resume_is_bit_equal_to_an_uninterrupted_run(finetune_experiment, tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    done = _child(finetune_experiment, whole, 0)
+    assert done.returncode == 0, done.stderr
+    killed = _child(finetune_experiment, broken, 5)  # steps 4-6 are epoch 2; the last checkpoint is step 4
+    assert killed.returncode == -signal.SIGKILL
+    assert json.loads((broken / "run.json").read_text())["status"] == "running"
+    assert [p.name for p in checkpoints(broken / "checkpoints")][-1] == "step-000004"
+    resumed = _child("resume", broken, 0)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = _adapter(whole), _adapter(broken)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [(s["step"], s["lines"], s["loss"]) for s in _steps(whole)] == [(s["step"], s["lines"], s["loss"]) for s in _steps(broken)]
+    lineage = json.loads((broken / "lineage.json").read_text())
+    assert lineage["training"]["steps"] == 9 and lineage["data"]["dev"]["sha256"] and lineage["base_model"]["weights_sha256"]
+    assert json.loads((broken / "run.json").read_text())["status"] == "completed"
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_exits_143(finetune_experiment, tmp_path):
+    text = finetune_experiment.read_text().replace("epochs: 3", "epochs: 60")
+    finetune_experiment.write_text(text)
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "adaptlab", "finetune", str(finetune_experiment), "--out", str(run), "--checkpoint-every", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not ((run / "steps.jsonl").is_file() and len(_steps(run)) >= 3):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "--resume" in stderr and "Traceback" not in stderr
+    step = len(_steps(run))
+    assert step < 180 and json.loads((run / "run.json").read_text()) | {"step": step} == json.loads((run / "run.json").read_text())
+    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    assert [p.name for p in checkpoints(run / "checkpoints")] == [f"step-{step:06d}"]
+    resumed = subprocess.run([sys.executable, "-m", "adaptlab", "finetune", "--resume", str(run)], capture_output=True, text=True, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [s["step"] for s in _steps(run)] == list(range(1, 181))
+
+
+def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_experiment, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from adaptlab.finetune.run import run_finetune
+
+    lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run", merge=True)
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (run / "adapter").iterdir()}
+    assert lineage["metrics"]["test"]["accuracy"] >= 0 and len(lineage["metrics"]["test"]["accuracy_ci95"]) == 2
+    assert lineage["config"]["r"] == 8 and lineage["seed"] == 0 and lineage["training"]["evals"]
+    model_dir = lineage["base_model"]["folder"]
+    adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), run / "adapter").eval()
+    merged = AutoModelForCausalLM.from_pretrained(run / "merged").eval()
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        assert torch.allclose(adapted(ids).logits, merged(ids).logits, atol=1e-4)
+
+
+def test_finetune_refuses_what_it_cannot_do(finetune_experiment, tmp_path):
+    from adaptlab.finetune.run import run_finetune
+
+    text = finetune_experiment.read_text()
+    finetune_experiment.write_text(text.replace("strategies:\n", "strategies:\n  - {name: full, epochs: 1}\n"))
+    with pytest.raises(ConfigError, match="choose one with --strategy"):
+        run_finetune(finetune_experiment, out=tmp_path / "a")
+    finetune_experiment.write_text(text.replace("name: lora", "name: zero_shot").replace(", epochs: 3, batch_size: 4, learning_rate: 0.02, bf16: false, patience: null", ""))
+    with pytest.raises(ConfigError, match="add a strategy"):
+        run_finetune(finetune_experiment, out=tmp_path / "b")
+    with pytest.raises(ConfigError, match="not a fine-tuning run folder"):
+        run_finetune(resume=tmp_path)
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x").write_text("")
+    finetune_experiment.write_text(text)
+    with pytest.raises(ConfigError, match="--resume"):
+        run_finetune(finetune_experiment, out=tmp_path / "c")
+
+
+def test_accelerate_launch_two_cpu_processes_stay_in_sync_and_save_once(finetune_experiment, tmp_path):
+    accelerate = Path(sys.executable).with_name("accelerate")
+    run = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "adaptlab", "finetune", str(finetune_experiment), "--out", str(run), "--checkpoint-every", "3"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lineage = json.loads((run / "lineage.json").read_text())
+    assert lineage["training"]["world_size"] == 2 and lineage["training"]["steps"] == 9
+    assert done.stdout.count("lineage:") == 1  # rank 0 alone reports and writes
+    assert sorted(p.name for p in run.iterdir()) == ["adapter", "checkpoints", "experiment.yaml", "lineage.json", "run.json", "steps.jsonl"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000006", "step-000009"]
+    assert {"rng-0.pt", "rng-1.pt"} <= {p.name for p in (run / "checkpoints" / "step-000009").iterdir()}
+    assert Dist().world == 1  # this process was not part of it
