@@ -48,14 +48,7 @@ def naive_scores(model, prompts, labels):
     return out
 
 
-def parse_label(text: str, labels: tuple[str, ...]) -> str | None:
-    text = text.strip().strip(".'\"` ").lower()
-    if text in labels:
-        return text
-    return next((lab for lab in sorted(labels, key=len, reverse=True) if text.startswith(lab) or lab in text), None)
-
-
-def generate_choices(base, prompts, labels):
+def generate_choices(base, prompts, task):
     import torch
 
     out = []
@@ -63,7 +56,7 @@ def generate_choices(base, prompts, labels):
         for prompt in prompts:
             ids = torch.tensor([prompt])
             new = base.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False, eos_token_id=base.eot_id, pad_token_id=base.eot_id)[0, len(prompt) :]
-            out.append(parse_label(base.tokenizer.decode(new, skip_special_tokens=True), labels))
+            out.append(task.parse_label(base.tokenizer.decode(new, skip_special_tokens=True)))
     return out
 
 
@@ -92,7 +85,7 @@ def main() -> None:
         prompts, counts = solver.prompts(queries)
         (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))
         naive, t_naive = timed(lambda: naive_scores(base.model, prompts[:slow], labels))
-        generated, t_generate = timed(lambda: generate_choices(base, prompts[:slow], task.labels))
+        generated, t_generate = timed(lambda: generate_choices(base, prompts[:slow], task))
         qps = {"engine": len(prompts) / t_engine, "naive": slow / t_naive, "generate": slow / t_generate}
         same = bool((engine[:slow].argmax(1) == naive.argmax(1)).all())
         diff = float(np.abs(engine[:slow] - naive).max())

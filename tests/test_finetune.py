@@ -198,8 +198,8 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(finetune_experiment
     assert proc.returncode == 143, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
     step = len(_steps(run))
-    assert step < 180 and json.loads((run / "run.json").read_text()) | {"step": step} == json.loads((run / "run.json").read_text())
-    assert json.loads((run / "run.json").read_text())["status"] == "interrupted"
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["step"] == step < 180
     assert [p.name for p in checkpoints(run / "checkpoints")] == [f"step-{step:06d}"]
     resumed = subprocess.run([sys.executable, "-m", "adaptlab", "finetune", "--resume", str(run)], capture_output=True, text=True, env=env, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
@@ -257,3 +257,38 @@ def test_accelerate_launch_two_cpu_processes_stay_in_sync_and_save_once(finetune
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000006", "step-000009"]
     assert {"rng-0.pt", "rng-1.pt"} <= {p.name for p in (run / "checkpoints" / "step-000009").iterdir()}
     assert Dist().world == 1  # this process was not part of it
+
+
+def test_export_peft_and_merged_load_back_and_predict_as_before(finetune_experiment, tmp_path):
+    from peft import PeftModel
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.engine.lm_solver import LMSolver
+    from adaptlab.finetune.run import run_finetune
+    from adaptlab.models import BaseModel, load_base_model
+
+    lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
+    runner = CliRunner()
+    for fmt in ("peft", "merged"):
+        result = runner.invoke(app, ["export", str(run), str(tmp_path / fmt), "--format", fmt])
+        assert result.exit_code == 0, result.output
+    assert {"adapter_config.json", "adapter_model.safetensors", "adaptlab.json"} <= {p.name for p in (tmp_path / "peft").iterdir()}
+    queries = ["my card never came", "card was stolen", "the ATM kept it", "where is it", "ATM", "stolen"]
+    task = make_task("cards", "Route the message.", TRAIN, TRAIN)
+    base = load_base_model(lineage["base_model"]["name"], device="cpu")
+    peft_base = BaseModel("peft", PeftModel.from_pretrained(base.model, tmp_path / "peft").eval(), base.tokenizer, "cpu", base.eot_id, base.context_length)
+    merged = load_base_model(str(tmp_path / "merged"), device="cpu")
+    from_peft = LMSolver("x", peft_base, task, adapter="default")._scores(LMSolver("x", peft_base, task, adapter="default").prompts(queries)[0], None)[0]
+    from_merged = LMSolver("x", merged, task)._scores(LMSolver("x", merged, task).prompts(queries)[0], None)[0]
+    assert (from_peft.argmax(1) == from_merged.argmax(1)).all() and abs(from_peft - from_merged).max() < 1e-3
+    from adaptlab.errors import ModelError
+    from adaptlab.finetune.export import export
+
+    with pytest.raises(ConfigError, match="already exists"):
+        export(run, "peft", tmp_path / "peft")
+    lineage["base_model"]["weights_sha256"] = "0" * 64
+    (run / "lineage.json").write_text(json.dumps(lineage))
+    with pytest.raises(ModelError, match="different weights"):
+        export(run, "merged", tmp_path / "again")
+    assert not (tmp_path / "again").exists()

@@ -44,24 +44,29 @@ def test_control_tokens_in_user_text_stay_text(smollm):
     assert ids.count(smollm.eot_id) == 2  # system and user turns only
 
 
-def test_compare_on_a_small_banking_slice(model_home, monkeypatch, tmp_path):
+def _banking_slice(folder, train_per_label: int = 4, test_per_label: int = 2) -> None:
+    """train.jsonl and test.jsonl in `folder`: three card intents from the bundled example."""
     from pathlib import Path
 
-    from typer.testing import CliRunner
-
-    from adaptlab.cli import app
-
-    monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
     source = Path(__file__).parents[1] / "examples" / "banking-cards"
     keep = {"card_arrival", "card_swallowed", "lost_or_stolen_card"}
-    for split, n in (("train", 4), ("test", 2)):
+    for split, n in (("train", train_per_label), ("test", test_per_label)):
         rows, seen = [], dict.fromkeys(keep, 0)
         for line in (source / f"{split}.jsonl").read_text().splitlines():
             row = json.loads(line)
             if row["output"] in keep and seen[row["output"]] < n:
                 seen[row["output"]] += 1
                 rows.append(line)
-        (tmp_path / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+        (folder / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+
+
+def test_compare_on_a_small_banking_slice(model_home, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+
+    monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
+    _banking_slice(tmp_path)
     (tmp_path / "e.yaml").write_text(
         "task: {name: cards, instruction: Route the bank customer's message to the right team.}\n"
         "data: {train: train.jsonl, test: test.jsonl}\n"
@@ -77,3 +82,28 @@ def test_compare_on_a_small_banking_slice(model_home, monkeypatch, tmp_path):
     assert all(p["shots"] == 3 for p in by_name["few_shot"]["predictions"])
     assert by_name["lora"]["solver"]["training"]["steps"] == 3
     assert by_name["zero_shot"]["solver"]["precision"] in ("fp32", "bf16")
+
+
+def test_finetune_full_and_lora_merged_on_smollm(model_home, monkeypatch, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from adaptlab.finetune.run import run_finetune
+
+    monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
+    _banking_slice(tmp_path)
+    (tmp_path / "e.yaml").write_text(
+        "task: {name: cards, instruction: Route the bank customer's message to the right team.}\n"
+        "data: {train: train.jsonl, test: test.jsonl}\n"
+        "strategies: [{name: lora, epochs: 1, batch_size: 4}, {name: full, epochs: 1, batch_size: 4}]\n"
+    )
+    lora, lora_run = run_finetune(tmp_path / "e.yaml", strategy="lora", out=tmp_path / "lora", merge=True)
+    full, full_run = run_finetune(tmp_path / "e.yaml", strategy="full", out=tmp_path / "full")
+    assert lora["training"]["steps"] == full["training"]["steps"] == 3
+    assert (full_run / "model" / "model.safetensors").is_file() and (full_run / "model" / "tokenizer.json").is_file()
+    merged = AutoModelForCausalLM.from_pretrained(lora_run / "merged")
+    base = AutoModelForCausalLM.from_pretrained(lora["base_model"]["folder"])
+    delta = max((a - b).abs().max().item() for a, b in zip(merged.parameters(), base.parameters()))
+    assert delta > 0  # the adapter was folded in
+    with torch.no_grad():
+        assert torch.isfinite(merged(torch.tensor([[1, 2, 3]])).logits).all()

@@ -46,10 +46,28 @@ class DataConfig(_Strict):
     allow_overlap: bool = Field(False, description="Allow test inputs that also occur in train (reported as warnings instead of an error).")
 
 
+class RemoteModelConfig(_Strict):
+    """A model behind an OpenAI-compatible endpoint (vLLM, Ollama, a hosted API), prompted over HTTP."""
+
+    base_url: str = Field(pattern=r"^https?://", description="The API root, e.g. http://127.0.0.1:8000/v1 (requests go to {base_url}/chat/completions).")
+    name: str = Field(min_length=1, description="The endpoint's model name.")
+    api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the API key (never the key itself); leave out for endpoints without one.")
+    max_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight at once.")
+    timeout_s: float = Field(60.0, gt=0, description="Seconds before one request is abandoned (then retried).")
+    max_retries: int = Field(4, ge=0, le=20, description="Retries after a timeout, a connection error, 429 or 5xx, with exponential backoff (Retry-After honoured).")
+    price_input_per_1k: float | None = Field(None, ge=0, description="$ per 1,000 prompt tokens, to report the cost from the endpoint's usage.")
+    price_output_per_1k: float | None = Field(None, ge=0, description="$ per 1,000 completion tokens.")
+
+
+ModelChoice = Union[str, RemoteModelConfig]
+_MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
+
+
 class ZeroShotConfig(_Strict):
     """The instruction only."""
 
     name: Literal["zero_shot"]
+    model: ModelChoice | None = Field(None, description=_MODEL_HELP)
 
 
 class FewShotConfig(_Strict):
@@ -60,6 +78,7 @@ class FewShotConfig(_Strict):
     selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
     lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
     exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
+    model: ModelChoice | None = Field(None, description=_MODEL_HELP)
 
     @model_validator(mode="after")
     def _lines_go_with_fixed(self):
@@ -71,6 +90,7 @@ class FewShotConfig(_Strict):
 class _TrainConfig(_Strict):
     """Settings every fine-tuning method shares (the one training loop reads them)."""
 
+    model: str | None = Field(None, description="This strategy's local base model, if not the experiment's (fine-tuning needs local weights).")
     epochs: int = Field(3, gt=0, description="Passes over the training set (fewer when early stopping ends it).")
     batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
     gradient_accumulation: int = Field(1, gt=0, description="Run each batch as this many micro-batches (same update, less memory).")

@@ -13,12 +13,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
-from adaptlab.data import check_leakage, load_dataset
 from adaptlab.decide import recommend
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.home import adaptlab_home
-from adaptlab.task import make_task
+from adaptlab.prepare import prepare, resolved
 
 
 def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -30,12 +29,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     config, root = load_experiment(experiment)
     if model:
         config = config.model_copy(update={"model": model})
-    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col}
-    train = load_dataset(root / config.data.train, min_examples=2, **columns)
-    test = load_dataset(root / config.data.test, **columns)
-    for warning in train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap):
+    prepared = prepare(config, root)
+    train, test, dev, task = prepared.train, prepared.test, prepared.dev, prepared.task
+    for warning in prepared.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
-    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}")
@@ -43,12 +40,12 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{task.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(_resolved(config, root), sort_keys=False), encoding="utf-8")
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(resolved(config, root), sort_keys=False), encoding="utf-8")
 
     from adaptlab.audit import audit
     from adaptlab.engine.prompt import encode_text
     from adaptlab.models import load_base_model
-    from adaptlab.strategies import make_strategy
+    from adaptlab.strategies import ModelSource, make_strategy
 
     with console.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
         clock = time.perf_counter()
@@ -59,6 +56,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     console.print("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
     evaluations = []
+    models = ModelSource(base)
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     for strategy_config in strategy_configs:
         with Progress(*columns, console=console, transient=False) as bars:
@@ -68,9 +66,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
                 nonlocal fit_bar
                 if fit_bar is None:
                     fit_bar = bars.add_task(f"{strategy_config.name}: training", total=report.total_steps, info="")
-                bars.update(fit_bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.3f} {report.tokens_per_second:.0f} tok/s")
+                dev_info = f" dev {report.dev_score:.3f}" if report.dev_score is not None else ""
+                bars.update(fit_bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.3f} {report.tokens_per_second:.0f} tok/s{dev_info}")
 
-            strategy = make_strategy(strategy_config, base, config.seed, on_step=on_step)
+            strategy = make_strategy(strategy_config, models, config.seed, on_step=on_step, dev=dev)
             predict_bar = bars.add_task(f"{strategy_config.name}: predicting", total=len(test), info="", start=False)
 
             def on_predict(n, bars=bars, bar=predict_bar):
@@ -81,6 +80,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         solver.save(run_dir / "solvers" / strategy_config.name)
         evaluations.append(evaluation)
 
+    models.close()
     decision = recommend(evaluations, task.metric, len(task.labels))
     results = {
         "task": task.to_dict(),
@@ -107,10 +107,3 @@ def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]
         return list(config.strategies), ["majority and embed_classifier skipped: they are baselines for classify tasks"] if config.baselines else []
     extra = [MajorityConfig(name="majority"), EmbedClassifierConfig(name="embed_classifier")] if config.baselines else []
     return [b for b in extra if b.name not in listed] + list(config.strategies), []
-
-
-def _resolved(config: ExperimentConfig, root: Path) -> dict:
-    """The config with every default filled in and data paths made absolute."""
-    data = config.model_dump(mode="json")
-    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test")}
-    return data

@@ -37,6 +37,23 @@ class Task:
         """The headline metric used to rank strategies."""
         return "accuracy" if self.kind == "classify" else "chrf"
 
+    def parse_label(self, text: str) -> str | None:
+        """The label a free-text answer names, or None: exact, then case-insensitive, then the longest label it starts with or contains.
+
+        >>> Task("t", "i", "classify", ("card_arrival", "card_swallowed")).parse_label(" Card_Arrival.")
+        'card_arrival'
+        >>> Task("t", "i", "classify", ("yes", "no")).parse_label("maybe") is None
+        True
+        """
+        answer = text.strip().strip(".'\"` \n").strip()
+        if answer in self.labels:
+            return answer
+        lowered = {label.lower(): label for label in self.labels}
+        if answer.lower() in lowered:
+            return lowered[answer.lower()]
+        by_length = sorted(lowered, key=len, reverse=True)
+        return next((lowered[lab] for lab in by_length if answer.lower().startswith(lab)), None) or next((lowered[lab] for lab in by_length if lab in answer.lower()), None)
+
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
         if self.kind == "generate":

@@ -29,6 +29,7 @@ def _root() -> None:
 
 from adaptlab.cli import audit as _audit  # noqa: E402,F401  (registers the command)
 from adaptlab.cli import compare as _compare  # noqa: E402,F401
+from adaptlab.cli import export as _export  # noqa: E402,F401
 from adaptlab.cli import finetune as _finetune  # noqa: E402,F401
 
 

@@ -47,7 +47,9 @@ def results_table(results: dict) -> Table:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
         lo, hi = s["ci95"][metric]
-        cells = [s["name"], f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
+        model = s["solver"].get("base_model")
+        where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
+        cells = [s["name"] + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}"]

@@ -1,18 +1,62 @@
-"""Merged weights: a LoRA adapter folded into its base model, saved as a plain Hugging Face folder."""
+"""Export a fine-tuned result: the PEFT adapter as is, or folded into its base model as plain safetensors weights.
+
+    peft     adapter_config.json + adapter_model.safetensors: PEFT's `PeftModel.from_pretrained`
+             and vLLM's `--enable-lora --lora-modules name=OUT` load it over the base model
+    merged   a Hugging Face model folder (config, safetensors, tokenizer): transformers and
+             vLLM load it like any model
+
+Accepted sources: an `adaptlab finetune` run folder (lineage.json beside adapter/ or
+model/), or a saved solver folder from `compare` (runs/<run>/solvers/lora). Every
+export is written to a temp folder and renamed, so OUT is complete or absent.
+"""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
 
+from adaptlab.errors import ConfigError, ModelError
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+
+
+def find_source(source: Path) -> tuple[Path, str, dict]:
+    """(folder with the weights, base model name, lineage or solver info) for a run or solver folder."""
+    source = Path(source)
+    if (source / "lineage.json").is_file():
+        lineage = json.loads((source / "lineage.json").read_text(encoding="utf-8"))
+        return source / lineage["output"], lineage["base_model"]["name"], lineage
+    if (source / "solver.json").is_file():
+        info = json.loads((source / "solver.json").read_text(encoding="utf-8"))
+        if isinstance(info.get("base_model"), str) and ((source / ADAPTER_FILES[0]).is_file() or (source / "config.json").is_file()):
+            return source, info["base_model"], info
+    raise ConfigError(f"{source}: not a fine-tuning result; pass an `adaptlab finetune` run folder (with lineage.json) or a compare run's solvers/lora or solvers/full folder")
+
+
+def export(source: Path, fmt: str, out: Path) -> Path:
+    """Write the result in `source` to `out` in format `fmt` ('peft' or 'merged')."""
+    weights, base_name, info = find_source(source)
+    out = Path(out)
+    if out.exists():
+        raise ConfigError(f"{out} already exists; choose a new output folder")
+    is_adapter = (weights / ADAPTER_FILES[0]).is_file()
+    if fmt == "peft" and not is_adapter:
+        raise ConfigError(f"{source} holds full fine-tuned weights, not an adapter; export it with --format merged")
+    _check_base(base_name, info)
+    if fmt == "merged" and is_adapter:
+        return merge_lora(base_name, weights, out)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(weights, tmp, ignore=shutil.ignore_patterns("solver.json"))
+    (tmp / "adaptlab.json").write_text(json.dumps({"base_model": base_name, "source": str(Path(source).resolve()), "lineage": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    return out
+
 
 def merge_lora(base_name: str, adapter_dir: Path, out: Path) -> Path:
-    """Load the base fresh, apply the PEFT adapter in `adapter_dir`, merge, and write safetensors to `out`.
-
-    Written to a temp folder and renamed, so `out` is either complete or absent.
-    transformers (and vLLM without --enable-lora) load the result like any model.
-    """
+    """Load the base fresh, apply the PEFT adapter in `adapter_dir`, merge, and write safetensors to `out`."""
     from peft import PeftModel
 
     from adaptlab.models import load_base_model
@@ -28,3 +72,15 @@ def merge_lora(base_name: str, adapter_dir: Path, out: Path) -> Path:
         shutil.rmtree(out)
     os.replace(tmp, out)
     return out
+
+
+def _check_base(base_name: str, info: dict) -> None:
+    """Refuse to export over a base model whose weights differ from the ones it was trained on."""
+    expected = (info.get("base_model") or {}).get("weights_sha256") if isinstance(info.get("base_model"), dict) else None
+    if not expected:
+        return
+    from adaptlab.models.base import weights_digest
+
+    found = weights_digest(base_name)["weights_sha256"]
+    if found != expected:
+        raise ModelError(f"base model {base_name!r} has different weights (sha256 {found[:12]}...) from the ones this adapter was trained on ({expected[:12]}...); use the same base model")

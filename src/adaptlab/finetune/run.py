@@ -15,7 +15,6 @@ Under `accelerate launch` every rank runs this; rank 0 alone writes and prints.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -29,13 +28,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import FINETUNE_NAMES, ExperimentConfig, load_experiment, parse_experiment
-from adaptlab.data import check_leakage, load_dataset, split_dev
+from adaptlab.data import split_dev
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import FineTune
 from adaptlab.finetune.trainer import StepReport
 from adaptlab.home import adaptlab_home
-from adaptlab.task import make_task
+from adaptlab.models.base import weights_digest
+from adaptlab.prepare import prepare, resolved
 
 
 class Interrupted(AdaptlabError):
@@ -59,14 +59,12 @@ def run_finetune(
     console = console or Console(stderr=True, quiet=rank != 0)
     config, root, name, run_dir = _plan(experiment, strategy, out, resume)
     strategy_config = next(s for s in config.strategies if s.name == name)
-    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col}
-    train = load_dataset(root / config.data.train, min_examples=2, **columns)
-    test = load_dataset(root / config.data.test, **columns)
-    for warning in train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap):
+    prepared = prepare(config, root)
+    train, test, task = prepared.train, prepared.test, prepared.task
+    for warning in prepared.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
-    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
-    if config.data.dev:
-        fit_set, dev = train, load_dataset(root / config.data.dev, **columns)
+    if prepared.dev is not None:
+        fit_set, dev = train, prepared.dev
     else:
         fit_set, dev = split_dev(train, strategy_config.dev_fraction, config.seed, task.kind == "classify")
     hashes = {"train": train.content_hash, "test": test.content_hash, "dev": dev.content_hash if dev else None}
@@ -83,7 +81,7 @@ def run_finetune(
         console.print(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
     elif rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(_resolved(config, root), sort_keys=False), encoding="utf-8")
+        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(resolved(config, root), sort_keys=False), encoding="utf-8")
     _write_json(record, {"strategy": name, "status": "running", "data": hashes, "started": _now()}, rank)
     _trim_steps(run_dir / "steps.jsonl", _checkpoint_step(latest), rank)
 
@@ -150,7 +148,7 @@ def run_finetune(
     lineage = {
         "strategy": name,
         "task": task.to_dict(),
-        "base_model": {"name": config.model, **_model_files(config.model)},
+        "base_model": {"name": config.model, **weights_digest(config.model)},
         "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
         | ({"dev": {"split_of": "train", "fraction": strategy_config.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
         "config": strategy_config.model_dump(mode="json"),
@@ -176,7 +174,7 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
         saved = parse_experiment(yaml.safe_load((run_dir / "experiment.yaml").read_text(encoding="utf-8")), str(run_dir / "experiment.yaml"))
         if experiment is not None:
             given, root = load_experiment(experiment)
-            if _resolved(given, root) != _resolved(saved, Path("/")):
+            if resolved(given, root) != resolved(saved, Path("/")):
                 raise ConfigError(f"{experiment} differs from the experiment run {run_dir} was started with; resume with `adaptlab finetune --resume {run_dir}` alone, or start a new run")
         name = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["strategy"]
         return saved, Path("/"), name, run_dir
@@ -195,13 +193,6 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
     if int(os.environ.get("RANK", "0")) == 0 and run_dir.exists() and any(run_dir.iterdir()):
         raise ConfigError(f"{run_dir} already exists and is not empty; choose another --out, or continue it with --resume {run_dir}")
     return config, root, name, run_dir
-
-
-def _resolved(config: ExperimentConfig, root: Path) -> dict:
-    """The config with every default filled in and data paths made absolute."""
-    data = config.model_dump(mode="json")
-    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev") if data["data"].get(k)}
-    return data
 
 
 def _checkpoint_step(path: Path | None) -> int:
@@ -223,20 +214,6 @@ def _write_json(path: Path, content: dict, rank: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _model_files(name: str) -> dict:
-    """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
-    from adaptlab.models.base import resolve_model_folder
-
-    folder = resolve_model_folder(name)
-    files = sorted(folder.glob("*.safetensors"))
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return {"folder": str(folder), "weights_sha256": digest.hexdigest()}
 
 
 def _versions() -> dict:

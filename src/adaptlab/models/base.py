@@ -74,3 +74,17 @@ def _end_of_turn_id(tokenizer) -> int:
     if tokenizer.eos_token_id is None:
         raise ModelError("the tokenizer defines no end-of-turn or end-of-sequence token")
     return tokenizer.eos_token_id
+
+
+def weights_digest(name: str) -> dict:
+    """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
+    import hashlib
+
+    folder = resolve_model_folder(name)
+    files = sorted(folder.glob("*.safetensors"))
+    digest = hashlib.sha256()
+    for path in files:
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return {"folder": str(folder), "weights_sha256": digest.hexdigest()}

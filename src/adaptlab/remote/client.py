@@ -1,0 +1,135 @@
+"""`ChatClient`: chat completions from an OpenAI-compatible endpoint, with retries, a concurrency limit and timeouts."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from adaptlab.config import RemoteModelConfig
+from adaptlab.errors import AdaptlabError, ConfigError
+
+RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+MAX_BACKOFF_S = 30.0
+
+
+class RemoteError(AdaptlabError):
+    """The endpoint refused a request, or kept failing after every retry."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One chat completion: the text, the endpoint's token usage, and the first token's top log-probs when returned."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    first_token_logprobs: dict[str, float] | None = None
+    retries: int = 0
+
+
+class ChatClient:
+    """Talks to `{base_url}/chat/completions`; greedy (temperature 0)."""
+
+    def __init__(self, config: RemoteModelConfig, transport=None):
+        import httpx
+
+        self.config = config
+        headers = {"Content-Type": "application/json"}
+        if config.api_key_env:
+            key = os.environ.get(config.api_key_env)
+            if not key:
+                raise ConfigError(f"model {config.name!r} at {config.base_url}: environment variable {config.api_key_env} is not set; export the API key there")
+            headers["Authorization"] = f"Bearer {key}"
+        self.http = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers, timeout=config.timeout_s, transport=transport)
+        self.logprobs = True  # switched off when the endpoint rejects the parameter
+
+    def describe(self) -> dict:
+        """Where the model is; the API key is never part of it."""
+        return {"base_url": self.config.base_url, "name": self.config.name}
+
+    def chat_many(self, conversations: list[list[dict]], max_tokens: int, stop: list[str] | None = None, progress=None) -> list[Reply]:
+        """One reply per conversation, in order, at most `max_concurrency` requests in flight."""
+
+        def one(messages):
+            reply = self.chat(messages, max_tokens, stop)
+            if progress:
+                progress(1)
+            return reply
+
+        with ThreadPoolExecutor(max_workers=self.config.max_concurrency) as pool:
+            return list(pool.map(one, conversations))
+
+    def chat(self, messages: list[dict], max_tokens: int, stop: list[str] | None = None) -> Reply:
+        import httpx
+
+        body = {"model": self.config.name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
+        if stop:
+            body["stop"] = stop[:4]  # the OpenAI API takes up to 4
+        start = time.perf_counter()
+        for attempt in range(self.config.max_retries + 1):
+            asked_logprobs = self.logprobs
+            if asked_logprobs:
+                body |= {"logprobs": True, "top_logprobs": 5}
+            else:
+                body.pop("logprobs", None), body.pop("top_logprobs", None)
+            wait = None
+            try:
+                response = self.http.post("chat/completions", json=body)
+            except httpx.TimeoutException:
+                problem = f"no answer within {self.config.timeout_s:g} s"
+            except httpx.TransportError as exc:
+                problem = f"cannot connect ({type(exc).__name__})"
+            else:
+                if response.status_code == 200:
+                    return _reply(response, time.perf_counter() - start, attempt)
+                if response.status_code == 400 and asked_logprobs and "logprob" in response.text.lower():
+                    self.logprobs = False  # this endpoint does not do log-probs; ask again without
+                    continue
+                problem = f"HTTP {response.status_code}: {_error_text(response)}"
+                if response.status_code in (401, 403):
+                    raise RemoteError(f"{self.config.base_url} refused the request ({problem}); check the API key" + (f" in ${self.config.api_key_env}" if self.config.api_key_env else " (set model.api_key_env)"))
+                if response.status_code not in RETRY_STATUS:
+                    raise RemoteError(f"{self.config.base_url} model {self.config.name!r}: {problem}")
+                wait = _retry_after(response)
+            if attempt < self.config.max_retries:
+                time.sleep(wait if wait is not None else min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2))
+        raise RemoteError(f"{self.config.base_url} model {self.config.name!r}: {problem} after {self.config.max_retries + 1} attempts; check that the server is up, or raise model.timeout_s / model.max_retries")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _reply(response, seconds: float, retries: int) -> Reply:
+    try:
+        data = response.json()
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+        usage = data.get("usage") or {}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        raise RemoteError(f"the endpoint's answer is not an OpenAI chat completion: {response.text[:200]!r}") from None
+    top = None
+    content = ((choice.get("logprobs") or {}).get("content")) or []
+    if content and content[0].get("top_logprobs"):
+        top = {t["token"]: float(t["logprob"]) for t in content[0]["top_logprobs"]}
+    return Reply(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), seconds, top, retries)
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return min(MAX_BACKOFF_S, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _error_text(response) -> str:
+    try:
+        error = response.json().get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        return str(message or response.text)[:200]
+    except ValueError:
+        return response.text[:200]
