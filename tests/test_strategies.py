@@ -143,3 +143,16 @@ def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(ti
     with pytest.raises(DataError) as info:
         training_rows(tiny_base, TASK, long)
     assert [(p.code, p.line) for p in info.value.problems] == [("too_long", 3)]
+
+
+def test_model_source_loads_each_named_local_model_once(tiny_base, tiny_model_dir, tmp_path):
+    import shutil
+
+    from adaptlab.strategies import ModelSource
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    models = ModelSource(tiny_base)
+    assert models.get(None) is tiny_base and models.get(tiny_base.name) is tiny_base
+    loaded = models.get(str(other))
+    assert loaded is not tiny_base and models.get(str(other)) is loaded and loaded.name == str(other)

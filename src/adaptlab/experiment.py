@@ -18,6 +18,7 @@ from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.home import adaptlab_home
 from adaptlab.prepare import prepare, resolved
+from adaptlab.registry import default_registry
 
 
 def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -57,6 +58,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     evaluations = []
     models = ModelSource(base)
+    registry = default_registry()
+    for dataset in (train, test):
+        registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
+    registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     for strategy_config in strategy_configs:
         with Progress(*columns, console=console, transient=False) as bars:
@@ -78,6 +83,9 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
             evaluation, solver = evaluate(strategy, task, train, test, predict_progress=on_predict)
         solver.save(run_dir / "solvers" / strategy_config.name)
+        version = register(registry, run_dir.name, task, strategy_config, solver, evaluation, train, run_dir / "solvers" / strategy_config.name, config.seed)
+        evaluation.solver["registered_as"] = version.ref
+        console.print(f"{strategy_config.name}: registered as [bold]{version.ref}[/]")
         evaluations.append(evaluation)
 
     models.close()
@@ -94,7 +102,25 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "notes": notes,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), {e.name: e.metrics for e in evaluations} | {"recommendation": decision.choice}, "completed")
+    registry.close()
     return results, run_dir
+
+
+def register(registry, run_id: str, task, strategy_config, solver, evaluation, train, folder: Path, seed: int):
+    """Record a fitted solver as the task's next version: its saved files, the task, and (prompting) its example pool."""
+    extra = {"task.json": task.to_dict()}
+    if strategy_config.name == "few_shot":
+        extra["pool.json"] = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}
+    lineage = {
+        "strategy": strategy_config.model_dump(mode="json"),
+        "base_model": evaluation.solver.get("base_model"),
+        "train_sha256": train.content_hash,
+        "seed": seed,
+        "metrics": evaluation.metrics,
+        "ci95": {k: list(v) for k, v in evaluation.ci95.items()},
+    }
+    return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra=extra)
 
 
 def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]]:

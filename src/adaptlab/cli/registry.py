@@ -1,0 +1,65 @@
+"""`adaptlab registry list|show|promote|check`: the versions compare registered, and which one each task serves."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adaptlab.cli import app
+
+registry_app = typer.Typer(help="Solver versions (task@vN), their files and lineage, and the promoted version of each task.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@registry_app.command("list")
+def list_versions(task: str = typer.Argument(None, help="Only this task's versions.")) -> None:
+    """Every registered version, oldest first; * marks the promoted one."""
+    from adaptlab.registry import default_registry, parse_ref
+
+    if task:
+        parse_ref(task)
+    registry = default_registry()
+    table = Table(title="registry")
+    for column in ("version", "strategy", "metric", "run", "created"):
+        table.add_column(column)
+    for v in registry.versions(task):
+        metrics = v.lineage.get("metrics") or {}
+        headline = next(iter(metrics.items()), None)
+        table.add_row(("* " if v.promoted else "  ") + v.ref, v.strategy, f"{headline[0]} {headline[1]:.3f}" if headline else "", v.run_id or "", v.created)
+    Console(width=140 if not sys.stdout.isatty() else None).print(table)
+
+
+@registry_app.command()
+def show(ref: str = typer.Argument(..., help="task@vN, or a task name for its promoted version.")) -> None:
+    """One version as JSON: files with their sha256, lineage, run."""
+    from adaptlab.registry import default_registry
+
+    print(json.dumps(default_registry().get(ref).to_dict(), indent=2, ensure_ascii=False))
+
+
+@registry_app.command()
+def promote(ref: str = typer.Argument(..., help="task@vN to serve for the task's name.")) -> None:
+    """Make task@vN the version `adaptlab serve` answers for the task's name (its files are verified first)."""
+    from adaptlab.registry import default_registry
+
+    version = default_registry().promote(ref)
+    print(f"promoted {version.ref}")
+
+
+@registry_app.command()
+def check() -> None:
+    """Find rows whose files are missing or corrupted (exit 1), and leftovers of interrupted writes."""
+    from adaptlab.registry import default_registry
+
+    problems, notes = default_registry().check()
+    for note in notes:
+        print(f"note: {note}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    print(f"{len(problems)} problem(s)")
+    if problems:
+        raise typer.Exit(1)

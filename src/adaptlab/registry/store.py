@@ -1,0 +1,214 @@
+"""`Registry`: datasets, runs, solver versions `task@vN` with their files, and the promoted version of each task.
+
+Under `$ADAPTLAB_HOME/registry/`: `registry.db` (SQLite) and `artifacts/<task>/<id>/`.
+A version's files (safetensors and JSON only) are written to `artifacts/.tmp-<id>/`,
+each fsynced and hashed (sha256), the folder renamed into place and fsynced, and
+only then is the row committed. So a kill at any point leaves either no row (and at
+worst an unreferenced folder, which `check` reports and ignores) or a row whose files
+are all there; every load verifies the hashes first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.registry.db import connect
+
+ALLOWED_SUFFIXES = (".safetensors", ".json")
+REF = re.compile(r"^(?P<task>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[1-9][0-9]{0,8}))?$")
+
+
+class RegistryError(AdaptlabError):
+    """A registry entry is missing, corrupt, or asked for in a form it cannot have."""
+
+
+@dataclass(frozen=True)
+class Version:
+    task: str
+    version: int
+    strategy: str
+    run_id: str | None
+    folder: Path
+    files: dict[str, str]  # file name -> sha256
+    lineage: dict
+    created: str
+    promoted: bool = False
+
+    @property
+    def ref(self) -> str:
+        return f"{self.task}@v{self.version}"
+
+    def to_dict(self) -> dict:
+        return {"ref": self.ref, "strategy": self.strategy, "run_id": self.run_id, "folder": str(self.folder), "files": self.files, "lineage": self.lineage, "created": self.created, "promoted": self.promoted}
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """'task' or 'task@vN', validated before anything touches the disk."""
+    match = REF.match(ref or "")
+    if not match:
+        raise ConfigError(f"{ref!r} is not a task name or task@vN (lower-case letters, digits, '.', '_', '-'; versions from v1)")
+    return match["task"], int(match["version"]) if match["version"] else None
+
+
+class Registry:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.artifacts = self.root / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.db = connect(self.root / "registry.db")
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- writing ---
+
+    def add_dataset(self, sha256: str, source: str, rows: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?)", (sha256, source, rows, _now()))
+
+    def add_run(self, run_id: str, kind: str, folder: str | None, config: dict, metrics: dict | None, status: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, kind, folder, json.dumps(config), json.dumps(metrics), status, _now()))
+
+    def add_version(self, task: str, strategy: str, source: Path, lineage: dict, run_id: str | None = None, extra: dict[str, dict] | None = None) -> Version:
+        """Copy the .safetensors and .json files of `source` (plus `extra` JSON files) in as the task's next version."""
+        parse_ref(task)
+        files = sorted(p for p in Path(source).iterdir() if p.is_file() and p.suffix in ALLOWED_SUFFIXES) if source else []
+        if not files and not extra:
+            raise RegistryError(f"{source}: no .safetensors or .json files to register")
+        key = uuid.uuid4().hex
+        tmp = self.artifacts / f".tmp-{key}"
+        tmp.mkdir()
+        hashes = {}
+        for path in files:
+            shutil.copyfile(path, tmp / path.name)
+            hashes[path.name] = _fsync_and_hash(tmp / path.name)
+        for name, content in (extra or {}).items():
+            if not name.endswith(".json"):
+                raise RegistryError(f"extra artifact {name!r}: only JSON files can be written")
+            (tmp / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+            hashes[name] = _fsync_and_hash(tmp / name)
+        _fsync_dir(tmp)
+        final = self.artifacts / task / key
+        final.parent.mkdir(exist_ok=True)
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return self._insert_version(task, strategy, run_id, final, hashes, lineage)
+
+    def _insert_version(self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict) -> Version:
+        created = _now()
+        self.db.execute("BEGIN IMMEDIATE")  # versions are numbered under the write lock: concurrent writers never collide
+        try:
+            version = self._next_version(task)
+            self.db.execute(
+                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task, version, strategy, run_id, str(folder.relative_to(self.root)), json.dumps(hashes), json.dumps(lineage, ensure_ascii=False), created),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        return Version(task, version, strategy, run_id, folder, hashes, lineage, created)
+
+    def _next_version(self, task: str) -> int:
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE task = ?", (task,)).fetchone()[0]
+
+    def promote(self, ref: str) -> Version:
+        version = self.get(ref, verify=True)
+        self.db.execute("INSERT INTO promotions VALUES (?, ?, ?) ON CONFLICT(task) DO UPDATE SET version = excluded.version, promoted = excluded.promoted", (version.task, version.version, _now()))
+        return self.get(version.ref)
+
+    # --- reading ---
+
+    def versions(self, task: str | None = None) -> list[Version]:
+        query = "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task"
+        rows = self.db.execute(query + (" WHERE v.task = ?" if task else "") + " ORDER BY v.task, v.version", (task,) if task else ()).fetchall()
+        return [self._version(row) for row in rows]
+
+    def get(self, ref: str, verify: bool = False) -> Version:
+        """The version `task@vN`, or the task's promoted version for a bare task name."""
+        task, number = parse_ref(ref)
+        if number is None:
+            row = self.db.execute("SELECT version FROM promotions WHERE task = ?", (task,)).fetchone()
+            if row is None:
+                known = self.db.execute("SELECT COUNT(*) FROM versions WHERE task = ?", (task,)).fetchone()[0]
+                raise RegistryError(f"task {task!r} has no promoted version" + (f"; promote one of its {known} versions with `adaptlab registry promote {task}@vN`" if known else "; it has no versions (compare registers what it fits)"))
+            number = row[0]
+        row = self.db.execute("SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.task = ? AND v.version = ?", (task, number)).fetchone()
+        if row is None:
+            raise RegistryError(f"no version {task}@v{number}; `adaptlab registry list` shows what there is")
+        version = self._version(row)
+        if verify:
+            problems = self._problems(version)
+            if problems:
+                raise RegistryError(f"{version.ref} cannot be used: {'; '.join(problems)}; run `adaptlab registry check`")
+        return version
+
+    def check(self) -> tuple[list[str], list[str]]:
+        """(problems, notes): rows whose files are missing or corrupt; artifact folders no row points at."""
+        problems, referenced = [], set()
+        for version in self.versions():
+            referenced.add(version.folder.resolve())
+            problems += [f"{version.ref}: {p}" for p in self._problems(version)]
+        notes = []
+        for task_dir in (p for p in self.artifacts.iterdir() if p.is_dir()):
+            if task_dir.name.startswith(".tmp-"):
+                notes.append(f"{task_dir}: an interrupted write (no row points at it); safe to delete")
+                continue
+            for folder in (p for p in task_dir.iterdir() if p.is_dir()):
+                if folder.resolve() not in referenced:
+                    notes.append(f"{folder}: files of a write interrupted before its commit (no row points at it); safe to delete")
+        return problems, notes
+
+    def _problems(self, version: Version) -> list[str]:
+        out = []
+        for name, expected in version.files.items():
+            path = version.folder / name
+            if not path.is_file():
+                out.append(f"{name} is missing from {version.folder}")
+            elif _hash(path) != expected:
+                out.append(f"{name} does not match its sha256 (corrupted or changed)")
+        return out
+
+    def _version(self, row: sqlite3.Row) -> Version:
+        return Version(row["task"], row["version"], row["strategy"], row["run_id"], self.root / row["folder"], json.loads(row["files"]), json.loads(row["lineage"]), row["created"], row["promoted_version"] == row["version"])
+
+
+def default_registry() -> Registry:
+    from adaptlab.home import adaptlab_home
+
+    return Registry(adaptlab_home() / "registry")
+
+
+def _hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_and_hash(path: Path) -> str:
+    with path.open("rb+") as f:
+        os.fsync(f.fileno())
+    return _hash(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,144 @@
+"""Registry: versions with verified files, promotion, crash consistency, concurrent writers, and compare's registrations."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from adaptlab.errors import ConfigError
+from adaptlab.registry import Registry, RegistryError
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+@pytest.fixture
+def solver_folder(tmp_path) -> Path:
+    folder = tmp_path / "solver"
+    folder.mkdir()
+    (folder / "solver.json").write_text(json.dumps({"strategy": "lora"}))
+    (folder / "adapter_model.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    (folder / "notes.txt").write_text("not an artifact type")
+    return folder
+
+
+def test_versions_are_numbered_verified_and_promoted(tmp_path, solver_folder):
+    registry = Registry(tmp_path / "reg")
+    v1 = registry.add_version("cards", "lora", solver_folder, {"metrics": {"accuracy": 0.8}})
+    v2 = registry.add_version("cards", "few_shot", solver_folder, {}, extra={"pool.json": {"examples": []}})
+    assert (v1.ref, v2.ref) == ("cards@v1", "cards@v2")
+    assert set(v2.files) == {"solver.json", "adapter_model.safetensors", "pool.json"}  # notes.txt is not copied
+    with pytest.raises(RegistryError, match="no promoted version"):
+        registry.get("cards")
+    registry.promote("cards@v1")
+    assert registry.get("cards").ref == "cards@v1" and [v.promoted for v in registry.versions("cards")] == [True, False]
+    registry.promote("cards@v2")
+    assert registry.get("cards").ref == "cards@v2"
+    for bad in ("../etc/passwd", "Cards", "cards@v0", "cards@latest", ""):
+        with pytest.raises(ConfigError):
+            registry.get(bad)
+    with pytest.raises(RegistryError, match="no version cards@v9"):
+        registry.get("cards@v9")
+
+
+def test_missing_or_corrupted_files_are_found_before_use(tmp_path, solver_folder):
+    registry = Registry(tmp_path / "reg")
+    v1 = registry.add_version("cards", "lora", solver_folder, {})
+    v2 = registry.add_version("cards", "lora", solver_folder, {})
+    weights = v1.folder / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    (v2.folder / "solver.json").unlink()
+    problems, _ = registry.check()
+    assert problems == ["cards@v1: adapter_model.safetensors does not match its sha256 (corrupted or changed)", f"cards@v2: solver.json is missing from {v2.folder}"]
+    with pytest.raises(RegistryError, match="cannot be used"):
+        registry.promote("cards@v1")
+
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from adaptlab.registry import store
+
+root, source, point, count = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if point == "files":  # while the files are being written
+    original, calls = store._fsync_and_hash, []
+    def hash_then_die(path):
+        calls.append(path)
+        if len(calls) == 2:
+            die()
+        return original(path)
+    store._fsync_and_hash = hash_then_die
+elif point == "renamed":  # folder in place, no row yet
+    store.Registry._insert_version = die
+elif point == "transaction":  # inside BEGIN IMMEDIATE, the version number taken, nothing committed
+    original_next = store.Registry._next_version
+    store.Registry._next_version = lambda self, task: (original_next(self, task), die())
+registry = store.Registry(root)
+for _ in range(count):
+    registry.add_version("cards", "lora", source, {"pid": os.getpid()})
+"""
+
+
+def _child(root, source, point, count=1):
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(source), point, str(count)], env={**os.environ, "PYTHONPATH": SRC}, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("point", ["files", "renamed", "transaction"])
+def test_a_kill_during_a_write_leaves_the_registry_consistent(tmp_path, solver_folder, point):
+    root = tmp_path / "reg"
+    Registry(root).add_version("cards", "lora", solver_folder, {})
+    proc = _child(root, solver_folder, point)
+    proc.wait(timeout=120)
+    assert proc.returncode == -9, proc.stderr.read()
+    registry = Registry(root)
+    problems, notes = registry.check()
+    assert problems == [] and [v.ref for v in registry.versions()] == ["cards@v1"]
+    assert len(notes) == 1 and "safe to delete" in notes[0]  # the interrupted write's folder, reported, not used
+    assert registry.add_version("cards", "lora", solver_folder, {}).ref == "cards@v2"  # and the database is not left locked
+
+
+def test_eight_processes_writing_at_once_lose_nothing(tmp_path, solver_folder):
+    root = tmp_path / "reg"
+    Registry(root).close()
+    procs = [_child(root, solver_folder, "none", 5) for _ in range(8)]
+    for proc in procs:
+        proc.wait(timeout=300)
+        assert proc.returncode == 0, proc.stderr.read()
+    registry = Registry(root)
+    versions = registry.versions("cards")
+    assert [v.version for v in versions] == list(range(1, 41))
+    assert len({v.lineage["pid"] for v in versions}) == 8 and registry.check() == ([], [])
+
+
+def test_compare_registers_every_solver_it_fits(card_experiment):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.experiment import run_compare
+    from adaptlab.registry import default_registry
+
+    results, _ = run_compare(card_experiment, card_experiment.parent / "run")
+    registry = default_registry()
+    versions = registry.versions("cards")
+    assert [v.strategy for v in versions] == [s["name"] for s in results["strategies"]]
+    assert [s["solver"]["registered_as"] for s in results["strategies"]] == [v.ref for v in versions]
+    few_shot = next(v for v in versions if v.strategy == "few_shot")
+    pool = json.loads((few_shot.folder / "pool.json").read_text())
+    assert len(pool["examples"]) == 12 and few_shot.lineage["metrics"]["accuracy"] >= 0
+    lora = next(v for v in versions if v.strategy == "lora")
+    assert "adapter_model.safetensors" in lora.files
+    runner = CliRunner()
+    assert runner.invoke(app, ["registry", "promote", lora.ref]).exit_code == 0
+    shown = runner.invoke(app, ["registry", "show", "cards"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["ref"] == lora.ref
+    listed = runner.invoke(app, ["registry", "list"])
+    assert f"* {lora.ref}" in listed.output
+    assert runner.invoke(app, ["registry", "check"]).exit_code == 0
