@@ -29,7 +29,7 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.01):
+    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03):
         self.run_batch = run_batch
         self.jobs: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
         self.max_batch = max_batch
