@@ -198,3 +198,16 @@ def test_sigterm_finishes_accepted_requests_and_exits_cleanly(tiny_model_dir, tm
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode in (0, -signal.SIGTERM), stderr  # uvicorn re-raises SIGTERM after draining, as supervisors expect
     assert set(codes) <= {200, 503, "refused"} and codes.count(200) >= 1 and "Traceback" not in stderr
+
+
+def test_a_query_too_long_for_the_context_fails_alone(server):
+    url, _ = server
+
+    async def together():
+        async with httpx.AsyncClient(timeout=120, headers={"Authorization": f"Bearer {API_KEY}"}) as client:
+            texts = ["lost my card", "where is my card " * 300, "the ATM kept it"]
+            return await asyncio.gather(*[client.post(f"{url}/v1/chat/completions", json={"model": "cards@v1", "messages": [{"role": "user", "content": t}]}) for t in texts])
+
+    ok1, long, ok2 = asyncio.run(together())
+    assert (ok1.status_code, long.status_code, ok2.status_code) == (200, 400, 200)
+    assert "context" in long.json()["error"]["message"]

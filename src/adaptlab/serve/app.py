@@ -35,6 +35,10 @@ class Limits:
     max_batch: int = 8
 
 
+class LoadFailed(Exception):
+    """A version's files failed verification or loading (the server answers 503 for it and serves the rest)."""
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry_after: int | None = None):
         super().__init__(message)
@@ -49,16 +53,24 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
     state = {"ready": False, "batcher": None}
 
     def run_batch(key: tuple, payloads: list) -> list:
+        """Answers in order; an item may be an exception that belongs to that request alone."""
         model, max_tokens = key
-        solver = models.solver(model)
+        try:
+            solver = models.solver(model)
+        except AdaptlabError as exc:
+            raise LoadFailed(str(exc)) from None
         if solver is None:  # the base model itself: batched greedy generation
             from adaptlab.engine.generate import generate
             from adaptlab.engine.lm_solver import _adapter
 
             with _adapter(models.base, None):
                 return generate(models.base.model, models.base.tokenizer, payloads, models.base.eot_id, models.base.device, max_tokens, batch_size=len(payloads))
-        predictions = solver.predict(payloads)
-        return [(p.output, p.completion_tokens) for p in predictions]
+        try:
+            return [(p.output, p.completion_tokens) for p in solver.predict(payloads)]
+        except AdaptlabError as exc:  # e.g. one query too long for the context: answer the others one by one
+            if len(payloads) == 1:
+                return [exc]
+            return [item for payload in payloads for item in run_batch(key, [payload])]
 
     async def lifespan(app):
         state["batcher"] = app.state.batcher = Batcher(run_batch, limits.max_queue, limits.max_batch)
@@ -137,9 +149,11 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             raise ApiError(429, "too many requests are waiting; retry shortly", "rate_limit_error", retry_after=1) from None
         try:
             text, completion_tokens = await asyncio.wrap_future(future)
-        except AdaptlabError:
-            log.exception("loading %s failed", model)
+        except LoadFailed as exc:
+            log.error("loading %s failed: %s", model, exc)
             raise ApiError(503, f"the model {model!r} cannot be loaded now (its files failed verification or loading); the other models are still served", "server_error", retry_after=30) from None
+        except AdaptlabError as exc:
+            raise ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None) from None
         return model, text, prompt_tokens, completion_tokens
 
     @app.post("/v1/chat/completions")

@@ -85,7 +85,10 @@ class Batcher:
             try:
                 results = self.run_batch(first.key, [job.payload for job in live])
                 for job, result in zip(live, results):
-                    job.future.set_result(result)
+                    if isinstance(result, BaseException):  # this request's own failure
+                        job.future.set_exception(result)
+                    else:
+                        job.future.set_result(result)
             except BaseException as exc:  # every waiting request learns of it; the worker goes on
                 for job in live:
                     job.future.set_exception(exc)
