@@ -88,9 +88,10 @@ def run_finetune(
     from adaptlab.models import load_base_model
     from adaptlab.models.device import default_device
 
-    with console.status(f"loading base model {config.model}"):
-        base = load_base_model(config.model, device=default_device())
-    console.print(f"task [bold]{task.name}[/]: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {config.model} on {base.device}")
+    model_name = strategy_config.model or config.model
+    with console.status(f"loading base model {model_name}"):
+        base = load_base_model(model_name, device=default_device())
+    console.print(f"task [bold]{task.name}[/]: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
 
     stop = {"requested": False}
 
@@ -142,13 +143,13 @@ def run_finetune(
         from adaptlab.finetune.export import merge_lora
 
         with console.status("writing merged weights"):
-            merge_lora(config.model, output, run_dir / "merged")
+            merge_lora(model_name, output, run_dir / "merged")
     elif merge:
         console.print("[yellow]note:[/] --merge has nothing to do for full fine-tuning: model/ already holds full weights")
     lineage = {
         "strategy": name,
         "task": task.to_dict(),
-        "base_model": {"name": config.model, **weights_digest(config.model)},
+        "base_model": {"name": model_name, **weights_digest(model_name)},
         "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
         | ({"dev": {"split_of": "train", "fraction": strategy_config.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
         "config": strategy_config.model_dump(mode="json"),

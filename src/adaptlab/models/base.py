@@ -48,7 +48,9 @@ def load_base_model(name_or_path: str, device: str | None = None) -> BaseModel:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # adaptlab shows its own progress; a per-load bar of tensors is noise
     folder = resolve_model_folder(name_or_path)
     device = device or default_device()
     try:
