@@ -60,7 +60,7 @@ def main() -> None:
             runs += [("lora", {"learning_rate": lr, "epochs": ep}, FineTune(base, LoraConfig(name="lora", learning_rate=lr, epochs=ep, bf16=False, dev_fraction=0))) for lr in lrs for ep in epochs]
         for strategy, settings, fitter in runs:
             evaluation, _ = evaluate(fitter, task, train, dev)
-            lo, hi = evaluation.ci95["accuracy"]
+            lo, hi = evaluation.ci["accuracy"]
             rows.append({"slice": name, "strategy": strategy, **settings, "accuracy": evaluation.metrics["accuracy"], "ci_low": lo, "ci_high": hi, "macro_f1": evaluation.metrics["macro_f1"], "fit_s": evaluation.fit_seconds, "ms_per_query": evaluation.latency_ms_mean})
             r = rows[-1]
             print(f"{name:18} {strategy:16} {json.dumps(settings):40} acc {r['accuracy']:.3f} [{lo:.2f}-{hi:.2f}]  fit {r['fit_s']:6.1f}s  {r['ms_per_query']:7.1f} ms/q", flush=True)

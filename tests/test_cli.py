@@ -36,6 +36,11 @@ def test_compare_end_to_end(card_experiment, tmp_path):
         # accuracy is what the predictions say it is
         hits = sum(p["expected"] == p["predicted"] for p in s["predictions"])
         assert s["metrics"]["accuracy"] == hits / 6
+        assert set(s["ci"]) == {"accuracy", "macro_f1"} and s["latency_ms_p50"] >= 0 and sum(map(sum, (r.values() for r in s["confusion"].values()))) == 6
+        assert s["cost_per_1k_queries"] >= 0 and s["fit_cost"] >= 0
+    assert len(results["pairwise"]) == 10 and all(0 <= r["p_value"] <= 1 for r in results["pairwise"])
+    assert [(r["fine_tuned"], r["prompted"]) for r in results["break_even_queries"]] == [("lora", "zero_shot"), ("lora", "few_shot")]
+    assert results["cost_assumptions"]["dollars_per_hour"] == 0.10 and "break-even, lora vs zero_shot" in result.stdout
     assert results["strategies"][4]["fit_seconds"] > results["strategies"][2]["fit_seconds"]
     assert results["strategies"][0]["labels_predicted"] == 1  # majority
     assert results["recommendation"]["choice"] in {"majority", "embed_classifier", "zero_shot", "few_shot", "lora", "collect_more_data"} and results["recommendation"]["reasons"]
@@ -69,7 +74,7 @@ def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["task"]["kind"] == "generate" and results["base_model"] == str(tiny_model_dir)
     (s,) = results["strategies"]
-    assert set(s["metrics"]) == {"exact_match", "chrf"} and 0 <= s["metrics"]["chrf"] <= 100
+    assert set(s["metrics"]) == {"exact_match", "token_f1", "chrf"} and 0 <= s["metrics"]["chrf"] <= 100 and set(s["ci"]) == set(s["metrics"])
     assert "chrf" in result.stdout
     assert results["notes"] == ["majority and embed_classifier skipped: they are baselines for classify tasks"]
 

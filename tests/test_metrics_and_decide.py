@@ -5,7 +5,7 @@ import pytest
 
 from adaptlab.decide import paired_difference, recommend
 from adaptlab.evaluation import Evaluation
-from adaptlab.evaluation.metrics import bootstrap_ci, chrf, macro_f1, task_metrics
+from adaptlab.evaluation.metrics import bootstrap_ci, chrf, macro_f1, per_label, task_metrics, token_f1
 
 
 def test_chrf_bounds_and_order():
@@ -17,7 +17,7 @@ def test_chrf_bounds_and_order():
 def test_macro_f1_by_hand():
     # label a: tp=1 fp=1 fn=0 -> 2/3; label b: tp=0 fp=0 fn=1 -> 0
     assert macro_f1(["a", "b"], ["a", "a"], ["a", "b"]) == pytest.approx(1 / 3)
-    assert task_metrics("classify", ["a", "b"], ["a", "a"], ["a", "b"])["accuracy"] == 0.5
+    assert task_metrics("classify", ["a", "b"], ["a", "a"], ["a", "b"])[0]["accuracy"] == 0.5
 
 
 def test_bootstrap_interval_brackets_the_mean():
@@ -85,3 +85,47 @@ def test_embed_classifier_best_outright_is_compared_with_the_best_llm():
     assert decision.choice == "embed_classifier"
     (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
     assert "best LLM strategy, few_shot (0.975 vs 0.750" in reason and "9 ms per query vs 800 ms" in reason
+
+
+def test_every_metric_gets_an_interval_and_agrees_with_the_plain_formula():
+    expected = ["a", "a", "b", "b", "c", "c", "a", "b"] * 5
+    predicted = ["a", "b", "b", "b", "c", "a", "a", "x"] * 5
+    metrics, ci = task_metrics("classify", expected, predicted, ["a", "b", "c"], resamples=300)
+    assert metrics["macro_f1"] == pytest.approx(macro_f1(expected, predicted, ["a", "b", "c"]))
+    assert set(ci) == {"accuracy", "macro_f1"} and all(lo <= metrics[k] <= hi for k, (lo, hi) in ci.items())
+    f1, confusion = per_label(expected, predicted, ["a", "b", "c"])
+    assert confusion["b"] == {"a": 0, "b": 10, "c": 0, "(other)": 5} and f1["c"] == pytest.approx(2 * 5 / (2 * 5 + 0 + 5))
+
+
+def test_generate_metrics_token_f1_and_json_fields():
+    assert token_f1("the card is lost", "card lost") == pytest.approx(2 * 0.5 * 1.0 / 1.5)
+    expected = ['{"city": "Paris", "people": 2}', '{"city": "Rome", "people": 4}']
+    predicted = ['{"city": "Paris", "people": 3}', "not json"]
+    metrics, ci = task_metrics("generate", expected, predicted, [], resamples=50)
+    assert metrics["json_valid"] == 0.5 and metrics["field_precision"] == 0.5 and metrics["field_recall"] == 0.25
+    assert metrics["field_f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75) and {"exact_match", "token_f1", "chrf"} <= set(ci)
+    assert "json_valid" not in task_metrics("generate", ["plain text"], ["plain"], [])[0]
+
+
+def test_pairwise_tests_every_two_strategies_on_the_same_rows():
+    from adaptlab.decide import pairwise
+
+    same = evaluation("zero_shot", 20)
+    rows = pairwise([evaluation("few_shot", 36), evaluation("lora", 35), same])
+    assert [(r["a"], r["b"]) for r in rows] == [("few_shot", "lora"), ("few_shot", "zero_shot"), ("lora", "zero_shot")]
+    assert rows[1]["p_value"] < 0.01 and rows[1]["ci95"][0] > 0 and rows[0]["p_value"] > 0.05
+
+
+def test_cost_per_query_fit_cost_and_break_even():
+    from adaptlab.decide.costs import break_even, strategy_cost
+
+    few = evaluation("few_shot", 36, latency=720)  # 0.72 s of machine time per query
+    lora = evaluation("lora", 35, fit=360, latency=360)
+    costs = {e.name: strategy_cost(e, hourly=1.0) for e in (few, lora)}
+    assert costs["few_shot"]["cost_per_1k_queries"] == pytest.approx(0.2) and costs["lora"]["fit_cost"] == pytest.approx(0.1)
+    (row,) = break_even(costs)
+    assert row["queries"] == 1000  # $0.10 to fit, $0.10 less per 1k queries
+    slower = {"few_shot": costs["few_shot"], "lora": strategy_cost(evaluation("lora", 35, fit=360, latency=900), 1.0)}
+    assert break_even(slower)[0]["queries"] == "never"
+    free = {"few_shot": costs["few_shot"], "lora": strategy_cost(evaluation("lora", 35, fit=0, latency=360), 1.0)}
+    assert break_even(free)[0]["queries"] == "from the first query"

@@ -136,6 +136,13 @@ StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig, Full
 BASELINES = ("majority", "embed_classifier")
 
 
+class CostConfig(_Strict):
+    """Prices for the cost model; the defaults are round on-demand cloud figures, stated in every results.json."""
+
+    cpu_hour: float = Field(0.10, ge=0, description="$ per hour of the CPU machine a self-hosted strategy runs on (default: a small 2-vCPU cloud VM).")
+    gpu_hour: float = Field(2.50, ge=0, description="$ per hour of a GPU machine (default: one data-centre GPU on demand).")
+
+
 class ExperimentConfig(_Strict):
     task: TaskConfig
     data: DataConfig
@@ -143,6 +150,7 @@ class ExperimentConfig(_Strict):
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
     strategies: list[StrategyConfig] = Field(min_length=1, description="The contenders, measured on the same test rows.")
     baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
+    costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")
 
 
 def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:

@@ -13,7 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
-from adaptlab.decide import recommend
+from adaptlab.decide import pairwise, recommend
+from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.home import adaptlab_home
@@ -90,14 +91,19 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     models.close()
     decision = recommend(evaluations, task.metric, len(task.labels))
+    hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
+    costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
         "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash},
         "seed": config.seed,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
-        "strategies": [e.to_dict() for e in evaluations],
+        "strategies": [e.to_dict() | costs[e.name] for e in evaluations],
         "recommendation": decision.to_dict(),
+        "pairwise": pairwise(evaluations),
+        "break_even_queries": break_even(costs),
+        "cost_assumptions": {"device": base.device, "dollars_per_hour": hourly, **config.costs.model_dump()},
         "audit": report.to_dict(),
         "notes": notes,
     }
@@ -118,7 +124,7 @@ def register(registry, run_id: str, task, strategy_config, solver, evaluation, t
         "train_sha256": train.content_hash,
         "seed": seed,
         "metrics": evaluation.metrics,
-        "ci95": {k: list(v) for k, v in evaluation.ci95.items()},
+        "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
     return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra=extra)
 

@@ -32,6 +32,10 @@ def compare(
         console.print(f"  - {reason}", highlight=False, soft_wrap=True)
     for warning in rec["warnings"]:
         console.print(f"  [yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    prices = results.get("cost_assumptions") or {}
+    for row in results.get("break_even_queries", []):
+        queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"
+        console.print(f"  break-even, {row['fine_tuned']} vs {row['prompted']}: {queries or 'unknown'} ({row['why']}; ${prices.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
     console.print(f"\nresults: {run_dir / 'results.json'}", highlight=False)
 
 
@@ -43,15 +47,16 @@ def results_table(results: dict) -> Table:
     other = "macro_f1" if classify else "exact_match"
     digits = 3 if classify else 1  # accuracy is a fraction; chrF is on a 0-100 scale
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
-    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), (other, "right")] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right")]:
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), (other, "right")] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
-        lo, hi = s["ci95"][metric]
+        lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         cells = [s["name"] + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
-        cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}"]
+        cost = s.get("cost_per_1k_queries")
+        cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}", "?" if cost is None else f"{cost:.4f}"]
         table.add_row(*cells)
     return table

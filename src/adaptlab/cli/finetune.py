@@ -31,7 +31,7 @@ def finetune(
         return
     test = lineage["metrics"]["test"]
     metric = lineage["task"]["metric"]
-    lo, hi = test[f"{metric}_ci95"]
+    lo, hi = lineage["metrics"]["test_ci95"][metric]
     training = lineage["training"]
     best = lineage["metrics"]["best_dev_score"]
     print(f"{lineage['strategy']}: test {metric} {test[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f})" + (f"; best dev {best:.3f} at step {training['best_step']}" if best is not None else ""))

@@ -43,6 +43,21 @@ def paired_difference(a: list[float], b: list[float], resamples: int = 2000, see
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def pairwise(evaluations: list[Evaluation], resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Every two strategies on the same test rows: mean difference of the headline score (a - b), its 95%
+    paired-bootstrap interval, and the two-sided bootstrap p-value (twice the smaller tail of the resampled
+    differences beyond 0, at most 1)."""
+    out = []
+    for i, a in enumerate(evaluations):
+        for b in evaluations[i + 1 :]:
+            diff = np.asarray(a.scores, dtype=float) - np.asarray(b.scores, dtype=float)
+            rng = np.random.default_rng(seed)
+            means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+            p_value = 1.0 if not diff.any() else min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
+            out.append({"a": a.name, "b": b.name, "difference": float(diff.mean()), "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))], "p_value": p_value})
+    return out
+
+
 def _cost_key(e: Evaluation) -> tuple:
     return (TIERS.get(e.name, 2), e.latency_ms_mean)
 
@@ -64,7 +79,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0) -> 
     if not evaluations:
         raise ValueError("nothing to recommend from: no evaluations")
     best = max(evaluations, key=lambda e: (e.metrics[metric], -_cost_key(e)[0], -e.latency_ms_mean))
-    lo, hi = best.ci95.get(metric, (float("nan"), float("nan")))
+    lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
     reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
     choice = best
     for e in sorted((e for e in evaluations if e is not best and _cost_key(e) < _cost_key(best)), key=_cost_key):

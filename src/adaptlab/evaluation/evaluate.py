@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptlab.data import Dataset
-from adaptlab.evaluation.metrics import bootstrap_ci, row_scores, task_metrics
+from adaptlab.evaluation.metrics import per_label, row_scores, task_metrics
 from adaptlab.evaluation.resources import PeakRss
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
@@ -21,7 +21,7 @@ class Evaluation:
 
     name: str
     metrics: dict[str, float]
-    ci95: dict[str, tuple[float, float]]
+    ci: dict[str, tuple[float, float]]  # 95% bootstrap interval of every metric
     latency_ms_mean: float
     latency_ms_p95: float
     prompt_tokens_mean: float
@@ -33,10 +33,13 @@ class Evaluation:
     labels_predicted: int | None = None  # classify: distinct labels among the predictions
     top_label_share: float | None = None  # classify: share of the most frequent prediction
     solver: dict = field(default_factory=dict)
+    latency_ms_p50: float | None = None
+    per_label_f1: dict[str, float] | None = None  # classify
+    confusion: dict[str, dict[str, int]] | None = None  # classify: expected -> predicted -> count
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "scores"}
-        out["ci95"] = {k: list(v) for k, v in self.ci95.items()}
+        out["ci"] = {k: list(v) for k, v in self.ci.items()}
         return out
 
 
@@ -52,15 +55,16 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     scores = row_scores(task.kind, expected, predicted)
     latency = np.array([p.seconds for p in predictions]) * 1000
     counts = Counter(predicted)
-    metrics = task_metrics(task.kind, expected, predicted, list(task.labels))
+    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000)
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
-        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels)).items()}
+        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels))[0].items()}
+    f1, confusion = per_label(expected, predicted, list(task.labels)) if task.kind == "classify" else (None, None)
     return Evaluation(
         name=strategy.name,
         metrics=metrics,
-        ci95={task.metric: bootstrap_ci(scores)},
+        ci=ci,
         latency_ms_mean=float(latency.mean()),
         latency_ms_p95=float(np.percentile(latency, 95)),
         prompt_tokens_mean=float(np.mean([p.prompt_tokens for p in predictions])),
@@ -72,4 +76,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         labels_predicted=len(counts) if task.kind == "classify" else None,
         top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if task.kind == "classify" and predicted else None,
         solver=solver.describe(),
+        latency_ms_p50=float(np.percentile(latency, 50)),
+        per_label_f1=f1,
+        confusion=confusion,
     ), solver

@@ -131,12 +131,11 @@ def run_finetune(
 
     if rank != 0:
         return {}, run_dir
-    from adaptlab.evaluation.metrics import bootstrap_ci, row_scores, task_metrics
+    from adaptlab.evaluation.metrics import task_metrics
 
     with console.status(f"scoring the {len(test)} test rows"):
         predicted = [p.output for p in solver.predict(test.inputs)]
-    metrics = task_metrics(task.kind, test.outputs, predicted, list(task.labels))
-    ci = bootstrap_ci(row_scores(task.kind, test.outputs, predicted))
+    metrics, ci = task_metrics(task.kind, test.outputs, predicted, list(task.labels), resamples=1000)
     output = run_dir / ("adapter" if solver.adapter else "model")
     solver.save(output)
     if merge and solver.adapter:
@@ -154,7 +153,7 @@ def run_finetune(
         | ({"dev": {"split_of": "train", "fraction": strategy_config.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
         "config": strategy_config.model_dump(mode="json"),
         "seed": config.seed,
-        "metrics": {"test": metrics | {f"{task.metric}_ci95": list(ci)}, "best_dev_score": result.state.best_score},
+        "metrics": {"test": metrics, "test_ci95": {k: list(v) for k, v in ci.items()}, "best_dev_score": result.state.best_score},
         "training": result.to_dict() | {"wall_seconds_this_process": fit_seconds},
         "output": output.name,
         "merged": "merged" if merge and solver.adapter else None,

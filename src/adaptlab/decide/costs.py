@@ -1,0 +1,53 @@
+"""The cost model: what a strategy costs per 1,000 queries and once to fit, and when fine-tuning pays back.
+
+Self-hosted strategies are priced by machine time: the measured wall time per query
+(batched as `compare` ran it) and the fit time, at the hourly price of the device
+they ran on (`costs.cpu_hour` or `costs.gpu_hour` in the experiment). A remote model
+is priced by tokens, from its endpoint's `usage` and its own per-1k prices. The
+prices used are written into results.json (`cost_assumptions`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from adaptlab.evaluation import Evaluation
+
+PROMPTED = ("zero_shot", "few_shot")
+FINE_TUNED = ("lora", "full")
+
+
+def strategy_cost(e: Evaluation, hourly: float) -> dict:
+    """{"cost_per_1k_queries", "fit_cost", "basis"} for one evaluated strategy."""
+    model = e.solver.get("base_model")
+    if isinstance(model, dict):  # remote: tokens at the endpoint's prices
+        usage, cost = e.solver.get("usage") or {}, e.solver.get("cost_usd")
+        requests = usage.get("requests") or 0
+        per_query = cost / requests if cost is not None and requests else None
+        return {"cost_per_1k_queries": None if per_query is None else per_query * 1000, "fit_cost": 0.0, "basis": "endpoint tokens at the model's prices" if per_query is not None else "no prices set for this endpoint"}
+    return {"cost_per_1k_queries": e.latency_ms_mean / 1000 / 3600 * hourly * 1000, "fit_cost": e.fit_seconds / 3600 * hourly, "basis": f"measured machine time at ${hourly:g}/hour"}
+
+
+def break_even(costs: dict[str, dict]) -> list[dict]:
+    """For each fine-tuned strategy against each prompted one: the query volume at which the fit cost is paid back.
+
+    queries = (fit cost difference) / (per-query saving); "from the first query" when
+    fine-tuning costs no more to fit; "never" when it does not cost less per query.
+    """
+    out = []
+    for tuned in (n for n in costs if n in FINE_TUNED):
+        for prompted in (n for n in costs if n in PROMPTED):
+            t, p = costs[tuned], costs[prompted]
+            if t["cost_per_1k_queries"] is None or p["cost_per_1k_queries"] is None:
+                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": None, "why": "a per-query cost is unknown (set the endpoint's prices)"})
+                continue
+            saving = (p["cost_per_1k_queries"] - t["cost_per_1k_queries"]) / 1000
+            extra_fit = t["fit_cost"] - p["fit_cost"]
+            if extra_fit <= 0:
+                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": "from the first query", "why": f"{tuned} cost no more to fit than {prompted}"})
+            elif saving <= 0:
+                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": "never", "why": f"{tuned} costs {t['cost_per_1k_queries']:.4g} per 1k queries, not less than {prompted}'s {p['cost_per_1k_queries']:.4g}"})
+            else:
+                queries = math.ceil(round(extra_fit / saving, 6))  # round first: 0.1 / 0.0001 is 1000.0000000000001 in floats
+                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": queries, "why": f"${extra_fit:.4g} more to fit, ${saving * 1000:.4g} less per 1k queries"})
+    return out
