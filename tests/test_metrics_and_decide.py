@@ -1,5 +1,7 @@
 """Metrics and the recommendation, on hand-built numbers: no model involved."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -129,3 +131,25 @@ def test_cost_per_query_fit_cost_and_break_even():
     assert break_even(slower)[0]["queries"] == "never"
     free = {"few_shot": costs["few_shot"], "lora": strategy_cost(evaluation("lora", 35, fit=0, latency=360), 1.0)}
     assert break_even(free)[0]["queries"] == "from the first query"
+
+
+def test_sweep_measures_each_size_and_finds_the_crossover(card_experiment, tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.sweep import crossover, sample
+
+    result = CliRunner().invoke(app, ["sweep", str(card_experiment), "--sizes", "4,8", "--seeds", "2", "--out", str(tmp_path / "sweep")])
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    assert sweep["sizes"] == [4, 8, 12] and set(sweep["curve"]) == {"zero_shot", "few_shot", "lora"}
+    assert len(sweep["runs"]) == (2 + 2 + 1) * 3
+    assert [(c["fine_tuned"], c["prompted"]) for c in sweep["comparisons"]] == [("lora", "zero_shot"), ("lora", "few_shot")]
+    assert "overtakes" in result.stdout
+    assert crossover([{"n": 8, "difference": 0.1, "ci95": [0.05, 0.2]}, {"n": 16, "difference": -0.01, "ci95": [-0.1, 0.1]}]) == {"crossover_n": None, "significant_from_n": None}
+    from conftest import CARD_ROWS
+
+    from adaptlab.data import Dataset, Example
+
+    rows = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)])
+    assert [e.line for e in sample(rows, 4, 1)] == sorted(e.line for e in sample(rows, 4, 1)) and len(sample(rows, 99, 0)) == 12

@@ -1,0 +1,103 @@
+"""`sweep`: the learning curve: quality against the number of labeled examples, prompting vs fine-tuning.
+
+For each size n (and every seed) a seeded sample of n training rows is drawn once;
+the experiment's prompting strategies select their shots from it and its fine-tuning
+strategies train on it, and all are measured on the same test rows. Per size, each
+strategy's mean score over seeds, and for each fine-tuned/prompted pair the mean
+difference with a 95% paired-bootstrap interval over (seed, test row) pairs. The
+crossover is the smallest size from which fine-tuning's mean stays above prompting's;
+"significant" where the interval is above 0 too.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+from adaptlab.config import load_experiment
+from adaptlab.data import Dataset
+from adaptlab.decide.costs import FINE_TUNED, PROMPTED
+from adaptlab.decide.recommend import paired_difference
+from adaptlab.evaluation import evaluate
+from adaptlab.prepare import prepare
+
+DEFAULT_SIZES = (8, 16, 32, 64)
+
+
+def sample(train: Dataset, n: int, seed: int) -> Dataset:
+    """n rows drawn without replacement, in file order (all of them when n >= the set's size)."""
+    if n >= len(train):
+        return train
+    keep = sorted(random.Random(seed).sample(range(len(train)), n))
+    return Dataset([train.examples[i] for i in keep], train.source, train.instruction)
+
+
+def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, console: Console | None = None) -> dict:
+    """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json."""
+    from adaptlab.models import load_base_model
+    from adaptlab.strategies import ModelSource, make_strategy
+
+    console = console or Console(stderr=True)
+    config, root = load_experiment(experiment)
+    prepared = prepare(config, root)
+    task, train, test = prepared.task, prepared.train, prepared.test
+    chosen = [s for s in config.strategies if s.name in PROMPTED + FINE_TUNED]
+    if not any(s.name in PROMPTED for s in chosen) or not any(s.name in FINE_TUNED for s in chosen):
+        from adaptlab.errors import ConfigError
+
+        raise ConfigError(f"{experiment}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(PROMPTED)} and one of {', '.join(FINE_TUNED)}")
+    points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
+    models = ModelSource(load_base_model(config.model))
+    runs = []  # {"strategy", "n", "seed", "score", "scores"}
+    for n in points:
+        for seed in range(seeds if n < len(train) else 1):
+            subset = sample(train, n, config.seed + seed)
+            for strategy_config in chosen:
+                evaluation, _ = evaluate(make_strategy(strategy_config, models, config.seed + seed), task, subset, test)
+                runs.append({"strategy": strategy_config.name, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
+                console.print(f"n={n} seed={seed} {strategy_config.name}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
+    models.close()
+    result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points)}
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "sweep.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return result
+
+
+def summarize(runs: list[dict], sizes: list[int]) -> dict:
+    """Mean score per strategy and size; per fine-tuned/prompted pair the difference per size and the crossover."""
+    strategies = list(dict.fromkeys(r["strategy"] for r in runs))
+    curve = {s: {n: float(np.mean([r["score"] for r in runs if r["strategy"] == s and r["n"] == n])) for n in sizes} for s in strategies}
+    comparisons = []
+    for tuned in (s for s in strategies if s in FINE_TUNED):
+        for prompted in (s for s in strategies if s in PROMPTED):
+            by_size = []
+            for n in sizes:
+                a = [x for r in sorted((r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"]) for x in r["scores"]]
+                b = [x for r in sorted((r for r in runs if r["strategy"] == prompted and r["n"] == n), key=lambda r: r["seed"]) for x in r["scores"]]
+                mean, lo, hi = paired_difference(a, b)
+                by_size.append({"n": n, "difference": mean, "ci95": [lo, hi]})
+            comparisons.append({"fine_tuned": tuned, "prompted": prompted, "by_size": by_size, **crossover(by_size)})
+    return {"curve": {s: [{"n": n, "mean": v} for n, v in c.items()] for s, c in curve.items()}, "comparisons": comparisons}
+
+
+def crossover(by_size: list[dict]) -> dict:
+    """The smallest size from which fine-tuning's mean stays ahead, and from which its interval stays above 0.
+
+    >>> crossover([{"n": 8, "difference": -0.2, "ci95": [-0.3, -0.1]}, {"n": 16, "difference": 0.05, "ci95": [-0.02, 0.1]}, {"n": 32, "difference": 0.1, "ci95": [0.02, 0.2]}])
+    {'crossover_n': 16, 'significant_from_n': 32}
+    """
+
+    def first_from(ok) -> int | None:
+        found = None
+        for row in reversed(by_size):
+            if not ok(row):
+                break
+            found = row["n"]
+        return found
+
+    return {"crossover_n": first_from(lambda r: r["difference"] > 0), "significant_from_n": first_from(lambda r: r["ci95"][0] > 0)}
