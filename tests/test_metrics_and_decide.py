@@ -153,3 +153,45 @@ def test_sweep_measures_each_size_and_finds_the_crossover(card_experiment, tmp_p
 
     rows = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)])
     assert [e.line for e in sample(rows, 4, 1)] == sorted(e.line for e in sample(rows, 4, 1)) and len(sample(rows, 99, 0)) == 12
+
+
+def test_constraints_rule_strategies_out_and_add_reasons():
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.costs import break_even, strategy_cost
+
+    few, lora = evaluation("few_shot", 36, latency=700), evaluation("lora", 30, fit=200, latency=90)
+    costs = {e.name: strategy_cost(e, 1.0) for e in (few, lora)}
+    plain = recommend([few, lora], "accuracy", 8)
+    assert plain.choice == "few_shot"
+    fast = recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=300), costs)
+    assert fast.choice == "lora" and any("latency target: p95 700 ms per query measured, 300 ms allowed" in r for r in fast.reasons)
+    broke = recommend([evaluation("few_shot", 30, latency=700), evaluation("lora", 36, fit=200, latency=90)], "accuracy", 8, ConstraintsConfig(training_budget_usd=0.01), costs)
+    assert broke.choice == "few_shot" and any("training budget" in r for r in broke.reasons)
+    assert recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=10), costs).choice == "none_meets_the_constraints"
+    churn = recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=300, data_changes="weekly", queries_per_month=5000), costs, break_even(costs))
+    assert any("changes weekly" in r and "retrained" in r for r in churn.reasons)
+    assert any("5,000 queries a month you are" in r and "break-even" in r for r in churn.reasons)
+    shared = recommend([evaluation("few_shot", 30, latency=700), evaluation("full", 38, fit=50, latency=90)], "accuracy", 8, ConstraintsConfig(one_model_many_tasks=True))
+    assert shared.choice == "few_shot" and any("full is ruled out" in r for r in shared.reasons)
+
+
+def test_questionnaire_advice_weighs_each_factor_and_names_the_settling_experiment(tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.advice import advise
+
+    many = advise(500, "generate", ConstraintsConfig(queries_per_month=2_000_000, format_control="strict"))
+    assert many.choice == "lora" and any("2,000,000 queries" in r for r in many.reasons)
+    assert "adaptlab compare" in many.reasons[-1] and "adaptlab sweep" in many.reasons[-1]
+    no_gpu = advise(500, "classify", ConstraintsConfig(training_hardware="none"))
+    assert no_gpu.choice in ("zero_shot", "few_shot") and "lora" not in no_gpu.reasons[-1] and any("embedding classifier" in r for r in no_gpu.reasons)
+    assert advise(3, "classify", ConstraintsConfig()).choice == "collect_more_data"
+    assert advise(60, "classify", ConstraintsConfig(data_changes="daily")).choice == "few_shot"
+    answers = tmp_path / "a.yaml"
+    answers.write_text("labeled_examples: 40\ntask_kind: classify\none_model_many_tasks: 'yes'\n")
+    result = CliRunner().invoke(app, ["recommend", "--questionnaire", "--answers", str(answers)])
+    assert result.exit_code == 0 and result.stdout.startswith("Leaning: few_shot") and "share one base model" in result.stdout
+    interactive = CliRunner().invoke(app, ["recommend", "--questionnaire"], input="400\ngenerate\n\n\ngpu\nrarely\nspecialised\nstrict\nno\n")
+    assert interactive.exit_code == 0 and "Leaning: lora" in interactive.stdout

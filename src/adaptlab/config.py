@@ -143,6 +143,19 @@ class CostConfig(_Strict):
     gpu_hour: float = Field(2.50, ge=0, description="$ per hour of a GPU machine (default: one data-centre GPU on demand).")
 
 
+class ConstraintsConfig(_Strict):
+    """What the team needs; the recommendation weighs these beside the measurements (every field optional)."""
+
+    queries_per_month: int | None = Field(None, ge=0, description="Expected query volume; compared with fine-tuning's break-even volume.")
+    latency_target_ms: float | None = Field(None, gt=0, description="Strategies whose measured p95 latency per query is above this are not recommended.")
+    training_budget_usd: float | None = Field(None, ge=0, description="Fine-tuned strategies whose measured fit cost is above this are not recommended.")
+    training_hardware: Literal["none", "cpu", "gpu"] | None = Field(None, description="'none': no machine to train on, so fine-tuning is out.")
+    data_changes: Literal["rarely", "monthly", "weekly", "daily"] | None = Field(None, description="How often the labeled data changes (a fine-tuned model must be retrained).")
+    domain: Literal["general", "specialised"] | None = Field(None, description="How far the task's language is from everyday text.")
+    format_control: Literal["loose", "strict"] | None = Field(None, description="How exactly outputs must follow a style or format.")
+    one_model_many_tasks: bool = Field(False, description="One deployed base model must serve many tasks (rules out full fine-tuning).")
+
+
 class ExperimentConfig(_Strict):
     task: TaskConfig
     data: DataConfig
@@ -151,6 +164,7 @@ class ExperimentConfig(_Strict):
     strategies: list[StrategyConfig] = Field(min_length=1, description="The contenders, measured on the same test rows.")
     baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
     costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")
+    constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig, description="The team's constraints, weighed by the recommendation.")
 
 
 def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:

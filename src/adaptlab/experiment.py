@@ -90,9 +90,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         evaluations.append(evaluation)
 
     models.close()
-    decision = recommend(evaluations, task.metric, len(task.labels))
     hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
     costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
+    paybacks = break_even(costs)
+    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks)
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
@@ -102,7 +103,8 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "strategies": [e.to_dict() | costs[e.name] for e in evaluations],
         "recommendation": decision.to_dict(),
         "pairwise": pairwise(evaluations),
-        "break_even_queries": break_even(costs),
+        "break_even_queries": paybacks,
+        "constraints": config.constraints.model_dump(),
         "cost_assumptions": {"device": base.device, "dollars_per_hour": hourly, **config.costs.model_dump()},
         "audit": report.to_dict(),
         "notes": notes,

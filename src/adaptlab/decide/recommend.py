@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adaptlab.config import ConstraintsConfig
+from adaptlab.decide.constraints import factor_reasons, rule_out
 from adaptlab.evaluation import Evaluation
 
 TIERS = {"majority": 0, "embed_classifier": 1, "zero_shot": 2, "few_shot": 2, "lora": 3, "full": 3}
 NEEDS_TRAINING = {"lora", "full"}
 BASELINES = {"majority", "embed_classifier"}
 COLLECT_MORE_DATA = "collect_more_data"
+NONE_FITS = "none_meets_the_constraints"
 
 
 @dataclass(frozen=True)
@@ -74,10 +77,20 @@ def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
     return out
 
 
-def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0) -> Decision:
-    """Choose among evaluated strategies; every reason quotes the figures it rests on."""
+def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None) -> Decision:
+    """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on."""
     if not evaluations:
         raise ValueError("nothing to recommend from: no evaluations")
+    constraints = constraints or ConstraintsConfig()
+    everything = evaluations
+    evaluations, ruled_out = rule_out(evaluations, constraints, costs)
+    if not evaluations:
+        return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
+    decision = _choose(evaluations, metric, n_labels)
+    return Decision(decision.choice, decision.reasons + ruled_out + factor_reasons(decision.choice, constraints, break_even), _warnings(everything, n_labels))
+
+
+def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decision:
     best = max(evaluations, key=lambda e: (e.metrics[metric], -_cost_key(e)[0], -e.latency_ms_mean))
     lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
     reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
