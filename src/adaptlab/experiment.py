@@ -110,6 +110,9 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "notes": notes,
     }
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from adaptlab.report import write_report
+
+    write_report(run_dir)
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), {e.name: e.metrics for e in evaluations} | {"recommendation": decision.choice}, "completed")
     registry.close()
     return results, run_dir

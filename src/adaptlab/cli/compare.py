@@ -36,7 +36,7 @@ def compare(
     for row in results.get("break_even_queries", []):
         queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"
         console.print(f"  break-even, {row['fine_tuned']} vs {row['prompted']}: {queries or 'unknown'} ({row['why']}; ${prices.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
-    console.print(f"\nresults: {run_dir / 'results.json'}", highlight=False)
+    console.print(f"\nresults: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}", highlight=False)
 
 
 def results_table(results: dict) -> Table:
