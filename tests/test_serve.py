@@ -211,3 +211,26 @@ def test_a_query_too_long_for_the_context_fails_alone(server):
     ok1, long, ok2 = asyncio.run(together())
     assert (ok1.status_code, long.status_code, ok2.status_code) == (200, 400, 200)
     assert "context" in long.json()["error"]["message"]
+
+
+def test_adaptlab_serve_is_a_remote_model_for_adaptlab_itself(server):
+    """A strategy's remote model can be adaptlab's own server: here its served task answers a RemoteSolver."""
+    from adaptlab.config import RemoteModelConfig
+    from adaptlab.remote import ChatClient, RemoteSolver
+    from adaptlab.task import Task
+
+    url, _ = server
+    import os
+
+    os.environ["ADAPTLAB_TEST_KEY"] = API_KEY
+    try:
+        client = ChatClient(RemoteModelConfig(base_url=f"{url}/v1", name="cards", api_key_env="ADAPTLAB_TEST_KEY"))
+        base = ChatClient(RemoteModelConfig(base_url=f"{url}/v1", name="tiny", api_key_env="ADAPTLAB_TEST_KEY"))
+    finally:
+        os.environ.pop("ADAPTLAB_TEST_KEY")
+    task = Task("cards", "Route the message.", "classify", ("card_arrival", "card_swallowed", "lost_or_stolen_card"))
+    solver = RemoteSolver("zero_shot", client, task)
+    predictions = solver.predict(["my card never came", "the ATM kept it"])
+    assert all(p.output in task.labels for p in predictions) and solver.describe()["unparseable"] == 0  # the served task answers with a label
+    reply = base.chat([{"role": "user", "content": "hi"}], 4)
+    assert isinstance(reply.text, str) and reply.prompt_tokens > 0 and reply.completion_tokens <= 4  # usage from adaptlab's own server
