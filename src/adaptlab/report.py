@@ -12,6 +12,8 @@ import json
 from html import escape
 from pathlib import Path
 
+from adaptlab.files import write_text_atomic
+
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -29,9 +31,7 @@ def write_report(run_dir: Path) -> Path:
     sweep_file = run_dir / "sweep.json"
     sweep = json.loads(sweep_file.read_text(encoding="utf-8")) if sweep_file.is_file() else None
     path = run_dir / "report.html"
-    tmp = path.with_name(".report.html.tmp")
-    tmp.write_text(render(results, sweep), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, render(results, sweep))
     return path
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from adaptlab.errors import AdaptlabError
+from adaptlab.files import fsync
 from adaptlab.finetune.trainer import Dist, Resume, TrainState, rng_state
 
 PREFIX = "step-"
@@ -46,7 +47,7 @@ class CheckpointFolder:
             tmp.mkdir(parents=True)
         dist.barrier()
         torch.save(rng_state(), tmp / f"rng-{dist.rank}.pt")
-        _fsync(tmp / f"rng-{dist.rank}.pt")
+        fsync(tmp / f"rng-{dist.rank}.pt")
         dist.barrier()
         if dist.is_main:
             save_file(_cpu(trainable), str(tmp / "trainable.safetensors"))
@@ -55,9 +56,9 @@ class CheckpointFolder:
             torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, tmp / "optimizer.pt")
             (tmp / "state.json").write_text(json.dumps(asdict(state)) + "\n", encoding="utf-8")
             for path in tmp.iterdir():
-                _fsync(path)
+                fsync(path)
             os.replace(tmp, final)
-            _fsync(self.folder)
+            fsync(self.folder)
             for old in checkpoints(self.folder)[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
         dist.barrier()
@@ -91,11 +92,3 @@ def load_checkpoint(path: Path, rank: int = 0) -> Resume:
 
 def _cpu(tensors: dict) -> dict:
     return {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

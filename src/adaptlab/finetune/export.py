@@ -13,11 +13,11 @@ export is written to a temp folder and renamed, so OUT is complete or absent.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 from adaptlab.errors import ConfigError, ModelError
+from adaptlab.files import atomic_folder
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
@@ -47,11 +47,11 @@ def export(source: Path, fmt: str, out: Path) -> Path:
     _check_base(base_name, info)
     if fmt == "merged" and is_adapter:
         return merge_lora(base_name, weights, out)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(weights, tmp, ignore=shutil.ignore_patterns("solver.json"))
-    (tmp / "adaptlab.json").write_text(json.dumps({"base_model": base_name, "source": str(Path(source).resolve()), "lineage": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        for path in weights.iterdir():
+            if path.is_file() and path.name != "solver.json":
+                shutil.copyfile(path, tmp / path.name)
+        (tmp / "adaptlab.json").write_text(json.dumps({"base_model": base_name, "source": str(Path(source).resolve()), "lineage": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
 
 
@@ -63,15 +63,10 @@ def merge_lora(base_name: str, adapter_dir: Path, out: Path) -> Path:
 
     base = load_base_model(base_name, device="cpu")
     merged = PeftModel.from_pretrained(base.model, str(adapter_dir)).merge_and_unload()
-    out = Path(out)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged.save_pretrained(tmp, safe_serialization=True)
-    base.tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    with atomic_folder(out) as tmp:
+        merged.save_pretrained(tmp, safe_serialization=True)
+        base.tokenizer.save_pretrained(tmp)
+    return Path(out)
 
 
 def _check_base(base_name: str, info: dict) -> None:

@@ -32,6 +32,7 @@ from adaptlab.data import split_dev
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import FineTune
+from adaptlab.files import write_text_atomic
 from adaptlab.finetune.trainer import StepReport
 from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
@@ -209,11 +210,8 @@ def _trim_steps(path: Path, keep_until: int, rank: int) -> None:
 
 def _write_json(path: Path, content: dict, rank: int) -> None:
     """Write a small JSON file atomically (temp file, then rename), from rank 0 only."""
-    if rank != 0:
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    if rank == 0:
+        write_text_atomic(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
 
 
 def _versions() -> dict:

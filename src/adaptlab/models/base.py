@@ -80,13 +80,7 @@ def _end_of_turn_id(tokenizer) -> int:
 
 def weights_digest(name: str) -> dict:
     """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
-    import hashlib
+    from adaptlab.files import sha256_file
 
     folder = resolve_model_folder(name)
-    files = sorted(folder.glob("*.safetensors"))
-    digest = hashlib.sha256()
-    for path in files:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    return {"folder": str(folder), "weights_sha256": digest.hexdigest()}
+    return {"folder": str(folder), "weights_sha256": sha256_file(*sorted(folder.glob("*.safetensors")))}

@@ -10,7 +10,6 @@ are all there; every load verifies the hashes first.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.files import fsync, sha256_file
 from adaptlab.registry.db import connect
 
 ALLOWED_SUFFIXES = (".safetensors", ".json")
@@ -96,11 +96,11 @@ class Registry:
                 raise RegistryError(f"extra artifact {name!r}: only JSON files can be written")
             (tmp / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
             hashes[name] = _fsync_and_hash(tmp / name)
-        _fsync_dir(tmp)
+        fsync(tmp)
         final = self.artifacts / task / key
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        fsync(final.parent)
         return self._insert_version(task, strategy, run_id, final, hashes, lineage)
 
     def _insert_version(self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict) -> Version:
@@ -174,7 +174,7 @@ class Registry:
             path = version.folder / name
             if not path.is_file():
                 out.append(f"{name} is missing from {version.folder}")
-            elif _hash(path) != expected:
+            elif sha256_file(path) != expected:
                 out.append(f"{name} does not match its sha256 (corrupted or changed)")
         return out
 
@@ -188,26 +188,9 @@ def default_registry() -> Registry:
     return Registry(adaptlab_home() / "registry")
 
 
-def _hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _fsync_and_hash(path: Path) -> str:
-    with path.open("rb+") as f:
-        os.fsync(f.fileno())
-    return _hash(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync(path)
+    return sha256_file(path)
 
 
 def _now() -> str:
