@@ -194,8 +194,9 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     return config
 
 
-STRATEGY_NAMES = ("zero_shot", "few_shot", "lora", "full") + BASELINES
-FINETUNE_NAMES = ("lora", "full")
+PROMPTED = ("zero_shot", "few_shot")  # an LLM, adapted by its prompt
+FINE_TUNED = ("lora", "full")  # an LLM, adapted by training
+STRATEGY_NAMES = PROMPTED + FINE_TUNED + BASELINES
 
 
 def _describe(error: dict) -> str:

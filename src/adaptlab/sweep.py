@@ -18,9 +18,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from adaptlab.config import load_experiment
+from adaptlab.config import FINE_TUNED, PROMPTED, load_experiment
 from adaptlab.data import Dataset
-from adaptlab.decide.costs import FINE_TUNED, PROMPTED
 from adaptlab.decide.recommend import paired_difference
 from adaptlab.evaluation import evaluate
 from adaptlab.prepare import prepare

@@ -6,8 +6,7 @@ line they produce names the measured figure or the stated constraint it rests on
 
 from __future__ import annotations
 
-from adaptlab.config import ConstraintsConfig
-from adaptlab.decide.costs import FINE_TUNED, PROMPTED
+from adaptlab.config import FINE_TUNED, PROMPTED, ConstraintsConfig
 from adaptlab.evaluation import Evaluation
 
 

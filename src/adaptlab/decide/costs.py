@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import math
 
+from adaptlab.config import FINE_TUNED, PROMPTED
 from adaptlab.evaluation import Evaluation
-
-PROMPTED = ("zero_shot", "few_shot")
-FINE_TUNED = ("lora", "full")
 
 
 def strategy_cost(e: Evaluation, hourly: float) -> dict:

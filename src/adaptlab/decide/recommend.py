@@ -17,13 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptlab.config import ConstraintsConfig
+from adaptlab.config import BASELINES, FINE_TUNED, ConstraintsConfig
 from adaptlab.decide.constraints import factor_reasons, rule_out
 from adaptlab.evaluation import Evaluation
 
 TIERS = {"majority": 0, "embed_classifier": 1, "zero_shot": 2, "few_shot": 2, "lora": 3, "full": 3}
-NEEDS_TRAINING = {"lora", "full"}
-BASELINES = {"majority", "embed_classifier"}
 COLLECT_MORE_DATA = "collect_more_data"
 NONE_FITS = "none_meets_the_constraints"
 
@@ -117,7 +115,7 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decisi
             f"the task may not need an LLM: embed_classifier scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
             f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}), at {_cost_words(best, top)}"
         )
-    if choice.name in NEEDS_TRAINING:
+    if choice.name in FINE_TUNED:
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     elif choice.name not in BASELINES:
         reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
@@ -145,6 +143,6 @@ def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
 
 def _cost_words(cheap: Evaluation, dear: Evaluation) -> str:
     words = f"{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
-    if dear.name in NEEDS_TRAINING or cheap.name in BASELINES:
+    if dear.name in FINE_TUNED or cheap.name in BASELINES:
         words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
     return words

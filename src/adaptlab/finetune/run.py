@@ -27,7 +27,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adaptlab.config import FINETUNE_NAMES, ExperimentConfig, load_experiment, parse_experiment
+from adaptlab.config import FINE_TUNED, ExperimentConfig, load_experiment, parse_experiment
 from adaptlab.data import split_dev
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
@@ -182,7 +182,7 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
     if experiment is None:
         raise ConfigError("pass an experiment file, or --resume RUN to continue a run")
     config, root = load_experiment(experiment)
-    candidates = [s.name for s in config.strategies if s.name in FINETUNE_NAMES]
+    candidates = [s.name for s in config.strategies if s.name in FINE_TUNED]
     if strategy is not None and strategy not in candidates:
         raise ConfigError(f"{experiment}: no strategy {strategy!r} to fine-tune; it lists {', '.join(candidates) or 'no lora or full strategy'}")
     if strategy is None and len(candidates) != 1:
