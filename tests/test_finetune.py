@@ -21,7 +21,8 @@ from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune import FineTune
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import training_rows
-from adaptlab.finetune.trainer import Dist, Hooks, TrainSettings, epoch_batches, train
+from adaptlab.finetune.distributed import Dist
+from adaptlab.finetune.trainer import Hooks, TrainSettings, epoch_batches, train
 from adaptlab.task import make_task
 
 TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")

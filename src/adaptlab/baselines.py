@@ -20,7 +20,7 @@ import numpy as np
 
 from adaptlab.data import Dataset
 from adaptlab.errors import AdaptlabError
-from adaptlab.solver import Prediction, Progress
+from adaptlab.solver import Prediction, Progress, write_solver_json
 from adaptlab.task import Task
 
 BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
@@ -54,7 +54,13 @@ class MajoritySolver:
         return {"strategy": self.strategy, "label": self.label, "train_label_counts": self.counts, "tie_rule": "most frequent; ties go to the label that sorts first"}
 
     def save(self, folder: Path) -> None:
-        _write_json(Path(folder), {"task": self.task.to_dict(), **self.describe()})
+        write_solver_json(folder, self, self.task)
+
+    @classmethod
+    def load(cls, folder: Path) -> "MajoritySolver":
+        """Rebuild a saved majority solver from its solver.json."""
+        info = _read_solver(folder, cls.strategy)
+        return cls(Task.from_dict(info["task"]), info["label"], info.get("train_label_counts", {}))
 
 
 class Majority:
@@ -91,16 +97,13 @@ class EmbedClassifierSolver:
         return {"strategy": self.strategy, "embedder": "all-MiniLM-L6-v2", "classifier": "logistic regression (scikit-learn, L2, C=1)", **self.details}
 
     def save(self, folder: Path) -> None:
-        _write_json(Path(folder), {"task": self.task.to_dict(), **self.describe(), "classes": self.classes, "coef": self.coef.tolist(), "intercept": self.intercept.tolist()})
+        write_solver_json(folder, self, self.task, classes=self.classes, coef=self.coef.tolist(), intercept=self.intercept.tolist())
 
     @classmethod
     def load(cls, folder: Path, embedder=None) -> "EmbedClassifierSolver":
         """Rebuild a saved classifier from its solver.json."""
-        info = json.loads((Path(folder) / "solver.json").read_text(encoding="utf-8"))
-        if info.get("strategy") != cls.strategy:
-            raise AdaptlabError(f"{folder}: not an embed_classifier solver (strategy {info.get('strategy')!r})")
-        t = info["task"]
-        task = Task(t["name"], t["instruction"], t["kind"], tuple(t["labels"]))
+        info = _read_solver(folder, cls.strategy)
+        task = Task.from_dict(info["task"])
         if embedder is None:
             from adaptlab.models.embedder import default_embedder
 
@@ -135,6 +138,8 @@ class EmbedClassifier:
         return EmbedClassifierSolver(task, classes, coef.astype(np.float32), intercept.astype(np.float32), self.embedder, {"train_hash": train.content_hash})
 
 
-def _write_json(folder: Path, info: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "solver.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def _read_solver(folder: Path, strategy: str) -> dict:
+    info = json.loads((Path(folder) / "solver.json").read_text(encoding="utf-8"))
+    if info.get("strategy") != strategy:
+        raise AdaptlabError(f"{folder}: not a {strategy} solver (strategy {info.get('strategy')!r})")
+    return info

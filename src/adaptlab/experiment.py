@@ -72,8 +72,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
                 nonlocal fit_bar
                 if fit_bar is None:
                     fit_bar = bars.add_task(f"{strategy_config.name}: training", total=report.total_steps, info="")
-                dev_info = f" dev {report.dev_score:.3f}" if report.dev_score is not None else ""
-                bars.update(fit_bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.3f} {report.tokens_per_second:.0f} tok/s{dev_info}")
+                bars.update(fit_bar, completed=report.step, info=report.describe())
 
             strategy = make_strategy(strategy_config, models, config.seed, on_step=on_step, dev=dev)
             predict_bar = bars.add_task(f"{strategy_config.name}: predicting", total=len(test), info="", start=False)

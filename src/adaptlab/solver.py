@@ -50,3 +50,13 @@ class Strategy(Protocol):
     name: str
 
     def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> Solver: ...
+
+
+def write_solver_json(folder: Path, solver: Solver, task: Task, **extra) -> None:
+    """folder/solver.json: the task, the solver's description, and anything it needs to be loaded again."""
+    import json
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    info = {"task": task.to_dict(), **solver.describe(), **extra}
+    (folder / "solver.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -54,6 +54,11 @@ class Task:
         by_length = sorted(lowered, key=len, reverse=True)
         return next((lowered[lab] for lab in by_length if answer.lower().startswith(lab)), None) or next((lowered[lab] for lab in by_length if lab in answer.lower()), None)
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "Task":
+        """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", 128), tuple(data.get("stop", ())))
+
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
         if self.kind == "generate":

@@ -6,7 +6,6 @@ only in which examples ride along in the prompt (`shots`) and which adapter is o
 
 from __future__ import annotations
 
-import json
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from adaptlab.engine.scoring import label_logprobs
 from adaptlab.errors import AdaptlabError
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
-from adaptlab.solver import Prediction, Progress
+from adaptlab.solver import Prediction, Progress, write_solver_json
 from adaptlab.task import Task
 
 
@@ -153,8 +152,7 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        info = {"task": self.task.to_dict(), **self.describe()}
-        (folder / "solver.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_solver_json(folder, self, self.task)
 
     def _answer_room(self) -> int:
         if self.task.kind == "classify":

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from adaptlab.errors import AdaptlabError
 from adaptlab.files import fsync
-from adaptlab.finetune.trainer import Dist, Resume, TrainState, rng_state
+from adaptlab.finetune.distributed import Dist
+from adaptlab.finetune.trainer import Resume, TrainState, rng_state
 
 PREFIX = "step-"
 

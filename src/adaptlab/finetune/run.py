@@ -109,8 +109,7 @@ def run_finetune(
         nonlocal bar
         if bar is None:
             bar = bars.add_task(f"{name}: training", total=report.total_steps, completed=report.step - 1, info="")
-        dev_info = f" dev {report.dev_score:.3f}" if report.dev_score is not None else ""
-        bars.update(bar, completed=report.step, info=f"epoch {report.epoch} loss {report.loss:.4f} {report.tokens_per_second:.0f} tok/s{dev_info}")
+        bars.update(bar, completed=report.step, info=report.describe())
         if rank == 0:
             with (run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": report.step, "epoch": report.epoch, "loss": report.loss, "lines": [lines[i] for i in report.rows], "dev_score": report.dev_score}) + "\n")

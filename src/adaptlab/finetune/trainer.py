@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Protocol
 
 from adaptlab.engine.kv import run_with_cache
+from adaptlab.finetune.distributed import Dist
 from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
@@ -112,13 +112,18 @@ class StepReport:
     rows: tuple[int, ...] = ()  # indices of the training rows of this step (every rank's)
     dev_score: float | None = None  # set when the dev split was scored after this step
 
+    def describe(self) -> str:
+        """The progress line: epoch, loss, speed, and the dev score when there is one."""
+        dev = f" dev {self.dev_score:.3f}" if self.dev_score is not None else ""
+        return f"epoch {self.epoch} loss {self.loss:.4f} {self.tokens_per_second:.0f} tok/s{dev}"
+
 
 class Checkpoints(Protocol):
     """Where the loop saves and finds its checkpoints (finetune.checkpoint.CheckpointFolder)."""
 
     def due(self, step: int) -> bool: ...
 
-    def save(self, state: TrainState, trainable: dict, optimizer, scheduler, best: dict | None, dist: "Dist") -> None: ...
+    def save(self, state: TrainState, trainable: dict, optimizer, scheduler, best: dict | None, dist: Dist) -> None: ...
 
 
 @dataclass
@@ -234,7 +239,7 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
     return result
 
 
-def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, device: str, settings: TrainSettings, dist: "Dist") -> tuple[float, int]:
+def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, device: str, settings: TrainSettings, dist: Dist) -> tuple[float, int]:
     """One optimizer step's gradients, over micro-batches; the loss is the mean over the batch's answer tokens."""
     import torch
 
@@ -336,67 +341,3 @@ def set_rng_state(state: dict) -> None:
     random.setstate((3, tuple(python[:-1]), python[-1]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-@dataclass
-class Dist:
-    """This process's place among the ranks `accelerate launch` (or torchrun) started."""
-
-    rank: int = 0
-    world: int = 1
-    accelerator: object = None
-
-    @classmethod
-    def from_env(cls, device: str) -> "Dist":
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world == 1:
-            return cls()
-        from accelerate import Accelerator
-
-        accelerator = Accelerator(cpu=device == "cpu")
-        return cls(accelerator.process_index, accelerator.num_processes, accelerator)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def wrap(self, model):
-        return model if self.world == 1 else self.accelerator.prepare_model(model)
-
-    def share(self, batch: list[int]) -> list[int]:
-        """This rank's rows of a batch (every rank gets at least one)."""
-        if self.world == 1:
-            return batch
-        mine = batch[self.rank :: self.world]
-        return mine or batch[-1:]
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            self.accelerator.wait_for_everyone()
-
-    def sum(self, value: int) -> int:
-        return int(self._reduce(float(value), "sum"))
-
-    def any(self, flag: bool) -> bool:
-        return bool(self._reduce(float(flag), "max"))
-
-    def _reduce(self, value: float, op: str) -> float:
-        if self.world == 1:
-            return value
-        import torch
-        import torch.distributed as td
-
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.accelerator.device)
-        td.all_reduce(tensor, op=td.ReduceOp.SUM if op == "sum" else td.ReduceOp.MAX)
-        return float(tensor.item())
-
-    def check_in_sync(self, params) -> None:
-        """Every rank must end with the same weights; a mismatch is a bug worth failing loudly on."""
-        if self.world == 1:
-            return
-        import torch
-
-        checksum = torch.stack([p.detach().double().sum() for p in params]).sum().reshape(1).to(self.accelerator.device)
-        sums = self.accelerator.gather(checksum)
-        if not torch.all(sums == sums[0]):
-            raise RuntimeError(f"ranks ended with different weights (checksums {sums.tolist()}); report this as a bug")

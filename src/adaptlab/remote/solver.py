@@ -11,12 +11,11 @@ results (`unparseable`), never dropped.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from adaptlab.engine.prompt import build_messages
 from adaptlab.remote.client import ChatClient
-from adaptlab.solver import Prediction, Progress
+from adaptlab.solver import Prediction, Progress, write_solver_json
 from adaptlab.task import Task
 
 CLASSIFY_MAX_TOKENS = 32
@@ -77,9 +76,7 @@ class RemoteSolver:
         }
 
     def save(self, folder: Path) -> None:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "solver.json").write_text(json.dumps({"task": self.task.to_dict(), **self.describe()}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_solver_json(folder, self, self.task)
 
 
 def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str | None:

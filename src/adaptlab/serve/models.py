@@ -66,8 +66,6 @@ class ServedModels:
 
         if version.strategy not in SERVABLE:
             raise ModelNotFound(f"{version.ref} is a {version.strategy} solver, which is not served here; export it (`adaptlab export`) and serve it with vLLM")
-        t = json.loads((version.folder / "task.json").read_text(encoding="utf-8"))
-        task = Task(t["name"], t["instruction"], t["kind"], tuple(t["labels"]), t.get("max_new_tokens", 128), tuple(t.get("stop", ())))
         if version.strategy == "embed_classifier":
             from adaptlab.baselines import EmbedClassifierSolver
 
@@ -75,8 +73,8 @@ class ServedModels:
         if version.strategy == "majority":
             from adaptlab.baselines import MajoritySolver
 
-            info = json.loads((version.folder / "solver.json").read_text(encoding="utf-8"))
-            return MajoritySolver(task, info["label"], info.get("train_label_counts", {}))
+            return MajoritySolver.load(version.folder)
+        task = Task.from_dict(json.loads((version.folder / "task.json").read_text(encoding="utf-8")))
         if version.strategy == "lora":
             return LMSolver(version.ref, self.base, task, adapter=self._load_adapter(version))
         config = version.lineage.get("strategy") or {}
