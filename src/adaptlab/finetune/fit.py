@@ -19,7 +19,7 @@ from adaptlab.data import Dataset, split_dev
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.errors import DataError, Problem
-from adaptlab.evaluation.metrics import row_scores
+from adaptlab.metrics import row_scores
 from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainRow, TrainSettings, train
 from adaptlab.models import BaseModel, load_base_model
 from adaptlab.models.device import bf16_is_fast

@@ -131,7 +131,7 @@ def run_finetune(
 
     if rank != 0:
         return {}, run_dir
-    from adaptlab.evaluation.metrics import task_metrics
+    from adaptlab.metrics import task_metrics
 
     with console.status(f"scoring the {len(test)} test rows"):
         predicted = [p.output for p in solver.predict(test.inputs)]
