@@ -70,3 +70,46 @@ def test_generate_outputs_balanced_by_length_and_json_consistency(hash_embedder)
     report = audit(Dataset(rows), kind="generate", embedder=hash_embedder)
     assert [f.line for f in report.criteria["consistent"].flagged] == [31]
     assert "output_length_cv" in report.criteria["balanced"].stats
+
+
+@pytest.fixture
+def no_weights(monkeypatch, hash_embedder):
+    """Loading any model's weights raises; the embedder is the hash stand-in, so only the tokenizer is real."""
+    import transformers
+
+    import adaptlab.models.base
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the audit loaded a model's weights")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    monkeypatch.setattr(adaptlab.models.base, "load_base_model", refuse)
+    monkeypatch.setattr("adaptlab.models.embedder.default_embedder", lambda: hash_embedder)
+
+
+@pytest.mark.parametrize("model, context", [("tiny", 512), ("smollm2-135m-instruct", 8192)])
+def test_audit_command_counts_tokens_without_loading_weights(no_weights, tiny_model_dir, tmp_path, model, context):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+
+    result = CliRunner().invoke(app, ["audit", str(EXAMPLE / "train.jsonl"), "--json", "--model", str(tiny_model_dir) if model == "tiny" else model])
+    assert result.exit_code == 0, result.output
+    tokens = json.loads(result.stdout)["tokens"]
+    assert tokens["context_length"] == context and tokens["input_max"] > tokens["input_mean"] > 1
+    assert not (tmp_path / "home" / "models").exists()  # the embedded GGUF was not converted either
+
+
+def test_tokenizer_of_a_converted_gguf_is_its_copy():
+    from adaptlab.models.base import load_tokenizer
+    from adaptlab.models.embedded import embedded_gguf, gguf_cache_folder
+
+    from_gguf, context = load_tokenizer("smollm2-135m-instruct")
+    text = "my card never came <|im_end|> Ünïcødé"
+    folder = gguf_cache_folder(embedded_gguf())
+    from_gguf.save_pretrained(folder)
+    (folder / "config.json").write_text(json.dumps({"max_position_embeddings": 1234}))
+    (folder / "model.safetensors").write_bytes(b"")  # marks the conversion done; its weights are never read here
+    from_copy, copy_context = load_tokenizer("smollm2-135m-instruct")
+    assert (context, copy_context) == (8192, 1234)
+    assert from_copy(text).input_ids == from_gguf(text).input_ids and from_copy.chat_template == from_gguf.chat_template

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from adaptlab.cli import app
@@ -62,6 +63,19 @@ def test_main_turns_data_errors_into_exit_2_with_the_line(card_experiment, tmp_p
     proc = subprocess.run([sys.executable, "-c", "from adaptlab.cli import main; main()", "compare", str(card_experiment)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "train.jsonl line 2: field 'output'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_markup_like_text_in_a_data_error_is_printed_literally(tmp_path, monkeypatch, capsys):
+    from adaptlab.cli import main
+
+    chat = lambda role: json.dumps({"messages": [{"role": role, "content": "hi"}, {"role": "assistant", "content": "x"}]})  # noqa: E731
+    (tmp_path / "train.jsonl").write_text(chat("[/x]") + "\n" + chat("[bold]boss") + "\n")
+    monkeypatch.setattr(sys, "argv", ["adaptlab", "audit", str(tmp_path / "train.jsonl")])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    stderr = capsys.readouterr().err
+    assert exited.value.code == 2
+    assert "line 1: field 'messages[0].role': unknown role '[/x]'" in stderr and "unknown role '[bold]boss'" in stderr
 
 
 def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):

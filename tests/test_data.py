@@ -77,6 +77,52 @@ def test_chat_problems(tmp_path, messages, code, field):
     assert (found[0].code, found[0].line, found[0].field) == (code, 1, field)
 
 
+@pytest.mark.parametrize("role", [["user"], {"name": "user"}])
+def test_a_list_or_object_role_is_a_wrong_type(tmp_path, role):
+    found = problems(write(tmp_path, json.dumps({"messages": [{"role": role, "content": "hi"}, {"role": "assistant", "content": "x"}]}) + "\n"))
+    assert [(p.code, p.line, p.field) for p in found] == [("wrong_type", 1, "messages[0].role")]
+
+
+def test_a_list_role_in_parquet_is_a_wrong_type(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"messages": [[{"role": ["user"], "content": "hi"}, {"role": ["assistant"], "content": "x"}]]}), tmp_path / "d.parquet")
+    found = problems(tmp_path / "d.parquet")
+    assert [(p.code, p.line, p.field) for p in found] == [("wrong_type", 1, "messages[0].role"), ("wrong_type", 1, "messages[1].role")]
+
+
+def test_json_nested_too_deeply_names_the_line(tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    found = problems(write(tmp_path, '{"input": "a", "output": "x"}\n{"input": ' + deep + ', "output": "y"}\n'))
+    assert [(p.code, p.line) for p in found] == [("too_deeply_nested", 2)]
+
+
+def test_an_integer_over_the_digit_limit_names_the_line(tmp_path):
+    (p,) = problems(write(tmp_path, '{"input": ' + "9" * 5_000 + ', "output": "x"}\n'))
+    assert (p.code, p.line) == ("number_too_long", 1) and "4300 digits" in p.message and "set_int_max_str_digits" not in str(p)
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('{"input": "a\\ud800b", "output": "x"}', "input"),
+        ('{"prompt": "a", "completion": "\\udfff"}', "completion"),
+        ('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x\\udc80"}]}', "messages[1].content"),
+        ('{"messages": [{"role": "system", "content": "\\ud800"}, {"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "messages[0].content"),
+    ],
+)
+def test_a_lone_surrogate_names_line_and_field(tmp_path, line, field):
+    (p,) = problems(write(tmp_path, line + "\n"))
+    assert (p.code, p.line, p.field) == ("invalid_unicode", 1, field) and "lone surrogate" in p.message
+
+
+def test_a_surrogate_pair_is_text_and_a_lone_surrogate_key_can_be_printed(tmp_path):
+    assert load_dataset(write(tmp_path, '{"input": "\\ud83d\\ude00", "output": "x"}\n')).inputs == ["\U0001f600"]
+    (p,) = problems(write(tmp_path, '{"\\ud800": "a"}\n'))
+    assert p.code == "unknown_format" and "\\ud800" in str(p).encode("utf-8").decode()
+
+
 def test_unknown_role_hint_maps_sharegpt_names(tmp_path):
     found = problems(write(tmp_path, json.dumps({"messages": [{"role": "human", "content": "hi"}, {"role": "assistant", "content": "x"}]}) + "\n"))
     assert "'user'" in found[0].hint
@@ -105,15 +151,37 @@ def test_content_hash_ignores_format(tmp_path):
     assert a.content_hash == b.content_hash
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.lists(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["input", "output", "messages", "role", "content", "prompt"]), c, max_size=4), max_leaves=8), max_size=4).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode())))
+# JSON values that once escaped as raw Python errors: nesting past the parser's recursion
+# limit, ints over Python's 4,300-digit limit, lone surrogates, list/object roles, markup.
+ODD_JSON = st.one_of(
+    st.integers(1_000, 20_000).map(lambda n: "[" * n + "]" * n),
+    st.integers(4_301, 6_000).map(lambda n: "9" * n),
+    st.sampled_from(['"\\ud800"', '"a\\udfffb"', '"\\ud83d\\ude00"', '"[/x]"', '"[bold]x"', '["user"]', '{"role": "user"}', "null", '"user"', '"assistant"', '"ok"']),
+)
+ODD_LINES = st.one_of(
+    st.tuples(st.sampled_from(["input", "prompt", "completion", "[/x]", "\\udc00"]), ODD_JSON, ODD_JSON).map(lambda t: f'{{"{t[0]}": {t[1]}, "output": {t[2]}}}'),
+    st.tuples(ODD_JSON, ODD_JSON, ODD_JSON).map(lambda t: f'{{"messages": [{{"role": {t[0]}, "content": {t[1]}}}, {{"role": "assistant", "content": {t[2]}}}]}}'),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.lists(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8), lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(["input", "output", "messages", "role", "content", "prompt"]), c, max_size=4), max_leaves=8), max_size=4).map(lambda rows: "\n".join(json.dumps(r) for r in rows).encode()),
+        st.lists(ODD_LINES | st.just('{"input": "a", "output": "b"}'), min_size=1, max_size=4).map(lambda lines: "\n".join(lines).encode()),
+    )
+)
 def test_any_bytes_give_a_dataset_or_a_data_error(tmp_path_factory, content):
     path = tmp_path_factory.mktemp("fuzz") / "data.jsonl"
     path.write_bytes(content)
     try:
-        load_dataset(path)
+        ds = load_dataset(path)
     except DataError as exc:
         assert exc.problems and all(p.code and p.file for p in exc.problems)
+        str(exc).encode("utf-8")  # the message can be printed and written as JSON
+    else:
+        ds.content_hash  # every example is valid text (hashing encodes it as UTF-8)
 
 
 def test_csv_with_a_column_mapping(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CARD_ROWS, write_jsonl
+from rich.console import Console
 from safetensors.torch import load_file
 
 from adaptlab.config import FullConfig, LoraConfig
@@ -105,6 +107,39 @@ def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_
         load_checkpoint(checkpoints(folder)[-1])
 
 
+def test_stray_folders_in_checkpoints_are_ignored_and_kept(tiny_base, tmp_path):
+    from adaptlab.finetune.fit import attach_lora
+
+    folder = tmp_path / "ckpt"
+    stray = ["junk", "step-abc", "step-", "step-12x", "step-\u0661\u0662", ".tmp-step-000099-x"]
+    for name in stray:
+        (folder / name).mkdir(parents=True)
+    (folder / "step-000050").write_text("", encoding="utf-8")  # a file, not a folder
+    assert checkpoints(folder) == []
+    attach_lora(tiny_base, "ck", LoraConfig(name="lora"), seed=0)
+    rows = training_rows(tiny_base, TASK, TRAIN)
+    train(tiny_base.model, rows, TrainSettings(2, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)))
+    assert [p.name for p in checkpoints(folder)] == ["step-000004", "step-000006"]
+    assert all((folder / name).is_dir() for name in stray[:-1]) and (folder / "step-000050").is_file()
+
+
+def test_each_step_is_reported_before_its_checkpoint_is_written(tiny_base, tmp_path):
+    from adaptlab.finetune.fit import attach_lora
+
+    events = []
+
+    class Recorded(CheckpointFolder):
+        def save(self, state, *args):
+            events.append(("checkpoint", state.step))
+
+    attach_lora(tiny_base, "order", LoraConfig(name="lora"), seed=0)
+    rows = training_rows(tiny_base, TASK, TRAIN)
+    hooks = Hooks(on_step=lambda r: events.append(("step", r.step)), checkpoints=Recorded(tmp_path, every=2))
+    train(tiny_base.model, rows, TrainSettings(1, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, hooks)
+    # so a kill between the two never leaves a checkpointed step missing from steps.jsonl
+    assert events == [("step", 1), ("step", 2), ("checkpoint", 2), ("step", 3)]
+
+
 def test_full_fine_tuning_trains_a_copy_and_saves_a_loadable_model(tiny_base, tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -183,6 +218,58 @@ def test_kill_9_mid_epoch_then_resume_is_bit_equal_to_an_uninterrupted_run(finet
     lineage = json.loads((broken / "lineage.json").read_text())
     assert lineage["training"]["steps"] == 9 and lineage["data"]["dev"]["sha256"] and lineage["base_model"]["weights_sha256"]
     assert json.loads((broken / "run.json").read_text())["status"] == "completed"
+
+
+class Crash(Exception):
+    """Stands in for a kill: the run stops wherever it is."""
+
+
+def test_a_torn_last_line_of_steps_jsonl_is_dropped_on_resume(finetune_experiment, tmp_path):
+    from adaptlab.finetune.run import run_finetune
+
+    run = tmp_path / "run"
+
+    def crash(report):
+        if report.step == 5:
+            raise Crash
+
+    with pytest.raises(Crash):
+        run_finetune(finetune_experiment, out=run, checkpoint_every=2, on_step=crash)
+    before = (run / "steps.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["step"] for line in before] == [1, 2, 3, 4, 5]
+    with (run / "steps.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"step": 6, "epoch": 2, "lo')  # a kill while step 6 was being appended
+    console = Console(file=io.StringIO(), width=300)
+    lineage, _ = run_finetune(resume=run, checkpoint_every=2, console=console)
+    assert "dropped the torn last line of steps.jsonl" in console.file.getvalue()
+    steps = _steps(run)
+    assert [s["step"] for s in steps] == list(range(1, 10)) and lineage["training"]["steps"] == 9
+    assert [json.dumps(s) for s in steps[:4]] == before[:4]  # kept as they were
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]  # rewritten through a temp file and a rename
+
+
+def test_a_broken_line_before_the_last_in_steps_jsonl_is_refused_naming_it(tmp_path):
+    from adaptlab.finetune.run import _trim_steps
+
+    path = tmp_path / "steps.jsonl"
+    path.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n', encoding="utf-8")
+    with pytest.raises(AdaptlabError, match="steps.jsonl line 2: not a step record"):
+        _trim_steps(path, 3, rank=0)
+    path.write_text('{"step": 1}\n{"step": 2}\n\n{"step": 3, "lo', encoding="utf-8")
+    assert _trim_steps(path, 3, rank=0) is True
+    assert path.read_text(encoding="utf-8") == '{"step": 1}\n{"step": 2}\n'
+
+
+def test_resuming_a_completed_run_says_so_and_trains_nothing(finetune_experiment, tmp_path):
+    from adaptlab.finetune.run import run_finetune
+
+    lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
+    files = {name: (run / name).read_bytes() for name in ("steps.jsonl", "run.json", "lineage.json", "adapter/adapter_model.safetensors")}
+    reports, console = [], Console(file=io.StringIO(), width=300)
+    again, same = run_finetune(resume=run, console=console, on_step=reports.append)
+    assert reports == [] and again == lineage and same == run
+    assert "already completed" in console.file.getvalue() and "start a new run" in console.file.getvalue()
+    assert {name: (run / name).read_bytes() for name in files} == files
 
 
 def test_sigterm_finishes_the_step_checkpoints_and_exits_143(finetune_experiment, tmp_path):

@@ -174,3 +174,73 @@ def test_compare_few_shot_on_a_remote_model_against_lora_on_the_local_one(endpoi
     assert all(len(r["messages"]) == 1 + 2 * 2 + 1 for r in fake.requests)  # system, 2 shots, query
     assert by_name["lora"]["solver"]["base_model"] == results["base_model"]
     assert (run_dir / "solvers" / "few_shot" / "solver.json").is_file()
+
+
+def _scripted(*answers):
+    """A ChatClient over an httpx MockTransport that answers (status, JSON body) in turn; returns (client, bodies it saw)."""
+    import httpx
+
+    seen, queue = [], list(answers)
+
+    def handle(request):
+        seen.append(json.loads(request.content))
+        status, body = queue.pop(0)
+        return httpx.Response(status, json=body, headers={"Retry-After": "0"})
+
+    return ChatClient(RemoteModelConfig(base_url="http://fake/v1", name="fake-model", max_retries=0), transport=httpx.MockTransport(handle)), seen
+
+
+def _ok(**choice):
+    return 200, {"choices": [{"message": {"role": "assistant", "content": "card_arrival"}} | choice], "usage": {"prompt_tokens": 7, "completion_tokens": 1}}
+
+
+NO_LOGPROBS = (400, {"error": {"message": "logprobs is not supported"}})
+
+
+def test_asking_again_without_logprobs_does_not_use_up_the_retries():
+    client, seen = _scripted(NO_LOGPROBS, _ok())
+    reply = client.chat([{"role": "user", "content": "hi"}], 4)
+    assert reply.text == "card_arrival" and reply.retries == 0 and client.logprobs is False
+    assert "logprobs" in seen[0] and "logprobs" not in seen[1]
+    client, seen = _scripted(NO_LOGPROBS, (503, {"error": {"message": "overloaded"}}))
+    with pytest.raises(RemoteError, match="HTTP 503: overloaded after 1 attempts"):
+        client.chat([{"role": "user", "content": "hi"}], 4)
+    client, seen = _scripted(NO_LOGPROBS, NO_LOGPROBS)
+    with pytest.raises(RemoteError, match="HTTP 400: logprobs is not supported"):
+        client.chat([{"role": "user", "content": "hi"}], 4)
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    "status, body, match",
+    [
+        (503, [1, 2], r"HTTP 503: \[1,2\]"),
+        (500, "model crashed", "HTTP 500: model crashed"),
+        (502, {"error": ["x"]}, r"HTTP 502: \['x'\]"),
+        (200, {"choices": []}, "not an OpenAI chat completion"),
+        (200, {"choices": [{"message": None}]}, "not an OpenAI chat completion"),
+        (200, [1, 2], "not an OpenAI chat completion"),
+        (200, {"choices": [{"message": {"content": ["a", "b"]}}]}, r"message.content is list, not text"),
+        (200, {"choices": [{"message": {"content": "a"}}], "usage": [3]}, "usage is list, not an object"),
+        (200, {"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "many"}}, "usage.prompt_tokens is 'many', not a token count"),
+        (200, {"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": -1}}, "usage.completion_tokens is -1"),
+        (*_ok(logprobs={"content": [5]}), r"logprobs.content\[0\] is 5, not an object"),
+        (*_ok(logprobs={"content": "tokens"}), "logprobs.content is str, not a list"),
+        (*_ok(logprobs=[1]), "choices\\[0\\].logprobs is list, not an object"),
+        (*_ok(logprobs={"content": [{"top_logprobs": [{"logprob": -0.1}]}]}), r"top_logprobs\[0\] is \{'logprob': -0.1\}"),
+        (*_ok(logprobs={"content": [{"top_logprobs": [{"token": "a", "logprob": -0.1}, {"token": "b", "logprob": "low"}]}]}), r"top_logprobs\[1\] is"),
+        (*_ok(logprobs={"content": [{"top_logprobs": "ab"}]}), "top_logprobs is str, not a list"),
+    ],
+)
+def test_odd_answers_are_a_remote_error_that_says_what_is_wrong(status, body, match):
+    client, _ = _scripted((status, body))
+    with pytest.raises(RemoteError, match=match):
+        client.chat([{"role": "user", "content": "hi"}], 4)
+
+
+def test_well_formed_logprobs_and_their_absence_are_read():
+    top = {"content": [{"token": "card", "logprob": -0.1, "top_logprobs": [{"token": "card", "logprob": -0.1}, {"token": "lost", "logprob": -3}]}]}
+    for logprobs, expected in [(top, {"card": -0.1, "lost": -3.0}), (None, None), ({"content": None}, None), ({"content": []}, None), ({"content": [{"token": "a", "top_logprobs": []}]}, None)]:
+        client, _ = _scripted(_ok(logprobs=logprobs))
+        reply = client.chat([{"role": "user", "content": "hi"}], 4)
+        assert reply.first_token_logprobs == expected and (reply.prompt_tokens, reply.completion_tokens) == (7, 1)

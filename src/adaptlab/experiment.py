@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import platform
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
@@ -17,6 +16,7 @@ from adaptlab.decide import pairwise, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
+from adaptlab.files import new_folder, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.prepare import prepare, resolved
 from adaptlab.registry import default_registry
@@ -29,6 +29,8 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     """
     console = console or Console(stderr=True)
     config, root = load_experiment(experiment)
+    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
+        raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
     if model:
         config = config.model_copy(update={"model": model})
     prepared = prepare(config, root)
@@ -40,9 +42,12 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"task [bold]{task.name}[/]: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
 
-    run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{task.name}"
+    run_dir = Path(out) if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(resolved(config, root), sort_keys=False), encoding="utf-8")
+    try:  # created, never overwritten: of two compares given the same --out at once, one stops here
+        write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
+    except FileExistsError:
+        raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
 
     from adaptlab.audit import audit
     from adaptlab.engine.prompt import encode_text

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
+import tempfile
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+
+from adaptlab.errors import AdaptlabError
 
 
 def fsync(path: Path) -> None:
@@ -37,17 +42,45 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_text_new(path: Path, text: str) -> None:
+    """Create `path` holding `text`; FileExistsError if it exists, so of two processes only one can create it."""
+    with Path(path).open("x", encoding="utf-8") as f:
+        f.write(text)
+
+
+def new_folder(parent: Path, stem: str) -> Path:
+    """Create and return `parent/<UTC time>-<stem>-<6 hex digits>`: unique even for two runs started in the same second."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:  # 16M suffixes per second and stem; mkdir, not exists(), decides who gets a name
+        folder = parent / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{stem}-{secrets.token_hex(3)}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
 @contextmanager
 def atomic_folder(target: Path):
-    """Yield a temp folder beside `target`; on success it replaces `target`, on failure it is removed."""
+    """Yield a new temp folder beside `target`; on success it is renamed to `target`, on failure removed.
+
+    Only that temp folder is ever deleted: a `target` that exists (before the work
+    or by the time of the rename) is refused and left as it is.
+    """
     target = Path(target)
-    tmp = target.with_name(f".tmp-{target.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    if target.exists():
+        raise AdaptlabError(f"{target} already exists; remove it or choose another folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))  # its own name: never another writer's
     try:
         yield tmp
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                fsync(path)
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+            raise AdaptlabError(f"{target} appeared while it was being written (another process?); it was left as it is, remove it and try again")
+        os.rename(tmp, target)  # a non-empty folder at `target` makes this fail, never replaced
+        fsync(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,6 +10,7 @@ import warnings
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from adaptlab.errors import AdaptlabError
 
@@ -45,7 +46,7 @@ def main() -> None:
     try:
         app()
     except AdaptlabError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # data text like "[/x]" is not markup
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

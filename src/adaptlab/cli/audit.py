@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adaptlab.cli import app, err
@@ -41,13 +42,9 @@ def audit(
         print(json.dumps([p.to_dict() for p in exc.problems], indent=2, ensure_ascii=False))
         raise typer.Exit(2) from None
     with err.status("embedding the inputs and loading the tokenizer"):
-        from transformers import AutoTokenizer
+        from adaptlab.models.base import load_tokenizer
 
-        from adaptlab.models.base import resolve_model_folder
-
-        folder = resolve_model_folder(model)
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-        context = json.loads((folder / "config.json").read_text()).get("max_position_embeddings")
+        tokenizer, context = load_tokenizer(model)  # the weights are not needed to count tokens
         report = run_audit(train_set, test_set, kind=infer_kind(train_set), instruction=instruction, count_tokens=lambda t: len(encode_text(tokenizer, t)), context_length=context)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
@@ -57,9 +54,9 @@ def audit(
     for name, criterion in report.to_dict()["criteria"].items():
         flags = criterion["flagged"]
         if flags:
-            console.print(f"\n[bold]{name}[/]: {len(flags)} rows; {criterion['hint']}", highlight=False, soft_wrap=True)
+            console.print(f"\n[bold]{name}[/]: {len(flags)} rows; {escape(criterion['hint'])}", highlight=False, soft_wrap=True)
             for f in flags[:SHOWN_PER_CRITERION]:
-                console.print(f"  {f['file']} line {f['line']}: {f['reason']}", highlight=False, soft_wrap=True)
+                console.print(f"  {escape(f['file'])} line {f['line']}: {escape(f['reason'])}", highlight=False, soft_wrap=True)
             if len(flags) > SHOWN_PER_CRITERION:
                 console.print(f"  ... and {len(flags) - SHOWN_PER_CRITERION} more (--json lists them all)")
     if report.leakage:
@@ -73,9 +70,9 @@ def audit(
 
 def audit_table(report: dict, title: str) -> Table:
     """One row per criterion: score, rows flagged, what to do."""
-    table = Table(title=f"audit of {title}")
+    table = Table(title=f"audit of {escape(title)}")
     for name, justify in (("criterion", "left"), ("score", "right"), ("rows flagged", "right"), ("what to do", "left")):
         table.add_column(name, justify=justify)
     for name, c in report["criteria"].items():
-        table.add_row(name, "n/a" if c["score"] is None else f"{c['score']:.0f}", str(len(c["flagged"])), c["hint"])
+        table.add_row(name, "n/a" if c["score"] is None else f"{c['score']:.0f}", str(len(c["flagged"])), escape(c["hint"]))
     return table

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from adaptlab.cli import app, err
@@ -29,9 +30,9 @@ def compare(
     rec = results["recommendation"]
     console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")
     for reason in rec["reasons"]:
-        console.print(f"  - {reason}", highlight=False, soft_wrap=True)
+        console.print(f"  - {escape(reason)}", highlight=False, soft_wrap=True)
     for warning in rec["warnings"]:
-        console.print(f"  [yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        console.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     prices = results.get("cost_assumptions") or {}
     for row in results.get("break_even_queries", []):
         queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"

@@ -13,7 +13,7 @@ from adaptlab.cli import app, err
 def finetune(
     experiment: Path = typer.Argument(None, help="Experiment YAML with a `lora` or `full` strategy; leave out with --resume."),
     strategy: str = typer.Option(None, "--strategy", help="Which strategy to train when the experiment lists both lora and full."),
-    out: Path = typer.Option(None, "--out", help="Run folder to write; default $ADAPTLAB_HOME/runs/<time>-<task>-<strategy>."),
+    out: Path = typer.Option(None, "--out", help="Run folder to write; default $ADAPTLAB_HOME/runs/<time>-<task>-<strategy>-<6 hex digits>, a new folder each run."),
     resume: Path = typer.Option(None, "--resume", help="Continue this run folder from its last complete checkpoint."),
     checkpoint_every: int = typer.Option(50, "--checkpoint-every", min=0, help="Write a checkpoint every N optimizer steps (0: only on SIGTERM)."),
     merge: bool = typer.Option(False, "--merge", help="lora: also write base + adapter merged into one safetensors model (merged/)."),

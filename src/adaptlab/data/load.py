@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 
 from adaptlab.data.dataset import Dataset, Example
@@ -81,6 +82,12 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
             record = json.loads(text)
         except json.JSONDecodeError as exc:
             problems.add("invalid_json", number, None, f"not valid JSON ({exc.msg} at column {exc.colno})", "fix the line or remove it")
+            continue
+        except ValueError:  # the only other ValueError json raises: an int over Python's digit limit
+            problems.add("number_too_long", number, None, f"a number has more than {sys.get_int_max_str_digits()} digits", "write it as a string or remove it")
+            continue
+        except RecursionError:
+            problems.add("too_deeply_nested", number, None, "JSON nested too deeply to read", "flatten the line or remove it")
             continue
         if not isinstance(record, dict):
             problems.add("not_an_object", number, None, f"expected a JSON object, got {type(record).__name__}", 'write {"input": ..., "output": ...}')
@@ -215,11 +222,14 @@ def _parse_record(record: dict, number: int, problems: _Collector):
                 elif not value.strip():
                     problems.add("empty_field", number, key, "is empty", "fill it or remove the line")
                     ok = False
+                elif bad := _surrogate_problem(value):
+                    problems.add("invalid_unicode", number, key, *bad)
+                    ok = False
                 values[key] = value
             if not ok:
                 return None
             return fmt, Example(values[in_key], values[out_key].strip(), number), None
-    keys = ", ".join(sorted(record)) or "none"
+    keys = ", ".join(_printable(k) for k in sorted(record)) or "none"
     problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion' or 'messages' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
     return None
 
@@ -235,12 +245,18 @@ def _parse_chat(messages, number: int, problems: _Collector):
             ok = False
             continue
         role, content = message.get("role"), message.get("content")
-        if role not in CHAT_ROLES:
+        if not isinstance(role, str):  # a list or object role is unhashable: check the type first
+            problems.add("wrong_type", number, f"messages[{i}].role", f"expected a string, got {_type_name(role)}", "roles are system, user and assistant")
+            ok = False
+        elif role not in CHAT_ROLES:
             hint = f"use '{ROLE_HINTS[role]}' instead of '{role}'" if role in ROLE_HINTS else "roles are system, user and assistant"
             problems.add("unknown_role", number, f"messages[{i}].role", f"unknown role {role!r}", hint)
             ok = False
         if not isinstance(content, str):
             problems.add("wrong_type", number, f"messages[{i}].content", f"expected a string, got {_type_name(content)}", "write the content as a JSON string")
+            ok = False
+        elif bad := _surrogate_problem(content):
+            problems.add("invalid_unicode", number, f"messages[{i}].content", *bad)
             ok = False
     if not ok:
         return None
@@ -276,6 +292,20 @@ def _duplicate_warnings(examples: list[Example], name: str) -> list[str]:
         else:
             seen[key] = e.line
     return warnings
+
+
+def _surrogate_problem(text: str) -> tuple[str, str] | None:
+    """Message and hint for a lone UTF-16 surrogate (a `\\ud800` escape with no pair), which cannot be written as UTF-8."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains a lone surrogate \\u{ord(text[exc.start]):04x} at character {exc.start + 1}, which is not valid text", "fix the \\u escape (surrogates come in pairs) or remove it"
+    return None
+
+
+def _printable(text: str) -> str:
+    """`text` with any lone surrogate written as a backslash escape, so a message about it can be printed."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _type_name(value) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Protocol
 
 from adaptlab.data import Example
-from adaptlab.engine.generate import generate
+from adaptlab.engine.generate import Sink, generate
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.engine.scoring import label_logprobs
 from adaptlab.errors import AdaptlabError
@@ -86,8 +86,8 @@ class LMSolver:
             counts.append(len(shots))
         return prompts, counts
 
-    def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        """One Prediction per input, in order."""
+    def predict(self, inputs: list[str], progress: Progress | None = None, sinks: list[Sink | None] | None = None) -> list[Prediction]:
+        """One Prediction per input, in order; generate tasks hand each answer to its sink as it is made (the server's streams)."""
         prompts, counts = self.prompts(inputs)
         with _adapter(self.base, self.adapter):
             if self.task.kind == "classify":
@@ -101,7 +101,7 @@ class LMSolver:
             for start in range(0, len(prompts), 8):
                 batch = prompts[start : start + 8]
                 clock = time.perf_counter()
-                answers = generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.task.max_new_tokens, batch_size=8, progress=progress, stop=self.task.stop)
+                answers = generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.task.max_new_tokens, batch_size=8, progress=progress, stop=self.task.stop, sinks=sinks[start : start + 8] if sinks else None)
                 each = (time.perf_counter() - clock) / len(batch)  # a batch's queries share its wall time
                 predictions += [Prediction(text, len(p), n, each, c) for (text, n), p, c in zip(answers, batch, counts[start:])]
             return predictions

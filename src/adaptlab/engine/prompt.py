@@ -2,17 +2,25 @@
 
 Text from the data never becomes a control token: each message's content is
 tokenized with special tokens split, so `<|im_end|>` typed by a user stays text.
+
+The pinned transformers sets the Rust tokenizer's `encode_special_tokens` flag on
+each call (on for content, off for the template's own markers) and leaves it set: two
+threads tokenizing at once (the server's event loop and its model worker) could
+each run with the other's flag, and user text would become control tokens. Every
+encode here holds `_ENCODE`, so the flag and the encode that reads it go together.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 
 from adaptlab.data import Example
 from adaptlab.task import Task
 
 _SLOT = "\u27e6slot{}\u27e7"  # placeholders no real text contains: ⟦slot0⟧
 _SLOT_RE = re.compile("\u27e6slot(\\d+)\u27e7")
+_ENCODE = threading.Lock()
 
 
 def system_text(task: Task) -> str:
@@ -49,7 +57,8 @@ def encode_text(tokenizer, text: str) -> list[int]:
     """Plain text to ids; special-token strings inside it are split into ordinary tokens."""
     if not text:
         return []
-    return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    with _ENCODE:
+        return tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"]
 
 
 def encode_answer(tokenizer, answer: str, eot_id: int) -> list[int]:
@@ -58,4 +67,7 @@ def encode_answer(tokenizer, answer: str, eot_id: int) -> list[int]:
 
 
 def _template_ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+    if not text:
+        return []
+    with _ENCODE:
+        return tokenizer(text, add_special_tokens=False, split_special_tokens=False)["input_ids"]

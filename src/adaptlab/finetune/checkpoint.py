@@ -5,14 +5,16 @@ A checkpoint is a folder `step-000120/` holding the trainable weights
 streams (torch.save, read back only with `weights_only=True`), the best
 dev-scored weights so far, and `state.json` (step, epoch, position in the epoch,
 losses, dev scores). It is written into `.tmp-step-000120/`, each file fsynced,
-then renamed into place: a folder named `step-*` is always complete, and a
-leftover `.tmp-*` from a crash is ignored and cleared by the next save.
+then renamed into place: a folder named `step-<digits>` is always complete, a
+leftover `.tmp-*` from a crash is ignored and cleared by the next save, and any
+other name (`junk/`, `step-abc/`) is not a checkpoint: ignored, never deleted.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +25,7 @@ from adaptlab.finetune.distributed import Dist
 from adaptlab.finetune.trainer import Resume, TrainState, rng_state
 
 PREFIX = "step-"
+NAME = re.compile(r"step-([0-9]+)")
 
 
 class CheckpointFolder:
@@ -66,11 +69,16 @@ class CheckpointFolder:
 
 
 def checkpoints(folder: Path) -> list[Path]:
-    """Complete checkpoints in `folder`, oldest first."""
+    """Complete checkpoints in `folder` (folders named step-<digits>), oldest first."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return sorted((p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX)), key=lambda p: int(p.name[len(PREFIX) :]))
+    return sorted((p for p in folder.iterdir() if p.is_dir() and NAME.fullmatch(p.name)), key=checkpoint_step)
+
+
+def checkpoint_step(path: Path) -> int:
+    """The step a checkpoint folder holds, from its name."""
+    return int(NAME.fullmatch(Path(path).name).group(1))
 
 
 def load_checkpoint(path: Path, rank: int = 0) -> Resume:

@@ -7,7 +7,9 @@
 
 Accepted sources: an `adaptlab finetune` run folder (lineage.json beside adapter/ or
 model/), or a saved solver folder from `compare` (runs/<run>/solvers/lora). Every
-export is written to a temp folder and renamed, so OUT is complete or absent.
+export is written to a temp folder and renamed, so OUT is complete or absent. Only
+files inside the source folder are read: a lineage.json whose `output` leads
+elsewhere (`../../etc`, an absolute path, a link out) is refused.
 """
 
 from __future__ import annotations
@@ -27,7 +29,10 @@ def find_source(source: Path) -> tuple[Path, str, dict]:
     source = Path(source)
     if (source / "lineage.json").is_file():
         lineage = json.loads((source / "lineage.json").read_text(encoding="utf-8"))
-        return source / lineage["output"], lineage["base_model"]["name"], lineage
+        output = lineage.get("output")
+        if not isinstance(output, str) or not output or not _inside(source, source / output) or not (source / output).is_dir():
+            raise ConfigError(f"{source / 'lineage.json'}: output {output!r} is not a folder inside the run folder {source}; it should name the run's adapter/ or model/ (as adaptlab finetune wrote it)")
+        return source / output, lineage["base_model"]["name"], lineage
     if (source / "solver.json").is_file():
         info = json.loads((source / "solver.json").read_text(encoding="utf-8"))
         if isinstance(info.get("base_model"), str) and ((source / ADAPTER_FILES[0]).is_file() or (source / "config.json").is_file()):
@@ -41,6 +46,9 @@ def export(source: Path, fmt: str, out: Path) -> Path:
     out = Path(out)
     if out.exists():
         raise ConfigError(f"{out} already exists; choose a new output folder")
+    escaping = [p.name for p in weights.iterdir() if not _inside(Path(source), p)]
+    if escaping:
+        raise ConfigError(f"{weights}: {', '.join(escaping)} point outside {source} (links); copy the files themselves in, then export again")
     is_adapter = (weights / ADAPTER_FILES[0]).is_file()
     if fmt == "peft" and not is_adapter:
         raise ConfigError(f"{source} holds full fine-tuned weights, not an adapter; export it with --format merged")
@@ -67,6 +75,12 @@ def merge_lora(base_name: str, adapter_dir: Path, out: Path) -> Path:
         merged.save_pretrained(tmp, safe_serialization=True)
         base.tokenizer.save_pretrained(tmp)
     return Path(out)
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether `path`, with `..` and links followed, lies under `folder` (and is not `folder` itself)."""
+    root, resolved = Path(folder).resolve(), Path(path).resolve()
+    return resolved != root and resolved.is_relative_to(root)
 
 
 def _check_base(base_name: str, info: dict) -> None:

@@ -3,7 +3,7 @@
 A run folder holds:
 
     experiment.yaml      the resolved experiment (data paths absolute); --resume reads it
-    run.json             strategy, status (running | interrupted | completed), data hashes
+    run.json             strategy, status (running | interrupted | completed), data hashes; a completed run is not resumed
     checkpoints/         step-NNNNNN/ folders (finetune.checkpoint), the newest two kept
     steps.jsonl          one line per optimizer step: loss and the training lines it used
     adapter/ or model/   the result: a PEFT adapter (lora) or a Hugging Face model folder (full)
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import time
 from datetime import datetime, timezone
@@ -30,9 +31,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from adaptlab.config import FINE_TUNED, ExperimentConfig, load_experiment, parse_experiment
 from adaptlab.data import split_dev
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
+from adaptlab.files import new_folder, write_text_atomic, write_text_new
+from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoint_step, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import FineTune
-from adaptlab.files import write_text_atomic
 from adaptlab.finetune.trainer import StepReport
 from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
@@ -59,6 +60,10 @@ def run_finetune(
     rank = int(os.environ.get("RANK", "0"))
     console = console or Console(stderr=True, quiet=rank != 0)
     config, root, name, run_dir = _plan(experiment, strategy, out, resume)
+    if resume and (done := _completed(run_dir)):
+        merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
+        console.print(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
+        return (done if rank == 0 else {}), run_dir
     strategy_config = next(s for s in config.strategies if s.name == name)
     prepared = prepare(config, root)
     train, test, task = prepared.train, prepared.test, prepared.task
@@ -70,21 +75,25 @@ def run_finetune(
         fit_set, dev = split_dev(train, strategy_config.dev_fraction, config.seed, task.kind == "classify")
     hashes = {"train": train.content_hash, "test": test.content_hash, "dev": dev.content_hash if dev else None}
 
-    record = run_dir / "run.json"
-    ckpt_dir = run_dir / "checkpoints"
     latest = None
     if resume:
-        info = json.loads(record.read_text(encoding="utf-8"))
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
         if info["data"] != hashes:
             raise ConfigError(f"{run_dir}: the data changed since this run started (content hashes differ); start a new run instead of resuming")
-        found = checkpoints(ckpt_dir)
+        found = checkpoints(run_dir / "checkpoints")
         latest = found[-1] if found else None
         console.print(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
     elif rank == 0:
+        run_dir = run_dir or new_folder(adaptlab_home() / "runs", f"{config.task.name}-{name}")
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "experiment.yaml").write_text(yaml.safe_dump(resolved(config, root), sort_keys=False), encoding="utf-8")
+        try:  # created, never overwritten: of two runs given the same --out at once, one stops here
+            write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
+        except FileExistsError:
+            raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
+    record, ckpt_dir = run_dir / "run.json", run_dir / "checkpoints"
     _write_json(record, {"strategy": name, "status": "running", "data": hashes, "started": _now()}, rank)
-    _trim_steps(run_dir / "steps.jsonl", _checkpoint_step(latest), rank)
+    if _trim_steps(run_dir / "steps.jsonl", checkpoint_step(latest) if latest else 0, rank):
+        console.print("[yellow]note:[/] dropped the torn last line of steps.jsonl (the process was killed while writing it); that step is trained and logged again")
 
     from adaptlab.models import load_base_model
     from adaptlab.models.device import default_device
@@ -141,6 +150,7 @@ def run_finetune(
     if merge and solver.adapter:
         from adaptlab.finetune.export import merge_lora
 
+        shutil.rmtree(run_dir / "merged", ignore_errors=True)  # this run's own, from an attempt killed before it completed
         with console.status("writing merged weights"):
             merge_lora(model_name, output, run_dir / "merged")
     elif merge:
@@ -165,8 +175,8 @@ def run_finetune(
     return lineage, run_dir
 
 
-def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path]:
-    """The experiment, the folder its paths are relative to, the strategy to train, and the run folder."""
+def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path | None]:
+    """The experiment, the folder its paths are relative to, the strategy to train, and the run folder (None: a new one under runs/)."""
     if resume:
         run_dir = Path(resume)
         if not (run_dir / "run.json").is_file() or not (run_dir / "experiment.yaml").is_file():
@@ -189,22 +199,43 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
     name = strategy or candidates[0]
     if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("under accelerate launch, pass --out RUN so every process uses the same run folder")
-    run_dir = Path(out) if out else adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{config.task.name}-{name}"
-    if int(os.environ.get("RANK", "0")) == 0 and run_dir.exists() and any(run_dir.iterdir()):
+    run_dir = Path(out) if out else None
+    if int(os.environ.get("RANK", "0")) == 0 and run_dir and run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
         raise ConfigError(f"{run_dir} already exists and is not empty; choose another --out, or continue it with --resume {run_dir}")
     return config, root, name, run_dir
 
 
-def _checkpoint_step(path: Path | None) -> int:
-    return int(path.name.split("-")[1]) if path else 0
+def _completed(run_dir: Path) -> dict | None:
+    """lineage.json's content when run.json says the run completed; None while it can still be resumed."""
+    if json.loads((run_dir / "run.json").read_text(encoding="utf-8")).get("status") != "completed":
+        return None
+    try:
+        return json.loads((run_dir / "lineage.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AdaptlabError(f"{run_dir}: run.json says the run completed, but lineage.json cannot be read ({exc}); start a new run") from None
 
 
-def _trim_steps(path: Path, keep_until: int, rank: int) -> None:
-    """steps.jsonl keeps the steps the checkpoint holds; the resumed run writes the rest again."""
+def _trim_steps(path: Path, keep_until: int, rank: int) -> bool:
+    """steps.jsonl keeps the steps the checkpoint holds; the resumed run writes the rest again. True if it dropped a torn last line."""
     if rank != 0 or not path.is_file():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip() and json.loads(line)["step"] <= keep_until]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        return False
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    kept, torn = [], False
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            step = int(json.loads(line)["step"])
+        except (ValueError, KeyError, TypeError):
+            if i < last:
+                raise AdaptlabError(f"{path} line {i + 1}: not a step record ({line[:60]!r}); delete that line and resume again") from None
+            torn = True  # a kill while this line was appended; the checkpoint was written after it, so its step is redone
+            continue
+        if step <= keep_until:
+            kept.append(line)
+    write_text_atomic(path, "".join(line + "\n" for line in kept))
+    return torn
 
 
 def _write_json(path: Path, content: dict, rank: int) -> None:

@@ -219,10 +219,10 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
                         score = score_dev()
                     state.epoch, state.batch = state.epoch + 1, 0
                 stop = bool(hooks.should_stop and dist.any(hooks.should_stop()))
+                if hooks.on_step:  # before the checkpoint: a crash between them must not leave a checkpointed step unlogged
+                    hooks.on_step(StepReport(state.step, total, min(state.epoch + (state.batch > 0), settings.epochs), loss, state.tokens / max(state.seconds, 1e-9), tuple(batch), score))
                 if hooks.checkpoints and (stop or hooks.checkpoints.due(state.step)):
                     hooks.checkpoints.save(state, named, optimizer, scheduler, best, dist)
-                if hooks.on_step:
-                    hooks.on_step(StepReport(state.step, total, min(state.epoch + (state.batch > 0), settings.epochs), loss, state.tokens / max(state.seconds, 1e-9), tuple(batch), score))
                 if stop:
                     result.interrupted = True
                     return result

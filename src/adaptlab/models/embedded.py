@@ -38,12 +38,22 @@ def embedded_gguf() -> Path:
     return path
 
 
-def cached_gguf_folder(gguf: Path) -> Path:
-    """A safetensors copy of a GGUF model, converted on first use and reused afterwards."""
+def gguf_cache_folder(gguf: Path) -> Path:
+    """Where the safetensors copy of a GGUF model is kept; `is_converted` says whether it is there yet."""
     stat = gguf.stat()
     key = hashlib.sha256(f"{gguf.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
-    target = adaptlab_home() / "models" / f"{gguf.stem.lower()}-{key}"
-    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
+    return adaptlab_home() / "models" / f"{gguf.stem.lower()}-{key}"
+
+
+def is_converted(folder: Path) -> bool:
+    """Whether `folder` holds a finished conversion (the rename that ends it is atomic)."""
+    return (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
+
+
+def cached_gguf_folder(gguf: Path) -> Path:
+    """A safetensors copy of a GGUF model, converted on first use and reused afterwards."""
+    target = gguf_cache_folder(gguf)
+    if is_converted(target):
         return target
     _convert_gguf(gguf, target)
     return target

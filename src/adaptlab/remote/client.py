@@ -64,6 +64,7 @@ class ChatClient:
             return list(pool.map(one, conversations))
 
     def chat(self, messages: list[dict], max_tokens: int, stop: list[str] | None = None) -> Reply:
+        """One greedy reply; a timeout, connection error, 429 or 5xx is retried up to `max_retries` times, anything else is a RemoteError."""
         import httpx
 
         body = {"model": self.config.name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
@@ -71,14 +72,9 @@ class ChatClient:
             body["stop"] = stop[:4]  # the OpenAI API takes up to 4
         start = time.perf_counter()
         for attempt in range(self.config.max_retries + 1):
-            asked_logprobs = self.logprobs
-            if asked_logprobs:
-                body |= {"logprobs": True, "top_logprobs": 5}
-            else:
-                body.pop("logprobs", None), body.pop("top_logprobs", None)
             wait = None
             try:
-                response = self.http.post("chat/completions", json=body)
+                response = self._post(body)
             except httpx.TimeoutException:
                 problem = f"no answer within {self.config.timeout_s:g} s"
             except httpx.TransportError as exc:
@@ -86,9 +82,6 @@ class ChatClient:
             else:
                 if response.status_code == 200:
                     return _reply(response, time.perf_counter() - start, attempt)
-                if response.status_code == 400 and asked_logprobs and "logprob" in response.text.lower():
-                    self.logprobs = False  # this endpoint does not do log-probs; ask again without
-                    continue
                 problem = f"HTTP {response.status_code}: {_error_text(response)}"
                 if response.status_code in (401, 403):
                     raise RemoteError(f"{self.config.base_url} refused the request ({problem}); check the API key" + (f" in ${self.config.api_key_env}" if self.config.api_key_env else " (set model.api_key_env)"))
@@ -99,23 +92,77 @@ class ChatClient:
                 time.sleep(wait if wait is not None else min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2))
         raise RemoteError(f"{self.config.base_url} model {self.config.name!r}: {problem} after {self.config.max_retries + 1} attempts; check that the server is up, or raise model.timeout_s / model.max_retries")
 
+    def _post(self, body: dict):
+        """One request; an endpoint that rejects log-probs (400 naming them) is asked again without, and not asked for them again.
+
+        That second request is a negotiation, not a retry: it does not use up `max_retries`.
+        """
+        if self.logprobs:
+            response = self.http.post("chat/completions", json=body | {"logprobs": True, "top_logprobs": 5})
+            if response.status_code != 400 or "logprob" not in response.text.lower():
+                return response
+            self.logprobs = False
+        return self.http.post("chat/completions", json=body)
+
     def close(self) -> None:
         self.http.close()
 
 
 def _reply(response, seconds: float, retries: int) -> Reply:
+    """The Reply in a 200 answer; an answer that is not an OpenAI chat completion (malformed log-probs included) is a RemoteError."""
     try:
         data = response.json()
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
         usage = data.get("usage") or {}
+        logprobs = choice.get("logprobs")
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise RemoteError(f"the endpoint's answer is not an OpenAI chat completion: {response.text[:200]!r}") from None
-    top = None
-    content = ((choice.get("logprobs") or {}).get("content")) or []
-    if content and content[0].get("top_logprobs"):
-        top = {t["token"]: float(t["logprob"]) for t in content[0]["top_logprobs"]}
-    return Reply(text, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), seconds, top, retries)
+    if not isinstance(text, str):
+        raise _malformed(response, f"choices[0].message.content is {type(text).__name__}, not text")
+    if not isinstance(usage, dict):
+        raise _malformed(response, f"usage is {type(usage).__name__}, not an object")
+    tokens = []
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key) or 0
+        if not _is_number(value) or value < 0 or not float(value).is_integer():
+            raise _malformed(response, f"usage.{key} is {value!r}, not a token count")
+        tokens.append(int(value))
+    return Reply(text, *tokens, seconds, _first_token_logprobs(response, logprobs), retries)
+
+
+def _first_token_logprobs(response, logprobs) -> dict[str, float] | None:
+    """{token: logprob} of the first token's top alternatives; None when the endpoint sent none (null or empty lists)."""
+    if logprobs is None:
+        return None
+    if not isinstance(logprobs, dict):
+        raise _malformed(response, f"choices[0].logprobs is {type(logprobs).__name__}, not an object")
+    content, where = logprobs.get("content"), "choices[0].logprobs.content"
+    if not content:
+        return None
+    if not isinstance(content, list):
+        raise _malformed(response, f"{where} is {type(content).__name__}, not a list")
+    if not isinstance(content[0], dict):
+        raise _malformed(response, f"{where}[0] is {content[0]!r}, not an object")
+    top = content[0].get("top_logprobs")
+    if not top:
+        return None
+    if not isinstance(top, list):
+        raise _malformed(response, f"{where}[0].top_logprobs is {type(top).__name__}, not a list")
+    result = {}
+    for n, entry in enumerate(top):
+        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str) or not _is_number(entry.get("logprob")):
+            raise _malformed(response, f"{where}[0].top_logprobs[{n}] is {entry!r}, not {{'token': text, 'logprob': number}}")
+        result[entry["token"]] = float(entry["logprob"])
+    return result
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _malformed(response, what: str) -> RemoteError:
+    return RemoteError(f"the endpoint's answer is not an OpenAI chat completion: {what} ({response.text[:200]!r}); check that base_url points at an OpenAI-compatible server")
 
 
 def _retry_after(response) -> float | None:
@@ -127,9 +174,11 @@ def _retry_after(response) -> float | None:
 
 
 def _error_text(response) -> str:
+    """The endpoint's error message: `{"error": {"message": ...}}`, `{"error": "..."}`, a JSON string, or else the raw body."""
     try:
-        error = response.json().get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        return str(message or response.text)[:200]
+        data = response.json()
     except ValueError:
         return response.text[:200]
+    error = data.get("error") if isinstance(data, dict) else data if isinstance(data, str) else None
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message or response.text)[:200]

@@ -3,13 +3,13 @@
 (No `from __future__ import annotations` here: FastAPI reads the endpoints' annotations at runtime.)
 
 Every error body is OpenAI-shaped (`{"error": {"message", "type", "code"}}`) and never
-holds a stack trace or a server path. With an API key set, every route but /health
-and /ready needs `Authorization: Bearer KEY`.
+holds a stack trace or a server path; serve/guard.py checks every request first (Host,
+API key, Content-Type, body size). Streams carry tokens as they are generated; a client
+that goes away is dropped from the queue, or its row stops at the next token.
 """
 
 
 import asyncio
-import hmac
 import json
 import logging
 import re
@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 from adaptlab.errors import AdaptlabError
 from adaptlab.serve.batcher import Batcher, QueueFull
+from adaptlab.serve.guard import ApiError, Guard, json_depth
 from adaptlab.serve.models import ModelNotFound, ServedModels
+from adaptlab.serve.stream import DONE, Stream, chunk
 
 log = logging.getLogger("adaptlab.serve")
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
@@ -31,42 +33,68 @@ class Limits:
     max_messages: int = 64
     max_tokens: int = 512
     max_prompt_chars: int = 32_000
+    max_json_depth: int = 16  # a chat request needs 4 ({"messages": [{...}]}); deeper is hostile
     max_queue: int = 64
     max_batch: int = 8
+    stall_s: float = 60.0  # /ready answers 503 when work waits and the worker has not moved for this long
 
 
 class LoadFailed(Exception):
     """A version's files failed verification or loading (the server answers 503 for it and serves the rest)."""
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry_after: int | None = None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.retry_after = status, message, kind, code, retry_after
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
 
 
-def create_app(models: ServedModels, base_name: str, api_key: str | None = None, limits: Limits = Limits()):
+def create_app(models: ServedModels, base_name: str, api_key: str | None = None, limits: Limits = Limits(), allowed_hosts: tuple[str, ...] = ()):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException
+
+    class EventStream(StreamingResponse):
+        """Server-sent events that call `closed` when the response ends, finished or cut off by the client."""
+
+        def __init__(self, events, closed):
+            super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+            self.closed = closed
+
+        async def __call__(self, scope, receive, send):
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                self.closed()
+                await self.body_iterator.aclose()
+
+    from adaptlab.engine.lm_solver import LMSolver
 
     state = {"ready": False, "batcher": None}
+    # What clients going away cost: requests dropped from the queue, rows stopped mid-generation,
+    # and the tokens those rows still produced after the disconnect (the one in flight).
+    stats = {"dropped_queued": 0, "stopped_running": 0, "tokens_after_disconnect": 0}
 
     def run_batch(key: tuple, payloads: list) -> list:
-        """Answers in order; an item may be an exception that belongs to that request alone."""
+        """Answers in order, as (text, completion tokens); an item may be an exception that belongs to that request alone."""
         model, max_tokens = key
         try:
             solver = models.solver(model)
-        except AdaptlabError as exc:
+        except Exception as exc:  # verification or a library's load error: this model fails, the worker goes on
+            log.error("loading %s failed: %s: %s", model, type(exc).__name__, exc)
             raise LoadFailed(str(exc)) from None
+        contents, streams = [c for c, _ in payloads], [s for _, s in payloads]
         if solver is None:  # the base model itself: batched greedy generation
             from adaptlab.engine.generate import generate
             from adaptlab.engine.lm_solver import _adapter
 
             with _adapter(models.base, None):
-                return generate(models.base.model, models.base.tokenizer, payloads, models.base.eot_id, models.base.device, max_tokens, batch_size=len(payloads))
+                return generate(models.base.model, models.base.tokenizer, contents, models.base.eot_id, models.base.device, max_tokens, batch_size=len(contents), sinks=streams)
         try:
-            return [(p.output, p.completion_tokens) for p in solver.predict(payloads)]
+            if isinstance(solver, LMSolver) and solver.task.kind == "generate":
+                predictions = solver.predict(contents, sinks=streams)
+            else:
+                predictions = solver.predict(contents)
+            return [(p.output, p.completion_tokens) for p in predictions]
         except AdaptlabError as exc:  # e.g. one query too long for the context: answer the others one by one
             if len(payloads) == 1:
                 return [exc]
@@ -80,6 +108,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
         await asyncio.to_thread(state["batcher"].close)
 
     app = FastAPI(title="adaptlab", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.stats = stats
 
     def error(exc: ApiError):
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
@@ -93,21 +122,17 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
     async def _invalid(request, exc):
         return error(ApiError(400, "the request body is not valid JSON of the expected shape"))
 
+    @app.exception_handler(HTTPException)
+    async def _http(request, exc: HTTPException):  # Starlette's own 404 and 405, OpenAI-shaped
+        messages = {404: f"no route {request.url.path!r}; the API is under /v1", 405: f"{request.method} is not allowed on {request.url.path!r}"}
+        return error(ApiError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code="not_found" if exc.status_code == 404 else None))
+
     @app.exception_handler(Exception)
     async def _unexpected(request, exc):
         log.exception("request failed")
         return error(ApiError(500, "internal error; the server log has the details", "server_error"))
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path not in ("/health", "/ready") and api_key:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {api_key}".encode()):
-                return error(ApiError(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error", "invalid_api_key"))
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limits.max_body_bytes):
-            return error(ApiError(413, f"request body over {limits.max_body_bytes} bytes"))
-        return await call_next(request)
+    app.add_middleware(Guard, api_key=api_key, max_body_bytes=limits.max_body_bytes, allowed_hosts=tuple(allowed_hosts))
 
     @app.get("/health")
     async def health():
@@ -118,47 +143,90 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
         batcher = state["batcher"]
         if not (state["ready"] and batcher and batcher.alive):
             return error(ApiError(503, "not ready", "server_error", retry_after=1))
-        return {"status": "ready"}
+        if batcher.stalled(limits.stall_s):
+            return error(ApiError(503, f"the model worker has made no progress for {limits.stall_s:g} s with requests waiting", "server_error", retry_after=5))
+        return {"status": "ready", "waiting": batcher.waiting}
 
     @app.get("/v1/models")
     async def list_models():
         names = await asyncio.to_thread(lambda: [base_name] + models.names()[1:])
         return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "adaptlab"} for n in names]}
 
-    async def answer(body: dict, prompt_of) -> tuple[str, str, int, int]:
-        """(model, text, prompt tokens, completion tokens) for one request, through the batcher."""
+    def max_tokens_of(body: dict) -> int:
+        value = body.get("max_tokens", body.get("max_completion_tokens"))
+        if value is None:
+            return min(128, limits.max_tokens)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limits.max_tokens:
+            raise ApiError(400, f"max_tokens must be an integer from 1 to {limits.max_tokens}, got {json.dumps(value)[:40]}", code="invalid_max_tokens")
+        return value
+
+    async def submit(request, body: dict, prompt_of) -> tuple[str, object, Stream, int]:
+        """Check the request, queue it: (model, the batcher's future, its stream, prompt tokens)."""
         model = body.get("model")
         if not isinstance(model, str) or not MODEL_NAME.match(model):
             raise ApiError(404, "model must be a served name: GET /v1/models lists them", code="model_not_found")
         if body.get("n", 1) != 1:
             raise ApiError(400, "only n=1 is supported", code="unsupported_n")
-        max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or min(128, limits.max_tokens)
-        if not isinstance(max_tokens, int) or not 0 < max_tokens <= limits.max_tokens:
-            raise ApiError(400, f"max_tokens must be an integer from 1 to {limits.max_tokens}")
+        max_tokens = max_tokens_of(body)
         name = models.base.name if model == base_name else model
         try:
             version = await asyncio.to_thread(models.find, name)  # a registry lookup; loading happens on the worker
         except ModelNotFound as exc:
             raise ApiError(404, str(exc), code="model_not_found") from None
-        payload, prompt_tokens = prompt_of(version is None)
-        if state["batcher"] is None or not state["ready"]:
+        payload, prompt_tokens = prompt_of(version is None, max_tokens)
+        batcher = state["batcher"]
+        if batcher is None or not state["ready"]:
             raise ApiError(503, "shutting down", "server_error", retry_after=1)
+        stream = Stream(asyncio.get_running_loop(), batcher.beat, wants_text=bool(body.get("stream")))
         try:
-            future = state["batcher"].submit((name, max_tokens if version is None else 0), payload)
+            future = batcher.submit((name, max_tokens if version is None else 0), (payload, stream))
         except QueueFull:
             raise ApiError(429, "too many requests are waiting; retry shortly", "rate_limit_error", retry_after=1) from None
+        return model, future, stream, prompt_tokens
+
+    async def outcome(request, future, stream: Stream, model: str) -> tuple[str, int]:
+        """The answer (text, completion tokens); the client going away first drops or stops the request."""
+        done = asyncio.wrap_future(future)
+        gone = asyncio.ensure_future(_disconnected(request))
         try:
-            text, completion_tokens = await asyncio.wrap_future(future)
-        except LoadFailed as exc:
-            log.error("loading %s failed: %s", model, exc)
+            await asyncio.wait({done, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not done.done():
+            abandon(future, stream)
+            raise ClientGone
+        return answer_of(done, model)
+
+    def abandon(future, stream: Stream) -> None:
+        stream.cancelled = True  # a running row stops at its next token
+        if state["batcher"].drop(future):  # a queued one leaves the queue
+            stats["dropped_queued"] += 1
+            return
+        stats["stopped_running"] += 1
+
+        def count(_):
+            stats["tokens_after_disconnect"] += stream.tokens_after_cancel
+
+        future.add_done_callback(count)
+
+    def answer_of(done, model: str) -> tuple[str, int]:
+        try:
+            return done.result()
+        except LoadFailed:
             raise ApiError(503, f"the model {model!r} cannot be loaded now (its files failed verification or loading); the other models are still served", "server_error", retry_after=30) from None
         except AdaptlabError as exc:
             raise ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None) from None
-        return model, text, prompt_tokens, completion_tokens
+
+    def usage(prompt_tokens: int, completion_tokens: int) -> dict:
+        return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+
+    def check_context(ids: list[int], max_tokens: int) -> None:
+        if len(ids) + max_tokens > models.base.context_length:
+            raise ApiError(400, f"the prompt is {len(ids)} tokens and max_tokens {max_tokens}: over the model's context of {models.base.context_length} tokens; shorten the prompt or lower max_tokens", code="context_length_exceeded")
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request):
-        body = await _json(request)
+        body = await _json(request, limits.max_json_depth)
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or len(messages) > limits.max_messages:
             raise ApiError(400, f"messages must be a list of 1 to {limits.max_messages} messages")
@@ -166,67 +234,112 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             raise ApiError(400, "each message needs a role (system, user or assistant) and string content")
         if sum(len(m["content"]) for m in messages) > limits.max_prompt_chars:
             raise ApiError(400, f"the messages exceed {limits.max_prompt_chars} characters", code="context_length_exceeded")
+        if not any(m["content"].strip() for m in messages):
+            raise ApiError(400, "every message is empty; send some text", code="empty_prompt")
 
-        def prompt_of(is_base: bool):
+        def prompt_of(is_base: bool, max_tokens: int):
             if is_base:
                 from adaptlab.engine.prompt import encode_messages
 
                 ids = encode_messages(models.base.tokenizer, messages)
-                if len(ids) + 1 > models.base.context_length:
-                    raise ApiError(400, f"the prompt is {len(ids)} tokens, over the model's context of {models.base.context_length}", code="context_length_exceeded")
+                check_context(ids, max_tokens)
                 return ids, len(ids)
             users = [m["content"] for m in messages if m["role"] == "user"]
-            if not users:
-                raise ApiError(400, "a task model answers the last user message; send one")
+            if not users or not users[-1].strip():
+                raise ApiError(400, "a task model answers the last user message; send one with text", code="empty_prompt")
             return users[-1], 0
 
-        model, text, prompt_tokens, completion_tokens = await answer(body, prompt_of)
+        model, future, stream, prompt_tokens = await submit(request, body, prompt_of)
         created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-        if body.get("stream"):
-            return StreamingResponse(_chunks(rid, created, model, text), media_type="text/event-stream")
-        return {"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage}
+        if not body.get("stream"):
+            text, completion_tokens = await outcome(request, future, stream, model)
+            return {"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}], "usage": usage(prompt_tokens, completion_tokens)}
+        done = asyncio.wrap_future(future)
+        done.add_done_callback(lambda _: stream.close())
+        first = asyncio.ensure_future(stream.pieces.get())
+        gone = asyncio.ensure_future(_disconnected(request))
+        try:  # the first piece or the end decides the status: a failure before any text is still a proper error code
+            await asyncio.wait({first, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not first.done():
+            first.cancel()
+            abandon(future, stream)
+            raise ClientGone
+        if first.result() is DONE:
+            answer_of(done, model)  # raises the request's error, if it failed
+
+        async def events():
+            sent, piece = "", first.result()
+            try:
+                yield chunk(rid, created, model, {"role": "assistant", "content": ""})
+                while piece is not DONE:
+                    sent += piece
+                    yield chunk(rid, created, model, {"content": piece})
+                    piece = await stream.pieces.get()
+                text, completion_tokens = answer_of(done, model)
+                if text.startswith(sent) and text != sent:  # answers that are not generated token by token: a label
+                    yield chunk(rid, created, model, {"content": text[len(sent) :]})
+                yield chunk(rid, created, model, {}, "stop", usage(prompt_tokens, completion_tokens) if (body.get("stream_options") or {}).get("include_usage") else None)
+                yield "data: [DONE]\n\n"
+            except ApiError as exc:  # failed after the stream began: the error rides in the stream, OpenAI-style
+                yield "data: " + json.dumps({"error": {"message": exc.message, "type": exc.kind, "code": exc.code}}) + "\n\n"
+
+        def closed():
+            if not done.done():  # the client went away mid-stream
+                abandon(future, stream)
+
+        return EventStream(events(), closed)
 
     @app.post("/v1/completions")
     async def completions(request: Request):
-        body = await _json(request)
+        body = await _json(request, limits.max_json_depth)
         prompt = body.get("prompt")
         if not isinstance(prompt, str) or len(prompt) > limits.max_prompt_chars:
             raise ApiError(400, f"prompt must be a string of at most {limits.max_prompt_chars} characters")
+        if not prompt.strip():
+            raise ApiError(400, "the prompt is empty; send some text", code="empty_prompt")
+        if body.get("stream"):
+            raise ApiError(400, "stream is supported on /v1/chat/completions; send this request without it", code="unsupported_stream")
 
-        def prompt_of(is_base: bool):
+        def prompt_of(is_base: bool, max_tokens: int):
             if is_base:
                 from adaptlab.engine.prompt import encode_text
 
                 ids = encode_text(models.base.tokenizer, prompt)
+                check_context(ids, max_tokens)
                 return ids, len(ids)
             return prompt, 0
 
-        model, text, prompt_tokens, completion_tokens = await answer(body, prompt_of)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model, "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage}
+        model, future, stream, prompt_tokens = await submit(request, body, prompt_of)
+        text, completion_tokens = await outcome(request, future, stream, model)
+        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model, "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage(prompt_tokens, completion_tokens)}
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request, exc):  # nobody reads this; 499 as nginx logs it, never a 5xx
+        return error(ApiError(499, "the client closed the request"))
 
     return app
 
 
-async def _json(request) -> dict:
+async def _json(request, max_depth: int) -> dict:
+    raw = await request.body()
+    if json_depth(raw) > max_depth:
+        raise ApiError(400, f"the JSON body nests deeper than {max_depth} levels")
     try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # "\ud800": a lone surrogate escape parses, but is no text a tokenizer can take
+        raise ApiError(400, "the request body holds a lone surrogate escape (like \\ud800), which is not valid Unicode text") from None
     return body
 
 
-def _chunks(rid: str, created: int, model: str, text: str):
-    """Server-sent events in the OpenAI chunk shape: the role, the text in word-sized pieces, the stop, [DONE]."""
-
-    def event(delta: dict, finish=None) -> str:
-        return "data: " + json.dumps({"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
-
-    yield event({"role": "assistant", "content": ""})
-    for piece in re.findall(r"\S+\s*|\s+", text):
-        yield event({"content": piece})
-    yield event({}, "stop")
-    yield "data: [DONE]\n\n"
+async def _disconnected(request) -> None:
+    """Returns when the client has gone away (after the body, the next ASGI message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

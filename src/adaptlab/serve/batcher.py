@@ -1,17 +1,27 @@
-"""`Batcher`: one worker thread runs the model; requests that arrive together are answered in one batch.
+"""`Batcher`: one worker thread runs the model; requests for the same model that arrive together share a batch.
 
-Requests wait in a bounded queue (full: the caller answers 429 with Retry-After).
-The worker takes the oldest request, gathers the others already waiting (up to
-`max_batch`, waiting at most `wait_s` for more) for the same model and settings, and
-runs them as one batch: one `predict` for a task version (batched label scoring or
-generation), one batched `generate` for the base model.
+Requests wait in one lane per key (a model and its settings). The worker always serves
+the lane whose oldest request has waited longest, gathering up to `max_batch` of that
+lane's requests (waiting at most `wait_s` after the oldest arrived), and runs them as
+one batch. No request can wait behind another lane forever: every batch goes to the
+lane with the longest-waiting head, and a lane's head only gets older.
+
+    >>> import time
+    >>> b = Batcher(lambda key, payloads: [f"{key[0]}:{p}" for p in payloads])
+    >>> [f.result(timeout=5) for f in (b.submit(("a",), 1), b.submit(("b",), 2))]
+    ['a:1', 'b:2']
+    >>> b.close()
+
+The total waiting is bounded (`max_queue`; more raises `QueueFull`, which the server
+answers with 429 and Retry-After). `stalled` is the watchdog behind /ready: work is
+waiting or running and the worker has not moved for a while.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
@@ -26,69 +36,121 @@ class Job:
     key: tuple  # requests with the same key can share a batch
     payload: object
     future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class Batcher:
     def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03):
         self.run_batch = run_batch
-        self.jobs: queue.Queue[Job] = queue.Queue(maxsize=max_queue)
+        self.max_queue = max_queue
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.batches = 0
         self.batched_requests = 0
-        self._held: list[Job] = []  # taken from the queue but belonging to another key
-        self._stop = threading.Event()
+        self._lanes: dict[tuple, deque[Job]] = {}
+        self._waiting = 0
+        self._running = 0
+        self._moved_at = time.monotonic()  # the watchdog's clock: the last time the worker showed progress
+        self._cond = threading.Condition()
+        self._stop = False
         self._thread = threading.Thread(target=self._work, name="adaptlab-batcher", daemon=True)
         self._thread.start()
 
     def submit(self, key: tuple, payload) -> Future:
+        """Queue one request; its future gets the answer (or the request's own exception)."""
         job = Job(key, payload)
-        try:
-            self.jobs.put_nowait(job)
-        except queue.Full:
-            raise QueueFull from None
+        with self._cond:
+            if self._waiting >= self.max_queue:
+                raise QueueFull
+            self._lanes.setdefault(key, deque()).append(job)
+            self._waiting += 1
+            self._cond.notify()
         return job.future
+
+    def drop(self, future: Future) -> bool:
+        """Take a request that is still queued out of its lane (its client went away); False if it already runs or ran."""
+        with self._cond:
+            for key, lane in self._lanes.items():
+                for job in lane:
+                    if job.future is future:
+                        lane.remove(job)
+                        self._waiting -= 1
+                        if not lane:
+                            del self._lanes[key]
+                        future.cancel()
+                        return True
+        return False
+
+    def beat(self) -> None:
+        """The running batch made progress (a token, a scored query): the watchdog's heartbeat."""
+        self._moved_at = time.monotonic()
+
+    def stalled(self, after_s: float) -> bool:
+        """Work is waiting or running, and the worker has shown no progress for `after_s` seconds (or has died)."""
+        with self._cond:
+            busy = self._waiting > 0 or self._running > 0
+        if busy and not self._thread.is_alive():
+            return True
+        return busy and time.monotonic() - self._moved_at > after_s
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
 
     def close(self, timeout: float = 30.0) -> None:
         """Finish what is queued, then stop."""
-        self._stop.set()
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
         self._thread.join(timeout)
 
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def _next(self, timeout: float) -> Job | None:
-        if self._held:
-            return self._held.pop(0)
-        try:
-            return self.jobs.get(timeout=timeout)
-        except queue.Empty:
-            return None
+    def _take(self) -> list[Job] | None:
+        """The next batch: up to max_batch jobs of the lane whose head has waited longest; None when stopping."""
+        with self._cond:
+            while not self._lanes:
+                if self._stop:
+                    return None
+                self._moved_at = time.monotonic()  # idle is not stalled
+                self._cond.wait(0.5)
+            key = min(self._lanes, key=lambda k: self._lanes[k][0].queued_at)
+            lane = self._lanes[key]
+            deadline = lane[0].queued_at + self.wait_s  # more of this lane may be arriving together
+            while len(lane) < self.max_batch and not self._stop and (left := deadline - time.monotonic()) > 0:
+                self._cond.wait(left)
+                lane = self._lanes.get(key)
+                if lane is None:  # every job in it was dropped while we waited
+                    return []
+            batch = [lane.popleft() for _ in range(min(self.max_batch, len(lane)))]
+            if not lane:
+                del self._lanes[key]
+            self._waiting -= len(batch)
+            self._running = len(batch)
+            self._moved_at = time.monotonic()
+            return batch
 
     def _work(self) -> None:
-        while not (self._stop.is_set() and self.jobs.empty() and not self._held):
-            first = self._next(0.1)
-            if first is None:
-                continue
-            batch, deadline = [first], time.perf_counter() + self.wait_s
-            while len(batch) < self.max_batch:
-                job = self._next(max(0.0, deadline - time.perf_counter()))
-                if job is None:
-                    break
-                (batch if job.key == first.key else self._held).append(job)
+        while (batch := self._take()) is not None:
             live = [job for job in batch if job.future.set_running_or_notify_cancel()]
-            if not live:
-                continue
-            self.batches += 1
-            self.batched_requests += len(live)
-            try:
-                results = self.run_batch(first.key, [job.payload for job in live])
-                for job, result in zip(live, results):
-                    if isinstance(result, BaseException):  # this request's own failure
-                        job.future.set_exception(result)
-                    else:
-                        job.future.set_result(result)
-            except BaseException as exc:  # every waiting request learns of it; the worker goes on
-                for job in live:
-                    job.future.set_exception(exc)
+            if live:
+                self.batches += 1
+                self.batched_requests += len(live)
+                try:
+                    results = self.run_batch(live[0].key, [job.payload for job in live])
+                    for job, result in zip(live, results):
+                        if isinstance(result, BaseException):  # this request's own failure
+                            job.future.set_exception(result)
+                        else:
+                            job.future.set_result(result)
+                    for job in live[len(results) :]:  # a run_batch that answered too few must not leave a request hanging
+                        job.future.set_exception(RuntimeError("the batch returned no answer for this request"))
+                except BaseException as exc:  # every request of the batch learns of it; the worker goes on
+                    for job in live:
+                        if not job.future.done():
+                            job.future.set_exception(exc)
+            with self._cond:
+                self._running = 0
+                self._moved_at = time.monotonic()

@@ -89,15 +89,32 @@ class ServedModels:
         return FewShot(self.base, k=config.get("k", 4), selector=config.get("selector", "similar"), seed=version.lineage.get("seed", 0), embedder=self.embedder, lines=config.get("lines"), exact_k=config.get("exact_k", False)).fit(task, examples)
 
     def _load_adapter(self, version) -> str:
-        """Load the version's adapter into the shared base model under its own name (PEFT multi-adapter)."""
-        from peft import PeftModel
+        """Load the version's adapter into the shared base model under its own name (PEFT multi-adapter).
+
+        A load that fails leaves nothing behind: PEFT keeps a failed adapter's name (a retry
+        would find it and serve an adapter with no weights), and a failed first adapter
+        leaves its layers wrapped around the base model's. Both are undone here.
+        """
+        from peft import PeftConfig, PeftModel
 
         name = f"{version.task}_v{version.version}".replace(".", "_").replace("-", "_")
         model = self.base.model
-        if isinstance(model, PeftModel):
-            if name not in model.peft_config:
-                model.load_adapter(str(version.folder), adapter_name=name)
-        else:
-            self.base.model = PeftModel.from_pretrained(model, str(version.folder), adapter_name=name)
+        if isinstance(model, PeftModel) and name in model.peft_config:
+            return name
+        try:
+            config = PeftConfig.from_pretrained(str(version.folder))
+        except Exception as exc:
+            raise AdaptlabError(f"{version.ref}: adapter_config.json cannot be read ({type(exc).__name__})") from None
+        wrapped = model if isinstance(model, PeftModel) else PeftModel(model, config, adapter_name=name)
+        try:
+            wrapped.load_adapter(str(version.folder), adapter_name=name)
+        except Exception as exc:
+            if wrapped is model:
+                if name in model.peft_config:
+                    model.delete_adapter(name)
+            else:
+                wrapped.unload()  # the base model's own layers back in place
+            raise AdaptlabError(f"{version.ref}: the adapter does not load onto base model {self.base.name!r} ({type(exc).__name__}); was it trained on another base?") from None
+        self.base.model = wrapped
         self.base.model.eval()
         return name

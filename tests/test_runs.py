@@ -1,0 +1,137 @@
+"""Run folders and exports: unique run folders, no writing into someone else's folder, exports that read only their own run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from adaptlab.errors import AdaptlabError, ConfigError
+from adaptlab.files import atomic_folder
+from adaptlab.finetune.export import ADAPTER_FILES, export
+from adaptlab.home import adaptlab_home
+
+
+class Stop(Exception):
+    """Raised in place of loading the base model: these tests only need the run folder."""
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    import adaptlab.models
+
+    def stop(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(adaptlab.models, "load_base_model", stop)
+
+
+def test_runs_started_in_the_same_second_get_their_own_folders(card_experiment, no_model):
+    from adaptlab.experiment import run_compare
+    from adaptlab.finetune.run import run_finetune
+
+    for start in (run_compare, run_compare, run_finetune, run_finetune):
+        with pytest.raises(Stop):
+            start(card_experiment)
+    runs = sorted((adaptlab_home() / "runs").iterdir())
+    assert len(runs) == 4 and all(sorted(p.name for p in run.iterdir()) in (["experiment.yaml"], ["experiment.yaml", "run.json"]) for run in runs)
+    names = [re.fullmatch(r"[0-9]{8}-[0-9]{6}-cards(-lora)?-[0-9a-f]{6}", run.name) for run in runs]  # <UTC time>-<task>[-<strategy>]-<6 hex>
+    assert all(names) and sum(bool(n.group(1)) for n in names) == 2
+
+
+def test_compare_refuses_an_output_folder_that_is_not_empty(card_experiment, tmp_path, no_model):
+    from adaptlab.experiment import run_compare
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "results.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(ConfigError, match="taken already exists and is not an empty folder; choose another --out"):
+        run_compare(card_experiment, taken)
+    assert [p.name for p in taken.iterdir()] == ["results.json"] and (taken / "results.json").read_text() == "{}"
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not an empty folder"):
+        run_compare(card_experiment, tmp_path / "a-file")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(Stop):  # an empty folder is fine: the run gets as far as loading the model
+        run_compare(card_experiment, tmp_path / "empty")
+    assert (tmp_path / "empty" / "experiment.yaml").is_file()
+
+
+def _run_folder(root: Path, output: str) -> Path:
+    """A run folder as `adaptlab finetune` leaves it, as far as export reads it, with lineage.json naming `output`."""
+    run = root / "runs" / "r"
+    (run / "adapter").mkdir(parents=True, exist_ok=True)
+    for name in ADAPTER_FILES:
+        (run / "adapter" / name).write_text("{}", encoding="utf-8")
+    (run / "lineage.json").write_text(json.dumps({"output": output, "base_model": {"name": "tiny"}}), encoding="utf-8")
+    return run
+
+
+def test_export_refuses_lineage_paths_outside_the_run_folder(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for name in ADAPTER_FILES:
+        (elsewhere / name).write_text("{}", encoding="utf-8")
+    out = tmp_path / "out"
+    for output in ("../../elsewhere", str(elsewhere), "adapter/../../../elsewhere", "/etc", ".", "", None):
+        run = _run_folder(tmp_path, output)
+        with pytest.raises(ConfigError, match="is not a folder inside the run folder"):
+            export(run, "peft", out)
+        assert not out.exists()
+    (run / "link").symlink_to(elsewhere)
+    _run_folder(tmp_path, "link")
+    with pytest.raises(ConfigError, match="is not a folder inside the run folder"):
+        export(run, "peft", out)
+    _run_folder(tmp_path, "adapter")
+    (run / "adapter" / ADAPTER_FILES[1]).unlink()
+    (run / "adapter" / ADAPTER_FILES[1]).symlink_to(elsewhere / ADAPTER_FILES[1])
+    with pytest.raises(ConfigError, match="adapter_model.safetensors point outside"):
+        export(run, "peft", out)
+    assert not out.exists()
+    (run / "adapter" / ADAPTER_FILES[1]).unlink()
+    _run_folder(tmp_path, "adapter")
+    assert export(run, "peft", out) == out  # the run's own adapter/ still exports
+    assert {p.name for p in out.iterdir()} == {*ADAPTER_FILES, "adaptlab.json"}
+
+
+def test_atomic_folder_never_deletes_what_it_did_not_create(tmp_path, monkeypatch):
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "theirs.txt").write_text("theirs", encoding="utf-8")
+    with pytest.raises(AdaptlabError, match="existing already exists"):
+        with atomic_folder(existing) as tmp:
+            (tmp / "mine.txt").write_text("mine", encoding="utf-8")
+    assert [p.name for p in existing.iterdir()] == ["theirs.txt"]
+
+    late = tmp_path / "late"
+    with pytest.raises(AdaptlabError, match="appeared while it was being written"):
+        with atomic_folder(late) as tmp:
+            (tmp / "mine.txt").write_text("mine", encoding="utf-8")
+            late.mkdir()  # another process got there first
+            (late / "theirs.txt").write_text("theirs", encoding="utf-8")
+    assert [p.name for p in late.iterdir()] == ["theirs.txt"]
+
+    (tmp_path / ".tmp-failed").mkdir()  # another writer's temp folder, by the old naming
+    (tmp_path / ".tmp-failed" / "part").write_text("x", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "failed") as tmp:
+            raise RuntimeError("the work failed")
+    assert not (tmp_path / "failed").exists() and (tmp_path / ".tmp-failed" / "part").is_file()
+
+    import os
+
+    def refuse(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "rename", refuse)
+    with pytest.raises(OSError, match="rename failed"):
+        with atomic_folder(tmp_path / "renamed") as tmp:
+            (tmp / "mine.txt").write_text("mine", encoding="utf-8")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-failed", "existing", "late"]  # every temp folder of its own is gone
+
+    with atomic_folder(tmp_path / "done") as tmp:
+        (tmp / "mine.txt").write_text("mine", encoding="utf-8")
+    assert [p.name for p in (tmp_path / "done").iterdir()] == ["mine.txt"]
