@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
@@ -36,10 +37,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     prepared = prepare(config, root)
     train, test, dev, task = prepared.train, prepared.test, prepared.dev, prepared.task
     for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(f"task [bold]{task.name}[/]: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
 
     run_dir = Path(out) if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder

@@ -17,7 +17,7 @@ from adaptlab.cli.audit import audit_table
 @app.command()
 def compare(
     experiment: Path = typer.Argument(..., help="Experiment YAML (task, data, model, strategies)."),
-    out: Path = typer.Option(None, "--out", help="Run folder to write; default $ADAPTLAB_HOME/runs/<time>-<task>."),
+    out: Path = typer.Option(None, "--out", help="Run folder to write; default a new $ADAPTLAB_HOME/runs/<time>-<task>-<6 hex>; an existing folder must be empty."),
     model: str = typer.Option(None, "--model", help="Base model instead of the experiment's: 'smollm2-135m-instruct', a local Hugging Face folder, or a .gguf file."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""

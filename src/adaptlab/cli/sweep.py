@@ -19,9 +19,8 @@ def sweep(
     out: Path = typer.Option(None, "--out", help="Folder for sweep.json; default $ADAPTLAB_HOME/runs/<time>-<task>-sweep."),
 ) -> None:
     """Quality against the number of labeled examples for each strategy, and the size from which fine-tuning overtakes prompting."""
-    from datetime import datetime, timezone
-
     from adaptlab.errors import ConfigError
+    from adaptlab.files import new_folder
     from adaptlab.home import adaptlab_home
     from adaptlab.sweep import run_sweep
 
@@ -31,7 +30,7 @@ def sweep(
         raise ConfigError(f"--sizes must be comma-separated whole numbers, got {sizes!r}") from None
     if not points or min(points) < 1:
         raise ConfigError("--sizes needs at least one size of 1 or more")
-    out = out or adaptlab_home() / "runs" / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-sweep"
+    out = out or new_folder(adaptlab_home() / "runs", "sweep")
     result = run_sweep(experiment, points, seeds, out, console=err)
     table = Table(title=f"{result['task']['name']}: mean {result['metric']} by training-set size ({seeds} seeds each, one for the full set)")
     table.add_column("strategy")

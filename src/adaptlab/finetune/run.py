@@ -26,6 +26,7 @@ from typing import Callable
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab.config import FINE_TUNED, ExperimentConfig, load_experiment, parse_experiment
@@ -68,7 +69,7 @@ def run_finetune(
     prepared = prepare(config, root)
     train, test, task = prepared.train, prepared.test, prepared.task
     for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
     if prepared.dev is not None:
         fit_set, dev = train, prepared.dev
     else:

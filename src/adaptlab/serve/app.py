@@ -145,7 +145,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             return error(ApiError(503, "not ready", "server_error", retry_after=1))
         if batcher.stalled(limits.stall_s):
             return error(ApiError(503, f"the model worker has made no progress for {limits.stall_s:g} s with requests waiting", "server_error", retry_after=5))
-        return {"status": "ready", "waiting": batcher.waiting}
+        return {"status": "ready", "waiting": batcher.waiting, "batches": batcher.batches, "batched_requests": batcher.batched_requests, **stats}
 
     @app.get("/v1/models")
     async def list_models():
