@@ -36,10 +36,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from adaptlab.config import LoraConfig
+from adaptlab.kinds.lora import LoraConfig
 from adaptlab.data import load_dataset
 from adaptlab.engine.prompt import build_messages
-from adaptlab.finetune import FineTune
+from adaptlab.kinds import strategy
 from adaptlab.finetune.fit import training_rows
 from adaptlab.finetune.trainer import batch_loss, shared_prefix
 from adaptlab.models import load_base_model
@@ -82,7 +82,7 @@ def run_adaptlab(task, train, epochs: int) -> dict:
     params = base.parameters
     losses = []
     config = LoraConfig(name="lora", **LORA, learning_rate=LR, epochs=epochs, batch_size=BATCH, bf16=False, dev_fraction=0)
-    solver = FineTune(base, config, seed=SEED, on_step=lambda r: losses.append(r.loss)).fit(task, train)
+    solver = strategy(config, base, seed=SEED, on_step=lambda r: losses.append(r.loss)).fit(task, train)
     stats = solver.details["training"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     per_epoch = len(losses) // epochs

@@ -28,7 +28,7 @@ import numpy as np
 from adaptlab.data import load_dataset
 from adaptlab.engine.prompt import encode_answer
 from adaptlab.engine.scoring import label_logprobs
-from adaptlab.icl import FewShot
+from adaptlab.kinds import strategy
 from adaptlab.models import load_base_model
 from adaptlab.task import make_task
 
@@ -81,7 +81,7 @@ def main() -> None:
     figures: dict = {"device": base.device, "queries_engine": len(queries), "queries_slow": slow, "labels": len(labels), "shots": 8}
     rows = []
     for shots in ("fixed", "similar"):
-        solver = FewShot(base, k=8, selector="random" if shots == "fixed" else "similar", seed=0).fit(task, train)
+        solver = strategy({"name": "few_shot", "k": 8, "selector": "random" if shots == "fixed" else "similar"}, base, seed=0).fit(task, train)
         prompts, counts = solver.prompts(queries)
         (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))
         naive, t_naive = timed(lambda: naive_scores(base.model, prompts[:slow], labels))

@@ -228,30 +228,57 @@ async def burst(client: httpx.AsyncClient, tally: Tally, base: str, targets: lis
     await asyncio.gather(*(tally.call(client, "burst", "POST", "/v1/chat/completions", json=b) for b in bodies))
 
 
+async def clients(client: httpx.AsyncClient, kinds: dict, cards, concurrency: int, done) -> None:
+    """`concurrency` clients, each sending the deck's next request after its last answer, until `done()`."""
+
+    async def one():
+        while not done():
+            kind, i = next(cards)
+            await asyncio.sleep(await kinds[kind](client, i))  # a 429 asks the client to wait: it does
+
+    await asyncio.gather(*(one() for _ in range(concurrency)))
+
+
+async def warm_up(client: httpx.AsyncClient, pid: int, base: str, targets: list[str], concurrency: int, at_most_s: float) -> tuple[Tally, float]:
+    """Every kind once (every model loaded), a burst, then the mixed traffic until RSS holds still; (its tally, seconds).
+
+    The first mixed traffic allocates for every new mix of batch size, prompt length and
+    max_tokens (on the tiny model ~+90 MB over the first ~1,000 requests, then flat), so
+    RSS is steady for 6 s (< 0.5% growth) before the soak's starting RSS is taken.
+    """
+    warm, start = Tally(), time.monotonic()
+    kinds = plan(base, targets, warm)
+    for send in kinds.values():
+        await send(client, 0)
+    await burst(client, warm, base, targets, 0)
+    samples, settled = [rss_mb(pid)], [False]
+
+    async def settle():
+        while not settled[0]:
+            await asyncio.sleep(2)
+            samples.append(rss_mb(pid))
+            settled[0] = (len(samples) > 3 and samples[-1] - samples[-4] < 0.005 * samples[-1]) or time.monotonic() - start > at_most_s
+
+    await asyncio.gather(clients(client, kinds, deck(kinds, seed=1), concurrency, lambda: settled[0]), settle())
+    return warm, time.monotonic() - start
+
+
 async def soak(url: str, pid: int, seconds: float, concurrency: int) -> dict:
     limits = httpx.Limits(max_connections=concurrency + BURST + 8, max_keepalive_connections=concurrency + 8)
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S, limits=limits) as client:
         ids = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
         base, targets = ids[0], ids[1:]
-        warm = Tally()  # every kind once (every model loaded, every max_tokens seen), then a full burst: the memory a steady state needs
-        for kind, send in plan(base, targets, warm).items():
-            await send(client, 0)
-        await burst(client, warm, base, targets, 0)
+        rss_ready = rss_mb(pid)
+        warm, warm_s = await warm_up(client, pid, base, targets, concurrency, max(20.0, seconds / 10))
         ready_start = (await client.get("/ready")).json()
         rss_start = rss_mb(pid)
-        log(f"warm-up done: {sum(warm.sent.values())} requests, server RSS {rss_start:.0f} MB; soaking {seconds:g} s with {concurrency} clients")
+        log(f"warm-up done: {sum(warm.sent.values())} requests in {warm_s:.0f} s, server RSS {rss_ready:.0f} -> {rss_start:.0f} MB; soaking {seconds:g} s with {concurrency} clients")
 
         tally, rss_samples, bursts = Tally(), [(0.0, rss_start)], [0]
         kinds = plan(base, targets, tally)
-        cards = deck(kinds)
         start = time.monotonic()
         deadline = start + seconds
         interval = max(10.0, seconds / 10)
-
-        async def worker():
-            while time.monotonic() < deadline:
-                kind, i = next(cards)
-                await asyncio.sleep(await kinds[kind](client, i))  # a 429 asks the client to wait: it does
 
         async def bursting():
             at = start + interval / 2
@@ -267,7 +294,7 @@ async def soak(url: str, pid: int, seconds: float, concurrency: int) -> dict:
                 rss_samples.append((time.monotonic() - start, rss_mb(pid)))
                 await tally.call(client, "ready", "GET", "/ready", busy_ok=False)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)), bursting(), monitor())
+        await asyncio.gather(clients(client, kinds, deck(kinds), concurrency, lambda: time.monotonic() >= deadline), bursting(), monitor())
         duration = time.monotonic() - start
         ready_end = (await client.get("/ready")).json()
         rss_end = rss_mb(pid)
@@ -292,11 +319,12 @@ async def soak(url: str, pid: int, seconds: float, concurrency: int) -> dict:
         "ttft_s": quantiles(tally.ttft),
         "stream_total_s": quantiles(tally.stream_total),
         "streams_without_content": tally.streams_without_content,
-        "rss_mb": {"start": round(rss_start, 1), "end": round(rss_end, 1), "peak": round(max([mb for _, mb in rss_samples] + [rss_end]), 1)},
+        "rss_mb": {"ready": round(rss_ready, 1), "start": round(rss_start, 1), "end": round(rss_end, 1), "peak": round(max([mb for _, mb in rss_samples] + [rss_end]), 1)},
         "rss_mb_every_30s": every_30s(rss_samples) + [round(rss_end)],  # the trend: a plateau, or a slope (a leak)
         "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 2),
         "worker": {"start": ready_start, "end": ready_end} | {k: ready_end[k] - ready_start[k] for k in ("batches", "batched_requests", "dropped_queued", "stopped_running", "tokens_after_disconnect")},
         "warmup_requests": sum(warm.sent.values()),
+        "warmup_s": round(warm_s, 1),
     }
 
 
@@ -402,7 +430,7 @@ def table(r: dict, model: str) -> None:
         print(f"streams: first token p50 {t['p50'] * 1000:.0f} ms, p95 {t['p95'] * 1000:.0f} ms; full answer p50 {s['p50'] * 1000:.0f} ms, p95 {s['p95'] * 1000:.0f} ms ({t['n']} streams, {r['streams_without_content']} with no text)")
     w = r["worker"]
     print(f"worker: {w['batches']} batches for {w['batched_requests']} requests ({w['batched_requests'] / max(1, w['batches']):.2f} a batch); disconnects: {r['disconnected']} (server: {w['dropped_queued']} dropped queued, {w['stopped_running']} stopped running, {w['tokens_after_disconnect']} tokens after)")
-    print(f"server RSS: {r['rss_mb']['start']:.0f} MB after warm-up, {r['rss_mb']['end']:.0f} MB at the end ({r['rss_growth_pct']:+.1f}%), peak {r['rss_mb']['peak']:.0f} MB")
+    print(f"server RSS: {r['rss_mb']['ready']:.0f} MB when ready, {r['rss_mb']['start']:.0f} MB after the warm-up ({r['warmup_requests']} requests, {r['warmup_s']:g} s), {r['rss_mb']['end']:.0f} MB at the end ({r['rss_growth_pct']:+.1f}%), peak {r['rss_mb']['peak']:.0f} MB")
     print(f"requests {r['requests']}, 5xx {r['status_5xx']}, unanswered {r['unanswered']}, unexpected {r['unexpected']}, server exit {r['server_exit']}, tracebacks in server log {r['server_log_tracebacks']}")
     for miss in r["unexpected_detail"] + r["unanswered_detail"]:
         print(f"  ! {json.dumps(miss)[:400]}")

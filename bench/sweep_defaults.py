@@ -18,12 +18,9 @@ import json
 import time
 from pathlib import Path
 
-from adaptlab.baselines import EmbedClassifier, Majority
-from adaptlab.config import LoraConfig
 from adaptlab.data import load_dataset
 from adaptlab.evaluation import evaluate
-from adaptlab.finetune import FineTune
-from adaptlab.icl import FewShot
+from adaptlab.kinds import strategy
 from adaptlab.models import load_base_model
 from adaptlab.task import make_task
 
@@ -54,10 +51,10 @@ def main() -> None:
         train = load_dataset(DATA / name / "train.jsonl")
         dev = load_dataset(DATA / name / "dev.jsonl")
         task = make_task(name.replace("banking-", "bank-"), SLICES[name], train, dev)
-        runs = [("majority", {}, Majority()), ("embed_classifier", {}, EmbedClassifier())]
-        runs += [("few_shot", {"k": k, "selector": sel}, FewShot(base, k=k, selector=sel)) for k in shots for sel in SELECTORS]
+        runs = [("majority", {}, strategy({"name": "majority"})), ("embed_classifier", {}, strategy({"name": "embed_classifier"}))]
+        runs += [("few_shot", {"k": k, "selector": sel}, strategy({"name": "few_shot", "k": k, "selector": sel}, base)) for k in shots for sel in SELECTORS]
         if not args.skip_lora:
-            runs += [("lora", {"learning_rate": lr, "epochs": ep}, FineTune(base, LoraConfig(name="lora", learning_rate=lr, epochs=ep, bf16=False, dev_fraction=0))) for lr in lrs for ep in epochs]
+            runs += [("lora", {"learning_rate": lr, "epochs": ep}, strategy({"name": "lora", "learning_rate": lr, "epochs": ep, "bf16": False, "dev_fraction": 0}, base)) for lr in lrs for ep in epochs]
         for strategy, settings, fitter in runs:
             evaluation, _ = evaluate(fitter, task, train, dev)
             lo, hi = evaluation.ci["accuracy"]

@@ -17,10 +17,11 @@ from conftest import CARD_ROWS, write_jsonl
 from rich.console import Console
 from safetensors.torch import load_file
 
-from adaptlab.config import FullConfig, LoraConfig
+from adaptlab.kinds import strategy
+from adaptlab.kinds.full import FullConfig
+from adaptlab.kinds.lora import LoraConfig
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.finetune import FineTune
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import training_rows
 from adaptlab.finetune.distributed import Dist
@@ -51,7 +52,7 @@ def _lora_params(model):
 
 
 def test_gradient_accumulation_gives_the_same_update(tiny_model_dir):
-    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.kinds.lora import attach_lora
     from adaptlab.models import load_base_model
 
     after = []
@@ -68,7 +69,7 @@ def test_gradient_accumulation_gives_the_same_update(tiny_model_dir):
 
 
 def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
-    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.kinds.lora import attach_lora
 
     attach_lora(tiny_base, "dev", LoraConfig(name="lora"), seed=0)
     rows = training_rows(tiny_base, TASK, TRAIN)
@@ -89,7 +90,7 @@ def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
 
 
 def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_base, tmp_path):
-    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.kinds.lora import attach_lora
 
     attach_lora(tiny_base, "ck", LoraConfig(name="lora"), seed=0)
     rows = training_rows(tiny_base, TASK, TRAIN)
@@ -108,7 +109,7 @@ def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_
 
 
 def test_stray_folders_in_checkpoints_are_ignored_and_kept(tiny_base, tmp_path):
-    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.kinds.lora import attach_lora
 
     folder = tmp_path / "ckpt"
     stray = ["junk", "step-abc", "step-", "step-12x", "step-\u0661\u0662", ".tmp-step-000099-x"]
@@ -124,7 +125,7 @@ def test_stray_folders_in_checkpoints_are_ignored_and_kept(tiny_base, tmp_path):
 
 
 def test_each_step_is_reported_before_its_checkpoint_is_written(tiny_base, tmp_path):
-    from adaptlab.finetune.fit import attach_lora
+    from adaptlab.kinds.lora import attach_lora
 
     events = []
 
@@ -144,7 +145,7 @@ def test_full_fine_tuning_trains_a_copy_and_saves_a_loadable_model(tiny_base, tm
     from transformers import AutoModelForCausalLM
 
     before = {n: p.detach().clone() for n, p in tiny_base.model.named_parameters()}
-    solver = FineTune(tiny_base, FullConfig(name="full", epochs=3, batch_size=4, learning_rate=1e-2, bf16=False), seed=0).fit(TASK, TRAIN)
+    solver = strategy(FullConfig(name="full", epochs=3, batch_size=4, learning_rate=1e-2, bf16=False), tiny_base, seed=0).fit(TASK, TRAIN)
     losses = solver.details["training"]["epoch_losses"]
     assert losses[-1] < losses[0]
     assert all(torch.equal(p, before[n]) for n, p in tiny_base.model.named_parameters()), "the shared base model changed"

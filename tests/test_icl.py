@@ -5,7 +5,7 @@ import pytest
 from adaptlab.config import parse_experiment
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.icl import FewShot, ZeroShot
+from adaptlab.kinds import strategy
 from adaptlab.icl.selectors import BalancedSelector, DiverseSelector, FixedSelector, SimilarSelector
 from adaptlab.task import make_task
 
@@ -56,21 +56,21 @@ def test_fixed_needs_lines_and_lines_need_fixed():
 
 @pytest.mark.parametrize("selector", ["random", "similar", "diverse", "balanced"])
 def test_every_selector_runs_through_few_shot(tiny_base, hash_embedder, selector):
-    predictions = FewShot(tiny_base, k=3, selector=selector, embedder=hash_embedder).fit(TASK, TRAIN).predict(["my card never came"])
+    predictions = strategy({"name": "few_shot", "k": 3, "selector": selector}, tiny_base, embedder=hash_embedder).fit(TASK, TRAIN).predict(["my card never came"])
     assert predictions[0].shots == 3 and predictions[0].output in TASK.labels
 
 
 def test_exact_k_fails_where_shots_would_be_dropped(tiny_base):
     tiny_base.context_length = 120
     with pytest.raises(AdaptlabError, match="6 shots do not fit"):
-        FewShot(tiny_base, k=6, selector="random", exact_k=True).fit(TASK, TRAIN).prompts(["my card never came"])
+        strategy({"name": "few_shot", "k": 6, "selector": "random", "exact_k": True}, tiny_base).fit(TASK, TRAIN).prompts(["my card never came"])
 
 
 def test_both_choice_rules_are_reported(tiny_base):
     from adaptlab.evaluation import evaluate
 
     test = Dataset(TRAIN.examples[:4], source="test.jsonl")
-    evaluation, solver = evaluate(ZeroShot(tiny_base), TASK, TRAIN, test)
+    evaluation, solver = evaluate(strategy({"name": "zero_shot"}, tiny_base), TASK, TRAIN, test)
     assert {"accuracy", "macro_f1", "accuracy_length_normalised", "macro_f1_length_normalised"} <= set(evaluation.metrics)
     assert solver.describe()["choice_rule"].startswith("summed")
 
@@ -98,11 +98,11 @@ def test_bf16_is_used_only_after_it_agrees_with_fp32(tiny_base, monkeypatch):
 
     monkeypatch.setattr(lm, "bf16_is_fast", lambda device: True)
     monkeypatch.setattr(lm, "BF16_CHECK_QUERIES", 2)
-    solver = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    solver = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
     predictions = solver.predict(TRAIN.inputs[:5])
     assert len(predictions) == 5 and solver.precision in ("bf16", "fp32")
     assert "of the first 2 queries" in solver.precision_note
     monkeypatch.setattr(lm, "bf16_is_fast", lambda device: False)
-    other = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    other = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
     other.predict(TRAIN.inputs[:1])
     assert other.precision == "fp32" and "slower" in other.precision_note

@@ -2,14 +2,16 @@
 
 import json
 
+from types import SimpleNamespace
+
 import pytest
 
-from adaptlab.baselines import EmbedClassifier, EmbedClassifierSolver, Majority, majority_label
-from adaptlab.config import LoraConfig
 from adaptlab.data import Dataset, Example
-from adaptlab.finetune import FineTune
-from adaptlab.icl import FewShot, ZeroShot
 from adaptlab.icl.selectors import SimilarSelector
+from adaptlab.kinds import strategy
+from adaptlab.kinds.embed_classifier import EmbedClassifierSolver
+from adaptlab.kinds.lora import LoraConfig
+from adaptlab.kinds.majority import majority_label
 from adaptlab.task import make_task
 
 from conftest import CARD_ROWS
@@ -22,12 +24,12 @@ FAST_LORA = LoraConfig(name="lora", epochs=3, batch_size=4, learning_rate=0.02, 
 
 def strategies(base, embedder):
     return {
-        "majority": Majority(),
-        "embed_classifier": EmbedClassifier(embedder),
-        "zero_shot": ZeroShot(base),
-        "few_shot_random": FewShot(base, k=3, selector="random", seed=1),
-        "few_shot_similar": FewShot(base, k=3, selector="similar", embedder=embedder),
-        "lora": FineTune(base, FAST_LORA, seed=0),
+        "majority": strategy({"name": "majority"}),
+        "embed_classifier": strategy({"name": "embed_classifier"}, embedder=embedder),
+        "zero_shot": strategy({"name": "zero_shot"}, base),
+        "few_shot_random": strategy({"name": "few_shot", "k": 3, "selector": "random"}, base, seed=1),
+        "few_shot_similar": strategy({"name": "few_shot", "k": 3, "selector": "similar"}, base, embedder=embedder),
+        "lora": strategy(FAST_LORA, base, seed=0),
     }
 
 
@@ -46,8 +48,8 @@ def test_solver_contract(tiny_base, hash_embedder, tmp_path, which):
 
 
 def test_few_shot_prompts_are_longer_than_zero_shot(tiny_base):
-    zero = ZeroShot(tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
-    few = FewShot(tiny_base, k=3, selector="random").fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    zero = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    few = strategy({"name": "few_shot", "k": 3, "selector": "random"}, tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
     assert all(len(f) > len(z) for f, z in zip(few, zero))
 
 
@@ -59,18 +61,18 @@ def test_similar_selector_picks_nearest(hash_embedder):
 
 def test_shots_are_dropped_not_cut_when_the_prompt_is_too_long(tiny_base):
     tiny_base.context_length = 120  # room for the system turn, the query and about one shot
-    solver = FewShot(tiny_base, k=6, selector="random").fit(TASK, TRAIN)
+    solver = strategy({"name": "few_shot", "k": 6, "selector": "random"}, tiny_base).fit(TASK, TRAIN)
     prompts, counts = solver.prompts(TEST.inputs)
     assert all(0 < c < 6 for c in counts) and all(len(p) <= 120 for p in prompts)
 
 
 def test_lora_learns_and_leaves_the_base_model_alone(tiny_base, tmp_path):
-    zero = ZeroShot(tiny_base).fit(TASK, TRAIN)
+    zero = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
     before = zero.prompts(TEST.inputs)[0]
     from adaptlab.engine.scoring import label_logprobs
 
     base_scores = label_logprobs(tiny_base.model, before, zero._label_ids, "cpu")[0]
-    lora = FineTune(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    lora = strategy(FAST_LORA, tiny_base, seed=0).fit(TASK, TRAIN)
     losses = lora.details["training"]["epoch_losses"]
     assert losses[-1] < losses[0]  # it learned the training set
     # Zero-shot still runs on the untouched base weights (the adapter is switched off for it).
@@ -89,7 +91,7 @@ def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model
 
     from adaptlab.engine.scoring import label_logprobs
 
-    solver = FineTune(tiny_base, FAST_LORA, seed=0).fit(TASK, TRAIN)
+    solver = strategy(FAST_LORA, tiny_base, seed=0).fit(TASK, TRAIN)
     solver.save(tmp_path / "lora")
     prompts = solver.prompts(TEST.inputs)[0]
     ours = [p.output for p in solver.predict(TEST.inputs)]
@@ -101,14 +103,14 @@ def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model
 def test_lora_training_is_deterministic_for_a_seed(tiny_model_dir):
     from adaptlab.models import load_base_model
 
-    runs = [FineTune(load_base_model(str(tiny_model_dir), "cpu"), FAST_LORA, seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
+    runs = [strategy(FAST_LORA, load_base_model(str(tiny_model_dir), "cpu"), seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
     assert runs[0] == runs[1]
 
 
 def test_generate_task_predicts_text(tiny_base):
     train = Dataset([Example(f"say {w}", f"{w} {w}", n + 1) for n, w in enumerate(["card", "lost", "atm", "new"])])
     task = make_task("echo", "Repeat the word twice.", train, train, kind="generate", max_new_tokens=5)
-    solver = ZeroShot(tiny_base).fit(task, train)
+    solver = strategy({"name": "zero_shot"}, tiny_base).fit(task, train)
     predictions = solver.predict(train.inputs)
     assert len(predictions) == 4 and all(isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions)
 
@@ -119,11 +121,11 @@ def test_majority_tie_goes_to_the_label_that_sorts_first():
 
 
 def test_embed_classifier_saves_as_json_and_reloads_to_the_same_answers(hash_embedder, tmp_path):
-    solver = EmbedClassifier(hash_embedder).fit(TASK, TRAIN)
+    solver = strategy({"name": "embed_classifier"}, embedder=hash_embedder).fit(TASK, TRAIN)
     assert [p.output for p in solver.predict(TRAIN.inputs)] == TRAIN.outputs  # separable training set
     solver.save(tmp_path / "ec")
     assert [p.name for p in (tmp_path / "ec").iterdir()] == ["solver.json"]
-    loaded = EmbedClassifierSolver.load(tmp_path / "ec", hash_embedder)
+    loaded = EmbedClassifierSolver.load(tmp_path / "ec", SimpleNamespace(embedder=hash_embedder))
     queries = TEST.inputs + ["some other text"]
     assert [p.output for p in loaded.predict(queries)] == [p.output for p in solver.predict(queries)]
 
@@ -131,7 +133,7 @@ def test_embed_classifier_saves_as_json_and_reloads_to_the_same_answers(hash_emb
 def test_embed_classifier_handles_two_classes(hash_embedder):
     train = Dataset([Example(i, o, n) for n, (i, o) in enumerate([("good film", "pos"), ("great film", "pos"), ("bad film", "neg"), ("awful film", "neg")])])
     task = make_task("s", "Sentiment.", train, train)
-    assert [p.output for p in EmbedClassifier(hash_embedder).fit(task, train).predict(train.inputs)] == train.outputs
+    assert [p.output for p in strategy({"name": "embed_classifier"}, embedder=hash_embedder).fit(task, train).predict(train.inputs)] == train.outputs
 
 
 def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(tiny_base):
@@ -148,7 +150,7 @@ def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(ti
 def test_model_source_loads_each_named_local_model_once(tiny_base, tiny_model_dir, tmp_path):
     import shutil
 
-    from adaptlab.strategies import ModelSource
+    from adaptlab.kinds.context import ModelSource
 
     other = tmp_path / "other-model"
     shutil.copytree(tiny_model_dir, other)

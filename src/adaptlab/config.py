@@ -14,11 +14,11 @@ A minimal experiment (paths are relative to the YAML file):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal, Union
 
 import yaml
 from pydantic import BaseModel as Model
-from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, SerializeAsAny, ValidationError
 
 from adaptlab.errors import ConfigError
 
@@ -60,34 +60,22 @@ class RemoteModelConfig(_Strict):
 
 
 ModelChoice = Union[str, RemoteModelConfig]
-_MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
+MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
 
 
-class ZeroShotConfig(_Strict):
-    """The instruction only."""
+class StrategyConfig(_Strict):
+    """What every contender has: its kind (`name`) and its own id. Each kind's module subclasses this with its settings."""
 
-    name: Literal["zero_shot"]
-    model: ModelChoice | None = Field(None, description=_MODEL_HELP)
+    name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, lora, full, majority, embed_classifier, or a plugin's).")
+    id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
 
-
-class FewShotConfig(_Strict):
-    """k training examples as user/assistant turns before the query."""
-
-    name: Literal["few_shot"]
-    k: int = Field(4, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4).")
-    selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
-    lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
-    exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
-    model: ModelChoice | None = Field(None, description=_MODEL_HELP)
-
-    @model_validator(mode="after")
-    def _lines_go_with_fixed(self):
-        if (self.selector == "fixed") != (self.lines is not None):
-            raise ValueError("'lines' is required with selector 'fixed' and only allowed with it")
-        return self
+    @property
+    def key(self) -> str:
+        """The contender's id: `id`, or the kind's name."""
+        return self.id or self.name
 
 
-class _TrainConfig(_Strict):
+class TrainConfig(StrategyConfig):
     """Settings every fine-tuning method shares (the one training loop reads them)."""
 
     model: str | None = Field(None, description="This strategy's local base model, if not the experiment's (fine-tuning needs local weights).")
@@ -100,40 +88,7 @@ class _TrainConfig(_Strict):
     dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the training set held out to pick the best checkpoint (stratified by label); 0 trains on every row and keeps the last weights. Skipped when it would hold out fewer than 8 rows.")
     eval_every: int | None = Field(None, gt=0, description="Score the dev split every this many steps; leave out to score it after each epoch.")
     patience: int | None = Field(2, gt=0, description="Stop after this many dev scores without improvement; null never stops early.")
-
-
-class LoraConfig(_TrainConfig):
-    """PEFT LoRA fine-tuning, loss on the answer tokens only."""
-
-    name: Literal["lora"]
-    r: int = Field(8, gt=0, description="LoRA rank.")
-    alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
-    target_modules: list[str] = Field(["q_proj", "k_proj", "v_proj", "o_proj"], min_length=1, description="Module names that get adapters.")
-    learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); docs/defaults.md: why 5e-3 at 135M parameters.")
-
-
-class FullConfig(_TrainConfig):
-    """Full fine-tuning: every weight of a copy of the base model is trained."""
-
-    name: Literal["full"]
-    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate; full fine-tuning needs a far smaller one than LoRA (docs/defaults.md).")
-
-
-class MajorityConfig(_Strict):
-    """Baseline: always the most frequent training label (classify tasks)."""
-
-    name: Literal["majority"]
-
-
-class EmbedClassifierConfig(_Strict):
-    """Baseline: logistic regression on sentence embeddings (classify tasks)."""
-
-    name: Literal["embed_classifier"]
-
-
-StrategyConfig = Annotated[Union[ZeroShotConfig, FewShotConfig, LoraConfig, FullConfig, MajorityConfig, EmbedClassifierConfig], Field(discriminator="name")]
-BASELINES = ("majority", "embed_classifier")
+    learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); each method sets its own default.")
 
 
 class CostConfig(_Strict):
@@ -161,7 +116,7 @@ class ExperimentConfig(_Strict):
     data: DataConfig
     model: str = Field(DEFAULT_MODEL, description="The embedded default's name, or a local Hugging Face model folder.")
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
-    strategies: list[StrategyConfig] = Field(min_length=1, description="The contenders, measured on the same test rows.")
+    strategies: list[SerializeAsAny[StrategyConfig]] = Field(min_length=1, description="The contenders, measured on the same test rows: each a kind (`name`) with its settings and an optional `id`.")
     baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
     costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig, description="The team's constraints, weighed by the recommendation.")
@@ -182,31 +137,46 @@ def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
 
 
 def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfig:
-    """Validate a parsed experiment mapping; errors name the key and the bad value."""
+    """Validate a parsed experiment mapping; errors name the key and the bad value.
+
+    Each strategy entry is validated by its own kind's config model (adaptlab.kinds finds
+    it by `name`), so a kind added by a plugin is read like a built-in one.
+    """
+    from adaptlab import kinds
+
+    problems, entries = [], raw.get("strategies")
+    if isinstance(entries, list):
+        parsed = []
+        for i, entry in enumerate(entries):
+            where = f"strategies[{i}]"
+            if not isinstance(entry, dict):
+                problems.append(f"  - '{where}': expected a mapping with a name, got {entry!r}")
+                continue
+            if entry.get("name") not in kinds.names():
+                problems.append(f"  - '{where}.name' must be one of {', '.join(kinds.names())}; got {entry.get('name')!r}")
+                continue
+            try:
+                parsed.append(kinds.kind(entry["name"]).config.model_validate(entry))
+            except ValidationError as exc:
+                problems += [_describe(e, ("strategies", i)) for e in exc.errors()]
+        raw = {**raw, "strategies": parsed if not problems else [StrategyConfig(name="_")]}
     try:
         config = ExperimentConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: invalid experiment:\n" + "\n".join(_describe(e) for e in exc.errors())) from None
-    names = [s.name for s in config.strategies]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+        problems += [_describe(e) for e in exc.errors()]
+    if problems:
+        raise ConfigError(f"{source}: invalid experiment:\n" + "\n".join(problems)) from None
+    ids = [s.key for s in config.strategies]
+    dupes = sorted({n for n in ids if ids.count(n) > 1})
     if dupes:
-        raise ConfigError(f"{source}: strategy {dupes[0]!r} is listed twice; list each strategy once")
+        raise ConfigError(f"{source}: contender {dupes[0]!r} is listed twice; give each entry of one kind its own `id` (e.g. id: {dupes[0]}_2)")
     return config
 
 
-PROMPTED = ("zero_shot", "few_shot")  # an LLM, adapted by its prompt
-FINE_TUNED = ("lora", "full")  # an LLM, adapted by training
-STRATEGY_NAMES = PROMPTED + FINE_TUNED + BASELINES
-
-
-def _describe(error: dict) -> str:
-    # pydantic puts the union's tag in the path (strategies.0.lora.r); users wrote strategies[0].r
-    parts = [p for i, p in enumerate(error["loc"]) if not (p in STRATEGY_NAMES and i and isinstance(error["loc"][i - 1], int))]
-    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in parts).replace(".[", "[")
+def _describe(error: dict, prefix: tuple = ()) -> str:
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in prefix + tuple(error["loc"])).replace(".[", "[")
     if error["type"] == "extra_forbidden":
         return f"  - unknown key '{loc}'; remove it or check its spelling"
-    if error["type"] == "union_tag_invalid":
-        return f"  - '{loc}.name' must be one of {', '.join(STRATEGY_NAMES)}; got {error.get('input', {}).get('name')!r}" if isinstance(error.get("input"), dict) else f"  - '{loc}': {error['msg']}"
     value = error.get("input")
     shown = "" if isinstance(value, dict) else f", got {value!r}"
     return f"  - '{loc}': {error['msg']}{shown}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -12,12 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adaptlab.config import BASELINES, EmbedClassifierConfig, ExperimentConfig, MajorityConfig, load_experiment
+from adaptlab import kinds
+from adaptlab.config import ExperimentConfig, load_experiment
 from adaptlab.decide import pairwise, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
-from adaptlab.files import new_folder, write_text_new
+from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.prepare import prepare, resolved
 from adaptlab.registry import default_registry
@@ -52,8 +52,8 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     from adaptlab.audit import audit
     from adaptlab.engine.prompt import encode_text
+    from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
-    from adaptlab.strategies import ModelSource, make_strategy
 
     with console.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
         clock = time.perf_counter()
@@ -77,27 +77,28 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
             def on_step(report, bars=bars):
                 nonlocal fit_bar
                 if fit_bar is None:
-                    fit_bar = bars.add_task(f"{strategy_config.name}: training", total=report.total_steps, info="")
+                    fit_bar = bars.add_task(f"{strategy_config.key}: training", total=report.total_steps, info="")
                 bars.update(fit_bar, completed=report.step, info=report.describe())
 
-            strategy = make_strategy(strategy_config, models, config.seed, on_step=on_step, dev=dev)
-            predict_bar = bars.add_task(f"{strategy_config.name}: predicting", total=len(test), info="", start=False)
+            kind = kinds.kind(strategy_config.name)
+            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=dev))
+            predict_bar = bars.add_task(f"{strategy_config.key}: predicting", total=len(test), info="", start=False)
 
             def on_predict(n, bars=bars, bar=predict_bar):
                 bars.start_task(bar)
                 bars.advance(bar, n)
 
-            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=on_predict)
-        solver.save(run_dir / "solvers" / strategy_config.name)
-        version = register(registry, run_dir.name, task, strategy_config, solver, evaluation, train, run_dir / "solvers" / strategy_config.name, config.seed)
+            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=on_predict, name=strategy_config.key, traits=kind.traits())
+        solver.save(run_dir / "solvers" / strategy_config.key)
+        version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed)
         evaluation.solver["registered_as"] = version.ref
-        console.print(f"{strategy_config.name}: registered as [bold]{version.ref}[/]")
+        console.print(f"{strategy_config.key}: registered as [bold]{version.ref}[/]")
         evaluations.append(evaluation)
 
     models.close()
     hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
     costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
-    paybacks = break_even(costs)
+    paybacks = break_even(costs, {e.name: e.family for e in evaluations})
     decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks)
     results = {
         "task": task.to_dict(),
@@ -114,7 +115,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         "audit": report.to_dict(),
         "notes": notes,
     }
-    (run_dir / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(run_dir / "results.json", results)
     from adaptlab.report import write_report
 
     write_report(run_dir)
@@ -123,12 +124,10 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     return results, run_dir
 
 
-def register(registry, run_id: str, task, strategy_config, solver, evaluation, train, folder: Path, seed: int):
-    """Record a fitted solver as the task's next version: its saved files, the task, and (prompting) its example pool."""
-    extra = {"task.json": task.to_dict()}
-    if strategy_config.name == "few_shot":
-        extra["pool.json"] = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}
+def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int):
+    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version."""
     lineage = {
+        "id": strategy_config.key,
         "strategy": strategy_config.model_dump(mode="json"),
         "base_model": evaluation.solver.get("base_model"),
         "train_sha256": train.content_hash,
@@ -136,16 +135,17 @@ def register(registry, run_id: str, task, strategy_config, solver, evaluation, t
         "metrics": evaluation.metrics,
         "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
-    return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra=extra)
+    return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra={"task.json": task.to_dict()}, contender=strategy_config.key)
 
 
 def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]]:
-    """The strategies to run: the baselines first (classify tasks), then the experiment's own."""
-    listed = [s.name for s in config.strategies]
+    """The contenders to run: the baseline kinds first (classify tasks), then the experiment's own."""
+    baselines = [k for k in kinds.kinds() if k.family == "baseline"]
+    listed = {s.name for s in config.strategies}
     if kind != "classify":
-        wrong = [n for n in listed if n in BASELINES]
+        wrong = [s.key for s in config.strategies if kinds.kind(s.name).classify_only]
         if wrong:
             raise ConfigError(f"strategy {wrong[0]!r} needs a classify task, but this task is {kind}; remove it from strategies")
-        return list(config.strategies), ["majority and embed_classifier skipped: they are baselines for classify tasks"] if config.baselines else []
-    extra = [MajorityConfig(name="majority"), EmbedClassifierConfig(name="embed_classifier")] if config.baselines else []
-    return [b for b in extra if b.name not in listed] + list(config.strategies), []
+        return list(config.strategies), [f"{' and '.join(k.name for k in baselines)} skipped: they are baselines for classify tasks"] if config.baselines else []
+    extra = [k.config(name=k.name) for k in baselines if k.name not in listed] if config.baselines else []
+    return extra + list(config.strategies), []

@@ -42,6 +42,13 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def write_json(path: Path, data) -> None:
+    """`data` as indented UTF-8 JSON, written atomically (complete or absent, never half)."""
+    import json
+
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
 def write_text_new(path: Path, text: str) -> None:
     """Create `path` holding `text`; FileExistsError if it exists, so of two processes only one can create it."""
     with Path(path).open("x", encoding="utf-8") as f:

@@ -62,13 +62,13 @@ def _score(value) -> str:
 
 
 def _table(results: dict, metric: str) -> str:
-    head = f"<tr><th>strategy</th><th>{escape(metric)}</th><th>95% CI</th><th>fit s</th><th>ms/query p50</th><th>p95</th><th>prompt tokens</th><th>$ / 1k queries</th><th>fit $</th></tr>"
+    head = f"<tr><th>contender</th><th>kind</th><th>{escape(metric)}</th><th>95% CI</th><th>fit s</th><th>ms/query p50</th><th>p95</th><th>prompt tokens</th><th>$ / 1k queries</th><th>fit $</th></tr>"
     rows = []
     for s in results["strategies"]:
         lo, hi = (s.get("ci") or s.get("ci95"))[metric]  # ci95: results.json before every metric had an interval
         cost = s.get("cost_per_1k_queries")
         rows.append(
-            f"<tr><td>{escape(s['name'])}</td><td>{s['metrics'][metric]:.3f}</td><td>{lo:.3f}-{hi:.3f}</td><td>{s['fit_seconds']:.1f}</td><td>{(s.get('latency_ms_p50') or 0):.0f}</td>"
+            f"<tr><td>{escape(s['name'])}</td><td>{escape((s.get('traits') or {}).get('kind', s['name']))}</td><td>{s['metrics'][metric]:.3f}</td><td>{lo:.3f}-{hi:.3f}</td><td>{s['fit_seconds']:.1f}</td><td>{(s.get('latency_ms_p50') or 0):.0f}</td>"
             f"<td>{s['latency_ms_p95']:.0f}</td><td>{s['prompt_tokens_mean']:.0f}</td><td>{'?' if cost is None else f'{cost:.4f}'}</td><td>{(s.get('fit_cost') or 0):.4f}</td></tr>"
         )
     prices = results.get("cost_assumptions") or {}
@@ -149,7 +149,7 @@ def _confusion(s: dict) -> str:
 
 
 def _disagreements(results: dict, limit: int = 50) -> str:
-    strategies = [s for s in results["strategies"] if s["name"] != "majority"] or results["strategies"]  # majority's constant answer disagrees everywhere
+    strategies = [s for s in results["strategies"] if not (s.get("traits") or {}).get("constant")] or results["strategies"]  # a constant answer disagrees everywhere
     rows = []
     for i, first in enumerate(strategies[0]["predictions"]):
         answers = [s["predictions"][i]["predicted"] for s in strategies]

@@ -54,9 +54,24 @@ class Strategy(Protocol):
 
 def write_solver_json(folder: Path, solver: Solver, task: Task, **extra) -> None:
     """folder/solver.json: the task, the solver's description, and anything it needs to be loaded again."""
-    import json
+    from adaptlab.files import write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    info = {"task": task.to_dict(), **solver.describe(), **extra}
-    (folder / "solver.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(folder / "solver.json", {"task": task.to_dict(), **solver.describe(), **extra})
+
+
+def read_solver_json(folder: Path, kind: str) -> dict:
+    """folder/solver.json, checked to be a `kind` solver's."""
+    import json
+
+    from adaptlab.errors import AdaptlabError
+
+    path = Path(folder) / "solver.json"
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise AdaptlabError(f"{path}: cannot read the saved solver ({type(exc).__name__})") from None
+    if info.get("strategy") != kind:
+        raise AdaptlabError(f"{folder}: not a {kind} solver (strategy {info.get('strategy')!r})")
+    return info

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from adaptlab.config import FINE_TUNED, PROMPTED, load_experiment
+from adaptlab import kinds
+from adaptlab.config import load_experiment
 from adaptlab.data import Dataset
 from adaptlab.decide.recommend import paired_difference
 from adaptlab.evaluation import evaluate
@@ -37,18 +38,19 @@ def sample(train: Dataset, n: int, seed: int) -> Dataset:
 
 def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, console: Console | None = None) -> dict:
     """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json."""
+    from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
-    from adaptlab.strategies import ModelSource, make_strategy
 
     console = console or Console(stderr=True)
     config, root = load_experiment(experiment)
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
-    chosen = [s for s in config.strategies if s.name in PROMPTED + FINE_TUNED]
-    if not any(s.name in PROMPTED for s in chosen) or not any(s.name in FINE_TUNED for s in chosen):
+    family = {s.key: kinds.kind(s.name).family for s in config.strategies}
+    chosen = [s for s in config.strategies if family[s.key] in ("prompted", "fine_tuned")]
+    if not any(family[s.key] == "prompted" for s in chosen) or not any(family[s.key] == "fine_tuned" for s in chosen):
         from adaptlab.errors import ConfigError
 
-        raise ConfigError(f"{experiment}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(PROMPTED)} and one of {', '.join(FINE_TUNED)}")
+        raise ConfigError(f"{experiment}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
     models = ModelSource(load_base_model(config.model))
     runs = []  # {"strategy", "n", "seed", "score", "scores"}
@@ -56,24 +58,28 @@ def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, se
         for seed in range(seeds if n < len(train) else 1):
             subset = sample(train, n, config.seed + seed)
             for strategy_config in chosen:
-                evaluation, _ = evaluate(make_strategy(strategy_config, models, config.seed + seed), task, subset, test)
-                runs.append({"strategy": strategy_config.name, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
-                console.print(f"n={n} seed={seed} {strategy_config.name}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
+                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed))
+                evaluation, _ = evaluate(strategy, task, subset, test, name=strategy_config.key)
+                runs.append({"strategy": strategy_config.key, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
+                console.print(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
     models.close()
-    result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points)}
+    result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points, family)}
     if out:
+        from adaptlab.files import write_json
+
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / "sweep.json").write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        write_json(Path(out) / "sweep.json", result)
     return result
 
 
-def summarize(runs: list[dict], sizes: list[int]) -> dict:
-    """Mean score per strategy and size; per fine-tuned/prompted pair the difference per size and the crossover."""
+def summarize(runs: list[dict], sizes: list[int], family: dict[str, str] | None = None) -> dict:
+    """Mean score per contender and size; per fine-tuned/prompted pair (`family`: id -> family) the difference per size and the crossover."""
     strategies = list(dict.fromkeys(r["strategy"] for r in runs))
+    family = family or {s: kinds.kind(s).family for s in strategies if s in kinds.names()}
     curve = {s: {n: float(np.mean([r["score"] for r in runs if r["strategy"] == s and r["n"] == n])) for n in sizes} for s in strategies}
     comparisons = []
-    for tuned in (s for s in strategies if s in FINE_TUNED):
-        for prompted in (s for s in strategies if s in PROMPTED):
+    for tuned in (s for s in strategies if family.get(s) == "fine_tuned"):
+        for prompted in (s for s in strategies if family.get(s) == "prompted"):
             by_size = []
             for n in sizes:
                 a = [x for r in sorted((r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"]) for x in r["scores"]]

@@ -54,7 +54,8 @@ def results_table(results: dict) -> Table:
         lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
-        cells = [s["name"] + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
+        kind = (s.get("traits") or {}).get("kind", s["name"])
+        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")

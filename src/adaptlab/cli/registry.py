@@ -24,12 +24,12 @@ def list_versions(task: str = typer.Argument(None, help="Only this task's versio
         parse_ref(task)
     registry = default_registry()
     table = Table(title="registry")
-    for column in ("version", "strategy", "metric", "run", "created"):
+    for column in ("version", "contender", "kind", "metric", "run", "created"):
         table.add_column(column)
     for v in registry.versions(task):
         metrics = v.lineage.get("metrics") or {}
         headline = next(iter(metrics.items()), None)
-        table.add_row(("* " if v.promoted else "  ") + v.ref, v.strategy, f"{headline[0]} {headline[1]:.3f}" if headline else "", v.run_id or "", v.created)
+        table.add_row(("* " if v.promoted else "  ") + v.ref, v.contender or v.strategy, v.strategy, f"{headline[0]} {headline[1]:.3f}" if headline else "", v.run_id or "", v.created)
     Console(width=140 if not sys.stdout.isatty() else None).print(table)
 
 

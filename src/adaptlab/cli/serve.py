@@ -16,6 +16,7 @@ def serve(
     port: int = typer.Option(8000, "--port", min=1, max=65535),
     model: str = typer.Option("smollm2-135m-instruct", "--model", help="The one base model in memory: the embedded default, a local folder or a .gguf."),
     max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting beyond this get 429 with Retry-After."),
+    max_models: int = typer.Option(1, "--max-models", min=1, help="Full fine-tuned versions (each a whole model) held in memory beside the base model; the least recently used is dropped beyond it."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Without an API key only Host headers naming loopback are served (DNS rebinding); add a host name here to accept it too. Repeatable."),
 ) -> None:
     """Serve every registered task (by name: its promoted version; or task@vN) and the base model itself.
@@ -36,7 +37,7 @@ def serve(
     with err.status(f"loading base model {model}"):
         base = load_base_model(model)
     name = served_name(base.name)
-    api = create_app(ServedModels(base, default_registry()), name, key, Limits(max_queue=max_queue), allowed_hosts=tuple(allow_host))
+    api = create_app(ServedModels(base, default_registry(), max_models=max_models), name, key, Limits(max_queue=max_queue), allowed_hosts=tuple(allow_host))
     err.print(f"serving base model [bold]{name}[/] and the registry's tasks on http://{host}:{port}/v1" + (" (API key required)" if key else ""))
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 

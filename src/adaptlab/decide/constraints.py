@@ -6,7 +6,7 @@ line they produce names the measured figure or the stated constraint it rests on
 
 from __future__ import annotations
 
-from adaptlab.config import FINE_TUNED, PROMPTED, ConstraintsConfig
+from adaptlab.config import ConstraintsConfig
 from adaptlab.evaluation import Evaluation
 
 
@@ -18,20 +18,20 @@ def rule_out(evaluations: list[Evaluation], constraints: ConstraintsConfig, cost
         why = None
         if constraints.latency_target_ms is not None and e.latency_ms_p95 > constraints.latency_target_ms:
             why = f"{e.name} is ruled out by the latency target: p95 {e.latency_ms_p95:.0f} ms per query measured, {constraints.latency_target_ms:.0f} ms allowed"
-        elif e.name in FINE_TUNED and constraints.training_hardware == "none":
+        elif e.family == "fine_tuned" and constraints.training_hardware == "none":
             why = f"{e.name} is ruled out: the constraints say there is no machine to train on"
-        elif e.name in FINE_TUNED and constraints.training_budget_usd is not None and (costs.get(e.name, {}).get("fit_cost") or 0) > constraints.training_budget_usd:
+        elif e.family == "fine_tuned" and constraints.training_budget_usd is not None and (costs.get(e.name, {}).get("fit_cost") or 0) > constraints.training_budget_usd:
             why = f"{e.name} is ruled out by the training budget: ${costs[e.name]['fit_cost']:.4g} to fit measured, ${constraints.training_budget_usd:.4g} allowed"
-        elif e.name == "full" and constraints.one_model_many_tasks:
-            why = "full is ruled out: one base model must serve many tasks, and full fine-tuning makes a new model per task (LoRA adapters and prompts share one)"
+        elif e.own_weights and constraints.one_model_many_tasks:
+            why = f"{e.name} is ruled out: one base model must serve many tasks, and {e.traits.get('kind', e.name)} makes a new model per task (LoRA adapters and prompts share one)"
         (reasons.append(why) if why else allowed.append(e))
     return allowed, reasons
 
 
-def factor_reasons(choice: str, constraints: ConstraintsConfig, break_even: list[dict] | None = None) -> list[str]:
-    """Reasons from the softer factors: data churn, volume against break-even, domain, format control."""
+def factor_reasons(choice: str, constraints: ConstraintsConfig, break_even: list[dict] | None = None, family: str | None = None) -> list[str]:
+    """Reasons from the softer factors (`family`: the chosen contender's): data churn, volume against break-even, domain, format control."""
     out = []
-    tuned, prompted = choice in FINE_TUNED, choice in PROMPTED
+    tuned, prompted = family == "fine_tuned", family == "prompted"
     if constraints.data_changes in ("weekly", "daily") and tuned:
         out.append(f"the data changes {constraints.data_changes}: {choice} must be retrained to learn new examples, while a prompt picks them up at once; budget for retraining")
     elif constraints.data_changes in ("weekly", "daily") and prompted:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 
-from adaptlab.config import FINE_TUNED, PROMPTED
 from adaptlab.evaluation import Evaluation
 
 
@@ -26,15 +25,19 @@ def strategy_cost(e: Evaluation, hourly: float) -> dict:
     return {"cost_per_1k_queries": e.latency_ms_mean / 1000 / 3600 * hourly * 1000, "fit_cost": e.fit_seconds / 3600 * hourly, "basis": f"measured machine time at ${hourly:g}/hour"}
 
 
-def break_even(costs: dict[str, dict]) -> list[dict]:
-    """For each fine-tuned strategy against each prompted one: the query volume at which the fit cost is paid back.
+def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -> list[dict]:
+    """For each fine-tuned contender against each prompted one (`families`: id -> family): the query volume at which the fit cost is paid back.
 
     queries = (fit cost difference) / (per-query saving); "from the first query" when
     fine-tuning costs no more to fit; "never" when it does not cost less per query.
     """
+    if families is None:  # contenders named after their kinds
+        from adaptlab import kinds
+
+        families = {n: kinds.kind(n).family for n in costs if n in kinds.names()}
     out = []
-    for tuned in (n for n in costs if n in FINE_TUNED):
-        for prompted in (n for n in costs if n in PROMPTED):
+    for tuned in (n for n in costs if families.get(n) == "fine_tuned"):
+        for prompted in (n for n in costs if families.get(n) == "prompted"):
             t, p = costs[tuned], costs[prompted]
             if t["cost_per_1k_queries"] is None or p["cost_per_1k_queries"] is None:
                 out.append({"fine_tuned": tuned, "prompted": prompted, "queries": None, "why": "a per-query cost is unknown (set the endpoint's prices)"})

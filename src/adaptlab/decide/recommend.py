@@ -1,14 +1,15 @@
 """`recommend`: pure functions from evaluations to a choice and its reasons.
 
-Rule: the best headline score wins unless a cheaper strategy is not significantly
+Rule: the best headline score wins unless a cheaper contender is not significantly
 worse (the 95% paired-bootstrap interval of the difference contains 0); then the
-cheapest such strategy wins and the reason says so. "Cheaper" goes by tier, then
-measured latency per query: majority, embed_classifier (no LLM), zero_shot and
-few_shot (an LLM, no training), lora and full (an LLM, trained).
+cheapest such contender wins and the reason says so. "Cheaper" goes by its kind's
+tier (adaptlab.kinds: no LLM, then an LLM prompted, then an LLM trained), then
+measured latency per query.
 
-The baselines are contenders too: when `majority` is not significantly worse than
-the best, nothing learned anything usable and the advice is to collect more (or
-cleaner) data; when `embed_classifier` is, the task may not need an LLM.
+The baselines are contenders too: when a constant answer (the majority label) is not
+significantly worse than the best, nothing learned anything usable and the advice is
+to collect more (or cleaner) data; when a classifier without an LLM is, the task may
+not need an LLM.
 """
 
 from __future__ import annotations
@@ -17,11 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from adaptlab.config import BASELINES, FINE_TUNED, ConstraintsConfig
+from adaptlab.config import ConstraintsConfig
 from adaptlab.decide.constraints import factor_reasons, rule_out
 from adaptlab.evaluation import Evaluation
 
-TIERS = {"majority": 0, "embed_classifier": 1, "zero_shot": 2, "few_shot": 2, "lora": 3, "full": 3}
 COLLECT_MORE_DATA = "collect_more_data"
 NONE_FITS = "none_meets_the_constraints"
 
@@ -60,12 +60,12 @@ def pairwise(evaluations: list[Evaluation], resamples: int = 2000, seed: int = 0
 
 
 def _cost_key(e: Evaluation) -> tuple:
-    return (TIERS.get(e.name, 2), e.latency_ms_mean)
+    return (e.tier, e.latency_ms_mean)
 
 
 def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
-    """A warning when a classifier predicts few of the labels or mostly one label (majority excepted: that is its design)."""
-    if e.name == "majority":
+    """A warning when a classifier predicts few of the labels or mostly one label (a constant baseline excepted: that is its design)."""
+    if e.constant:
         return []
     out = []
     if e.labels_predicted is not None and n_labels and e.labels_predicted < n_labels / 2:
@@ -85,7 +85,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
     if not evaluations:
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
     decision = _choose(evaluations, metric, n_labels)
-    return Decision(decision.choice, decision.reasons + ruled_out + factor_reasons(decision.choice, constraints, break_even), _warnings(everything, n_labels))
+    return Decision(decision.choice, decision.reasons + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
 
 
 def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decision:
@@ -97,43 +97,43 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decisi
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
         figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})"
         if dlo <= 0 <= dhi:
-            if e.name == "majority":
-                reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: majority scores {figures}; collect more (or cleaner) labeled data before choosing")
+            if e.constant:
+                reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: {e.name} scores {figures}; collect more (or cleaner) labeled data before choosing")
                 return Decision(COLLECT_MORE_DATA, reasons, _warnings(evaluations, n_labels))
-            if e.name == "embed_classifier":
-                reasons.append(f"the task may not need an LLM: embed_classifier is not significantly worse than {best.name} ({figures}) and far cheaper: {_cost_words(e, best)}")
+            if not e.llm:
+                reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and far cheaper: {_cost_words(e, best)}")
             else:
                 reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({_cost_words(e, best)}), so prefer it")
             choice = e
             break
         reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})")
-    llm = [e for e in evaluations if e.name not in BASELINES]
-    if choice is best and best.name == "embed_classifier" and llm:
+    llm = [e for e in evaluations if e.llm]
+    if choice is best and not best.llm and not best.constant and llm:
         top = max(llm, key=lambda e: e.metrics[metric])
         diff, dlo, dhi = paired_difference(best.scores, top.scores)
         reasons.append(
-            f"the task may not need an LLM: embed_classifier scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
+            f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
             f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}), at {_cost_words(best, top)}"
         )
-    if choice.name in FINE_TUNED:
+    if choice.family == "fine_tuned":
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
-    elif choice.name not in BASELINES:
+    elif choice.llm:
         reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     reasons += _not_beating_majority(evaluations, metric)
     return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
 
 
 def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[str]:
-    majority = next((e for e in evaluations if e.name == "majority"), None)
+    majority = next((e for e in evaluations if e.constant), None)
     if majority is None:
         return []
     out = []
     for e in evaluations:
-        if e.name in BASELINES:
+        if not e.llm:
             continue
         diff, dlo, dhi = paired_difference(e.scores, majority.scores)
         if dlo <= 0:
-            out.append(f"{e.name} does not beat the majority baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f})")
+            out.append(f"{e.name} does not beat the {majority.name} baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f})")
     return out
 
 
@@ -143,6 +143,6 @@ def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
 
 def _cost_words(cheap: Evaluation, dear: Evaluation) -> str:
     words = f"{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
-    if dear.name in FINE_TUNED or cheap.name in BASELINES:
+    if dear.family == "fine_tuned" or not cheap.llm:
         words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
     return words

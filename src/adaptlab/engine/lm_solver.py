@@ -55,6 +55,8 @@ class LMSolver:
         self.details = details or {}
         self.exact_shots = exact_shots
         self.owns_model = owns_model  # full fine-tuning: the weights are this solver's own and are saved with it
+        self.saved: dict = {}  # what the strategy adds to solver.json to rebuild this solver (e.g. shot selection)
+        self.files: dict[str, dict] = {}  # further JSON files it saves beside it (e.g. a few-shot example pool)
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
         if task.kind == "classify":
@@ -144,7 +146,11 @@ class LMSolver:
         }
 
     def save(self, folder: Path) -> None:
-        """Write solver.json and the solver's own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder."""
+        """Write solver.json (with the identity of the base model it was fitted on), any files of its
+        strategy, and its own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder."""
+        from adaptlab.files import write_json
+        from adaptlab.models.base import weights_digest
+
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         if self.adapter:
@@ -152,7 +158,9 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        write_solver_json(folder, self, self.task)
+        for name, content in self.files.items():
+            write_json(folder / name, content)
+        write_solver_json(folder, self, self.task, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved)
 
     def _answer_room(self) -> int:
         if self.task.kind == "classify":

@@ -36,6 +36,34 @@ class Evaluation:
     latency_ms_p50: float | None = None
     per_label_f1: dict[str, float] | None = None  # classify
     confusion: dict[str, dict[str, int]] | None = None  # classify: expected -> predicted -> count
+    traits: dict = field(default_factory=dict)  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
+
+    def __post_init__(self):
+        if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
+            from adaptlab import kinds
+
+            if self.name in kinds.names():
+                self.traits = kinds.kind(self.name).traits()
+
+    @property
+    def family(self) -> str:
+        return self.traits.get("family", "prompted")
+
+    @property
+    def tier(self) -> int:
+        return self.traits.get("tier", 2)
+
+    @property
+    def llm(self) -> bool:
+        return self.traits.get("llm", True)
+
+    @property
+    def constant(self) -> bool:
+        return self.traits.get("constant", False)
+
+    @property
+    def own_weights(self) -> bool:
+        return self.traits.get("own_weights", False)
 
     def to_dict(self) -> dict:
         out = {k: v for k, v in self.__dict__.items() if k != "scores"}
@@ -43,11 +71,14 @@ class Evaluation:
         return out
 
 
-def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_progress: Progress | None = None, predict_progress: Progress | None = None) -> tuple[Evaluation, Solver]:
-    """Fit `strategy` on `train`, predict every `test` row, and measure quality and cost."""
+def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_progress: Progress | None = None, predict_progress: Progress | None = None, name: str | None = None, traits: dict | None = None, dev: Dataset | None = None) -> tuple[Evaluation, Solver]:
+    """Fit `strategy` on `train` (`dev` for fine-tuning's checkpoints), predict every `test` row, and measure quality and cost.
+
+    `name` is the contender's id (default: the strategy's name), `traits` its kind's.
+    """
     with PeakRss() as rss:
         start = time.perf_counter()
-        solver = strategy.fit(task, train, fit_progress)
+        solver = strategy.fit(task, train, dev=dev, progress=fit_progress)
         fit_seconds = time.perf_counter() - start
         predictions = solver.predict(test.inputs, predict_progress)
     expected = test.outputs
@@ -62,7 +93,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels))[0].items()}
     f1, confusion = per_label(expected, predicted, list(task.labels)) if task.kind == "classify" else (None, None)
     return Evaluation(
-        name=strategy.name,
+        name=name or strategy.name,
         metrics=metrics,
         ci=ci,
         latency_ms_mean=float(latency.mean()),
@@ -79,4 +110,5 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         latency_ms_p50=float(np.percentile(latency, 50)),
         per_label_f1=f1,
         confusion=confusion,
+        traits=traits or {},
     ), solver

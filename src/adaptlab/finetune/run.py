@@ -29,12 +29,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from adaptlab.config import FINE_TUNED, ExperimentConfig, load_experiment, parse_experiment
+from adaptlab import kinds
+from adaptlab.config import ExperimentConfig, load_experiment, parse_experiment
 from adaptlab.data import split_dev
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import new_folder, write_text_atomic, write_text_new
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoint_step, checkpoints, load_checkpoint
-from adaptlab.finetune.fit import FineTune
 from adaptlab.finetune.trainer import StepReport
 from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
@@ -65,7 +65,7 @@ def run_finetune(
         merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
         console.print(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
         return (done if rank == 0 else {}), run_dir
-    strategy_config = next(s for s in config.strategies if s.name == name)
+    strategy_config = next(s for s in config.strategies if s.key == name)
     prepared = prepare(config, root)
     train, test, task = prepared.train, prepared.test, prepared.task
     for warning in prepared.warnings:
@@ -127,7 +127,10 @@ def run_finetune(
             on_step(report)
 
     try:
-        fine_tune = FineTune(base, strategy_config, config.seed, step_done, dev, CheckpointFolder(ckpt_dir, checkpoint_every), lambda: stop["requested"], load_checkpoint(latest, rank) if latest else None)
+        from adaptlab.kinds.context import BuildContext, ModelSource
+
+        extra = {"checkpoints": CheckpointFolder(ckpt_dir, checkpoint_every), "should_stop": lambda: stop["requested"], "resume": load_checkpoint(latest, rank) if latest else None}
+        fine_tune = kinds.kind(strategy_config.name).build(strategy_config.model_copy(update={"model": None}), BuildContext(ModelSource(base), config.seed, on_step=step_done, dev=dev, extra=extra))
         clock = time.perf_counter()
         with bars:
             solver = fine_tune.fit(task, fit_set)
@@ -171,6 +174,14 @@ def run_finetune(
         "versions": _versions(),
         "finished": _now(),
     }
+    from adaptlab.registry import default_registry
+
+    registry = default_registry()  # registered like compare's solvers: `adaptlab serve` can answer with it
+    registry.add_run(run_dir.name, "finetune", str(run_dir), resolved(config, root), lineage["metrics"]["test"], "completed")
+    version = registry.add_version(task.name, strategy_config.name, output, lineage, run_id=run_dir.name, extra={"task.json": task.to_dict()}, contender=name)
+    registry.close()
+    lineage["registered_as"] = version.ref
+    console.print(f"{name}: registered as [bold]{version.ref}[/]")
     _write_json(run_dir / "lineage.json", lineage, rank)
     _write_json(record, {"strategy": name, "status": "completed", "data": hashes, "step": result.state.step, "updated": _now()}, rank)
     return lineage, run_dir
@@ -192,11 +203,12 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
     if experiment is None:
         raise ConfigError("pass an experiment file, or --resume RUN to continue a run")
     config, root = load_experiment(experiment)
-    candidates = [s.name for s in config.strategies if s.name in FINE_TUNED]
+    candidates = [s.key for s in config.strategies if kinds.kind(s.name).trains]
+    tuners = " or ".join(f"`{{name: {n}}}`" for n in kinds.names("fine_tuned"))
     if strategy is not None and strategy not in candidates:
-        raise ConfigError(f"{experiment}: no strategy {strategy!r} to fine-tune; it lists {', '.join(candidates) or 'no lora or full strategy'}")
+        raise ConfigError(f"{experiment}: no fine-tuning contender {strategy!r}; it lists {', '.join(candidates) or 'none (add a strategy ' + tuners + ')'}")
     if strategy is None and len(candidates) != 1:
-        raise ConfigError(f"{experiment}: " + ("add a strategy `{name: lora}` or `{name: full}` to fine-tune" if not candidates else f"it lists {' and '.join(candidates)}; choose one with --strategy"))
+        raise ConfigError(f"{experiment}: " + (f"add a strategy {tuners} to fine-tune" if not candidates else f"it lists {' and '.join(candidates)}; choose one with --strategy"))
     name = strategy or candidates[0]
     if out is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("under accelerate launch, pass --out RUN so every process uses the same run folder")

@@ -1,4 +1,9 @@
-"""`ZeroShot` and `FewShot`: fitting is choosing what goes in the prompt."""
+"""`ZeroShot` and `FewShot`: fitting is choosing what goes in the prompt.
+
+Both answer through the one engine on a local model, or over HTTP on a remote one. A
+few-shot solver keeps its example pool and selection settings, so that, saved, it can
+rebuild exactly the prompts it was measured with.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +18,22 @@ from adaptlab.task import Task
 class ZeroShot:
     """The instruction only."""
 
-    name = "zero_shot"
-
-    def __init__(self, base):
+    def __init__(self, base, name: str):
         self.base = base  # a local BaseModel, or a remote ChatClient
+        self.name = name
 
-    def fit(self, task: Task, train: Dataset, progress: Progress | None = None):
+    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None):
         return prompted_solver(self.name, self.base, task)
 
 
 class FewShot:
     """k training examples as user/assistant turns before each query."""
 
-    name = "few_shot"
-
-    def __init__(self, base, k: int, selector: str, seed: int = 0, embedder=None, lines: list[int] | None = None, exact_k: bool = False):
-        self.base, self.k, self.selector, self.seed, self.embedder = base, k, selector, seed, embedder
+    def __init__(self, base, name: str, k: int, selector: str, seed: int = 0, embedder=None, lines: list[int] | None = None, exact_k: bool = False):
+        self.base, self.name, self.k, self.selector, self.seed, self.embedder = base, name, k, selector, seed, embedder
         self.lines, self.exact_k = lines, exact_k
 
-    def fit(self, task: Task, train: Dataset, progress: Progress | None = None):
+    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None):
         if self.selector == "random":
             shots = RandomSelector(train.examples, self.k, self.seed)
         elif self.selector == "fixed":
@@ -40,7 +42,10 @@ class FewShot:
             from adaptlab.models.embedder import default_embedder
 
             shots = EMBEDDING_SELECTORS[self.selector](train.examples, self.k, self.embedder or default_embedder())
-        return prompted_solver(self.name, self.base, task, shots, self.exact_k)
+        solver = prompted_solver(self.name, self.base, task, shots, self.exact_k)
+        solver.saved = {"selection": {"k": self.k, "selector": self.selector, "seed": self.seed, "lines": self.lines, "exact_k": self.exact_k}}
+        solver.files = {"pool.json": {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}}
+        return solver
 
 
 def prompted_solver(name: str, model, task: Task, shots=None, exact_k: bool = False):
@@ -50,3 +55,14 @@ def prompted_solver(name: str, model, task: Task, shots=None, exact_k: bool = Fa
     from adaptlab.remote import RemoteSolver
 
     return RemoteSolver(name, model, task, shots)
+
+
+def saved_pool(folder) -> Dataset:
+    """The example pool a few-shot solver saved (pool.json)."""
+    import json
+    from pathlib import Path
+
+    from adaptlab.data import Example
+
+    pool = json.loads((Path(folder) / "pool.json").read_text(encoding="utf-8"))
+    return Dataset([Example(e["input"], e["output"], e["line"]) for e in pool["examples"]], pool.get("source", "pool"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,14 @@ def _end_of_turn_id(tokenizer) -> int:
 
 def weights_digest(name: str) -> dict:
     """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
+    folder = resolve_model_folder(name)
+    files = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.safetensors")))
+    return {"folder": str(folder), "weights_sha256": _sha256(files)}
+
+
+@lru_cache(maxsize=16)
+def _sha256(files: tuple) -> str:
+    """sha256 of the weight files, once per process for the same paths, sizes and times (~1 s per 500 MB)."""
     from adaptlab.files import sha256_file
 
-    folder = resolve_model_folder(name)
-    return {"folder": str(folder), "weights_sha256": sha256_file(*sorted(folder.glob("*.safetensors")))}
+    return sha256_file(*[Path(f[0]) for f in files])

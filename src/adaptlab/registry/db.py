@@ -22,6 +22,10 @@ MIGRATIONS = [
     CREATE TABLE promotions (task TEXT PRIMARY KEY, version INTEGER NOT NULL, promoted TEXT NOT NULL,
         FOREIGN KEY (task, version) REFERENCES versions(task, version));
     """,
+    # 2: a version records its contender's id beside its kind (`strategy`): few_shot_k4 and few_shot_k8 are both few_shot
+    """
+    ALTER TABLE versions ADD COLUMN contender TEXT;
+    """,
 ]
 
 

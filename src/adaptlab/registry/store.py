@@ -24,7 +24,7 @@ from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import fsync, sha256_file
 from adaptlab.registry.db import connect
 
-ALLOWED_SUFFIXES = (".safetensors", ".json")
+ALLOWED_SUFFIXES = (".safetensors", ".json", ".jinja")  # weights, configs, a tokenizer's chat template: never code or pickle
 REF = re.compile(r"^(?P<task>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[1-9][0-9]{0,8}))?$")
 
 
@@ -36,20 +36,21 @@ class RegistryError(AdaptlabError):
 class Version:
     task: str
     version: int
-    strategy: str
+    strategy: str  # the kind (adaptlab.kinds) that loads it
     run_id: str | None
     folder: Path
     files: dict[str, str]  # file name -> sha256
     lineage: dict
     created: str
     promoted: bool = False
+    contender: str | None = None  # the contender's id in its experiment (None: named after its kind)
 
     @property
     def ref(self) -> str:
         return f"{self.task}@v{self.version}"
 
     def to_dict(self) -> dict:
-        return {"ref": self.ref, "strategy": self.strategy, "run_id": self.run_id, "folder": str(self.folder), "files": self.files, "lineage": self.lineage, "created": self.created, "promoted": self.promoted}
+        return {"ref": self.ref, "strategy": self.strategy, "contender": self.contender or self.strategy, "run_id": self.run_id, "folder": str(self.folder), "files": self.files, "lineage": self.lineage, "created": self.created, "promoted": self.promoted}
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -78,8 +79,8 @@ class Registry:
     def add_run(self, run_id: str, kind: str, folder: str | None, config: dict, metrics: dict | None, status: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, kind, folder, json.dumps(config), json.dumps(metrics), status, _now()))
 
-    def add_version(self, task: str, strategy: str, source: Path, lineage: dict, run_id: str | None = None, extra: dict[str, dict] | None = None) -> Version:
-        """Copy the .safetensors and .json files of `source` (plus `extra` JSON files) in as the task's next version."""
+    def add_version(self, task: str, strategy: str, source: Path, lineage: dict, run_id: str | None = None, extra: dict[str, dict] | None = None, contender: str | None = None) -> Version:
+        """Copy the weight, JSON and tokenizer files of `source` (plus `extra` JSON files) in as the task's next version of kind `strategy`."""
         parse_ref(task)
         files = sorted(p for p in Path(source).iterdir() if p.is_file() and p.suffix in ALLOWED_SUFFIXES) if source else []
         if not files and not extra:
@@ -101,22 +102,22 @@ class Registry:
         final.parent.mkdir(exist_ok=True)
         os.replace(tmp, final)
         fsync(final.parent)
-        return self._insert_version(task, strategy, run_id, final, hashes, lineage)
+        return self._insert_version(task, strategy, run_id, final, hashes, lineage, contender)
 
-    def _insert_version(self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict) -> Version:
+    def _insert_version(self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict, contender: str | None) -> Version:
         created = _now()
         self.db.execute("BEGIN IMMEDIATE")  # versions are numbered under the write lock: concurrent writers never collide
         try:
             version = self._next_version(task)
             self.db.execute(
-                "INSERT INTO versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (task, version, strategy, run_id, str(folder.relative_to(self.root)), json.dumps(hashes), json.dumps(lineage, ensure_ascii=False), created),
+                "INSERT INTO versions (task, version, strategy, run_id, folder, files, lineage, created, contender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task, version, strategy, run_id, str(folder.relative_to(self.root)), json.dumps(hashes), json.dumps(lineage, ensure_ascii=False), created, contender),
             )
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return Version(task, version, strategy, run_id, folder, hashes, lineage, created)
+        return Version(task, version, strategy, run_id, folder, hashes, lineage, created, contender=contender)
 
     def _next_version(self, task: str) -> int:
         return self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE task = ?", (task,)).fetchone()[0]
@@ -179,7 +180,7 @@ class Registry:
         return out
 
     def _version(self, row: sqlite3.Row) -> Version:
-        return Version(row["task"], row["version"], row["strategy"], row["run_id"], self.root / row["folder"], json.loads(row["files"]), json.loads(row["lineage"]), row["created"], row["promoted_version"] == row["version"])
+        return Version(row["task"], row["version"], row["strategy"], row["run_id"], self.root / row["folder"], json.loads(row["files"]), json.loads(row["lineage"]), row["created"], row["promoted_version"] == row["version"], row["contender"])
 
 
 def default_registry() -> Registry:

@@ -31,6 +31,8 @@ class RemoteSolver:
         self.unparseable: list[dict] = []
         self.by_logprobs = 0
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
+        self.saved: dict = {}  # what the strategy adds to solver.json to rebuild this solver
+        self.files: dict[str, dict] = {}  # further JSON files saved beside it
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
         chosen = self.shots.select(inputs) if self.shots else [[] for _ in inputs]
@@ -76,7 +78,14 @@ class RemoteSolver:
         }
 
     def save(self, folder: Path) -> None:
-        write_solver_json(folder, self, self.task)
+        """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's files."""
+        from adaptlab.files import write_json
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in self.files.items():
+            write_json(folder / name, content)
+        write_solver_json(folder, self, self.task, endpoint=self.client.config.model_dump(mode="json"), **self.saved)
 
 
 def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str | None:

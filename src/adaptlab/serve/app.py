@@ -18,6 +18,8 @@ import uuid
 from dataclasses import dataclass
 
 from adaptlab.errors import AdaptlabError
+from adaptlab.kinds.context import BaseMismatch
+from adaptlab.remote.client import RemoteError
 from adaptlab.serve.batcher import Batcher, QueueFull
 from adaptlab.serve.guard import ApiError, Guard, json_depth
 from adaptlab.serve.models import ModelNotFound, ServedModels
@@ -41,6 +43,10 @@ class Limits:
 
 class LoadFailed(Exception):
     """A version's files failed verification or loading (the server answers 503 for it and serves the rest)."""
+
+    def __init__(self, message: str, public: str | None = None):
+        super().__init__(message)
+        self.public = public  # what the client may read (no paths); None: a generic sentence
 
 
 class ClientGone(Exception):
@@ -79,6 +85,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
         model, max_tokens = key
         try:
             solver = models.solver(model)
+        except BaseMismatch as exc:  # fitted on another base: the message names both models (never a path)
+            raise LoadFailed(str(exc), str(exc)) from None
         except Exception as exc:  # verification or a library's load error: this model fails, the worker goes on
             log.error("loading %s failed: %s: %s", model, type(exc).__name__, exc)
             raise LoadFailed(str(exc)) from None
@@ -212,8 +220,13 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
     def answer_of(done, model: str) -> tuple[str, int]:
         try:
             return done.result()
-        except LoadFailed:
-            raise ApiError(503, f"the model {model!r} cannot be loaded now (its files failed verification or loading); the other models are still served", "server_error", retry_after=30) from None
+        except LoadFailed as exc:
+            why = exc.public or "its files failed verification or loading"
+            raise ApiError(503, f"the model {model!r} cannot be loaded now ({why}); the other models are still served", "server_error", retry_after=30) from None
+        except RemoteError as exc:  # a version fitted on an endpoint: that endpoint failed
+            log.error("the endpoint of %s failed: %s", model, exc)
+            timeout = "no answer within" in str(exc)
+            raise ApiError(504 if timeout else 502, f"the endpoint {model!r} was fitted on did not answer {'in time' if timeout else 'properly'}; the server log has the details", "server_error", retry_after=5) from None
         except AdaptlabError as exc:
             raise ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None) from None
 

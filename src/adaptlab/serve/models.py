@@ -4,24 +4,26 @@
     TASK                     the task's promoted version
     TASK@vN                  that version
 
-In-context versions rebuild their prompt (instruction, selector and example pool from
-the registry); fine-tuned versions load their LoRA adapter into the one base model as a
-named PEFT adapter, switched on per request; the baselines load their JSON. Files are
-sha256-verified before anything is loaded; names are validated before any file is touched.
+Each version is loaded by its own kind (adaptlab.kinds), on the model it was fitted on:
+prompts and LoRA adapters on the served base model (adapters as named PEFT adapters,
+switched on per request), a full fine-tune as its own model (at most `max_models` of
+them in memory, least recently used out), a version fitted on an endpoint by
+forwarding its prompts there. A version fitted on another base model is refused,
+naming both. Files are sha256-verified before anything is loaded; names are validated
+before any file is touched.
 """
 
 from __future__ import annotations
 
-import json
 import threading
+from collections import OrderedDict
+from pathlib import Path
 
-from adaptlab.data import Dataset, Example
+from adaptlab import kinds
 from adaptlab.errors import AdaptlabError
+from adaptlab.kinds.context import check_base, client_for
 from adaptlab.models import BaseModel
 from adaptlab.registry import Registry, parse_ref
-from adaptlab.task import Task
-
-SERVABLE = ("zero_shot", "few_shot", "lora", "majority", "embed_classifier")
 
 
 class ModelNotFound(AdaptlabError):
@@ -29,17 +31,23 @@ class ModelNotFound(AdaptlabError):
 
 
 class ServedModels:
-    def __init__(self, base: BaseModel, registry: Registry, embedder=None):
+    """The registry's versions as solvers over one base model; also the LoadContext their kinds load with."""
+
+    def __init__(self, base: BaseModel, registry: Registry, embedder=None, max_models: int = 1):
         self.base = base
         self.registry = registry
         self.embedder = embedder
+        self.max_models = max_models  # whole fine-tuned models held beside the base (each as large as it)
         self._solvers: dict[str, object] = {}
+        self._own: OrderedDict[str, BaseModel] = OrderedDict()
+        self._clients: dict[str, object] = {}
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
         """The base model, every task with a promoted version, and every version."""
         versions = self.registry.versions()
-        return [self.base.name] + sorted({v.task for v in versions if v.promoted}) + [v.ref for v in versions if v.strategy in SERVABLE]
+        servable = {k.name for k in kinds.kinds() if k.servable}
+        return [self.base.name] + sorted({v.task for v in versions if v.promoted}) + [v.ref for v in versions if v.strategy in servable]
 
     def find(self, name: str):
         """None for the base model itself, else the registry version `name` resolves to; nothing is loaded."""
@@ -58,63 +66,35 @@ class ServedModels:
             return None
         with self._lock:
             if version.ref not in self._solvers:
-                self._solvers[version.ref] = self._load(self.registry.get(version.ref, verify=True))
+                version = self.registry.get(version.ref, verify=True)
+                kind = kinds.kind(version.strategy)
+                if not kind.servable:
+                    raise ModelNotFound(f"{version.ref} is a {kind.name} solver, which is not served here")
+                self._solvers[version.ref] = kind.load(version.folder, self)
             return self._solvers[version.ref]
 
-    def _load(self, version):
-        from adaptlab.engine.lm_solver import LMSolver
+    # --- LoadContext: where a saved solver finds its model ---
 
-        if version.strategy not in SERVABLE:
-            raise ModelNotFound(f"{version.ref} is a {version.strategy} solver, which is not served here; export it (`adaptlab export`) and serve it with vLLM")
-        if version.strategy == "embed_classifier":
-            from adaptlab.baselines import EmbedClassifierSolver
+    def base_for(self, info: dict):
+        """The served base model, or the endpoint client, a solver was fitted on; BaseMismatch for any other model."""
+        if isinstance(info.get("base_model"), dict):
+            key = repr(sorted(info["endpoint"].items()))
+            if key not in self._clients:
+                self._clients[key] = client_for(info)
+            return self._clients[key]
+        check_base(info, self.base)
+        return self.base
 
-            return EmbedClassifierSolver.load(version.folder, self.embedder)
-        if version.strategy == "majority":
-            from adaptlab.baselines import MajoritySolver
+    def own_model(self, folder: Path) -> BaseModel:
+        """A full fine-tune's own model, loaded once; beyond `max_models`, the least recently used one is dropped."""
+        from adaptlab.models import load_base_model
 
-            return MajoritySolver.load(version.folder)
-        task = Task.from_dict(json.loads((version.folder / "task.json").read_text(encoding="utf-8")))
-        if version.strategy == "lora":
-            return LMSolver(version.ref, self.base, task, adapter=self._load_adapter(version))
-        config = version.lineage.get("strategy") or {}
-        if version.strategy == "zero_shot":
-            from adaptlab.icl import ZeroShot
-
-            return ZeroShot(self.base).fit(task, Dataset([]))
-        from adaptlab.icl import FewShot
-
-        pool = json.loads((version.folder / "pool.json").read_text(encoding="utf-8"))
-        examples = Dataset([Example(e["input"], e["output"], e["line"]) for e in pool["examples"]], pool.get("source", "pool"))
-        return FewShot(self.base, k=config.get("k", 4), selector=config.get("selector", "similar"), seed=version.lineage.get("seed", 0), embedder=self.embedder, lines=config.get("lines"), exact_k=config.get("exact_k", False)).fit(task, examples)
-
-    def _load_adapter(self, version) -> str:
-        """Load the version's adapter into the shared base model under its own name (PEFT multi-adapter).
-
-        A load that fails leaves nothing behind: PEFT keeps a failed adapter's name (a retry
-        would find it and serve an adapter with no weights), and a failed first adapter
-        leaves its layers wrapped around the base model's. Both are undone here.
-        """
-        from peft import PeftConfig, PeftModel
-
-        name = f"{version.task}_v{version.version}".replace(".", "_").replace("-", "_")
-        model = self.base.model
-        if isinstance(model, PeftModel) and name in model.peft_config:
-            return name
-        try:
-            config = PeftConfig.from_pretrained(str(version.folder))
-        except Exception as exc:
-            raise AdaptlabError(f"{version.ref}: adapter_config.json cannot be read ({type(exc).__name__})") from None
-        wrapped = model if isinstance(model, PeftModel) else PeftModel(model, config, adapter_name=name)
-        try:
-            wrapped.load_adapter(str(version.folder), adapter_name=name)
-        except Exception as exc:
-            if wrapped is model:
-                if name in model.peft_config:
-                    model.delete_adapter(name)
-            else:
-                wrapped.unload()  # the base model's own layers back in place
-            raise AdaptlabError(f"{version.ref}: the adapter does not load onto base model {self.base.name!r} ({type(exc).__name__}); was it trained on another base?") from None
-        self.base.model = wrapped
-        self.base.model.eval()
-        return name
+        key = str(Path(folder).resolve())
+        if key in self._own:
+            self._own.move_to_end(key)
+            return self._own[key]
+        if len(self._own) >= self.max_models:
+            dropped, _ = self._own.popitem(last=False)
+            self._solvers = {ref: s for ref, s in self._solvers.items() if getattr(getattr(s, "base", None), "name", None) != dropped}
+        self._own[key] = load_base_model(key, device=self.base.device)
+        return self._own[key]

@@ -1,0 +1,120 @@
+"""The table of strategy kinds: every kind is one module, found here by its name.
+
+A kind declares, once: its name, its family (`baseline`, `prompted`, `fine_tuned`), its
+config model (a `StrategyConfig` with `name: Literal[...]`), how to build its Strategy,
+how to load a saved Solver, and the traits the decision reads. Nothing else in adaptlab
+branches on a kind's name: decide/, serve/, the registry and the report read traits.
+
+    >>> kind("few_shot").family
+    'prompted'
+    >>> [k.name for k in kinds() if k.family == "fine_tuned"]
+    ['lora', 'full']
+
+A package adds a kind through the `adaptlab.kinds` entry point group (the entry point
+names a `Kind` object), or, in a script or a test, with `register(Kind(...))`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from adaptlab.errors import ConfigError
+
+FAMILIES = ("baseline", "prompted", "fine_tuned")
+BUILT_IN = ("zero_shot", "few_shot", "lora", "full", "majority", "embed_classifier")  # modules of this package, in table order
+ENTRY_POINT_GROUP = "adaptlab.kinds"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One way of adapting (or not adapting) a model to a task."""
+
+    name: str
+    family: str  # baseline (no adaptation of an LLM), prompted (in-context learning) or fine_tuned (new weights)
+    config: type  # the pydantic model of its experiment entry
+    build: Callable[[Any, Any], Any]  # (config, BuildContext) -> Strategy
+    load: Callable[[Path, Any], Any]  # (folder a solver saved, LoadContext) -> Solver
+    tier: int  # cost order for the recommendation's "cheaper": no LLM < LLM prompted < LLM trained
+    llm: bool = True  # runs a language model (the baselines do not)
+    constant: bool = False  # gives one answer whatever the input (a floor: beating it means something was learned)
+    own_weights: bool = False  # makes a whole new model per task (cannot share one base model across tasks)
+    classify_only: bool = False
+    servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
+    summary: str = ""
+
+    @property
+    def trains(self) -> bool:
+        return self.family == "fine_tuned"
+
+    def traits(self) -> dict:
+        """What results.json records of the kind beside each contender."""
+        return {"kind": self.name, "family": self.family, "tier": self.tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
+
+
+_TABLE: dict[str, Kind] = {}
+_loaded = False
+
+
+def register(k: Kind) -> Kind:
+    """Add (or replace) a kind in the table."""
+    if k.family not in FAMILIES:
+        raise ConfigError(f"kind {k.name!r}: family must be one of {', '.join(FAMILIES)}, got {k.family!r}")
+    _load()
+    _TABLE[k.name] = k
+    return k
+
+
+def unregister(name: str) -> None:
+    """Remove a kind (tests that declare their own kinds clean up with this)."""
+    _TABLE.pop(name, None)
+
+
+def kinds() -> list[Kind]:
+    """Every kind, built-in ones first in table order."""
+    _load()
+    return list(_TABLE.values())
+
+
+def kind(name: str) -> Kind:
+    """The kind called `name`; a ConfigError lists the known ones."""
+    _load()
+    if name not in _TABLE:
+        raise ConfigError(f"unknown strategy kind {name!r}; the kinds are {', '.join(_TABLE)}")
+    return _TABLE[name]
+
+
+def names(family: str | None = None) -> tuple[str, ...]:
+    """The kinds' names, of one family or all."""
+    return tuple(k.name for k in kinds() if family is None or k.family == family)
+
+
+def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step=None, **extra):
+    """The Strategy an experiment entry describes (a mapping or a kind's config), on `base`: for scripts, notebooks and tests.
+
+    >>> strategy({"name": "majority"}).fit(task, train)    # doctest: +SKIP
+    """
+    from adaptlab.kinds.context import BuildContext, ModelSource
+
+    k = kind(spec["name"] if isinstance(spec, dict) else spec.name)
+    config = k.config.model_validate(spec) if isinstance(spec, dict) else spec
+    return k.build(config, BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, extra))
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILT_IN:
+        k = importlib.import_module(f"adaptlab.kinds.{module}").KIND
+        _TABLE[k.name] = k
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        k = point.load()
+        if not isinstance(k, Kind):
+            raise ConfigError(f"entry point {point.name!r} in group {ENTRY_POINT_GROUP} names {k!r}, not an adaptlab.kinds.Kind")
+        _TABLE[k.name] = k

@@ -1,0 +1,137 @@
+"""What a kind gets to build a Strategy (`BuildContext`) and to load a saved Solver (`LoadContext`).
+
+A saved LLM solver records the identity of the model it was fitted on: a local model's
+name and the sha256 of its weights, or an endpoint's base_url and model name (never a
+key). `LoadContext.base_for` turns that identity back into a model, and refuses one
+that is not the model the solver was measured on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from adaptlab.config import RemoteModelConfig
+from adaptlab.data import Dataset
+from adaptlab.errors import AdaptlabError
+from adaptlab.models import BaseModel
+
+
+class BaseMismatch(AdaptlabError):
+    """A saved solver was fitted on another model than the one offered to load it on."""
+
+
+class ModelSource:
+    """The models strategies run on: the experiment's base model, and any other a strategy names (each loaded once)."""
+
+    def __init__(self, default: BaseModel):
+        self.default = default
+        self.local = {default.name: default}
+        self.remote = []
+
+    def get(self, choice: str | RemoteModelConfig | None):
+        """A BaseModel for a local model (None: the experiment's), a ChatClient for an endpoint."""
+        if choice is None:
+            return self.default
+        if isinstance(choice, RemoteModelConfig):
+            from adaptlab.remote import ChatClient
+
+            client = ChatClient(choice)
+            self.remote.append(client)
+            return client
+        if choice not in self.local:
+            from adaptlab.models import load_base_model
+
+            self.local[choice] = load_base_model(choice, device=self.default.device)
+        return self.local[choice]
+
+    def close(self) -> None:
+        for client in self.remote:
+            client.close()
+
+
+@dataclass
+class BuildContext:
+    """Everything a kind's `build` may use; kinds take what they need."""
+
+    models: ModelSource | None = None
+    seed: int = 0
+    on_step: Callable | None = None  # training progress (a StepReport per step)
+    dev: Dataset | None = None  # a separate dev file; fine-tuning otherwise holds out part of train
+    embedder: Any = None
+    extra: dict = field(default_factory=dict)  # what a third-party kind needs from its caller
+
+    def model(self, choice=None):
+        return self.models.get(choice)
+
+
+class LoadContext(Protocol):
+    """Where a saved solver finds its model again (the server, export and `registry check` each provide one)."""
+
+    embedder: Any
+
+    def base_for(self, info: dict) -> Any: ...  # solver.json -> the BaseModel or ChatClient it was fitted on
+
+    def own_model(self, folder: Path) -> BaseModel: ...  # a solver folder holding whole model weights, loaded
+
+
+def identity(model) -> dict:
+    """What solver.json records of the model a solver runs on."""
+    if isinstance(model, BaseModel):
+        from adaptlab.models.base import weights_digest
+
+        return {"base_model": model.name, "base_sha256": weights_digest(model.name)["weights_sha256"]}
+    return {"base_model": model.describe(), "endpoint": model.config.model_dump(mode="json")}
+
+
+class LocalModels:
+    """A LoadContext for one process: loads each local model named by a solver once, endpoints as clients."""
+
+    def __init__(self, embedder=None, device: str | None = None):
+        self.embedder = embedder
+        self.device = device
+        self.loaded: dict[str, BaseModel] = {}
+
+    def base_for(self, info: dict):
+        if isinstance(info.get("base_model"), dict):
+            return client_for(info)
+        name = info["base_model"]
+        if name not in self.loaded:
+            from adaptlab.models import load_base_model
+
+            self.loaded[name] = load_base_model(name, device=self.device)
+        check_base(info, self.loaded[name])
+        return self.loaded[name]
+
+    def own_model(self, folder: Path) -> BaseModel:
+        from adaptlab.models import load_base_model
+
+        return load_base_model(str(folder), device=self.device)
+
+
+def client_for(info: dict):
+    """The ChatClient of the endpoint a remote solver was fitted on (its key from the variable the config names)."""
+    from adaptlab.remote import ChatClient
+
+    return ChatClient(RemoteModelConfig(**info["endpoint"]))
+
+
+def check_base(info: dict, base: BaseModel) -> None:
+    """Refuse `base` unless it is the model `info` (solver.json) was fitted on: same weights, or same name when no hash was kept."""
+    from adaptlab.models.base import weights_digest
+
+    expected = info.get("base_sha256")
+    if expected:
+        found = weights_digest(base.name)["weights_sha256"]
+        if found == expected:
+            return
+    elif info.get("base_model") == base.name:
+        return
+    fitted, offered = _shown(str(info.get("base_model"))), _shown(base.name)
+    raise BaseMismatch(f"this version was fitted on base model {fitted!r}, not on {offered!r}: serve it with `adaptlab serve --model` naming its base, or fit it again on {offered!r}")
+
+
+def _shown(name: str) -> str:
+    """A model's name as messages show it: a folder's last part, never a whole path."""
+    return Path(name).name if ("/" in name or "\\" in name) else name

@@ -1,0 +1,48 @@
+"""`few_shot`: k training examples as user/assistant turns before the query, chosen per query by a selector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from adaptlab.config import MODEL_HELP, ModelChoice, StrategyConfig
+from adaptlab.icl.strategies import FewShot, saved_pool
+from adaptlab.kinds import Kind
+from adaptlab.solver import read_solver_json
+from adaptlab.task import Task
+
+NAME = "few_shot"
+
+
+class FewShotConfig(StrategyConfig):
+    """k training examples as user/assistant turns before the query."""
+
+    name: Literal["few_shot"]
+    k: int = Field(4, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4).")
+    selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
+    lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
+    exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
+    model: ModelChoice | None = Field(None, description=MODEL_HELP)
+
+    @model_validator(mode="after")
+    def _lines_go_with_fixed(self):
+        if (self.selector == "fixed") != (self.lines is not None):
+            raise ValueError("'lines' is required with selector 'fixed' and only allowed with it")
+        return self
+
+
+def build(config: FewShotConfig, ctx) -> FewShot:
+    return FewShot(ctx.model(config.model), NAME, k=config.k, selector=config.selector, seed=ctx.seed, embedder=ctx.embedder, lines=config.lines, exact_k=config.exact_k)
+
+
+def load(folder: Path, ctx):
+    """The saved solver: its example pool and selection settings, on the model it was fitted on."""
+    info = read_solver_json(folder, NAME)
+    s = info["selection"]
+    strategy = FewShot(ctx.base_for(info), NAME, k=s["k"], selector=s["selector"], seed=s["seed"], embedder=ctx.embedder, lines=s["lines"], exact_k=s["exact_k"])
+    return strategy.fit(Task.from_dict(info["task"]), saved_pool(folder))
+
+
+KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt")

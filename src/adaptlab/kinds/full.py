@@ -1,0 +1,49 @@
+"""`full`: every weight of a fresh copy of the base model is trained (the shared copy stays untouched).
+
+The result is a whole new model per task: it cannot share one base model with other
+tasks, and it is saved (and served) as its own Hugging Face model folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+
+from adaptlab.config import TrainConfig
+from adaptlab.engine.lm_solver import LMSolver
+from adaptlab.finetune.fit import FineTune
+from adaptlab.kinds import Kind
+from adaptlab.models import BaseModel, load_base_model
+from adaptlab.solver import read_solver_json
+from adaptlab.task import Task
+
+NAME = "full"
+
+
+class FullConfig(TrainConfig):
+    """Full fine-tuning: every weight of a copy of the base model is trained."""
+
+    name: Literal["full"]
+    learning_rate: float = Field(5e-5, gt=0, description="Peak learning rate; full fine-tuning needs a far smaller one than LoRA (docs/defaults.md).")
+
+
+def fresh_copy(base: BaseModel) -> BaseModel:
+    """The base model loaded again from its files, every weight trainable (the shared copy stays as it was)."""
+    copy = load_base_model(base.name, device=base.device)
+    copy.model.requires_grad_(True)
+    return copy
+
+
+def build(config: FullConfig, ctx) -> FineTune:
+    return FineTune(ctx.model(config.model), config, lambda base, task, cfg, seed: (fresh_copy(base), None), seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, **ctx.extra)
+
+
+def load(folder: Path, ctx) -> LMSolver:
+    """The model folder a full fine-tune saved, loaded as its own model."""
+    info = read_solver_json(folder, NAME)
+    return LMSolver(NAME, ctx.own_model(folder), Task.from_dict(info["task"]), owns_model=True)
+
+
+KIND = Kind(NAME, "fine_tuned", FullConfig, build=build, load=load, tier=3, own_weights=True, summary="every weight of a copy of the base model")

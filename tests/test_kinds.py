@@ -1,0 +1,318 @@
+"""Strategy kinds: one module each, one table; contenders with ids; solvers that load themselves on their own base."""
+
+import ast
+import json
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import pytest
+
+from conftest import CARD_ROWS, write_jsonl
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "adaptlab"
+TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed")]
+
+
+def _experiment(root: Path, model, strategies: str, baselines: bool = False) -> Path:
+    write_jsonl(root / "train.jsonl", CARD_ROWS)
+    write_jsonl(root / "test.jsonl", TEST_ROWS)
+    (root / "e.yaml").write_text(f"""task: {{name: cards, instruction: "Route the message."}}
+data: {{train: train.jsonl, test: test.jsonl}}
+model: {model}
+baselines: {str(baselines).lower()}
+strategies:
+{strategies}""")
+    return root / "e.yaml"
+
+
+@pytest.fixture
+def running():
+    """Start ASGI apps on free loopback ports; all stopped at the end."""
+    import socket
+
+    import uvicorn
+
+    servers = []
+
+    def start(app) -> str:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.time() + 30
+        while not server.started and time.time() < deadline:
+            time.sleep(0.02)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def fake_endpoint():
+    """An OpenAI-compatible chat endpoint that answers every question with the first label its system turn lists."""
+    from fastapi import FastAPI, Request
+
+    app = FastAPI()
+    app.state.requests = []
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request):
+        body = await request.json()
+        app.state.requests.append(body)
+        system = body["messages"][0]["content"]
+        label = system.split("one label from:")[-1].split(",")[0].strip(" .") if "one label from:" in system else "hello"
+        return {"choices": [{"message": {"role": "assistant", "content": label}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+
+    return app
+
+
+# --- a kind declared here, in a test file, runs everywhere -----------------------------------
+
+
+def longest_kind():
+    """A kind that answers every query with the longest training output: declared here, registered through the table."""
+    from adaptlab.config import StrategyConfig
+    from adaptlab.kinds import Kind
+    from adaptlab.solver import Prediction, read_solver_json, write_solver_json
+    from adaptlab.task import Task
+
+    class LongestConfig(StrategyConfig):
+        """Always the longest training output."""
+
+        name: Literal["longest"]
+
+    class LongestSolver:
+        strategy = "longest"
+
+        def __init__(self, task, answer):
+            self.task, self.answer = task, answer
+
+        def predict(self, inputs, progress=None):
+            if progress:
+                progress(len(inputs))
+            return [Prediction(self.answer, 0, 0, 0.0) for _ in inputs]
+
+        def describe(self):
+            return {"strategy": self.strategy, "answer": self.answer}
+
+        def save(self, folder):
+            write_solver_json(folder, self, self.task)
+
+    class Longest:
+        name = "longest"
+
+        def fit(self, task, train, dev=None, progress=None):
+            return LongestSolver(task, max(train.outputs, key=lambda o: (len(o), o)))
+
+    def load(folder, ctx):
+        info = read_solver_json(folder, "longest")
+        return LongestSolver(Task.from_dict(info["task"]), info["answer"])
+
+    return Kind("longest", "baseline", LongestConfig, build=lambda config, ctx: Longest(), load=load, tier=0, llm=False)
+
+
+def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_report(tmp_path, tiny_model_dir, tiny_base, running):
+    from adaptlab import kinds
+    from adaptlab.experiment import run_compare
+    from adaptlab.registry import default_registry
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    kinds.register(longest_kind())
+    try:
+        experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: longest}\n  - {name: zero_shot}\n")
+        results, run_dir = run_compare(experiment, tmp_path / "run")
+        ours = next(s for s in results["strategies"] if s["name"] == "longest")
+        assert ours["traits"]["family"] == "baseline" and {p["predicted"] for p in ours["predictions"]} == {"lost_or_stolen_card"}
+        assert "longest" in (run_dir / "report.html").read_text()
+        registry = default_registry()
+        version = next(v for v in registry.versions("cards") if v.strategy == "longest")
+        url = running(create_app(ServedModels(tiny_base, registry), "tiny", None, Limits()))
+        reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "hi"}]})
+        assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "lost_or_stolen_card"
+        assert version.ref in [m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]]
+    finally:
+        kinds.unregister("longest")
+
+
+def test_no_module_names_a_kind_outside_its_own_module():
+    """A kind's name as a string literal anywhere but its module, the table, or config docs means something branches on it."""
+    from adaptlab import kinds
+
+    names = set(kinds.names())
+    allowed = {SRC / "kinds" / "__init__.py", SRC / "config.py"} | {SRC / "kinds" / f"{n}.py" for n in names}
+    # decide/advice.py answers a questionnaire before anything is measured: its leanings are the built-in kinds, by name.
+    allowed.add(SRC / "decide" / "advice.py")
+    found = []
+    for path in SRC.rglob("*.py"):
+        if path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in names:
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert not found, "kind names outside their modules:\n" + "\n".join(found)
+
+
+def test_no_library_module_imports_rich_outside_cli_and_runs():
+    """Terminal output lives in cli/ (and the run orchestration that still prints); the library reports through return values."""
+    offenders = []
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC)
+        if rel.parts[0] in ("cli",) or rel.name in ("experiment.py", "sweep.py", "run.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            offenders += [f"{rel}: {m}" for m in modules if m.split(".")[0] == "rich"]
+    assert not offenders, offenders
+
+
+# --- contenders with ids --------------------------------------------------------------------
+
+
+def test_five_contenders_of_three_kinds_with_their_own_ids_in_one_compare(tmp_path, tiny_model_dir, running):
+    from adaptlab.experiment import run_compare
+    from adaptlab.registry import default_registry
+
+    endpoint = fake_endpoint()
+    url = running(endpoint)
+    experiment = _experiment(tmp_path, tiny_model_dir, f"""  - {{id: few_shot_k4, name: few_shot, k: 4, selector: random}}
+  - {{id: few_shot_k8, name: few_shot, k: 8, selector: random}}
+  - {{id: hosted_few_shot, name: few_shot, k: 8, selector: random, model: {{base_url: "{url}/v1", name: big-model, max_retries: 0}}}}
+  - {{id: lora_r8, name: lora, r: 8, epochs: 1, batch_size: 4, bf16: false}}
+  - {{id: lora_r16, name: lora, r: 16, learning_rate: 0.002, epochs: 1, batch_size: 4, bf16: false}}
+""")
+    results, run_dir = run_compare(experiment, tmp_path / "run")
+    ids = ["few_shot_k4", "few_shot_k8", "hosted_few_shot", "lora_r8", "lora_r16"]
+    assert [s["name"] for s in results["strategies"]] == ids
+    assert [s["traits"]["kind"] for s in results["strategies"]] == ["few_shot"] * 3 + ["lora"] * 2
+    assert results["recommendation"]["choice"] in ids
+    assert {p["a"] for p in results["pairwise"]} | {p["b"] for p in results["pairwise"]} == set(ids)
+    assert endpoint.state.requests and all(len(r["messages"]) == 1 + 2 * 8 + 1 for r in endpoint.state.requests)  # k=8 shots each
+    assert all((run_dir / "solvers" / i / "solver.json").is_file() for i in ids)
+    report = (run_dir / "report.html").read_text()
+    assert all(i in report for i in ids)
+    versions = {v.contender: v for v in default_registry().versions("cards")}
+    assert set(versions) == set(ids) and versions["lora_r16"].strategy == "lora"
+    assert json.loads((run_dir / "solvers" / "hosted_few_shot" / "solver.json").read_text())["endpoint"]["base_url"] == f"{url}/v1"
+
+
+def test_one_id_twice_is_an_error_that_says_to_give_ids():
+    from adaptlab.config import parse_experiment
+    from adaptlab.errors import ConfigError
+
+    base = {"task": {"name": "t", "instruction": "x"}, "data": {"train": "a", "test": "b"}}
+    with pytest.raises(ConfigError, match="give each entry of one kind its own `id`"):
+        parse_experiment(base | {"strategies": [{"name": "few_shot"}, {"name": "few_shot", "k": 8}]})
+    config = parse_experiment(base | {"strategies": [{"name": "few_shot"}, {"id": "k8", "name": "few_shot", "k": 8}]})
+    assert [s.key for s in config.strategies] == ["few_shot", "k8"]
+    with pytest.raises(ConfigError, match=r"'strategies\[0\].id'"):
+        parse_experiment(base | {"strategies": [{"id": "Bad Id", "name": "zero_shot"}]})
+
+
+# --- the server serves a version only on the base it was fitted on ---------------------------
+
+
+def _other_model(tmp_path, tiny_model_dir) -> Path:
+    """The tiny model with one weight changed: another base model with the same shapes."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    other = tmp_path / "other-model"
+    shutil.copytree(tiny_model_dir, other)
+    weights = load_file(other / "model.safetensors")
+    name = next(iter(weights))
+    weights[name] = weights[name] + 1.0
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    return other
+
+
+def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote_ones(tmp_path, tiny_model_dir, running):
+    from adaptlab.experiment import run_compare
+    from adaptlab.models import load_base_model
+    from adaptlab.registry import default_registry
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    endpoint = fake_endpoint()
+    remote = running(endpoint)
+    other = _other_model(tmp_path, tiny_model_dir)
+    experiment = _experiment(tmp_path, other, f"""  - {{name: zero_shot}}
+  - {{id: lora_other, name: lora, epochs: 1, batch_size: 4, bf16: false}}
+  - {{id: hosted, name: zero_shot, model: {{base_url: "{remote}/v1", name: big-model, max_retries: 0}}}}
+""")
+    run_compare(experiment, tmp_path / "run")
+    registry = default_registry()
+    refs = {v.contender: v.ref for v in registry.versions("cards")}
+    served = load_base_model(str(tiny_model_dir), device="cpu")  # not the base these versions were fitted on
+    url = running(create_app(ServedModels(served, registry), "tiny", None, Limits()))
+    ask = {"messages": [{"role": "user", "content": "my card never came"}]}
+    for contender in ("zero_shot", "lora_other"):
+        reply = httpx.post(f"{url}/v1/chat/completions", json=ask | {"model": refs[contender]})
+        message = reply.json()["error"]["message"]
+        assert reply.status_code == 503 and "other-model" in message and str(tiny_model_dir.name) in message and "/" not in message.replace("/v1", "")
+    before = len(endpoint.state.requests)
+    forwarded = httpx.post(f"{url}/v1/chat/completions", json=ask | {"model": refs["hosted"]})
+    assert forwarded.status_code == 200 and forwarded.json()["choices"][0]["message"]["content"] == "card_arrival"
+    assert len(endpoint.state.requests) == before + 1 and endpoint.state.requests[-1]["model"] == "big-model"
+
+
+def test_an_unreachable_endpoint_answers_502_not_500(tmp_path, tiny_model_dir, tiny_base, running):
+    from adaptlab.experiment import run_compare
+    from adaptlab.registry import default_registry
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    endpoint = running(fake_endpoint())
+    experiment = _experiment(tmp_path, tiny_model_dir, f"""  - {{id: hosted, name: zero_shot, model: {{base_url: "{endpoint}/v1", name: big-model, max_retries: 0}}}}\n""")
+    run_compare(experiment, tmp_path / "run")
+    version = default_registry().versions("cards")[-1]
+    solver_json = version.folder / "solver.json"
+    info = json.loads(solver_json.read_text())
+    info["endpoint"]["base_url"] = "http://127.0.0.1:9/v1"  # nothing listens there
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "solver.json").write_text(json.dumps(info))
+    (moved / "task.json").write_text((version.folder / "task.json").read_text())
+    gone = default_registry().add_version("cards", "zero_shot", moved, version.lineage, contender="hosted_gone")
+    url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
+    reply = httpx.post(f"{url}/v1/chat/completions", json={"model": gone.ref, "messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 502 and "127.0.0.1:9" not in reply.text
+
+
+def test_an_adaptlab_finetune_run_is_registered_and_served(tmp_path, tiny_model_dir, tiny_base, running):
+    from rich.console import Console
+
+    from adaptlab.finetune.run import run_finetune
+    from adaptlab.registry import default_registry
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n")
+    lineage, run_dir = run_finetune(experiment, out=tmp_path / "ft", console=Console(quiet=True))
+    version = default_registry().get(lineage["registered_as"])
+    assert version.strategy == "lora" and version.run_id == run_dir.name
+    url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
+    reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "my card never came"}]})
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] in {o for _, o in CARD_ROWS}
+
+
+def test_a_full_fine_tune_is_served_as_its_own_model(tmp_path, tiny_model_dir, tiny_base, running):
+    from adaptlab.experiment import run_compare
+    from adaptlab.registry import default_registry
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: full, epochs: 1, batch_size: 4, bf16: false, learning_rate: 0.01}\n")
+    results, _ = run_compare(experiment, tmp_path / "run")
+    version = default_registry().versions("cards")[-1]
+    assert version.strategy == "full" and "model.safetensors" in version.files
+    url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
+    replies = [httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": text}]}) for text, _ in TEST_ROWS]
+    assert all(r.status_code == 200 for r in replies)
+    assert [r.json()["choices"][0]["message"]["content"] for r in replies] == [p["predicted"] for p in results["strategies"][0]["predictions"]]  # as measured
