@@ -41,6 +41,7 @@ def main() -> None:
     import uvicorn
 
     from adaptlab.data import load_dataset
+    from adaptlab.kinds import strategy
     from adaptlab.models import load_base_model
     from adaptlab.registry import Registry
     from adaptlab.serve import Limits, ServedModels, create_app
@@ -50,8 +51,10 @@ def main() -> None:
     train, test = load_dataset(EXAMPLE / "train.jsonl"), load_dataset(EXAMPLE / "test.jsonl")
     task = make_task("banking-cards", config["task"]["instruction"], train, test)
     registry = Registry(Path(os.environ["ADAPTLAB_HOME"]) / "bench-registry")
-    version = registry.add_version(task.name, "zero_shot", None, {"strategy": {"name": "zero_shot"}}, extra={"task.json": task.to_dict(), "solver.json": {"strategy": "zero_shot"}})
     base = load_base_model("smollm2-135m-instruct", device="cpu")
+    saved = Path(os.environ["ADAPTLAB_HOME"]) / "bench-solver"
+    strategy({"name": "zero_shot"}, base).fit(task, train).save(saved)  # solver.json records the base it runs on
+    version = registry.add_version(task.name, "zero_shot", saved, {"strategy": {"name": "zero_shot"}}, extra={"task.json": task.to_dict()})
     served = ServedModels(base, registry)
     app = create_app(served, "smollm2-135m-instruct", None, Limits(max_queue=256, max_batch=8))
     with socket.socket() as s:

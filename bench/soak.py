@@ -18,7 +18,8 @@ plus every --seconds/10 s (10 s at least) a burst of 64 concurrent clients (200,
 with Retry-After), and every 5 s a /ready poll and an RSS sample. A request may get 429
 with Retry-After when the queue is full (64); any other status than the one expected
 is "unexpected", a request with no HTTP answer in 180 s is "unanswered". RSS (VmRSS
-of the server) is taken after a warm-up that touched every model, and at the end.
+of the server, from /proc) is taken when it is ready, after a warm-up (every kind
+once, a burst, then the mixed traffic until RSS holds still) and at the end.
 
 Last line: one JSON object, also written to --out. Exit 1 if status_5xx, unanswered
 or unexpected is non-zero.
@@ -125,13 +126,17 @@ class Tally:
                         continue
                     if line == "data: [DONE]":
                         break
-                    event = json.loads(line[6:])
+                    try:
+                        event = json.loads(line[6:])
+                        content = "error" not in event and (event.get("choices") or [{}])[0].get("delta", {}).get("content")
+                    except (ValueError, AttributeError, IndexError):
+                        event = {"error": "not an event"}
                     if "error" in event:
                         self.statuses[200] += 1
-                        self.miss(kind, "error event inside a 200 stream", line[:300])
+                        self.miss(kind, "an error or malformed event inside a 200 stream", line[:300])
                         return 0.0
                     chunks += 1
-                    if first is None and event["choices"][0]["delta"].get("content"):
+                    if first is None and content:
                         first = time.perf_counter() - start
                     if leave_after and chunks >= leave_after:
                         break  # leaving the block closes the connection mid-stream
@@ -357,7 +362,7 @@ def log(message: str) -> None:
 
 def register_versions(work: Path, model: str) -> None:
     """Write a 40/16-row slice of banking-cards and an experiment into `work`, run the compare, promote lora."""
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
 
     for name, per_label in (("train", 5), ("test", 2)):  # 8 labels: 40 training rows, 16 test rows, every label in both

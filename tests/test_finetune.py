@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -14,23 +13,33 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import CARD_ROWS, write_jsonl
-from rich.console import Console
 from safetensors.torch import load_file
 
-from adaptlab.kinds import strategy
-from adaptlab.kinds.full import FullConfig
-from adaptlab.kinds.lora import LoraConfig
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
-from adaptlab.finetune.fit import training_rows
 from adaptlab.finetune.distributed import Dist
+from adaptlab.finetune.fit import training_rows
 from adaptlab.finetune.trainer import Hooks, TrainSettings, epoch_batches, train
+from adaptlab.kinds import strategy
+from adaptlab.kinds.full import FullConfig
+from adaptlab.kinds.lora import LoraConfig
+from adaptlab.runs.events import Events
 from adaptlab.task import make_task
 
 TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
 TASK = make_task("cards", "Route the message.", TRAIN, TRAIN)
 SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+class Heard(Events):
+    """Events that keep every message, to assert on what a run reported."""
+
+    def __init__(self):
+        self.messages = []
+
+    def message(self, text, level="info"):
+        self.messages.append(text)
 
 
 def test_epoch_batches_cover_every_row_once_and_replay_from_seed_and_epoch():
@@ -161,7 +170,7 @@ def test_full_fine_tuning_trains_a_copy_and_saves_a_loadable_model(tiny_base, tm
 CHILD = """
 import os, signal, sys
 from pathlib import Path
-from adaptlab.finetune.run import run_finetune
+from adaptlab.runs.finetune import run_finetune
 kill_at = int(sys.argv[3])
 def on_step(report):
     if report.step == kill_at:
@@ -226,7 +235,7 @@ class Crash(Exception):
 
 
 def test_a_torn_last_line_of_steps_jsonl_is_dropped_on_resume(finetune_experiment, tmp_path):
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
 
     run = tmp_path / "run"
 
@@ -240,9 +249,9 @@ def test_a_torn_last_line_of_steps_jsonl_is_dropped_on_resume(finetune_experimen
     assert [json.loads(line)["step"] for line in before] == [1, 2, 3, 4, 5]
     with (run / "steps.jsonl").open("a", encoding="utf-8") as f:
         f.write('{"step": 6, "epoch": 2, "lo')  # a kill while step 6 was being appended
-    console = Console(file=io.StringIO(), width=300)
-    lineage, _ = run_finetune(resume=run, checkpoint_every=2, console=console)
-    assert "dropped the torn last line of steps.jsonl" in console.file.getvalue()
+    heard = Heard()
+    lineage, _ = run_finetune(resume=run, checkpoint_every=2, events=heard)
+    assert any("dropped the torn last line of steps.jsonl" in text for text in heard.messages)
     steps = _steps(run)
     assert [s["step"] for s in steps] == list(range(1, 10)) and lineage["training"]["steps"] == 9
     assert [json.dumps(s) for s in steps[:4]] == before[:4]  # kept as they were
@@ -250,7 +259,7 @@ def test_a_torn_last_line_of_steps_jsonl_is_dropped_on_resume(finetune_experimen
 
 
 def test_a_broken_line_before_the_last_in_steps_jsonl_is_refused_naming_it(tmp_path):
-    from adaptlab.finetune.run import _trim_steps
+    from adaptlab.runs.finetune import _trim_steps
 
     path = tmp_path / "steps.jsonl"
     path.write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n', encoding="utf-8")
@@ -262,14 +271,14 @@ def test_a_broken_line_before_the_last_in_steps_jsonl_is_refused_naming_it(tmp_p
 
 
 def test_resuming_a_completed_run_says_so_and_trains_nothing(finetune_experiment, tmp_path):
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
     files = {name: (run / name).read_bytes() for name in ("steps.jsonl", "run.json", "lineage.json", "adapter/adapter_model.safetensors")}
-    reports, console = [], Console(file=io.StringIO(), width=300)
-    again, same = run_finetune(resume=run, console=console, on_step=reports.append)
+    reports, heard = [], Heard()
+    again, same = run_finetune(resume=run, events=heard, on_step=reports.append)
     assert reports == [] and again == lineage and same == run
-    assert "already completed" in console.file.getvalue() and "start a new run" in console.file.getvalue()
+    assert any("already completed" in text and "start a new run" in text for text in heard.messages)
     assert {name: (run / name).read_bytes() for name in files} == files
 
 
@@ -299,7 +308,7 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run", merge=True)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (run / "adapter").iterdir()}
@@ -314,7 +323,7 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
 
 
 def test_finetune_refuses_what_it_cannot_do(finetune_experiment, tmp_path):
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
 
     text = finetune_experiment.read_text()
     finetune_experiment.write_text(text.replace("strategies:\n", "strategies:\n  - {name: full, epochs: 1}\n"))
@@ -354,7 +363,7 @@ def test_export_peft_and_merged_load_back_and_predict_as_before(finetune_experim
 
     from adaptlab.cli import app
     from adaptlab.engine.lm_solver import LMSolver
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
     from adaptlab.models import BaseModel, load_base_model
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from adaptlab.config import parse_experiment
+from adaptlab.runs.experiment import parse_experiment
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.kinds import strategy

@@ -2,16 +2,14 @@
 
 import ast
 import json
-import os
-import threading
-import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
 import httpx
 import pytest
 
-from conftest import CARD_ROWS, write_jsonl
+from conftest import CARD_ROWS, serving, write_jsonl
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "adaptlab"
 TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed")]
@@ -32,29 +30,8 @@ strategies:
 @pytest.fixture
 def running():
     """Start ASGI apps on free loopback ports; all stopped at the end."""
-    import socket
-
-    import uvicorn
-
-    servers = []
-
-    def start(app) -> str:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.time() + 30
-        while not server.started and time.time() < deadline:
-            time.sleep(0.02)
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with ExitStack() as stack:
+        yield lambda app: stack.enter_context(serving(app))
 
 
 def fake_endpoint():
@@ -122,7 +99,7 @@ def longest_kind():
 
 def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_report(tmp_path, tiny_model_dir, tiny_base, running):
     from adaptlab import kinds
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app
 
@@ -161,12 +138,12 @@ def test_no_module_names_a_kind_outside_its_own_module():
     assert not found, "kind names outside their modules:\n" + "\n".join(found)
 
 
-def test_no_library_module_imports_rich_outside_cli_and_runs():
-    """Terminal output lives in cli/ (and the run orchestration that still prints); the library reports through return values."""
+def test_no_library_module_imports_rich():
+    """Terminal output lives in cli/ only; runs report through Events."""
     offenders = []
     for path in SRC.rglob("*.py"):
         rel = path.relative_to(SRC)
-        if rel.parts[0] in ("cli",) or rel.name in ("experiment.py", "sweep.py", "run.py"):
+        if rel.parts[0] == "cli":
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -179,7 +156,7 @@ def test_no_library_module_imports_rich_outside_cli_and_runs():
 
 
 def test_five_contenders_of_three_kinds_with_their_own_ids_in_one_compare(tmp_path, tiny_model_dir, running):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
 
     endpoint = fake_endpoint()
@@ -206,7 +183,7 @@ def test_five_contenders_of_three_kinds_with_their_own_ids_in_one_compare(tmp_pa
 
 
 def test_one_id_twice_is_an_error_that_says_to_give_ids():
-    from adaptlab.config import parse_experiment
+    from adaptlab.runs.experiment import parse_experiment
     from adaptlab.errors import ConfigError
 
     base = {"task": {"name": "t", "instruction": "x"}, "data": {"train": "a", "test": "b"}}
@@ -237,7 +214,7 @@ def _other_model(tmp_path, tiny_model_dir) -> Path:
 
 
 def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote_ones(tmp_path, tiny_model_dir, running):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.models import load_base_model
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app
@@ -266,7 +243,7 @@ def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote
 
 
 def test_an_unreachable_endpoint_answers_502_not_500(tmp_path, tiny_model_dir, tiny_base, running):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app
 
@@ -288,14 +265,12 @@ def test_an_unreachable_endpoint_answers_502_not_500(tmp_path, tiny_model_dir, t
 
 
 def test_an_adaptlab_finetune_run_is_registered_and_served(tmp_path, tiny_model_dir, tiny_base, running):
-    from rich.console import Console
-
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app
 
     experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n")
-    lineage, run_dir = run_finetune(experiment, out=tmp_path / "ft", console=Console(quiet=True))
+    lineage, run_dir = run_finetune(experiment, out=tmp_path / "ft")
     version = default_registry().get(lineage["registered_as"])
     assert version.strategy == "lora" and version.run_id == run_dir.name
     url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
@@ -304,7 +279,7 @@ def test_an_adaptlab_finetune_run_is_registered_and_served(tmp_path, tiny_model_
 
 
 def test_a_full_fine_tune_is_served_as_its_own_model(tmp_path, tiny_model_dir, tiny_base, running):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app
 
@@ -316,3 +291,23 @@ def test_a_full_fine_tune_is_served_as_its_own_model(tmp_path, tiny_model_dir, t
     replies = [httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": text}]}) for text, _ in TEST_ROWS]
     assert all(r.status_code == 200 for r in replies)
     assert [r.json()["choices"][0]["message"]["content"] for r in replies] == [p["predicted"] for p in results["strategies"][0]["predictions"]]  # as measured
+
+
+def test_registry_check_load_loads_every_version_the_way_the_server_does(tmp_path, tiny_model_dir):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
+
+    run_compare(_experiment(tmp_path, tiny_model_dir, "  - {name: zero_shot}\n  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n"), tmp_path / "run")
+    ok = CliRunner().invoke(app, ["registry", "check", "--load"])
+    assert ok.exit_code == 0 and "0 problem(s)" in ok.output
+    version = default_registry().versions("cards")[0]
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    info = json.loads((version.folder / "solver.json").read_text()) | {"base_model": str(tmp_path / "gone-model"), "base_sha256": None}
+    (moved / "solver.json").write_text(json.dumps(info))
+    orphan = default_registry().add_version("cards", version.strategy, moved, version.lineage)
+    bad = CliRunner().invoke(app, ["registry", "check", "--load"])
+    assert bad.exit_code == 1 and f"{orphan.ref}: does not load" in bad.output and "1 problem(s)" in bad.output

@@ -137,7 +137,7 @@ def test_sweep_measures_each_size_and_finds_the_crossover(card_experiment, tmp_p
     from typer.testing import CliRunner
 
     from adaptlab.cli import app
-    from adaptlab.sweep import crossover, sample
+    from adaptlab.runs.sweep import crossover, sample
 
     result = CliRunner().invoke(app, ["sweep", str(card_experiment), "--sizes", "4,8", "--seeds", "2", "--out", str(tmp_path / "sweep")])
     assert result.exit_code == 0, result.output

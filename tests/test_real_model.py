@@ -88,7 +88,7 @@ def test_finetune_full_and_lora_merged_on_smollm(model_home, monkeypatch, tmp_pa
     import torch
     from transformers import AutoModelForCausalLM
 
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.finetune import run_finetune
 
     monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
     _banking_slice(tmp_path)

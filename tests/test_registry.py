@@ -122,7 +122,7 @@ def test_compare_registers_every_solver_it_fits(card_experiment):
     from typer.testing import CliRunner
 
     from adaptlab.cli import app
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
 
     results, _ = run_compare(card_experiment, card_experiment.parent / "run")

@@ -154,7 +154,7 @@ def test_concurrency_is_limited_and_endpoints_without_logprobs_still_work(endpoi
 
 
 def test_compare_few_shot_on_a_remote_model_against_lora_on_the_local_one(endpoint, card_experiment, monkeypatch):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
 
     fake, url = endpoint
     fake.answers = {"my card never came": "card_arrival", "card was stolen": "lost_or_stolen_card", "the ATM kept it": "card_swallowed"}

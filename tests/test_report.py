@@ -24,8 +24,8 @@ def _browser():
 
 
 def test_compare_writes_a_report_chromium_renders_with_its_charts(card_experiment):
-    from adaptlab.experiment import run_compare
-    from adaptlab.sweep import run_sweep
+    from adaptlab.runs.compare import run_compare
+    from adaptlab.runs.sweep import run_sweep
 
     test_file = card_experiment.parent / "test.jsonl"
     test_file.write_text(test_file.read_text() + json.dumps({"input": "<img src=x onerror=alert(1)> my card <script>console.error(1)</script>", "output": "card_arrival"}) + "\n")

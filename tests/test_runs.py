@@ -29,8 +29,8 @@ def no_model(monkeypatch):
 
 
 def test_runs_started_in_the_same_second_get_their_own_folders(card_experiment, no_model):
-    from adaptlab.experiment import run_compare
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.runs.compare import run_compare
+    from adaptlab.runs.finetune import run_finetune
 
     for start in (run_compare, run_compare, run_finetune, run_finetune):
         with pytest.raises(Stop):
@@ -42,7 +42,7 @@ def test_runs_started_in_the_same_second_get_their_own_folders(card_experiment, 
 
 
 def test_compare_refuses_an_output_folder_that_is_not_empty(card_experiment, tmp_path, no_model):
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
 
     taken = tmp_path / "taken"
     taken.mkdir()

@@ -2,30 +2,22 @@
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
+from conftest import free_port, serving
+
 API_KEY = "test-key"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_model_dir):
     """compare on the card experiment (it registers its solvers), lora promoted, then the server on a free port."""
     import os
-
-    import uvicorn
 
     from adaptlab.models import load_base_model
     from adaptlab.registry import Registry
@@ -47,38 +39,19 @@ strategies:
   - {{name: few_shot, k: 2, selector: random}}
   - {{name: lora, epochs: 1, batch_size: 4, bf16: false}}
 """)
-    from adaptlab.experiment import run_compare
+    from adaptlab.runs.compare import run_compare
 
     run_compare(root / "e.yaml", root / "run")
     registry = Registry(home / "registry")
     registry.promote("cards@v3")  # the lora version
     base = load_base_model(str(tiny_model_dir), device="cpu")
     app = create_app(ServedModels(base, registry), "tiny", API_KEY, Limits(max_queue=4, max_tokens=64))
-    with _running(app) as url:
+    with serving(app) as url:
         yield url, registry
     if old is None:
         os.environ.pop("ADAPTLAB_HOME", None)
     else:
         os.environ["ADAPTLAB_HOME"] = old
-
-
-@contextmanager
-def _running(app):
-    """`app` served by uvicorn on a free loopback port, in a thread, for the with-block."""
-    import uvicorn
-
-    port = _free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not uv.started and time.time() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=30)
 
 
 def _talkative(base):
@@ -104,7 +77,7 @@ def roomy(server, tiny_model_dir):
     _, registry = server
     base = _talkative(load_base_model(str(tiny_model_dir), device="cpu"))
     app = create_app(ServedModels(base, registry), "tiny", None, Limits(max_queue=64, max_tokens=512))
-    with _running(app) as url:
+    with serving(app) as url:
         yield url, app, base
 
 
@@ -207,7 +180,7 @@ def test_sigterm_finishes_accepted_requests_and_exits_cleanly(tiny_model_dir, tm
     from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ADAPTLAB_HOME": str(tmp_path / "home"), "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     env.pop("ADAPTLAB_API_KEY", None)
     proc = subprocess.Popen([sys.executable, "-m", "adaptlab", "serve", "--model", str(tiny_model_dir), "--port", str(port)], env=env, stderr=subprocess.PIPE, text=True)

@@ -15,10 +15,10 @@ import json
 import math
 import re
 from collections import Counter
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from adaptlab.audit.report import Criterion, Flag
 from adaptlab.data import Dataset
 
 NEAR_DUPLICATE = 0.97
@@ -28,6 +28,28 @@ NEIGHBOURS = 5  # a label disagreeing with at least 4 of its 5 nearest rows, all
 COVERED = 0.6
 OFF_TOPIC = 0.25
 BOILERPLATE = re.compile(r"^\W*(test|asdf+|lorem ipsum.*|n/?a|none|null|todo|xxx+|\.+|-+)?\W*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A row that cost points: its 1-based line (in train unless `file` says test) and why."""
+
+    line: int | None
+    reason: str
+    file: str = "train"
+
+
+@dataclass
+class Criterion:
+    name: str
+    score: float | None  # 0-100; None when it cannot be measured (e.g. no test set)
+    flagged: list[Flag]
+    hint: str
+    stats: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"score": self.score, "flagged": [asdict(f) for f in self.flagged], "hint": self.hint, "stats": self.stats}
+
 
 
 def normalise_text(text: str) -> str:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from adaptlab.cli import app, err
 from adaptlab.errors import DataError
+from adaptlab.models.embedded import EMBEDDED_NAME
 
 SHOWN_PER_CRITERION = 8
 
@@ -22,7 +23,7 @@ def audit(
     train: Path = typer.Argument(..., help="Training data (JSONL or CSV)."),
     test: Path = typer.Option(None, "--test", help="Test data or a sample of production inputs, for coverage and leakage."),
     instruction: str = typer.Option(None, "--instruction", help="The task's instruction, for relevance."),
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="Whose tokenizer counts the tokens."),
+    model: str = typer.Option(EMBEDDED_NAME, "--model", help="Whose tokenizer counts the tokens."),
     as_json: bool = typer.Option(False, "--json", help="Print the report (or the data problems) as JSON."),
     input_col: str = typer.Option("input", "--input-col", help="CSV: the input column."),
     output_col: str = typer.Option("output", "--output-col", help="CSV: the output column."),

@@ -12,18 +12,20 @@ from rich.table import Table
 
 from adaptlab.cli import app, err
 from adaptlab.cli.audit import audit_table
+from adaptlab.models.embedded import EMBEDDED_NAME
 
 
 @app.command()
 def compare(
     experiment: Path = typer.Argument(..., help="Experiment YAML (task, data, model, strategies)."),
     out: Path = typer.Option(None, "--out", help="Run folder to write; default a new $ADAPTLAB_HOME/runs/<time>-<task>-<6 hex>; an existing folder must be empty."),
-    model: str = typer.Option(None, "--model", help="Base model instead of the experiment's: 'smollm2-135m-instruct', a local Hugging Face folder, or a .gguf file."),
+    model: str = typer.Option(None, "--model", help=f"Base model instead of the experiment's: '{EMBEDDED_NAME}', a local Hugging Face folder, or a .gguf file."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
-    from adaptlab.experiment import run_compare
+    from adaptlab.cli.events import RichEvents
+    from adaptlab.runs.compare import run_compare
 
-    results, run_dir = run_compare(experiment, out, console=err, model=model)
+    results, run_dir = run_compare(experiment, out, events=RichEvents(err), model=model)
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(audit_table(results["audit"], "the training data"))
     console.print(results_table(results))

@@ -11,7 +11,7 @@ from adaptlab.cli import app
 
 @app.command()
 def export(
-    run: Path = typer.Argument(..., help="An `adaptlab finetune` run folder, or a compare run's solvers/lora (or solvers/full) folder."),
+    run: Path = typer.Argument(..., help="An `adaptlab finetune` run folder, or a compare run's solvers/ID folder of a lora or full contender."),
     out: Path = typer.Argument(..., help="Folder to create."),
     format: str = typer.Option("peft", "--format", help="peft: the adapter (PEFT, vLLM --enable-lora); merged: base and adapter folded into one safetensors model."),
 ) -> None:

@@ -24,9 +24,10 @@ def finetune(
     `adaptlab finetune --resume RUN` continues exactly where it stopped (also after kill -9,
     from the last checkpoint). Under `accelerate launch` it trains on every process (DDP).
     """
-    from adaptlab.finetune.run import run_finetune
+    from adaptlab.cli.events import RichEvents
+    from adaptlab.runs.finetune import run_finetune
 
-    lineage, run_dir = run_finetune(experiment, strategy, out, resume, checkpoint_every, merge, console=err)
+    lineage, run_dir = run_finetune(experiment, strategy, out, resume, checkpoint_every, merge, events=RichEvents(err))
     if not lineage:  # not rank 0
         return
     test = lineage["metrics"]["test"]

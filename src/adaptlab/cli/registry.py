@@ -51,11 +51,14 @@ def promote(ref: str = typer.Argument(..., help="task@vN to serve for the task's
 
 
 @registry_app.command()
-def check() -> None:
+def check(load: bool = typer.Option(False, "--load", help="Also load every version through its kind, on the base model it was fitted on (slower: loads those models).")) -> None:
     """Find rows whose files are missing or corrupted (exit 1), and leftovers of interrupted writes."""
     from adaptlab.registry import default_registry
 
-    problems, notes = default_registry().check()
+    registry = default_registry()
+    problems, notes = registry.check()
+    if load:
+        problems += _load_problems(registry, {p.split(":")[0] for p in problems})
     for note in notes:
         print(f"note: {note}")
     for problem in problems:
@@ -63,3 +66,19 @@ def check() -> None:
     print(f"{len(problems)} problem(s)")
     if problems:
         raise typer.Exit(1)
+
+
+def _load_problems(registry, broken: set[str]) -> list[str]:
+    """Each version whose files verified, loaded the one way the server loads it; what failed, by version."""
+    from adaptlab import kinds
+    from adaptlab.kinds.context import LocalModels
+
+    models, out = LocalModels(device="cpu"), []
+    for version in registry.versions():
+        if version.ref in broken:
+            continue
+        try:
+            kinds.kind(version.strategy).load(version.folder, models)
+        except Exception as exc:  # any failure to load is what this check reports
+            out.append(f"{version.ref}: does not load ({type(exc).__name__}: {exc})")
+    return out

@@ -8,13 +8,14 @@ import os
 import typer
 
 from adaptlab.cli import app, err
+from adaptlab.models.embedded import EMBEDDED_NAME
 
 
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; anything but loopback needs ADAPTLAB_API_KEY."),
     port: int = typer.Option(8000, "--port", min=1, max=65535),
-    model: str = typer.Option("smollm2-135m-instruct", "--model", help="The one base model in memory: the embedded default, a local folder or a .gguf."),
+    model: str = typer.Option(EMBEDDED_NAME, "--model", help="The one base model in memory: the embedded default, a local folder or a .gguf."),
     max_queue: int = typer.Option(64, "--max-queue", min=1, help="Requests waiting beyond this get 429 with Retry-After."),
     max_models: int = typer.Option(1, "--max-models", min=1, help="Full fine-tuned versions (each a whole model) held in memory beside the base model; the least recently used is dropped beyond it."),
     allow_host: list[str] = typer.Option([], "--allow-host", help="Without an API key only Host headers naming loopback are served (DNS rebinding); add a host name here to accept it too. Repeatable."),

@@ -22,7 +22,8 @@ def sweep(
     from adaptlab.errors import ConfigError
     from adaptlab.files import new_folder
     from adaptlab.home import adaptlab_home
-    from adaptlab.sweep import run_sweep
+    from adaptlab.cli.events import RichEvents
+    from adaptlab.runs.sweep import run_sweep
 
     try:
         points = tuple(int(x) for x in sizes.split(",") if x.strip())
@@ -31,7 +32,7 @@ def sweep(
     if not points or min(points) < 1:
         raise ConfigError("--sizes needs at least one size of 1 or more")
     out = out or new_folder(adaptlab_home() / "runs", "sweep")
-    result = run_sweep(experiment, points, seeds, out, console=err)
+    result = run_sweep(experiment, points, seeds, out, events=RichEvents(err))
     table = Table(title=f"{result['task']['name']}: mean {result['metric']} by training-set size ({seeds} seeds each, one for the full set)")
     table.add_column("strategy")
     for n in result["sizes"]:

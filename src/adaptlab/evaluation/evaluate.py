@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptlab.data import Dataset
-from adaptlab.metrics import per_label, row_scores, task_metrics
 from adaptlab.evaluation.resources import PeakRss
+from adaptlab.metrics import per_label, row_scores, task_metrics
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
 

@@ -6,7 +6,7 @@
              vLLM load it like any model
 
 Accepted sources: an `adaptlab finetune` run folder (lineage.json beside adapter/ or
-model/), or a saved solver folder from `compare` (runs/<run>/solvers/lora). Every
+model/), or a saved solver folder from `compare` (runs/<run>/solvers/<contender id>). Every
 export is written to a temp folder and renamed, so OUT is complete or absent. Only
 files inside the source folder are read: a lineage.json whose `output` leads
 elsewhere (`../../etc`, an absolute path, a link out) is refused.
@@ -37,7 +37,7 @@ def find_source(source: Path) -> tuple[Path, str, dict]:
         info = json.loads((source / "solver.json").read_text(encoding="utf-8"))
         if isinstance(info.get("base_model"), str) and ((source / ADAPTER_FILES[0]).is_file() or (source / "config.json").is_file()):
             return source, info["base_model"], info
-    raise ConfigError(f"{source}: not a fine-tuning result; pass an `adaptlab finetune` run folder (with lineage.json) or a compare run's solvers/lora or solvers/full folder")
+    raise ConfigError(f"{source}: not a fine-tuning result; pass an `adaptlab finetune` run folder (with lineage.json) or a compare run's solvers/ID folder of a fine-tuned contender")
 
 
 def export(source: Path, fmt: str, out: Path) -> Path:

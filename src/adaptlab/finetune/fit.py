@@ -18,8 +18,8 @@ from adaptlab.data import Dataset, split_dev
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.errors import DataError, Problem
-from adaptlab.metrics import row_scores
 from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainRow, TrainSettings, train
+from adaptlab.metrics import row_scores
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import Task
@@ -46,8 +46,7 @@ class FineTune:
 
     def fit(self, task: Task, train_set: Dataset, dev: Dataset | None = None, progress=None) -> LMSolver:
         cfg = self.config
-        dev = dev if dev is not None else self.dev
-        fit_set, dev = (train_set, dev) if dev is not None else split_dev(train_set, cfg.dev_fraction, self.seed, task.kind == "classify")
+        fit_set, dev = fit_and_dev(task, train_set, dev if dev is not None else self.dev, cfg, self.seed)
         rows = training_rows(self.base, task, fit_set)
         base, adapter = self.prepare(self.base, task, cfg, self.seed)
         solver = LMSolver(self.name, base, task, adapter=adapter, owns_model=adapter is None)
@@ -72,6 +71,14 @@ class FineTune:
             "dev_rows": len(dev) if dev is not None else 0,
         }
         return solver
+
+
+def fit_and_dev(task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfig, seed: int) -> tuple[Dataset, Dataset | None]:
+    """The rows to train on and the dev rows that pick the best checkpoint: a given dev file, else
+    `dev_fraction` of train held out (stratified by label on classify tasks). Decided here only."""
+    if dev is not None:
+        return train, dev
+    return split_dev(train, cfg.dev_fraction, seed, task.kind == "classify")
 
 
 def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:

@@ -1,4 +1,4 @@
-"""`audit()`: score a training set on the five criteria, plus leakage, tokens and cost.
+"""`audit()`: score a training set on the five criteria, plus leakage, tokens and cost: an `AuditReport`.
 
     report = audit(train, test, kind="classify", instruction="Route the message.")
     report.criteria["diverse"].flagged   # [Flag(line=17, reason="exact duplicate of line 3"), ...]
@@ -6,32 +6,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
+import adaptlab.audit.criteria as criteria
+from adaptlab.audit.criteria import NEAR_DUPLICATE, Criterion, normalise_text
 from adaptlab.data import Dataset
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A row that cost points: its 1-based line (in train unless `file` says test) and why."""
-
-    line: int | None
-    reason: str
-    file: str = "train"
-
-
-@dataclass
-class Criterion:
-    name: str
-    score: float | None  # 0-100; None when it cannot be measured (e.g. no test set)
-    flagged: list[Flag]
-    hint: str
-    stats: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"score": self.score, "flagged": [asdict(f) for f in self.flagged], "hint": self.hint, "stats": self.stats}
 
 
 @dataclass
@@ -49,7 +30,6 @@ class AuditReport:
 
 def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify", instruction: str | None = None, embedder=None, count_tokens=None, context_length: int | None = None, k_shots: int = 4) -> AuditReport:
     """Audit `train` (against `test` when given). `count_tokens(text) -> int` enables the token figures."""
-    from adaptlab.audit import criteria
     from adaptlab.models.embedder import encode_cached
 
     if embedder is None:
@@ -77,7 +57,6 @@ def _leakage(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vec
     """Pairs (test line, train line) whose inputs are the same or near duplicates."""
     if test_vectors is None:
         return []
-    from adaptlab.audit.criteria import NEAR_DUPLICATE, normalise_text
 
     exact = {}
     for e in train:

@@ -11,19 +11,18 @@ crossover is the smallest size from which fine-tuning's mean stays above prompti
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 import numpy as np
-from rich.console import Console
 
 from adaptlab import kinds
-from adaptlab.config import load_experiment
 from adaptlab.data import Dataset
 from adaptlab.decide.recommend import paired_difference
 from adaptlab.evaluation import evaluate
-from adaptlab.prepare import prepare
+from adaptlab.runs.events import Events
+from adaptlab.runs.experiment import load_experiment
+from adaptlab.runs.prepare import prepare
 
 DEFAULT_SIZES = (8, 16, 32, 64)
 
@@ -36,12 +35,12 @@ def sample(train: Dataset, n: int, seed: int) -> Dataset:
     return Dataset([train.examples[i] for i in keep], train.source, train.instruction)
 
 
-def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, console: Console | None = None) -> dict:
+def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None) -> dict:
     """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json."""
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
 
-    console = console or Console(stderr=True)
+    events = events or Events()
     config, root = load_experiment(experiment)
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
@@ -61,14 +60,19 @@ def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, se
                 strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed))
                 evaluation, _ = evaluate(strategy, task, subset, test, name=strategy_config.key)
                 runs.append({"strategy": strategy_config.key, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
-                console.print(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
+                events.message(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
     models.close()
     result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points, family)}
     if out:
         from adaptlab.files import write_json
 
+        from adaptlab.runs.folder import mark
+        from adaptlab.runs.prepare import resolved
+
         Path(out).mkdir(parents=True, exist_ok=True)
         write_json(Path(out) / "sweep.json", result)
+        if not (Path(out) / "run.json").exists():  # beside a compare's results, the folder stays that compare's
+            mark(Path(out), "sweep", "completed", config=resolved(config, root))
     return result
 
 

@@ -3,14 +3,15 @@
 A run folder holds:
 
     experiment.yaml      the resolved experiment (data paths absolute); --resume reads it
-    run.json             strategy, status (running | interrupted | completed), data hashes; a completed run is not resumed
+    run.json             run, strategy, status (running | interrupted | completed), data hashes, config (runs/folder.py); a completed run is not resumed
     checkpoints/         step-NNNNNN/ folders (finetune.checkpoint), the newest two kept
     steps.jsonl          one line per optimizer step: loss and the training lines it used
     adapter/ or model/   the result: a PEFT adapter (lora) or a Hugging Face model folder (full)
     merged/              with --merge (lora): base plus adapter as one safetensors model
     lineage.json         base model, data hashes, config, seed, metrics, versions
 
-Under `accelerate launch` every rank runs this; rank 0 alone writes and prints.
+Under `accelerate launch` every rank runs this; rank 0 alone writes and reports (`events`).
+The result is registered as the task's next version, like compare's solvers.
 """
 
 from __future__ import annotations
@@ -25,20 +26,20 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab import kinds
-from adaptlab.config import ExperimentConfig, load_experiment, parse_experiment
-from adaptlab.data import split_dev
+from adaptlab.config import ExperimentConfig
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.files import new_folder, write_text_atomic, write_text_new
+from adaptlab.files import new_folder, write_json, write_text_atomic, write_text_new
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoint_step, checkpoints, load_checkpoint
+from adaptlab.finetune.fit import fit_and_dev
 from adaptlab.finetune.trainer import StepReport
 from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
-from adaptlab.prepare import prepare, resolved
+from adaptlab.runs.events import Events
+from adaptlab.runs.experiment import load_experiment, parse_experiment
+from adaptlab.runs.folder import mark
+from adaptlab.runs.prepare import prepare, resolved
 
 
 class Interrupted(AdaptlabError):
@@ -54,26 +55,23 @@ def run_finetune(
     resume: Path | None = None,
     checkpoint_every: int = 50,
     merge: bool = False,
-    console: Console | None = None,
+    events: Events | None = None,
     on_step: Callable[[StepReport], None] | None = None,
 ) -> tuple[dict, Path]:
     """Fine-tune with one `lora` or `full` strategy of the experiment; returns lineage.json's content and the run folder."""
     rank = int(os.environ.get("RANK", "0"))
-    console = console or Console(stderr=True, quiet=rank != 0)
+    events = events if events is not None and rank == 0 else Events()  # one process speaks under accelerate
     config, root, name, run_dir = _plan(experiment, strategy, out, resume)
     if resume and (done := _completed(run_dir)):
         merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
-        console.print(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
+        events.message(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
         return (done if rank == 0 else {}), run_dir
     strategy_config = next(s for s in config.strategies if s.key == name)
     prepared = prepare(config, root)
     train, test, task = prepared.train, prepared.test, prepared.task
     for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    if prepared.dev is not None:
-        fit_set, dev = train, prepared.dev
-    else:
-        fit_set, dev = split_dev(train, strategy_config.dev_fraction, config.seed, task.kind == "classify")
+        events.message(warning, "warning")
+    fit_set, dev = fit_and_dev(task, train, prepared.dev, strategy_config, config.seed)
     hashes = {"train": train.content_hash, "test": test.content_hash, "dev": dev.content_hash if dev else None}
 
     latest = None
@@ -83,7 +81,7 @@ def run_finetune(
             raise ConfigError(f"{run_dir}: the data changed since this run started (content hashes differ); start a new run instead of resuming")
         found = checkpoints(run_dir / "checkpoints")
         latest = found[-1] if found else None
-        console.print(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
+        events.message(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
     elif rank == 0:
         run_dir = run_dir or new_folder(adaptlab_home() / "runs", f"{config.task.name}-{name}")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -91,35 +89,35 @@ def run_finetune(
             write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
         except FileExistsError:
             raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
-    record, ckpt_dir = run_dir / "run.json", run_dir / "checkpoints"
-    _write_json(record, {"strategy": name, "status": "running", "data": hashes, "started": _now()}, rank)
+    ckpt_dir = run_dir / "checkpoints"
+    if rank == 0:
+        mark(run_dir, "finetune", "running", strategy=name, data=hashes, config=resolved(config, root))
     if _trim_steps(run_dir / "steps.jsonl", checkpoint_step(latest) if latest else 0, rank):
-        console.print("[yellow]note:[/] dropped the torn last line of steps.jsonl (the process was killed while writing it); that step is trained and logged again")
+        events.message("dropped the torn last line of steps.jsonl (the process was killed while writing it); that step is trained and logged again", "note")
 
     from adaptlab.models import load_base_model
     from adaptlab.models.device import default_device
 
     model_name = strategy_config.model or config.model
-    with console.status(f"loading base model {model_name}"):
+    with events.status(f"loading base model {model_name}"):
         base = load_base_model(model_name, device=default_device())
-    console.print(f"task [bold]{task.name}[/]: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
+    events.message(f"task {task.name}: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
 
     stop = {"requested": False}
 
     def on_sigterm(signum, frame):
         stop["requested"] = True
-        console.print("[yellow]SIGTERM: finishing this step, then checkpointing and exiting[/]")
+        events.message("SIGTERM: finishing this step, then checkpointing and exiting", "warning")
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     lines = [e.line for e in fit_set]
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console)
     bar = None
 
     def step_done(report: StepReport) -> None:
         nonlocal bar
         if bar is None:
-            bar = bars.add_task(f"{name}: training", total=report.total_steps, completed=report.step - 1, info="")
-        bars.update(bar, completed=report.step, info=report.describe())
+            bar = events.bar(f"{name}: training", report.total_steps, completed=report.step - 1)
+        bar.update(report.step, report.describe())
         if rank == 0:
             with (run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
                 f.write(json.dumps({"step": report.step, "epoch": report.epoch, "loss": report.loss, "lines": [lines[i] for i in report.rows], "dev_score": report.dev_score}) + "\n")
@@ -132,21 +130,22 @@ def run_finetune(
         extra = {"checkpoints": CheckpointFolder(ckpt_dir, checkpoint_every), "should_stop": lambda: stop["requested"], "resume": load_checkpoint(latest, rank) if latest else None}
         fine_tune = kinds.kind(strategy_config.name).build(strategy_config.model_copy(update={"model": None}), BuildContext(ModelSource(base), config.seed, on_step=step_done, dev=dev, extra=extra))
         clock = time.perf_counter()
-        with bars:
+        with events.bars():
             solver = fine_tune.fit(task, fit_set)
         fit_seconds = time.perf_counter() - clock
     finally:
         signal.signal(signal.SIGTERM, previous)
     result = fine_tune.result
     if result.interrupted:
-        _write_json(record, {"strategy": name, "status": "interrupted", "data": hashes, "step": result.state.step, "updated": _now()}, rank)
+        if rank == 0:
+            mark(run_dir, "finetune", "interrupted", step=result.state.step)
         raise Interrupted(f"stopped at step {result.state.step} of {result.total_steps} after writing a checkpoint; continue with: adaptlab finetune --resume {run_dir}")
 
     if rank != 0:
         return {}, run_dir
     from adaptlab.metrics import task_metrics
 
-    with console.status(f"scoring the {len(test)} test rows"):
+    with events.status(f"scoring the {len(test)} test rows"):
         predicted = [p.output for p in solver.predict(test.inputs)]
     metrics, ci = task_metrics(task.kind, test.outputs, predicted, list(task.labels), resamples=1000)
     output = run_dir / ("adapter" if solver.adapter else "model")
@@ -155,10 +154,10 @@ def run_finetune(
         from adaptlab.finetune.export import merge_lora
 
         shutil.rmtree(run_dir / "merged", ignore_errors=True)  # this run's own, from an attempt killed before it completed
-        with console.status("writing merged weights"):
+        with events.status("writing merged weights"):
             merge_lora(model_name, output, run_dir / "merged")
     elif merge:
-        console.print("[yellow]note:[/] --merge has nothing to do for full fine-tuning: model/ already holds full weights")
+        events.message("--merge has nothing to do for full fine-tuning: model/ already holds full weights", "note")
     lineage = {
         "strategy": name,
         "task": task.to_dict(),
@@ -181,9 +180,9 @@ def run_finetune(
     version = registry.add_version(task.name, strategy_config.name, output, lineage, run_id=run_dir.name, extra={"task.json": task.to_dict()}, contender=name)
     registry.close()
     lineage["registered_as"] = version.ref
-    console.print(f"{name}: registered as [bold]{version.ref}[/]")
-    _write_json(run_dir / "lineage.json", lineage, rank)
-    _write_json(record, {"strategy": name, "status": "completed", "data": hashes, "step": result.state.step, "updated": _now()}, rank)
+    events.message(f"{name}: registered as {version.ref}")
+    write_json(run_dir / "lineage.json", lineage)
+    mark(run_dir, "finetune", "completed", step=result.state.step)
     return lineage, run_dir
 
 
@@ -249,12 +248,6 @@ def _trim_steps(path: Path, keep_until: int, rank: int) -> bool:
             kept.append(line)
     write_text_atomic(path, "".join(line + "\n" for line in kept))
     return torn
-
-
-def _write_json(path: Path, content: dict, rank: int) -> None:
-    """Write a small JSON file atomically (temp file, then rename), from rank 0 only."""
-    if rank == 0:
-        write_text_atomic(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")
 
 
 def _versions() -> dict:

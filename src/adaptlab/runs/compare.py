@@ -7,28 +7,29 @@ import time
 from pathlib import Path
 
 import yaml
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from adaptlab import kinds
-from adaptlab.config import ExperimentConfig, load_experiment
+from adaptlab.config import ExperimentConfig
 from adaptlab.decide import pairwise, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
-from adaptlab.prepare import prepare, resolved
 from adaptlab.registry import default_registry
+from adaptlab.runs.events import Events
+from adaptlab.runs.experiment import load_experiment
+from adaptlab.runs.folder import mark
+from adaptlab.runs.prepare import prepare, resolved
 
 
-def run_compare(experiment: str | Path, out: Path | None = None, console: Console | None = None, model: str | None = None) -> tuple[dict, Path]:
-    """Run the experiment file's strategies; returns results.json's content and the run folder.
+def run_compare(experiment: str | Path, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
+    """Run the experiment file's contenders; returns results.json's content and the run folder.
 
-    `model`, when given, replaces the experiment's base model (and is recorded as the one used).
+    `model`, when given, replaces the experiment's base model (and is recorded as the one used);
+    `events` hears the progress (default: nothing is shown).
     """
-    console = console or Console(stderr=True)
+    events = events or Events()
     config, root = load_experiment(experiment)
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
@@ -37,11 +38,11 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     prepared = prepare(config, root)
     train, test, dev, task = prepared.train, prepared.test, prepared.dev, prepared.task
     for warning in prepared.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        events.message(warning, "warning")
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
-        console.print(f"[yellow]note:[/] {escape(note)}")
-    console.print(f"task [bold]{task.name}[/]: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
+        events.message(note, "note")
+    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
 
     run_dir = Path(out) if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -49,19 +50,20 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
         write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
     except FileExistsError:
         raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
+    mark(run_dir, "compare", "running", config=resolved(config, root))
 
     from adaptlab.audit import audit
     from adaptlab.engine.prompt import encode_text
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
 
-    with console.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
+    with events.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
         clock = time.perf_counter()
         base = load_base_model(config.model)
-    console.print(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
-    with console.status("auditing the training data"):
+    events.message(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
+    with events.status("auditing the training data"):
         report = audit(train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
-    console.print("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
+    events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
     evaluations = []
     models = ModelSource(base)
@@ -69,30 +71,24 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
     for dataset in (train, test):
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     for strategy_config in strategy_configs:
-        with Progress(*columns, console=console, transient=False) as bars:
+        with events.bars():
             fit_bar = None
 
-            def on_step(report, bars=bars):
+            def on_step(report):
                 nonlocal fit_bar
                 if fit_bar is None:
-                    fit_bar = bars.add_task(f"{strategy_config.key}: training", total=report.total_steps, info="")
-                bars.update(fit_bar, completed=report.step, info=report.describe())
+                    fit_bar = events.bar(f"{strategy_config.key}: training", report.total_steps)
+                fit_bar.update(report.step, report.describe())
 
             kind = kinds.kind(strategy_config.name)
             strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=dev))
-            predict_bar = bars.add_task(f"{strategy_config.key}: predicting", total=len(test), info="", start=False)
-
-            def on_predict(n, bars=bars, bar=predict_bar):
-                bars.start_task(bar)
-                bars.advance(bar, n)
-
-            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=on_predict, name=strategy_config.key, traits=kind.traits())
+            predict_bar = events.bar(f"{strategy_config.key}: predicting", len(test))
+            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
         solver.save(run_dir / "solvers" / strategy_config.key)
         version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed)
         evaluation.solver["registered_as"] = version.ref
-        console.print(f"{strategy_config.key}: registered as [bold]{version.ref}[/]")
+        events.message(f"{strategy_config.key}: registered as {version.ref}")
         evaluations.append(evaluation)
 
     models.close()
@@ -120,6 +116,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, console: Consol
 
     write_report(run_dir)
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), {e.name: e.metrics for e in evaluations} | {"recommendation": decision.choice}, "completed")
+    mark(run_dir, "compare", "completed", config=resolved(config, root), recommendation=decision.choice)
     registry.close()
     return results, run_dir
 
