@@ -636,3 +636,31 @@ def test_a_failed_first_adapter_leaves_the_base_model_as_it_was(server, tiny_mod
     assert base.model is model and not any("lora" in name for name, _ in model.named_modules())
     assert torch.equal(model(ids).logits, before)
     assert served.solver("cards@v3").predict(["lost my card"])[0].output  # a good adapter still loads after it
+
+
+def test_work_that_would_wait_too_long_is_refused_at_once_not_left_to_time_out():
+    """Admission by queued time: each lane's batches are timed; a request behind more than max_wait_s of work gets QueueFull."""
+    from adaptlab.serve.batcher import Batcher, QueueFull
+
+    gate = threading.Event()
+
+    def run(key, payloads):
+        if key == ("slow",):
+            time.sleep(0.3)
+        else:
+            gate.wait(10)
+        return payloads
+
+    b = Batcher(run, max_queue=64, max_batch=2, wait_s=0, max_wait_s=1.0)
+    assert b.submit(("slow",), 0).result(5) == 0  # one batch timed: ~0.3 s
+    blocker = b.submit(("block",), 0)  # the worker is held here
+    time.sleep(0.05)
+    accepted = [b.submit(("slow",), i) for i in range(6)]  # 3 batches ahead of the next: ~0.9 s
+    with pytest.raises(QueueFull) as refused:
+        for i in range(6, 10):
+            accepted.append(b.submit(("slow",), i))
+    assert len(accepted) in (6, 7, 8) and refused.value.retry_after >= 1
+    gate.set()
+    assert blocker.result(5) == 0 and [f.result(10) for f in accepted] == list(range(len(accepted)))
+    assert b.submit(("slow",), 99).result(5) == 99  # the queue drained: admitted again
+    b.close()

@@ -37,6 +37,7 @@ class Limits:
     max_prompt_chars: int = 32_000
     max_json_depth: int = 16  # a chat request needs 4 ({"messages": [{...}]}); deeper is hostile
     max_queue: int = 64
+    max_wait_s: float = 60.0  # a request that would wait longer than this behind the queued work gets 429 at once
     max_batch: int = 8
     stall_s: float = 60.0  # /ready answers 503 when work waits and the worker has not moved for this long
 
@@ -109,7 +110,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             return [item for payload in payloads for item in run_batch(key, [payload])]
 
     async def lifespan(app):
-        state["batcher"] = app.state.batcher = Batcher(run_batch, limits.max_queue, limits.max_batch)
+        state["batcher"] = app.state.batcher = Batcher(run_batch, limits.max_queue, limits.max_batch, max_wait_s=limits.max_wait_s)
         state["ready"] = True
         yield
         state["ready"] = False  # /ready says 503 while the queue drains
@@ -188,8 +189,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
         stream = Stream(asyncio.get_running_loop(), batcher.beat, wants_text=bool(body.get("stream")))
         try:
             future = batcher.submit((name, max_tokens if version is None else 0), (payload, stream))
-        except QueueFull:
-            raise ApiError(429, "too many requests are waiting; retry shortly", "rate_limit_error", retry_after=1) from None
+        except QueueFull as exc:
+            raise ApiError(429, f"the server is busy (too many requests, or too much work, waiting); retry in {exc.retry_after} s", "rate_limit_error", retry_after=exc.retry_after) from None
         return model, future, stream, prompt_tokens
 
     async def outcome(request, future, stream: Stream, model: str) -> tuple[str, int]:

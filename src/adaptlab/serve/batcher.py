@@ -12,13 +12,17 @@ lane with the longest-waiting head, and a lane's head only gets older.
     ['a:1', 'b:2']
     >>> b.close()
 
-The total waiting is bounded (`max_queue`; more raises `QueueFull`, which the server
-answers with 429 and Retry-After). `stalled` is the watchdog behind /ready: work is
+Admission is bounded twice: by the number waiting (`max_queue`) and by the time the
+queue already holds (`max_wait_s`: each lane's batches so far, timed, give how long its
+waiting requests will take). Beyond either, `QueueFull`, which the server answers with
+429 and Retry-After: a request is refused at once rather than accepted and left
+waiting past any client's patience. `stalled` is the watchdog behind /ready: work is
 waiting or running and the worker has not moved for a while.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -28,7 +32,11 @@ from typing import Callable
 
 
 class QueueFull(Exception):
-    """More requests are waiting than the server will hold."""
+    """More requests are waiting, or more work is queued, than the server will hold."""
+
+    def __init__(self, retry_after: int = 1):
+        super().__init__(f"retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -40,9 +48,11 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03):
+    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03, max_wait_s: float | None = None):
         self.run_batch = run_batch
         self.max_queue = max_queue
+        self.max_wait_s = max_wait_s
+        self._batch_s: dict[tuple, float] = {}  # per lane: a batch's seconds, a moving average of the ones run
         self.max_batch = max_batch
         self.wait_s = wait_s
         self.batches = 0
@@ -61,7 +71,9 @@ class Batcher:
         job = Job(key, payload)
         with self._cond:
             if self._waiting >= self.max_queue:
-                raise QueueFull
+                raise QueueFull(max(1, round(self._queued_seconds())))
+            if self.max_wait_s is not None and (ahead := self._queued_seconds(key)) > self.max_wait_s:
+                raise QueueFull(max(1, round(ahead - self.max_wait_s)))
             self._lanes.setdefault(key, deque()).append(job)
             self._waiting += 1
             self._cond.notify()
@@ -80,6 +92,15 @@ class Batcher:
                         future.cancel()
                         return True
         return False
+
+    def _queued_seconds(self, joining: tuple | None = None) -> float:
+        """How long the waiting work takes, from each lane's batch times so far; with `joining`, the work ahead of
+        one more request for that lane (the batches before the one it would join). An empty queue: 0, always admitted."""
+        total = 0.0
+        for key, lane in self._lanes.items():
+            batches = len(lane) // self.max_batch if key == joining else math.ceil(len(lane) / self.max_batch)
+            total += batches * self._batch_s.get(key, 0.0)
+        return total
 
     def beat(self) -> None:
         """The running batch made progress (a token, a scored query): the watchdog's heartbeat."""
@@ -138,6 +159,7 @@ class Batcher:
             if live:
                 self.batches += 1
                 self.batched_requests += len(live)
+                clock = time.monotonic()
                 try:
                     results = self.run_batch(live[0].key, [job.payload for job in live])
                     for job, result in zip(live, results):
@@ -151,6 +173,8 @@ class Batcher:
                     for job in live:
                         if not job.future.done():
                             job.future.set_exception(exc)
+                seconds, key = time.monotonic() - clock, live[0].key
+                self._batch_s[key] = seconds if key not in self._batch_s else 0.7 * self._batch_s[key] + 0.3 * seconds
             with self._cond:
                 self._running = 0
                 self._moved_at = time.monotonic()
