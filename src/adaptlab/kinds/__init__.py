@@ -42,6 +42,7 @@ class Kind:
     constant: bool = False  # gives one answer whatever the input (a floor: beating it means something was learned)
     own_weights: bool = False  # makes a whole new model per task (cannot share one base model across tasks)
     classify_only: bool = False
+    anchor: bool = False  # run beside every classify comparison when the experiment says `baselines: true`
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""
 

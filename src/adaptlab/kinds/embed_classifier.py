@@ -91,4 +91,4 @@ class EmbedClassifier:
         return EmbedClassifierSolver(task, classes, coef.astype(np.float32), intercept.astype(np.float32), self.embedder, {"train_hash": train.content_hash})
 
 
-KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, classify_only=True, summary="logistic regression on sentence embeddings")
+KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, classify_only=True, anchor=True, summary="logistic regression on sentence embeddings")

@@ -137,7 +137,7 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
 
 def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]]:
     """The contenders to run: the baseline kinds first (classify tasks), then the experiment's own."""
-    baselines = [k for k in kinds.kinds() if k.family == "baseline"]
+    baselines = [k for k in kinds.kinds() if k.anchor]
     listed = {s.name for s in config.strategies}
     if kind != "classify":
         wrong = [s.key for s in config.strategies if kinds.kind(s.name).classify_only]
