@@ -269,7 +269,9 @@ async def warm_up(client: httpx.AsyncClient, pid: int, base: str, targets: list[
 
 
 async def soak(url: str, pid: int, seconds: float, concurrency: int) -> dict:
-    limits = httpx.Limits(max_connections=concurrency + BURST + 8, max_keepalive_connections=concurrency + 8)
+    # Idle connections close after 2 s, before uvicorn's 5 s keep-alive timeout: with both at 5 s, a POST
+    # can go out on a connection the server is closing that instant, a ReadError that no server fault caused.
+    limits = httpx.Limits(max_connections=concurrency + BURST + 8, max_keepalive_connections=concurrency + 8, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT_S, limits=limits) as client:
         ids = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
         base, targets = ids[0], ids[1:]

@@ -27,7 +27,8 @@ def test_a_30_second_soak_of_mixed_traffic_gets_every_answer_right(tiny_model_di
     expected |= {f"hostile:{h}" for h in ("body_too_large_chunked", "content_type_text", "max_tokens_0", "empty_prompt", "json_depth_1000", "unknown_model", "path_model", "get_on_post_route", "unknown_route", "foreign_host", "im_end_in_user_text")}
     assert set(sent) == expected and all(n > 0 for n in sent.values()), sent
     assert result["bursts"] >= 2 and sent["burst"] == 64 * result["bursts"] and set(result["burst_statuses"]) <= {"200", "429"}
-    assert result["disconnected"] == sent["disconnect"] and result["ttft_s"]["n"] > 0 and result["ttft_s"]["p50"] <= result["ttft_s"]["p95"]
+    assert 0 < result["disconnected"] <= sent["disconnect"]  # a disconnect answered 429 never began
+    assert result["ttft_s"]["n"] > 0 and result["ttft_s"]["p50"] <= result["ttft_s"]["p95"]
     assert {"413", "415", "400", "404", "405", "403"} <= set(result["statuses"])  # the hostile requests got their 4xx
     assert result["worker"]["batches"] > 0 and result["worker"]["batched_requests"] >= result["worker"]["batches"]
     assert 0 < result["rss_mb"]["start"] and result["rss_growth_pct"] < 10, result["rss_mb_every_30s"]
