@@ -106,7 +106,7 @@ def main() -> None:
         list(pool.map(stream, [f"Write two sentences about: {m}" for m in messages[: args.streams]]))
     server.should_exit = True
     rps_seq, rps_conc = len(messages) / seq_s, len(messages) / conc_s
-    print(f"{len(messages)} chat requests to {version.ref} (zero-shot, 8 labels) on SmolLM2-135M, CPU fp32, {os.cpu_count()} cores")
+    print(f"{len(messages)} chat requests to {version.ref} (zero-shot, 8 labels) on SmolLM2-135M, CPU, {os.cpu_count()} cores")
     print(f"{'clients':<12} {'seconds':>8} {'req/s':>7} {'batches':>8}")
     print(f"{'1 (in turn)':<12} {seq_s:>8.1f} {rps_seq:>7.2f} {len(messages):>8}")
     print(f"{'8 at once':<12} {conc_s:>8.1f} {rps_conc:>7.2f} {batches:>8}")
