@@ -32,9 +32,6 @@ def serve(
     from adaptlab.registry import default_registry
     from adaptlab.serve import Limits, ServedModels, create_app, served_name
 
-    from adaptlab.serve.memory import limit_arenas
-
-    limit_arenas(2)  # before the server's threads start: RSS stays flat under mixed traffic (serve/memory.py)
     key = os.environ.get("ADAPTLAB_API_KEY") or None
     if not _is_loopback(host) and not key:
         raise ConfigError(f"binding {host} exposes the server beyond this machine; set ADAPTLAB_API_KEY first (or bind 127.0.0.1)")

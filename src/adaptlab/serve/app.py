@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from adaptlab.errors import AdaptlabError
 from adaptlab.kinds.context import BaseMismatch
 from adaptlab.remote.client import RemoteError
-from adaptlab.serve import memory
 from adaptlab.serve.batcher import Batcher, QueueFull
 from adaptlab.serve.guard import ApiError, Guard, json_depth
 from adaptlab.serve.models import ModelNotFound, ServedModels
@@ -111,7 +110,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             return [item for payload in payloads for item in run_batch(key, [payload])]
 
     async def lifespan(app):
-        state["batcher"] = app.state.batcher = Batcher(run_batch, limits.max_queue, limits.max_batch, max_wait_s=limits.max_wait_s, on_idle=memory.trim)
+        state["batcher"] = app.state.batcher = Batcher(run_batch, limits.max_queue, limits.max_batch, max_wait_s=limits.max_wait_s)
         state["ready"] = True
         yield
         state["ready"] = False  # /ready says 503 while the queue drains

@@ -31,9 +31,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
-IDLE_EVERY_S = 5.0
-
-
 class QueueFull(Exception):
     """More requests are waiting, or more work is queued, than the server will hold."""
 
@@ -51,10 +48,8 @@ class Job:
 
 
 class Batcher:
-    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03, max_wait_s: float | None = None, on_idle: Callable[[], object] | None = None):
+    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03, max_wait_s: float | None = None):
         self.run_batch = run_batch
-        self.on_idle = on_idle  # called when the worker runs out of work, at most every IDLE_EVERY_S (e.g. to trim the heap)
-        self._idle_at = 0.0
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s
         self._batch_s: dict[tuple, float] = {}  # per lane: a batch's seconds, a moving average of the ones run
@@ -136,9 +131,6 @@ class Batcher:
 
     def _take(self) -> list[Job] | None:
         """The next batch: up to max_batch jobs of the lane whose head has waited longest; None when stopping."""
-        if self.on_idle and not self._lanes and time.monotonic() - self._idle_at > IDLE_EVERY_S:
-            self._idle_at = time.monotonic()
-            self.on_idle()
         with self._cond:
             while not self._lanes:
                 if self._stop:
