@@ -106,3 +106,19 @@ def test_bf16_is_used_only_after_it_agrees_with_fp32(tiny_base, monkeypatch):
     other = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
     other.predict(TRAIN.inputs[:1])
     assert other.precision == "fp32" and "slower" in other.precision_note
+
+
+def test_the_bf16_check_spans_calls_so_one_query_at_a_time_is_not_trusted_at_once(tiny_base, monkeypatch):
+    """A server's requests come one by one: bf16 is decided only after BF16_CHECK_QUERIES queries, fp32 answers until then."""
+    import adaptlab.engine.lm_solver as lm
+
+    monkeypatch.setattr(lm, "bf16_is_fast", lambda device: True)
+    monkeypatch.setattr(lm, "BF16_CHECK_QUERIES", 3)
+    solver = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
+    reference = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN)
+    reference.precision = "fp32"
+    for i, query in enumerate(TRAIN.inputs[:2]):
+        assert solver.predict([query])[0].output == reference.predict([query])[0].output
+        assert solver.precision in (None, "fp32") and f"of the first {i + 1} queries" in solver.precision_note
+    solver.predict(TRAIN.inputs[2:5])
+    assert solver.precision in ("bf16", "fp32") and "of the first 3 queries" in solver.precision_note

@@ -59,6 +59,7 @@ class LMSolver:
         self.files: dict[str, dict] = {}  # further JSON files it saves beside it (e.g. a few-shot example pool)
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
+        self._checked = self._agreed = 0  # queries scored in both precisions so far, and how many chose the same label
         if task.kind == "classify":
             self._label_ids = [encode_answer(base.tokenizer, label, base.eot_id) for label in task.labels]
 
@@ -108,6 +109,11 @@ class LMSolver:
                 predictions += [Prediction(text, len(p), n, each, c) for (text, n), p, c in zip(answers, batch, counts[start:])]
             return predictions
 
+    def reset_precision(self) -> None:
+        """Decide bf16 against fp32 again, from scratch (the weights changed: after fine-tuning)."""
+        self.precision, self.precision_note = None, ""
+        self._checked = self._agreed = 0
+
     def _scores(self, prompts, progress):
         """Label scores, in bf16 where it is fast and chooses the same labels as fp32 on the first queries."""
         import numpy as np
@@ -120,14 +126,20 @@ class LMSolver:
         if self.precision is None and not bf16_is_fast(self.base.device):
             self.precision, self.precision_note = "fp32", "bf16 measured slower than fp32 on this device"
         if self.precision is None:
-            head, tail = prompts[:BF16_CHECK_QUERIES], prompts[BF16_CHECK_QUERIES:]
+            # The check spans calls: a server's first requests come one or two at a time, and one
+            # query is too few to trust bf16 on. Until BF16_CHECK_QUERIES are checked, answers are fp32's.
+            head, tail = prompts[: BF16_CHECK_QUERIES - self._checked], prompts[BF16_CHECK_QUERIES - self._checked :]
             scores, lengths, seconds = run(head, False, progress)
             check = run(head, True)
             seconds[0] += check[2].sum()  # the check is a one-off cost, like the shared prefix
-            same = int((scores.argmax(1) == check[0].argmax(1)).sum())
-            self.precision = "bf16" if same == len(head) else "fp32"
-            self.precision_note = f"bf16 chose the same label as fp32 for {same} of the first {len(head)} queries"
-            if tail:
+            self._checked += len(head)
+            self._agreed += int((scores.argmax(1) == check[0].argmax(1)).sum())
+            if self._agreed < self._checked:  # one disagreement settles it
+                self.precision = "fp32"
+            elif self._checked >= BF16_CHECK_QUERIES:
+                self.precision = "bf16"
+            self.precision_note = f"bf16 chose the same label as fp32 for {self._agreed} of the first {self._checked} queries"
+            if tail:  # only when this call completed the check: the precision is decided
                 more_scores, _, more_seconds = run(tail, self.precision == "bf16", progress)
                 scores, seconds = np.concatenate([scores, more_scores]), np.concatenate([seconds, more_seconds])
             return scores, lengths, seconds

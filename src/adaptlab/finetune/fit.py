@@ -61,7 +61,7 @@ class FineTune:
 
         hooks = Hooks(on_step, score, self.checkpoints, self.should_stop)
         self.result = train(base.model, rows, settings, base.device, base.tokenizer.pad_token_id, hooks, self.resume)
-        solver.precision = None  # decide bf16 again on the trained weights
+        solver.reset_precision()  # decide bf16 again on the trained weights
         solver.details = {
             "training": self.result.to_dict(),
             "config": cfg.model_dump(),
