@@ -11,9 +11,10 @@ SmolLM2-135M, queries per second for:
 for fixed shots (one seeded sample for every query) and per-query `similar` shots.
 (a) and (b) are checked to choose the same label with log-probs within 1e-3 (fp32).
 The naive and generate baselines run on the first --slow-queries queries (they are
-slow); the engine on --queries. Last line: one JSON object with every figure.
+slow); the engine on --queries. Last line: one JSON object with every figure, which the
+script also writes itself to bench/results/icl-cpu.json (--out).
 
-    python bench/icl.py [--queries 32] [--slow-queries 6]
+    python bench/icl.py [--queries 32] [--slow-queries 6] [--out bench/results/icl-cpu.json]
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=32)
     parser.add_argument("--slow-queries", type=int, default=6)
     parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "icl-cpu.json")
     args = parser.parse_args()
     base = load_base_model(args.model)
     train, test = load_dataset(EXAMPLE / "train.jsonl"), load_dataset(EXAMPLE / "test.jsonl")
@@ -109,6 +111,8 @@ def main() -> None:
     print(f"{'shots':8} {'prompt tok':>10} {'engine q/s':>11} {'naive q/s':>10} {'generate q/s':>13} {'vs naive':>9} {'vs generate':>12} {'same':>5} {'max |dlogp|':>12}")
     for shots, qps, vs_naive, vs_gen, same, diff, tokens in rows:
         print(f"{shots:8} {tokens:10.0f} {qps['engine']:11.3f} {qps['naive']:10.3f} {qps['generate']:13.3f} {vs_naive:8.1f}x {vs_gen:11.1f}x {str(same):>5} {diff:12.2e}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(figures) + "\n")
     print(json.dumps(figures))
 
 
