@@ -397,6 +397,8 @@ def test_generation_streams_each_rows_pieces_while_the_batch_is_still_running(ti
     tiny_base.model.forward = counting
 
     class Sink:
+        wants_text = True
+
         def __init__(self):
             self.cancelled, self.pieces, self.at, self.tokens = False, [], [], 0
 

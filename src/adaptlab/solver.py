@@ -52,12 +52,15 @@ class Strategy(Protocol):
     def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> Solver: ...
 
 
-def write_solver_json(folder: Path, solver: Solver, task: Task, **extra) -> None:
-    """folder/solver.json: the task, the solver's description, and anything it needs to be loaded again."""
+def write_solver_json(folder: Path, solver: Solver, task: Task, files: dict[str, dict] | None = None, **extra) -> None:
+    """folder/solver.json: the task, the solver's description, and anything it needs to be loaded again;
+    `files`: further JSON files to write beside it (e.g. a few-shot example pool)."""
     from adaptlab.files import write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    for name, content in (files or {}).items():
+        write_json(folder / name, content)
     write_json(folder / "solver.json", {"task": task.to_dict(), **solver.describe(), **extra})
 
 

@@ -19,10 +19,10 @@ def sweep(
     out: Path = typer.Option(None, "--out", help="Folder for sweep.json; default $ADAPTLAB_HOME/runs/<time>-<task>-sweep."),
 ) -> None:
     """Quality against the number of labeled examples for each strategy, and the size from which fine-tuning overtakes prompting."""
+    from adaptlab.cli.events import RichEvents
     from adaptlab.errors import ConfigError
     from adaptlab.files import new_folder
     from adaptlab.home import adaptlab_home
-    from adaptlab.cli.events import RichEvents
     from adaptlab.runs.sweep import run_sweep
 
     try:

@@ -16,6 +16,7 @@ class Sink(Protocol):
     """Where one row's answer goes while it is generated."""
 
     cancelled: bool  # True once nobody wants the rest: the row stops at its next token
+    wants_text: bool  # False: only tokens are counted (no incremental decoding on the hot path)
 
     def token(self) -> None: ...  # one more token was generated for this row
 
@@ -87,7 +88,7 @@ class _Row:
         self.generated += 1
         self.sink.token()
         self.done = self.stopping or token in self.stops
-        if self.done or self.cancelled:
+        if self.done or self.cancelled or not self.sink.wants_text:
             return
         self.ids.append(token)
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
@@ -103,7 +104,7 @@ class _Row:
 
     def finish(self, text: str) -> None:
         """Hand over the rest of the final answer."""
-        if self.sink and not self.cancelled and text.startswith(self.sent) and len(text) > len(self.sent):
+        if self.sink and self.sink.wants_text and not self.cancelled and text.startswith(self.sent) and len(text) > len(self.sent):
             self.sink.put(text[len(self.sent) :])
             self.sent = text
 

@@ -63,6 +63,11 @@ class LMSolver:
         if task.kind == "classify":
             self._label_ids = [encode_answer(base.tokenizer, label, base.eot_id) for label in task.labels]
 
+    @property
+    def streams(self) -> bool:
+        """Whether `predict` hands answers to sinks as they are generated (generate tasks; labels are scored whole)."""
+        return self.task.kind == "generate"
+
     def prompts(self, inputs: list[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of each query's prompt, and how many shots each one holds.
 
@@ -160,7 +165,6 @@ class LMSolver:
     def save(self, folder: Path) -> None:
         """Write solver.json (with the identity of the base model it was fitted on), any files of its
         strategy, and its own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder."""
-        from adaptlab.files import write_json
         from adaptlab.models.base import weights_digest
 
         folder = Path(folder)
@@ -170,9 +174,7 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        for name, content in self.files.items():
-            write_json(folder / name, content)
-        write_solver_json(folder, self, self.task, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved)
+        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved)
 
     def _answer_room(self) -> int:
         if self.task.kind == "classify":

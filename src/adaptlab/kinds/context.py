@@ -76,15 +76,6 @@ class LoadContext(Protocol):
     def own_model(self, folder: Path) -> BaseModel: ...  # a solver folder holding whole model weights, loaded
 
 
-def identity(model) -> dict:
-    """What solver.json records of the model a solver runs on."""
-    if isinstance(model, BaseModel):
-        from adaptlab.models.base import weights_digest
-
-        return {"base_model": model.name, "base_sha256": weights_digest(model.name)["weights_sha256"]}
-    return {"base_model": model.describe(), "endpoint": model.config.model_dump(mode="json")}
-
-
 class LocalModels:
     """A LoadContext for one process: loads each local model named by a solver once, endpoints as clients."""
 

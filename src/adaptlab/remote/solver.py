@@ -79,13 +79,7 @@ class RemoteSolver:
 
     def save(self, folder: Path) -> None:
         """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's files."""
-        from adaptlab.files import write_json
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in self.files.items():
-            write_json(folder / name, content)
-        write_solver_json(folder, self, self.task, endpoint=self.client.config.model_dump(mode="json"), **self.saved)
+        write_solver_json(folder, self, self.task, self.files, endpoint=self.client.config.model_dump(mode="json"), **self.saved)
 
 
 def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str | None:

@@ -21,7 +21,6 @@ import os
 import shutil
 import signal
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -38,7 +37,7 @@ from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment, parse_experiment
-from adaptlab.runs.folder import mark
+from adaptlab.runs.folder import mark, now
 from adaptlab.runs.prepare import prepare, resolved
 
 
@@ -171,7 +170,7 @@ def run_finetune(
         "output": output.name,
         "merged": "merged" if merge and solver.adapter else None,
         "versions": _versions(),
-        "finished": _now(),
+        "finished": now(),
     }
     from adaptlab.registry import default_registry
 
@@ -254,7 +253,3 @@ def _versions() -> dict:
     from importlib.metadata import version
 
     return {pkg: version(pkg) for pkg in ("adaptlab", "torch", "transformers", "peft", "accelerate")}
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -21,11 +21,12 @@ from adaptlab.files import write_json
 def mark(run_dir: Path, run: str, status: str, **fields) -> dict:
     """Write run.json (atomically), keeping what an earlier mark wrote unless `fields` replace it."""
     path = Path(run_dir) / "run.json"
-    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"started": _now()}
-    record |= {"run": run, "status": status, **fields, "updated": _now()}
+    record = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"started": now()}
+    record |= {"run": run, "status": status, **fields, "updated": now()}
     write_json(path, record)
     return record
 
 
-def _now() -> str:
+def now() -> str:
+    """The time a run folder records: UTC, to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -57,7 +57,7 @@ class ClientGone(Exception):
 def create_app(models: ServedModels, base_name: str, api_key: str | None = None, limits: Limits = Limits(), allowed_hosts: tuple[str, ...] = ()):
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, StreamingResponse
+    from fastapi.responses import Response, StreamingResponse
     from starlette.exceptions import HTTPException
 
     class EventStream(StreamingResponse):
@@ -73,8 +73,6 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             finally:
                 self.closed()
                 await self.body_iterator.aclose()
-
-    from adaptlab.engine.lm_solver import LMSolver
 
     state = {"ready": False, "batcher": None}
     # What clients going away cost: requests dropped from the queue, rows stopped mid-generation,
@@ -99,10 +97,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             with _adapter(models.base, None):
                 return generate(models.base.model, models.base.tokenizer, contents, models.base.eot_id, models.base.device, max_tokens, batch_size=len(contents), sinks=streams)
         try:
-            if isinstance(solver, LMSolver) and solver.task.kind == "generate":
-                predictions = solver.predict(contents, sinks=streams)
-            else:
-                predictions = solver.predict(contents)
+            predictions = solver.predict(contents, sinks=streams) if getattr(solver, "streams", False) else solver.predict(contents)
             return [(p.output, p.completion_tokens) for p in predictions]
         except AdaptlabError as exc:  # e.g. one query too long for the context: answer the others one by one
             if len(payloads) == 1:
@@ -120,8 +115,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
     app.state.stats = stats
 
     def error(exc: ApiError):
-        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-        return JSONResponse({"error": {"message": exc.message, "type": exc.kind, "param": None, "code": exc.code}}, status_code=exc.status, headers=headers)
+        return Response(exc.body(), status_code=exc.status, headers={k.decode(): v.decode() for k, v in exc.headers()})
 
     @app.exception_handler(ApiError)
     async def _api_error(request, exc: ApiError):
@@ -297,7 +291,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
                 yield chunk(rid, created, model, {}, "stop", usage(prompt_tokens, completion_tokens) if (body.get("stream_options") or {}).get("include_usage") else None)
                 yield "data: [DONE]\n\n"
             except ApiError as exc:  # failed after the stream began: the error rides in the stream, OpenAI-style
-                yield "data: " + json.dumps({"error": {"message": exc.message, "type": exc.kind, "code": exc.code}}) + "\n\n"
+                yield "data: " + exc.body().decode() + "\n\n"
 
         def closed():
             if not done.done():  # the client went away mid-stream

@@ -32,7 +32,7 @@ class Stream:
         self.tokens_after_cancel += self.cancelled
 
     def put(self, text: str) -> None:
-        if self.wants_text and not self.cancelled:
+        if not self.cancelled:  # the engine only puts text for streams that want it
             self.loop.call_soon_threadsafe(self.pieces.put_nowait, text)
 
     def close(self) -> None:
