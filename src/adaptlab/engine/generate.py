@@ -63,8 +63,14 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
 
 def _answer(text: str, stop: tuple[str, ...]) -> str:
     """The answer in `text`: up to the first stop string, stripped."""
+    end = _first_stop(text, stop)
+    return (text if end is None else text[:end]).strip()
+
+
+def _first_stop(text: str, stop: tuple[str, ...]) -> int | None:
+    """Where the first stop string begins in `text`, or None."""
     ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return (text[: min(ends)] if ends else text).strip()
+    return min(ends) if ends else None
 
 
 class _Row:
@@ -95,8 +101,8 @@ class _Row:
         # Hold back what the final answer may still lose: a half-decoded character, the
         # trailing space strip() drops, and the start of a stop string.
         hold = max((len(s) - 1 for s in self.stop if s), default=0)
-        ends = [i for i in (text.find(s) for s in self.stop if s) if i >= 0]
-        safe = text[: min(ends)] if ends else text[: len(text) - hold]
+        end = _first_stop(text, self.stop)
+        safe = text[: len(text) - hold] if end is None else text[:end]
         safe = safe.rstrip().rstrip("\ufffd")
         if len(safe) > len(self.sent) and safe.startswith(self.sent):
             self.sink.put(safe[len(self.sent) :])
