@@ -61,6 +61,22 @@ def tiny_base(tiny_model_dir):
     return load_base_model(str(tiny_model_dir), device="cpu")
 
 
+@pytest.fixture
+def chatty_model(tiny_base):
+    """The tiny model with weights drawn N(0, 1): its greedy answers differ by prompt and vary token to token
+    (the fixture's own weights answer every prompt with one repeated token)."""
+    import copy
+
+    import torch
+
+    model = copy.deepcopy(tiny_base.model)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 1.0)
+    return model
+
+
 class HashEmbedder:
     """A deterministic stand-in for the sentence embedder: normalised character-trigram counts."""
 

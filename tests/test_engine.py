@@ -59,13 +59,48 @@ def test_cached_label_scores_match_naive(tiny_base, queries):
     assert len(seconds) == len(queries) and (seconds > 0).all()
 
 
-def test_batched_generation_matches_one_at_a_time(tiny_base):
-    tok = tiny_base.tokenizer
-    prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in ["short", "a much longer query about my card"]]
-    together = generate(tiny_base.model, tok, prompts, tiny_base.eot_id, "cpu", max_new_tokens=6, batch_size=2)
-    alone = [generate(tiny_base.model, tok, [p], tiny_base.eot_id, "cpu", max_new_tokens=6)[0] for p in prompts]
-    assert together == alone
-    assert all(1 <= n <= 6 for _, n in together)
+def hf_greedy(model, prompt, stop_ids, max_new_tokens):
+    """transformers' own generate, one prompt at a time: the reference the engine must match."""
+    ids = torch.tensor([prompt])
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stop_ids, pad_token_id=stop_ids[0])[0, len(prompt) :].tolist()
+    cut = next((i for i, t in enumerate(out) if t in stop_ids), None)
+    return out if cut is None else out[: cut + 1]
+
+
+@pytest.mark.parametrize("memory_mb,max_batch", [(1024, 32), (0, 32), (1024, 2)])
+def test_batched_generation_matches_transformers_one_at_a_time(tiny_base, chatty_model, memory_mb, max_batch):
+    """Shared prefix, length-sorted batches, rows leaving the batch as they finish: the same tokens as
+    transformers' generate gives each prompt alone (fp32). A token the model emits early in some rows
+    is made the end of turn, so rows finish at different steps and the batch shrinks."""
+    tok, model = tiny_base.tokenizer, chatty_model
+    queries = ["short", "a much longer query about my card and the bank", "x", "lost it", "where is the card I ordered last week", "atm"]
+    prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in queries]
+    free = [hf_greedy(model, p, [-1], 12) for p in prompts]
+    assert len({tuple(f) for f in free}) == len(free), "each prompt should get its own answer"
+    eot = free[1][3]  # row 1 ends at its 4th token (or sooner); others end when they meet it, or run to the limit
+    expected = [hf_greedy(model, p, [eot], 12) for p in prompts]
+    assert len({len(e) for e in expected}) > 2, "rows should finish at different steps"
+
+    class Tok:  # the tiny tokenizer, with `eot` as its only stop token
+        eos_token_id = None
+        pad_token_id = tok.pad_token_id
+
+        def decode(self, ids, skip_special_tokens=True):
+            return ",".join(map(str, ids))
+
+    answers = generate(model, Tok(), prompts, eot, "cpu", max_new_tokens=12, memory_mb=memory_mb, max_batch=max_batch)
+    for answer, ids in zip(answers, expected):
+        ended = ids[-1] == eot
+        assert answer.text == ",".join(map(str, ids[:-1] if ended else ids))
+        assert answer.tokens == len(ids) and answer.cut == (not ended) and answer.seconds > 0
+
+
+def test_generation_attention_is_restored_after_an_error(tiny_base):
+    before = tiny_base.model.config._attn_implementation
+    with pytest.raises(Exception):
+        generate(tiny_base.model, tiny_base.tokenizer, [[10**9]], tiny_base.eot_id, "cpu", max_new_tokens=2)
+    assert tiny_base.model.config._attn_implementation == before
 
 
 def test_shared_prefix_training_loss_and_gradients_match_whole_rows(tiny_base):

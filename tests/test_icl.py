@@ -75,22 +75,18 @@ def test_both_choice_rules_are_reported(tiny_base):
     assert solver.describe()["choice_rule"].startswith("summed")
 
 
-def test_stop_strings_end_the_answer(tiny_base):
-    import torch
-
+def test_stop_strings_end_the_answer(tiny_base, chatty_model):
     from adaptlab.engine.generate import generate
+    from adaptlab.engine.prompt import encode_messages
 
     tok = tiny_base.tokenizer
-    answer = tok("card card\nlost", add_special_tokens=False)["input_ids"] + [tiny_base.eot_id]
-
-    class Scripted:  # a model whose greedy answer is known: "card card\nlost", then end of turn
-        def generate(self, input_ids, **kwargs):
-            return torch.cat([input_ids, torch.tensor([answer] * len(input_ids))], dim=1)
-
-    (full, n), = generate(Scripted(), tok, [[5, 6]], tiny_base.eot_id, "cpu")
-    assert full == "card card\nlost" and n == len(answer)
-    (cut, _), = generate(Scripted(), tok, [[5, 6]], tiny_base.eot_id, "cpu", stop=("\n", "zzz"))
-    assert cut == "card card"
+    prompt = encode_messages(tok, [{"role": "user", "content": "my card never came"}])
+    (full,) = generate(chatty_model, tok, [prompt], tiny_base.eot_id, "cpu", max_new_tokens=40)
+    assert len(full.text) > 12, "the tiny model's answer is too short to cut"
+    stop = full.text[8:11]
+    (cut,) = generate(chatty_model, tok, [prompt], tiny_base.eot_id, "cpu", max_new_tokens=40, stop=(stop, "\x00never"))
+    assert cut.text == full.text[: full.text.find(stop)].strip()
+    assert cut.tokens < full.tokens and not cut.cut  # decoding stopped at the stop string, not at the limit
 
 
 def test_bf16_is_used_only_after_it_agrees_with_fp32(tiny_base, monkeypatch):

@@ -414,8 +414,8 @@ def test_generation_streams_each_rows_pieces_while_the_batch_is_still_running(ti
     answers = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40, sinks=sinks)
     total = len(forwards)
     plain = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40)
-    assert answers == plain  # streaming changes nothing in the answers
-    for sink, (text, tokens) in zip(sinks, answers):
+    assert [a[:3] for a in answers] == [a[:3] for a in plain]  # streaming changes nothing in the answers (text, tokens, cut)
+    for sink, (text, tokens, _, _) in zip(sinks, answers):
         assert "".join(sink.pieces) == text and len(sink.pieces) > 3 and sink.tokens == tokens
         assert sink.at[0] < total / 2  # the first piece came early, not with the end
 

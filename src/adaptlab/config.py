@@ -32,7 +32,7 @@ class TaskConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Task name: lower-case letters, digits, '.', '_' or '-'.")
     instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
     kind: Literal["classify", "generate"] | None = Field(None, description="Leave out to infer it from the training outputs.")
-    max_new_tokens: int = Field(128, gt=0, le=4096, description="generate: the longest answer, in tokens.")
+    max_new_tokens: int | None = Field(None, gt=0, le=4096, description="generate: the longest answer, in tokens; leave out to use the longest training answer plus a quarter (at least 16).")
     stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
 
 
@@ -87,6 +87,9 @@ class TrainConfig(StrategyConfig):
     dev_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the training set held out to pick the best checkpoint (stratified by label); 0 trains on every row and keeps the last weights. Skipped when it would hold out fewer than 8 rows.")
     eval_every: int | None = Field(None, gt=0, description="Score the dev split every this many steps; leave out to score it after each epoch.")
     patience: int | None = Field(2, gt=0, description="Stop after this many dev scores without improvement; null never stops early.")
+    dev_metric: Literal["auto", "loglik", "generate"] = Field("auto", description="How the dev split is scored. generate: answer each dev row as at test time and score it with the task's metric (accuracy; chrF on generate tasks); loglik: the mean log-probability of the expected answers' tokens (teacher forcing, one forward pass; higher is better); auto: generate on classify tasks (labels are scored, not generated: cheap), loglik on generate tasks (generating 150-token answers after every epoch can cost more than the training).")
+    dev_generate_rows: int = Field(16, gt=0, description="Generate tasks with dev_metric generate: answer only the first this many dev rows.")
+    max_batch_tokens: int = Field(1024, gt=0, description="Largest micro-batch, in padded tokens (rows x the longest row, after the shared prompt prefix): peak memory follows this, not batch_size x the longest row. A batch over it runs as several micro-batches (same update); a longer row runs alone. On a CPU ~1024 tokens ≈ 2.6 GB peak for the 135M model (docs/defaults.md).")
     learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); each method sets its own default.")
 
 

@@ -30,6 +30,7 @@ class Prediction:
     seconds: float
     shots: int = 0  # examples placed in this query's prompt
     alternatives: dict[str, str] | None = None  # other choice rules' answers, e.g. {"length_normalised": ...}
+    cut: bool = False  # generate: stopped at max_new_tokens, not by the model (the answer may be incomplete)
 
 
 class Solver(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 from adaptlab.data import Dataset
 from adaptlab.errors import DataError, Problem
@@ -15,6 +15,7 @@ Kind = Literal["classify", "generate"]
 # each seen at least twice on average, each short and on one line.
 MAX_LABELS = 100
 MAX_LABEL_CHARS = 64
+DEFAULT_MAX_NEW_TOKENS = 128  # generate, when neither the experiment nor a tokenizer says
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,9 @@ class Task:
     instruction: str
     kind: Kind
     labels: tuple[str, ...] = field(default_factory=tuple)
-    max_new_tokens: int = 128  # generate: the longest answer
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # generate: the longest answer
     stop: tuple[str, ...] = ()  # generate: the answer ends before the first of these
+    max_new_tokens_from: str = ""  # generate: where max_new_tokens came from (the experiment, or the training answers)
 
     @property
     def metric(self) -> str:
@@ -57,12 +59,12 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", 128), tuple(data.get("stop", ())))
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""))
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
         if self.kind == "generate":
-            out |= {"max_new_tokens": self.max_new_tokens, "stop": list(self.stop)}
+            out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop)}
         return out
 
 
@@ -74,11 +76,33 @@ def infer_kind(train: Dataset) -> Kind:
     return "classify" if short and repeated and len(counts) >= 2 else "generate"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int = 128, stop: tuple[str, ...] = ()) -> Task:
-    """Build the Task, inferring its kind from `train`; a test label unseen in train is an error."""
+def answer_budget(outputs: list[str], count_tokens: Callable[[str], int]) -> tuple[int, str]:
+    """max_new_tokens for a generate task: the longest training answer in tokens (end of turn included) plus a
+    quarter (at least 16), and a note saying so.
+
+    >>> answer_budget(["a b", "a b c d e f g h"], lambda s: len(s.split()) + 1)
+    (25, 'the longest training answer (9 tokens) + 16')
+    """
+    longest = max(count_tokens(o) for o in outputs)
+    margin = max(16, longest // 4)
+    return longest + margin, f"the longest training answer ({longest} tokens) + {margin}"
+
+
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None) -> Task:
+    """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
+
+    Generate tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
+    (`answer_budget`, counted with `count_tokens`, the model's tokenizer).
+    """
     kind = kind or infer_kind(train)
     if kind == "generate":
-        return Task(name, instruction, "generate", max_new_tokens=max_new_tokens, stop=tuple(stop))
+        if max_new_tokens is not None:
+            limit, source = max_new_tokens, "the experiment (task.max_new_tokens)"
+        elif count_tokens is not None:
+            limit, source = answer_budget(train.outputs, count_tokens)
+        else:
+            limit, source = DEFAULT_MAX_NEW_TOKENS, "the default (no tokenizer to count the training answers with)"
+        return Task(name, instruction, "generate", max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source)
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:

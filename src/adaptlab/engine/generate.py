@@ -1,15 +1,36 @@
-"""Batched greedy generation with left padding, stopping at the end of the turn.
+"""Batched greedy generation: the prompts' shared prefix runs once, rows decode together.
 
-A row can stream: give it a `Sink` and each piece of its answer is handed over as it
-is generated (still in one batch with the other rows); a sink that reports
+How a call runs (figures: bench/generate.py, docs/generation.md):
+- The common prefix of all prompts (system turn, instruction, fixed shots) runs
+  once; every batch starts from a copy of its keys and values.
+- Prompts are sorted by length and cut into batches sized by a memory budget for
+  the key/value cache (`memory_mb`), so rows of a batch pad little.
+- Each batch keeps its cache in buffers allocated once for the whole answer
+  (`_buffer_class`): transformers' default cache concatenates every step, copying the
+  whole cache each token, which dominated decoding with long prompts.
+- Attention runs grouped-query attention natively (`_gqa_attention`) instead of
+  copying the keys and values once per query head, as transformers does on CPU
+  whenever a mask is given (always, with left padding).
+- Rows that finished (end of turn, a stop string, or a cancelled stream) leave
+  the batch once a quarter of it is done, so the rest decode on a smaller batch.
+
+A row can stream: give it a `Sink` and each piece of its answer is handed over as
+it is generated (still in one batch with the other rows); a sink that reports
 `cancelled` (its client went away) stops its row at the next token.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import time
+from functools import lru_cache
+from typing import NamedTuple, Protocol
 
+from adaptlab.engine.scoring import common_prefix
 from adaptlab.solver import Progress
+
+MEMORY_MB = 1024  # key/value cache of one batch, at most (SmolLM2-135M: 46 KB per token in fp32)
+MAX_BATCH = 32  # rows decoded together, at most
+ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 
 
 class Sink(Protocol):
@@ -23,42 +44,178 @@ class Sink(Protocol):
     def put(self, text: str) -> None: ...  # the next piece; the pieces joined are the final answer
 
 
-def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, batch_size: int = 8, progress: Progress | None = None, stop: tuple[str, ...] = (), sinks: list[Sink | None] | None = None) -> list[tuple[str, int]]:
-    """Greedy completions of each prompt: (text up to the end of turn or the first stop string, tokens generated)."""
+class Answer(NamedTuple):
+    text: str  # up to the end of turn or the first stop string, stripped
+    tokens: int  # tokens generated, the end-of-turn token included
+    cut: bool  # stopped by max_new_tokens, not by the model: the answer may be incomplete
+    seconds: float = 0.0  # its batch's wall time over the batch's rows (the shared prefix goes to the first batch)
+
+
+def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, progress: Progress | None = None, stop: tuple[str, ...] = (), sinks: list[Sink | None] | None = None, memory_mb: int = MEMORY_MB, max_batch: int = MAX_BATCH, bf16: bool = False) -> list[Answer]:
+    """Greedy completions of each prompt, in order; `progress` is told as batches finish."""
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
 
-    stops = [eot_id] + ([tokenizer.eos_token_id] if tokenizer.eos_token_id not in (None, eot_id) else [])
+    if not prompts:
+        return []
+    stops = {eot_id} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
-    results: list[tuple[str, int]] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        rows = [_Row(sink, tokenizer, stop, stops) for sink in (sinks or [None] * len(prompts))[start : start + batch_size]]
-        width = max(len(p) for p in batch)
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=device)
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
-        extra = {}
-        if any(row.sink for row in rows):
+    sinks = sinks or [None] * len(prompts)
+    shared = common_prefix(prompts)[: min(len(p) for p in prompts) - 1]  # every row keeps a token of its own
+    answers: list[Answer | None] = [None] * len(prompts)
+    with torch.inference_mode(), _attention(model), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        clock = time.perf_counter()
+        prefix = _prefix(model, shared, device)
+        for batch in _batches(prompts, len(shared), max_new_tokens, _bytes_per_token(model, bf16), memory_mb, max_batch):
+            rows = [_Row(sinks[i], tokenizer, stop, stops) for i in batch]
+            rests = [prompts[i][len(shared) :] for i in batch]
+            done = _decode(model, prefix, len(shared), rests, rows, pad, device, max_new_tokens)
+            now = time.perf_counter()
+            for i, answer in zip(batch, done):
+                answers[i] = answer._replace(seconds=(now - clock) / len(batch))
+            clock = now
+            if progress:
+                progress(len(batch))
+    return answers
 
-            class Cancelled(StoppingCriteria):
-                def __call__(self, input_ids, scores, **kwargs):
-                    for row in rows:
-                        row.stopping = row.stopping or row.cancelled
-                    return torch.tensor([row.stopping for row in rows], device=input_ids.device)
 
-            extra = {"streamer": _Streamer(rows), "stopping_criteria": StoppingCriteriaList([Cancelled()])}
-        with torch.inference_mode():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=stops, pad_token_id=pad, **extra)
-        for row, ids in zip(rows, out[:, width:].tolist()):
-            cut = next((i for i, t in enumerate(ids) if t in stops), len(ids))
-            if row.cancelled:
-                cut = min(cut, row.generated)  # a cancelled row's pad tokens are not its answer
-            text = _answer(tokenizer.decode(ids[:cut], skip_special_tokens=True), stop)
-            row.finish(text)
-            results.append((text, min(cut + 1, len(ids)) if not row.cancelled else row.generated))
-        if progress:
-            progress(len(batch))
-    return results
+def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["_Row"], pad: int, device: str, max_new_tokens: int) -> list[Answer]:
+    """Decode one batch: each row's own prompt tokens (left-padded) after the shared prefix, then greedy steps."""
+    import torch
+    from transformers.cache_utils import Cache
+
+    width = max(len(r) for r in rests)
+    capacity = start + width + max_new_tokens
+    n_layers = model.config.num_hidden_layers
+    cache = Cache(layers=[_buffer_class()(capacity, prefix[layer] if prefix else None) for layer in range(n_layers)])
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
+    own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
+    mask = torch.cat([torch.ones(len(rests), start, dtype=own.dtype, device=device), own], dim=1)
+    positions = start + (own.cumsum(-1) - 1).clamp(min=0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    live = list(range(len(rows)))  # batch position -> row
+    for step in range(max_new_tokens):
+        tokens = out.logits[:, -1].argmax(-1).tolist()
+        for row, token in zip((rows[i] for i in live), tokens):
+            row.add(token, last=step == max_new_tokens - 1)
+        keep = [b for b, i in enumerate(live) if not rows[i].done]
+        if not keep:
+            break
+        if len(keep) <= 0.75 * len(live):  # drop finished rows: a copy of the cache, worth it when many are done
+            index = torch.tensor(keep, device=device)
+            cache.batch_select_indices(index)
+            mask, positions = mask[index], positions[index]
+            live, tokens = [live[b] for b in keep], [tokens[b] for b in keep]
+        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
+        positions = positions[:, -1:] + 1
+        out = model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+    return [row.finish() for row in rows]
+
+
+def _prefix(model, shared: list[int], device: str):
+    """Keys and values of the shared prefix per layer (batch 1), or None."""
+    import torch
+
+    if not shared:
+        return None
+    from adaptlab.engine.kv import run_with_cache
+
+    _, kv = run_with_cache(model, torch.tensor([shared], device=device), logits_to_keep=1)
+    return kv
+
+
+def _batches(prompts: list[list[int]], shared: int, max_new_tokens: int, per_token: int, memory_mb: int, max_batch: int) -> list[list[int]]:
+    """Prompt indices by batch: sorted by length, each batch's cache within the budget (one row at least)."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    budget = memory_mb * 2**20
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < max_batch and (len(batches[-1]) + 1) * (len(prompts[i]) + max_new_tokens) * per_token <= budget:
+            batches[-1].append(i)  # sorted: this prompt is the batch's longest
+        else:
+            batches.append([i])
+    return batches
+
+
+def _bytes_per_token(model, bf16: bool) -> int:
+    """Key/value cache bytes one token of one row takes."""
+    config = model.config
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return config.num_hidden_layers * 2 * heads * head_dim * (2 if bf16 else 4)
+
+
+@lru_cache(maxsize=None)
+def _buffer_class():
+    """`_Buffer`, defined on first use (transformers is imported only when generating)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class _Buffer(DynamicLayer):
+        """One layer's key/value cache in buffers sized for the whole answer: each step writes in place."""
+
+        def __init__(self, capacity: int, prefix: tuple | None):
+            super().__init__()
+            self.capacity, self.prefix, self.n = capacity, prefix, 0
+            self.is_initialized = True  # allocated on the first update, when the batch's dtype is known
+            self._k = self._v = None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            import torch
+
+            if self._k is None:
+                batch, heads, _, dim = key_states.shape
+                self.device = key_states.device
+                self._k = torch.empty(batch, heads, self.capacity, dim, dtype=key_states.dtype, device=key_states.device)
+                self._v = torch.empty_like(self._k)
+                if self.prefix is not None:
+                    k, v = self.prefix
+                    self.n = k.shape[2]
+                    self._k[:, :, : self.n] = k.to(key_states.dtype)
+                    self._v[:, :, : self.n] = v.to(value_states.dtype)
+                    self.prefix = None
+            m = key_states.shape[2]
+            self._k[:, :, self.n : self.n + m] = key_states
+            self._v[:, :, self.n : self.n + m] = value_states
+            self.n += m
+            self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.prefix[0].shape[2] if self._k is None and self.prefix is not None else self.n
+
+        def batch_select_indices(self, indices) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
+
+    return _Buffer
+
+
+def _gqa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
+    """Scaled dot-product attention with grouped-query heads handled by torch (no copy of keys and values per head)."""
+    import torch.nn.functional as F
+
+    causal = attention_mask is None and query.shape[2] > 1
+    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal, enable_gqa=key.shape[1] != query.shape[1])
+    return out.transpose(1, 2).contiguous(), None
+
+
+class _attention:
+    """While generating, the model attends with `_gqa_attention` (restored after, even on error)."""
+
+    def __init__(self, model):
+        self.config = model.config
+
+    def __enter__(self):
+        from transformers import AttentionInterface
+        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+        AttentionInterface.register(ATTENTION, _gqa_attention)
+        AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the same masks as sdpa (unregistered: none at all)
+        self.before = self.config._attn_implementation
+        if self.before == "sdpa":  # only replaces the same math; other implementations are left alone
+            self.config._attn_implementation = ATTENTION
+
+    def __exit__(self, *exc):
+        self.config._attn_implementation = self.before
 
 
 def _answer(text: str, stop: tuple[str, ...]) -> str:
@@ -74,61 +231,55 @@ def _first_stop(text: str, stop: tuple[str, ...]) -> int | None:
 
 
 class _Row:
-    """One row's streaming state: its tokens so far and the text already handed to its sink."""
+    """One row's state: its tokens so far, whether it is done, and the text already handed to its sink."""
 
-    def __init__(self, sink: Sink | None, tokenizer, stop: tuple[str, ...], stops: list[int]):
+    def __init__(self, sink: Sink | None, tokenizer, stop: tuple[str, ...], stops: set[int]):
         self.sink, self.tokenizer, self.stop, self.stops = sink, tokenizer, stop, stops
-        self.ids: list[int] = []
+        self.ids: list[int] = []  # the answer's tokens (no end of turn)
         self.sent = ""
-        self.done = False  # no more tokens of this row will be real (the model pads it)
-        self.stopping = False  # cancelled, and transformers was told: this step's token is its last
+        self.done = False
+        self.ended = False  # the model ended its turn (or a stop string came): not cut
         self.generated = 0
 
     @property
     def cancelled(self) -> bool:
         return bool(self.sink and self.sink.cancelled)
 
-    def add(self, token: int) -> None:
+    def add(self, token: int, last: bool) -> None:
         if self.done:
             return
+        if self.cancelled:  # its client left: stop here
+            self.done = True
+            return
         self.generated += 1
-        self.sink.token()
-        self.done = self.stopping or token in self.stops
-        if self.done or self.cancelled or not self.sink.wants_text:
+        if self.sink:
+            self.sink.token()
+        if token in self.stops:
+            self.done = self.ended = True
             return
         self.ids.append(token)
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
+        self.done = last
+        if self.stop or (self.sink and self.sink.wants_text):
+            text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
+            end = _first_stop(text, self.stop)
+            if end is not None:
+                self.done = self.ended = True
+            elif self.sink and self.sink.wants_text:
+                self._send(text)
+
+    def _send(self, text: str) -> None:
         # Hold back what the final answer may still lose: a half-decoded character, the
         # trailing space strip() drops, and the start of a stop string.
         hold = max((len(s) - 1 for s in self.stop if s), default=0)
-        end = _first_stop(text, self.stop)
-        safe = text[: len(text) - hold] if end is None else text[:end]
-        safe = safe.rstrip().rstrip("\ufffd")
+        safe = text[: len(text) - hold].rstrip().rstrip("\ufffd")
         if len(safe) > len(self.sent) and safe.startswith(self.sent):
             self.sink.put(safe[len(self.sent) :])
             self.sent = safe
 
-    def finish(self, text: str) -> None:
-        """Hand over the rest of the final answer."""
+    def finish(self) -> Answer:
+        """The final answer; hands the rest of it to the sink."""
+        text = _answer(self.tokenizer.decode(self.ids, skip_special_tokens=True), self.stop)
         if self.sink and self.sink.wants_text and not self.cancelled and text.startswith(self.sent) and len(text) > len(self.sent):
             self.sink.put(text[len(self.sent) :])
             self.sent = text
-
-
-class _Streamer:
-    """transformers' streamer interface: `put` gets the prompt first, then each step's new token of every row."""
-
-    def __init__(self, rows: list[_Row]):
-        self.rows = rows
-        self.prompt_seen = False
-
-    def put(self, value) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        for row, token in zip(self.rows, value.tolist()):
-            if row.sink:
-                row.add(token)
-
-    def end(self) -> None:
-        pass
+        return Answer(text, self.generated, not self.ended and not self.cancelled)

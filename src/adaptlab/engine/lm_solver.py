@@ -23,6 +23,7 @@ from adaptlab.task import Task
 
 
 BF16_CHECK_QUERIES = 16  # queries scored in both precisions before bf16 is trusted
+GENERATE_AGREEMENT = 7 / 8  # generate tasks: share of the checked answers bf16 must give word for word as fp32 does
 
 
 class ShotSelector(Protocol):
@@ -105,19 +106,41 @@ class LMSolver:
                     Prediction(self.task.labels[b], len(p), len(self._label_ids[b]), float(s), c, {"length_normalised": self.task.labels[n]})
                     for b, n, p, s, c in zip(summed, normalised, prompts, seconds, counts)
                 ]
-            predictions = []
-            for start in range(0, len(prompts), 8):
-                batch = prompts[start : start + 8]
-                clock = time.perf_counter()
-                answers = generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.task.max_new_tokens, batch_size=8, progress=progress, stop=self.task.stop, sinks=sinks[start : start + 8] if sinks else None)
-                each = (time.perf_counter() - clock) / len(batch)  # a batch's queries share its wall time
-                predictions += [Prediction(text, len(p), n, each, c) for (text, n), p, c in zip(answers, batch, counts[start:])]
-            return predictions
+            answers = self._generate(prompts, progress, sinks)
+            return [Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut) for a, p, c in zip(answers, prompts, counts)]
 
     def reset_precision(self) -> None:
         """Decide bf16 against fp32 again, from scratch (the weights changed: after fine-tuning)."""
         self.precision, self.precision_note = None, ""
         self._checked = self._agreed = 0
+
+    def _generate(self, prompts, progress, sinks):
+        """Greedy answers, in bf16 where it is fast and its answers match fp32's on the first queries."""
+        def run(batch, bf16, report=None, to=None):
+            return generate(self.base.model, self.base.tokenizer, batch, self.base.eot_id, self.base.device, self.task.max_new_tokens, progress=report, stop=self.task.stop, sinks=to, bf16=bf16)
+
+        if self.precision is None and not bf16_is_fast(self.base.device):
+            self.precision, self.precision_note = "fp32", "bf16 measured slower than fp32 on this device"
+        if self.precision is None:
+            # As for labels: the first BF16_CHECK_QUERIES queries are answered in both precisions (fp32's answers
+            # are the ones returned); bf16 is kept when at least 7 in 8 of its answers are the same text.
+            n = BF16_CHECK_QUERIES - self._checked
+            head, tail = prompts[:n], prompts[n:]
+            answers = run(head, False, progress, sinks[:n] if sinks else None)
+            check = run(head, True)
+            self._checked += len(head)
+            self._agreed += sum(a.text == b.text for a, b in zip(answers, check))
+            if self._agreed < GENERATE_AGREEMENT * self._checked:
+                self.precision = "fp32"
+            elif self._checked >= BF16_CHECK_QUERIES:
+                self.precision = "bf16"
+            self.precision_note = f"bf16 gave the same answer as fp32 for {self._agreed} of the first {self._checked} queries"
+            if answers:  # the check is a one-off cost, like the shared prefix
+                answers[0] = answers[0]._replace(seconds=answers[0].seconds + sum(a.seconds for a in check))
+            if tail:
+                answers += run(tail, self.precision == "bf16", progress, sinks[n:] if sinks else None)
+            return answers
+        return run(prompts, self.precision == "bf16", progress, sinks)
 
     def _scores(self, prompts, progress):
         """Label scores, in bf16 where it is fast and chooses the same labels as fp32 on the first queries."""

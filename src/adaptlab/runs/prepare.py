@@ -28,8 +28,26 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     warnings = train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap)
     if dev is not None:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
-    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop))
+    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model))
     return Prepared(train, test, dev, task, warnings)
+
+
+def _answer_tokens(model: str):
+    """Counts an answer's tokens as the model is trained on it (text + end of turn); loads the tokenizer on first use."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=1)
+    def tokenizer():
+        from adaptlab.models.base import load_tokenizer
+
+        return load_tokenizer(model)[0]
+
+    def count(text: str) -> int:
+        from adaptlab.engine.prompt import encode_text
+
+        return len(encode_text(tokenizer(), text)) + 1
+
+    return count
 
 
 def resolved(config: ExperimentConfig, root: Path) -> dict:

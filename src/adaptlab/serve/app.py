@@ -95,7 +95,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             from adaptlab.engine.lm_solver import _adapter
 
             with _adapter(models.base, None):
-                return generate(models.base.model, models.base.tokenizer, contents, models.base.eot_id, models.base.device, max_tokens, batch_size=len(contents), sinks=streams)
+                answers = generate(models.base.model, models.base.tokenizer, contents, models.base.eot_id, models.base.device, max_tokens, sinks=streams)
+                return [(a.text, a.tokens) for a in answers]
         try:
             predictions = solver.predict(contents, sinks=streams) if getattr(solver, "streams", False) else solver.predict(contents)
             return [(p.output, p.completion_tokens) for p in predictions]
