@@ -8,6 +8,8 @@ import pytest
 from adaptlab.audit import audit
 from adaptlab.data import Dataset, Example, load_dataset
 
+from conftest import HashEmbedder
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "banking-cards"
 OFF_TOPIC = [
     "What's the weather going to be like in Paris tomorrow?",
@@ -113,3 +115,10 @@ def test_tokenizer_of_a_converted_gguf_is_its_copy():
     from_copy, copy_context = load_tokenizer("smollm2-135m-instruct")
     assert (context, copy_context) == (8192, 1234)
     assert from_copy(text).input_ids == from_gguf(text).input_ids and from_copy.chat_template == from_gguf.chat_template
+
+
+def test_a_generate_tasks_new_answers_are_not_missing_labels():
+    train = Dataset([Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n) for n in range(1, 21)], source="train.jsonl")
+    test = Dataset([Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n - 20) for n in range(21, 26)], source="test.jsonl")
+    found = audit(train, test, kind="generate", embedder=HashEmbedder()).criteria["representative"]
+    assert found.score == 100.0 and not any("label" in f.reason for f in found.flagged)

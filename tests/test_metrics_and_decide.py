@@ -52,6 +52,16 @@ def test_collapse_is_warned():
     assert any("70%" in w for w in decision.warnings)
 
 
+def test_answers_cut_by_the_token_limit_are_warned():
+    cut = evaluation("lora", 20, n=30)
+    cut.answers_cut, cut.answer_limit, cut.predictions = 12, 160, [{}] * 30
+    whole = evaluation("zero_shot", 10, n=30)
+    whole.answers_cut, whole.answer_limit = 0, 160
+    warnings = recommend([cut, whole], "accuracy", 8).warnings
+    assert "lora: 12 of 30 answers were cut at 160 tokens (task.max_new_tokens); if answers should be longer, raise it" in warnings
+    assert not any(w.startswith("zero_shot:") for w in warnings)
+
+
 def test_paired_difference_is_zero_for_identical_scores():
     mean, lo, hi = paired_difference([1, 0, 1, 1], [1, 0, 1, 1])
     assert mean == lo == hi == 0.0

@@ -23,6 +23,18 @@ def test_distinct_outputs_mean_generate():
     assert infer_kind(ds([(f"q{i}", "same") for i in range(10)])) == "generate"  # one label is no classification
 
 
+def test_answer_length_comes_from_the_training_answers_unless_the_experiment_sets_it():
+    train = ds([(f"q{i}", " ".join(["w"] * (10 + 5 * i))) for i in range(10)])  # 10 .. 55 words
+    words = lambda text: len(text.split()) + 1  # a stand-in tokenizer: a token per word, + end of turn
+    task = make_task("t", "Do it.", train, ds([("q", "w w")]), "generate", count_tokens=words)
+    assert task.max_new_tokens == 56 + 16 and "56 tokens" in task.max_new_tokens_from
+    long = ds([(f"q{i}", " ".join(["w"] * 200)) for i in range(3)])
+    assert make_task("t", "Do it.", long, long, "generate", count_tokens=words).max_new_tokens == 201 + 50  # a quarter
+    fixed = make_task("t", "Do it.", train, ds([("q", "w")]), "generate", max_new_tokens=40, count_tokens=words)
+    assert fixed.max_new_tokens == 40 and "experiment" in fixed.max_new_tokens_from
+    assert "max_new_tokens_from" in fixed.to_dict()
+
+
 def test_unknown_test_label_names_the_line():
     train = ds([(f"q{i}", ["pos", "neg"][i % 2]) for i in range(10)])
     with pytest.raises(DataError) as info:

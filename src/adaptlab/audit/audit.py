@@ -41,7 +41,7 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
     near = criteria.close_pairs(sims, train.inputs)
     test_vectors = encode_cached(embedder, test.inputs) if test is not None and len(test) else None
     found = {
-        "representative": criteria.representative(train, vectors, test, test_vectors),
+        "representative": criteria.representative(train, vectors, test, test_vectors, kind),
         "diverse": criteria.diverse(train, sims, near),
         "balanced": criteria.balanced(train, kind),
         "consistent": criteria.consistent(train, sims, near, kind),

@@ -61,12 +61,16 @@ def _score(flagged_rows: int, total: int) -> float:
     return round(100 * (1 - flagged_rows / total), 1) if total else 100.0
 
 
-def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None) -> Criterion:
-    """How well train covers the test inputs: the share whose nearest training input is close."""
+def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None, kind: str = "classify") -> Criterion:
+    """How well train covers the test inputs: the share whose nearest training input is close (classify:
+    and every test label has training examples; a generate task's answers are new text by design)."""
     if test is None or not len(test):
         return Criterion("representative", None, [], "no test set or production sample given: pass --test to measure coverage")
     nearest = (test_vectors @ vectors.T).max(axis=1)
     flags = [Flag(e.line, f"test row's nearest training input has similarity {s:.2f} (< {COVERED})", "test") for e, s in zip(test, nearest) if s < COVERED]
+    covered = float(np.mean(nearest >= COVERED))
+    if kind != "classify":
+        return Criterion("representative", round(100 * covered, 1), flags, "add training examples like the flagged test rows", {"covered_share": round(covered, 3)})
     train_labels = set(train.outputs)
     missing = sorted({e.output for e in test} - train_labels)
     flags += [Flag(e.line, f"test label {e.output!r} has no training example", "test") for e in test if e.output in missing]
@@ -74,7 +78,6 @@ def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, te
     for label in sorted({e.output for e in test}):
         rows = [s for e, s in zip(test, nearest) if e.output == label]
         per_label[label] = round(float(np.mean([s >= COVERED for s in rows])), 3)
-    covered = float(np.mean(nearest >= COVERED))
     hint = "add training examples like the flagged test rows" + (f"; add examples for {', '.join(missing)}" if missing else "")
     return Criterion("representative", round(100 * covered * (1 - len(missing) / max(1, len(per_label))), 1), flags, hint, {"covered_share": round(covered, 3), "per_label_coverage": per_label, "missing_labels": missing})
 

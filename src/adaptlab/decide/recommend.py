@@ -75,6 +75,13 @@ def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
     return out
 
 
+def cut_warnings(e: Evaluation) -> list[str]:
+    """A warning when answers hit the token limit: they may be incomplete, and their scores with them."""
+    if not e.answers_cut:
+        return []
+    return [f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it"]
+
+
 def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None) -> Decision:
     """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on."""
     if not evaluations:
@@ -138,7 +145,7 @@ def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[st
 
 
 def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
-    return [w for e in evaluations for w in collapse_warnings(e, n_labels)]
+    return [w for e in evaluations for w in collapse_warnings(e, n_labels) + cut_warnings(e)]
 
 
 def _cost_words(cheap: Evaluation, dear: Evaluation) -> str:

@@ -37,6 +37,8 @@ class Evaluation:
     per_label_f1: dict[str, float] | None = None  # classify
     confusion: dict[str, dict[str, int]] | None = None  # classify: expected -> predicted -> count
     traits: dict = field(default_factory=dict)  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
+    answers_cut: int | None = None  # generate: answers stopped by the token limit, not by the model
+    answer_limit: int | None = None  # generate: that limit (task.max_new_tokens)
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
@@ -103,7 +105,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         fit_seconds=fit_seconds,
         peak_rss_mb=rss.peak_mb,
         scores=scores.tolist(),
-        predictions=[{"input": e.input, "expected": e.output, "predicted": p.output, "line": e.line, "shots": p.shots} for e, p in zip(test, predictions)],
+        predictions=[{"input": e.input, "expected": e.output, "predicted": p.output, "line": e.line, "shots": p.shots} | ({"cut": True} if p.cut else {}) for e, p in zip(test, predictions)],
         labels_predicted=len(counts) if task.kind == "classify" else None,
         top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if task.kind == "classify" and predicted else None,
         solver=solver.describe(),
@@ -111,4 +113,6 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         per_label_f1=f1,
         confusion=confusion,
         traits=traits or {},
+        answers_cut=sum(p.cut for p in predictions) if task.kind == "generate" else None,
+        answer_limit=task.max_new_tokens if task.kind == "generate" else None,
     ), solver
