@@ -23,7 +23,8 @@ from adaptlab.task import Task
 
 
 BF16_CHECK_QUERIES = 16  # queries scored in both precisions before bf16 is trusted
-GENERATE_AGREEMENT = 7 / 8  # generate tasks: share of the checked answers bf16 must give word for word as fp32 does
+GENERATE_CHECK_QUERIES = 8  # generate tasks: answers generated both ways (each costs a whole answer, not a few labels)
+GENERATE_AGREEMENT = 7 / 8  # share of those answers bf16 must give word for word as fp32 does
 
 
 class ShotSelector(Protocol):
@@ -122,9 +123,9 @@ class LMSolver:
         if self.precision is None and not bf16_is_fast(self.base.device):
             self.precision, self.precision_note = "fp32", "bf16 measured slower than fp32 on this device"
         if self.precision is None:
-            # As for labels: the first BF16_CHECK_QUERIES queries are answered in both precisions (fp32's answers
-            # are the ones returned); bf16 is kept when at least 7 in 8 of its answers are the same text.
-            n = BF16_CHECK_QUERIES - self._checked
+            # As for labels: the first GENERATE_CHECK_QUERIES queries are answered in both precisions (fp32's
+            # answers are the ones returned); bf16 is kept when at least 7 in 8 of its answers are the same text.
+            n = GENERATE_CHECK_QUERIES - self._checked
             head, tail = prompts[:n], prompts[n:]
             answers = run(head, False, progress, sinks[:n] if sinks else None)
             check = run(head, True)
@@ -132,7 +133,7 @@ class LMSolver:
             self._agreed += sum(a.text == b.text for a, b in zip(answers, check))
             if self._agreed < GENERATE_AGREEMENT * self._checked:
                 self.precision = "fp32"
-            elif self._checked >= BF16_CHECK_QUERIES:
+            elif self._checked >= GENERATE_CHECK_QUERIES:
                 self.precision = "bf16"
             self.precision_note = f"bf16 gave the same answer as fp32 for {self._agreed} of the first {self._checked} queries"
             if answers:  # the check is a one-off cost, like the shared prefix
