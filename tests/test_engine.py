@@ -68,13 +68,16 @@ def hf_greedy(model, prompt, stop_ids, max_new_tokens):
     return out if cut is None else out[: cut + 1]
 
 
-@pytest.mark.parametrize("memory_mb,max_batch", [(1024, 32), (0, 32), (1024, 2)])
-def test_batched_generation_matches_transformers_one_at_a_time(tiny_base, chatty_model, memory_mb, max_batch):
-    """Shared prefix, length-sorted batches, rows leaving the batch as they finish: the same tokens as
+@pytest.mark.parametrize("memory_mb,max_batch,prefill", [(1024, 32, 4096), (0, 32, 4096), (1024, 2, 4096), (1024, 32, 1)])
+def test_batched_generation_matches_transformers_one_at_a_time(tiny_base, chatty_model, memory_mb, max_batch, prefill, monkeypatch):
+    """Shared prefix, length-sorted batches, prompts in slices, rows leaving the batch as they finish: the same tokens as
     transformers' generate gives each prompt alone (fp32). A token the model emits early in some rows
     is made the end of turn, so rows finish at different steps and the batch shrinks."""
+    import adaptlab.engine.generate as engine
+
+    monkeypatch.setattr(engine, "PREFILL_TOKENS", prefill)  # 1: prompts run 16 tokens at a time
     tok, model = tiny_base.tokenizer, chatty_model
-    queries = ["short", "a much longer query about my card and the bank", "x", "lost it", "where is the card I ordered last week", "atm"]
+    queries = ["short", "a much longer query about my card and the bank", "x", "lost it", "where is the card I ordered last week", "atm", "please " * 25 + "help me find the card"]
     prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in queries]
     free = [hf_greedy(model, p, [-1], 12) for p in prompts]
     assert len({tuple(f) for f in free}) == len(free), "each prompt should get its own answer"

@@ -4,7 +4,8 @@ How a call runs (figures: bench/generate.py, docs/generation.md):
 - The common prefix of all prompts (system turn, instruction, fixed shots) runs
   once; every batch starts from a copy of its keys and values.
 - Prompts are sorted by length and cut into batches sized by a memory budget for
-  the key/value cache (`memory_mb`), so rows of a batch pad little.
+  the key/value cache (`memory_mb`), so rows of a batch pad little; a batch's prompts
+  run in slices of about PREFILL_TOKENS tokens, so activations stay bounded too.
 - Each batch keeps its cache in buffers allocated once for the whole answer
   (`_buffer_class`): transformers' default cache concatenates every step, copying the
   whole cache each token, which dominated decoding with long prompts.
@@ -30,6 +31,7 @@ from adaptlab.solver import Progress
 
 MEMORY_MB = 1024  # key/value cache of one batch, at most (SmolLM2-135M: 46 KB per token in fp32)
 MAX_BATCH = 32  # rows decoded together, at most
+PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
 ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 
 
@@ -91,7 +93,10 @@ def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["_Row"
     own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
     mask = torch.cat([torch.ones(len(rests), start, dtype=own.dtype, device=device), own], dim=1)
     positions = start + (own.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+    chunk = max(16, PREFILL_TOKENS // len(rests))  # the prompts run in slices: bounded activations and attention scores
+    for at in range(0, width, chunk):
+        end = min(width, at + chunk)
+        out = model(input_ids=ids[:, at:end], attention_mask=mask[:, : start + end], position_ids=positions[:, at:end], cache=cache, use_cache=True, logits_to_keep=1)
     live = list(range(len(rows)))  # batch position -> row
     for step in range(max_new_tokens):
         tokens = out.logits[:, -1].argmax(-1).tolist()
