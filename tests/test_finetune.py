@@ -20,7 +20,7 @@ from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.distributed import Dist
 from adaptlab.finetune.fit import training_rows
-from adaptlab.finetune.trainer import Hooks, TrainSettings, epoch_batches, train
+from adaptlab.finetune.trainer import Hooks, TrainRow, TrainSettings, _step, batch_loss, epoch_batches, mean_loss, micro_batches, prefix_cache, shared_prefix, train
 from adaptlab.kinds import strategy
 from adaptlab.kinds.full import FullConfig
 from adaptlab.kinds.lora import LoraConfig
@@ -60,21 +60,92 @@ def _lora_params(model):
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def test_gradient_accumulation_gives_the_same_update(tiny_model_dir):
+def test_gradient_accumulation_and_a_token_budget_give_the_same_update(tiny_model_dir):
     from adaptlab.kinds.lora import attach_lora
     from adaptlab.models import load_base_model
 
     after = []
-    for accumulation in (1, 3):
+    for accumulation, budget in ((1, 10_000), (3, 10_000), (1, 40)):  # 40 tokens: a row or two per micro-batch
         base = load_base_model(str(tiny_model_dir), device="cpu")
         attach_lora(base, "acc", LoraConfig(name="lora", dropout=0.0), seed=0)
         rows = training_rows(base, TASK, TRAIN)
-        settings = TrainSettings(1, 0.01, 12, 0.0, False, 0, gradient_accumulation=accumulation)
+        settings = TrainSettings(1, 0.01, 12, 0.0, False, 0, gradient_accumulation=accumulation, max_batch_tokens=budget)
         result = train(base.model, rows, settings, "cpu", base.tokenizer.pad_token_id)
         assert result.state.step == 1
         after.append(_lora_params(base.model))
-    for name, value in after[0].items():
-        assert torch.allclose(value, after[1][name], atol=1e-6), name
+    for other in after[1:]:
+        for name, value in after[0].items():
+            assert torch.allclose(value, other[name], atol=1e-6), name
+
+
+def test_a_recomputed_prefix_gives_the_same_cache_and_gradients_with_dropout_on(tiny_base):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    model = get_peft_model(tiny_base.model, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.5, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights=False)).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    shared = training_rows(tiny_base, TASK, TRAIN)[0].prompt
+    results = []
+    for recompute in (False, True):
+        torch.manual_seed(1)
+        model.zero_grad()
+        kv = [t for layer in prefix_cache(model, shared, "cpu", recompute=recompute) for t in layer]
+        torch.manual_seed(2 + recompute)  # the backward's recompute must replay the forward's dropout, not draw anew
+        torch.autograd.backward(kv, [torch.ones_like(t) for t in kv])
+        results.append(([t.detach() for t in kv], [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]))  # the last layer's q_proj shapes no key or value
+    (kv_kept, grads_kept), (kv_again, grads_again) = results
+    assert all(torch.equal(a, b) for a, b in zip(kv_kept, kv_again))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_kept, grads_again))
+
+
+def test_micro_batches_keep_to_the_token_budget_and_the_accumulation():
+    rows = [TrainRow([1] * 10 + [7] * p, [3] * a) for p, a in [(5, 2), (30, 10), (12, 3), (8, 1), (20, 20), (3, 3)]]
+    own = {id(r): len(r.input_ids) - 10 for r in rows}  # 10 shared tokens are not counted
+    for accumulation, budget in ((1, 10_000), (2, 10_000), (1, 60), (3, 45), (1, 10)):
+        parts = micro_batches(rows, 10, accumulation, budget)
+        assert sorted(id(r) for p in parts for r in p) == sorted(id(r) for r in rows)
+        assert len(parts) >= accumulation
+        for part in parts:
+            assert len(part) == 1 or len(part) * max(own[id(r)] for r in part) <= budget
+    assert [len(p) for p in micro_batches(rows, 10, 1, 10_000)] == [6]
+    assert [len(p) for p in micro_batches(rows, 10, 1, 10)] == [1] * 6  # every row is over 10 tokens: each alone
+
+
+def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_shared_prefix(tiny_base):
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    torch.manual_seed(0)
+    model = get_peft_model(tiny_base.model, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    rows = training_rows(tiny_base, TASK, TRAIN)[:5]
+    pad = tiny_base.tokenizer.pad_token_id
+    width = max(len(r.input_ids) for r in rows)
+    ids = torch.tensor([r.input_ids + [pad] * (width - len(r.input_ids)) for r in rows])
+    labels = torch.tensor([r.labels + [-100] * (width - len(r.labels)) for r in rows])
+    mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in rows])
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.zero_grad()
+    plain = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss  # every position's logits
+    plain.backward()
+    expected = [p.grad.clone() for p in params]
+    for shared in ([], shared_prefix(rows)):
+        model.zero_grad()
+        loss = batch_loss(model, rows, shared, pad, "cpu")
+        loss.backward()
+        assert loss.item() == pytest.approx(plain.item(), abs=1e-5)
+        for got, want in zip((p.grad for p in params), expected):
+            assert torch.allclose(got, want, atol=1e-5)
+        model.eval()
+        assert mean_loss(model, rows, pad, "cpu", max_batch_tokens=30) == pytest.approx(plain.item(), abs=1e-5)  # several micro-batches, no gradients
+        model.train()
+    # a training step: the prefix runs once, micro-batches of at most 30 tokens gather its gradient
+    model.zero_grad()
+    settings = TrainSettings(1, 0.01, 5, 0.0, False, 0, max_batch_tokens=30)
+    assert len(micro_batches(rows, len(shared_prefix(rows)), 1, 30)) > 1
+    loss, _ = _step(model, model, rows, shared_prefix(rows), pad, "cpu", settings, Dist())
+    assert loss == pytest.approx(plain.item(), abs=1e-5)
+    for got, want in zip((p.grad for p in params), expected):
+        assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
@@ -96,6 +167,49 @@ def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
     assert state.best_step == 4 and result.restored_best
     for name, value in _lora_params(tiny_base.model).items():
         assert torch.equal(value, snapshots[2][name])
+
+
+SQL_ROWS = [(f"book a table for {n} at {t}", f"INSERT INTO bookings (party, time) VALUES ({n}, '{t}');") for n, t in
+            [(2, "7pm"), (4, "8pm"), (3, "noon"), (5, "6pm"), (6, "9pm"), (2, "1pm"), (8, "7pm"), (4, "5pm"), (3, "8pm"), (2, "6pm")]]
+SQL = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(SQL_ROWS)], source="train.jsonl")
+SQL_TASK = make_task("sql", "Write the INSERT statement.", SQL, SQL, kind="generate", max_new_tokens=24)
+
+
+def test_generate_tasks_score_dev_by_answer_log_likelihood_without_generating(tiny_base, monkeypatch):
+    from adaptlab.engine.lm_solver import LMSolver
+
+    def no_generation(self, *args, **kwargs):
+        raise AssertionError("the dev split was answered by generation")
+
+    monkeypatch.setattr(LMSolver, "predict", no_generation)
+    dev = Dataset(SQL.examples[:3], "dev.jsonl")
+    fit = strategy(LoraConfig(name="lora", epochs=2, batch_size=4, learning_rate=0.02, bf16=False, patience=None), tiny_base, seed=0)
+    solver = fit.fit(SQL_TASK, Dataset(SQL.examples[3:], "train.jsonl"), dev)
+    assert solver.details["dev_metric"] == "loglik" and solver.details["dev_metric_rows"] == 3
+    scores = [e["score"] for e in solver.details["training"]["evals"]]
+    assert len(scores) == 2 and all(s < 0 for s in scores) and scores[1] > scores[0]  # mean log-probability rises as it learns
+    tiny_base.model.eval()
+    assert -mean_loss(tiny_base.model, training_rows(tiny_base, SQL_TASK, dev), tiny_base.tokenizer.pad_token_id, "cpu") == pytest.approx(scores[1], abs=1e-5)  # the kept (best, last) weights
+
+
+def test_dev_metric_generate_answers_only_dev_generate_rows_and_classify_keeps_accuracy(tiny_base, monkeypatch):
+    from adaptlab.engine.lm_solver import LMSolver
+
+    asked = []
+    predict = LMSolver.predict
+
+    def recorded(self, inputs, *args, **kwargs):
+        asked.append(list(inputs))
+        return predict(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(LMSolver, "predict", recorded)
+    config = dict(name="lora", epochs=1, batch_size=4, learning_rate=0.02, bf16=False)
+    solver = strategy(LoraConfig(**config, dev_metric="generate", dev_generate_rows=2), tiny_base, seed=0).fit(SQL_TASK, SQL, Dataset(SQL.examples[:5], "dev.jsonl"))
+    assert asked == [SQL.inputs[:2]] and solver.details["dev_metric"] == "chrf" and solver.details["dev_metric_rows"] == 2
+    asked.clear()
+    solver = strategy(LoraConfig(**config), tiny_base, seed=0).fit(TASK, TRAIN, Dataset(TRAIN.examples[:5], "dev.jsonl"))
+    assert asked == [TRAIN.inputs[:5]] and solver.details["dev_metric"] == "accuracy"
+    assert 0 <= solver.details["training"]["evals"][0]["score"] <= 1
 
 
 def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_base, tmp_path):

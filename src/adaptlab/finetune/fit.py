@@ -18,7 +18,7 @@ from adaptlab.data import Dataset, split_dev
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.errors import DataError, Problem
-from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainRow, TrainSettings, train
+from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainRow, TrainSettings, mean_loss, train
 from adaptlab.metrics import row_scores
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
@@ -50,9 +50,9 @@ class FineTune:
         rows = training_rows(self.base, task, fit_set)
         base, adapter = self.prepare(self.base, task, cfg, self.seed)
         solver = LMSolver(self.name, base, task, adapter=adapter, owns_model=adapter is None)
-        score = (lambda: dev_score(solver, dev)) if dev is not None else None
         bf16 = bf16_is_fast(base.device) if cfg.bf16 == "auto" else bool(cfg.bf16)
-        settings = TrainSettings(cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.warmup_ratio, bf16, self.seed, cfg.gradient_accumulation, cfg.length_grouped, cfg.eval_every, cfg.patience if dev is not None else None)
+        settings = TrainSettings(cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.warmup_ratio, bf16, self.seed, cfg.gradient_accumulation, cfg.length_grouped, cfg.eval_every, cfg.patience if dev is not None else None, cfg.max_batch_tokens)
+        metric, dev_rows, score = dev_scorer(solver, dev, cfg, settings) if dev is not None else (None, 0, None)
         def on_step(report: StepReport) -> None:
             if self.on_step:
                 self.on_step(report)
@@ -69,6 +69,8 @@ class FineTune:
             "train_hash": train_set.content_hash,
             "train_rows": len(fit_set),
             "dev_rows": len(dev) if dev is not None else 0,
+            "dev_metric": metric,  # what best_dev_score measures: accuracy, chrf or loglik
+            "dev_metric_rows": dev_rows,
         }
         return solver
 
@@ -92,6 +94,17 @@ def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:
     if problems:
         raise DataError(problems[:100], truncated=len(problems) > 100)
     return rows
+
+
+def dev_scorer(solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: TrainSettings) -> tuple[str, int, Callable[[], float]]:
+    """How the dev split is scored (cfg.dev_metric resolved): the metric's name, the rows it reads, and the scoring function (higher is better)."""
+    task, base = solver.task, solver.base
+    if cfg.dev_metric == "loglik" or (cfg.dev_metric == "auto" and task.kind == "generate"):
+        rows = training_rows(base, task, dev)
+        return "loglik", len(rows), lambda: -mean_loss(base.model, rows, base.tokenizer.pad_token_id, base.device, settings.bf16, settings.max_batch_tokens)
+    if task.kind == "generate":
+        dev = Dataset(dev.examples[: cfg.dev_generate_rows], dev.source)
+    return task.metric, len(dev), lambda: dev_score(solver, dev)
 
 
 def dev_score(solver: LMSolver, dev: Dataset) -> float:
