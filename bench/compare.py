@@ -1,0 +1,66 @@
+"""Wall time of a whole `compare`, end to end, as a user runs it (default: examples/booking-sql).
+
+booking-sql has the shape of a small text-to-SQL task: 80 training and 30 test rows,
+SQL answers of 56-200 tokens, zero_shot, few_shot (k=4, ~1,150-token prompts) and lora on
+the embedded SmolLM2-135M. Reports the total wall time (loading, audit, every fit and
+every prediction) and, per strategy, fit and predict seconds, answer tokens, answers cut
+at the token limit, the precision used and the headline score with its interval.
+
+    python bench/compare.py [experiment.yaml] [--out bench/results/compare-booking-sql-cpu.json]
+
+Last line: one JSON object, which the script also writes to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from adaptlab.runs.compare import run_compare
+
+EXAMPLE = Path(__file__).parents[1] / "examples" / "booking-sql" / "experiment.yaml"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", nargs="?", default=str(EXAMPLE))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "compare-booking-sql-cpu.json"))
+    args = parser.parse_args()
+
+    import torch
+
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        results, _ = run_compare(args.experiment, Path(tmp) / "run")
+    wall = time.perf_counter() - start
+    metric = results["task"]["metric"]
+    rows = []
+    for s in results["strategies"]:
+        n = len(s["predictions"])
+        rows.append({
+            "strategy": s["name"], metric: s["metrics"][metric], f"{metric}_ci": s["ci"][metric],
+            "fit_s": s["fit_seconds"], "predict_s": s["latency_ms_mean"] * n / 1000, "prompt_tokens_mean": s["prompt_tokens_mean"],
+            "answer_tokens_mean": s["completion_tokens_mean"], "answers_cut": s.get("answers_cut"), "rows": n,
+            "precision": s["solver"].get("precision"), "peak_rss_mb": s["peak_rss_mb"],
+        })
+    print(f"{results['task']['name']}: max_new_tokens {results['task'].get('max_new_tokens')} ({results['task'].get('max_new_tokens_from')}), {torch.get_num_threads()} threads")
+    print(f"{'strategy':<12} {metric:>6} {'95% CI':>15} {'fit s':>7} {'predict s':>9} {'prompt tok':>10} {'answer tok':>10} {'cut':>4} {'precision':>9} {'peak RSS MB':>11}")
+    for r in rows:
+        ci = f"[{r[metric + '_ci'][0]:.3f}, {r[metric + '_ci'][1]:.3f}]"
+        print(f"{r['strategy']:<12} {r[metric]:>6.3f} {ci:>15} {r['fit_s']:>7.1f} {r['predict_s']:>9.1f} {r['prompt_tokens_mean']:>10.0f} {r['answer_tokens_mean']:>10.0f} {r['answers_cut'] or 0:>4} {str(r['precision']):>9} {r['peak_rss_mb']:>11.0f}")
+    print(f"whole compare: {wall:.0f} s ({wall / 60:.1f} min); recommendation: {results['recommendation']['choice']}")
+    result = {"bench": "compare", "experiment": os.path.relpath(Path(args.experiment).resolve(), Path(__file__).parents[1].resolve()),
+              "wall_s": wall, "threads": torch.get_num_threads(), "max_new_tokens": results["task"].get("max_new_tokens"),
+              "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "recommendation": results["recommendation"]["choice"]}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result) + "\n")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
