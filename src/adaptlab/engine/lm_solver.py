@@ -6,7 +6,6 @@ only in which examples ride along in the prompt (`shots`) and which adapter is o
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
