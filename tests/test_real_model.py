@@ -107,3 +107,35 @@ def test_finetune_full_and_lora_merged_on_smollm(model_home, monkeypatch, tmp_pa
     assert delta > 0  # the adapter was folded in
     with torch.no_grad():
         assert torch.isfinite(merged(torch.tensor([[1, 2, 3]])).logits).all()
+
+
+def test_few_shot_sql_answers_match_transformers_and_keep_their_quality(smollm):
+    """booking-sql with the real model: the engine's batched answers are transformers' one-by-one answers,
+    token for token, and few-shot (k=4, similar) keeps its quality (67.5 chrF on all 30 test rows,
+    bench/results/compare-booking-sql-cpu.json; 4 rows here)."""
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+    import yaml
+
+    from adaptlab.data import load_dataset
+    from adaptlab.kinds import strategy
+    from adaptlab.metrics import row_scores
+    from adaptlab.task import make_task
+
+    example = Path(__file__).parents[1] / "examples" / "booking-sql"
+    spec = yaml.safe_load((example / "experiment.yaml").read_text())["task"]
+    train, test = load_dataset(example / "train.jsonl"), load_dataset(example / "test.jsonl")
+    task = make_task(spec["name"], spec["instruction"], train, test, "generate", max_new_tokens=230)
+    rows = test.examples[:4]
+    solver = strategy({"name": "few_shot", "k": 4}, smollm).fit(task, train)
+    predictions = solver.predict([e.input for e in rows])
+    chrf = float(np.mean(row_scores("generate", [e.output for e in rows], [p.output for p in predictions])))
+    assert chrf >= 55, f"few-shot chrF on 4 booking-sql rows fell to {chrf:.1f}"
+    prompt = solver.prompts([rows[0].input])[0][0]
+    with torch.inference_mode():
+        ids = torch.tensor([prompt])
+        alone = smollm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=230, do_sample=False, eos_token_id=smollm.eot_id, pad_token_id=smollm.eot_id)[0, len(prompt) :].tolist()
+    end = alone.index(smollm.eot_id) if smollm.eot_id in alone else len(alone)
+    assert predictions[0].output == smollm.tokenizer.decode(alone[:end], skip_special_tokens=True).strip()
