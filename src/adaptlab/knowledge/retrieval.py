@@ -2,12 +2,12 @@
 
 - bm25: bm25s (BM25 with sparse matrices). On 100k synthetic 120-word chunks it answered
   a query in 0.5 ms (p50), 1.2 ms (p95); rank_bm25 took 264 ms (p50), scoring every
-  chunk in Python (a one-off measurement on the 2-core CPU; bench/rag.py, to come, is
-  where these figures belong). Lower-cased, English stop words dropped, no stemming.
+  chunk in Python (bench/rag.py, bench/results/rag-cpu.json: 0.4 vs 445 ms p50 there).
+  Lower-cased, English stop words dropped, no stemming.
 - dense: the sentence embedder's normalised vectors, exact cosine search (one matrix
-  product; 100k x 384 floats is 150 MB: 4.6 ms a query, plus ~7 ms to embed it with
-  all-MiniLM-L6-v2, in the same one-off measurement). An approximate index (faiss)
-  was not measured: exact search is already within the 50 ms goal at 100k chunks.
+  product; 100k x 384 floats is 150 MB). bench/rag.py at 100k chunks, query embedding
+  included: 17 ms p50 but 113 ms p95 (alone, the search took 4.6 ms and the embedding
+  ~7 ms: the outliers are not explained yet). An approximate index (faiss) was not measured.
 - hybrid: reciprocal rank fusion (Cormack et al. 2009): each chunk scores
   sum(1 / (RRF_K + rank)) over the two rankings, so neither score scale dominates.
 """
