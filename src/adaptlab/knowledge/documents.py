@@ -56,27 +56,28 @@ class Chunk:
 
 def read_documents(path: str | Path) -> list[Page]:
     """Every page of a folder's documents (sorted by file name), or of a JSONL file; errors list every unreadable file."""
-    path = Path(path)
-    if path.is_file() and path.suffix == ".jsonl":
-        return _read_jsonl(path)
-    if not path.is_dir():
-        raise DataError([Problem("no_documents", str(path), None, None, "not a folder of documents or a .jsonl file", "give data.docs a folder of " + " ".join(SUFFIXES) + " files, or a .jsonl of {\"id\", \"text\"}")])
     pages, problems = [], []
-    files = sorted(f for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
-    for f in files:
-        name = f.relative_to(path).as_posix()
-        if f.suffix.lower() not in SUFFIXES:
-            problems.append(Problem("unsupported_document", name, None, None, f"{f.suffix or 'no suffix'}: not a document type adaptlab reads", "convert it to " + ", ".join(SUFFIXES) + ", or move it out of the folder"))
-            continue
+    for f, name in document_files(path):
         try:
-            pages += _read_file(f, name)
+            pages += read_file(f, name)
         except DataError as exc:
             problems += exc.problems
-    if not files:
-        problems.append(Problem("no_documents", str(path), None, None, "the folder holds no documents", "add " + " ".join(SUFFIXES) + " files"))
     if problems:
         raise DataError(problems[:100], truncated=len(problems) > 100)
     return pages
+
+
+def document_files(path: str | Path) -> list[tuple[Path, str]]:
+    """The files under `path` as (file, name in the folder), sorted; a JSONL file is one (`read_file` refuses unsupported types)."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".jsonl":
+        return [(path, path.name)]
+    if not path.is_dir():
+        raise DataError([Problem("no_documents", str(path), None, None, "not a folder of documents or a .jsonl file", "give data.docs a folder of " + " ".join(SUFFIXES) + " files, or a .jsonl of {\"id\", \"text\"}")])
+    files = sorted((f, f.relative_to(path).as_posix()) for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+    if not files:
+        raise DataError([Problem("no_documents", str(path), None, None, "the folder holds no documents", "add " + " ".join(SUFFIXES) + " files")])
+    return files
 
 
 def chunk_pages(pages: list[Page], tokenizer, size: int = 256, overlap: int = 32) -> list[Chunk]:
@@ -95,8 +96,13 @@ def chunk_pages(pages: list[Page], tokenizer, size: int = 256, overlap: int = 32
     return chunks
 
 
-def _read_file(f: Path, name: str) -> list[Page]:
+def read_file(f: Path, name: str) -> list[Page]:
+    """One document's pages with text (`name`: how pages and errors name it)."""
     suffix = f.suffix.lower()
+    if suffix == ".jsonl":
+        return _read_jsonl(f)
+    if suffix not in SUFFIXES:
+        raise DataError([Problem("unsupported_document", name, None, None, f"{f.suffix or 'no suffix'}: not a document type adaptlab reads", "convert it to " + ", ".join(SUFFIXES) + ", or move it out of the folder")])
     if suffix == ".pdf":
         return _read_pdf(f, name)
     try:

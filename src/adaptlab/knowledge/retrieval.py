@@ -73,13 +73,14 @@ class HybridIndex:
         return out
 
 
-def build_index(kind: str, texts: list[str], embedder=None) -> Index:
-    """The index of `kind` (bm25, dense or hybrid) over `texts`; dense and hybrid need the embedder."""
+def make_retriever(kind: str, texts: list[str], embedder=None, vectors: np.ndarray | None = None) -> Index:
+    """The retriever of `kind` (bm25, dense or hybrid) over `texts`; dense and hybrid need the embedder (and take
+    the texts' `vectors` when they are already computed)."""
     if kind not in KINDS:
         raise ValueError(f"retriever {kind!r}: use one of {', '.join(KINDS)}")
     if kind == "bm25":
         return BM25Index(texts)
-    dense = DenseIndex(texts, embedder)
+    dense = DenseIndex(texts, embedder, vectors)
     return dense if kind == "dense" else HybridIndex(BM25Index(texts), dense)
 
 
