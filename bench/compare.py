@@ -14,12 +14,12 @@ Last line: one JSON object, which the script also writes to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
+from _results import write_result
 from adaptlab.runs.compare import run_compare
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "booking-sql" / "experiment.yaml"
@@ -56,10 +56,7 @@ def main():
     result = {"bench": "compare", "experiment": os.path.relpath(Path(args.experiment).resolve(), Path(__file__).parents[1].resolve()),
               "wall_s": wall, "threads": torch.get_num_threads(), "max_new_tokens": results["task"].get("max_new_tokens"),
               "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "recommendation": results["recommendation"]["choice"]}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result) + "\n")
-    print(json.dumps(result))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

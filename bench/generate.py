@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_result
 from adaptlab.engine.generate import generate
 from adaptlab.models import load_base_model
 from adaptlab.models.device import bf16_is_fast
@@ -215,10 +216,7 @@ def main():
         "matmul_gflops": {k: v / 1e9 for k, v in peak.items()}, "one_by_one_tok_s": {str(k): v for k, v in baseline.items()},
         "engine_matches_one_by_one": agree, "llama_cpp": llama is not None, "rows": rows,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result) + "\n")
-    print(json.dumps(result))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Last line: one JSON object, which the script also writes to --out.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from _results import write_result
 from adaptlab.knowledge.documents import chunk_pages, read_documents
 from adaptlab.knowledge.retrieval import BM25Index, DenseIndex, HybridIndex
 
@@ -117,10 +117,7 @@ def main():
     print(f"  {'retriever':<10} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in result["retrieval"].items():
         print(f"  {name:<10} {figures['p50_ms']:>8.1f} {figures['p95_ms']:>8.1f}")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result) + "\n")
-    print(json.dumps(result))
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
