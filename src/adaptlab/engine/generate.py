@@ -101,9 +101,9 @@ def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["_Row"
     for step in range(max_new_tokens):
         tokens = out.logits[:, -1].argmax(-1).tolist()
         for row, token in zip((rows[i] for i in live), tokens):
-            row.add(token, last=step == max_new_tokens - 1)
+            row.add(token)
         keep = [b for b, i in enumerate(live) if not rows[i].done]
-        if not keep:
+        if not keep or step == max_new_tokens - 1:
             break
         if len(keep) <= 0.75 * len(live):  # drop finished rows: a copy of the cache, worth it when many are done
             index = torch.tensor(keep, device=device)
@@ -250,7 +250,7 @@ class _Row:
     def cancelled(self) -> bool:
         return bool(self.sink and self.sink.cancelled)
 
-    def add(self, token: int, last: bool) -> None:
+    def add(self, token: int) -> None:
         if self.done:
             return
         if self.cancelled:  # its client left: stop here
@@ -263,7 +263,6 @@ class _Row:
             self.done = self.ended = True
             return
         self.ids.append(token)
-        self.done = last
         if self.stop or (self.sink and self.sink.wants_text):
             text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
             end = _first_stop(text, self.stop)
