@@ -23,7 +23,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from adaptlab.engine.scoring import label_logprobs
-from adaptlab.finetune.trainer import TrainRow, batch_loss, shared_prefix
+from adaptlab.finetune.loss import TrainRow, batch_loss, shared_prefix
 
 
 def sync(device):

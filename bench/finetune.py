@@ -59,7 +59,7 @@ from adaptlab.data import Dataset, load_dataset
 from adaptlab.engine.prompt import build_messages
 from adaptlab.kinds import strategy
 from adaptlab.finetune.fit import training_rows
-from adaptlab.finetune.trainer import mean_loss, shared_prefix
+from adaptlab.finetune.loss import mean_loss, shared_prefix
 from adaptlab.models import load_base_model
 from adaptlab.task import make_task
 

@@ -7,7 +7,7 @@ from adaptlab.data import Example
 from adaptlab.engine.generate import generate
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.engine.scoring import common_prefix, label_logprobs
-from adaptlab.finetune.trainer import TrainRow, batch_loss, shared_prefix
+from adaptlab.finetune.loss import TrainRow, batch_loss, shared_prefix
 from adaptlab.task import Task
 
 TASK = Task("cards", "Route the message.", "classify", ("card_arrival", "card_swallowed", "lost_or_stolen_card"))

@@ -20,7 +20,8 @@ from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.distributed import Dist
 from adaptlab.finetune.fit import training_rows
-from adaptlab.finetune.trainer import Hooks, TrainRow, TrainSettings, _step, batch_loss, epoch_batches, mean_loss, micro_batches, prefix_cache, shared_prefix, train
+from adaptlab.finetune.loss import TrainRow, batch_loss, mean_loss, micro_batches, prefix_cache, shared_prefix
+from adaptlab.finetune.trainer import Hooks, TrainSettings, _step, epoch_batches, train
 from adaptlab.kinds import strategy
 from adaptlab.kinds.full import FullConfig
 from adaptlab.kinds.lora import LoraConfig

@@ -18,7 +18,8 @@ from adaptlab.data import Dataset, split_dev
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.errors import DataError, Problem
-from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainRow, TrainSettings, mean_loss, train
+from adaptlab.finetune.loss import TrainRow, mean_loss
+from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainSettings, train
 from adaptlab.metrics import row_scores
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
