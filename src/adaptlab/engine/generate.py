@@ -26,6 +26,7 @@ import time
 from functools import lru_cache
 from typing import NamedTuple, Protocol
 
+from adaptlab.engine.kv import prefix_kv
 from adaptlab.engine.scoring import common_prefix
 from adaptlab.solver import Progress
 
@@ -66,7 +67,7 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
     answers: list[Answer | None] = [None] * len(prompts)
     with torch.inference_mode(), _attention(model), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
         clock = time.perf_counter()
-        prefix = _prefix(model, shared, device)
+        prefix = prefix_kv(model, shared, device)
         for batch in _batches(prompts, len(shared), max_new_tokens, _bytes_per_token(model, bf16), memory_mb, max_batch):
             rows = [_Row(sinks[i], tokenizer, stop, stops) for i in batch]
             rests = [prompts[i][len(shared) :] for i in batch]
@@ -114,18 +115,6 @@ def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["_Row"
         positions = positions[:, -1:] + 1
         out = model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
     return [row.finish() for row in rows]
-
-
-def _prefix(model, shared: list[int], device: str):
-    """Keys and values of the shared prefix per layer (batch 1), or None."""
-    import torch
-
-    if not shared:
-        return None
-    from adaptlab.engine.kv import run_with_cache
-
-    _, kv = run_with_cache(model, torch.tensor([shared], device=device), logits_to_keep=1)
-    return kv
 
 
 def _batches(prompts: list[list[int]], shared: int, max_new_tokens: int, per_token: int, memory_mb: int, max_batch: int) -> list[list[int]]:

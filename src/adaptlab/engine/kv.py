@@ -26,3 +26,12 @@ def run_with_cache(model, input_ids, kv: KV | None = None, start: int = 0, posit
     out = model(input_ids=input_ids, cache=cache, position_ids=positions, use_cache=True, **kwargs)
     used = getattr(out, "cache", None) or out.past_key_values
     return out, [(layer.keys, layer.values) for layer in used.layers]
+
+
+def prefix_kv(model, ids: list[int], device: str) -> KV | None:
+    """Keys and values of a prefix shared by many rows (computed once, batch 1), or None when it is empty."""
+    import torch
+
+    if not ids:
+        return None
+    return run_with_cache(model, torch.tensor([ids], device=device), logits_to_keep=1)[1]

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from adaptlab.engine.kv import run_with_cache
+from adaptlab.engine.kv import prefix_kv, run_with_cache
 from adaptlab.solver import Progress
 
 
@@ -69,9 +69,7 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
     clock = time.perf_counter()
 
     with torch.inference_mode():
-        prefix = None
-        if shared:
-            _, prefix = run_with_cache(model, torch.tensor([shared], device=device), logits_to_keep=1)
+        prefix = prefix_kv(model, shared, device)
         for start in range(0, len(prompts), group_size):
             rests = [p[len(shared) :] for p in prompts[start : start + group_size]]
             n, widest = len(rests), max(len(r) for r in rests)
