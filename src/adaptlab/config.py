@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Literal, Union
 
 from pydantic import BaseModel as Model
-from pydantic import ConfigDict, Field, SerializeAsAny
+from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
 
 from adaptlab.models.embedded import EMBEDDED_NAME
+from adaptlab.task import DEFAULT_ABSTAIN
 
 
 DEFAULT_MODEL = EMBEDDED_NAME
@@ -31,9 +32,10 @@ class _Strict(Model):
 class TaskConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Task name: lower-case letters, digits, '.', '_' or '-'.")
     instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
-    kind: Literal["classify", "generate"] | None = Field(None, description="Leave out to infer it from the training outputs.")
+    kind: Literal["classify", "generate", "qa"] | None = Field(None, description="Leave out to infer it: qa when data.docs is set, else classify or generate from the training outputs.")
     max_new_tokens: int | None = Field(None, gt=0, le=4096, description="generate: the longest answer, in tokens; leave out to use the longest training answer plus a quarter (at least 16).")
     stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
+    abstain: str = Field(DEFAULT_ABSTAIN, min_length=1, description="qa: the answer that means \"the documents do not say\"; a question file's `\"output\": null` stands for it.")
 
 
 class DataConfig(_Strict):
@@ -43,6 +45,15 @@ class DataConfig(_Strict):
     input_col: str = Field("input", description="CSV files: the column holding the input.")
     output_col: str = Field("output", description="CSV files: the column holding the expected output.")
     allow_overlap: bool = Field(False, description="Allow test inputs that also occur in train (reported as warnings instead of an error).")
+    docs: str | None = Field(None, description="Knowledge tasks: a folder of .pdf .md .txt .html files, or a .jsonl of {\"id\", \"text\", \"title\"?}, relative to the experiment file. Setting it makes the task a qa task.")
+    chunk_tokens: int = Field(256, ge=16, le=4096, description="Documents are cut into passages of this many tokens (the base model's tokenizer), page by page (docs/defaults.md: why 256).")
+    chunk_overlap: int = Field(32, ge=0, description="Tokens each passage shares with the one before it, so a sentence cut at a boundary is whole in one of them.")
+
+    @model_validator(mode="after")
+    def _overlap_under_size(self):
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens ({self.chunk_tokens})")
+        return self
 
 
 class RemoteModelConfig(_Strict):
@@ -65,7 +76,7 @@ MODEL_HELP = "This strategy's base model, if not the experiment's: a local model
 class StrategyConfig(_Strict):
     """What every contender has: its kind (`name`) and its own id. Each kind's module subclasses this with its settings."""
 
-    name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, lora, full, majority, embed_classifier, or a plugin's).")
+    name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, or a plugin's).")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
 
     @property
@@ -91,6 +102,8 @@ class TrainConfig(StrategyConfig):
     dev_generate_rows: int = Field(16, gt=0, description="Generate tasks with dev_metric generate: answer only the first this many dev rows.")
     max_batch_tokens: int | None = Field(None, gt=0, description="Largest micro-batch, in padded tokens (rows x the longest row, not counting the prompt prefix every row shares): peak memory follows this, not batch_size x the longest row. A batch over it runs as several micro-batches (the same update); a longer row runs alone. Leave out for 512 on a CPU (a step of 8 rows of ~590 tokens: 2.1 GB peak instead of 9.8, and no slower; docs/defaults.md) and no bound on a GPU.")
     learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); each method sets its own default.")
+    train_on: Literal["pairs", "documents"] = Field("pairs", description="Knowledge tasks: 'pairs' trains on the training question/answer pairs; 'documents' first continues training on the documents' text (every passage, loss on every token: the model reads the handbook), then on the pairs.")
+    document_epochs: int = Field(1, gt=0, description="train_on documents: passes over the documents' passages before the pairs.")
 
 
 class CostConfig(_Strict):

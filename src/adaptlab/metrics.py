@@ -7,6 +7,8 @@ from collections import Counter
 
 import numpy as np
 
+from adaptlab.task import DEFAULT_ABSTAIN
+
 
 def macro_f1(expected: list[str], predicted: list[str], labels: list[str]) -> float:
     """Unweighted mean of per-label F1 over the task's labels that occur in `expected` or `predicted`."""
@@ -40,10 +42,15 @@ def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> 
     return 100 * (1 + beta**2) * p * r / (beta**2 * p + r)
 
 
-def row_scores(kind: str, expected: list[str], predicted: list[str]) -> np.ndarray:
-    """The headline metric per test row: 1/0 correct (classify) or sentence chrF (generate)."""
+def row_scores(kind: str, expected: list[str], predicted: list[str], abstain: str | None = None) -> np.ndarray:
+    """The headline metric per test row: 1/0 correct (classify), sentence chrF (generate), or the qa score
+    (token F1 on answerable rows, 0 when it abstained; 1/0 for abstaining on unanswerable ones)."""
     if kind == "classify":
         return np.array([float(e == p) for e, p in zip(expected, predicted)])
+    if kind == "qa":
+        from adaptlab.knowledge.measures import qa_rows
+
+        return qa_rows(expected, predicted, abstain or DEFAULT_ABSTAIN)["qa_score"]
     return np.array([chrf(p, e) for e, p in zip(expected, predicted)])
 
 
@@ -83,12 +90,17 @@ def json_fields(text: str) -> dict | None:
     return out
 
 
-def row_table(kind: str, expected: list[str], predicted: list[str]) -> dict[str, np.ndarray]:
+def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | None = None) -> dict[str, np.ndarray]:
     """Per-row values every metric is built from, so bootstrap resamples only re-aggregate.
 
     generate: exact, token_f1, chrf per row, and, when every expected output is a JSON
     object, json_valid and the field counts (true positives, predicted, expected).
+    qa: knowledge.measures.qa_rows, given `qa` (abstain, and what the rows were given and retrieved).
     """
+    if kind == "qa":
+        from adaptlab.knowledge.measures import qa_rows
+
+        return qa_rows(expected, predicted, **({"abstain": DEFAULT_ABSTAIN} | (qa or {})))
     rows = {"exact": np.array([float(e == p) for e, p in zip(expected, predicted)])}
     if kind == "classify":
         return rows
@@ -106,6 +118,10 @@ def row_table(kind: str, expected: list[str], predicted: list[str]) -> dict[str,
 
 def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray, expected_ids: np.ndarray | None = None, predicted_ids: np.ndarray | None = None, n_labels: int = 0) -> dict[str, float]:
     """The scalar metrics over the rows `idx` (a bootstrap resample, or every row)."""
+    if kind == "qa":
+        from adaptlab.knowledge.measures import qa_aggregate
+
+        return qa_aggregate(rows, idx)
     if kind == "classify":
         e, p = expected_ids[idx], predicted_ids[idx]
         tp = np.bincount(e[e == p], minlength=n_labels + 1)[:n_labels]
@@ -122,27 +138,30 @@ def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray, expected
     return out
 
 
-def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Every scalar metric of the task, and (with `resamples`) its 95% percentile-bootstrap interval.
 
     classify: accuracy, macro_f1 (over labels that occur in expected or predicted);
     generate: exact_match, token_f1, chrf (0-100), plus json_valid and field
-    precision/recall/F1 (micro over fields) when every expected output is a JSON object.
+    precision/recall/F1 (micro over fields) when every expected output is a JSON object;
+    qa: knowledge.measures.qa_aggregate (qa_score, token_f1, rouge_l, abstention and hallucination
+    rates, unsupported figures, retrieval recall@k and MRR). A rate a resample has no rows for (no
+    unanswerable question drawn) is left out of that resample's interval.
     """
     if not expected:
         return {}, {}
-    rows = row_table(kind, expected, predicted)
+    rows = row_table(kind, expected, predicted, qa)
     ids = {label: i for i, label in enumerate(labels)}
     extra = {}
     if kind == "classify":  # an answer outside the label set gets its own id (never a true positive)
         extra = {"expected_ids": np.array([ids.get(x, len(labels)) for x in expected]), "predicted_ids": np.array([ids.get(x, len(labels)) for x in predicted]), "n_labels": len(labels)}
     every = np.arange(len(expected))
-    metrics = _aggregate(kind, rows, every, **extra)
+    metrics = {k: v for k, v in _aggregate(kind, rows, every, **extra).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
     if not resamples:
         return metrics, {}
     rng = np.random.default_rng(seed)
     draws = [_aggregate(kind, rows, rng.integers(0, len(expected), len(expected)), **extra) for _ in range(resamples)]
-    return metrics, {k: (float(np.percentile([d[k] for d in draws], 2.5)), float(np.percentile([d[k] for d in draws], 97.5))) for k in metrics}
+    return metrics, {k: (float(np.nanpercentile([d.get(k, np.nan) for d in draws], 2.5)), float(np.nanpercentile([d.get(k, np.nan) for d in draws], 97.5))) for k in metrics if not np.isnan(metrics[k])}
 
 
 def per_label(expected: list[str], predicted: list[str], labels: list[str]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:

@@ -42,6 +42,8 @@ def render(results: dict, sweep: dict | None = None) -> str:
     rec = results["recommendation"]
     parts.append("<h2>Recommendation</h2>" + f"<p class=choice>{escape(rec['choice'])}</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in rec["reasons"]) + "".join(f"<li class=warn>warning: {escape(w)}</li>" for w in rec["warnings"]) + "</ul>")
     parts.append("<h2>Side by side</h2>" + _table(results, metric))
+    if task["kind"] == "qa":
+        parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + _knowledge_table(results))
     parts.append("<h2>Cost against query volume</h2>" + _cost_chart(results))
     if sweep:
         parts.append("<h2>Learning curve</h2>" + _curve_chart(sweep))
@@ -74,6 +76,36 @@ def _table(results: dict, metric: str) -> str:
     prices = results.get("cost_assumptions") or {}
     note = f"<p class=muted>Costs at ${prices.get('dollars_per_hour', '?')}/hour of machine time on {escape(str(prices.get('device', '?')))} (set <code>costs</code> in the experiment).</p>" if prices else ""
     return f"<table>{head}{''.join(rows)}</table>{note}"
+
+
+KNOWLEDGE = [  # (metric, column, what it means)
+    ("qa_score", "qa score", "per row: token F1 on answerable questions (0 when it abstained), 1/0 for abstaining on unanswerable ones"),
+    ("token_f1", "token F1", "answerable questions"),
+    ("rouge_l", "ROUGE-L", "answerable questions"),
+    ("similarity", "similarity", "the embedder's cosine of answer and reference, answerable questions"),
+    ("false_abstention_rate", "false abstention", "answerable questions answered with the abstain answer"),
+    ("abstention_rate", "abstention", "unanswerable questions answered with the abstain answer (the right answer)"),
+    ("hallucination_rate", "hallucination", "unanswerable questions answered anyway"),
+    ("unsupported_figures", "unsupported figures", "answers holding a number, amount or date found neither in the passages given nor in the reference"),
+    ("recall_at_k", "recall@k", "gold source pages among the retrieved passages"),
+    ("mrr", "MRR", "reciprocal rank of the first gold source"),
+    ("citing", "citing", "answers that name a retrieved passage"),
+]
+
+
+def _knowledge_table(results: dict) -> str:
+    """Every qa measure per contender, with its 95% interval; a measure that does not apply is blank."""
+    shown = [m for m in KNOWLEDGE if any(m[0] in s["metrics"] for s in results["strategies"])]
+    head = "<tr><th>contender</th>" + "".join(f"<th title='{escape(why)}'>{escape(col)}</th>" for _, col, why in shown) + "</tr>"
+    rows = []
+    for s in results["strategies"]:
+        cells = []
+        for key, _, _ in shown:
+            value, ci = s["metrics"].get(key), (s.get("ci") or {}).get(key)
+            cells.append("<td></td>" if value is None else f"<td>{value:.3f}" + (f"<br><span class=muted>{ci[0]:.2f}-{ci[1]:.2f}</span>" if ci else "") + "</td>")
+        rows.append(f"<tr><td>{escape(s['name'])}</td>{''.join(cells)}</tr>")
+    legend = "".join(f"<li><b>{escape(col)}</b>: {escape(why)}</li>" for _, col, why in shown)
+    return f"<table>{head}{''.join(rows)}</table><ul class=muted>{legend}</ul>"
 
 
 def _svg(width: int, height: int, content: str, label: str) -> str:
@@ -154,7 +186,9 @@ def _disagreements(results: dict, limit: int = 50) -> str:
     for i, first in enumerate(strategies[0]["predictions"]):
         answers = [s["predictions"][i]["predicted"] for s in strategies]
         if len(set(answers)) > 1:
-            rows.append(f"<tr><td>{escape(str(first.get('line')))}</td><td>{escape(first['input'][:200])}</td><td>{escape(first['expected'][:100])}</td>" + "".join(f"<td>{escape(a[:100])}</td>" for a in answers) + "</tr>")
+            given = [", ".join(p["source"] for p in s["predictions"][i].get("passages", [])) for s in strategies]  # rag: the passages it was given
+            cells = "".join(f"<td>{escape(a[:100])}" + (f"<br><span class=muted>from {escape(g)}</span>" if g else "") + "</td>" for a, g in zip(answers, given))
+            rows.append(f"<tr><td>{escape(str(first.get('line')))}</td><td>{escape(first['input'][:200])}</td><td>{escape(first['expected'][:100])}</td>{cells}</tr>")
     if not rows:
         return "<p>Every strategy gave the same answer on every test row.</p>"
     head = "<tr><th>line</th><th>input</th><th>expected</th>" + "".join(f"<th>{escape(s['name'])}</th>" for s in strategies) + "</tr>"

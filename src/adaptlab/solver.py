@@ -31,6 +31,7 @@ class Prediction:
     shots: int = 0  # examples placed in this query's prompt
     alternatives: dict[str, str] | None = None  # other choice rules' answers, e.g. {"length_normalised": ...}
     cut: bool = False  # generate: stopped at max_new_tokens, not by the model (the answer may be incomplete)
+    passages: tuple[dict, ...] = ()  # rag: the passages placed in its prompt, best first ({"source", "score", "text"})
 
 
 class Solver(Protocol):

@@ -9,7 +9,8 @@ from typing import Callable, Literal
 from adaptlab.data import Dataset
 from adaptlab.errors import DataError, Problem
 
-Kind = Literal["classify", "generate"]
+Kind = Literal["classify", "generate", "qa"]
+DEFAULT_ABSTAIN = "I don't know"  # qa: the answer that means "the documents do not say"
 
 # Outputs "drawn from a small repeated set": at most this many distinct values,
 # each seen at least twice on average, each short and on one line.
@@ -22,6 +23,10 @@ DEFAULT_MAX_NEW_TOKENS = 128  # generate, when neither the experiment nor a toke
 class Task:
     """A named task with its instruction, kind, and label set (classify only).
 
+    Kinds: `classify` (a label from a set), `generate` (free text, scored against the
+    reference), `qa` (answers from the team's documents: free text, or the `abstain`
+    answer where the documents do not say).
+
     >>> Task("sentiment", "Is the review positive or negative?", "classify", ("negative", "positive")).metric
     'accuracy'
     """
@@ -33,11 +38,18 @@ class Task:
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS  # generate: the longest answer
     stop: tuple[str, ...] = ()  # generate: the answer ends before the first of these
     max_new_tokens_from: str = ""  # generate: where max_new_tokens came from (the experiment, or the training answers)
+    abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
 
     @property
     def metric(self) -> str:
-        """The headline metric used to rank strategies."""
-        return "accuracy" if self.kind == "classify" else "chrf"
+        """The headline metric used to rank strategies: accuracy, chrF, or (qa) the mean per row of token F1 on
+        answerable questions (0 when it abstained) and 1/0 for abstaining on unanswerable ones."""
+        return {"classify": "accuracy", "generate": "chrf", "qa": "qa_score"}[self.kind]
+
+    @property
+    def generates(self) -> bool:
+        """Answers are generated text (generate and qa), not a label scored from a set."""
+        return self.kind != "classify"
 
     def parse_label(self, text: str) -> str | None:
         """The label a free-text answer names, or None: exact, then case-insensitive, then the longest label it starts with or contains.
@@ -59,12 +71,14 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""))
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN))
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
-        if self.kind == "generate":
+        if self.generates:
             out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop)}
+        if self.kind == "qa":
+            out["abstain"] = self.abstain
         return out
 
 
@@ -88,21 +102,21 @@ def answer_budget(outputs: list[str], count_tokens: Callable[[str], int]) -> tup
     return longest + margin, f"the longest training answer ({longest} tokens) + {margin}"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None) -> Task:
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
 
-    Generate tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
+    Generate and qa tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
     (`answer_budget`, counted with `count_tokens`, the model's tokenizer).
     """
     kind = kind or infer_kind(train)
-    if kind == "generate":
+    if kind in ("generate", "qa"):
         if max_new_tokens is not None:
             limit, source = max_new_tokens, "the experiment (task.max_new_tokens)"
         elif count_tokens is not None:
             limit, source = answer_budget(train.outputs, count_tokens)
         else:
             limit, source = DEFAULT_MAX_NEW_TOKENS, "the default (no tokenizer to count the training answers with)"
-        return Task(name, instruction, "generate", max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source)
+        return Task(name, instruction, kind, max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source, abstain=abstain)
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:

@@ -124,8 +124,8 @@ def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Cri
 
 
 def balanced(train: Dataset, kind: str) -> Criterion:
-    """Label distribution (classify) or output-length spread (generate)."""
-    if kind == "generate":
+    """Label distribution (classify) or output-length spread (generate, qa)."""
+    if kind != "classify":
         lengths = np.array([len(e.output) for e in train], dtype=float)
         z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
         flags = [Flag(e.line, f"output length {int(n)} is {zz:+.1f} standard deviations from the mean") for e, n, zz in zip(train, lengths, z) if abs(zz) > 3]

@@ -15,6 +15,7 @@ class Example:
     input: str
     output: str
     line: int | None = None
+    sources: tuple[str, ...] = ()  # knowledge tasks: the passages that hold the answer ("handbook.pdf#page=3")
 
 
 @dataclass(frozen=True)

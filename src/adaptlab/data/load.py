@@ -37,11 +37,13 @@ class _Collector:
         return len(self.problems) >= MAX_PROBLEMS
 
 
-def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "input", output_col: str = "output") -> Dataset:
+def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "input", output_col: str = "output", abstain: str | None = None) -> Dataset:
     """Read a JSONL or CSV data file into a Dataset, or raise DataError listing every problem.
 
     CSV files need a header row; `input_col` and `output_col` name the columns to use
-    (in Parquet files and `datasets` folders too).
+    (in Parquet files and `datasets` folders too). Knowledge tasks pass `abstain`, their
+    "the documents do not say" answer: a JSONL `"output": null` becomes it, and a line's
+    optional `"sources"` (a list of strings) are kept with the example.
     """
     path = Path(path)
     name = str(path)
@@ -92,7 +94,7 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
         if not isinstance(record, dict):
             problems.add("not_an_object", number, None, f"expected a JSON object, got {type(record).__name__}", 'write {"input": ..., "output": ...}')
             continue
-        parsed = _parse_record(record, number, problems)
+        parsed = _parse_record(record, number, problems, abstain)
         if parsed is None:
             continue
         fmt, example, instruction = parsed
@@ -204,7 +206,7 @@ def _read_csv(raw: bytes, input_col: str, output_col: str, problems: _Collector)
     return examples
 
 
-def _parse_record(record: dict, number: int, problems: _Collector):
+def _parse_record(record: dict, number: int, problems: _Collector, abstain: str | None = None):
     if "messages" in record:
         return _parse_chat(record["messages"], number, problems)
     for fmt, (in_key, out_key) in {"input_output": ("input", "output"), "prompt_completion": ("prompt", "completion")}.items():
@@ -216,6 +218,11 @@ def _parse_record(record: dict, number: int, problems: _Collector):
                 if key not in record:
                     problems.add("missing_field", number, key, "is missing", f"every line needs '{in_key}' and '{out_key}'")
                     ok = False
+                elif value is None and key == out_key and abstain is not None:
+                    value = abstain  # a question the documents do not answer
+                elif value is None and key == out_key:
+                    problems.add("wrong_type", number, key, "is null", "write the expected answer; null (a question the documents do not answer) is allowed only in knowledge tasks, whose experiment sets data.docs")
+                    ok = False
                 elif not isinstance(value, str):
                     problems.add("wrong_type", number, key, f"expected a string, got {_type_name(value)}", "write the value as a JSON string")
                     ok = False
@@ -226,12 +233,22 @@ def _parse_record(record: dict, number: int, problems: _Collector):
                     problems.add("invalid_unicode", number, key, *bad)
                     ok = False
                 values[key] = value
-            if not ok:
+            sources = _sources(record, number, problems)
+            if not ok or sources is None:
                 return None
-            return fmt, Example(values[in_key], values[out_key].strip(), number), None
+            return fmt, Example(values[in_key], values[out_key].strip(), number, sources), None
     keys = ", ".join(_printable(k) for k in sorted(record)) or "none"
     problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion' or 'messages' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
     return None
+
+
+def _sources(record: dict, number: int, problems: _Collector) -> tuple[str, ...] | None:
+    """A line's optional "sources": the passages holding its answer, as document ids ("handbook.pdf#page=3")."""
+    value = record.get("sources", [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        problems.add("wrong_type", number, "sources", f"expected a list of document ids, got {_type_name(value)}", 'write "sources": ["handbook.pdf#page=3", "faq.md"]')
+        return None
+    return tuple(v.strip() for v in value)
 
 
 def _parse_chat(messages, number: int, problems: _Collector):

@@ -69,7 +69,7 @@ class LMSolver:
     @property
     def streams(self) -> bool:
         """Whether `predict` hands answers to sinks as they are generated (generate tasks; labels are scored whole)."""
-        return self.task.kind == "generate"
+        return self.task.generates
 
     def prompts(self, inputs: list[str]) -> tuple[list[list[int]], list[int]]:
         """Token ids of each query's prompt, and how many shots each one holds.

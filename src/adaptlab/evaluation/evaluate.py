@@ -10,7 +10,7 @@ import numpy as np
 
 from adaptlab.data import Dataset
 from adaptlab.evaluation.resources import PeakRss
-from adaptlab.metrics import per_label, row_scores, task_metrics
+from adaptlab.metrics import per_label, row_scores, row_table, task_metrics
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
 
@@ -85,10 +85,11 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         predictions = solver.predict(test.inputs, predict_progress)
     expected = test.outputs
     predicted = [p.output for p in predictions]
-    scores = row_scores(task.kind, expected, predicted)
+    qa = qa_inputs(task, test, predictions) if task.kind == "qa" else None
+    scores = row_table(task.kind, expected, predicted, qa)["qa_score"] if qa else row_scores(task.kind, expected, predicted)
     latency = np.array([p.seconds for p in predictions]) * 1000
     counts = Counter(predicted)
-    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000)
+    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, qa=qa)
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
@@ -105,7 +106,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         fit_seconds=fit_seconds,
         peak_rss_mb=rss.peak_mb,
         scores=scores.tolist(),
-        predictions=[{"input": e.input, "expected": e.output, "predicted": p.output, "line": e.line, "shots": p.shots} | ({"cut": True} if p.cut else {}) for e, p in zip(test, predictions)],
+        predictions=[prediction_row(e, p) for e, p in zip(test, predictions)],
         labels_predicted=len(counts) if task.kind == "classify" else None,
         top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if task.kind == "classify" and predicted else None,
         solver=solver.describe(),
@@ -113,6 +114,31 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         per_label_f1=f1,
         confusion=confusion,
         traits=traits or {},
-        answers_cut=sum(p.cut for p in predictions) if task.kind == "generate" else None,
-        answer_limit=task.max_new_tokens if task.kind == "generate" else None,
+        answers_cut=sum(p.cut for p in predictions) if task.generates else None,
+        answer_limit=task.max_new_tokens if task.generates else None,
     ), solver
+
+
+def prediction_row(example, prediction) -> dict:
+    """One test row as results.json keeps it: the question, both answers, and what the strategy was given."""
+    row = {"input": example.input, "expected": example.output, "predicted": prediction.output, "line": example.line, "shots": prediction.shots}
+    if prediction.cut:
+        row["cut"] = True
+    if example.sources:
+        row["sources"] = list(example.sources)
+    if prediction.passages:
+        row["passages"] = [dict(p) for p in prediction.passages]
+    return row
+
+
+def qa_inputs(task: Task, test: Dataset, predictions: list) -> dict:
+    """What the qa measures read beside the answers: the abstain answer, the passages each row was given, the gold
+    sources and the retrieved ones (when there are both), and the embedder's cosine of each answer with its reference."""
+    from adaptlab.models.embedder import default_embedder
+
+    embedder = default_embedder()
+    answers, references = embedder.encode([p.output for p in predictions]), embedder.encode(test.outputs)
+    out = {"abstain": task.abstain, "given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
+    if any(e.sources for e in test) and any(p.passages for p in predictions):
+        out |= {"gold": [list(e.sources) for e in test], "retrieved": [[g["source"] for g in p.passages] for p in predictions]}
+    return out

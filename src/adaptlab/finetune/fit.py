@@ -9,6 +9,8 @@ adapter over the shared base model (kinds/lora.py), or every weight of a fresh c
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -16,8 +18,8 @@ import numpy as np
 from adaptlab.config import TrainConfig
 from adaptlab.data import Dataset, split_dev
 from adaptlab.engine.lm_solver import LMSolver
-from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
-from adaptlab.errors import DataError, Problem
+from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages, encode_text
+from adaptlab.errors import ConfigError, DataError, Problem
 from adaptlab.finetune.loss import TrainRow, mean_loss
 from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainSettings, train
 from adaptlab.metrics import row_scores
@@ -32,7 +34,7 @@ Prepare = Callable[[BaseModel, Task, TrainConfig, int], tuple[BaseModel, "str | 
 class FineTune:
     """Fine-tuning as a Strategy. After `fit`, `result` holds what the loop measured (and whether it was interrupted)."""
 
-    def __init__(self, base: BaseModel, config: TrainConfig, prepare: Prepare, seed: int = 0, on_step: Callable[[StepReport], None] | None = None, dev: Dataset | None = None, checkpoints=None, should_stop: Callable[[], bool] | None = None, resume: Resume | None = None):
+    def __init__(self, base: BaseModel, config: TrainConfig, prepare: Prepare, seed: int = 0, on_step: Callable[[StepReport], None] | None = None, dev: Dataset | None = None, checkpoints=None, should_stop: Callable[[], bool] | None = None, resume: Resume | None = None, documents=None):
         self.base = base
         self.config = config
         self.prepare = prepare
@@ -43,7 +45,11 @@ class FineTune:
         self.checkpoints = checkpoints
         self.should_stop = should_stop
         self.resume = resume
+        self.documents = documents  # train_on documents: the experiment's documents (knowledge.Documents)
         self.result: TrainResult | None = None
+        self.reading: TrainResult | None = None  # train_on documents: the pass over the documents' text
+        if config.train_on == "documents" and documents is None:
+            raise ConfigError(f"strategy {config.key!r} has train_on: documents, but the experiment names no documents: set data.docs")
 
     def fit(self, task: Task, train_set: Dataset, dev: Dataset | None = None, progress=None) -> LMSolver:
         cfg = self.config
@@ -60,7 +66,11 @@ class FineTune:
             if progress:
                 progress(1)  # one optimizer step
 
-        hooks = Hooks(on_step, score, self.checkpoints, self.should_stop)
+        offset = 0
+        if cfg.train_on == "documents" and self.resume is None:  # a resumed run's checkpoint already holds what the documents taught
+            offset = self._read_documents(base, settings, rows, on_step)
+        after_reading = (lambda report: on_step(replace(report, step=report.step + offset, total_steps=report.total_steps + offset))) if offset else on_step
+        hooks = Hooks(after_reading, score, self.checkpoints, self.should_stop)
         self.result = train(base.model, rows, settings, base.device, base.tokenizer.pad_token_id, hooks, self.resume)
         solver.reset_precision()  # decide bf16 again on the trained weights
         solver.details = {
@@ -73,7 +83,22 @@ class FineTune:
             "dev_metric": metric,  # what best_dev_score measures: accuracy, chrf or loglik
             "dev_metric_rows": dev_rows,
         }
+        if self.reading is not None:
+            solver.details["documents_training"] = self.reading.to_dict() | {"passages": len(self.documents.chunks)}
         return solver
+
+    def _read_documents(self, base: BaseModel, settings: TrainSettings, pair_rows: list[TrainRow], on_step) -> int:
+        """Continued training on every passage of the documents (loss on every token but the first), with the one loop.
+        Progress counts these steps before the pairs' ones; returns how many there were."""
+        rows = document_rows(base, self.documents.chunks)
+        reading = replace(settings, epochs=self.config.document_epochs, eval_every=None, patience=None)
+        pair_steps = math.ceil(len(pair_rows) / settings.batch_size) * settings.epochs
+
+        def report(r: StepReport) -> None:
+            on_step(replace(r, total_steps=r.total_steps + pair_steps, rows=()))  # rows index the passages, not the training lines
+
+        self.reading = train(base.model, rows, reading, base.device, base.tokenizer.pad_token_id, Hooks(report, None, None, self.should_stop))
+        return self.reading.total_steps
 
 
 def fit_and_dev(task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfig, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -97,13 +122,23 @@ def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:
     return rows
 
 
+def document_rows(base: BaseModel, chunks) -> list[TrainRow]:
+    """Each passage as a row learned whole: its first token is the prompt, every later one is predicted."""
+    rows = []
+    for chunk in chunks:
+        ids = encode_text(base.tokenizer, chunk.text)[: base.context_length]
+        if len(ids) > 1:
+            rows.append(TrainRow(ids[:1], ids[1:]))
+    return rows
+
+
 def dev_scorer(solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: TrainSettings) -> tuple[str, int, Callable[[], float]]:
     """How the dev split is scored (cfg.dev_metric resolved): the metric's name, the rows it reads, and the scoring function (higher is better)."""
     task, base = solver.task, solver.base
-    if cfg.dev_metric == "loglik" or (cfg.dev_metric == "auto" and task.kind == "generate"):
+    if cfg.dev_metric == "loglik" or (cfg.dev_metric == "auto" and task.generates):
         rows = training_rows(base, task, dev)
         return "loglik", len(rows), lambda: -mean_loss(base.model, rows, base.tokenizer.pad_token_id, base.device, settings.bf16, settings.max_batch_tokens)
-    if task.kind == "generate":
+    if task.generates:
         dev = Dataset(dev.examples[: cfg.dev_generate_rows], dev.source)
     return task.metric, len(dev), lambda: dev_score(solver, dev)
 
@@ -111,4 +146,4 @@ def dev_scorer(solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: Train
 def dev_score(solver: LMSolver, dev: Dataset) -> float:
     """The task's headline metric on the dev rows (accuracy, or chrF for generate tasks)."""
     predicted = [p.output for p in solver.predict(dev.inputs)]
-    return float(np.mean(row_scores(solver.task.kind, dev.outputs, predicted)))
+    return float(np.mean(row_scores(solver.task.kind, dev.outputs, predicted, solver.task.abstain)))

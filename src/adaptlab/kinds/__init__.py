@@ -24,7 +24,7 @@ from typing import Any, Callable
 from adaptlab.errors import ConfigError
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
-BUILT_IN = ("zero_shot", "few_shot", "lora", "full", "majority", "embed_classifier")  # modules of this package, in table order
+BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier")  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.kinds"
 
 
@@ -92,7 +92,7 @@ def names(family: str | None = None) -> tuple[str, ...]:
     return tuple(k.name for k in kinds() if family is None or k.family == family)
 
 
-def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step=None, **extra):
+def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step=None, documents=None, **extra):
     """The Strategy an experiment entry describes (a mapping or a kind's config), on `base`: for scripts, notebooks and tests.
 
     >>> strategy({"name": "majority"}).fit(task, train)    # doctest: +SKIP
@@ -101,7 +101,7 @@ def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step
 
     k = kind(spec["name"] if isinstance(spec, dict) else spec.name)
     config = k.config.model_validate(spec) if isinstance(spec, dict) else spec
-    return k.build(config, BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, extra))
+    return k.build(config, BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, documents, extra))
 
 
 def _load() -> None:

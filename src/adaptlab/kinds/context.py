@@ -60,6 +60,7 @@ class BuildContext:
     on_step: Callable | None = None  # training progress (a StepReport per step)
     dev: Dataset | None = None  # a separate dev file; fine-tuning otherwise holds out part of train
     embedder: Any = None
+    documents: Any = None  # knowledge tasks: the experiment's documents (adaptlab.knowledge.Documents)
     extra: dict = field(default_factory=dict)  # what a third-party kind needs from its caller
 
     def model(self, choice=None):

@@ -37,7 +37,7 @@ def fresh_copy(base: BaseModel) -> BaseModel:
 
 
 def build(config: FullConfig, ctx) -> FineTune:
-    return FineTune(ctx.model(config.model), config, lambda base, task, cfg, seed: (fresh_copy(base), None), seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, **ctx.extra)
+    return FineTune(ctx.model(config.model), config, lambda base, task, cfg, seed: (fresh_copy(base), None), seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, documents=ctx.documents, **ctx.extra)
 
 
 def load(folder: Path, ctx) -> LMSolver:

@@ -95,7 +95,7 @@ def _prepare(base: BaseModel, task: Task, cfg: LoraConfig, seed: int):
 
 
 def build(config: LoraConfig, ctx) -> FineTune:
-    return FineTune(ctx.model(config.model), config, _prepare, seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, **ctx.extra)
+    return FineTune(ctx.model(config.model), config, _prepare, seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, documents=ctx.documents, **ctx.extra)
 
 
 def load(folder: Path, ctx) -> LMSolver:

@@ -28,9 +28,37 @@ class KnowledgeIndex:
     retriever: Index
     files: dict[str, str]  # document name -> sha256 of its bytes
     rebuilt: list[str] = field(default_factory=list)  # documents read and chunked by this build (the rest came from the cache)
+    kind: str = "bm25"
+    vectors: np.ndarray | None = None  # dense and hybrid: the chunks' embeddings
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[Chunk, float]]]:
         return [[(self.chunks[i], score) for i, score in hits] for hits in self.retriever.search(queries, k)]
+
+    def save(self, folder: Path) -> dict:
+        """chunks.json (+ vectors.npy) in `folder`: JSON and NumPy only, no pickle. Returns what solver.json records of it."""
+        folder = Path(folder)
+        write_json(folder / "chunks.json", {"files": self.files, "chunks": [asdict(c) for c in self.chunks]})
+        if self.vectors is not None:
+            np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
+        return {"retriever": self.kind, "chunks": len(self.chunks), "documents": self.files, "chunks_sha256": sha256_file(folder / "chunks.json")}
+
+
+def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
+    """The index a rag solver saved (`KnowledgeIndex.save`); BM25 is rebuilt from the chunks, vectors are read back."""
+    from adaptlab.errors import AdaptlabError
+
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
+        chunks = [Chunk(**c) for c in saved["chunks"]]
+        vectors = np.load(folder / "vectors.npy", allow_pickle=False) if kind != "bm25" else None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise AdaptlabError(f"{folder}: the saved passages (chunks.json, vectors.npy) cannot be read ({type(exc).__name__}); register the version again") from None
+    if embedder is None and kind != "bm25":
+        from adaptlab.models.embedder import default_embedder
+
+        embedder = default_embedder()
+    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), saved["files"], [], kind, vectors)
 
 
 def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32) -> KnowledgeIndex:
@@ -68,9 +96,39 @@ def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None
         from adaptlab.models.embedder import encode_cached
 
         vectors = np.concatenate([encode_cached(embedder, [c.text for c in group]) for group in chunks_by_file if group])
-    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), files, rebuilt)
+    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), files, rebuilt, kind, vectors)
 
 
 def _tokenizer_id(tokenizer) -> str:
     """What tells tokenizers apart in the cache key: its name and vocabulary size."""
     return f"{getattr(tokenizer, 'name_or_path', type(tokenizer).__name__)}:{len(tokenizer)}".replace("/", "_")
+
+
+class Documents:
+    """An experiment's documents (data.docs): each retriever kind's index built on first use, with its build time.
+
+    Strategies share it: rag retrieves from it, fine-tuning with `train_on: documents` reads its passages.
+    """
+
+    def __init__(self, path: str | Path, tokenizer, embedder=None, size: int = 256, overlap: int = 32):
+        self.path, self.tokenizer, self.embedder, self.size, self.overlap = Path(path), tokenizer, embedder, size, overlap
+        self.built: dict[str, KnowledgeIndex] = {}
+        self.seconds: dict[str, float] = {}  # retriever kind -> seconds its build took (chunk cache hits make later ones quick)
+
+    def index(self, kind: str = "bm25") -> KnowledgeIndex:
+        if kind not in self.built:
+            import time
+
+            embedder = self.embedder
+            if embedder is None and kind != "bm25":
+                from adaptlab.models.embedder import default_embedder
+
+                embedder = self.embedder = default_embedder()
+            start = time.perf_counter()
+            self.built[kind] = build_index(self.path, self.tokenizer, kind, embedder, self.size, self.overlap)
+            self.seconds[kind] = time.perf_counter() - start
+        return self.built[kind]
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return (next(iter(self.built.values())) if self.built else self.index("bm25")).chunks

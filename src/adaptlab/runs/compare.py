@@ -20,7 +20,7 @@ from adaptlab.registry import default_registry
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment
 from adaptlab.runs.folder import mark
-from adaptlab.runs.prepare import prepare, resolved
+from adaptlab.runs.prepare import documents_for, prepare, resolved
 
 
 def run_compare(experiment: str | Path, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -65,6 +65,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
         report = audit(train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
     events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
+    documents = documents_for(config, root, base)
     evaluations = []
     models = ModelSource(base)
     registry = default_registry()
@@ -82,7 +83,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
                 fit_bar.update(report.step, report.describe())
 
             kind = kinds.kind(strategy_config.name)
-            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=dev))
+            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=dev, documents=documents))
             predict_bar = events.bar(f"{strategy_config.key}: predicting", len(test))
             evaluation, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
         solver.save(run_dir / "solvers" / strategy_config.key)
@@ -99,7 +100,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
-        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash},
+        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | (documents_summary(documents) if documents else {}),
         "seed": config.seed,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
         "strategies": [e.to_dict() | costs[e.name] for e in evaluations],
@@ -119,6 +120,12 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     mark(run_dir, "compare", "completed", config=resolved(config, root), recommendation=decision.choice)
     registry.close()
     return results, run_dir
+
+
+def documents_summary(documents) -> dict:
+    """What results.json records of the documents: their hashes, the passages, and each index's build time."""
+    chunks = documents.chunks
+    return {"docs": str(documents.path), "documents": documents.index("bm25").files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
 
 
 def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int):

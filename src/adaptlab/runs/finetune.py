@@ -38,7 +38,7 @@ from adaptlab.models.base import weights_digest
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment, parse_experiment
 from adaptlab.runs.folder import mark, now
-from adaptlab.runs.prepare import prepare, resolved
+from adaptlab.runs.prepare import documents_for, prepare, resolved
 
 
 class Interrupted(AdaptlabError):
@@ -127,7 +127,7 @@ def run_finetune(
         from adaptlab.kinds.context import BuildContext, ModelSource
 
         extra = {"checkpoints": CheckpointFolder(ckpt_dir, checkpoint_every), "should_stop": lambda: stop["requested"], "resume": load_checkpoint(latest, rank) if latest else None}
-        fine_tune = kinds.kind(strategy_config.name).build(strategy_config.model_copy(update={"model": None}), BuildContext(ModelSource(base), config.seed, on_step=step_done, dev=dev, extra=extra))
+        fine_tune = kinds.kind(strategy_config.name).build(strategy_config.model_copy(update={"model": None}), BuildContext(ModelSource(base), config.seed, on_step=step_done, dev=dev, documents=documents_for(config, root, base), extra=extra))
         clock = time.perf_counter()
         with events.bars():
             solver = fine_tune.fit(task, fit_set)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adaptlab.config import ExperimentConfig
 from adaptlab.data import Dataset, check_leakage, load_dataset
+from adaptlab.errors import ConfigError
 from adaptlab.task import Task, make_task
 
 
@@ -20,15 +21,21 @@ class Prepared:
 
 
 def prepare(config: ExperimentConfig, root: Path) -> Prepared:
-    """Load train, test (and dev) with the column mapping, refuse test rows leaked from them, and infer the task."""
-    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col}
+    """Load train, test (and dev) with the column mapping, refuse test rows leaked from them, and infer the task
+    (a qa task when the experiment names documents: `"output": null` is then its abstain answer)."""
+    kind = config.task.kind or ("qa" if config.data.docs else None)
+    if config.data.docs and kind != "qa":
+        raise ConfigError(f"data.docs is set, so this is a knowledge task: task.kind must be qa (or left out), not {kind!r}")
+    if kind == "qa" and not config.data.docs:
+        raise ConfigError("task.kind qa answers from documents: set data.docs to a folder of .pdf .md .txt .html files (or a .jsonl of {\"id\", \"text\"})")
+    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col, "abstain": config.task.abstain if kind == "qa" else None}
     train = load_dataset(root / config.data.train, min_examples=2, **columns)
     test = load_dataset(root / config.data.test, **columns)
     dev = load_dataset(root / config.data.dev, **columns) if config.data.dev else None
     warnings = train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap)
     if dev is not None:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
-    task = make_task(config.task.name, config.task.instruction, train, test, config.task.kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model))
+    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain)
     return Prepared(train, test, dev, task, warnings)
 
 
@@ -53,5 +60,14 @@ def _answer_tokens(model: str):
 def resolved(config: ExperimentConfig, root: Path) -> dict:
     """The config with every default filled in and data paths made absolute (what a run folder records)."""
     data = config.model_dump(mode="json")
-    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev") if data["data"].get(k)}
+    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev", "docs") if data["data"].get(k)}
     return data
+
+
+def documents_for(config: ExperimentConfig, root: Path, base):
+    """The experiment's documents (data.docs), chunked with `base`'s tokenizer; None without them."""
+    if not config.data.docs:
+        return None
+    from adaptlab.knowledge.index import Documents
+
+    return Documents(root / config.data.docs, base.tokenizer, size=config.data.chunk_tokens, overlap=config.data.chunk_overlap)

@@ -22,7 +22,7 @@ from adaptlab.decide.recommend import paired_difference
 from adaptlab.evaluation import evaluate
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment
-from adaptlab.runs.prepare import prepare
+from adaptlab.runs.prepare import documents_for, prepare
 
 DEFAULT_SIZES = (8, 16, 32, 64)
 
@@ -52,12 +52,13 @@ def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, se
         raise ConfigError(f"{experiment}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
     models = ModelSource(load_base_model(config.model))
+    documents = documents_for(config, root, models.default)
     runs = []  # {"strategy", "n", "seed", "score", "scores"}
     for n in points:
         for seed in range(seeds if n < len(train) else 1):
             subset = sample(train, n, config.seed + seed)
             for strategy_config in chosen:
-                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed))
+                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed, documents=documents))
                 evaluation, _ = evaluate(strategy, task, subset, test, name=strategy_config.key)
                 runs.append({"strategy": strategy_config.key, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
                 events.message(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")

@@ -80,7 +80,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
     stats = {"dropped_queued": 0, "stopped_running": 0, "tokens_after_disconnect": 0}
 
     def run_batch(key: tuple, payloads: list) -> list:
-        """Answers in order, as (text, completion tokens, cut by the token limit); an item may be an exception that belongs to that request alone."""
+        """Answers in order, as (text, completion tokens, cut by the token limit, the passages a rag answer was given or None);
+        an item may be an exception that belongs to that request alone."""
         model, max_tokens = key
         try:
             solver = models.solver(model)
@@ -96,10 +97,10 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
 
             with _adapter(models.base, None):
                 answers = generate(models.base.model, models.base.tokenizer, contents, models.base.eot_id, models.base.device, max_tokens, sinks=streams)
-                return [(a.text, a.tokens, a.cut) for a in answers]
+                return [(a.text, a.tokens, a.cut, None) for a in answers]
         try:
             predictions = solver.predict(contents, sinks=streams) if getattr(solver, "streams", False) else solver.predict(contents)
-            return [(p.output, p.completion_tokens, p.cut) for p in predictions]
+            return [(p.output, p.completion_tokens, p.cut, [{"source": g["source"], "id": g["id"], "score": g["score"], "text": g["text"]} for g in p.passages] or None) for p in predictions]
         except AdaptlabError as exc:  # e.g. one query too long for the context: answer the others one by one
             if len(payloads) == 1:
                 return [exc]
@@ -188,8 +189,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             raise ApiError(429, f"the server is busy (too many requests, or too much work, waiting); retry in {exc.retry_after} s", "rate_limit_error", retry_after=exc.retry_after) from None
         return model, future, stream, prompt_tokens
 
-    async def outcome(request, future, stream: Stream, model: str) -> tuple[str, int, bool]:
-        """The answer (text, completion tokens, cut by the token limit); the client going away first drops or stops the request."""
+    async def outcome(request, future, stream: Stream, model: str) -> tuple[str, int, bool, list | None]:
+        """The answer (text, completion tokens, cut by the token limit, sources); the client going away first drops or stops the request."""
         done = asyncio.wrap_future(future)
         gone = asyncio.ensure_future(_disconnected(request))
         try:
@@ -213,7 +214,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
 
         future.add_done_callback(count)
 
-    def answer_of(done, model: str) -> tuple[str, int, bool]:
+    def answer_of(done, model: str) -> tuple[str, int, bool, list | None]:
         try:
             return done.result()
         except LoadFailed as exc:
@@ -228,6 +229,10 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
 
     def finish_reason(cut: bool) -> str:
         return "length" if cut else "stop"  # OpenAI's words: the token limit ended it, or the model did
+
+    def with_sources(response: dict, sources: list | None) -> dict:
+        """A rag version's answer carries the passages it was given: an extra top-level field clients that do not know it ignore."""
+        return response | {"sources": sources} if sources else response
 
     def usage(prompt_tokens: int, completion_tokens: int) -> dict:
         return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
@@ -264,8 +269,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
         model, future, stream, prompt_tokens = await submit(request, body, prompt_of)
         created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
         if not body.get("stream"):
-            text, completion_tokens, cut = await outcome(request, future, stream, model)
-            return {"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason(cut)}], "usage": usage(prompt_tokens, completion_tokens)}
+            text, completion_tokens, cut, sources = await outcome(request, future, stream, model)
+            return with_sources({"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason(cut)}], "usage": usage(prompt_tokens, completion_tokens)}, sources)
         done = asyncio.wrap_future(future)
         done.add_done_callback(lambda _: stream.close())
         first = asyncio.ensure_future(stream.pieces.get())
@@ -289,10 +294,10 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
                     sent += piece
                     yield chunk(rid, created, model, {"content": piece})
                     piece = await stream.pieces.get()
-                text, completion_tokens, cut = answer_of(done, model)
+                text, completion_tokens, cut, sources = answer_of(done, model)
                 if text.startswith(sent) and text != sent:  # answers that are not generated token by token: a label
                     yield chunk(rid, created, model, {"content": text[len(sent) :]})
-                yield chunk(rid, created, model, {}, finish_reason(cut), usage(prompt_tokens, completion_tokens) if (body.get("stream_options") or {}).get("include_usage") else None)
+                yield chunk(rid, created, model, {}, finish_reason(cut), usage(prompt_tokens, completion_tokens) if (body.get("stream_options") or {}).get("include_usage") else None, sources)
                 yield "data: [DONE]\n\n"
             except ApiError as exc:  # failed after the stream began: the error rides in the stream, OpenAI-style
                 yield "data: " + exc.body().decode() + "\n\n"
@@ -324,8 +329,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
             return prompt, 0
 
         model, future, stream, prompt_tokens = await submit(request, body, prompt_of)
-        text, completion_tokens, cut = await outcome(request, future, stream, model)
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model, "choices": [{"index": 0, "text": text, "finish_reason": finish_reason(cut)}], "usage": usage(prompt_tokens, completion_tokens)}
+        text, completion_tokens, cut, sources = await outcome(request, future, stream, model)
+        return with_sources({"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model, "choices": [{"index": 0, "text": text, "finish_reason": finish_reason(cut)}], "usage": usage(prompt_tokens, completion_tokens)}, sources)
 
     @app.exception_handler(ClientGone)
     async def _gone(request, exc):  # nobody reads this; 499 as nginx logs it, never a 5xx

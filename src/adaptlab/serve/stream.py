@@ -40,9 +40,11 @@ class Stream:
         self.pieces.put_nowait(DONE)
 
 
-def chunk(rid: str, created: int, model: str, delta: dict, finish: str | None = None, usage: dict | None = None) -> str:
-    """One server-sent event in OpenAI's chat.completion.chunk shape."""
+def chunk(rid: str, created: int, model: str, delta: dict, finish: str | None = None, usage: dict | None = None, sources: list | None = None) -> str:
+    """One server-sent event in OpenAI's chat.completion.chunk shape (a rag answer's last one carries its `sources`)."""
     body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
     if usage is not None:
         body["usage"] = usage
+    if sources:
+        body["sources"] = sources
     return "data: " + json.dumps(body) + "\n\n"

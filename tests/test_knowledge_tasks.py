@@ -1,0 +1,132 @@
+"""Knowledge tasks end to end on the tiny model: documents in, zero_shot / rag / lora on the documents compared,
+the qa measures in results.json and the report, and a rag version served with its sources."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from adaptlab.errors import ConfigError, DataError
+from conftest import serving
+
+HANDBOOK = """# Leave
+
+Employees get 25 days of paid leave a year. Unused days carry over until March 31.
+
+# Equipment
+
+The company reimburses a standing desk up to $400 once every three years.
+"""
+FAQ = "Parking: the garage on Elm Street is free for employees after 6 pm. Badges are renewed every 2 years."
+
+QUESTIONS_TRAIN = [
+    {"input": "How many days of paid leave do employees get?", "output": "25 days a year.", "sources": ["handbook.md"]},
+    {"input": "Until when do unused leave days carry over?", "output": "Until March 31.", "sources": ["handbook.md"]},
+    {"input": "Is the garage free?", "output": "Yes, after 6 pm.", "sources": ["faq.txt"]},
+    {"input": "What is the capital of Peru?", "output": None},
+]
+QUESTIONS_TEST = [
+    {"input": "How much is a standing desk reimbursed?", "output": "Up to $400 once every three years.", "sources": ["handbook.md"]},
+    {"input": "How often are badges renewed?", "output": "Every 2 years.", "sources": ["faq.txt"]},
+    {"input": "Who won the 1998 World Cup?", "output": None},
+]
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+@pytest.fixture
+def qa_experiment(tmp_path, tiny_model_dir) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "handbook.md").write_text(HANDBOOK, encoding="utf-8")
+    (docs / "faq.txt").write_text(FAQ, encoding="utf-8")
+    _write(tmp_path / "train.jsonl", QUESTIONS_TRAIN)
+    _write(tmp_path / "test.jsonl", QUESTIONS_TEST)
+    (tmp_path / "experiment.yaml").write_text(
+        f"""task: {{name: handbook, instruction: "Answer from the documents. If they do not say, answer I don't know."}}
+data: {{docs: docs, train: train.jsonl, test: test.jsonl, chunk_tokens: 24, chunk_overlap: 4}}
+model: {tiny_model_dir}
+strategies:
+  - name: zero_shot
+  - {{name: rag, k: 2, retriever: bm25}}
+  - {{id: lora_docs, name: lora, train_on: documents, epochs: 1, batch_size: 4, bf16: false, dev_fraction: 0}}
+""",
+        encoding="utf-8",
+    )
+    return tmp_path / "experiment.yaml"
+
+
+def test_a_qa_compare_measures_every_strategy_and_keeps_each_rag_answers_passages(qa_experiment, tmp_path):
+    from adaptlab.runs.compare import run_compare
+
+    results, run_dir = run_compare(qa_experiment, tmp_path / "run")
+    task = results["task"]
+    assert task["kind"] == "qa" and task["metric"] == "qa_score" and task["abstain"] == "I don't know"
+    assert results["data"]["documents"].keys() == {"faq.txt", "handbook.md"} and results["data"]["chunks"] >= 3
+    by_name = {s["name"]: s for s in results["strategies"]}
+    assert list(by_name) == ["zero_shot", "rag", "lora_docs"]
+    for s in by_name.values():  # one unanswerable test row: hallucination and abstention are measured for everyone
+        assert {"qa_score", "token_f1", "rouge_l", "similarity", "abstention_rate", "hallucination_rate", "false_abstention_rate"} <= s["metrics"].keys()
+        assert s["metrics"]["abstention_rate"] + s["metrics"]["hallucination_rate"] == pytest.approx(1.0)
+        assert s["predictions"][2]["expected"] == "I don't know" and s["predictions"][0]["sources"] == ["handbook.md"]
+    rag = by_name["rag"]
+    assert {"recall_at_k", "mrr"} <= rag["metrics"].keys() and "recall_at_k" not in by_name["zero_shot"]["metrics"]
+    for row in rag["predictions"][:2]:
+        assert 1 <= len(row["passages"]) <= 2 and all(p["text"] and p["source"] in ("faq.txt", "handbook.md") for p in row["passages"])
+    assert "passages" not in rag["predictions"][2]  # no word of the trivia question is in the documents: BM25 finds nothing
+    assert rag["prompt_tokens_mean"] > by_name["zero_shot"]["prompt_tokens_mean"]  # the passages are paid for in prompt tokens
+    assert rag["solver"]["retrieval"]["retriever"] == "bm25" and rag["solver"]["retrieval"]["chunks"] == results["data"]["chunks"]
+    reading = by_name["lora_docs"]["solver"]["documents_training"]
+    assert reading["passages"] == results["data"]["chunks"] and reading["steps"] >= 1 and reading["tokens"] > 0
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "hallucination" in report and "abstention" in report
+
+
+def test_a_rag_version_is_served_with_the_passages_it_was_given(qa_experiment, tmp_path, tiny_base):
+    from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    text = qa_experiment.read_text(encoding="utf-8")
+    qa_experiment.write_text(text[: text.index("  - name: zero_shot")] + "  - {name: rag, k: 1, retriever: bm25}\n", encoding="utf-8")
+    run_compare(qa_experiment, tmp_path / "run")
+    saved = tmp_path / "run" / "solvers" / "rag"
+    assert (saved / "chunks.json").is_file() and not list(saved.glob("*.pkl")) and not list(saved.glob("*.pt"))
+    version = next(v for v in default_registry().versions("handbook") if v.strategy == "rag")
+    with ExitStack() as stack:
+        url = stack.enter_context(serving(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits())))
+        reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "How often are badges renewed?"}], "max_tokens": 8}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert [s["source"] for s in body["sources"]] == ["faq.txt"] and "Badges" in body["sources"][0]["text"]
+
+
+def test_null_answers_and_sources_belong_to_knowledge_tasks(tmp_path):
+    from adaptlab.data import load_dataset
+
+    _write(tmp_path / "q.jsonl", QUESTIONS_TRAIN)
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path / "q.jsonl")
+    assert "line 4" in str(info.value) and "data.docs" in str(info.value)
+    data = load_dataset(tmp_path / "q.jsonl", abstain="I don't know")
+    assert data.outputs[3] == "I don't know" and data.examples[0].sources == ("handbook.md",)
+    _write(tmp_path / "bad.jsonl", [{"input": "q", "output": "a", "sources": "handbook.md"}])
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path / "bad.jsonl", abstain="I don't know")
+    assert "sources" in str(info.value) and "line 1" in str(info.value)
+
+
+def test_rag_without_documents_and_qa_without_documents_are_config_errors(qa_experiment):
+    from adaptlab.runs.compare import run_compare
+
+    text = qa_experiment.read_text(encoding="utf-8").replace("docs: docs, ", "")
+    qa_experiment.write_text(text, encoding="utf-8")
+    with pytest.raises((ConfigError, DataError)):  # the null answer in train is refused first, naming data.docs
+        run_compare(qa_experiment)
