@@ -47,17 +47,18 @@ def results_table(results: dict) -> Table:
     task = results["task"]
     metric = task["metric"]
     classify = task["kind"] == "classify"
-    other = "macro_f1" if classify else "exact_match"
-    digits = 3 if classify else 1  # accuracy is a fraction; chrF is on a 0-100 scale
+    others = {"classify": ["macro_f1"], "generate": ["exact_match"], "qa": ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]}[task["kind"]]
+    digits = 1 if task["kind"] == "generate" else 3  # chrF is on a 0-100 scale; the rest are fractions
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
-    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), (other, "right")] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
+    shown = {"abstention_rate": "abstain", "hallucination_rate": "halluc.", "unsupported_figures": "unsup. fig.", "recall_at_k": "recall@k"}
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
         lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", f"{s['metrics'][other]:.3f}"]
+        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")

@@ -92,7 +92,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
     if not evaluations:
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
     decision = _choose(evaluations, metric, n_labels)
-    return Decision(decision.choice, decision.reasons + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
+    return Decision(decision.choice, decision.reasons + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
 
 
 def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decision:
@@ -128,6 +128,32 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decisi
         reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     reasons += _not_beating_majority(evaluations, metric)
     return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
+
+
+def knowledge_reasons(choice: str, evaluations: list[Evaluation]) -> list[str]:
+    """Knowledge tasks: the choice's abstention, hallucination, unsupported figures and retrieval beside the others'
+    (the headline score weighs abstaining right; these say how it gets there)."""
+    chosen = next((e for e in evaluations if e.name == choice), None)
+    if chosen is None or "unsupported_figures" not in chosen.metrics and "hallucination_rate" not in chosen.metrics:
+        return []
+
+    def rate(e: Evaluation, key: str) -> str:
+        lo, hi = e.ci.get(key, (float("nan"), float("nan")))
+        return f"{e.metrics[key]:.0%} (95% CI {lo:.0%}-{hi:.0%})"
+
+    out = []
+    others = [e for e in evaluations if e is not chosen and e.llm]
+    for key, words in (
+        ("hallucination_rate", "answered {} of the questions the documents do not answer (hallucination)"),
+        ("false_abstention_rate", "said it did not know on {} of the answerable questions"),
+        ("unsupported_figures", "stated a figure found in neither its passages nor the reference in {} of its answers"),
+    ):
+        if key in chosen.metrics:
+            beside = ", ".join(f"{e.name} {e.metrics[key]:.0%}" for e in others if key in e.metrics)
+            out.append(f"{chosen.name} {words.format(rate(chosen, key))}" + (f"; {beside}" if beside else ""))
+    if "recall_at_k" in chosen.metrics:
+        out.append(f"{chosen.name}'s retriever put a gold source among the passages for {rate(chosen, 'recall_at_k')} of the questions with sources (MRR {chosen.metrics['mrr']:.2f})")
+    return out
 
 
 def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[str]:
