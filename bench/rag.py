@@ -10,7 +10,9 @@
               Zipf frequencies from the northwind text's own vocabulary. The dense index holds
               random unit vectors (search cost does not depend on what they encode; embedding
               100k chunks would take minutes); queries are embedded for real, by all-MiniLM-L6-v2.
-Not measured yet: rag end to end against zero_shot (the `rag` kind does not exist yet).
+  end to end  queries/s answering examples/northwind-benefits' test questions with the
+              embedded model: rag (k=4, hybrid, index built beforehand) against zero_shot on the
+              same questions, in one batch each: the price of the longer prompt (skip: --no-e2e).
 
     python bench/rag.py [--docs ../shared/data/northwind/docs] [--chunks 100000] [--out bench/results/rag-cpu.json]
 
@@ -56,6 +58,7 @@ def main():
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--slow-queries", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "rag-cpu.json"))
+    parser.add_argument("--no-e2e", action="store_true", help="skip rag against zero_shot end to end (minutes on a CPU)")
     args = parser.parse_args()
     from adaptlab.models.base import load_tokenizer
     from adaptlab.models.embedder import default_embedder
@@ -109,6 +112,9 @@ def main():
     except ImportError:
         pass
 
+    if not args.no_e2e:
+        result["end_to_end"] = end_to_end(embedder)
+
     ingest = result["ingest"]
     print(f"ingestion: {ingest['pages']} pages, pypdf {ingest['pages_per_s']:.0f} pages/s ({ingest['words']} words)"
           + (f", pdfminer.six {ingest['pdfminer_pages_per_s']:.0f} pages/s ({ingest['pdfminer_words']} words)" if "pdfminer_pages_per_s" in ingest else ""))
@@ -117,7 +123,41 @@ def main():
     print(f"  {'retriever':<10} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in result["retrieval"].items():
         print(f"  {name:<10} {figures['p50_ms']:>8.1f} {figures['p95_ms']:>8.1f}")
+    if "end_to_end" in result:
+        e2e = result["end_to_end"]
+        print(f"end to end on {e2e['questions']} northwind test questions (index: {e2e['index_seconds']:.1f} s, {e2e['chunks']} chunks):")
+        print(f"  {'strategy':<10} {'queries/s':>9} {'prompt tok':>10} {'answer tok':>10}")
+        for name in ("zero_shot", "rag"):
+            row = e2e[name]
+            print(f"  {name:<10} {row['queries_per_s']:>9.3f} {row['prompt_tokens_mean']:>10.0f} {row['completion_tokens_mean']:>10.0f}")
+        print(f"  rag answers at {e2e['rag_vs_zero_shot']:.2f}x zero_shot's queries/s")
     write_result(args.out, result)
+
+
+def end_to_end(embedder) -> dict:
+    """rag (k=4, hybrid) against zero_shot on the example's test questions, on the embedded model, one batch each."""
+    from adaptlab.data import load_dataset
+    from adaptlab.icl.rag import Rag
+    from adaptlab.icl.strategies import ZeroShot
+    from adaptlab.knowledge.index import Documents
+    from adaptlab.models import load_base_model
+    from adaptlab.runs.prepare import _answer_tokens
+    from adaptlab.task import make_task
+
+    example = Path(__file__).parents[1] / "examples" / "northwind-benefits"
+    base = load_base_model("smollm2-135m-instruct")
+    train, test = load_dataset(example / "train.jsonl", abstain="I don't know"), load_dataset(example / "test.jsonl", abstain="I don't know")
+    task = make_task("northwind-benefits", "Answer the employee's question about Contoso's benefits. If the documents do not say, answer \"I don't know.\"", train, test, "qa", count_tokens=_answer_tokens("smollm2-135m-instruct"))
+    documents = Documents(example / "docs", base.tokenizer, embedder)
+    out: dict = {"questions": len(test), "max_new_tokens": task.max_new_tokens}
+    for name, strategy in (("zero_shot", ZeroShot(base, "zero_shot")), ("rag", Rag(base, "rag", documents, 4, "hybrid"))):
+        solver = strategy.fit(task, train)
+        start = time.perf_counter()
+        predictions = solver.predict(test.inputs)
+        seconds = time.perf_counter() - start
+        out[name] = {"seconds": seconds, "queries_per_s": len(test) / seconds, "prompt_tokens_mean": float(np.mean([p.prompt_tokens for p in predictions])), "completion_tokens_mean": float(np.mean([p.completion_tokens for p in predictions]))}
+    out |= {"index_seconds": documents.seconds["hybrid"], "chunks": len(documents.chunks), "rag_vs_zero_shot": out["rag"]["queries_per_s"] / out["zero_shot"]["queries_per_s"]}
+    return out
 
 
 if __name__ == "__main__":

@@ -139,3 +139,35 @@ def test_few_shot_sql_answers_match_transformers_and_keep_their_quality(smollm):
         alone = smollm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=230, do_sample=False, eos_token_id=smollm.eot_id, pad_token_id=smollm.eot_id)[0, len(prompt) :].tolist()
     end = alone.index(smollm.eot_id) if smollm.eot_id in alone else len(alone)
     assert predictions[0].output == smollm.tokenizer.decode(alone[:end], skip_special_tokens=True).strip()
+
+
+def test_rag_on_northwind_finds_the_cited_pages_and_beats_the_closed_book(smollm):
+    """Headline quality of the knowledge demo: hybrid retrieval's recall@4 on the test questions' cited pages
+    (0.70 measured) and rag's token F1 over zero-shot's on 8 answerable questions (0.35 vs 0.24 measured)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from adaptlab.data import load_dataset
+    from adaptlab.icl.rag import Rag
+    from adaptlab.icl.strategies import ZeroShot
+    from adaptlab.knowledge.index import Documents
+    from adaptlab.knowledge.measures import retrieval_scores
+    from adaptlab.metrics import token_f1
+    from adaptlab.task import make_task
+
+    example = Path(__file__).parents[1] / "examples" / "northwind-benefits"
+    train, test = load_dataset(example / "train.jsonl", abstain="I don't know"), load_dataset(example / "test.jsonl", abstain="I don't know")
+    task = make_task("northwind-benefits", "Answer the employee's question about Contoso's benefits. If the documents do not say, answer \"I don't know.\"", train, test, "qa", max_new_tokens=96)
+    answerable = [e for e in test if e.sources]
+    documents = Documents(example / "docs", smollm.tokenizer)
+    hits = documents.index("hybrid").search([e.input for e in answerable], 4)
+    recall = np.mean([retrieval_scores(list(e.sources), [c.source for c, _ in h])[0] for e, h in zip(answerable, hits)])
+    assert recall >= 0.6, recall
+    rows = answerable[:8]
+    closed = ZeroShot(smollm, "zero_shot").fit(task, train).predict([e.input for e in rows])
+    open_book = Rag(smollm, "rag", documents, 4, "hybrid").fit(task, train).predict([e.input for e in rows])
+    f1_closed = np.mean([token_f1(p.output, e.output) for p, e in zip(closed, rows)])
+    f1_open = np.mean([token_f1(p.output, e.output) for p, e in zip(open_book, rows)])
+    assert f1_open > f1_closed + 0.05, (f1_open, f1_closed)
+    assert all(len(p.passages) == 4 for p in open_book)
