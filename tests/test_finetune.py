@@ -427,7 +427,8 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run", merge=True)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (run / "adapter").iterdir()}
-    assert lineage["metrics"]["test"]["accuracy"] >= 0 and len(lineage["metrics"]["test_ci95"]["accuracy"]) == 2
+    lo, hi = lineage["metrics"]["test_ci95"]["accuracy"]
+    assert lo <= lineage["metrics"]["test"]["accuracy"] <= hi and lineage["metrics"]["test"]["accuracy"] * 3 in (0, 1, 2, 3)  # 3 test rows
     assert lineage["config"]["r"] == 8 and lineage["seed"] == 0 and lineage["training"]["evals"]
     model_dir = lineage["base_model"]["folder"]
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), run / "adapter").eval()

@@ -81,7 +81,9 @@ def test_compare_on_a_small_banking_slice(model_home, monkeypatch, tmp_path):
     assert by_name["few_shot"]["prompt_tokens_mean"] > by_name["zero_shot"]["prompt_tokens_mean"]
     assert all(p["shots"] == 3 for p in by_name["few_shot"]["predictions"])
     assert by_name["lora"]["solver"]["training"]["steps"] == 3
-    assert by_name["zero_shot"]["solver"]["precision"] in ("fp32", "bf16")
+    from adaptlab.models.device import bf16_is_fast
+
+    assert by_name["zero_shot"]["solver"]["precision"] == "fp32" or bf16_is_fast("cpu")  # bf16 only where measured faster
 
 
 def test_finetune_full_and_lora_merged_on_smollm(model_home, monkeypatch, tmp_path):
@@ -171,3 +173,22 @@ def test_rag_on_northwind_finds_the_cited_pages_and_beats_the_closed_book(smollm
     f1_open = np.mean([token_f1(p.output, e.output) for p, e in zip(open_book, rows)])
     assert f1_open > f1_closed + 0.05, (f1_open, f1_closed)
     assert all(len(p.passages) == 4 for p in open_book)
+
+
+def test_the_demo_keeps_its_quality(model_home, monkeypatch, tmp_path):
+    """`make demo` (banking-cards, every default) within bands around its measured figures (README: embed_classifier
+    0.988, few_shot 0.950-0.963, zero_shot 0.300, lora 0.762-0.787 on fp32 and fast-bf16 CPUs; LoRA moved between
+    0.775 and 0.875 with the data order alone), so a regression fails here and seed noise does not."""
+    from pathlib import Path
+
+    from adaptlab.runs.compare import run_compare
+
+    monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
+    results, _ = run_compare(Path(__file__).parents[1] / "examples" / "banking-cards" / "experiment.yaml", tmp_path / "run")
+    accuracy = {s["name"]: s["metrics"]["accuracy"] for s in results["strategies"]}
+    assert accuracy["majority"] == 0.125
+    assert accuracy["embed_classifier"] >= 0.93, accuracy
+    assert accuracy["few_shot"] >= 0.88, accuracy
+    assert 0.15 <= accuracy["zero_shot"] <= 0.45, accuracy
+    assert accuracy["lora"] >= 0.65, accuracy
+    assert results["recommendation"]["choice"] in ("embed_classifier", "few_shot"), results["recommendation"]

@@ -131,4 +131,13 @@ class Documents:
 
     @property
     def chunks(self) -> list[Chunk]:
-        return (next(iter(self.built.values())) if self.built else self.index("bm25")).chunks
+        return self._any().chunks
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Document name -> sha256 of its bytes."""
+        return self._any().files
+
+    def _any(self) -> KnowledgeIndex:
+        """An index already built (all hold the same passages), else the cheapest to build."""
+        return next(iter(self.built.values())) if self.built else self.index("bm25")

@@ -10,7 +10,7 @@ import yaml
 
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
-from adaptlab.decide import pairwise, recommend
+from adaptlab.decide import p_best, pairwise, power_summary, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
@@ -97,15 +97,17 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
     paybacks = break_even(costs, {e.name: e.family for e in evaluations})
     decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks)
+    chances = p_best({e.name: e.scores for e in evaluations})
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
         "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | (documents_summary(documents) if documents else {}),
         "seed": config.seed,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
-        "strategies": [e.to_dict() | costs[e.name] for e in evaluations],
+        "strategies": [e.to_dict() | costs[e.name] | {"p_best": chances[e.name]} for e in evaluations],
         "recommendation": decision.to_dict(),
         "pairwise": pairwise(evaluations),
+        "power": power_summary(evaluations, task.metric),
         "break_even_queries": paybacks,
         "constraints": config.constraints.model_dump(),
         "cost_assumptions": {"device": base.device, "dollars_per_hour": hourly, **config.costs.model_dump()},
@@ -125,7 +127,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
 def documents_summary(documents) -> dict:
     """What results.json records of the documents: their hashes, the passages, and each index's build time."""
     chunks = documents.chunks
-    return {"docs": str(documents.path), "documents": documents.index("bm25").files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
+    return {"docs": str(documents.path), "documents": documents.files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
 
 
 def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int):
