@@ -3,43 +3,70 @@
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
+from functools import lru_cache
 
 import numpy as np
 
-from adaptlab.task import DEFAULT_ABSTAIN
+from adaptlab.task import DEFAULT_ABSTAIN, HEADLINE_METRIC
+
+
+def label_ids(values: list[str], labels: list[str]) -> np.ndarray:
+    """Each value's index in `labels`; a value outside them gets len(labels) (never a true positive)."""
+    ids = {label: i for i, label in enumerate(labels)}
+    return np.array([ids.get(v, len(labels)) for v in values], dtype=int)
+
+
+def label_f1(expected_ids: np.ndarray, predicted_ids: np.ndarray, n_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-label F1 (scikit-learn) and whether each label occurs (in expected or predicted), for each row of
+    (resamples, rows) id arrays (a single (rows,) array gives one row). Ids run 0..n_labels-1; n_labels is an
+    answer outside the labels: a false negative for the expected label, no label of its own.
+
+    Resample r's label l is passed to scikit-learn as class r*(n_labels+1)+l, so one call scores every resample:
+    1,000 resamples of 40 rows over 8 labels take ~20 ms in one call, ~1 s in 1,000 calls (measured on 2 cores).
+    """
+    from sklearn.metrics import f1_score
+
+    e, p = np.atleast_2d(expected_ids), np.atleast_2d(predicted_ids)
+    resamples, width = len(e), n_labels + 1
+    if not n_labels:
+        return np.zeros((resamples, 0)), np.zeros((resamples, 0), dtype=bool)
+    offset = np.arange(resamples)[:, None] * width
+    e, p = (e + offset).ravel(), (p + offset).ravel()
+    f1 = f1_score(e, p, labels=(np.arange(n_labels)[None, :] + offset).ravel(), average=None, zero_division=0).reshape(resamples, n_labels)
+    occurs = np.bincount(e, minlength=resamples * width) + np.bincount(p, minlength=resamples * width)
+    return f1, occurs.reshape(resamples, width)[:, :n_labels] > 0
+
+
+def _macro(f1: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per row, the mean F1 over the labels present (0 when none is)."""
+    return np.where(present.any(axis=1), (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1), 0.0)
 
 
 def macro_f1(expected: list[str], predicted: list[str], labels: list[str]) -> float:
     """Unweighted mean of per-label F1 over the task's labels that occur in `expected` or `predicted`."""
-    present = [lab for lab in labels if lab in set(expected) or lab in set(predicted)]
-    scores = []
-    for lab in present:
-        tp = sum(e == lab and p == lab for e, p in zip(expected, predicted))
-        fp = sum(e != lab and p == lab for e, p in zip(expected, predicted))
-        fn = sum(e == lab and p != lab for e, p in zip(expected, predicted))
-        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
-    return float(np.mean(scores)) if scores else 0.0
+    return float(_macro(*label_f1(label_ids(expected, labels), label_ids(predicted, labels), len(labels)))[0])
 
 
-def chrf(hypothesis: str, reference: str, max_n: int = 6, beta: float = 2.0) -> float:
-    """Sentence chrF (Popovic 2015) on a 0-100 scale: character n-gram F-beta, n = 1..6, spaces removed."""
-    hyp, ref = "".join(hypothesis.split()), "".join(reference.split())
-    if not hyp and not ref:
+@lru_cache(maxsize=1)
+def _chrf_metric():
+    from sacrebleu.metrics import CHRF
+
+    return CHRF()  # chrF: character n-grams 1..6, beta 2, whitespace removed, no word n-grams (not chrF++)
+
+
+def chrf(hypothesis: str, reference: str) -> float:
+    """Sentence chrF (Popovic 2015) on a 0-100 scale, by sacrebleu: character n-gram F-beta, n = 1..6, beta 2, spaces removed.
+
+    sacrebleu averages precision and recall over the n-gram orders that both strings are long enough for, so a
+    string under 6 characters (spaces removed) is scored on fewer orders: "ab" against "abcdefgh" scores 23.4
+    on orders 1-2, where adaptlab's own chrF before it averaged all six, counting the missing orders as 0 (7.8).
+    Strings of 6 characters or more score the same. Two empty answers score 100 (identical), where sacrebleu says 0.
+    """
+    if not hypothesis.split() and not reference.split():
         return 100.0
-    precisions, recalls = [], []
-    for n in range(1, max_n + 1):
-        h = Counter(hyp[i : i + n] for i in range(len(hyp) - n + 1))
-        r = Counter(ref[i : i + n] for i in range(len(ref) - n + 1))
-        if not h and not r:
-            continue
-        overlap = sum((h & r).values())
-        precisions.append(overlap / sum(h.values()) if h else 0.0)
-        recalls.append(overlap / sum(r.values()) if r else 0.0)
-    p, r = float(np.mean(precisions)), float(np.mean(recalls))
-    if p == 0 and r == 0:
-        return 0.0
-    return 100 * (1 + beta**2) * p * r / (beta**2 * p + r)
+    return float(_chrf_metric().sentence_score(hypothesis, [reference]).score)
 
 
 def row_scores(kind: str, expected: list[str], predicted: list[str], abstain: str | None = None) -> np.ndarray:
@@ -116,20 +143,12 @@ def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | N
     return rows
 
 
-def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray, expected_ids: np.ndarray | None = None, predicted_ids: np.ndarray | None = None, n_labels: int = 0) -> dict[str, float]:
-    """The scalar metrics over the rows `idx` (a bootstrap resample, or every row)."""
+def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
+    """The scalar metrics of a generate or qa task over the rows `idx` (a bootstrap resample, or every row)."""
     if kind == "qa":
         from adaptlab.knowledge.measures import qa_aggregate
 
         return qa_aggregate(rows, idx)
-    if kind == "classify":
-        e, p = expected_ids[idx], predicted_ids[idx]
-        tp = np.bincount(e[e == p], minlength=n_labels + 1)[:n_labels]
-        fp = np.bincount(p[e != p], minlength=n_labels + 1)[:n_labels]
-        fn = np.bincount(e[e != p], minlength=n_labels + 1)[:n_labels]
-        present = (tp + fp + fn) > 0
-        f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-        return {"accuracy": float(rows["exact"][idx].mean()), "macro_f1": float(f1[present].mean()) if present.any() else 0.0}
     out = {"exact_match": float(rows["exact"][idx].mean()), "token_f1": float(rows["token_f1"][idx].mean()), "chrf": float(rows["chrf"][idx].mean())}
     if "json_valid" in rows:
         tp, pred, ref = rows["field_tp"][idx].sum(), rows["field_pred"][idx].sum(), rows["field_ref"][idx].sum()
@@ -138,8 +157,17 @@ def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray, expected
     return out
 
 
+HEADLINE_ROWS = {"accuracy": "exact", "chrf": "chrf", "qa_score": "qa_score"}  # row_table's per-row scores whose mean is the headline metric
+
+
+def _classify_aggregate(exact: np.ndarray, expected_ids: np.ndarray, predicted_ids: np.ndarray, n_labels: int, idx: np.ndarray) -> dict[str, np.ndarray]:
+    """accuracy and macro-F1 for each row of `idx` (resamples x rows of indices), all resamples at once."""
+    return {"accuracy": exact[idx].mean(axis=1), "macro_f1": _macro(*label_f1(expected_ids[idx], predicted_ids[idx], n_labels))}
+
+
 def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
-    """Every scalar metric of the task, and (with `resamples`) its 95% percentile-bootstrap interval.
+    """Every scalar metric of the task, and (with `resamples`) its 95% bootstrap interval: BCa for the headline
+    metric (the mean of its per-row scores, see `bootstrap_ci`), percentile for the others.
 
     classify: accuracy, macro_f1 (over labels that occur in expected or predicted);
     generate: exact_match, token_f1, chrf (0-100), plus json_valid and field
@@ -147,43 +175,67 @@ def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: l
     qa: knowledge.measures.qa_aggregate (qa_score, token_f1, rouge_l, abstention and hallucination
     rates, unsupported figures, retrieval recall@k and MRR). A rate a resample has no rows for (no
     unanswerable question drawn) is left out of that resample's interval.
+
+    Why percentile for the others: BCa adds a jackknife, one statistic per left-out row over the other n - 1,
+    so its cost grows with n^2. Measured through scipy.stats.bootstrap on this 2-core machine (1,000 resamples,
+    every metric in one call): classify 0.37 s at 40 rows and 1.9 s at 2,000; generate 0.09 s and 0.83 s;
+    against 0.02-0.1 s for the percentile intervals below, for every contender. And qa's rates are undefined
+    (nan) in resamples without their rows, which BCa cannot place. The headline is a plain mean, whose
+    jackknife is one vectorised mean: ~15 ms at 2,000 rows.
     """
     if not expected:
         return {}, {}
     rows = row_table(kind, expected, predicted, qa)
-    ids = {label: i for i, label in enumerate(labels)}
-    extra = {}
-    if kind == "classify":  # an answer outside the label set gets its own id (never a true positive)
-        extra = {"expected_ids": np.array([ids.get(x, len(labels)) for x in expected]), "predicted_ids": np.array([ids.get(x, len(labels)) for x in predicted]), "n_labels": len(labels)}
     every = np.arange(len(expected))
-    metrics = {k: v for k, v in _aggregate(kind, rows, every, **extra).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
+    if kind == "classify":
+        ids = {"exact": rows["exact"], "expected_ids": label_ids(expected, labels), "predicted_ids": label_ids(predicted, labels), "n_labels": len(labels)}
+        metrics = {k: float(v[0]) for k, v in _classify_aggregate(**ids, idx=every[None, :]).items()}
+    else:
+        metrics = {k: v for k, v in _aggregate(kind, rows, every).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
     if not resamples:
         return metrics, {}
-    rng = np.random.default_rng(seed)
-    draws = [_aggregate(kind, rows, rng.integers(0, len(expected), len(expected)), **extra) for _ in range(resamples)]
-    return metrics, {k: (float(np.nanpercentile([d.get(k, np.nan) for d in draws], 2.5)), float(np.nanpercentile([d.get(k, np.nan) for d in draws], 97.5))) for k in metrics if not np.isnan(metrics[k])}
+    draws_idx = np.random.default_rng(seed).integers(0, len(expected), size=(resamples, len(expected)))
+    if kind == "classify":
+        draws = _classify_aggregate(**ids, idx=draws_idx)
+    else:
+        each = [_aggregate(kind, rows, idx) for idx in draws_idx]
+        draws = {k: np.array([d.get(k, np.nan) for d in each]) for k in metrics}
+    ci = {k: (float(np.nanpercentile(draws[k], 2.5)), float(np.nanpercentile(draws[k], 97.5))) for k in metrics if not np.isnan(metrics[k])}
+    headline = HEADLINE_METRIC[kind]
+    if headline in ci:
+        ci[headline] = bootstrap_ci(rows[HEADLINE_ROWS[headline]], resamples, seed)
+    return metrics, ci
 
 
 def per_label(expected: list[str], predicted: list[str], labels: list[str]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
-    """Per-label F1 and the confusion matrix {expected: {predicted: count}} (answers outside the labels as "(other)")."""
-    f1 = {}
-    for lab in labels:
-        tp = sum(e == lab and p == lab for e, p in zip(expected, predicted))
-        fp = sum(e != lab and p == lab for e, p in zip(expected, predicted))
-        fn = sum(e == lab and p != lab for e, p in zip(expected, predicted))
-        f1[lab] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    """Per-label F1 (0 for a label that never occurs) and the confusion matrix {expected: {predicted: count}} (answers outside the labels as "(other)")."""
+    f1, _ = label_f1(label_ids(expected, labels), label_ids(predicted, labels), len(labels))
     columns = list(labels) + ["(other)"]
     confusion = {e: {c: 0 for c in columns} for e in labels}
     for e, p in zip(expected, predicted):
         if e in confusion:
             confusion[e][p if p in labels else "(other)"] += 1
-    return f1, confusion
+    return {label: float(v) for label, v in zip(labels, f1[0])}, confusion
 
 
-def bootstrap_ci(scores: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean of per-row scores."""
+def bootstrap_ci(scores: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """95% BCa interval (scipy.stats.bootstrap, seeded) of the mean of per-row scores.
+
+    Where BCa is undefined it falls back: every row alike gives the point itself (each resample's mean is that
+    value, and BCa's acceleration is 0/0); a bootstrap distribution that BCa cannot place (scipy returns nan:
+    e.g. the observed mean below or above every resample) gives the percentile interval of the same resamples.
+    """
+    scores = np.asarray(scores, dtype=float)
     if len(scores) == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = scores[rng.integers(0, len(scores), size=(resamples, len(scores)))].mean(axis=1)
-    return (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+    if np.ptp(scores) == 0:
+        return (float(scores[0]), float(scores[0]))
+    from scipy.stats import bootstrap
+
+    with warnings.catch_warnings():  # a nan interval (DegenerateDataWarning) is handled below
+        warnings.simplefilter("ignore")
+        result = bootstrap((scores,), np.mean, n_resamples=resamples, method="BCa", confidence_level=0.95, vectorized=True, rng=np.random.default_rng(seed))
+    lo, hi = result.confidence_interval
+    if np.isfinite(lo) and np.isfinite(hi):
+        return (float(lo), float(hi))
+    return (float(np.percentile(result.bootstrap_distribution, 2.5)), float(np.percentile(result.bootstrap_distribution, 97.5)))

@@ -11,6 +11,7 @@ from adaptlab.errors import DataError, Problem
 
 Kind = Literal["classify", "generate", "qa"]
 DEFAULT_ABSTAIN = "I don't know"  # qa: the answer that means "the documents do not say"
+HEADLINE_METRIC = {"classify": "accuracy", "generate": "chrf", "qa": "qa_score"}  # per kind: the metric that ranks contenders, a mean of per-row scores
 
 # Outputs "drawn from a small repeated set": at most this many distinct values,
 # each seen at least twice on average, each short and on one line.
@@ -44,7 +45,7 @@ class Task:
     def metric(self) -> str:
         """The headline metric used to rank strategies: accuracy, chrF, or (qa) the mean per row of token F1 on
         answerable questions (0 when it abstained) and 1/0 for abstaining on unanswerable ones."""
-        return {"classify": "accuracy", "generate": "chrf", "qa": "qa_score"}[self.kind]
+        return HEADLINE_METRIC[self.kind]
 
     @property
     def generates(self) -> bool:

@@ -43,7 +43,7 @@ def compare(
 
 
 def results_table(results: dict) -> Table:
-    """One row per strategy: quality with its 95% interval, then time, tokens and memory."""
+    """One row per strategy: quality with its 95% interval and P(best), then time, tokens and memory; below it, what the test split could detect."""
     task = results["task"]
     metric = task["metric"]
     classify = task["kind"] == "classify"
@@ -51,17 +51,31 @@ def results_table(results: dict) -> Table:
     digits = 1 if task["kind"] == "generate" else 3  # chrF is on a 0-100 scale; the rest are fractions
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
     shown = {"abstention_rate": "abstain", "hallucination_rate": "halluc.", "unsupported_figures": "unsup. fig.", "recall_at_k": "recall@k"}
-    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), ("P(best)", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
         lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
+        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", "-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")
         cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}", "?" if cost is None else f"{cost:.4f}"]
         table.add_row(*cells)
+    table.caption = power_line(results.get("power"), digits)
     return table
+
+
+def power_line(power: dict | None, digits: int) -> str | None:
+    """The table's footer: the difference the test split could detect between the top two, and the rows that would settle their gap."""
+    if not power:
+        return None
+    a, b = power["between"]
+    if power["detectable_difference"] is None:
+        return f"{a} and {b} differ by the same amount on all {power['rows']} test rows: the split gives no spread to size a detectable difference by"
+    line = f"{power['rows']} test rows can detect a difference in {power['metric']} of about {power['detectable_difference']:.{digits}f} between {a} and {b} (80% power, 5% level)"
+    if power.get("rows_to_settle"):
+        line += f"; their gap of {power.get('difference', float('nan')):+.{digits}f} needs about {power['rows_to_settle']:,} rows"
+    return line

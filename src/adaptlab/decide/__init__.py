@@ -1,5 +1,6 @@
 """Turning evaluations into a recommendation whose every reason cites a measured figure."""
 
-from adaptlab.decide.recommend import Decision, paired_difference, pairwise, recommend
+from adaptlab.decide.recommend import Decision, recommend
+from adaptlab.decide.statistics import p_best, paired_difference, pairwise, power_summary
 
-__all__ = ["Decision", "paired_difference", "pairwise", "recommend"]
+__all__ = ["Decision", "p_best", "paired_difference", "pairwise", "power_summary", "recommend"]

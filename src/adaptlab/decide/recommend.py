@@ -1,10 +1,15 @@
 """`recommend`: pure functions from evaluations to a choice and its reasons.
 
 Rule: the best headline score wins unless a cheaper contender is not significantly
-worse (the 95% paired-bootstrap interval of the difference contains 0); then the
-cheapest such contender wins and the reason says so. "Cheaper" goes by its kind's
-tier (adaptlab.kinds: no LLM, then an LLM prompted, then an LLM trained), then
-measured latency per query.
+worse (the paired test of adaptlab.decide.statistics, McNemar exact for 0/1 scores or
+a paired permutation test, gives p >= 0.05); then the cheapest such contender wins
+and the reason says so. "Cheaper" goes by its kind's tier (adaptlab.kinds: no LLM,
+then an LLM prompted, then an LLM trained), then measured latency per query.
+
+When the best and the runner-up cannot be told apart, the reasons say "inconclusive",
+with the difference the test split could detect and the rows that would settle the
+gap, and call the choice what it then is: a default by cost. The choice's probability
+of being best (P(best)) is quoted.
 
 The baselines are contenders too: when a constant answer (the majority label) is not
 significantly worse than the best, nothing learned anything usable and the advice is
@@ -16,10 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from adaptlab.config import ConstraintsConfig
 from adaptlab.decide.constraints import factor_reasons, rule_out
+from adaptlab.decide.statistics import ALPHA, P_BEST_RESAMPLES, p_best, paired_difference, paired_test, power, top_two
 from adaptlab.evaluation import Evaluation
 
 COLLECT_MORE_DATA = "collect_more_data"
@@ -34,29 +38,6 @@ class Decision:
 
     def to_dict(self) -> dict:
         return {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
-
-
-def paired_difference(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean of a - b over the same rows, with its 95% paired-bootstrap interval."""
-    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
-
-
-def pairwise(evaluations: list[Evaluation], resamples: int = 2000, seed: int = 0) -> list[dict]:
-    """Every two strategies on the same test rows: mean difference of the headline score (a - b), its 95%
-    paired-bootstrap interval, and the two-sided bootstrap p-value (twice the smaller tail of the resampled
-    differences beyond 0, at most 1)."""
-    out = []
-    for i, a in enumerate(evaluations):
-        for b in evaluations[i + 1 :]:
-            diff = np.asarray(a.scores, dtype=float) - np.asarray(b.scores, dtype=float)
-            rng = np.random.default_rng(seed)
-            means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-            p_value = 1.0 if not diff.any() else min(1.0, 2 * min(float((means <= 0).mean()), float((means >= 0).mean())))
-            out.append({"a": a.name, "b": b.name, "difference": float(diff.mean()), "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))], "p_value": p_value})
-    return out
 
 
 def _cost_key(e: Evaluation) -> tuple:
@@ -91,19 +72,21 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
     evaluations, ruled_out = rule_out(evaluations, constraints, costs)
     if not evaluations:
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
-    decision = _choose(evaluations, metric, n_labels)
+    chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
+    decision = _choose(evaluations, metric, n_labels, chances)
     return Decision(decision.choice, decision.reasons + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
 
 
-def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decision:
+def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float]) -> Decision:
     best = max(evaluations, key=lambda e: (e.metrics[metric], -_cost_key(e)[0], -e.latency_ms_mean))
     lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
     reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
     choice = best
     for e in sorted((e for e in evaluations if e is not best and _cost_key(e) < _cost_key(best)), key=_cost_key):
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
-        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})"
-        if dlo <= 0 <= dhi:
+        test, p = paired_test(best.scores, e.scores)
+        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+        if p >= ALPHA:
             if e.constant:
                 reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: {e.name} scores {figures}; collect more (or cleaner) labeled data before choosing")
                 return Decision(COLLECT_MORE_DATA, reasons, _warnings(evaluations, n_labels))
@@ -113,21 +96,60 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int) -> Decisi
                 reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({_cost_words(e, best)}), so prefer it")
             choice = e
             break
-        reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f})")
+        reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})")
     llm = [e for e in evaluations if e.llm]
     if choice is best and not best.llm and not best.constant and llm:
         top = max(llm, key=lambda e: e.metrics[metric])
         diff, dlo, dhi = paired_difference(best.scores, top.scores)
+        test, p = paired_test(best.scores, top.scores)
         reasons.append(
             f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
-            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}), at {_cost_words(best, top)}"
+            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {_cost_words(best, top)}"
         )
+    reasons += inconclusive_reasons(evaluations, metric, choice)
+    reasons.append(_chance_words(choice, metric, chances))
     if choice.family == "fine_tuned":
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     elif choice.llm:
         reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
     reasons += _not_beating_majority(evaluations, metric)
     return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
+
+
+def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Evaluation) -> list[str]:
+    """When the paired test cannot tell the best from the runner-up: "inconclusive", with what the test split could
+    detect and the rows that would settle the gap; and the choice named for what it then is, a default by cost."""
+    pair = top_two(evaluations, metric)
+    if pair is None:
+        return []
+    best, runner_up = pair
+    test, p = paired_test(best.scores, runner_up.scores)
+    if p < ALPHA:
+        return []
+    diff, dlo, dhi = paired_difference(best.scores, runner_up.scores)
+    split = power(best.scores, runner_up.scores)
+    n = len(best.scores)
+    words = f"inconclusive between {best.name} and {runner_up.name}: difference {diff:+.3f} {metric} (95% CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+    if split["detectable_difference"] is None:
+        words += f"; the two differ by the same amount on all {n} test rows, which gives no spread to size a detectable difference by"
+    else:
+        words += f"; the test split ({n} rows) could detect differences of about {split['detectable_difference']:.3f} (80% power, 5% level)"
+        words += f"; about {split['rows_to_settle']:,} rows would settle a gap this size" if split["rows_to_settle"] else "; the observed gap is 0, which no number of rows would settle"
+    if choice is best:
+        default = f"{best.name} is a default by cost, not a measured winner: it scored highest and {runner_up.name} is not cheaper ({_cost_words(best, runner_up)})"
+    else:
+        default = f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender not significantly worse than {best.name}"
+    return [words, default]
+
+
+def _chance_words(choice: Evaluation, metric: str, chances: dict[str, float]) -> str:
+    others = sorted(((name, p) for name, p in chances.items() if name != choice.name), key=lambda item: -item[1])[:3]
+    words = f"P(best) for {choice.name}: {chances.get(choice.name, float('nan')):.0%}, the share of {P_BEST_RESAMPLES:,} bootstrap resamples of the test rows in which it scores the highest {metric}"
+    return words + (" (" + ", ".join(f"{name} {p:.0%}" for name, p in others) + ")" if others else "")
+
+
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def knowledge_reasons(choice: str, evaluations: list[Evaluation]) -> list[str]:
@@ -165,8 +187,9 @@ def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[st
         if not e.llm:
             continue
         diff, dlo, dhi = paired_difference(e.scores, majority.scores)
-        if dlo <= 0:
-            out.append(f"{e.name} does not beat the {majority.name} baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f})")
+        test, p = paired_test(e.scores, majority.scores)
+        if diff <= 0 or p >= ALPHA:
+            out.append(f"{e.name} does not beat the {majority.name} baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})")
     return out
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from adaptlab import kinds
 from adaptlab.data import Dataset
-from adaptlab.decide.recommend import paired_difference
+from adaptlab.decide.statistics import paired_difference
 from adaptlab.evaluation import evaluate
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment

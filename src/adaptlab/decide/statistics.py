@@ -1,0 +1,144 @@
+"""Paired statistics over the same test rows: the difference of two contenders with its interval, its test
+(exact McNemar or a paired permutation test, from scipy), Holm's correction, what the test split could
+detect (power), and each contender's probability of being best.
+
+Every function is pure and seeded: the same scores give the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+ALPHA = 0.05  # two-sided level of every test
+# z_.975 + z_.8 = 1.959964 + 0.841621: a two-sided 5% test has 80% power against a difference this many
+# standard errors away (scipy.stats.norm.ppf; written out so that importing this module does not load scipy)
+Z_POWER = 2.801585
+P_BEST_RESAMPLES = 1000
+MCNEMAR = "McNemar exact"
+PERMUTATION = "paired permutation"
+
+
+def paired_difference(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over the same rows, with its 95% paired-bootstrap (percentile) interval."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def binary(scores) -> bool:
+    """Every per-row score is 0 or 1 (classify's accuracy, or qa rows that are all or nothing)."""
+    return bool(np.isin(np.asarray(scores, dtype=float), (0.0, 1.0)).all())
+
+
+def paired_test(a: list[float], b: list[float], resamples: int = 9999, seed: int = 0) -> tuple[str, float]:
+    """The two-sided test of "a and b score the same on average" over the same rows: (its name, p-value).
+
+    0/1 scores: exact McNemar, a binomial test (p = 1/2) on the discordant rows: of the rows where exactly one
+    is right, how many went to a. Otherwise a paired permutation test of the mean difference: each row's two
+    scores are swapped or not (exact over all 2^n swaps when 2^n <= `resamples`, else `resamples` seeded draws).
+    """
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if binary(x) and binary(y):
+        from scipy.stats import binomtest
+
+        a_only, b_only = int(((x == 1) & (y == 0)).sum()), int(((x == 0) & (y == 1)).sum())
+        return MCNEMAR, 1.0 if a_only + b_only == 0 else float(binomtest(a_only, a_only + b_only, 0.5).pvalue)
+    if not (x - y).any():  # the same score on every row: nothing to test
+        return PERMUTATION, 1.0
+    from scipy.stats import permutation_test
+
+    result = permutation_test((x, y), lambda u, v, axis: np.mean(u - v, axis=axis), permutation_type="samples", vectorized=True, n_resamples=resamples, alternative="two-sided", rng=np.random.default_rng(seed))
+    return PERMUTATION, float(min(1.0, result.pvalue))
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment, in the input order: the i-th smallest of m p-values is multiplied by
+    m - i + 1 (i from 1), then made non-decreasing in that order, and capped at 1.
+
+    >>> holm([0.01, 0.04, 0.03])
+    [0.03, 0.06, 0.06]
+    """
+    m = len(p_values)
+    adjusted = [0.0] * m
+    running = 0.0
+    for rank, i in enumerate(sorted(range(m), key=lambda i: p_values[i])):
+        running = max(running, min(1.0, (m - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def power(a: list[float], b: list[float]) -> dict:
+    """What this test split can detect for the pair (80% power, two-sided 5% level), by the normal approximation.
+
+    detectable_difference = (z_.975 + z_.8) * s / sqrt(n), and rows_to_settle = ceil(((z_.975 + z_.8) * s / gap)^2)
+    for the observed gap = mean(a - b), where s is, per row d = a - b:
+    - continuous scores: the standard deviation of d (n - 1 in the denominator);
+    - 0/1 scores: sqrt(discordant share), the root mean square of d (d is -1, 0 or +1): McNemar's variance under
+      "no difference" (Connor 1987, with the alternative's variance p_disc - gap^2 taken as p_disc: slightly
+      conservative, and rows_to_settle is n when the gap equals the detectable difference).
+    Both are None when s is 0 (the two scored alike on every row, or differ by a constant): the rows give no spread
+    to size a test by; rows_to_settle is None when the gap is 0.
+    """
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    n = len(d)
+    if n < 2:
+        return {"detectable_difference": None, "rows_to_settle": None}
+    spread = math.sqrt(float((d != 0).mean())) if binary(a) and binary(b) else float(d.std(ddof=1))
+    if spread == 0:
+        return {"detectable_difference": None, "rows_to_settle": None}
+    gap = float(d.mean())
+    return {"detectable_difference": Z_POWER * spread / math.sqrt(n), "rows_to_settle": math.ceil((Z_POWER * spread / abs(gap)) ** 2) if gap else None}
+
+
+def p_best(scores: dict[str, list[float]], resamples: int = P_BEST_RESAMPLES, seed: int = 0) -> dict[str, float]:
+    """Each contender's probability of being best: the share of bootstrap resamples of the test rows (the same
+    rows for every contender) in which its mean score is the highest; a tie splits that resample evenly."""
+    names = list(scores)
+    if not names:
+        return {}
+    table = np.array([scores[name] for name in names], dtype=float)  # contenders x rows
+    n = table.shape[1]
+    if n == 0:
+        return {name: 1 / len(names) for name in names}
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(row, minlength=n) for row in rng.integers(0, n, size=(resamples, n))])  # resample x row: times drawn
+    means = counts @ table.T / n  # resample x contender
+    top = np.isclose(means, means.max(axis=1, keepdims=True), rtol=1e-12, atol=1e-12)
+    share = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
+    return {name: float(s) for name, s in zip(names, share)}
+
+
+def pairwise(evaluations: list, resamples: int = 2000, seed: int = 0) -> list[dict]:
+    """Every two contenders on the same test rows: mean difference of the headline score (a - b) with its 95%
+    paired-bootstrap interval; the paired test (`test`: McNemar exact for 0/1 scores, else paired permutation),
+    its two-sided `p_value` and `p_holm` (Holm across all pairs); and the split's power for the pair
+    (`detectable_difference`, `rows_to_settle`: see `power`)."""
+    out = []
+    for i, a in enumerate(evaluations):
+        for b in evaluations[i + 1 :]:
+            diff, lo, hi = paired_difference(a.scores, b.scores, resamples, seed)
+            test, p_value = paired_test(a.scores, b.scores, seed=seed)
+            out.append({"a": a.name, "b": b.name, "difference": diff, "ci95": [lo, hi], "test": test, "p_value": p_value} | power(a.scores, b.scores))
+    for row, adjusted in zip(out, holm([r["p_value"] for r in out])):
+        row["p_holm"] = adjusted
+    return out
+
+
+def top_two(evaluations: list, metric: str) -> tuple | None:
+    """The best contender by `metric` and the runner-up (ties: the cheaper tier, then the faster, first), or None with fewer than two."""
+    if len(evaluations) < 2:
+        return None
+    ranked = sorted(evaluations, key=lambda e: (-e.metrics[metric], e.tier, e.latency_ms_mean))
+    return ranked[0], ranked[1]
+
+
+def power_summary(evaluations: list, metric: str) -> dict | None:
+    """results.json's "power": what the test split can detect between the top two contenders, and the rows that would settle their gap."""
+    pair = top_two(evaluations, metric)
+    if pair is None:
+        return None
+    best, runner_up = pair
+    return {"metric": metric, "rows": len(best.scores), "between": [best.name, runner_up.name], "difference": float(np.mean(best.scores) - np.mean(runner_up.scores))} | power(best.scores, runner_up.scores)
