@@ -20,6 +20,18 @@ OFF_TOPIC = [
 ]
 
 
+PARAPHRASES = {
+    "What do I do if my card has been lost or stolen?": "What should I do if my card was lost or stolen?",
+    "I am having trouble activating my card.": "I'm having trouble activating my card",
+    "What do I do to activate my new card?": "What do I have to do to activate my new card?",
+    "I would like to track the card you sent to me.": "I would like to track the card that you sent me.",
+}
+LEAK_PARAPHRASES = {
+    "I need help activating my new card.": "I need some help activating my new card.",
+    "I ordered my card 2 weeks ago and it still isn't here? What do I do?": "I ordered my card two weeks ago and it still is not here, what do I do?",
+}
+
+
 @pytest.fixture(scope="module")
 def planted():
     """The demo's training slice with known defects; returns (train, test, {line: criterion})."""
@@ -35,6 +47,9 @@ def planted():
     rows += [(i, next(x for x in other if x != o), "conflict") for i, o, _ in base[10:15]]
     rows += [(text, other[n % len(other)], "off_topic") for n, text in enumerate(OFF_TOPIC)]
     rows += [(e.input, e.output, "leak") for e in test.examples[:5]]
+    # paraphrases that no normalisation makes equal: only the embeddings can find them (cosine 0.98-0.997 measured)
+    rows += [(PARAPHRASES[i], o, "near_duplicate") for i, o, _ in base if i in PARAPHRASES]
+    rows += [(LEAK_PARAPHRASES[e.input], e.output, "leak") for e in test.examples if e.input in LEAK_PARAPHRASES]
     train = Dataset([Example(i, o, n + 1) for n, (i, o, _) in enumerate(rows)], source="train.jsonl")
     truth = {n + 1: kind for n, (_, _, kind) in enumerate(rows) if kind}
     partners = {base_row + 1 for base_row in range(10, 15)}  # the originals a conflict copies: flagged with it, by design
@@ -59,6 +74,17 @@ def test_planted_defects_are_found_and_clean_rows_left_alone(planted):
 def _leaked(report, train, line):
     text = train.examples[line - 1].input
     return any(train.examples[p["train_line"] - 1].input == text or p["train_line"] == line for p in report.leakage)
+
+
+def test_paraphrased_duplicates_and_leaks_are_found_by_the_embeddings(planted):
+    """Every planted paraphrase (no normalisation makes it equal to its original) is flagged: the embedding path."""
+    train, test, truth, _ = planted
+    report = audit(train, test, instruction="Route the bank customer's card message to the right team.")
+    paraphrased = [e.line for e in train if e.input in PARAPHRASES.values()]
+    leaked = [e.line for e in train if e.input in LEAK_PARAPHRASES.values()]
+    assert len(paraphrased) == len(PARAPHRASES) and len(leaked) == len(LEAK_PARAPHRASES)
+    assert set(paraphrased) <= {f.line for f in report.criteria["diverse"].flagged if f.file == "train"}
+    assert all(_leaked(report, train, line) for line in leaked), report.leakage
 
 
 def test_without_a_test_set_representative_is_not_scored(planted):

@@ -205,3 +205,24 @@ def test_questionnaire_advice_weighs_each_factor_and_names_the_settling_experime
     assert result.exit_code == 0 and result.stdout.startswith("Leaning: few_shot") and "share one base model" in result.stdout
     interactive = CliRunner().invoke(app, ["recommend", "--questionnaire"], input="400\ngenerate\n\n\ngpu\nrarely\nspecialised\nstrict\nno\n")
     assert interactive.exit_code == 0 and "Leaning: lora" in interactive.stdout
+
+
+def test_cheaper_means_fewer_dollars_at_the_stated_volume_not_the_kind():
+    """A hosted few-shot model priced by tokens against a local LoRA adapter, not significantly apart: at a high
+    volume the trained adapter costs less in all, so it is the cheaper one, whatever its kind's tier says."""
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.recommend import HORIZON_MONTHS, Costing
+
+    hosted, local = evaluation("few_shot", 31, latency=400), evaluation("lora", 30, fit=600, latency=90)
+    costs = {"few_shot": {"cost_per_1k_queries": 2.0, "fit_cost": 0.0}, "lora": {"cost_per_1k_queries": 0.0025, "fit_cost": 0.0167}}
+    busy = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=100_000), costs)
+    assert busy.choice == "lora"
+    (reason,) = [r for r in busy.reasons if "so prefer it" in r]
+    assert f"$3.02 vs $2400.00 over {HORIZON_MONTHS} months at 100,000 queries a month" in reason and "(a default" not in reason
+    quiet = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=0), costs)
+    assert quiet.choice == "few_shot"  # no queries: only the fit cost counts, and the hosted model has none
+    default = Costing.of(costs, None)
+    assert default.queries_per_month == 10_000 and not default.stated
+    unknown = Costing.of({"few_shot": {"cost_per_1k_queries": None, "fit_cost": 0.0}, "lora": costs["lora"]}, 5)
+    assert unknown.key(hosted) > unknown.key(local)  # an endpoint without prices sorts last
+    assert Costing().key(hosted) < Costing().key(local)  # no costs: the kinds' tiers (prompted before trained)

@@ -3,8 +3,10 @@
 Rule: the best headline score wins unless a cheaper contender is not significantly
 worse (the paired test of adaptlab.decide.statistics, McNemar exact for 0/1 scores or
 a paired permutation test, gives p >= 0.05); then the cheapest such contender wins
-and the reason says so. "Cheaper" goes by its kind's tier (adaptlab.kinds: no LLM,
-then an LLM prompted, then an LLM trained), then measured latency per query.
+and the reason says so. "Cheaper" means fewer dollars in all (fit once, then the
+measured per-query cost at the stated monthly volume over HORIZON_MONTHS: `Costing`);
+without costs, the kind's tier (no LLM, then an LLM prompted, then an LLM trained),
+then measured latency per query.
 
 When the best and the runner-up cannot be told apart, the reasons say "inconclusive",
 with the difference the test split could detect and the rows that would settle the
@@ -40,8 +42,46 @@ class Decision:
         return {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
 
 
-def _cost_key(e: Evaluation) -> tuple:
-    return (e.tier, e.latency_ms_mean)
+DEFAULT_QUERIES_PER_MONTH = 10_000  # the volume "cheaper" is priced at when constraints.queries_per_month is not set
+HORIZON_MONTHS = 12  # fit cost is paid once, queries every month: totals are over this many months
+
+
+@dataclass(frozen=True)
+class Costing:
+    """What "cheaper" means: total dollars over the horizon at the stated volume (fit cost + per-query cost x
+    queries), from the cost model; a contender whose cost is unknown (an endpoint without prices) sorts last.
+    Without costs (hand-built evaluations), the kind's tier and then latency order them."""
+
+    totals: dict = field(default_factory=dict)  # contender -> dollars over the horizon, or None when unknown
+    queries_per_month: int = DEFAULT_QUERIES_PER_MONTH
+    stated: bool = False  # the volume came from constraints.queries_per_month
+
+    @classmethod
+    def of(cls, costs: dict[str, dict] | None, queries_per_month: int | None) -> "Costing":
+        volume = queries_per_month if queries_per_month is not None else DEFAULT_QUERIES_PER_MONTH
+        totals = {}
+        for name, c in (costs or {}).items():
+            per_1k = c.get("cost_per_1k_queries")
+            totals[name] = None if per_1k is None else (c.get("fit_cost") or 0.0) + per_1k * volume / 1000 * HORIZON_MONTHS
+        return cls(totals, volume, queries_per_month is not None)
+
+    def key(self, e: Evaluation) -> tuple:
+        if not self.totals:
+            return (e.tier, e.latency_ms_mean)
+        total = self.totals.get(e.name)
+        return (float("inf") if total is None else total, e.tier, e.latency_ms_mean)
+
+    def words(self, cheap: Evaluation, dear: Evaluation) -> str:
+        """How much cheaper, in dollars over the horizon (with the volume's source), then per query and to fit."""
+        a, b = self.totals.get(cheap.name), self.totals.get(dear.name)
+        money = ""
+        if a is not None and b is not None:
+            volume = f"{self.queries_per_month:,} queries a month" + ("" if self.stated else " (a default: set constraints.queries_per_month)")
+            money = f"${a:.2f} vs ${b:.2f} over {HORIZON_MONTHS} months at {volume}; "
+        words = f"{money}{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
+        if dear.family == "fine_tuned" or not cheap.llm:
+            words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
+        return words
 
 
 def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
@@ -64,7 +104,10 @@ def cut_warnings(e: Evaluation) -> list[str]:
 
 
 def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None) -> Decision:
-    """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on."""
+    """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on.
+
+    `costs` (decide.costs.strategy_cost per contender) make "cheaper" mean fewer dollars over HORIZON_MONTHS at
+    constraints.queries_per_month (DEFAULT_QUERIES_PER_MONTH when not set); without them the kinds' tiers order them."""
     if not evaluations:
         raise ValueError("nothing to recommend from: no evaluations")
     constraints = constraints or ConstraintsConfig()
@@ -73,16 +116,17 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
     if not evaluations:
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
     chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
-    decision = _choose(evaluations, metric, n_labels, chances)
+    decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month))
     return Decision(decision.choice, decision.reasons + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
 
 
-def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float]) -> Decision:
-    best = max(evaluations, key=lambda e: (e.metrics[metric], -_cost_key(e)[0], -e.latency_ms_mean))
+def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None) -> Decision:
+    costing = costing or Costing()
+    best = max(evaluations, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
     lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
     reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
     choice = best
-    for e in sorted((e for e in evaluations if e is not best and _cost_key(e) < _cost_key(best)), key=_cost_key):
+    for e in sorted((e for e in evaluations if e is not best and costing.key(e) < costing.key(best)), key=costing.key):
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
         test, p = paired_test(best.scores, e.scores)
         figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
@@ -91,9 +135,9 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: 
                 reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: {e.name} scores {figures}; collect more (or cleaner) labeled data before choosing")
                 return Decision(COLLECT_MORE_DATA, reasons, _warnings(evaluations, n_labels))
             if not e.llm:
-                reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and far cheaper: {_cost_words(e, best)}")
+                reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and far cheaper: {costing.words(e, best)}")
             else:
-                reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({_cost_words(e, best)}), so prefer it")
+                reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({costing.words(e, best)}), so prefer it")
             choice = e
             break
         reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})")
@@ -104,9 +148,9 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: 
         test, p = paired_test(best.scores, top.scores)
         reasons.append(
             f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
-            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {_cost_words(best, top)}"
+            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {costing.words(best, top)}"
         )
-    reasons += inconclusive_reasons(evaluations, metric, choice)
+    reasons += inconclusive_reasons(evaluations, metric, choice, costing)
     reasons.append(_chance_words(choice, metric, chances))
     if choice.family == "fine_tuned":
         reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
@@ -116,7 +160,7 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: 
     return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
 
 
-def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Evaluation) -> list[str]:
+def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Evaluation, costing: Costing | None = None) -> list[str]:
     """When the paired test cannot tell the best from the runner-up: "inconclusive", with what the test split could
     detect and the rows that would settle the gap; and the choice named for what it then is, a default by cost."""
     pair = top_two(evaluations, metric)
@@ -136,7 +180,7 @@ def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Eva
         words += f"; the test split ({n} rows) could detect differences of about {split['detectable_difference']:.3f} (80% power, 5% level)"
         words += f"; about {split['rows_to_settle']:,} rows would settle a gap this size" if split["rows_to_settle"] else "; the observed gap is 0, which no number of rows would settle"
     if choice is best:
-        default = f"{best.name} is a default by cost, not a measured winner: it scored highest and {runner_up.name} is not cheaper ({_cost_words(best, runner_up)})"
+        default = f"{best.name} is a default by cost, not a measured winner: it scored highest and {runner_up.name} is not cheaper ({(costing or Costing()).words(best, runner_up)})"
     else:
         default = f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender not significantly worse than {best.name}"
     return [words, default]
@@ -195,10 +239,3 @@ def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[st
 
 def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
     return [w for e in evaluations for w in collapse_warnings(e, n_labels) + cut_warnings(e)]
-
-
-def _cost_words(cheap: Evaluation, dear: Evaluation) -> str:
-    words = f"{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
-    if dear.family == "fine_tuned" or not cheap.llm:
-        words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
-    return words

@@ -39,6 +39,8 @@ class Evaluation:
     traits: dict = field(default_factory=dict)  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
     answers_cut: int | None = None  # generate: answers stopped by the token limit, not by the model
     answer_limit: int | None = None  # generate: that limit (task.max_new_tokens)
+    predict_seconds: float | None = None  # wall time of answering every test row
+    latency_overhead_ms: float | None = None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
@@ -82,12 +84,18 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         start = time.perf_counter()
         solver = strategy.fit(task, train, dev=dev, progress=fit_progress)
         fit_seconds = time.perf_counter() - start
+        start = time.perf_counter()
         predictions = solver.predict(test.inputs, predict_progress)
+        predict_seconds = time.perf_counter() - start
     expected = test.outputs
     predicted = [p.output for p in predictions]
     qa = qa_inputs(task, test, predictions) if task.kind == "qa" else None
     scores = row_table(task.kind, expected, predicted, qa)["qa_score"] if qa else row_scores(task.kind, expected, predicted)
-    latency = np.array([p.seconds for p in predictions]) * 1000
+    # Latency the same way for every contender: each answer's own engine time plus an equal share of what the
+    # solver did around it (prompt building, shot selection, query embeddings): from the raw input to the answer.
+    engine = np.array([p.seconds for p in predictions])
+    overhead = max(0.0, predict_seconds - float(engine.sum())) / max(len(predictions), 1)
+    latency = (engine + overhead) * 1000
     counts = Counter(predicted)
     metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, qa=qa)
     rules = (predictions[0].alternatives or {}) if predictions else {}
@@ -116,6 +124,8 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         traits=traits or {},
         answers_cut=sum(p.cut for p in predictions) if task.generates else None,
         answer_limit=task.max_new_tokens if task.generates else None,
+        predict_seconds=predict_seconds,
+        latency_overhead_ms=overhead * 1000,
     ), solver
 
 

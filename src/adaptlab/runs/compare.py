@@ -20,7 +20,7 @@ from adaptlab.registry import default_registry
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment
 from adaptlab.runs.folder import mark
-from adaptlab.runs.prepare import documents_for, prepare, resolved
+from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
 
 
 def run_compare(experiment: str | Path, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -36,13 +36,14 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     if model:
         config = config.model_copy(update={"model": model})
     prepared = prepare(config, root)
-    train, test, dev, task = prepared.train, prepared.test, prepared.dev, prepared.task
+    test, task = prepared.test, prepared.task
+    train, dev, held_out = equal_data(config, prepared.train, prepared.dev, task.kind == "classify")
     for warning in prepared.warnings:
         events.message(warning, "warning")
     strategy_configs, notes = with_baselines(config, task.kind)
     for note in notes:
         events.message(note, "note")
-    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(train)} training and {len(test)} test examples")
+    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as fine-tuning's dev split, from every contender)" if held_out else ""))
 
     run_dir = Path(out) if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -62,14 +63,14 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
         base = load_base_model(config.model)
     events.message(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
     with events.status("auditing the training data"):
-        report = audit(train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
+        report = audit(prepared.train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
     events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
     documents = documents_for(config, root, base)
     evaluations = []
     models = ModelSource(base)
     registry = default_registry()
-    for dataset in (train, test):
+    for dataset in (prepared.train, test):
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
     for strategy_config in strategy_configs:
@@ -83,7 +84,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
                 fit_bar.update(report.step, report.describe())
 
             kind = kinds.kind(strategy_config.name)
-            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=dev, documents=documents))
+            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
             predict_bar = events.bar(f"{strategy_config.key}: predicting", len(test))
             evaluation, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
         solver.save(run_dir / "solvers" / strategy_config.key)
@@ -101,7 +102,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
-        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | (documents_summary(documents) if documents else {}),
+        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | ({"held_out_for_dev": held_out} if held_out else {}) | (documents_summary(documents) if documents else {}),
         "seed": config.seed,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
         "strategies": [e.to_dict() | costs[e.name] | {"p_best": chances[e.name]} for e in evaluations],

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptlab.config import ExperimentConfig
-from adaptlab.data import Dataset, check_leakage, load_dataset
+from adaptlab.config import ExperimentConfig, TrainConfig
+from adaptlab.data import Dataset, check_leakage, load_dataset, split_dev
 from adaptlab.errors import ConfigError
 from adaptlab.task import Task, make_task
 
@@ -71,3 +71,31 @@ def documents_for(config: ExperimentConfig, root: Path, base):
     from adaptlab.knowledge.index import Documents
 
     return Documents(root / config.data.docs, base.tokenizer, size=config.data.chunk_tokens, overlap=config.data.chunk_overlap)
+
+
+def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, classify: bool, seed: int | None = None) -> tuple[Dataset, Dataset | None, dict | None]:
+    """The rows every contender learns from, and the dev rows fine-tuning picks its checkpoint on.
+
+    Without a dev file, fine-tuning holds out `dev_fraction` of train (the largest any
+    fine-tuned contender asks for, split once, seeded); those rows are then left out of
+    every contender's training rows and few-shot pool too, so both sides see the same
+    data. Returns (rows, dev, what results.json records of the held-out rows, or None).
+    `seed` (default: the experiment's) seeds the split.
+    """
+    seed = config.seed if seed is None else seed
+    if dev is not None:
+        return train, dev, None
+    fractions = [s.dev_fraction for s in config.strategies if isinstance(s, TrainConfig)]
+    if not fractions or max(fractions) == 0:
+        return train, None, None
+    rows, held = split_dev(train, max(fractions), seed, classify)
+    if held is None:
+        return train, None, None
+    why = f"fine-tuning's dev split (dev_fraction {max(fractions)}, seed {seed}): left out of every contender's training rows and few-shot pool, so all see the same {len(rows)} rows"
+    return rows, held, {"rows": len(held), "lines": [e.line for e in held], "why": why}
+
+
+def contender_dev(strategy_config, dev: Dataset | None, from_file: bool) -> Dataset | None:
+    """The dev rows one contender gets: a dev file goes to every fine-tuned contender; the shared split
+    (`equal_data`) only to those asking for one (`dev_fraction` > 0: 0 keeps the last weights)."""
+    return dev if from_file or getattr(strategy_config, "dev_fraction", 0) > 0 else None

@@ -22,7 +22,7 @@ from adaptlab.decide.statistics import paired_difference
 from adaptlab.evaluation import evaluate
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment
-from adaptlab.runs.prepare import documents_for, prepare
+from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare
 
 DEFAULT_SIZES = (8, 16, 32, 64)
 
@@ -57,9 +57,10 @@ def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, se
     for n in points:
         for seed in range(seeds if n < len(train) else 1):
             subset = sample(train, n, config.seed + seed)
+            rows, dev, _ = equal_data(config, subset, prepared.dev, task.kind == "classify", config.seed + seed)  # both sides learn from the same rows
             for strategy_config in chosen:
-                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed, documents=documents))
-                evaluation, _ = evaluate(strategy, task, subset, test, name=strategy_config.key)
+                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
+                evaluation, _ = evaluate(strategy, task, rows, test, name=strategy_config.key)
                 runs.append({"strategy": strategy_config.key, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
                 events.message(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
     models.close()
