@@ -43,7 +43,7 @@ def test_significantly_better_strategy_wins_and_reasons_cite_figures():
     decision = recommend([evaluation("zero_shot", 10, latency=80), evaluation("lora", 36, fit=120, latency=90)], "accuracy", 8)
     assert decision.choice == "lora"
     assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot: 0.900 vs 0.250, difference +0.650" in decision.reasons[1]
-    assert "120 s to train" in decision.reasons[-1]
+    assert any("120 s to train" in r for r in decision.reasons) and any(r.startswith("lora was trained once") for r in decision.reasons)
 
 
 def test_collapse_is_warned():
@@ -89,7 +89,7 @@ def test_an_llm_strategy_that_does_not_beat_majority_is_called_out():
 def test_nothing_beats_majority_means_collect_more_data():
     decision = recommend([evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)], "accuracy", 8)
     assert decision.choice == "collect_more_data"
-    assert "always answering 'a'" in decision.reasons[-1]
+    assert any("always answering 'a'" in r for r in decision.reasons)
 
 
 def test_embed_classifier_best_outright_is_compared_with_the_best_llm():

@@ -78,11 +78,17 @@ class StrategyConfig(_Strict):
 
     name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, or a plugin's).")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
+    repeats: int | None = Field(None, ge=1, le=20, description="Times this contender is fitted and measured with different seeds (default: the experiment's `repeats`); only contenders whose result depends on the seed repeat (fine-tuning; few-shot with selector random).")
 
     @property
     def key(self) -> str:
         """The contender's id: `id`, or the kind's name."""
         return self.id or self.name
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the seed changes this contender's result (then `repeats` measures by how much)."""
+        return False
 
 
 class TrainConfig(StrategyConfig):
@@ -104,6 +110,10 @@ class TrainConfig(StrategyConfig):
     learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); each method sets its own default.")
     train_on: Literal["pairs", "documents"] = Field("pairs", description="Knowledge tasks: 'pairs' trains on the training question/answer pairs; 'documents' first continues training on the documents' text (every passage, loss on every token: the model reads the handbook), then on the pairs.")
     document_epochs: int = Field(1, gt=0, description="train_on documents: passes over the documents' passages before the pairs.")
+
+    @property
+    def seeded(self) -> bool:
+        return True  # data order and the adapter's initial weights
 
 
 class CostConfig(_Strict):
@@ -131,6 +141,7 @@ class ExperimentConfig(_Strict):
     data: DataConfig
     model: str = Field(DEFAULT_MODEL, description="The embedded default's name, or a local Hugging Face model folder.")
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
+    repeats: int = Field(1, ge=1, le=20, description="Fit and measure every seed-dependent contender (fine-tuning, few-shot with random shots) this many times, seeds seed, seed+1, ...: per-row scores average over repeats, intervals resample repeats then rows, and the spread is shown. 1 keeps the demo under 10 minutes on a 2-core CPU; a single LoRA run carries seed variance its interval does not show.")
     strategies: list[SerializeAsAny[StrategyConfig]] = Field(min_length=1, description="The contenders, measured on the same test rows: each a kind (`name`) with its settings and an optional `id`.")
     baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
     costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")

@@ -51,14 +51,15 @@ def results_table(results: dict) -> Table:
     digits = 1 if task["kind"] == "generate" else 3  # chrF is on a 0-100 scale; the rest are fractions
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
     shown = {"abstention_rate": "abstain", "hallucination_rate": "halluc.", "unsupported_figures": "unsup. fig.", "recall_at_k": "recall@k"}
-    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right"), ("P(best)", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
+    repeated = any(s.get("repeats") for s in results["strategies"])
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + ([("repeats", "right")] if repeated else []) + [("P(best)", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
         lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}", "-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
+        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")
@@ -66,6 +67,11 @@ def results_table(results: dict) -> Table:
         table.add_row(*cells)
     table.caption = power_line(results.get("power"), digits)
     return table
+
+
+def _spread(repeats: list | None, digits: int) -> str:
+    """A contender's repeats as 'lowest-highest (n)', or '1' when it ran once."""
+    return f"{min(repeats):.{digits}f}-{max(repeats):.{digits}f} ({len(repeats)})" if repeats else "1"
 
 
 def power_line(power: dict | None, digits: int) -> str | None:

@@ -117,7 +117,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
     chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
     decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month))
-    return Decision(decision.choice, decision.reasons + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
+    return Decision(decision.choice, decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
 
 
 def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None) -> Decision:
@@ -194,6 +194,28 @@ def _chance_words(choice: Evaluation, metric: str, chances: dict[str, float]) ->
 
 def _p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def seed_reasons(choice: str, evaluations: list[Evaluation], metric: str) -> list[str]:
+    """What the seed did: each repeated contender's spread, and whether the gap between the top two lies within it;
+    for a fine-tuned contender trained once, that its interval does not cover the seed."""
+    out = [
+        f"{e.name}'s {len(e.repeats)} repeats (seeds {e.repeat_seeds[0]}-{e.repeat_seeds[-1]}) scored {', '.join(f'{r:.3f}' for r in e.repeats)} {metric}: a spread of {max(e.repeats) - min(e.repeats):.3f}, inside its interval"
+        for e in evaluations if e.repeats
+    ]
+    once = [e.name for e in evaluations if not e.repeats and e.family == "fine_tuned"]
+    if once:
+        out.append(f"{', '.join(once)} {'was' if len(once) == 1 else 'were'} trained once (repeats: 1): the interval covers the test rows, not the seed (data order and initial weights can move a small fine-tune by several points); set repeats: 3 to measure that")
+    pair = top_two(evaluations, metric)
+    if pair:
+        best, runner_up = pair
+        gap = best.metrics[metric] - runner_up.metrics[metric]
+        spreads = [(e.name, max(e.repeats) - min(e.repeats)) for e in pair if e.repeats]
+        for name, spread in spreads:
+            if gap < spread:
+                out.append(f"the gap between {best.name} and {runner_up.name} ({gap:.3f}) is within the spread of {name}'s repeats ({spread:.3f}): it may be a seed effect")
+                break
+    return out
 
 
 def knowledge_reasons(choice: str, evaluations: list[Evaluation]) -> list[str]:

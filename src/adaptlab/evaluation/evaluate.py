@@ -41,6 +41,8 @@ class Evaluation:
     answer_limit: int | None = None  # generate: that limit (task.max_new_tokens)
     predict_seconds: float | None = None  # wall time of answering every test row
     latency_overhead_ms: float | None = None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
+    repeats: list[float] | None = None  # repeats > 1: each repeat's headline score (evaluation.repeats.combine)
+    repeat_seeds: list[int] | None = None
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)

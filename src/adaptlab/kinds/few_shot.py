@@ -26,6 +26,10 @@ class FewShotConfig(StrategyConfig):
     exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
     model: ModelChoice | None = Field(None, description=MODEL_HELP)
 
+    @property
+    def seeded(self) -> bool:
+        return self.selector == "random"  # one seeded sample of shots; the other selectors do not draw
+
     @model_validator(mode="after")
     def _lines_go_with_fixed(self):
         if (self.selector == "fixed") != (self.lines is not None):

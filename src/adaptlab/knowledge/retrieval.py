@@ -1,13 +1,14 @@
 """Finding the chunks that answer a question: BM25, dense (embedding cosine) or hybrid (both, fused by rank).
 
 - bm25: bm25s (BM25 with sparse matrices). On 100k synthetic 120-word chunks it answered
-  a query in 0.5 ms (p50), 1.2 ms (p95); rank_bm25 took 264 ms (p50), scoring every
-  chunk in Python (bench/rag.py, bench/results/rag-cpu.json: 0.4 vs 445 ms p50 there).
+  a query in 0.4 ms (p50), 0.6 ms (p95); rank_bm25 took 396 / 439 ms, scoring every
+  chunk in Python (bench/rag.py, bench/results/rag-cpu.json).
   Lower-cased, English stop words dropped, no stemming.
 - dense: the sentence embedder's normalised vectors, exact cosine search (one matrix
   product; 100k x 384 floats is 150 MB). bench/rag.py at 100k chunks, query embedding
-  included: 17 ms p50 but 113 ms p95 (alone, the search took 4.6 ms and the embedding
-  ~7 ms: the outliers are not explained yet). An approximate index (faiss) was not measured.
+  included: 12.4 ms p50, 14.2 ms p95 (the query is embedded on one thread: on two, it
+  waited ~100 ms whenever the other core was busy, models/embedder.py). An approximate
+  index (faiss) was not measured.
 - hybrid: reciprocal rank fusion (Cormack et al. 2009): each chunk scores
   sum(1 / (RRF_K + rank)) over the two rankings, so neither score scale dominates.
 """

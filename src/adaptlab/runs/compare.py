@@ -14,6 +14,7 @@ from adaptlab.decide import p_best, pairwise, power_summary, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
+from adaptlab.evaluation.repeats import combine
 from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.registry import default_registry
@@ -74,20 +75,27 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
     for strategy_config in strategy_configs:
-        with events.bars():
-            fit_bar = None
+        kind = kinds.kind(strategy_config.name)
+        seeds = [config.seed + i for i in range(repeats_of(strategy_config, config))]
+        runs = []
+        for seed in seeds:  # each repeat refits with its own seed; the first one's solver is the one saved
+            label = strategy_config.key + (f" (repeat {len(runs) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
+            with events.bars():
+                fit_bar = None
 
-            def on_step(report):
-                nonlocal fit_bar
-                if fit_bar is None:
-                    fit_bar = events.bar(f"{strategy_config.key}: training", report.total_steps)
-                fit_bar.update(report.step, report.describe())
+                def on_step(report):
+                    nonlocal fit_bar
+                    if fit_bar is None:
+                        fit_bar = events.bar(f"{label}: training", report.total_steps)
+                    fit_bar.update(report.step, report.describe())
 
-            kind = kinds.kind(strategy_config.name)
-            strategy = kind.build(strategy_config, BuildContext(models, config.seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
-            predict_bar = events.bar(f"{strategy_config.key}: predicting", len(test))
-            evaluation, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
-        solver.save(run_dir / "solvers" / strategy_config.key)
+                strategy = kind.build(strategy_config, BuildContext(models, seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
+                predict_bar = events.bar(f"{label}: predicting", len(test))
+                measured, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
+            if not runs:
+                solver.save(run_dir / "solvers" / strategy_config.key)
+            runs.append(measured)
+        evaluation = combine(runs, task.metric, seeds)
         version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed)
         evaluation.solver["registered_as"] = version.ref
         events.message(f"{strategy_config.key}: registered as {version.ref}")
@@ -104,6 +112,7 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
         "base_model": config.model,
         "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | ({"held_out_for_dev": held_out} if held_out else {}) | (documents_summary(documents) if documents else {}),
         "seed": config.seed,
+        "repeats": config.repeats,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
         "strategies": [e.to_dict() | costs[e.name] | {"p_best": chances[e.name]} for e in evaluations],
         "recommendation": decision.to_dict(),
@@ -123,6 +132,11 @@ def run_compare(experiment: str | Path, out: Path | None = None, events: Events 
     mark(run_dir, "compare", "completed", config=resolved(config, root), recommendation=decision.choice)
     registry.close()
     return results, run_dir
+
+
+def repeats_of(strategy_config, config: ExperimentConfig) -> int:
+    """How many times a contender is fitted: its own `repeats`, else the experiment's, when its seed matters; else once."""
+    return (strategy_config.repeats or config.repeats) if strategy_config.seeded else 1
 
 
 def documents_summary(documents) -> dict:

@@ -4,7 +4,9 @@ For each size n (and every seed) a seeded sample of n training rows is drawn onc
 the experiment's prompting strategies select their shots from it and its fine-tuning
 strategies train on it, and all are measured on the same test rows. Per size, each
 strategy's mean score over seeds, and for each fine-tuned/prompted pair the mean
-difference with a 95% paired-bootstrap interval over (seed, test row) pairs. The
+difference with a 95% interval that resamples seeds, then test rows (rows of one
+seed move together: pooling (seed, row) pairs made it too narrow). Fine-tuning's dev
+rows are held out of the prompting strategies' pool at each size too. The
 crossover is the smallest size from which fine-tuning's mean stays above prompting's;
 "significant" where the interval is above 0 too.
 """
@@ -18,7 +20,7 @@ import numpy as np
 
 from adaptlab import kinds
 from adaptlab.data import Dataset
-from adaptlab.decide.statistics import paired_difference
+from adaptlab.evaluation.repeats import two_level_ci
 from adaptlab.evaluation import evaluate
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import load_experiment
@@ -87,11 +89,12 @@ def summarize(runs: list[dict], sizes: list[int], family: dict[str, str] | None 
     for tuned in (s for s in strategies if family.get(s) == "fine_tuned"):
         for prompted in (s for s in strategies if family.get(s) == "prompted"):
             by_size = []
-            for n in sizes:
-                a = [x for r in sorted((r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"]) for x in r["scores"]]
-                b = [x for r in sorted((r for r in runs if r["strategy"] == prompted and r["n"] == n), key=lambda r: r["seed"]) for x in r["scores"]]
-                mean, lo, hi = paired_difference(a, b)
-                by_size.append({"n": n, "difference": mean, "ci95": [lo, hi]})
+            for n in sizes:  # per seed, the two contenders' per-row differences; the interval resamples seeds, then rows
+                a = [r["scores"] for r in sorted((r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"])]
+                b = [r["scores"] for r in sorted((r for r in runs if r["strategy"] == prompted and r["n"] == n), key=lambda r: r["seed"])]
+                differences = np.array(a, dtype=float) - np.array(b, dtype=float)
+                lo, hi = two_level_ci(differences)
+                by_size.append({"n": n, "difference": float(differences.mean()), "ci95": [lo, hi]})
             comparisons.append({"fine_tuned": tuned, "prompted": prompted, "by_size": by_size, **crossover(by_size)})
     return {"curve": {s: [{"n": n, "mean": v} for n, v in c.items()] for s, c in curve.items()}, "comparisons": comparisons}
 
