@@ -22,10 +22,11 @@ def compare(
     model: str = typer.Option(None, "--model", help=f"Base model instead of the experiment's: '{EMBEDDED_NAME}', a local Hugging Face folder, or a .gguf file."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
+    from adaptlab.api import compare as run
     from adaptlab.cli.events import RichEvents
-    from adaptlab.runs.compare import run_compare
 
-    results, run_dir = run_compare(experiment, out, events=RichEvents(err), model=model)
+    result = run(experiment, out=out, model=model, progress=RichEvents(err))
+    results, run_dir = result.results, result.run_dir
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(audit_table(results["audit"], "the training data"))
     console.print(results_table(results))

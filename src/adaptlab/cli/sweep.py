@@ -23,7 +23,7 @@ def sweep(
     from adaptlab.errors import ConfigError
     from adaptlab.files import new_folder
     from adaptlab.home import adaptlab_home
-    from adaptlab.runs.sweep import run_sweep
+    from adaptlab.api import sweep as run_sweep
 
     try:
         points = tuple(int(x) for x in sizes.split(",") if x.strip())
@@ -32,7 +32,7 @@ def sweep(
     if not points or min(points) < 1:
         raise ConfigError("--sizes needs at least one size of 1 or more")
     out = out or new_folder(adaptlab_home() / "runs", "sweep")
-    result = run_sweep(experiment, points, seeds, out, events=RichEvents(err))
+    result = run_sweep(experiment, sizes=points, seeds=seeds, out=out, progress=RichEvents(err))
     table = Table(title=f"{result['task']['name']}: mean {result['metric']} by training-set size ({seeds} seeds each, one for the full set)")
     table.add_column("strategy")
     for n in result["sizes"]:

@@ -19,19 +19,19 @@ from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.registry import default_registry
 from adaptlab.runs.events import Events
-from adaptlab.runs.experiment import load_experiment
+from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.folder import mark
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
 
 
-def run_compare(experiment: str | Path, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
-    """Run the experiment file's contenders; returns results.json's content and the run folder.
+def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
+    """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content and the run folder.
 
     `model`, when given, replaces the experiment's base model (and is recorded as the one used);
     `events` hears the progress (default: nothing is shown).
     """
     events = events or Events()
-    config, root = load_experiment(experiment)
+    config, root = experiment_of(experiment)
     if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
         raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
     if model:

@@ -30,6 +30,16 @@ def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
     return parse_experiment(raw, str(path)), path.parent
 
 
+def experiment_of(experiment) -> tuple[ExperimentConfig, Path]:
+    """An experiment given as a YAML path, a mapping (as the YAML would hold) or an ExperimentConfig, with the folder
+    its data paths are relative to (the YAML's folder; the working directory for the other two)."""
+    if isinstance(experiment, ExperimentConfig):
+        return experiment, Path.cwd()
+    if isinstance(experiment, dict):
+        return parse_experiment(experiment, "<experiment mapping>"), Path.cwd()
+    return load_experiment(experiment)
+
+
 def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfig:
     """Validate a parsed experiment mapping; errors name the key and the bad value."""
     problems, entries = [], raw.get("strategies")

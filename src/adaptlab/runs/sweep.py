@@ -23,7 +23,7 @@ from adaptlab.data import Dataset
 from adaptlab.evaluation.repeats import two_level_ci
 from adaptlab.evaluation import evaluate
 from adaptlab.runs.events import Events
-from adaptlab.runs.experiment import load_experiment
+from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare
 
 DEFAULT_SIZES = (8, 16, 32, 64)
@@ -37,13 +37,13 @@ def sample(train: Dataset, n: int, seed: int) -> Dataset:
     return Dataset([train.examples[i] for i in keep], train.source, train.instruction)
 
 
-def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None) -> dict:
+def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None) -> dict:
     """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json."""
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
 
     events = events or Events()
-    config, root = load_experiment(experiment)
+    config, root = experiment_of(experiment)
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
     family = {s.key: kinds.kind(s.name).family for s in config.strategies}
@@ -51,7 +51,7 @@ def run_sweep(experiment: str | Path, sizes: tuple[int, ...] = DEFAULT_SIZES, se
     if not any(family[s.key] == "prompted" for s in chosen) or not any(family[s.key] == "fine_tuned" for s in chosen):
         from adaptlab.errors import ConfigError
 
-        raise ConfigError(f"{experiment}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
+        raise ConfigError(f"{experiment if isinstance(experiment, (str, Path)) else 'the experiment'}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
     models = ModelSource(load_base_model(config.model))
     documents = documents_for(config, root, models.default)

@@ -1,0 +1,117 @@
+"""The Python API: what the CLI runs, for notebooks and scripts.
+
+    import adaptlab
+
+    result = adaptlab.compare("examples/banking-cards/experiment.yaml")
+    result.choice                  # 'embed_classifier'
+    result.to_pandas()             # one row per contender: metrics, intervals, P(best), time, cost
+    result.predictions_to_pandas() # one row per test example and contender
+    result.run_dir                 # results.json, report.html, the saved solvers
+
+`experiment` is a YAML path, a mapping shaped like the YAML (paths relative to the
+working directory) or an `ExperimentConfig`; it is validated as the CLI validates it,
+with the same errors. `progress` is a callable that gets every message, or an
+`adaptlab.runs.Events` (the CLI passes one that draws rich bars). These names
+(`adaptlab.__all__`) are the stable surface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from adaptlab.runs.events import Events
+
+
+class _Messages(Events):
+    """Events that hand each message line to a callable (print, a logger, a notebook widget)."""
+
+    def __init__(self, callback: Callable[[str], Any]):
+        self.callback = callback
+
+    def message(self, text: str, level: str = "info") -> None:
+        self.callback(text if level == "info" else f"{level}: {text}")
+
+
+def _events(progress) -> Events | None:
+    if progress is None or isinstance(progress, Events):
+        return progress
+    if callable(progress):
+        return _Messages(progress)
+    raise TypeError(f"progress must be a callable taking a message, or an adaptlab.runs.Events; got {type(progress).__name__}")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A finished compare: results.json's content and the run folder it was written to."""
+
+    results: dict
+    run_dir: Path
+
+    @property
+    def choice(self) -> str:
+        """The recommended contender (or collect_more_data / none_meets_the_constraints)."""
+        return self.results["recommendation"]["choice"]
+
+    @property
+    def reasons(self) -> list[str]:
+        return list(self.results["recommendation"]["reasons"])
+
+    @property
+    def metric(self) -> str:
+        return self.results["task"]["metric"]
+
+    @property
+    def report(self) -> Path:
+        return self.run_dir / "report.html"
+
+    def to_pandas(self):
+        """One row per contender: every metric with its 95% interval (`<metric>_low`, `<metric>_high`), P(best), kind,
+        fit seconds, latency, prompt tokens, peak memory and cost, in results.json's order."""
+        import pandas as pd
+
+        rows = []
+        for s in self.results["strategies"]:
+            row = {"contender": s["name"], "kind": (s.get("traits") or {}).get("kind", s["name"])}
+            for key, value in s["metrics"].items():
+                row[key] = value
+                if key in s.get("ci", {}):
+                    row[f"{key}_low"], row[f"{key}_high"] = s["ci"][key]
+            row |= {k: s.get(k) for k in ("p_best", "fit_seconds", "latency_ms_mean", "latency_ms_p95", "prompt_tokens_mean", "peak_rss_mb", "cost_per_1k_queries", "fit_cost")}
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("contender")
+
+    def predictions_to_pandas(self):
+        """One row per test example and contender: the input, the expected and the predicted answer, and its line."""
+        import pandas as pd
+
+        rows = [{"contender": s["name"], **{k: v for k, v in p.items() if k != "passages"}, "passages": [g["source"] for g in p.get("passages", [])]} for s in self.results["strategies"] for p in s["predictions"]]
+        return pd.DataFrame(rows)
+
+
+def compare(experiment, *, out: str | Path | None = None, model: str | None = None, progress=None) -> Comparison:
+    """Fit every contender of `experiment`, measure each on the same test rows, recommend one (`adaptlab compare`)."""
+    from adaptlab.runs.compare import run_compare
+
+    results, run_dir = run_compare(experiment, Path(out) if out else None, events=_events(progress), model=model)
+    return Comparison(results, run_dir)
+
+
+def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None) -> dict:
+    """The learning curve (`adaptlab sweep`): prompting against fine-tuning at each training-set size; sweep.json's content."""
+    from adaptlab.runs.sweep import DEFAULT_SIZES, run_sweep
+
+    return run_sweep(experiment, tuple(sizes or DEFAULT_SIZES), seeds, Path(out) if out else None, events=_events(progress))
+
+
+def audit_data(train, test=None, *, instruction: str | None = None, kind: str | None = None):
+    """Score a training set on the five criteria, with leakage against `test` (`adaptlab audit`); paths or Datasets.
+    Returns an AuditReport (`.scores()`, `.to_dict()`). (Not `adaptlab.audit`: that name is the audit package.)"""
+    from adaptlab.audit import audit as run_audit
+    from adaptlab.data import Dataset, load_dataset
+    from adaptlab.task import infer_kind
+
+    train = train if isinstance(train, Dataset) else load_dataset(train, min_examples=2)
+    test = test if test is None or isinstance(test, Dataset) else load_dataset(test)
+    return run_audit(train, test, kind=kind or infer_kind(train), instruction=instruction)
