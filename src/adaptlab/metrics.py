@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections import Counter
 from functools import lru_cache
 
 import numpy as np
 
+from adaptlab.knowledge.measures import qa_aggregate, qa_rows, token_f1
 from adaptlab.task import DEFAULT_ABSTAIN, HEADLINE_METRIC
 
 
@@ -72,25 +72,8 @@ def chrf(hypothesis: str, reference: str) -> float:
 def row_scores(kind: str, expected: list[str], predicted: list[str], abstain: str | None = None) -> np.ndarray:
     """The headline metric per test row: 1/0 correct (classify), sentence chrF (generate), or the qa score
     (token F1 on answerable rows, 0 when it abstained; 1/0 for abstaining on unanswerable ones)."""
-    if kind == "classify":
-        return np.array([float(e == p) for e, p in zip(expected, predicted)])
-    if kind == "qa":
-        from adaptlab.knowledge.measures import qa_rows
-
-        return qa_rows(expected, predicted, abstain or DEFAULT_ABSTAIN)["qa_score"]
-    return np.array([chrf(p, e) for e, p in zip(expected, predicted)])
-
-
-def token_f1(hypothesis: str, reference: str) -> float:
-    """SQuAD-style token overlap F1 (0-1) on lower-cased whitespace tokens."""
-    hyp, ref = hypothesis.lower().split(), reference.lower().split()
-    if not hyp or not ref:
-        return float(hyp == ref)
-    overlap = sum((Counter(hyp) & Counter(ref)).values())
-    if not overlap:
-        return 0.0
-    precision, recall = overlap / len(hyp), overlap / len(ref)
-    return 2 * precision * recall / (precision + recall)
+    rows = row_table(kind, expected, predicted, {"abstain": abstain or DEFAULT_ABSTAIN} if kind == "qa" else None)
+    return rows[HEADLINE_ROWS[HEADLINE_METRIC[kind]]]
 
 
 def json_fields(text: str) -> dict | None:
@@ -125,8 +108,6 @@ def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | N
     qa: knowledge.measures.qa_rows, given `qa` (abstain, and what the rows were given and retrieved).
     """
     if kind == "qa":
-        from adaptlab.knowledge.measures import qa_rows
-
         return qa_rows(expected, predicted, **({"abstain": DEFAULT_ABSTAIN} | (qa or {})))
     rows = {"exact": np.array([float(e == p) for e, p in zip(expected, predicted)])}
     if kind == "classify":
@@ -146,8 +127,6 @@ def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | N
 def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
     """The scalar metrics of a generate or qa task over the rows `idx` (a bootstrap resample, or every row)."""
     if kind == "qa":
-        from adaptlab.knowledge.measures import qa_aggregate
-
         return qa_aggregate(rows, idx)
     out = {"exact_match": float(rows["exact"][idx].mean()), "token_f1": float(rows["token_f1"][idx].mean()), "chrf": float(rows["chrf"][idx].mean())}
     if "json_valid" in rows:
@@ -165,7 +144,7 @@ def _classify_aggregate(exact: np.ndarray, expected_ids: np.ndarray, predicted_i
     return {"accuracy": exact[idx].mean(axis=1), "macro_f1": _macro(*label_f1(expected_ids[idx], predicted_ids[idx], n_labels))}
 
 
-def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None, rows: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Every scalar metric of the task, and (with `resamples`) its 95% bootstrap interval: BCa for the headline
     metric (the mean of its per-row scores, see `bootstrap_ci`), percentile for the others.
 
@@ -174,7 +153,7 @@ def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: l
     precision/recall/F1 (micro over fields) when every expected output is a JSON object;
     qa: knowledge.measures.qa_aggregate (qa_score, token_f1, rouge_l, abstention and hallucination
     rates, unsupported figures, retrieval recall@k and MRR). A rate a resample has no rows for (no
-    unanswerable question drawn) is left out of that resample's interval.
+    unanswerable question drawn) is left out of that resample's interval. `rows`: row_table's, when the caller has it.
 
     Why percentile for the others: BCa adds a jackknife, one statistic per left-out row over the other n - 1,
     so its cost grows with n^2. Measured through scipy.stats.bootstrap on this 2-core machine (1,000 resamples,
@@ -185,7 +164,7 @@ def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: l
     """
     if not expected:
         return {}, {}
-    rows = row_table(kind, expected, predicted, qa)
+    rows = rows if rows is not None else row_table(kind, expected, predicted, qa)
     every = np.arange(len(expected))
     if kind == "classify":
         ids = {"exact": rows["exact"], "expected_ids": label_ids(expected, labels), "predicted_ids": label_ids(predicted, labels), "n_labels": len(labels)}

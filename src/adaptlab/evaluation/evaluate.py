@@ -10,7 +10,7 @@ import numpy as np
 
 from adaptlab.data import Dataset
 from adaptlab.evaluation.resources import PeakRss
-from adaptlab.metrics import per_label, row_scores, row_table, task_metrics
+from adaptlab.metrics import HEADLINE_ROWS, per_label, row_table, task_metrics
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
 
@@ -92,14 +92,15 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     expected = test.outputs
     predicted = [p.output for p in predictions]
     qa = qa_inputs(task, test, predictions) if task.kind == "qa" else None
-    scores = row_table(task.kind, expected, predicted, qa)["qa_score"] if qa else row_scores(task.kind, expected, predicted)
+    rows = row_table(task.kind, expected, predicted, qa)  # per-row values, computed once for the scores and every metric
+    scores = rows[HEADLINE_ROWS[task.metric]]
     # Latency the same way for every contender: each answer's own engine time plus an equal share of what the
     # solver did around it (prompt building, shot selection, query embeddings): from the raw input to the answer.
     engine = np.array([p.seconds for p in predictions])
     overhead = max(0.0, predict_seconds - float(engine.sum())) / max(len(predictions), 1)
     latency = (engine + overhead) * 1000
     counts = Counter(predicted)
-    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, qa=qa)
+    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, rows=rows)
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
@@ -146,10 +147,10 @@ def prediction_row(example, prediction) -> dict:
 def qa_inputs(task: Task, test: Dataset, predictions: list) -> dict:
     """What the qa measures read beside the answers: the abstain answer, the passages each row was given, the gold
     sources and the retrieved ones (when there are both), and the embedder's cosine of each answer with its reference."""
-    from adaptlab.models.embedder import default_embedder
+    from adaptlab.models.embedder import default_embedder, encode_cached
 
     embedder = default_embedder()
-    answers, references = embedder.encode([p.output for p in predictions]), embedder.encode(test.outputs)
+    answers, references = embedder.encode([p.output for p in predictions]), encode_cached(embedder, test.outputs)  # the references are the same for every contender
     out = {"abstain": task.abstain, "given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
     if any(e.sources for e in test) and any(p.passages for p in predictions):
         out |= {"gold": [list(e.sources) for e in test], "retrieved": [[g["source"] for g in p.passages] for p in predictions]}

@@ -9,13 +9,13 @@ bootstrap resample costs a few numpy means.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
 import numpy as np
 
-from adaptlab.metrics import token_f1
 from adaptlab.task import DEFAULT_ABSTAIN
 
 # An answer opens with a refusal when one of these (matched as whole words on the plain text:
@@ -72,6 +72,18 @@ def _clauses(text: str) -> list[tuple[str, bool]]:
 def _refusals(abstain: str) -> re.Pattern:
     """REFUSALS and the task's own abstain answer (plain), as one whole-word pattern."""
     return re.compile(r"\b(?:" + "|".join(REFUSALS + ((re.escape(abstain),) if abstain else ())) + r")\b")
+
+
+def token_f1(hypothesis: str, reference: str) -> float:
+    """SQuAD-style token overlap F1 (0-1) on lower-cased whitespace tokens."""
+    hyp, ref = hypothesis.lower().split(), reference.lower().split()
+    if not hyp or not ref:
+        return float(hyp == ref)
+    overlap = sum((Counter(hyp) & Counter(ref)).values())
+    if not overlap:
+        return 0.0
+    precision, recall = overlap / len(hyp), overlap / len(ref)
+    return 2 * precision * recall / (precision + recall)
 
 
 def is_abstention(text: str, abstain: str) -> bool:
