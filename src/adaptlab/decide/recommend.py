@@ -37,6 +37,7 @@ class Decision:
     choice: str
     reasons: list[str]
     warnings: list[str] = field(default_factory=list)
+    p_best: dict[str, float] = field(default_factory=dict)  # every contender's probability of being best (results.json keeps it per strategy)
 
     def to_dict(self) -> dict:
         return {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
@@ -112,12 +113,14 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
         raise ValueError("nothing to recommend from: no evaluations")
     constraints = constraints or ConstraintsConfig()
     everything = evaluations
+    chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
     evaluations, ruled_out = rule_out(evaluations, constraints, costs)
     if not evaluations:
-        return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels))
-    chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
+        return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels), chances)
     decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month))
-    return Decision(decision.choice, decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, next((e.family for e in evaluations if e.name == decision.choice), None)), _warnings(everything, n_labels))
+    family = next((e.family for e in evaluations if e.name == decision.choice), None)
+    reasons = decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, family)
+    return Decision(decision.choice, reasons, _warnings(everything, n_labels), chances)
 
 
 def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None) -> Decision:

@@ -10,7 +10,7 @@ import yaml
 
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
-from adaptlab.decide import p_best, pairwise, power_summary, recommend
+from adaptlab.decide import pairwise, power_summary, recommend
 from adaptlab.decide.costs import break_even, strategy_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
@@ -106,7 +106,6 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
     paybacks = break_even(costs, {e.name: e.family for e in evaluations})
     decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks)
-    chances = p_best({e.name: e.scores for e in evaluations})
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
@@ -114,7 +113,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         "seed": config.seed,
         "repeats": config.repeats,
         "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
-        "strategies": [e.to_dict() | costs[e.name] | {"p_best": chances[e.name]} for e in evaluations],
+        "strategies": [e.to_dict() | costs[e.name] | {"p_best": decision.p_best[e.name]} for e in evaluations],
         "recommendation": decision.to_dict(),
         "pairwise": pairwise(evaluations),
         "power": power_summary(evaluations, task.metric),

@@ -100,7 +100,7 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
                 return [(a.text, a.tokens, a.cut, None) for a in answers]
         try:
             predictions = solver.predict(contents, sinks=streams) if getattr(solver, "streams", False) else solver.predict(contents)
-            return [(p.output, p.completion_tokens, p.cut, [{"source": g["source"], "id": g["id"], "score": g["score"], "text": g["text"]} for g in p.passages] or None) for p in predictions]
+            return [(p.output, p.completion_tokens, p.cut, list(p.passages) or None) for p in predictions]
         except AdaptlabError as exc:  # e.g. one query too long for the context: answer the others one by one
             if len(payloads) == 1:
                 return [exc]
