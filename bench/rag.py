@@ -113,7 +113,7 @@ def main():
         pass
 
     if not args.no_e2e:
-        result["end_to_end"] = end_to_end(embedder)
+        result["end_to_end"] = end_to_end()
 
     ingest = result["ingest"]
     print(f"ingestion: {ingest['pages']} pages, pypdf {ingest['pages_per_s']:.0f} pages/s ({ingest['words']} words)"
@@ -134,21 +134,19 @@ def main():
     write_result(args.out, result)
 
 
-def end_to_end(embedder) -> dict:
+def end_to_end() -> dict:
     """rag (k=4, hybrid) against zero_shot on the example's test questions, on the embedded model, one batch each."""
-    from adaptlab.data import load_dataset
     from adaptlab.icl.rag import Rag
     from adaptlab.icl.strategies import ZeroShot
-    from adaptlab.knowledge.index import Documents
     from adaptlab.models import load_base_model
-    from adaptlab.runs.prepare import _answer_tokens
-    from adaptlab.task import make_task
+    from adaptlab.runs.experiment import load_experiment
+    from adaptlab.runs.prepare import documents_for, prepare
 
-    example = Path(__file__).parents[1] / "examples" / "northwind-benefits"
-    base = load_base_model("smollm2-135m-instruct")
-    train, test = load_dataset(example / "train.jsonl", abstain="I don't know"), load_dataset(example / "test.jsonl", abstain="I don't know")
-    task = make_task("northwind-benefits", "Answer the employee's question about Contoso's benefits. If the documents do not say, answer \"I don't know.\"", train, test, "qa", count_tokens=_answer_tokens("smollm2-135m-instruct"))
-    documents = Documents(example / "docs", base.tokenizer, embedder)
+    config, root = load_experiment(Path(__file__).parents[1] / "examples" / "northwind-benefits" / "experiment.yaml")
+    prepared = prepare(config, root)  # the task, questions and documents exactly as the example's compare reads them
+    train, test, task = prepared.train, prepared.test, prepared.task
+    base = load_base_model(config.model)
+    documents = documents_for(config, root, base)
     out: dict = {"questions": len(test), "max_new_tokens": task.max_new_tokens}
     for name, strategy in (("zero_shot", ZeroShot(base, "zero_shot")), ("rag", Rag(base, "rag", documents, 4, "hybrid"))):
         solver = strategy.fit(task, train)

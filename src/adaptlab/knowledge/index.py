@@ -19,7 +19,7 @@ import numpy as np
 from adaptlab.errors import DataError, Problem
 from adaptlab.files import sha256_file, write_json
 from adaptlab.knowledge.documents import Chunk, chunk_pages, document_files, read_file
-from adaptlab.knowledge.retrieval import KINDS, Index, make_retriever
+from adaptlab.knowledge.retrieval import KINDS, Index, embedder_for, make_retriever
 
 
 @dataclass
@@ -54,11 +54,7 @@ def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
         vectors = np.load(folder / "vectors.npy", allow_pickle=False) if kind != "bm25" else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AdaptlabError(f"{folder}: the saved passages (chunks.json, vectors.npy) cannot be read ({type(exc).__name__}); register the version again") from None
-    if embedder is None and kind != "bm25":
-        from adaptlab.models.embedder import default_embedder
-
-        embedder = default_embedder()
-    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), saved["files"], [], kind, vectors)
+    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder_for(kind, embedder), vectors), saved["files"], [], kind, vectors)
 
 
 def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32) -> KnowledgeIndex:
@@ -67,6 +63,7 @@ def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None
 
     if kind not in KINDS:
         raise ValueError(f"retriever {kind!r}: use one of {', '.join(KINDS)}")
+    embedder = embedder_for(kind, embedder)
     settings = f"{size}-{overlap}-{_tokenizer_id(tokenizer)}"
     cache = adaptlab_home() / "chunks"
     cache.mkdir(parents=True, exist_ok=True)
@@ -119,13 +116,8 @@ class Documents:
         if kind not in self.built:
             import time
 
-            embedder = self.embedder
-            if embedder is None and kind != "bm25":
-                from adaptlab.models.embedder import default_embedder
-
-                embedder = self.embedder = default_embedder()
             start = time.perf_counter()
-            self.built[kind] = build_index(self.path, self.tokenizer, kind, embedder, self.size, self.overlap)
+            self.built[kind] = build_index(self.path, self.tokenizer, kind, self.embedder, self.size, self.overlap)
             self.seconds[kind] = time.perf_counter() - start
         return self.built[kind]
 

@@ -74,6 +74,15 @@ class HybridIndex:
         return out
 
 
+def embedder_for(kind: str, embedder):
+    """The embedder a `kind` retriever needs: the one given, else the default one (loaded once per process); bm25 needs none."""
+    if embedder is not None or kind == "bm25":
+        return embedder
+    from adaptlab.models.embedder import default_embedder
+
+    return default_embedder()
+
+
 def make_retriever(kind: str, texts: list[str], embedder=None, vectors: np.ndarray | None = None) -> Index:
     """The retriever of `kind` (bm25, dense or hybrid) over `texts`; dense and hybrid need the embedder (and take
     the texts' `vectors` when they are already computed)."""
