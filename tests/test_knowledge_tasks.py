@@ -130,3 +130,82 @@ def test_rag_without_documents_and_qa_without_documents_are_config_errors(qa_exp
     qa_experiment.write_text(text, encoding="utf-8")
     with pytest.raises((ConfigError, DataError)):  # the null answer in train is refused first, naming data.docs
         run_compare(qa_experiment)
+
+
+HANDBOOK_UPDATED = HANDBOOK.replace("up to $400", "up to $650")
+UPDATE_QUESTIONS = [
+    {"input": "How much is a standing desk reimbursed?", "output": "Up to $650 once every three years.", "old_output": "Up to $400 once every three years.", "sources": ["handbook.md"]},
+    {"input": "What is the most the company pays toward a standing desk?", "output": "$650.", "old_output": "$400.", "sources": ["handbook.md"]},
+]
+
+
+@pytest.fixture
+def update_experiment(qa_experiment) -> Path:
+    root = qa_experiment.parent
+    (root / "updates").mkdir()
+    (root / "updates" / "handbook.md").write_text(HANDBOOK_UPDATED, encoding="utf-8")
+    _write(root / "test_updates.jsonl", UPDATE_QUESTIONS)
+    text = qa_experiment.read_text(encoding="utf-8").replace("chunk_overlap: 4}", "chunk_overlap: 4, updates: {docs: updates, test: test_updates.jsonl}}")
+    text = text[: text.index("  - name: zero_shot")] + """  - {name: rag, k: 2, retriever: bm25}
+  - {id: raft, name: rag, k: 2, retriever: bm25, without_gold: 0.5, fine_tune: {name: lora, epochs: 1, batch_size: 2, bf16: false, dev_fraction: 0}}
+  - {id: closed, name: lora, epochs: 1, batch_size: 2, bf16: false, dev_fraction: 0}
+constraints: {data_changes: weekly}
+"""
+    qa_experiment.write_text(text, encoding="utf-8")
+    return qa_experiment
+
+
+def test_a_document_update_reaches_rag_by_reindexing_the_changed_file_and_not_a_closed_book_fine_tune(update_experiment, tmp_path):
+    from adaptlab.runs.compare import run_compare
+
+    results, run_dir = run_compare(update_experiment, tmp_path / "run")
+    updates = results["updates"]
+    assert updates["changed"] == ["handbook.md"] and updates["added"] == [] and updates["questions"] == 2
+    by_name = updates["contenders"]
+    for name in ("rag", "raft"):  # read the documents at query time: re-index the one changed file, no training
+        absorb = by_name[name]["absorb"]
+        assert absorb["how"] == "re-index" and absorb["files"] == ["handbook.md"] and absorb["seconds"] < 30
+        after = by_name[name]["after"]["answers"]
+        assert any("$650" in p["text"] for p in after[0]["passages"]) and not any("$400" in p["text"] for row in after for p in row["passages"])
+        assert any("$400" in p["text"] for p in by_name[name]["before"]["answers"][0]["passages"])
+    closed = by_name["closed"]  # answers from its weights: the same answers, stale or not, until it is retrained
+    assert closed["absorb"]["how"] == "retrain" and closed["absorb"]["seconds"] > 0 and closed["absorb"]["dollars"] > 0
+    assert [a["predicted"] for a in closed["before"]["answers"]] == [a["predicted"] for a in closed["after"]["answers"]]
+    for side in ("before", "after"):
+        for row in closed[side]["answers"]:  # the stale measure reads each answer for the old figure
+            assert row["stale"] == ("400" in row["predicted"].replace(",", "") and "650" not in row["predicted"])
+    raft = next(s for s in results["strategies"] if s["name"] == "raft")
+    assert raft["traits"]["family"] == "fine_tuned" and raft["solver"]["raft"]["rows_without_gold"] == round(0.5 * 3) and raft["solver"]["retrieval"]["k"] == 2
+    assert raft["solver"]["training"]["steps"] >= 1
+    costs = {s["name"]: s for s in results["strategies"]}
+    assert costs["closed"]["upkeep_per_month"] > costs["rag"]["upkeep_per_month"]  # retraining weekly costs more than re-indexing weekly
+    assert any("old fact" in r for r in results["recommendation"]["reasons"])
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "document update" in report.lower()
+
+
+def test_versions_on_changed_documents_are_marked_stale_and_refresh_reruns_the_recorded_config(qa_experiment, tmp_path, tiny_base):
+    from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import recorded_experiment, run_compare
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    text = qa_experiment.read_text(encoding="utf-8")
+    qa_experiment.write_text(text[: text.index("  - name: zero_shot")] + "  - name: zero_shot\n  - {name: rag, k: 1, retriever: bm25}\n", encoding="utf-8")
+    _, run_dir = run_compare(qa_experiment, tmp_path / "run")
+    registry = default_registry()
+    assert registry.stale() == {}
+    (qa_experiment.parent / "docs" / "handbook.md").write_text(HANDBOOK_UPDATED, encoding="utf-8")
+    rag = next(v for v in registry.versions("handbook") if v.strategy == "rag")
+    assert registry.stale() == {rag.ref: ["handbook.md"]}  # zero_shot read no documents: never stale
+    with ExitStack() as stack:
+        url = stack.enter_context(serving(create_app(ServedModels(tiny_base, registry), "tiny", None, Limits())))
+        listed = {m["id"]: m for m in httpx.get(f"{url}/v1/models", timeout=30).json()["data"]}
+    assert listed[rag.ref]["stale"] is True and listed[rag.ref]["changed"] == ["handbook.md"]
+    assert "stale" not in listed["tiny"]
+    assert recorded_experiment(run_dir) == run_dir / "experiment.yaml"
+    with pytest.raises(ConfigError, match="no compare run"):
+        recorded_experiment(tmp_path / "nowhere")
+    results, _ = run_compare(recorded_experiment(run_dir), tmp_path / "refreshed")
+    fresh = next(v for v in default_registry().versions("handbook") if v.ref == results["strategies"][1]["solver"]["registered_as"])
+    assert fresh.ref != rag.ref and fresh.ref not in default_registry().stale()
+    assert results["strategies"][1]["solver"]["retrieval"]["documents_rebuilt"] == ["handbook.md"]

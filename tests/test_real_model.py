@@ -198,3 +198,34 @@ def test_the_demo_keeps_its_quality(model_home, monkeypatch):
     assert 0.15 <= accuracy["zero_shot"] <= 0.45, accuracy
     assert accuracy["lora"] >= 0.65, accuracy
     assert results["recommendation"]["choice"] in ("embed_classifier", "few_shot"), results["recommendation"]
+
+
+def test_an_update_reaches_rag_at_once_while_a_closed_book_fine_tune_keeps_the_old_figure(model_home, monkeypatch, tmp_path):
+    """Freshness on SmolLM2: after the handbook's desk allowance goes from $400 to $650, rag (re-indexing the one changed
+    file) gives the new figure, and a LoRA that learned the old answer by heart still gives $400: stale, until retrained."""
+    monkeypatch.setenv("ADAPTLAB_HOME", str(model_home))
+    docs, updates = tmp_path / "docs", tmp_path / "updates"
+    docs.mkdir(), updates.mkdir()
+    handbook = "# Equipment\n\nThe company reimburses a standing desk up to {} once every three years.\n\n# Leave\n\nEmployees get 25 days of paid leave a year.\n"
+    (docs / "handbook.md").write_text(handbook.format("$400"))
+    (docs / "parking.md").write_text("The garage on Elm Street is free for employees after 6 pm.\n")
+    (updates / "handbook.md").write_text(handbook.format("$650"))
+    rows = lambda items: "".join(json.dumps(r) + "\n" for r in items)  # noqa: E731
+    desk = {"input": "How much does the company reimburse for a standing desk?", "output": "Up to $400 once every three years.", "sources": ["handbook.md"]}
+    (tmp_path / "train.jsonl").write_text(rows([desk, {"input": "How many days of paid leave do employees get?", "output": "25 days a year.", "sources": ["handbook.md"]}, {"input": "When is the Elm Street garage free?", "output": "After 6 pm.", "sources": ["parking.md"]}]))
+    (tmp_path / "test.jsonl").write_text(rows([{"input": "Is parking on Elm Street free in the evening?", "output": "Yes, after 6 pm.", "sources": ["parking.md"]}, {"input": "How much paid leave is there?", "output": "25 days a year.", "sources": ["handbook.md"]}]))
+    new = {"output": "Up to $650 once every three years.", "old_output": "Up to $400 once every three years."}
+    (tmp_path / "test_updates.jsonl").write_text(rows([desk | new, desk | new | {"input": "What is the standing desk allowance?"}]))
+    (tmp_path / "e.yaml").write_text(
+        "task: {name: desk, instruction: Answer the employee's question from the handbook., max_new_tokens: 24}\n"
+        "data: {docs: docs, train: train.jsonl, test: test.jsonl, updates: {docs: updates, test: test_updates.jsonl}}\n"
+        "strategies: [{name: rag, k: 1, retriever: bm25}, {id: closed, name: lora, epochs: 12, batch_size: 3, learning_rate: 0.01, dev_fraction: 0}]\n"
+    )
+    from adaptlab.runs.compare import run_compare
+
+    results, _ = run_compare(tmp_path / "e.yaml", tmp_path / "run")
+    rag, closed = results["updates"]["contenders"]["rag"], results["updates"]["contenders"]["closed"]
+    assert rag["absorb"]["files"] == ["handbook.md"]
+    assert rag["before"]["stale"] == 1.0 and rag["after"]["stale"] == 0.0, (rag["before"]["answers"], rag["after"]["answers"])
+    assert all("650" in a["predicted"] for a in rag["after"]["answers"]), rag["after"]["answers"]
+    assert closed["after"]["stale"] >= 0.5, closed["after"]["answers"]  # the question it learned, word for word, at least

@@ -7,6 +7,7 @@
     result.to_pandas()             # one row per contender: metrics, intervals, P(best), time, cost
     result.predictions_to_pandas() # one row per test example and contender
     result.run_dir                 # results.json, report.html, the saved solvers
+    result.mlflow                  # with compare(..., mlflow=True): where MLflow has the runs and the model version
 
 `experiment` is a YAML path, a mapping shaped like the YAML (paths relative to the
 working directory) or an `ExperimentConfig`; it is validated as the CLI validates it,
@@ -17,6 +18,7 @@ with the same errors. `progress` is a callable that gets every message, or an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -66,6 +68,12 @@ class Comparison:
     def report(self) -> Path:
         return self.run_dir / "report.html"
 
+    @property
+    def mlflow(self) -> dict | None:
+        """Where the run was logged in MLflow (the run folder's mlflow.json: runs, model version, alias), or None."""
+        path = self.run_dir / "mlflow.json"
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
     def to_pandas(self):
         """One row per contender: every metric with its 95% interval (`<metric>_low`, `<metric>_high`), P(best), kind,
         fit seconds, latency, prompt tokens, peak memory and cost, in results.json's order."""
@@ -90,12 +98,36 @@ class Comparison:
         return pd.DataFrame(rows)
 
 
-def compare(experiment, *, out: str | Path | None = None, model: str | None = None, progress=None) -> Comparison:
-    """Fit every contender of `experiment`, measure each on the same test rows, recommend one (`adaptlab compare`)."""
+def compare(experiment, *, out: str | Path | None = None, model: str | None = None, progress=None, mlflow: bool | str | None = None) -> Comparison:
+    """Fit every contender of `experiment`, measure each on the same test rows, recommend one (`adaptlab compare`).
+
+    `mlflow` logs the finished run to MLflow (adaptlab.integrations.mlflow): a tracking URI; True (the experiment's
+    `mlflow.tracking_uri`, else $MLFLOW_TRACKING_URI, else SQLite under $ADAPTLAB_HOME/mlflow); False (not even when
+    the experiment has an `mlflow:` field); None (that field decides).
+    """
     from adaptlab.runs.compare import run_compare
 
-    results, run_dir = run_compare(experiment, Path(out) if out else None, events=_events(progress), model=model)
+    tracking = _tracking(experiment, mlflow)  # before any fitting: a missing mlflow extra fails in a second, not after the run
+    events = _events(progress)
+    results, run_dir = run_compare(experiment, Path(out) if out else None, events=events, model=model)
+    if tracking:
+        from adaptlab.integrations.mlflow import log_run
+
+        record = log_run(run_dir, tracking)
+        champion = record["champion"]
+        if events:
+            events.message(f"mlflow: runs logged to experiment {record['experiment']!r} at {record['tracking_uri']}" + (f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} of model {record['registered_model']!r}, alias {champion['alias']!r}" if champion else "; no contender recommended, so no model version registered"))
     return Comparison(results, run_dir)
+
+
+def _tracking(experiment, setting):
+    """Where compare logs to MLflow (adaptlab.integrations.mlflow.Tracking), or None."""
+    if setting is False:
+        return None
+    from adaptlab.integrations.mlflow import tracking_for
+    from adaptlab.runs.experiment import experiment_of
+
+    return tracking_for(setting, experiment_of(experiment)[0].mlflow)
 
 
 def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None) -> dict:

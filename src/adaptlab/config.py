@@ -38,6 +38,13 @@ class TaskConfig(_Strict):
     abstain: str = Field(DEFAULT_ABSTAIN, min_length=1, description="qa: the answer that means \"the documents do not say\"; a question file's `\"output\": null` stands for it.")
 
 
+class UpdatesConfig(_Strict):
+    """A change to the documents: new versions of some files, and questions whose answers the change alters."""
+
+    docs: str = Field(description="A folder of changed documents, relative to the experiment file: each replaces the file of the same name in data.docs (a new name is a new document).")
+    test: str = Field(description="Questions about what changed (JSONL): `output` the answer after the update, `old_output` the answer before it (an answer still giving the old fact is stale).")
+
+
 class DataConfig(_Strict):
     train: str = Field(description="Training examples (JSONL), relative to the experiment file.")
     test: str = Field(description="Held-out examples every strategy is measured on.")
@@ -48,6 +55,7 @@ class DataConfig(_Strict):
     docs: str | None = Field(None, description="Knowledge tasks: a folder of .pdf .md .txt .html files, or a .jsonl of {\"id\", \"text\", \"title\"?}, relative to the experiment file. Setting it makes the task a qa task.")
     chunk_tokens: int = Field(256, ge=16, le=4096, description="Documents are cut into passages of this many tokens (the base model's tokenizer), page by page (docs/defaults.md: why 256).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens each passage shares with the one before it, so a sentence cut at a boundary is whole in one of them.")
+    updates: UpdatesConfig | None = Field(None, description="Knowledge tasks: changed documents and questions about the change; after the comparison every contender is measured on them again without retraining (README: knowledge that changes).")
 
     @model_validator(mode="after")
     def _overlap_under_size(self):
@@ -76,7 +84,7 @@ MODEL_HELP = "This strategy's base model, if not the experiment's: a local model
 class StrategyConfig(_Strict):
     """What every contender has: its kind (`name`) and its own id. Each kind's module subclasses this with its settings."""
 
-    name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, or a plugin's).")
+    name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit, or a plugin's).")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
     repeats: int | None = Field(None, ge=1, le=20, description="Times this contender is fitted and measured with different seeds (default: the experiment's `repeats`); only contenders whose result depends on the seed repeat (fine-tuning; few-shot with selector random).")
 
@@ -89,6 +97,11 @@ class StrategyConfig(_Strict):
     def seeded(self) -> bool:
         """Whether the seed changes this contender's result (then `repeats` measures by how much)."""
         return False
+
+    @property
+    def family(self) -> str | None:
+        """This contender's family when its settings decide it (rag with fine_tune trains); None: its kind's."""
+        return None
 
 
 class TrainConfig(StrategyConfig):
@@ -130,10 +143,17 @@ class ConstraintsConfig(_Strict):
     latency_target_ms: float | None = Field(None, gt=0, description="Strategies whose measured p95 latency per query is above this are not recommended.")
     training_budget_usd: float | None = Field(None, ge=0, description="Fine-tuned strategies whose measured fit cost is above this are not recommended.")
     training_hardware: Literal["none", "cpu", "gpu"] | None = Field(None, description="'none': no machine to train on, so fine-tuning is out.")
-    data_changes: Literal["rarely", "monthly", "weekly", "daily"] | None = Field(None, description="How often the labeled data changes (a fine-tuned model must be retrained).")
+    data_changes: Literal["rarely", "monthly", "weekly", "daily"] | None = Field(None, description="How often the data or documents change (a fine-tuned model must be retrained, a rag index rebuilt); with data.updates the cost of keeping each contender current at this rate joins its per-query cost.")
     domain: Literal["general", "specialised"] | None = Field(None, description="How far the task's language is from everyday text.")
     format_control: Literal["loose", "strict"] | None = Field(None, description="How exactly outputs must follow a style or format.")
     one_model_many_tasks: bool = Field(False, description="One deployed base model must serve many tasks (rules out full fine-tuning).")
+
+
+class MlflowConfig(_Strict):
+    """Log every compare of this experiment to MLflow (needs `pip install 'adaptlab[mlflow]'`): a parent run, a child run per contender, the recommended solver registered with the alias `champion`."""
+
+    tracking_uri: str | None = Field(None, min_length=1, description="MLflow tracking URI: sqlite:///mlflow.db (a path relative to the working directory, as MLflow reads it), or a server's http://host:5000; leave out for $MLFLOW_TRACKING_URI, else sqlite under $ADAPTLAB_HOME/mlflow. --mlflow-uri overrides it.")
+    experiment: str | None = Field(None, min_length=1, max_length=500, description="The MLflow experiment the runs go to (created if missing); default: the task's name. The registered model is always named after the task.")
 
 
 class ExperimentConfig(_Strict):
@@ -146,3 +166,4 @@ class ExperimentConfig(_Strict):
     baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
     costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig, description="The team's constraints, weighed by the recommendation.")
+    mlflow: MlflowConfig | None = Field(None, description="Log each compare to MLflow: {tracking_uri, experiment}, both optional (`mlflow: {}` logs with the defaults); leave out to log only with --mlflow.")

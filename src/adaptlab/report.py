@@ -52,6 +52,8 @@ def render(results: dict, sweep: dict | None = None) -> str:
     parts.append("<h2>Side by side</h2>" + _table(results, metric))
     if task["kind"] == "qa":
         parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + _knowledge_table(results))
+    if results.get("updates"):
+        parts.append("<h2>After a document update, without retraining</h2>" + _update_chart(results))
     parts.append("<h2>Cost against query volume</h2>" + _cost_chart(results))
     if sweep:
         parts.append("<h2>Learning curve</h2>" + _curve_chart(sweep))
@@ -205,6 +207,40 @@ def _knowledge_table(results: dict) -> str:
         rows.append(f"<tr><td>{escape(s['name'])}</td>{''.join(cells)}</tr>")
     legend = "".join(f"<li><b>{escape(col)}</b>: {escape(why)}</li>" for _, col, why in shown)
     return f"<table>{head}{''.join(rows)}</table><ul class=muted>{legend}</ul>"
+
+
+def _update_chart(results: dict) -> str:
+    """Per contender, the update questions' score and stale-answer share before and after the documents changed
+    (bars with 95% intervals), then how each absorbed the change and what that took."""
+    update = results["updates"]
+    rows = list(update["contenders"].items())
+    panel, bar, m, top = 300, 9, 150, 28
+    h = top + len(rows) * (2 * bar + 12) + 30
+    content = []
+    for p, (key, title) in enumerate((("score", f"{results['task']['metric']} against the new answers"), ("stale", "share still giving the old fact (stale)"))):
+        x0 = m + p * (panel + 40)
+        content.append(f"<text x={x0} y=14 font-weight=bold>{escape(title)}</text><line x1={x0} y1={top - 4} x2={x0} y2={h - 24} stroke=#444 />")
+        content += [f"<text x={x0 + panel * t:.1f} y={h - 10} text-anchor=middle>{t:.1f}</text><line x1={x0 + panel * t:.1f} y1={top - 4} x2={x0 + panel * t:.1f} y2={h - 24} stroke=#eee />" for t in (0.0, 0.5, 1.0)]
+        for i, (name, u) in enumerate(rows):
+            y = top + i * (2 * bar + 12)
+            if p == 0:
+                content.append(f"<text x={m - 6} y={y + bar + 4} text-anchor=end><title>{escape(name)}</title>{escape(_clip(name, 20))}</text>")
+            for j, (side, color) in enumerate((("before", "#bbb"), ("after", COLORS[0]))):
+                value, (lo, hi) = u[side][key], u[side][f"{key}_ci"]
+                yy = y + j * bar
+                content.append(f"<g class=update-bar><title>{escape(name)} {side}: {value:.3f} (95% CI {lo:.3f}-{hi:.3f})</title><rect x={x0} y={yy} width={panel * value:.1f} height={bar - 1} fill='{color}' />"
+                               f"<line x1={x0 + panel * lo:.1f} y1={yy + bar / 2:.1f} x2={x0 + panel * hi:.1f} y2={yy + bar / 2:.1f} stroke=#000 /></g>")
+    chart = _svg(m + 2 * (panel + 40), h, "".join(content), "score and stale answers before and after the document update")
+    head = "<tr><th>contender</th><th>score before</th><th>score after</th><th>stale before</th><th>stale after</th><th>absorbed by</th><th>seconds</th><th>$</th></tr>"
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td>{u['before']['score']:.3f}</td><td>{u['after']['score']:.3f}</td><td>{u['before']['stale']:.0%}</td><td>{u['after']['stale']:.0%}</td>"
+        f"<td title='{escape(u['absorb']['note'])}'>{escape(u['absorb']['how'])}</td><td>{u['absorb']['seconds']:.1f}</td><td>{u['absorb']['dollars']:.4f}</td></tr>"
+        for name, u in rows
+    )
+    changed = ", ".join(update["changed"] + [f"{a} (new)" for a in update["added"]])
+    return (f"<p class=muted>{update['questions']} questions about the changed documents ({escape(changed)}), asked before the change and again after it. "
+            "Grey: before; blue: after. A contender that reads the documents re-indexed only the changed files; one answering from its weights answers the same until retrained.</p>"
+            + chart + f"<table>{head}{body}</table>")
 
 
 def _svg(width: float, height: float, content: str, label: str) -> str:

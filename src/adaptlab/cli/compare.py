@@ -17,19 +17,32 @@ from adaptlab.models.embedded import EMBEDDED_NAME
 
 @app.command()
 def compare(
-    experiment: Path = typer.Argument(..., help="Experiment YAML (task, data, model, strategies)."),
+    experiment: Path = typer.Argument(None, help="Experiment YAML (task, data, model, strategies); leave out with --refresh."),
     out: Path = typer.Option(None, "--out", help="Run folder to write; default a new $ADAPTLAB_HOME/runs/<time>-<task>-<6 hex>; an existing folder must be empty."),
     model: str = typer.Option(None, "--model", help=f"Base model instead of the experiment's: '{EMBEDDED_NAME}', a local Hugging Face folder, or a .gguf file."),
+    mlflow: bool = typer.Option(False, "--mlflow", help="Log the run to MLflow (pip install 'adaptlab[mlflow]'): a parent run, a child run per contender, the recommended solver registered with the alias 'champion'. Tracking URI: the experiment's mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite under $ADAPTLAB_HOME/mlflow."),
+    mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="Log to this MLflow tracking URI (implies --mlflow), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000."),
+    refresh: str = typer.Option(None, "--refresh", help="A compare run (its id, as `adaptlab registry list` shows it, or its folder) to run again from its recorded config on the documents as they are now: rag versions re-index the changed files, fine-tuned ones retrain; new versions are registered."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
     from adaptlab.api import compare as run
     from adaptlab.cli.events import RichEvents
+    from adaptlab.errors import ConfigError
 
-    result = run(experiment, out=out, model=model, progress=RichEvents(err))
+    if (experiment is None) == (refresh is None):
+        raise ConfigError("give an experiment file, or --refresh RUN to run a recorded comparison again (not both)")
+    if refresh is not None:
+        from adaptlab.runs.compare import recorded_experiment
+
+        experiment = recorded_experiment(refresh)
+        err.print(f"refreshing {refresh}: its recorded experiment {experiment}")
+    result = run(experiment, out=out, model=model, progress=RichEvents(err), mlflow=mlflow_uri or (True if mlflow else None))
     results, run_dir = result.results, result.run_dir
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(audit_table(results["audit"], "the training data"))
     console.print(results_table(results))
+    if results.get("updates"):
+        console.print(updates_table(results))
     rec = results["recommendation"]
     console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")
     for reason in rec["reasons"]:
@@ -41,6 +54,9 @@ def compare(
         queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"
         console.print(f"  break-even, {row['fine_tuned']} vs {row['prompted']}: {queries or 'unknown'} ({row['why']}; ${prices.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
     console.print(f"\nresults: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}", highlight=False)
+    if result.mlflow:
+        logged, champion = result.mlflow, result.mlflow["champion"]
+        console.print(f"mlflow:  experiment {logged['experiment']!r}, parent run {logged['parent_run_id']} at {logged['tracking_uri']}" + (f"; model {logged['registered_model']!r} version {champion['version']} ({champion['ref']}) is {champion['alias']!r}" if champion else ""), highlight=False, soft_wrap=True)
 
 
 def results_table(results: dict) -> Table:
@@ -67,6 +83,17 @@ def results_table(results: dict) -> Table:
         cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}", "?" if cost is None else f"{cost:.4f}"]
         table.add_row(*cells)
     table.caption = power_line(results.get("power"), digits)
+    return table
+
+
+def updates_table(results: dict) -> Table:
+    """After a document update, without retraining: each contender's score and stale answers before and after, and what absorbing it took."""
+    update = results["updates"]
+    table = Table(title=f"after the document update ({', '.join(update['changed'] + update['added'])}): {update['questions']} update questions")
+    for name in ("strategy", "score before", "score after", "stale before", "stale after", "absorbed by", "seconds", "$"):
+        table.add_column(name, justify="left" if name in ("strategy", "absorbed by") else "right")
+    for name, u in update["contenders"].items():
+        table.add_row(name, f"{u['before']['score']:.3f}", f"{u['after']['score']:.3f}", f"{u['before']['stale']:.0%}", f"{u['after']['stale']:.0%}", u["absorb"]["how"], f"{u['absorb']['seconds']:.1f}", f"{u['absorb']['dollars']:.4f}")
     return table
 
 

@@ -42,21 +42,33 @@ def show(ref: str = typer.Argument(..., help="task@vN, or a task name for its pr
 
 
 @registry_app.command()
-def promote(ref: str = typer.Argument(..., help="task@vN to serve for the task's name.")) -> None:
-    """Make task@vN the version `adaptlab serve` answers for the task's name (its files are verified first)."""
+def promote(
+    ref: str = typer.Argument(..., help="task@vN to serve for the task's name."),
+    mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="Also move MLflow's 'champion' alias in this tracking store (default: the store the version's compare logged to, if it did; registers the version there if MLflow lacks it)."),
+) -> None:
+    """Make task@vN the version `adaptlab serve` answers for the task's name (its files are verified first), and MLflow's 'champion' when the compare was logged to MLflow."""
+    from adaptlab.integrations.mlflow import CHAMPION, link_of, move_champion
     from adaptlab.registry import default_registry
 
-    version = default_registry().promote(ref)
+    registry = default_registry()
+    link = link_of(registry, ref, mlflow_uri)  # before promoting: a missing mlflow extra changes nothing
+    version = registry.promote(ref)
     print(f"promoted {version.ref}")
+    if link:
+        print(f"mlflow: model {link.model!r} version {move_champion(version, link)} ({version.ref}) is {CHAMPION!r} at {link.uri}")
 
 
 @registry_app.command()
 def check(load: bool = typer.Option(False, "--load", help="Also load every version through its kind, on the base model it was fitted on (slower: loads those models).")) -> None:
-    """Find rows whose files are missing or corrupted (exit 1), and leftovers of interrupted writes."""
+    """Find rows whose files are missing or corrupted (exit 1), leftovers of interrupted writes, and versions
+    whose documents changed since they were indexed or fitted (stale: refresh them with `adaptlab compare --refresh RUN`)."""
     from adaptlab.registry import default_registry
 
     registry = default_registry()
     problems, notes = registry.check()
+    for ref, changed in registry.stale().items():
+        run = registry.get(ref).run_id
+        notes.append(f"{ref} is stale: its documents changed since ({', '.join(changed)}); `adaptlab compare --refresh {run}` re-indexes and retrains from its recorded config")
     if load:
         problems += _load_problems(registry, {p.split(":")[0] for p in problems})
     for note in notes:

@@ -16,6 +16,7 @@ class Example:
     output: str
     line: int | None = None
     sources: tuple[str, ...] = ()  # knowledge tasks: the passages that hold the answer ("handbook.pdf#page=3")
+    old_output: str | None = None  # update questions: the answer before the documents changed (the stale fact)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,8 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
     CSV files need a header row; `input_col` and `output_col` name the columns to use
     (in Parquet files and `datasets` folders too). Knowledge tasks pass `abstain`, their
     "the documents do not say" answer: a JSONL `"output": null` becomes it, and a line's
-    optional `"sources"` (a list of strings) are kept with the example.
+    optional `"sources"` (a list of strings) are kept with the example, as is an update
+    question's `"old_output"` (the answer before the documents changed).
     """
     path = Path(path)
     name = str(path)
@@ -234,9 +235,13 @@ def _parse_record(record: dict, number: int, problems: _Collector, abstain: str 
                     ok = False
                 values[key] = value
             sources = _sources(record, number, problems)
+            old = record.get("old_output")
+            if old is not None and (not isinstance(old, str) or not old.strip()):
+                problems.add("wrong_type", number, "old_output", f"expected the answer before the update as a non-empty string, got {_type_name(old)}", 'write "old_output": "The deductible is $2,000." or leave the field out')
+                ok = False
             if not ok or sources is None:
                 return None
-            return fmt, Example(values[in_key], values[out_key].strip(), number, sources), None
+            return fmt, Example(values[in_key], values[out_key].strip(), number, sources, old.strip() if old else None), None
     keys = ", ".join(_printable(k) for k in sorted(record)) or "none"
     problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion' or 'messages' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
     return None

@@ -25,6 +25,18 @@ def strategy_cost(e: Evaluation, hourly: float) -> dict:
     return {"cost_per_1k_queries": e.latency_ms_mean / 1000 / 3600 * hourly * 1000, "fit_cost": e.fit_seconds / 3600 * hourly, "basis": f"measured machine time at ${hourly:g}/hour"}
 
 
+CHANGES_PER_MONTH = {"rarely": 1 / 12, "monthly": 1.0, "weekly": 52 / 12, "daily": 365 / 12}  # constraints.data_changes as a rate ("rarely": once a year)
+
+
+def upkeep_cost(update: dict | None, data_changes: str | None) -> dict:
+    """What keeping a contender current costs a month: absorbing one measured document update (re-index or
+    retrain: evaluation.freshness) at the stated rate of change. Empty without a measured update or a rate."""
+    if update is None or data_changes is None:
+        return {}
+    absorb, rate = update["absorb"], CHANGES_PER_MONTH[data_changes]
+    return {"upkeep_per_month": absorb["dollars"] * rate, "upkeep_basis": f"{absorb['how']} ({absorb['seconds']:.1f} s, ${absorb['dollars']:.4f}) {rate:.3g} times a month (data_changes: {data_changes})"}
+
+
 def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -> list[dict]:
     """For each fine-tuned contender against each prompted one (`families`: id -> family): the query volume at which the fit cost is paid back.
 

@@ -50,7 +50,7 @@ HORIZON_MONTHS = 12  # fit cost is paid once, queries every month: totals are ov
 @dataclass(frozen=True)
 class Costing:
     """What "cheaper" means: total dollars over the horizon at the stated volume (fit cost + per-query cost x
-    queries), from the cost model; a contender whose cost is unknown (an endpoint without prices) sorts last.
+    queries + keeping it current as the documents change, when measured), from the cost model; a contender whose cost is unknown (an endpoint without prices) sorts last.
     Without costs (hand-built evaluations), the kind's tier and then latency order them."""
 
     totals: dict = field(default_factory=dict)  # contender -> dollars over the horizon, or None when unknown
@@ -63,7 +63,7 @@ class Costing:
         totals = {}
         for name, c in (costs or {}).items():
             per_1k = c.get("cost_per_1k_queries")
-            totals[name] = None if per_1k is None else (c.get("fit_cost") or 0.0) + per_1k * volume / 1000 * HORIZON_MONTHS
+            totals[name] = None if per_1k is None else (c.get("fit_cost") or 0.0) + (per_1k * volume / 1000 + c.get("upkeep_per_month", 0.0)) * HORIZON_MONTHS
         return cls(totals, volume, queries_per_month is not None)
 
     def key(self, e: Evaluation) -> tuple:
@@ -104,11 +104,12 @@ def cut_warnings(e: Evaluation) -> list[str]:
     return [f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it"]
 
 
-def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None) -> Decision:
+def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None, updates: dict | None = None) -> Decision:
     """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on.
 
     `costs` (decide.costs.strategy_cost per contender) make "cheaper" mean fewer dollars over HORIZON_MONTHS at
-    constraints.queries_per_month (DEFAULT_QUERIES_PER_MONTH when not set); without them the kinds' tiers order them."""
+    constraints.queries_per_month (DEFAULT_QUERIES_PER_MONTH when not set); without them the kinds' tiers order them.
+    `updates` (evaluation.freshness, per contender) add what a document update did to each."""
     if not evaluations:
         raise ValueError("nothing to recommend from: no evaluations")
     constraints = constraints or ConstraintsConfig()
@@ -119,7 +120,7 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels), chances)
     decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month))
     family = next((e.family for e in evaluations if e.name == decision.choice), None)
-    reasons = decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + ruled_out + factor_reasons(decision.choice, constraints, break_even, family)
+    reasons = decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + freshness_reasons(decision.choice, updates or {}, constraints.data_changes) + ruled_out + factor_reasons(decision.choice, constraints, break_even, family)
     return Decision(decision.choice, reasons, _warnings(everything, n_labels), chances)
 
 
@@ -244,6 +245,27 @@ def knowledge_reasons(choice: str, evaluations: list[Evaluation]) -> list[str]:
             out.append(f"{chosen.name} {words.format(rate(chosen, key))}" + (f"; {beside}" if beside else ""))
     if "recall_at_k" in chosen.metrics:
         out.append(f"{chosen.name}'s retriever put a gold source among the passages for {rate(chosen, 'recall_at_k')} of the questions with sources (MRR {chosen.metrics['mrr']:.2f})")
+    return out
+
+
+def freshness_reasons(choice: str, updates: dict, data_changes: str | None) -> list[str]:
+    """After a document update (measured without retraining): the choice's stale-answer share and what absorbing the
+    change took, beside the others'; with constraints.data_changes, what that costs a month."""
+    if choice not in updates:
+        return []
+    mine = updates[choice]
+
+    def stale(u: dict) -> str:
+        lo, hi = u["after"]["stale_ci"]
+        return f"{u['after']['stale']:.0%} (95% CI {lo:.0%}-{hi:.0%})"
+
+    others = "; ".join(f"{name} {stale(u)}, {u['absorb']['how']}" for name, u in updates.items() if name != choice)
+    out = [f"after the documents changed, {choice} still gave the old fact in {stale(mine)} of the update questions ({mine['absorb']['note']})" + (f"; {others}" if others else "")]
+    if data_changes is not None:
+        from adaptlab.decide.costs import CHANGES_PER_MONTH
+
+        rate = CHANGES_PER_MONTH[data_changes]
+        out.append(f"the documents change {data_changes} (~{rate:.3g} times a month): keeping {choice} current costs ${mine['absorb']['dollars'] * rate:.4f} a month ({mine['absorb']['how']}), counted in its total")
     return out
 
 

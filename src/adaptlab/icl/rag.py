@@ -81,6 +81,10 @@ class RagSolver:
             for p, h in zip(answers, hits)
         ]
 
+    def reindexed(self, index) -> "RagSolver":
+        """The same solver reading another index (the documents after a change): nothing retrains."""
+        return RagSolver(self.inner, index, self.k, self.details)
+
     def describe(self) -> dict:
         return self.inner.describe() | {"retrieval": {"retriever": self.index.kind, "k": self.k, "chunks": len(self.index.chunks), "documents": len(self.index.files), "seconds": round(self.retrieval_seconds, 3), **self.details}}
 

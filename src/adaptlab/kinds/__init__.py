@@ -24,7 +24,7 @@ from typing import Any, Callable
 from adaptlab.errors import ConfigError
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
-BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier")  # modules of this package, in table order
+BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier", "setfit")  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.kinds"
 
 
@@ -50,9 +50,11 @@ class Kind:
     def trains(self) -> bool:
         return self.family == "fine_tuned"
 
-    def traits(self) -> dict:
-        """What results.json records of the kind beside each contender."""
-        return {"kind": self.name, "family": self.family, "tier": self.tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
+    def traits(self, config=None) -> dict:
+        """What results.json records of the kind beside each contender; `config` (its entry) may make it fine-tuned (rag with fine_tune)."""
+        family = getattr(config, "family", None) or self.family
+        tier = max(self.tier, 3) if family == "fine_tuned" else self.tier
+        return {"kind": self.name, "family": family, "tier": tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
 
 
 _TABLE: dict[str, Kind] = {}

@@ -18,6 +18,7 @@ from adaptlab.task import Task
 
 NAME = "embed_classifier"
 BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
+HEAD = "logistic regression (scikit-learn, L2, C=1)"
 
 
 class EmbedClassifierConfig(StrategyConfig):
@@ -48,7 +49,7 @@ class EmbedClassifierSolver:
         return out
 
     def describe(self) -> dict:
-        return {"strategy": self.strategy, "embedder": "all-MiniLM-L6-v2", "classifier": "logistic regression (scikit-learn, L2, C=1)", **self.details}
+        return {"strategy": self.strategy, "embedder": "all-MiniLM-L6-v2", "classifier": HEAD, **self.details}
 
     def save(self, folder: Path) -> None:
         write_solver_json(folder, self, self.task, classes=self.classes, coef=self.coef.tolist(), intercept=self.intercept.tolist())
@@ -62,7 +63,25 @@ class EmbedClassifierSolver:
             from adaptlab.models.embedder import default_embedder
 
             embedder = default_embedder()
-        return cls(Task.from_dict(info["task"]), info["classes"], np.array(info["coef"], dtype=np.float32), np.array(info["intercept"], dtype=np.float32), embedder)
+        return cls.from_saved(info, embedder)
+
+    @classmethod
+    def from_saved(cls, info: dict, embedder, details: dict | None = None):
+        """The solver a solver.json describes (its task, classes and head), answering through `embedder`."""
+        return cls(Task.from_dict(info["task"]), info["classes"], np.array(info["coef"], dtype=np.float32), np.array(info["intercept"], dtype=np.float32), embedder, details)
+
+
+def fit_head(vectors: np.ndarray, outputs: list[str], seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Logistic regression on sentence vectors: the classes, and one float32 coefficient row and intercept per class."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=seed).fit(vectors, outputs)
+    coef, intercept = model.coef_, model.intercept_
+    classes = [str(c) for c in model.classes_]
+    if len(classes) == 2:  # scikit-learn keeps one row for two classes: logit(b) - logit(a)
+        coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
+        intercept = np.array([0.0, intercept[0]])
+    return classes, coef.astype(np.float32), intercept.astype(np.float32)
 
 
 class EmbedClassifier:
@@ -74,21 +93,14 @@ class EmbedClassifier:
         self.embedder, self.seed = embedder, seed
 
     def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> EmbedClassifierSolver:
-        from sklearn.linear_model import LogisticRegression
-
         from adaptlab.models.embedder import default_embedder, encode_cached
 
         self.embedder = self.embedder or default_embedder()
         vectors = encode_cached(self.embedder, train.inputs)  # the audit has usually embedded them already
-        model = LogisticRegression(C=1.0, max_iter=2000, random_state=self.seed).fit(vectors, train.outputs)
-        coef, intercept = model.coef_, model.intercept_
-        classes = [str(c) for c in model.classes_]
-        if len(classes) == 2:  # scikit-learn keeps one row for two classes: logit(b) - logit(a)
-            coef = np.vstack([np.zeros_like(coef[0]), coef[0]])
-            intercept = np.array([0.0, intercept[0]])
+        classes, coef, intercept = fit_head(vectors, train.outputs, self.seed)
         if progress:
             progress(len(train))
-        return EmbedClassifierSolver(task, classes, coef.astype(np.float32), intercept.astype(np.float32), self.embedder, {"train_hash": train.content_hash})
+        return EmbedClassifierSolver(task, classes, coef, intercept, self.embedder, {"train_hash": train.content_hash})
 
 
 KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, classify_only=True, anchor=True, summary="logistic regression on sentence embeddings")

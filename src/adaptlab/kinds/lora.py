@@ -102,8 +102,12 @@ def load(folder: Path, ctx) -> LMSolver:
     """The adapter in `folder`, loaded into the base model it was trained on (`ctx.base_for` refuses another)."""
     info = read_solver_json(folder, NAME)
     base = ctx.base_for(info)
-    adapter = load_adapter(base, folder, "v_" + hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12])  # one name per saved folder
-    return LMSolver(NAME, base, Task.from_dict(info["task"]), adapter=adapter)
+    return LMSolver(NAME, base, Task.from_dict(info["task"]), adapter=load_saved_adapter(base, folder))
+
+
+def load_saved_adapter(base: BaseModel, folder: Path) -> str:
+    """The adapter a solver saved in `folder`, loaded under a name of its own (one per saved folder)."""
+    return load_adapter(base, folder, "v_" + hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12])
 
 
 KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, summary="a LoRA adapter over the shared base model")

@@ -57,8 +57,12 @@ def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
     return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder_for(kind, embedder), vectors), saved["files"], [], kind, vectors)
 
 
-def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32) -> KnowledgeIndex:
-    """Chunks of every document under `path` and a `kind` retriever over them; every unreadable file is listed in one error."""
+def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32, updates: str | Path | None = None) -> KnowledgeIndex:
+    """Chunks of every document under `path` and a `kind` retriever over them; every unreadable file is listed in one error.
+
+    `updates`: a folder of changed documents, each replacing the file of its name under `path`. Those
+    are read, chunked and embedded afresh whatever the caches hold, so the build's time is what
+    absorbing the change costs; the other files come from the caches as usual."""
     from adaptlab.home import adaptlab_home
 
     if kind not in KINDS:
@@ -68,12 +72,14 @@ def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None
     cache = adaptlab_home() / "chunks"
     cache.mkdir(parents=True, exist_ok=True)
     chunks_by_file, files, rebuilt, problems = [], {}, [], []
-    for f, name in document_files(path):
+    listed = dict((name, f) for f, name in document_files(path))
+    fresh = {name: f for f, name in document_files(updates)} if updates is not None else {}
+    for name, f in sorted((listed | fresh).items()):
         digest = sha256_file(f)
         files[name] = digest
         stored = cache / f"{hashlib.sha256(f'{digest}/{name}/{settings}'.encode()).hexdigest()}.json"
-        if stored.is_file():
-            chunks_by_file.append([Chunk(**c) for c in json.loads(stored.read_text(encoding="utf-8"))])
+        if stored.is_file() and name not in fresh:
+            chunks_by_file.append((name, [Chunk(**c) for c in json.loads(stored.read_text(encoding="utf-8"))]))
             continue
         try:
             chunks = chunk_pages(read_file(f, name), tokenizer, size, overlap)
@@ -81,18 +87,18 @@ def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None
             problems += exc.problems
             continue
         write_json(stored, [asdict(c) for c in chunks])
-        chunks_by_file.append(chunks)
+        chunks_by_file.append((name, chunks))
         rebuilt.append(name)
     if problems:
         raise DataError(problems[:100], truncated=len(problems) > 100)
-    chunks = [c for group in chunks_by_file for c in group]
+    chunks = [c for _, group in chunks_by_file for c in group]
     if not chunks:
         raise DataError([Problem("no_text", str(path), None, None, "the documents hold no text to index", "add documents with text")])
     vectors = None
     if kind != "bm25":  # each file's vectors, cached by their texts
         from adaptlab.models.embedder import encode_cached
 
-        vectors = np.concatenate([encode_cached(embedder, [c.text for c in group]) for group in chunks_by_file if group])
+        vectors = np.concatenate([np.asarray(embedder.encode([c.text for c in g]), dtype=np.float32) if name in fresh else encode_cached(embedder, [c.text for c in g]) for name, g in chunks_by_file if g])
     return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), files, rebuilt, kind, vectors)
 
 
@@ -107,8 +113,9 @@ class Documents:
     Strategies share it: rag retrieves from it, fine-tuning with `train_on: documents` reads its passages.
     """
 
-    def __init__(self, path: str | Path, tokenizer, embedder=None, size: int = 256, overlap: int = 32):
+    def __init__(self, path: str | Path, tokenizer, embedder=None, size: int = 256, overlap: int = 32, updates: str | Path | None = None):
         self.path, self.tokenizer, self.embedder, self.size, self.overlap = Path(path), tokenizer, embedder, size, overlap
+        self.updates = Path(updates) if updates is not None else None  # changed documents replacing those of the same name (`build_index`)
         self.built: dict[str, KnowledgeIndex] = {}
         self.seconds: dict[str, float] = {}  # retriever kind -> seconds its build took (chunk cache hits make later ones quick)
 
@@ -117,7 +124,7 @@ class Documents:
             import time
 
             start = time.perf_counter()
-            self.built[kind] = build_index(self.path, self.tokenizer, kind, self.embedder, self.size, self.overlap)
+            self.built[kind] = build_index(self.path, self.tokenizer, kind, self.embedder, self.size, self.overlap, self.updates)
             self.seconds[kind] = time.perf_counter() - start
         return self.built[kind]
 
@@ -129,6 +136,10 @@ class Documents:
     def files(self) -> dict[str, str]:
         """Document name -> sha256 of its bytes."""
         return self._any().files
+
+    def updated(self, updates: str | Path) -> "Documents":
+        """These documents after a change: the files in `updates` replace those of the same name."""
+        return Documents(self.path, self.tokenizer, self.embedder, self.size, self.overlap, updates)
 
     def _any(self) -> KnowledgeIndex:
         """An index already built (all hold the same passages), else the cheapest to build."""

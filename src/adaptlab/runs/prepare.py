@@ -26,6 +26,8 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     kind = config.task.kind or ("qa" if config.data.docs else None)
     if config.data.docs and kind != "qa":
         raise ConfigError(f"data.docs is set, so this is a knowledge task: task.kind must be qa (or left out), not {kind!r}")
+    if config.data.updates and not config.data.docs:
+        raise ConfigError("data.updates changes documents: set data.docs to the documents it changes")
     if kind == "qa" and not config.data.docs:
         raise ConfigError("task.kind qa answers from documents: set data.docs to a folder of .pdf .md .txt .html files (or a .jsonl of {\"id\", \"text\"})")
     columns = {"input_col": config.data.input_col, "output_col": config.data.output_col, "abstain": config.task.abstain if kind == "qa" else None}
@@ -61,6 +63,8 @@ def resolved(config: ExperimentConfig, root: Path) -> dict:
     """The config with every default filled in and data paths made absolute (what a run folder records)."""
     data = config.model_dump(mode="json")
     data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev", "docs") if data["data"].get(k)}
+    if data["data"].get("updates"):
+        data["data"]["updates"] = {k: str((root / v).resolve()) for k, v in data["data"]["updates"].items()}
     return data
 
 
@@ -85,7 +89,7 @@ def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, cl
     seed = config.seed if seed is None else seed
     if dev is not None:
         return train, dev, None
-    fractions = [s.dev_fraction for s in config.strategies if isinstance(s, TrainConfig)]
+    fractions = [t.dev_fraction for s in config.strategies if (t := training_of(s)) is not None]
     if not fractions or max(fractions) == 0:
         return train, None, None
     rows, held = split_dev(train, max(fractions), seed, classify)
@@ -98,4 +102,13 @@ def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, cl
 def contender_dev(strategy_config, dev: Dataset | None, from_file: bool) -> Dataset | None:
     """The dev rows one contender gets: a dev file goes to every fine-tuned contender; the shared split
     (`equal_data`) only to those asking for one (`dev_fraction` > 0: 0 keeps the last weights)."""
-    return dev if from_file or getattr(strategy_config, "dev_fraction", 0) > 0 else None
+    training = training_of(strategy_config)
+    return dev if training is not None and (from_file or training.dev_fraction > 0) else None
+
+
+def training_of(strategy_config) -> TrainConfig | None:
+    """A contender's training settings: its own when it is a fine-tuning kind, its `fine_tune` (rag's RAFT), else None."""
+    if isinstance(strategy_config, TrainConfig):
+        return strategy_config
+    tune = getattr(strategy_config, "fine_tune", None)
+    return tune if isinstance(tune, TrainConfig) else None

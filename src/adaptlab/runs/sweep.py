@@ -46,7 +46,7 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
     config, root = experiment_of(experiment)
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
-    family = {s.key: kinds.kind(s.name).family for s in config.strategies}
+    family = {s.key: kinds.kind(s.name).traits(s)["family"] for s in config.strategies}
     chosen = [s for s in config.strategies if family[s.key] in ("prompted", "fine_tuned")]
     if not any(family[s.key] == "prompted" for s in chosen) or not any(family[s.key] == "fine_tuned" for s in chosen):
         from adaptlab.errors import ConfigError

@@ -154,8 +154,8 @@ def create_app(models: ServedModels, base_name: str, api_key: str | None = None,
 
     @app.get("/v1/models")
     async def list_models():
-        names = await asyncio.to_thread(lambda: [base_name] + models.names()[1:])
-        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "adaptlab"} for n in names]}
+        names, stale = await asyncio.to_thread(lambda: ([base_name] + models.names()[1:], models.stale()))
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "adaptlab"} | ({"stale": True, "changed": stale[n]} if n in stale else {}) for n in names]}
 
     def max_tokens_of(body: dict) -> int:
         value = body.get("max_tokens", body.get("max_completion_tokens"))

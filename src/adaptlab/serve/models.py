@@ -49,6 +49,12 @@ class ServedModels:
         servable = {k.name for k in kinds.kinds() if k.servable}
         return [self.base.name] + sorted({v.task for v in versions if v.promoted}) + [v.ref for v in versions if v.strategy in servable]
 
+    def stale(self) -> dict[str, list[str]]:
+        """Served names (versions, and tasks by their promoted version) whose documents changed since: name -> changed files."""
+        by_ref = self.registry.stale()
+        tasks = {v.task: by_ref[v.ref] for v in self.registry.versions() if v.promoted and v.ref in by_ref}
+        return by_ref | tasks
+
     def find(self, name: str):
         """None for the base model itself, else the registry version `name` resolves to; nothing is loaded."""
         if name == self.base.name:

@@ -1,0 +1,1 @@
+"""Bridges to other tools (MLflow), each an optional extra imported only when it is asked for."""
