@@ -59,10 +59,17 @@ def main():
         for r in rows:
             print(f"{r['strategy']:<12} " + " ".join(f"{r['metrics'][k]:>12.3f}" if k in r["metrics"] else f"{'-':>12}" for k in keys))
         print(f"index: {results['data'].get('chunks')} passages, built in {results['data'].get('index_seconds')} s")
+    updates = {}
+    if results.get("updates"):  # data.updates: every contender again on the update questions, before and after the change
+        print(f"\nafter the document update ({', '.join(results['updates']['changed'])}), {results['updates']['questions']} questions:")
+        print(f"{'strategy':<12} {'score before':>12} {'score after':>11} {'stale before':>12} {'stale after':>11} {'absorbed by':>11} {'seconds':>8}")
+        for name, u in results["updates"]["contenders"].items():
+            updates[name] = {"score_before": u["before"]["score"], "score_after": u["after"]["score"], "score_after_ci": u["after"]["score_ci"], "stale_before": u["before"]["stale"], "stale_after": u["after"]["stale"], "stale_after_ci": u["after"]["stale_ci"], "absorb": u["absorb"]["how"], "absorb_s": u["absorb"]["seconds"], "absorb_usd": u["absorb"]["dollars"]}
+            print(f"{name:<12} {u['before']['score']:>12.3f} {u['after']['score']:>11.3f} {u['before']['stale']:>12.0%} {u['after']['stale']:>11.0%} {u['absorb']['how']:>11} {u['absorb']['seconds']:>8.1f}")
     print(f"whole compare: {wall:.0f} s ({wall / 60:.1f} min); recommendation: {results['recommendation']['choice']}")
     result = {"bench": "compare", "experiment": os.path.relpath(Path(args.experiment).resolve(), Path(__file__).parents[1].resolve()),
               "wall_s": wall, "threads": torch.get_num_threads(), "max_new_tokens": results["task"].get("max_new_tokens"),
-              "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "data": {k: v for k, v in results["data"].items() if k in ("chunks", "index_seconds", "chunk_tokens")}, "recommendation": results["recommendation"]["choice"]}
+              "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "data": {k: v for k, v in results["data"].items() if k in ("chunks", "index_seconds", "chunk_tokens")}, "recommendation": results["recommendation"]["choice"]} | ({"updates": updates} if updates else {})
     write_result(args.out, result)
 
 

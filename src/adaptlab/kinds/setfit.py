@@ -4,7 +4,8 @@ logistic-regression head on the tuned vectors: SetFit (Tunstall et al. 2022) wit
 Each training example is paired `pairs` times: half with another example of its label (target
 cosine 1), half with an example of another label (target 0); CosineSimilarityLoss, SetFit's
 default, pulls same-label sentences together. 160 rows x 20 pairs = 3,200 pairs, 200 steps of
-16, about 80 s on a 2-core CPU. No LLM runs, so it is a baseline beside embed_classifier.
+16: 156 s on 2 shared CPU cores (bench/results/setfit-cpu.json). No LLM runs, so it is a
+baseline beside embed_classifier.
 
 Why sentence-transformers' own trainer and not the `setfit` package: setfit 1.2.0 installs next to
 our pins (transformers 5.24, sentence-transformers 6.2, datasets 5.2) and runs, but it draws its
@@ -70,9 +71,9 @@ def draw_pairs(outputs: list[str], pairs: int, seed: int = 0) -> list[tuple[int,
     """
     labels = sorted(set(outputs))
     rng = np.random.default_rng(seed)
-    rows = np.arange(len(outputs))
-    members = {label: rows[np.array(outputs) == label] for label in labels}
-    others = {label: rows[np.array(outputs) != label] for label in labels}
+    rows, labelled = np.arange(len(outputs)), np.array(outputs)
+    members = {label: rows[labelled == label] for label in labels}
+    others = {label: rows[labelled != label] for label in labels}
     drawn = []
     for i, label in enumerate(outputs):
         same = members[label][members[label] != i]
@@ -156,7 +157,12 @@ class SetFitSolver(EmbedClassifierSolver):
 
 
 class SetFit:
-    """Contrastive tuning of the sentence embedder on training pairs, then a logistic head on its vectors."""
+    """Contrastive tuning of the sentence embedder on training pairs, then a logistic head on its vectors.
+
+    >>> solver = strategy({"name": "setfit", "pairs": 20}).fit(task, train)    # doctest: +SKIP
+    >>> solver.predict(["my card never came"])[0].output                       # doctest: +SKIP
+    'card_arrival'
+    """
 
     name = NAME
 
