@@ -45,7 +45,7 @@ def test_compare_takes_a_mapping_validated_like_the_yaml(card_experiment, tmp_pa
     result = adaptlab.compare(raw, out=tmp_path / "run")
     assert [s["name"] for s in result.results["strategies"]] == ["zero_shot"]
     with pytest.raises(ConfigError, match=r"'strategies\[0\].k'"):
-        adaptlab.compare({**raw, "strategies": [{"name": "few_shot", "k": 0}]})
+        adaptlab.compare({**raw, "strategies": [{"name": "few_shot", "k": -1}]})
 
 
 def test_audit_data_reads_paths(card_experiment):

@@ -56,6 +56,7 @@ class DataConfig(_Strict):
     chunk_tokens: int = Field(256, ge=16, le=4096, description="Documents are cut into passages of this many tokens (the base model's tokenizer), page by page (docs/defaults.md: why 256).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens each passage shares with the one before it, so a sentence cut at a boundary is whole in one of them.")
     updates: UpdatesConfig | None = Field(None, description="Knowledge tasks: changed documents and questions about the change; after the comparison every contender is measured on them again without retraining (README: knowledge that changes).")
+    unlabeled: str | None = Field(None, description="Distillation: inputs without answers (JSONL of {\"input\": ...} lines, or a CSV with input_col), relative to the experiment file; a contender named as some fine-tuned contender's `teacher` answers them, and that student trains on its answers beside the training rows (README: distillation).")
 
     @model_validator(mode="after")
     def _overlap_under_size(self):
@@ -81,12 +82,21 @@ ModelChoice = Union[str, RemoteModelConfig]
 MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
 
 
+class TuneConfig(_Strict):
+    """A search of a contender's settings on the dev rows (never the test rows); every tuned contender gets the same budget unless told otherwise."""
+
+    trials: int = Field(6, ge=1, le=200, description="Settings tried, the contender's own first (so the untuned figure is one of them); the same default for every contender is the equal effort the comparison needs.")
+    budget_minutes: float | None = Field(None, gt=0, description="Stop starting new trials after this many minutes (whichever of trials and minutes ends first).")
+    dev_fraction: float = Field(0.1, gt=0, lt=1, description="Without a dev file or a fine-tuning dev split, this share of train is held out (from every contender, as fine-tuning's split is) to score the trials.")
+
+
 class StrategyConfig(_Strict):
     """What every contender has: its kind (`name`) and its own id. Each kind's module subclasses this with its settings."""
 
     name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit, or a plugin's).")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
     repeats: int | None = Field(None, ge=1, le=20, description="Times this contender is fitted and measured with different seeds (default: the experiment's `repeats`); only contenders whose result depends on the seed repeat (fine-tuning; few-shot with selector random).")
+    tune: TuneConfig | None = Field(None, description="Search this contender's settings on the dev rows before it is measured ({} for the defaults: 6 trials): prompted kinds their instruction (among variants of the task's) and k, selector or retriever; fine-tuned kinds learning rate, epochs and rank (README: tuning). The untuned settings' test score is measured too.")
 
     @property
     def key(self) -> str:
@@ -123,6 +133,7 @@ class TrainConfig(StrategyConfig):
     learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); each method sets its own default.")
     train_on: Literal["pairs", "documents"] = Field("pairs", description="Knowledge tasks: 'pairs' trains on the training question/answer pairs; 'documents' first continues training on the documents' text (every passage, loss on every token: the model reads the handbook), then on the pairs.")
     document_epochs: int = Field(1, gt=0, description="train_on documents: passes over the documents' passages before the pairs.")
+    teacher: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Distillation: the id of another contender (prompted, on an endpoint, or fine-tuned) that answers data.unlabeled after it is measured; this contender trains on the training rows plus those answers. It runs after its teacher.")
 
     @property
     def seeded(self) -> bool:

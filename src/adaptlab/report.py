@@ -52,6 +52,9 @@ def render(results: dict, sweep: dict | None = None) -> str:
     parts.append("<h2>Side by side</h2>" + _table(results, metric))
     if task["kind"] == "qa":
         parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + _knowledge_table(results))
+    tuned = [s for s in results["strategies"] if s["solver"].get("tuning")]
+    if tuned:
+        parts.append("<h2>Tuning: each contender's settings searched on the dev rows</h2>" + _tuning_table(tuned, metric))
     if results.get("updates"):
         parts.append("<h2>After a document update, without retraining</h2>" + _update_chart(results))
     parts.append("<h2>Cost against query volume</h2>" + _cost_chart(results))
@@ -207,6 +210,24 @@ def _knowledge_table(results: dict) -> str:
         rows.append(f"<tr><td>{escape(s['name'])}</td>{''.join(cells)}</tr>")
     legend = "".join(f"<li><b>{escape(col)}</b>: {escape(why)}</li>" for _, col, why in shown)
     return f"<table>{head}{''.join(rows)}</table><ul class=muted>{legend}</ul>"
+
+
+def _tuning_table(tuned: list[dict], metric: str) -> str:
+    """Per tuned contender: the budget it had and used, dev scores untuned and tuned, test scores untuned and tuned, the settings chosen."""
+    head = f"<tr><th>contender</th><th>trials (budget)</th><th>seconds</th><th>dev: untuned</th><th>dev: tuned</th><th>test {escape(metric)}: untuned</th><th>test: tuned</th><th>settings chosen</th></tr>"
+    rows = []
+    for s in tuned:
+        t = s["solver"]["tuning"]
+        untuned = t.get("untuned") or {}
+        test = untuned.get("test")
+        lo, hi = s["ci"][metric]
+        untuned_test = f"{test['score']:.3f}<br><span class='muted ci'>{test['ci'][0]:.2f}-{test['ci'][1]:.2f}</span>" if isinstance(test, dict) else ("the same" if test else "")
+        settings = ", ".join(f"{k}: {v}" for k, v in t["best"]["settings"].items())
+        rows.append(f"<tr><td>{escape(s['name'])}</td><td>{t['trials_run']} ({t['budget']['trials']}{', ' + str(t['budget']['budget_minutes']) + ' min' if t['budget'].get('budget_minutes') else ''})</td><td>{t['seconds']:.0f}</td>"
+                    f"<td>{'' if untuned.get('dev_score') is None else format(untuned['dev_score'], '.3f')}</td><td>{t['best']['dev_score']:.3f}</td><td>{untuned_test}</td><td>{s['metrics'][metric]:.3f}<br><span class='muted ci'>{lo:.2f}-{hi:.2f}</span></td><td>{escape(settings)}</td></tr>")
+    return ("<p class=muted>Every trial fitted on the training rows and was scored on the dev rows (never the test rows); the first trial is the contender's own settings, so the untuned figures are measured, not assumed. "
+            "Instructions tried: the task's own, without the label list, a terse and a detailed phrasing (results.json: tuning.instructions).</p>"
+            f"<table>{head}{''.join(rows)}</table>")
 
 
 def _update_chart(results: dict) -> str:

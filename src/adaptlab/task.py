@@ -40,6 +40,7 @@ class Task:
     stop: tuple[str, ...] = ()  # generate: the answer ends before the first of these
     max_new_tokens_from: str = ""  # generate: where max_new_tokens came from (the experiment, or the training answers)
     abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
+    list_labels: bool = True  # classify: the system turn lists the labels (a tuned instruction may leave them out)
 
     @property
     def metric(self) -> str:
@@ -72,7 +73,7 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN))
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True))
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
@@ -80,6 +81,8 @@ class Task:
             out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop)}
         if self.kind == "qa":
             out["abstain"] = self.abstain
+        if not self.list_labels:
+            out["list_labels"] = False
         return out
 
 

@@ -76,7 +76,7 @@ def results_table(results: dict) -> Table:
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
+        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + (" (tuned)" if s["solver"].get("tuning") else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
         if classify:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")

@@ -24,8 +24,8 @@ _ENCODE = threading.Lock()
 
 
 def system_text(task: Task) -> str:
-    """The system turn: the instruction, plus the label set for classification."""
-    if task.kind == "classify":
+    """The system turn: the instruction, plus the label set for classification (unless the task leaves it out)."""
+    if task.kind == "classify" and task.list_labels:
         return f"{task.instruction}\nAnswer with exactly one label from: {', '.join(task.labels)}."
     return task.instruction
 

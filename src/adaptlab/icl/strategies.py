@@ -34,7 +34,9 @@ class FewShot:
         self.lines, self.exact_k = lines, exact_k
 
     def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None):
-        if self.selector == "random":
+        if self.k == 0:
+            shots = None  # the zero-shot prompt, kept as a few_shot solver (its pool saved as usual)
+        elif self.selector == "random":
             shots = RandomSelector(train.examples, self.k, self.seed)
         elif self.selector == "fixed":
             shots = FixedSelector(train.examples, self.lines or [], train.source)

@@ -45,6 +45,7 @@ class Kind:
     anchor: bool = False  # run beside every classify comparison when the experiment says `baselines: true`
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""
+    space: dict | None = None  # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable (prompted LLM kinds also search the instruction)
 
     @property
     def trains(self) -> bool:

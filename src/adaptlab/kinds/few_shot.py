@@ -20,7 +20,7 @@ class FewShotConfig(StrategyConfig):
     """k training examples as user/assistant turns before the query."""
 
     name: Literal["few_shot"]
-    k: int = Field(4, gt=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4).")
+    k: int = Field(4, ge=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4); 0 is the zero-shot prompt (a tuner may choose it).")
     selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
     lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
     exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
@@ -49,4 +49,5 @@ def load(folder: Path, ctx):
     return strategy.fit(Task.from_dict(info["task"]), saved_pool(folder))
 
 
-KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt")
+SPACE = {"k": ("choice", [0, 1, 2, 4, 8, 16]), "selector": ("choice", ["similar", "diverse", "balanced", "random"])}
+KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE)

@@ -19,10 +19,12 @@ from adaptlab.evaluation.repeats import combine
 from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.registry import default_registry
+from adaptlab.runs.distill import Distillation
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.folder import mark
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
+from adaptlab.runs.tune import check_tunable, tune_contender
 
 
 def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -43,6 +45,8 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     for warning in prepared.warnings:
         events.message(warning, "warning")
     strategy_configs, notes = with_baselines(config, task.kind)
+    distillation = Distillation(config, root, strategy_configs, test, events)  # data.unlabeled read and checked
+    strategy_configs = distillation.contenders  # each teacher before its students
     for note in notes:
         events.message(note, "note")
     events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as fine-tuning's dev split, from every contender)" if held_out else ""))
@@ -78,7 +82,14 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
     for strategy_config in strategy_configs:
+        check_tunable(strategy_config, kinds.kind(strategy_config.name))
+    for strategy_config in strategy_configs:
         kind = kinds.kind(strategy_config.name)
+        contender_task, tuning = task, None
+        if strategy_config.tune is not None:  # settings searched on the dev rows, then measured as any contender is
+            build = lambda c, seed=config.seed: kind.build(c, BuildContext(models, seed, dev=contender_dev(c, dev, prepared.dev is not None), documents=documents))  # noqa: E731
+            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, train, dev, test, build, config.seed, events)
+        rows = distillation.train_for(strategy_config, train)  # a student's: train plus its teacher's labels
         seeds = [config.seed + i for i in range(repeats_of(strategy_config, config))]
         runs = []
         for seed in seeds:  # each repeat refits with its own seed; the first one's solver is the one saved
@@ -94,16 +105,20 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
 
                 strategy = kind.build(strategy_config, BuildContext(models, seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
                 predict_bar = events.bar(f"{label}: predicting", len(test))
-                measured, solver = evaluate(strategy, task, train, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits(strategy_config))
+                measured, solver = evaluate(strategy, contender_task, rows, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits(strategy_config))
             if not runs:
                 solver.save(run_dir / "solvers" / strategy_config.key)
+                distillation.label(strategy_config.key, solver, task, hourly)  # a teacher answers data.unlabeled; the labels are kept
                 if update is not None:  # the same solver, asked again after the documents change
                     with events.bars():
                         bar = events.bar(f"{label}: update questions", len(update.questions) * (2 if hasattr(solver, "reindexed") else 1))
-                        updates[strategy_config.key] = measure_update(solver, task, update, measured.family, measured.fit_seconds, hourly, bar.advance)
+                        updates[strategy_config.key] = measure_update(solver, contender_task, update, measured.family, measured.fit_seconds, hourly, bar.advance)
             runs.append(measured)
         evaluation = combine(runs, task.metric, seeds)
-        version = register(registry, run_dir.name, task, strategy_config, evaluation, train, run_dir / "solvers" / strategy_config.key, config.seed, documents)
+        distillation.record(strategy_config, evaluation)
+        if tuning is not None:
+            evaluation.solver["tuning"] = tuning
+        version = register(registry, run_dir.name, contender_task, strategy_config, evaluation, rows, run_dir / "solvers" / strategy_config.key, config.seed, documents)
         evaluation.solver["registered_as"] = version.ref
         events.message(f"{strategy_config.key}: registered as {version.ref}")
         evaluations.append(evaluation)
@@ -131,6 +146,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     }
     if update is not None:
         results["updates"] = {"docs": str(update.documents.updates), "test": str(root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": updates}
+    results |= distillation.results(evaluations, costs, task.metric)
     write_json(run_dir / "results.json", results)
     from adaptlab.report import write_report
 

@@ -62,7 +62,7 @@ def _answer_tokens(model: str):
 def resolved(config: ExperimentConfig, root: Path) -> dict:
     """The config with every default filled in and data paths made absolute (what a run folder records)."""
     data = config.model_dump(mode="json")
-    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev", "docs") if data["data"].get(k)}
+    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev", "docs", "unlabeled") if data["data"].get(k)}
     if data["data"].get("updates"):
         data["data"]["updates"] = {k: str((root / v).resolve()) for k, v in data["data"]["updates"].items()}
     return data
@@ -89,13 +89,13 @@ def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, cl
     seed = config.seed if seed is None else seed
     if dev is not None:
         return train, dev, None
-    fractions = [t.dev_fraction for s in config.strategies if (t := training_of(s)) is not None]
+    fractions = [t.dev_fraction for s in config.strategies if (t := training_of(s)) is not None] + [s.tune.dev_fraction for s in config.strategies if s.tune is not None]
     if not fractions or max(fractions) == 0:
         return train, None, None
     rows, held = split_dev(train, max(fractions), seed, classify)
     if held is None:
         return train, None, None
-    why = f"fine-tuning's dev split (dev_fraction {max(fractions)}, seed {seed}): left out of every contender's training rows and few-shot pool, so all see the same {len(rows)} rows"
+    why = f"the dev split fine-tuning and tuning score on (dev_fraction {max(fractions)}, seed {seed}): left out of every contender's training rows and few-shot pool, so all see the same {len(rows)} rows"
     return rows, held, {"rows": len(held), "lines": [e.line for e in held], "why": why}
 
 

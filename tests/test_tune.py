@@ -1,0 +1,91 @@
+"""Tuning (`tune:`): settings searched on the dev rows only, the same budget for each side, both figures kept."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adaptlab.errors import ConfigError
+from conftest import CARD_ROWS, write_jsonl
+
+TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed"), ("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")]
+
+
+@pytest.fixture
+def tuned_experiment(tmp_path, tiny_model_dir):
+    rows = CARD_ROWS + [(f"{text}, please help ({n})", label) for n in range(2) for text, label in CARD_ROWS]  # 36 rows: a dev split of 9
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    write_jsonl(tmp_path / "test.jsonl", TEST_ROWS)
+    (tmp_path / "experiment.yaml").write_text(
+        f"""task: {{name: cards, instruction: "Route the message."}}
+data: {{train: train.jsonl, test: test.jsonl}}
+model: {tiny_model_dir}
+baselines: false
+strategies:
+  - {{name: few_shot, k: 2, selector: similar, tune: {{trials: 3, dev_fraction: 0.25}}}}
+  - {{name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25, tune: {{trials: 3}}}}
+""",
+        encoding="utf-8",
+    )
+    return tmp_path / "experiment.yaml"
+
+
+def test_tuning_searches_on_dev_rows_only_and_keeps_the_untuned_figures(tuned_experiment, tmp_path, monkeypatch):
+    import adaptlab.runs.tune as tune_module
+    from adaptlab.runs.compare import run_compare
+
+    seen: list[str] = []
+    real = tune_module._predict
+    monkeypatch.setattr(tune_module, "_predict", lambda solver, inputs: (seen.extend(inputs), real(solver, inputs))[1])
+    results, run_dir = run_compare(tuned_experiment, tmp_path / "run")
+    held = results["data"]["held_out_for_dev"]
+    train_lines = (tuned_experiment.parent / "train.jsonl").read_text().splitlines()
+    dev_inputs = {json.loads(train_lines[line - 1])["input"] for line in held["lines"]}
+    test_inputs = {text for text, _ in TEST_ROWS}
+    assert seen and set(seen) <= dev_inputs and not set(seen) & test_inputs  # the tuner read dev rows, never a test row
+    for s in results["strategies"]:
+        tuning = s["solver"]["tuning"]
+        assert tuning["trials_run"] == 3 and len(tuning["trials"]) == 3 and tuning["dev_rows"] == len(held["lines"]) == 9
+        assert tuning["budget"]["trials"] == 3  # the same budget on both sides
+        first = tuning["trials"][0]["settings"]
+        assert tuning["untuned"]["settings"] == first
+        best = tuning["best"]
+        assert best["dev_score"] == max(t["dev_score"] for t in tuning["trials"])
+        untuned_test = tuning["untuned"]["test"]
+        assert isinstance(untuned_test, str) if best["trial"] == 0 else 0 <= untuned_test["score"] <= 1
+    few, lora = results["strategies"]
+    assert few["solver"]["tuning"]["trials"][0]["settings"] == {"k": 2, "selector": "similar", "instruction": "own"}
+    assert set(few["solver"]["tuning"]["searched"]) == {"k", "selector", "instruction"}
+    assert set(lora["solver"]["tuning"]["searched"]) == {"learning_rate", "epochs", "r"} and lora["solver"]["tuning"]["trials"][0]["settings"]["learning_rate"] == 5e-3
+    chosen = few["solver"]["tuning"]["best"]["settings"]
+    saved = json.loads((run_dir / "solvers" / "few_shot" / "solver.json").read_text())
+    assert saved["selection"]["k"] == chosen["k"] and saved["selection"]["selector"] == chosen["selector"]  # the contender measured on test is the tuned one
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Tuning" in report and "untuned" in report
+
+
+def test_tuning_needs_a_tunable_kind_and_dev_rows(card_experiment, tmp_path):
+    from adaptlab.runs.compare import run_compare
+
+    text = card_experiment.read_text()
+    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: majority, tune: {}}\n"))
+    with pytest.raises(ConfigError, match="majority has no settings to search"):
+        run_compare(card_experiment, tmp_path / "run")
+    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: zero_shot, tune: {trials: 2}}\n"))
+    with pytest.raises(ConfigError, match="no dev rows"):  # 12 training rows: a 10% split would hold out fewer than 8
+        run_compare(card_experiment, tmp_path / "run2")
+
+
+def test_instruction_variants_keep_the_task_and_leave_out_the_label_list_in_one():
+    from adaptlab.engine.prompt import system_text
+    from adaptlab.runs.tune import instructions
+    from adaptlab.task import Task
+
+    task = Task("cards", "Route the message.", "classify", ("a", "b"))
+    variants = dict(instructions(task))
+    assert variants["own"] is task and list(variants)[0] == "own"
+    assert "a, b" in system_text(variants["own"]) and "a, b" not in system_text(variants["own, no label list"])
+    assert Task.from_dict(variants["own, no label list"].to_dict()) == variants["own, no label list"]
+    qa = Task("hb", "Answer from the documents.", "qa")
+    assert [n for n, _ in instructions(qa)] == ["own", "terse", "detailed"]
