@@ -58,6 +58,8 @@ def render(results: dict, sweep: dict | None = None) -> str:
     if results.get("updates"):
         parts.append("<h2>After a document update, without retraining</h2>" + _update_chart(results))
     parts.append("<h2>Cost against query volume</h2>" + _cost_chart(results))
+    if results.get("distillation"):
+        parts.append("<h2>Distillation</h2>" + _distillation(results["distillation"]))
     if sweep:
         parts.append("<h2>Learning curve</h2>" + _curve_chart(sweep))
     audit = results.get("audit") or {}
@@ -262,6 +264,22 @@ def _update_chart(results: dict) -> str:
     return (f"<p class=muted>{update['questions']} questions about the changed documents ({escape(changed)}), asked before the change and again after it. "
             "Grey: before; blue: after. A contender that reads the documents re-indexed only the changed files; one answering from its weights answers the same until retrained.</p>"
             + chart + f"<table>{head}{body}</table>")
+
+
+def _distillation(students: dict) -> str:
+    """Per student (runs/distill.py): its score beside its teacher's, what the teacher's labels cost, both costs per 1,000 queries, and those numbers in words."""
+    def money(v):
+        return "?" if v is None else f"{v:.4f}"
+
+    head = "<tr><th>student</th><th>teacher</th><th>student score</th><th>teacher score</th><th>labeled rows</th><th>labeling s</th><th>labeling $</th><th>student $ / 1k queries</th><th>teacher $ / 1k queries</th></tr>"
+    rows, words = [], []
+    for name, d in students.items():
+        (slo, shi), (tlo, thi), lab = d["student_ci"], d["teacher_ci"], d["labeling"]
+        rows.append(f"<tr><td>{escape(name)}</td><td>{escape(d['teacher'])}</td><td>{d['student_score']:.3f} <span class='muted ci'>{slo:.2f}-{shi:.2f}</span></td><td>{d['teacher_score']:.3f} <span class='muted ci'>{tlo:.2f}-{thi:.2f}</span></td>"
+                    f"<td>{lab['rows']}</td><td>{lab['seconds']:.1f}</td><td>{money(lab['cost_usd'])}</td><td>{money(d['student_cost_per_1k_queries'])}</td><td>{money(d['teacher_cost_per_1k_queries'])}</td></tr>")
+        words += d.get("findings") or []
+    note = "<p class=muted>The teacher answered the unlabeled inputs (data.unlabeled) after it was measured; the student trained on the training rows plus those answers. Scores with their 95% intervals on the same test rows.</p>"
+    return note + f"<table>{head}{''.join(rows)}</table><ul>" + "".join(f"<li>{escape(w)}</li>" for w in words) + "</ul>"
 
 
 def _svg(width: float, height: float, content: str, label: str) -> str:
