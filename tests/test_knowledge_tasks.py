@@ -209,3 +209,30 @@ def test_versions_on_changed_documents_are_marked_stale_and_refresh_reruns_the_r
     fresh = next(v for v in default_registry().versions("handbook") if v.ref == results["strategies"][1]["solver"]["registered_as"])
     assert fresh.ref != rag.ref and fresh.ref not in default_registry().stale()
     assert results["strategies"][1]["solver"]["retrieval"]["documents_rebuilt"] == ["handbook.md"]
+
+
+def test_a_raft_version_is_served_as_one_version_with_its_adapter_and_sources(qa_experiment, tmp_path, tiny_base):
+    from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    text = qa_experiment.read_text(encoding="utf-8")
+    qa_experiment.write_text(text[: text.index("  - name: zero_shot")] + "  - {id: raft, name: rag, k: 1, retriever: bm25, fine_tune: {name: lora, epochs: 1, batch_size: 2, bf16: false, dev_fraction: 0}}\n", encoding="utf-8")
+    results, run_dir = run_compare(qa_experiment, tmp_path / "run")
+    saved = run_dir / "solvers" / "raft"
+    assert {"chunks.json", "adapter_model.safetensors", "adapter_config.json", "solver.json"} <= {p.name for p in saved.iterdir()}
+    version = next(v for v in default_registry().versions("handbook") if v.contender == "raft")
+    assert version.lineage["documents"]["files"].keys() == {"faq.txt", "handbook.md"}
+    models = ServedModels(tiny_base, default_registry())
+    with ExitStack() as stack:
+        url = stack.enter_context(serving(create_app(models, "tiny", None, Limits())))
+        reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "How often are badges renewed?"}], "max_tokens": 8}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert [s["source"] for s in reply.json()["sources"]] == ["faq.txt"]
+    from adaptlab.kinds import kind
+    from adaptlab.kinds.context import LocalModels
+
+    loaded = kind("rag").load(saved, LocalModels(device="cpu"))
+    assert loaded.inner.adapter is not None and loaded.k == 1  # the adapter is on: RAFT, not plain rag
+    expected = [row["predicted"] for row in next(s for s in results["strategies"] if s["name"] == "raft")["predictions"]]
+    assert [p.output for p in loaded.predict([q["input"] for q in QUESTIONS_TEST])] == expected

@@ -50,7 +50,7 @@ class Labels:
 
     def details(self) -> dict:
         """What a student's solver details record of its extra rows."""
-        return {"teacher": self.teacher, "rows": len(self.examples), "seconds": round(self.seconds, 3), "cost_usd": self.cost_usd, "tokens": dict(self.tokens), "cost_basis": self.basis, "unusable": self.unusable, "agreement_with_gold": None}  # no gold for unlabeled inputs
+        return {"teacher": self.teacher, "rows": len(self.examples), "seconds": self.seconds, "cost_usd": self.cost_usd, "tokens": dict(self.tokens), "cost_basis": self.basis, "unusable": self.unusable, "agreement_with_gold": None}  # no gold for unlabeled inputs
 
 
 class Distillation:
@@ -196,6 +196,7 @@ def load_unlabeled(path: Path, input_col: str = "input") -> Dataset:
     if not problems and not examples:
         problems.append(Problem("too_few_examples", name, None, None, "the file holds no inputs", 'add {"input": ...} lines for the teacher to label'))
     if problems:
+        problems.sort(key=lambda p: p.line or 0)
         raise DataError(problems[:MAX_PROBLEMS], truncated=len(problems) > MAX_PROBLEMS)
     return Dataset(examples, name, warnings=warnings)
 
