@@ -1,7 +1,5 @@
 """Distillation: a teacher contender labels data.unlabeled, a fine-tuned student trains on train plus those labels."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 
@@ -153,7 +151,7 @@ def test_unlabeled_file_problems_name_the_line_and_field(tmp_path):
     with pytest.raises(DataError) as caught:
         load_unlabeled(bad)
     found = [(p.line, p.field, p.code) for p in caught.value.problems]
-    assert found == [(3, "input", "missing_field"), (4, None, "invalid_json"), (6, "output", "has_output"), (2, "input", "empty_field"), (5, "input", "wrong_type")]
+    assert found == [(2, "input", "empty_field"), (3, "input", "missing_field"), (4, None, "invalid_json"), (5, "input", "wrong_type"), (6, "output", "has_output")]  # in line order
     table = tmp_path / "unlabeled.csv"
     table.write_text('text,other\n"where, is it",1\nwhere is it too,2\n', encoding="utf-8")
     assert load_unlabeled(table, input_col="text").inputs == ["where, is it", "where is it too"]

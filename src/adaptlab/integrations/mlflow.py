@@ -151,14 +151,26 @@ def link_of(registry, ref: str, uri: str | None = None) -> Link | None:
     None when neither (MLflow is not in use for it). Fails now if mlflow is missing."""
     version = registry.get(ref)
     folder = registry.run_folder(version.run_id) if version.run_id else None
-    record = json.loads((folder / RECORD).read_text(encoding="utf-8")) if folder and (folder / RECORD).is_file() else None
+    record = _record(folder / RECORD) if folder and (folder / RECORD).is_file() else None
     if uri is None and record is None:
         return None
     uri = normalised(uri or record["tracking_uri"])
-    require_mlflow(uri, "promote without --mlflow-uri" + (f" (the compare that fitted {version.ref} logged to {record['tracking_uri']}, see {folder / RECORD})" if record else ""))
+    # with a record, leaving off --mlflow-uri is no way out: promote reads the record and needs mlflow regardless
+    require_mlflow(uri, f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that fitted {version.ref} logged to {record['tracking_uri']})" if record else "promote without --mlflow-uri")
     if record is not None and record["tracking_uri"] == uri:
         return Link(uri, record.get("experiment") or version.task, record.get("registered_model") or version.task, (record.get("runs") or {}).get(version.contender or version.strategy))
     return Link(uri, version.task, version.task)
+
+
+def _record(path: Path) -> dict:
+    """A run folder's mlflow.json, or a ConfigError naming it when it is not one."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        record = None
+    if not isinstance(record, dict) or not isinstance(record.get("tracking_uri"), str):
+        raise ConfigError(f"{path} is not an MLflow record adaptlab wrote (no tracking_uri); log the run again with adaptlab.integrations.mlflow.log_run, or move the file aside to promote without moving MLflow's alias")
+    return record
 
 
 def move_champion(version, link: Link) -> str:
@@ -250,13 +262,27 @@ def _reach(uri: str) -> None:
     """Open the store once (a SQLite file is created and migrated here), so a wrong URI fails before any fitting."""
     from mlflow import MlflowClient
 
-    if uri.startswith("sqlite:///"):
-        _artifact_root(uri)  # creates the database's folder
     try:
-        with _quiet():
+        if uri.startswith("sqlite:///"):
+            _artifact_root(uri)  # creates the database's folder (an OSError here: a folder that cannot be made)
+        with _quiet(), _one_try():
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow's own errors: an unreachable server, a file that is not an MLflow database
         raise ConfigError(f"cannot use the MLflow tracking store {uri} ({_said(exc)}); check the URI (--mlflow-uri, the experiment's mlflow.tracking_uri or $MLFLOW_TRACKING_URI) or start the server") from None
+
+
+@contextmanager
+def _one_try():
+    """MLflow's HTTP calls with one try and a 10 s timeout, unless the user set them: its defaults (7 retries,
+    backoff factor 2) make a server that is down fail the check after ~4 minutes instead of seconds."""
+    probe = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+    unset = [name for name in probe if name not in os.environ]
+    os.environ.update({name: probe[name] for name in unset})
+    try:
+        yield
+    finally:
+        for name in unset:
+            os.environ.pop(name, None)
 
 
 def _register(client, link: Link, version):
@@ -264,9 +290,10 @@ def _register(client, link: Link, version):
     from mlflow.exceptions import MlflowException
 
     run_id, new = link.run_id, link.run_id is None
+    tags = {"registry_ref": version.ref, "contender": version.contender or version.strategy, "kind": version.strategy, "adaptlab_run": version.run_id or ""}
     if new:  # a version from a compare or finetune that was not logged: a run of its own in the task's experiment
-        tags = {"task": version.task, "contender": version.contender or version.strategy, "kind": version.strategy, "registry_ref": version.ref, "adaptlab_run": version.run_id or "", "mlflow.source.name": "adaptlab registry promote"}
-        run_id = client.create_run(_experiment(client, link.experiment, link.uri), run_name=version.ref, tags=tags).info.run_id
+        run_tags = tags | {"task": version.task, "mlflow.source.name": "adaptlab registry promote"}
+        run_id = client.create_run(_experiment(client, link.experiment, link.uri), run_name=version.ref, tags=run_tags).info.run_id
     client.log_artifacts(run_id, str(version.folder), "solver")
     if new:
         client.set_terminated(run_id, "FINISHED")
@@ -276,7 +303,6 @@ def _register(client, link: Link, version):
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/solver"
-    tags = {"registry_ref": version.ref, "contender": version.contender or version.strategy, "kind": version.strategy, "adaptlab_run": version.run_id or ""}
     return client.create_model_version(link.model, source, run_id=run_id, tags=tags, description=f"adaptlab {version.ref} ({version.contender or version.strategy}, kind {version.strategy})")
 
 

@@ -99,8 +99,8 @@ class Distillation:
             cost, basis = seconds / 3600 * hourly, f"measured machine time at ${hourly:g}/hour"
         usable = [Example(e.input, p.output.strip(), e.line) for e, p in zip(self.unlabeled, predictions) if _usable(p.output, task)]
         self.labels[key] = Labels(key, usable, seconds, cost, tokens, basis, len(inputs) - len(usable))
-        shown = "cost unknown (no prices set)" if cost is None else f"${cost:.4f}"
-        self.events.message(f"{key}: labeled {len(usable)} of {len(inputs)} unlabeled inputs for {students} in {seconds:.1f} s, {shown}")
+        shown = "cost unknown (no prices set)" if cost is None else _dollars(cost)
+        self.events.message(f"{key}: labeled {len(usable)} of {len(inputs)} unlabeled inputs for {students} in {seconds:.3g} s, {shown}")
         if len(usable) < len(inputs):
             self.events.message(f"{key}: {len(inputs) - len(usable)} of its answers to data.unlabeled name no label (or are empty); {students} trains without those rows", "warning")
 
@@ -165,10 +165,11 @@ def ordered(contenders: list, teachers: dict[str, str], unlabeled: str | None) -
 
 
 def _cycle(start: str, teachers: dict[str, str]) -> str:
+    """The loop reached by following teachers from `start`, in words ("a learns from b learns from a")."""
     path = [start]
-    while (nxt := teachers.get(path[-1])) is not None and nxt not in path:
+    while (nxt := teachers[path[-1]]) not in path:  # every contender left waiting has a teacher
         path.append(nxt)
-    return " learns from ".join(path + ([nxt] if nxt else []))
+    return " learns from ".join(path[path.index(nxt):] + [nxt])
 
 
 def load_unlabeled(path: Path, input_col: str = "input") -> Dataset:
@@ -256,13 +257,18 @@ def findings(student: str, entry: dict) -> list[str]:
         quality += f": {s / t:.0%} of the teacher's score"
     quality += "; the intervals overlap, so the test rows do not tell them apart" if slo <= thi and tlo <= shi else ""
     labeling = entry["labeling"]
-    cost = "at an unknown cost (set the endpoint's prices)" if labeling["cost_usd"] is None else f"for ${labeling['cost_usd']:.4f}"
-    out = [quality, f"{teacher} labeled {labeling['rows']} unlabeled inputs in {labeling['seconds']:.1f} s {cost}; {student} trained on them beside the training rows"]
+    cost = "at an unknown cost (set the endpoint's prices)" if labeling["cost_usd"] is None else f"for {_dollars(labeling['cost_usd'])}"
+    out = [quality, f"{teacher} labeled {labeling['rows']} unlabeled inputs in {labeling['seconds']:.3g} s {cost}; {student} trained on them beside the training rows"]
     sc, tc = entry["student_cost_per_1k_queries"], entry["teacher_cost_per_1k_queries"]
     if sc is None or tc is None:
-        out.append(f"per 1,000 queries: {student} ${'?' if sc is None else f'{sc:.4f}'}, {teacher} ${'?' if tc is None else f'{tc:.4f}'} (a cost is unknown: set the endpoint's prices)")
+        out.append(f"per 1,000 queries: {student} {_dollars(sc)}, {teacher} {_dollars(tc)} (a cost is unknown: set the endpoint's prices)")
     elif sc < tc:
-        out.append(f"per 1,000 queries {student} costs ${sc:.4f}, {sc / tc:.1%} of {teacher}'s ${tc:.4f}")
+        out.append(f"per 1,000 queries {student} costs {_dollars(sc)}, {sc / tc:.1%} of {teacher}'s {_dollars(tc)}")
     else:
-        out.append(f"per 1,000 queries {student} costs ${sc:.4f}, not less than {teacher}'s ${tc:.4f}")
+        out.append(f"per 1,000 queries {student} costs {_dollars(sc)}, not less than {teacher}'s {_dollars(tc)}")
     return out
+
+
+def _dollars(value: float | None) -> str:
+    """Dollars to 3 significant figures: a tiny model's cost per query is far below a cent ($5.33e-05)."""
+    return "$?" if value is None else f"${value:.3g}"

@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adaptlab.errors import ConfigError, ModelError
+from adaptlab.finetune.export import ADAPTER_FILES
+from adaptlab.serve import served_name
 
 # vLLM accepts only these --max-lora-rank values (vllm/config/lora.py, MaxLoRARanks); an adapter's rank may be lower.
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 QUERY_DEPENDENT = ("similar", "diverse", "balanced")  # few_shot selectors that pick shots per query by embedding
 
 
@@ -48,9 +49,12 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
     """Write `out` for vLLM from the registry versions `refs` (task@vN, or a task name for its promoted version)."""
     from adaptlab.files import atomic_folder
     from adaptlab.registry import default_registry
+    from adaptlab.solver import read_solver_json
 
     if not refs:
         raise ConfigError("name at least one registry version to export (task@vN, or a task for its promoted version); `adaptlab registry list` shows them")
+    if Path(out).exists():  # before the base model's tokenizer and digest are loaded (atomic_folder checks again at the rename)
+        raise ConfigError(f"{out} already exists; remove it or choose another folder")
     registry = registry or default_registry()
     versions, aliases = {}, {}
     for ref in refs:
@@ -58,13 +62,13 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
         versions[version.ref] = version
         if ref != version.ref:
             aliases[ref] = version.ref
-    infos = {ref: _solver_info(v) for ref, v in versions.items()}
+    infos = {ref: read_solver_json(v.folder, v.strategy) for ref, v in versions.items()}
     problems = [p for ref, v in versions.items() if (p := _refusal(v, infos[ref]))]
     if problems:
         raise ConfigError("cannot export for vLLM: " + "; ".join(problems))
     base_name = _one_base(infos)
     base_folder, copy_base = _base_folder(base_name, infos)
-    served = _served_name(base_name)
+    served = served_name(base_name)
     eot_id = _end_of_turn(base_folder)
     result = VllmExport(Path(out))
     entries, ranks = {}, []
@@ -139,14 +143,6 @@ def adapter_rank(config_path: Path) -> int:
     return max([int(config.get("r") or 0), *(int(r) for r in (config.get("rank_pattern") or {}).values())])
 
 
-def _solver_info(version) -> dict:
-    path = version.folder / "solver.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{version.ref}: {path} cannot be read ({type(exc).__name__}); run `adaptlab registry check`") from None
-
-
 def _refusal(version, info: dict) -> str | None:
     """Why vLLM cannot serve `version` and what to do instead, or None when it can."""
     from adaptlab import kinds
@@ -214,6 +210,8 @@ def _shots(version, info: dict) -> tuple[list | None, dict]:
     selection = info.get("selection")
     if not selection:
         return [], {}
+    if selection["k"] == 0:  # the zero-shot prompt whatever the selector (a tuner may choose k 0): no shots, no embedder
+        return [], {"selection": selection}
     from adaptlab.icl.selectors import FixedSelector, RandomSelector
     from adaptlab.icl.strategies import saved_pool
 
@@ -227,12 +225,6 @@ def _shots(version, info: dict) -> tuple[list | None, dict]:
     else:
         raise ConfigError(f"{version.ref}: few-shot selector {selection['selector']!r} is not one export knows; leave {version.ref} out of the export")
     return [{"input": e.input, "output": e.output} for e in chosen], {"selection": selection}
-
-
-def _served_name(base_name: str) -> str:
-    from adaptlab.serve import served_name
-
-    return served_name(base_name)
 
 
 def _folder_name(ref: str) -> str:
