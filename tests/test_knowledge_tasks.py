@@ -197,12 +197,18 @@ def test_versions_on_changed_documents_are_marked_stale_and_refresh_reruns_the_r
     (qa_experiment.parent / "docs" / "handbook.md").write_text(HANDBOOK_UPDATED, encoding="utf-8")
     rag = next(v for v in registry.versions("handbook") if v.strategy == "rag")
     assert registry.stale() == {rag.ref: ["handbook.md"]}  # zero_shot read no documents: never stale
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+
+    checked = CliRunner().invoke(app, ["registry", "check"])
+    assert checked.exit_code == 0 and f"{rag.ref} is stale" in checked.output and f"--refresh {run_dir.name}" in checked.output, checked.output
     with ExitStack() as stack:
         url = stack.enter_context(serving(create_app(ServedModels(tiny_base, registry), "tiny", None, Limits())))
         listed = {m["id"]: m for m in httpx.get(f"{url}/v1/models", timeout=30).json()["data"]}
     assert listed[rag.ref]["stale"] is True and listed[rag.ref]["changed"] == ["handbook.md"]
     assert "stale" not in listed["tiny"]
-    assert recorded_experiment(run_dir) == run_dir / "experiment.yaml"
+    assert recorded_experiment(run_dir) == recorded_experiment(run_dir.name) == run_dir / "experiment.yaml"  # a folder, or the id registry check names
     with pytest.raises(ConfigError, match="no compare run"):
         recorded_experiment(tmp_path / "nowhere")
     results, _ = run_compare(recorded_experiment(run_dir), tmp_path / "refreshed")

@@ -103,14 +103,14 @@ def load_base_model(name_or_path: str, device: str | None = None) -> BaseModel:
     model.to(device).eval()
     if not tokenizer.chat_template:
         raise ModelError(f"{folder}: the tokenizer has no chat template; use an instruction-tuned model")
-    eot = _end_of_turn_id(tokenizer)
+    eot = end_of_turn_id(tokenizer)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(eot)
     context = getattr(model.config, "max_position_embeddings", None) or 2048
     return BaseModel(name_or_path, model, tokenizer, device, eot, int(context))
 
 
-def _end_of_turn_id(tokenizer) -> int:
+def end_of_turn_id(tokenizer) -> int:
     for token in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>"):
         token_id = tokenizer.convert_tokens_to_ids(token)
         if isinstance(token_id, int) and token_id != tokenizer.unk_token_id and token_id is not None:

@@ -51,7 +51,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         events.message(note, "note")
     events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as fine-tuning's dev split, from every contender)" if held_out else ""))
 
-    run_dir = Path(out) if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder
+    run_dir = Path(out).resolve() if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder; absolute, as the registry records it
     run_dir.mkdir(parents=True, exist_ok=True)
     try:  # created, never overwritten: of two compares given the same --out at once, one stops here
         write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
@@ -159,8 +159,12 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
 
 def recorded_experiment(run: str | Path) -> Path:
     """The experiment a compare run recorded (its experiment.yaml: every default filled in, data paths absolute),
-    for `compare --refresh`: `run` is a run folder, or a run's id under $ADAPTLAB_HOME/runs."""
-    folder = Path(run) if Path(run).is_dir() else adaptlab_home() / "runs" / str(run)
+    for `compare --refresh`: `run` is a run folder, or a run's id (the folder the registry recorded for it)."""
+    folder = Path(run) if Path(run).is_dir() else None
+    if folder is None:
+        registry = default_registry()
+        folder = registry.run_folder(str(run)) or adaptlab_home() / "runs" / str(run)
+        registry.close()
     path = folder / "experiment.yaml"
     if not path.is_file():
         raise ConfigError(f"{run}: no compare run with a recorded experiment.yaml there (looked in {folder}); give a run folder, or a run id from `adaptlab registry list`")

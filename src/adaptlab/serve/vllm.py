@@ -190,10 +190,10 @@ def _base_folder(base_name: str, infos: dict[str, dict]) -> tuple[Path, bool]:
 
 def _end_of_turn(folder: Path) -> int:
     """The token id that ends an assistant turn: part of every label's answer when labels are scored."""
-    from adaptlab.models.base import _end_of_turn_id, load_tokenizer
+    from adaptlab.models.base import end_of_turn_id, load_tokenizer
 
     tokenizer, _ = load_tokenizer(str(folder))
-    return int(_end_of_turn_id(tokenizer))
+    return int(end_of_turn_id(tokenizer))
 
 
 def _entry(version, info: dict, model: str, shots: list | None) -> dict:
