@@ -144,7 +144,7 @@ def test_unlabeled_inputs_that_are_test_inputs_are_leakage(card_experiment, tmp_
 
 
 def test_unlabeled_file_problems_name_the_line_and_field(tmp_path):
-    from adaptlab.runs.distill import load_unlabeled
+    from adaptlab.data.unlabeled import load_unlabeled
 
     bad = tmp_path / "unlabeled.jsonl"
     bad.write_text('{"input": "fine"}\n{"input": ""}\n{"text": "x"}\nnot json\n{"input": 3}\n{"input": "labeled", "output": "card_arrival"}\n', encoding="utf-8")

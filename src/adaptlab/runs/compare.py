@@ -49,7 +49,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     strategy_configs = distillation.contenders  # each teacher before its students
     for note in notes:
         events.message(note, "note")
-    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as fine-tuning's dev split, from every contender)" if held_out else ""))
+    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
 
     run_dir = Path(out).resolve() if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder; absolute, as the registry records it
     run_dir.mkdir(parents=True, exist_ok=True)
