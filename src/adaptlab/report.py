@@ -52,7 +52,7 @@ def render(results: dict, sweep: dict | None = None) -> str:
     parts.append("<h2>Side by side</h2>" + _table(results, metric))
     if task["kind"] == "qa":
         parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + _knowledge_table(results))
-    tuned = [s for s in results["strategies"] if s["solver"].get("tuning")]
+    tuned = [s for s in results["strategies"] if (s.get("solver") or {}).get("tuning")]
     if tuned:
         parts.append("<h2>Tuning: each contender's settings searched on the dev rows</h2>" + _tuning_table(tuned, metric))
     if results.get("updates"):

@@ -24,6 +24,7 @@ from adaptlab.errors import AdaptlabError
 from adaptlab.kinds.context import check_base, client_for
 from adaptlab.models import BaseModel
 from adaptlab.registry import Registry, parse_ref
+from adaptlab.registry.store import changed_documents
 
 
 class ModelNotFound(AdaptlabError):
@@ -51,9 +52,9 @@ class ServedModels:
 
     def stale(self) -> dict[str, list[str]]:
         """Served names (versions, and tasks by their promoted version) whose documents changed since: name -> changed files."""
-        by_ref = self.registry.stale()
-        tasks = {v.task: by_ref[v.ref] for v in self.registry.versions() if v.promoted and v.ref in by_ref}
-        return by_ref | tasks
+        versions = self.registry.versions()
+        by_ref = {v.ref: changed for v in versions if (changed := changed_documents(v))}
+        return by_ref | {v.task: by_ref[v.ref] for v in versions if v.promoted and v.ref in by_ref}
 
     def find(self, name: str):
         """None for the base model itself, else the registry version `name` resolves to; nothing is loaded."""
