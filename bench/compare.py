@@ -47,7 +47,7 @@ def main():
             "answer_tokens_mean": s["completion_tokens_mean"], "answers_cut": s.get("answers_cut"), "rows": n,
             "precision": s["solver"].get("precision"), "peak_rss_mb": s["peak_rss_mb"], "metrics": s["metrics"],
             "documents_training_s": (s["solver"].get("documents_training") or {}).get("seconds"),
-        })
+        } | ({"tuning": _tuning(s["solver"]["tuning"])} if s["solver"].get("tuning") else {}))
     print(f"{results['task']['name']}: max_new_tokens {results['task'].get('max_new_tokens')} ({results['task'].get('max_new_tokens_from')}), {torch.get_num_threads()} threads")
     print(f"{'strategy':<12} {metric:>6} {'95% CI':>15} {'fit s':>7} {'predict s':>9} {'prompt tok':>10} {'answer tok':>10} {'cut':>4} {'precision':>9} {'peak RSS MB':>11}")
     for r in rows:
@@ -66,11 +66,23 @@ def main():
         for name, u in results["updates"]["contenders"].items():
             updates[name] = {"score_before": u["before"]["score"], "score_after": u["after"]["score"], "score_after_ci": u["after"]["score_ci"], "stale_before": u["before"]["stale"], "stale_after": u["after"]["stale"], "stale_after_ci": u["after"]["stale_ci"], "absorb": u["absorb"]["how"], "absorb_s": u["absorb"]["seconds"], "absorb_usd": u["absorb"]["dollars"]}
             print(f"{name:<12} {u['before']['score']:>12.3f} {u['after']['score']:>11.3f} {u['before']['stale']:>12.0%} {u['after']['stale']:>11.0%} {u['absorb']['how']:>11} {u['absorb']['seconds']:>8.1f}")
+    for r in rows:
+        if r.get("tuning"):
+            t = r["tuning"]
+            untuned_test = t["untuned_test"]["score"] if isinstance(t["untuned_test"], dict) else r[metric]
+            print(f"tuned {r['strategy']}: {t['trials_run']} trials in {t['seconds']:.0f} s on {t['dev_rows']} dev rows; dev {t['untuned_dev']:.3f} -> {t['best_dev']:.3f}; test {untuned_test:.3f} -> {r[metric]:.3f}; chosen {t['best_settings']}")
     print(f"whole compare: {wall:.0f} s ({wall / 60:.1f} min); recommendation: {results['recommendation']['choice']}")
     result = {"bench": "compare", "experiment": os.path.relpath(Path(args.experiment).resolve(), Path(__file__).parents[1].resolve()),
               "wall_s": wall, "threads": torch.get_num_threads(), "max_new_tokens": results["task"].get("max_new_tokens"),
               "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "data": {k: v for k, v in results["data"].items() if k in ("chunks", "index_seconds", "chunk_tokens")}, "recommendation": results["recommendation"]["choice"]} | ({"updates": updates} if updates else {})
     write_result(args.out, result)
+
+
+def _tuning(t: dict) -> dict:
+    """What a tuned contender's search did: budget used, dev scores untuned and best, the untuned settings' test score, every trial."""
+    untuned = t.get("untuned") or {}
+    return {"trials_run": t["trials_run"], "seconds": t["seconds"], "dev_rows": t["dev_rows"], "untuned_dev": untuned.get("dev_score"), "best_dev": t["best"]["dev_score"],
+            "best_settings": t["best"]["settings"], "untuned_test": untuned.get("test"), "trials": [{k: r[k] for k in ("settings", "dev_score", "seconds")} for r in t["trials"]]}
 
 
 if __name__ == "__main__":
