@@ -89,3 +89,20 @@ def test_instruction_variants_keep_the_task_and_leave_out_the_label_list_in_one(
     assert Task.from_dict(variants["own, no label list"].to_dict()) == variants["own, no label list"]
     qa = Task("hb", "Answer from the documents.", "qa")
     assert [n for n, _ in instructions(qa)] == ["own", "terse", "detailed"]
+
+
+def test_a_space_the_budget_covers_is_tried_whole_and_repeats_are_not_refitted(tiny_base):
+    from adaptlab.data import Dataset, Example
+    from adaptlab.kinds import kind
+    from adaptlab.kinds.context import BuildContext, ModelSource
+    from adaptlab.runs.tune import tune
+    from adaptlab.task import Task
+
+    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
+    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    spec = kind("zero_shot")
+    fits = []
+    build = lambda c: (fits.append(c), spec.build(c, BuildContext(ModelSource(tiny_base), 0)))[1]  # noqa: E731
+    tuned = tune(spec.config.model_validate({"name": "zero_shot", "tune": {"trials": 6}}), spec, task, rows, rows, build, 0)
+    tried = [t["settings"]["instruction"] for t in tuned.record["trials"] if "repeat_of" not in t]
+    assert sorted(tried) == sorted(["own", "own, no label list", "terse", "detailed"]) and len(fits) == 4  # four instructions, each fitted once

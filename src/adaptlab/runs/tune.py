@@ -10,11 +10,14 @@ scored on the dev rows with the task's headline metric. Test rows are never seen
 and rank, ...) and, for prompted LLM kinds, the instruction among variants of the
 task's own (`instructions`). The search is Optuna's TPE sampler, seeded, which also
 enforces the time budget; with a handful of trials it is little more than a seeded
-random search, which is what a handful of trials can afford.
+random search, which is what a handful of trials can afford. A space the budget covers
+(zero_shot's four instructions in six trials) is tried whole instead (Optuna's grid
+sampler), and settings drawn a second time are not fitted again: they keep their score.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -76,6 +79,11 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         if variants:
             name = trial.suggest_categorical("instruction", [n for n, _ in variants])
             chosen = dict(variants)[name]
+        tried = settings | ({"instruction": name} if variants else {})
+        seen = next((r for r in trials if r["settings"] == tried), None)
+        if seen is not None:  # the sampler drew settings already tried: their score again, without a second fit
+            trials.append({"trial": trial.number, "settings": tried, "dev_score": seen["dev_score"], "seconds": 0.0, "repeat_of": seen["trial"]})
+            return seen["dev_score"]
         start = time.perf_counter()
         config = kind.config.model_validate(base | settings | {"tune": None})
         solver = build(config).fit(chosen, train, dev=dev)
@@ -87,7 +95,10 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         return score
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | ({"instruction": [n for n, _ in variants]} if variants else {})
+    small = len(grid) == len(space) + bool(variants) and math.prod(len(v) for v in grid.values()) <= budget.trials
+    sampler = optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)  # a space the budget covers is tried whole
+    study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial({name: getattr(strategy_config, name) for name in space} | ({"instruction": "own"} if variants else {}))  # trial 0: the untuned settings
     start = time.perf_counter()
     study.optimize(objective, n_trials=budget.trials, timeout=budget.budget_minutes * 60 if budget.budget_minutes else None, catch=(AdaptlabError,))
