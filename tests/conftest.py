@@ -140,6 +140,22 @@ def write_jsonl(path: Path, rows) -> Path:
     return path
 
 
+def cards_experiment(root: Path, model_dir, train, test, strategies: str, name: str = "experiment.yaml") -> Path:
+    """The cards task on the tiny model, without baselines: `train` and `test` rows written as JSONL, `strategies` the YAML list's lines."""
+    write_jsonl(root / "train.jsonl", train)
+    write_jsonl(root / "test.jsonl", test)
+    (root / name).write_text(
+        f"""task: {{name: cards, instruction: "Route the message."}}
+data: {{train: train.jsonl, test: test.jsonl}}
+model: {model_dir}
+baselines: false
+strategies:
+{strategies}""",
+        encoding="utf-8",
+    )
+    return root / name
+
+
 @pytest.fixture
 def card_experiment(tmp_path, tiny_model_dir) -> Path:
     """A small classify experiment on the tiny model: 12 training rows, 6 test rows, three strategies."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CARD_ROWS, write_jsonl
+from conftest import CARD_ROWS, cards_experiment
 from typer.testing import CliRunner
 
 from adaptlab.cli import app
@@ -32,21 +32,11 @@ def registered(tmp_path, tiny_model_dir) -> dict:
     from adaptlab.registry import default_registry
     from adaptlab.runs.compare import run_compare
 
-    write_jsonl(tmp_path / "train.jsonl", CARD_ROWS)
-    write_jsonl(tmp_path / "test.jsonl", [(q, o) for q, (_, o) in zip(QUERIES[:3], CARD_ROWS[::4])])
-    (tmp_path / "experiment.yaml").write_text(
-        f"""task: {{name: cards, instruction: "Route the message."}}
-data: {{train: train.jsonl, test: test.jsonl}}
-model: {tiny_model_dir}
-baselines: false
-strategies:
-  - name: zero_shot
-  - {{name: few_shot, k: 2, selector: random}}
-  - {{name: lora, epochs: 4, batch_size: 4, learning_rate: 0.05, bf16: false}}
-  - {{name: lora, id: lora_r12, r: 12, epochs: 4, batch_size: 4, learning_rate: 0.05, bf16: false}}
-""",
-        encoding="utf-8",
-    )
+    cards_experiment(tmp_path, tiny_model_dir, CARD_ROWS, [(q, o) for q, (_, o) in zip(QUERIES[:3], CARD_ROWS[::4])], """  - name: zero_shot
+  - {name: few_shot, k: 2, selector: random}
+  - {name: lora, epochs: 4, batch_size: 4, learning_rate: 0.05, bf16: false}
+  - {name: lora, id: lora_r12, r: 12, epochs: 4, batch_size: 4, learning_rate: 0.05, bf16: false}
+""")
     run_compare(tmp_path / "experiment.yaml", tmp_path / "run")
     return {v.contender: v for v in default_registry().versions("cards")}
 

@@ -141,24 +141,14 @@ def test_rows_held_out_for_fine_tunings_dev_split_are_held_out_of_the_few_shot_p
     """Equal data: prompted and fine-tuned contenders learn from the same rows (issue 17, item 6)."""
     import json
 
-    from conftest import CARD_ROWS, write_jsonl
+    from conftest import CARD_ROWS, cards_experiment
 
     from adaptlab.runs.compare import run_compare
 
-    write_jsonl(tmp_path / "train.jsonl", [(f"{text} ({i})", label) for i in range(4) for text, label in CARD_ROWS])  # 48 rows
-    write_jsonl(tmp_path / "test.jsonl", [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card")])
-    (tmp_path / "e.yaml").write_text(
-        f"""task: {{name: cards, instruction: "Route the message."}}
-data: {{train: train.jsonl, test: test.jsonl}}
-model: {tiny_model_dir}
-baselines: false
-strategies:
-  - {{name: few_shot, k: 2, selector: random}}
-  - {{name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25}}
-  - {{id: lora_all, name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0}}
-""",
-        encoding="utf-8",
-    )
+    cards_experiment(tmp_path, tiny_model_dir, [(f"{text} ({i})", label) for i in range(4) for text, label in CARD_ROWS], [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card")], """  - {name: few_shot, k: 2, selector: random}
+  - {name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25}
+  - {id: lora_all, name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0}
+""", "e.yaml")
     results, run_dir = run_compare(tmp_path / "e.yaml", tmp_path / "run")
     held = results["data"]["held_out_for_dev"]
     assert held["rows"] == 12 and len(set(held["lines"])) == 12

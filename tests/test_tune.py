@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adaptlab.errors import ConfigError
-from conftest import CARD_ROWS, write_jsonl
+from conftest import CARD_ROWS, cards_experiment
 
 TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed"), ("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")]
 
@@ -15,20 +15,9 @@ TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_o
 @pytest.fixture
 def tuned_experiment(tmp_path, tiny_model_dir):
     rows = CARD_ROWS + [(f"{text}, please help ({n})", label) for n in range(2) for text, label in CARD_ROWS]  # 36 rows: a dev split of 9
-    write_jsonl(tmp_path / "train.jsonl", rows)
-    write_jsonl(tmp_path / "test.jsonl", TEST_ROWS)
-    (tmp_path / "experiment.yaml").write_text(
-        f"""task: {{name: cards, instruction: "Route the message."}}
-data: {{train: train.jsonl, test: test.jsonl}}
-model: {tiny_model_dir}
-baselines: false
-strategies:
-  - {{name: few_shot, k: 2, selector: similar, tune: {{trials: 3, dev_fraction: 0.25}}}}
-  - {{name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25, tune: {{trials: 3}}}}
-""",
-        encoding="utf-8",
-    )
-    return tmp_path / "experiment.yaml"
+    return cards_experiment(tmp_path, tiny_model_dir, rows, TEST_ROWS, """  - {name: few_shot, k: 2, selector: similar, tune: {trials: 3, dev_fraction: 0.25}}
+  - {name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25, tune: {trials: 3}}
+""")
 
 
 def test_tuning_searches_on_dev_rows_only_and_keeps_the_untuned_figures(tuned_experiment, tmp_path, monkeypatch):
