@@ -16,6 +16,7 @@ Last line: one JSON object, also written to bench/results/tune-defaults-cpu.json
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -68,6 +69,8 @@ def main() -> None:
                 rows.append({"data": name, "seed": seed, "kind": k, "untuned_dev": r["untuned"]["dev_score"] if r["untuned"] else None, "tuned_dev": r["best"]["dev_score"], "chosen": r["best"]["settings"], "seconds": r["seconds"], "trials": r["trials"], "metric": task.metric})
                 row = rows[-1]
                 print(f"{name:18} {seed:>4} {k:9} {row['untuned_dev']:>11.3f} {row['tuned_dev']:>9.3f} {row['seconds']:>8.0f}  {row['chosen']}", flush=True)
+                partial = Path(args.out).with_suffix(".partial.json")  # an hour-long run keeps what it measured if stopped
+                partial.write_text(json.dumps({"bench": "tune_defaults", "complete": False, "rows": rows}) + "\n")
     spread = {}
     for name in args.data:
         for k in args.kinds:
@@ -76,6 +79,7 @@ def main() -> None:
             spread[f"{name}/{k}"] = {"gain_min": min(gains), "gain_max": max(gains), "chosen": [r["chosen"] for r in mine]}
     for key, s in spread.items():
         print(f"{key:30} gain over the defaults on dev: {s['gain_min']:+.3f} to {s['gain_max']:+.3f}; chosen: {s['chosen']}")
+    Path(args.out).with_suffix(".partial.json").unlink(missing_ok=True)
     write_result(args.out, {"bench": "tune_defaults", "trials": args.trials, "seeds": args.seeds, "seconds": time.perf_counter() - start, "rows": rows, "spread": spread})
 
 

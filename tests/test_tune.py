@@ -95,3 +95,75 @@ def test_a_space_the_budget_covers_is_tried_whole_and_repeats_are_not_refitted(t
     tuned = tune(spec.config.model_validate({"name": "zero_shot", "tune": {"trials": 6}}), spec, task, rows, rows, build, 0)
     tried = [t["settings"]["instruction"] for t in tuned.record["trials"] if "repeat_of" not in t]
     assert sorted(tried) == sorted(["own", "own, no label list", "terse", "detailed"]) and len(fits) == 4  # four instructions, each fitted once
+
+
+def test_label_meanings_from_task_labels_are_listed_and_tuning_tries_the_list_without_them(tmp_path):
+    from adaptlab.data import Dataset, Example
+    from adaptlab.engine.prompt import system_text
+    from adaptlab.runs.tune import instructions
+    from adaptlab.task import Task, make_task
+
+    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)], "train.jsonl")
+    task = make_task("cards", "Route the message.", rows, rows, descriptions={"card_swallowed": "an ATM kept the card"})
+    text = system_text(task)
+    assert "- card_swallowed: an ATM kept the card" in text and "- card_arrival\n" in text  # undescribed labels listed bare
+    assert Task.from_dict(task.to_dict()) == task  # solver.json keeps the meanings
+    variants = dict(instructions(task))
+    assert list(variants)[:3] == ["own", "own, labels without meanings", "own, no label list"]
+    assert "an ATM kept" not in system_text(variants["own, labels without meanings"]) and "card_swallowed" in system_text(variants["own, labels without meanings"])
+    with pytest.raises(ConfigError, match=r"'card_swalowed', which no training output uses; the labels are: card_arrival"):
+        make_task("cards", "Route.", rows, rows, descriptions={"card_swalowed": "typo"})
+    with pytest.raises(ConfigError, match="generate task"):
+        make_task("cards", "Route.", rows, rows, kind="generate", descriptions={"card_swallowed": "x"})
+
+
+class _Writer:
+    """A stand-in proposer model: records the prompts it is given, answers with the texts it was handed."""
+
+    def __init__(self, answers):
+        self.answers, self.prompts = answers, []
+
+    def predict(self, prompts, progress=None):
+        from adaptlab.solver import Prediction
+
+        self.prompts += prompts
+        return [Prediction(a, 50, 10, 0.1) for a in self.answers[: len(prompts)]]
+
+
+def test_a_proposer_writes_instructions_from_the_dev_rows_trial_0_got_wrong(tiny_base):
+    from adaptlab.data import Dataset, Example
+    from adaptlab.kinds import kind
+    from adaptlab.kinds.context import BuildContext, ModelSource
+    from adaptlab.runs.tune import Proposer, tune
+    from adaptlab.task import Task
+
+    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
+    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    spec = kind("zero_shot")
+    writer = _Writer(['New instruction: "Name the card problem: arrival, theft or an ATM."\n\nThis is better because...', "Route the message."])
+    build = lambda c: spec.build(c, BuildContext(ModelSource(tiny_base), 0))  # noqa: E731
+    tuned = tune(spec.config.model_validate({"name": "zero_shot", "tune": {"trials": 8, "proposer": "big"}}), spec, task, rows, rows, build, 0, proposer=Proposer("big", writer, 2))
+    record = tuned.record
+    assert record["proposer"]["instructions"] == ["Name the card problem: arrival, theft or an ATM."]  # cleaned
+    assert record["proposer"]["rejected"] == ["Route the message."]  # the own instruction again: dropped
+    assert record["instructions"]["proposed 1"].startswith("Name the card problem")
+    assert "proposed 1" in record["searched"]["instruction"] and any(t["settings"]["instruction"] == "proposed 1" for t in record["trials"])
+    untuned = record["trials"][0]
+    assert untuned["settings"] == {"instruction": "own"} and "repeat_of" not in untuned  # trial 0 was the proposer's evidence, fitted once
+    wrong = record["proposer"]["rows_shown"]
+    assert (untuned["dev_score"] < 1) == (wrong > 0) and all("Instruction: Route the message." in p for p in writer.prompts)
+    shown = [line.removeprefix("Input: ") for p in writer.prompts for line in p.splitlines() if line.startswith("Input: ")]
+    assert len(shown) == wrong and set(shown) <= {text for text, _ in CARD_ROWS}  # dev rows only, each handful different
+    assert len(set(shown)) == len(shown)
+
+
+def test_a_proposer_must_be_another_prompted_contender(card_experiment, tmp_path):
+    from adaptlab.runs.compare import run_compare
+
+    text = card_experiment.read_text()
+    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: few_shot, id: tuned, tune: {proposer: nobody}}\n  - name: zero_shot\n"))
+    with pytest.raises(ConfigError, match="tune.proposer 'nobody' is not another prompted contender of this experiment; name one of: zero_shot, few_shot"):
+        run_compare(card_experiment, tmp_path / "run")
+    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: lora, id: tuned, tune: {proposer: zero_shot}}\n  - name: zero_shot\n"))
+    with pytest.raises(ConfigError, match="lora has no instruction to tune"):
+        run_compare(card_experiment, tmp_path / "run2")

@@ -36,6 +36,7 @@ class TaskConfig(_Strict):
     max_new_tokens: int | None = Field(None, gt=0, le=4096, description="generate: the longest answer, in tokens; leave out to use the longest training answer plus a quarter (at least 16).")
     stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
     abstain: str = Field(DEFAULT_ABSTAIN, min_length=1, description="qa: the answer that means \"the documents do not say\"; a question file's `\"output\": null` stands for it.")
+    labels: dict[str, str] | None = Field(None, description="classify: what each label means ({label: description}); the label list in every prompt then gives each one's meaning, and tuning also tries the list without them. Every key must be a label the training outputs use.")
 
 
 class UpdatesConfig(_Strict):
@@ -88,6 +89,8 @@ class TuneConfig(_Strict):
     trials: int = Field(6, ge=1, le=200, description="Settings tried, the contender's own first (so the untuned figure is one of them); the same default for every contender is the equal effort the comparison needs.")
     budget_minutes: float | None = Field(None, gt=0, description="Stop starting new trials after this many minutes (whichever of trials and minutes ends first).")
     dev_fraction: float = Field(0.1, gt=0, lt=1, description="Without a dev file or a fine-tuning dev split, this share of train is held out (from every contender, as fine-tuning's split is) to score the trials.")
+    proposer: str | None = Field(None, description="Prompted contenders: the id of another prompted contender whose model writes new instructions from the dev rows the own instruction gets wrong (OPRO-style); they join the variants the trials choose among. Best with an endpoint's large model.")
+    proposals: int = Field(2, ge=1, le=8, description="With proposer: how many instructions it writes (each from a different handful of wrong dev rows).")
 
 
 class StrategyConfig(_Strict):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from adaptlab.data import Dataset
-from adaptlab.errors import DataError, Problem
+from adaptlab.errors import ConfigError, DataError, Problem
 
 Kind = Literal["classify", "generate", "qa"]
 DEFAULT_ABSTAIN = "I don't know"  # qa: the answer that means "the documents do not say"
@@ -41,6 +41,7 @@ class Task:
     max_new_tokens_from: str = ""  # generate: where max_new_tokens came from (the experiment, or the training answers)
     abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
     list_labels: bool = True  # classify: the system turn lists the labels (a tuned instruction may leave them out)
+    descriptions: tuple[tuple[str, str], ...] = ()  # classify: (label, what it means) from task.labels, shown in the label list
 
     @property
     def metric(self) -> str:
@@ -73,7 +74,7 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True))
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()))
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
@@ -83,6 +84,8 @@ class Task:
             out["abstain"] = self.abstain
         if not self.list_labels:
             out["list_labels"] = False
+        if self.descriptions:
+            out["descriptions"] = dict(self.descriptions)
         return out
 
 
@@ -106,13 +109,16 @@ def answer_budget(outputs: list[str], count_tokens: Callable[[str], int]) -> tup
     return longest + margin, f"the longest training answer ({longest} tokens) + {margin}"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN) -> Task:
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
 
     Generate and qa tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
-    (`answer_budget`, counted with `count_tokens`, the model's tokenizer).
+    (`answer_budget`, counted with `count_tokens`, the model's tokenizer). `descriptions` (classify) says what labels
+    mean; a label the training outputs do not use is an error.
     """
     kind = kind or infer_kind(train)
+    if descriptions and kind != "classify":
+        raise ConfigError(f"task.labels describes labels, but this is a {kind} task (free-text answers, no label set): remove task.labels, or set task.kind: classify")
     if kind in ("generate", "qa"):
         if max_new_tokens is not None:
             limit, source = max_new_tokens, "the experiment (task.max_new_tokens)"
@@ -129,4 +135,7 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
             for e in unknown[:100]
         ]
         raise DataError(problems, truncated=len(unknown) > 100)
-    return Task(name, instruction, "classify", labels)
+    strange = [label for label in descriptions or {} if label not in labels]
+    if strange:
+        raise ConfigError(f"task.labels describes {', '.join(map(repr, strange))}, which no training output uses; the labels are: {', '.join(labels)}. Fix the spelling or remove {'it' if len(strange) == 1 else 'them'}")
+    return Task(name, instruction, "classify", labels, descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})))

@@ -24,7 +24,7 @@ from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.folder import mark
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
-from adaptlab.runs.tune import check_tunable, tune_contender
+from adaptlab.runs.tune import check_tunable, proposer_for, tune_contender
 
 
 def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
@@ -82,13 +82,13 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
     for strategy_config in strategy_configs:
-        check_tunable(strategy_config, kinds.kind(strategy_config.name))
+        check_tunable(strategy_config, kinds.kind(strategy_config.name), strategy_configs)
     for strategy_config in strategy_configs:
         kind = kinds.kind(strategy_config.name)
         contender_task, tuning = task, None
         if strategy_config.tune is not None:  # settings searched on the dev rows, then measured as any contender is
             build = lambda c, seed=config.seed: kind.build(c, BuildContext(models, seed, dev=contender_dev(c, dev, prepared.dev is not None), documents=documents))  # noqa: E731
-            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, train, dev, test, build, config.seed, events)
+            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, train, dev, test, build, config.seed, events, proposer_for(strategy_config, strategy_configs, models))
         rows = distillation.train_for(strategy_config, train)  # a student's: train plus its teacher's labels
         seeds = [config.seed + i for i in range(repeats_of(strategy_config, config))]
         runs = []

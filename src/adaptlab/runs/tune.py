@@ -13,11 +13,20 @@ enforces the time budget; with a handful of trials it is little more than a seed
 random search, which is what a handful of trials can afford. A space the budget covers
 (zero_shot's four instructions in six trials) is tried whole instead (Optuna's grid
 sampler), and settings drawn a second time are not fitted again: they keep their score.
+
+With `tune.proposer: ID` (another prompted contender), that contender's model also
+writes `proposals` new instructions, OPRO-style (Yang et al. 2023, "Large Language
+Models as Optimizers"): it is shown the task's own instruction, its dev score and the
+dev rows trial 0 got wrong, and answers with a better instruction; each proposal joins
+the variants the trials choose among. A small local model writes poor instructions;
+an endpoint's large model is what this is for.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -37,13 +46,34 @@ class Tuned:
     record: dict  # what results.json keeps: budget, every trial, the best, the untuned settings' dev score
 
 
+@dataclass(frozen=True)
+class Proposer:
+    """Another contender's model, asked for new instructions (`tune.proposer`)."""
+
+    key: str  # the contender whose model writes
+    solver: object  # a zero-shot solver of PROPOSER_TASK on that model
+    count: int  # instructions it writes (tune.proposals)
+
+
+PROPOSER_TASK = Task(
+    "instruction-proposer",
+    "You improve the instructions given to a language model. You are shown an instruction, the share of examples it got right, "
+    "and examples the model answered wrongly while following it. Write one new, complete instruction under which the model would "
+    "answer such examples correctly. Reply with the new instruction only.",
+    "generate",
+    max_new_tokens=200,
+)
+
+
 def instructions(task: Task) -> list[tuple[str, Task]]:
-    """The instruction variants a prompted contender's tuning chooses among: the task's own first, then without the
-    label list (classify), a terse and a detailed phrasing. Each is a Task the prompts are built from."""
+    """The instruction variants a prompted contender's tuning chooses among: the task's own first, then (classify)
+    with the label list's meanings left out when task.labels gives them, without the label list, a terse and a
+    detailed phrasing. Each is a Task the prompts are built from."""
     own = task.instruction.rstrip()
     if task.kind == "classify":
         return [
             ("own", task),
+            *([("own, labels without meanings", replace(task, descriptions=()))] if task.descriptions else []),
             ("own, no label list", replace(task, list_labels=False)),
             ("terse", replace(task, instruction="Answer with the label only.")),
             ("detailed", replace(task, instruction=f"{own} Read the whole message, decide which one category fits it best, and answer with that category's name exactly as written, nothing else.")),
@@ -55,14 +85,39 @@ def instructions(task: Task) -> list[tuple[str, Task]]:
     ]
 
 
-def check_tunable(strategy_config, kind) -> None:
-    if strategy_config.tune is not None and kind.space is None:
+def check_tunable(strategy_config, kind, contenders: list) -> None:
+    """A ConfigError for tune: on a kind with nothing to search, or a proposer that is not another prompted contender."""
+    from adaptlab.kinds import kind as kind_of
+
+    if strategy_config.tune is None:
+        return
+    if kind.space is None:
         raise ConfigError(f"strategy {strategy_config.key!r} ({kind.name}) has tune:, but {kind.name} has no settings to search; remove tune: from it")
+    name = strategy_config.tune.proposer
+    if name is None:
+        return
+    if not (kind.family == "prompted" and kind.llm):
+        raise ConfigError(f"strategy {strategy_config.key!r}: tune.proposer writes instructions, but {kind.name} has no instruction to tune; remove tune.proposer (it is for zero_shot, few_shot and rag)")
+    prompted = [s.key for s in contenders if s.key != strategy_config.key and kind_of(s.name).family == "prompted" and kind_of(s.name).llm]
+    if name not in prompted:
+        raise ConfigError(f"strategy {strategy_config.key!r}: tune.proposer {name!r} is not another prompted contender of this experiment; name one of: {', '.join(prompted) or '(none: add a zero_shot contender on the model that should write, e.g. an endpoint)'}")
 
 
-def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, build: Callable, seed: int, progress: Callable | None = None) -> Tuned:
+def proposer_for(strategy_config, contenders: list, models) -> Proposer | None:
+    """The Proposer a tuned contender names (None without `tune.proposer`): a zero-shot prompt on that contender's model."""
+    name = strategy_config.tune.proposer if strategy_config.tune else None
+    if name is None:
+        return None
+    from adaptlab.icl.strategies import ZeroShot
+
+    other = next(s for s in contenders if s.key == name)
+    solver = ZeroShot(models.get(getattr(other, "model", None)), "proposer").fit(PROPOSER_TASK, Dataset([], "none"))
+    return Proposer(name, solver, strategy_config.tune.proposals)
+
+
+def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, build: Callable, seed: int, progress: Callable | None = None, proposer: Proposer | None = None) -> Tuned:
     """Search `strategy_config`'s settings on `dev` (never test); `build(config)` makes the Strategy a trial fits.
-    `progress(trial_number, record)` hears each finished trial."""
+    `progress(trial_number, record)` hears each finished trial; `proposer` adds instructions written from trial 0's errors."""
     import optuna
 
     if dev is None or len(dev) == 0:
@@ -72,36 +127,51 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
     variants = instructions(task) if kind.family == "prompted" and kind.llm else []
     base = strategy_config.model_dump()
     trials: list[dict] = []
+    measured: dict[str, tuple[float, float, list[str]]] = {}  # settings -> dev score, seconds, answers
+
+    def measure(settings: dict, instruction: str | None) -> tuple[float, float, list[str]]:
+        """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings."""
+        key = json.dumps(settings | {"instruction": instruction}, sort_keys=True)
+        if key not in measured:
+            start = time.perf_counter()
+            config = kind.config.model_validate(base | settings | {"tune": None})
+            solver = build(config).fit(dict(variants)[instruction] if variants else task, train, dev=dev)
+            answers = [p.output for p in _predict(solver, dev.inputs)]
+            score = float(np.mean(row_scores(task.kind, dev.outputs, answers, task.abstain)))
+            measured[key] = (score, round(time.perf_counter() - start, 2), answers)
+        return measured[key]
 
     def objective(trial) -> float:
         settings = {name: _suggest(trial, name, spec) for name, spec in space.items()}
-        chosen = task
-        if variants:
-            name = trial.suggest_categorical("instruction", [n for n, _ in variants])
-            chosen = dict(variants)[name]
+        name = trial.suggest_categorical("instruction", [n for n, _ in variants]) if variants else None
         tried = settings | ({"instruction": name} if variants else {})
         seen = next((r for r in trials if r["settings"] == tried), None)
         if seen is not None:  # the sampler drew settings already tried: their score again, without a second fit
             trials.append({"trial": trial.number, "settings": tried, "dev_score": seen["dev_score"], "seconds": 0.0, "repeat_of": seen["trial"]})
             return seen["dev_score"]
-        start = time.perf_counter()
-        config = kind.config.model_validate(base | settings | {"tune": None})
-        solver = build(config).fit(chosen, train, dev=dev)
-        score = float(np.mean(row_scores(task.kind, dev.outputs, [p.output for p in _predict(solver, dev.inputs)], task.abstain)))
-        record = {"trial": trial.number, "settings": settings | ({"instruction": name} if variants else {}), "dev_score": score, "seconds": round(time.perf_counter() - start, 2)}
+        score, seconds, _ = measure(settings, name)
+        record = {"trial": trial.number, "settings": tried, "dev_score": score, "seconds": seconds}
         trials.append(record)
         if progress:
             progress(trial.number, record)
         return score
+
+    start = time.perf_counter()
+    untuned = {name: getattr(strategy_config, name) for name in space}
+    proposals = None
+    if proposer is not None and variants:  # trial 0 is fitted first: its errors are what the proposer reads
+        score, _, answers = measure(untuned, "own")
+        proposals = propose(proposer, task, dev, score, answers)
+        variants += [(f"proposed {i + 1}", replace(task, instruction=text)) for i, text in enumerate(proposals["instructions"])]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | ({"instruction": [n for n, _ in variants]} if variants else {})
     small = len(grid) == len(space) + bool(variants) and math.prod(len(v) for v in grid.values()) <= budget.trials
     sampler = optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)  # a space the budget covers is tried whole
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial({name: getattr(strategy_config, name) for name in space} | ({"instruction": "own"} if variants else {}))  # trial 0: the untuned settings
-    start = time.perf_counter()
-    study.optimize(objective, n_trials=budget.trials, timeout=budget.budget_minutes * 60 if budget.budget_minutes else None, catch=(AdaptlabError,))
+    study.enqueue_trial(untuned | ({"instruction": "own"} if variants else {}))  # trial 0: the untuned settings
+    timeout = max(1.0, budget.budget_minutes * 60 - (time.perf_counter() - start)) if budget.budget_minutes else None
+    study.optimize(objective, n_trials=budget.trials, timeout=timeout, catch=(AdaptlabError,))
     done = trials
     if not done:
         raise AdaptlabError(f"strategy {strategy_config.key!r}: no tuning trial finished (see the errors above); loosen tune: or fix the settings")
@@ -113,13 +183,66 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         "trials_run": len(done),
         "seconds": round(time.perf_counter() - start, 2),
         "searched": {name: list(spec[1]) if spec[0] == "choice" else [spec[1], spec[2]] for name, spec in space.items()} | ({"instruction": [n for n, _ in variants]} if variants else {}),
-        "instructions": {n: t.instruction + ("" if t.list_labels else " (no label list)") for n, t in variants},
+        "instructions": {n: t.instruction + ("" if t.list_labels else " (no label list)") + (" (labels with their meanings)" if t.list_labels and t.descriptions else "") for n, t in variants},
         "trials": done,
         "untuned": {"settings": done[0]["settings"], "dev_score": done[0]["dev_score"]} if done[0]["trial"] == 0 else None,
         "best": {"settings": best["settings"], "dev_score": best["dev_score"], "trial": best["trial"]},
         "dev_rows": len(dev),
     }
+    if proposals is not None:
+        record["proposer"] = proposals
     return Tuned(kind.config.model_validate(base | settings), chosen, record)
+
+
+def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers: list[str]) -> dict:
+    """`proposer.count` new instructions, each written from the task's own instruction, its dev score and a different
+    handful of the dev rows it got wrong (the worst first); what tuning records of them."""
+    rows = sorted(zip(row_scores(task.kind, dev.outputs, answers, task.abstain), dev.inputs, dev.outputs, answers), key=lambda r: r[0])
+    wrong = [r[1:] for r in rows if r[0] < 1]
+    prompts = [proposal_prompt(task, score, wrong[i :: proposer.count][:4]) for i in range(proposer.count)]
+    start = time.perf_counter()
+    predictions = proposer.solver.predict(prompts)
+    texts, rejected = [], []
+    for p in predictions:
+        text = clean_proposal(p.output)
+        (rejected if not text or text in {task.instruction, *texts} else texts).append(text or p.output)
+    return {
+        "id": proposer.key,
+        "instructions": texts,
+        "rejected": rejected,  # empty, or a repeat of an instruction already tried
+        "rows_shown": sum(min(4, len(wrong[i :: proposer.count])) for i in range(proposer.count)),
+        "seconds": round(time.perf_counter() - start, 2),
+        "tokens": {"prompt": sum(p.prompt_tokens for p in predictions), "completion": sum(p.completion_tokens for p in predictions)},
+    }
+
+
+def proposal_prompt(task: Task, score: float, wrong: list[tuple[str, str, str]]) -> str:
+    """What the proposer reads: the instruction, its dev score, and (input, expected, answered) rows it got wrong.
+
+    >>> print(proposal_prompt(Task("t", "Say the colour.", "generate"), 0.5, [("sky", "blue", "green")]))
+    Instruction: Say the colour.
+    Share right on the dev examples: 0.50
+    Examples answered wrongly:
+    Input: sky
+    Expected answer: blue
+    The model answered: green
+    <BLANKLINE>
+    Write the new instruction.
+    """
+    shown = "".join(f"Input: {i}\nExpected answer: {o}\nThe model answered: {a}\n\n" for i, o, a in wrong) or "(none: every dev example was answered right)\n\n"
+    labels = f"The answer must be one of these labels: {', '.join(task.labels)}.\n" if task.kind == "classify" else ""
+    return f"Instruction: {task.instruction}\n{labels}Share right on the dev examples: {score:.2f}\nExamples answered wrongly:\n{shown}Write the new instruction."
+
+
+def clean_proposal(text: str) -> str:
+    """A proposer's answer as an instruction: a leading "New instruction:" label and quotes dropped, up to the first blank line.
+
+    >>> clean_proposal('New instruction: "Name the colour of the thing."\\n\\nThis helps because...')
+    'Name the colour of the thing.'
+    """
+    text = re.sub(r"^\s*(new |improved )?instruction\s*:\s*", "", text.strip(), flags=re.IGNORECASE)
+    text = text.split("\n\n")[0].strip().strip('"').strip()
+    return text[:1000]
 
 
 def _predict(solver, inputs: list[str]):
@@ -145,15 +268,18 @@ def _suggest(trial, name: str, spec: tuple):
     return float(f"{trial.suggest_float(name, spec[1], spec[2], log=True):.3g}")
 
 
-def tune_contender(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, test: Dataset, build: Callable, seed: int, events) -> tuple[object, Task, dict]:
+def tune_contender(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, test: Dataset, build: Callable, seed: int, events, proposer: Proposer | None = None) -> tuple[object, Task, dict]:
     """`tune`, then the untuned settings measured on test too (the report shows both figures): the contender's best
     config, its task (instruction) and the record results.json keeps under its solver's `tuning`."""
     from adaptlab.evaluation import evaluate
 
     with events.bars():
         bar = events.bar(f"{strategy_config.key}: tuning on {len(dev) if dev is not None else 0} dev rows", strategy_config.tune.trials)
-        tuned = tune(strategy_config, kind, task, train, dev, build, seed, lambda number, record: bar.update(number + 1, f"trial {number}: dev {record['dev_score']:.3f}"))
+        tuned = tune(strategy_config, kind, task, train, dev, build, seed, lambda number, record: bar.update(number + 1, f"trial {number}: dev {record['dev_score']:.3f}"), proposer)
     record = tuned.record
+    if "proposer" in record:
+        shown = record["proposer"]
+        events.message(f"{strategy_config.key}: {shown['id']} proposed {len(shown['instructions'])} instruction(s) from {shown['rows_shown']} dev rows trial 0 got wrong, in {shown['seconds']:.0f} s" + (f" ({len(shown['rejected'])} empty or repeated, dropped)" if shown["rejected"] else ""))
     if record["untuned"] is not None:
         if record["best"]["trial"] == 0:
             record["untuned"]["test"] = "the tuned settings are the untuned ones: the contender's own figures"
