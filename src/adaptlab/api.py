@@ -112,11 +112,12 @@ def compare(experiment, *, out: str | Path | None = None, model: str | None = No
     results, run_dir = run_compare(experiment, Path(out) if out else None, events=events, model=model)
     if tracking:
         from adaptlab.integrations.mlflow import log_run
+        from adaptlab.integrations.mlflow_summary import masked
 
         record = log_run(run_dir, tracking)
         champion = record["champion"]
         if events:
-            events.message(f"mlflow: runs logged to experiment {record['experiment']!r} at {record['tracking_uri']}" + (f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} of model {record['registered_model']!r}, alias {champion['alias']!r}" if champion else "; no contender recommended, so no model version registered"))
+            events.message(f"mlflow: runs logged to experiment {record['experiment']!r} at {masked(record['tracking_uri'])}" + (f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} of model {record['registered_model']!r}, alias {champion['alias']!r}" if champion else "; no contender recommended, so no model version registered"))
     return Comparison(results, run_dir)
 
 

@@ -54,9 +54,12 @@ def compare(
         queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"
         console.print(f"  break-even, {row['fine_tuned']} vs {row['prompted']}: {queries or 'unknown'} ({row['why']}; ${prices.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
     console.print(f"\nresults: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}", highlight=False)
-    if result.mlflow:
-        logged, champion = result.mlflow, result.mlflow["champion"]
-        console.print(f"mlflow:  experiment {logged['experiment']!r}, parent run {logged['parent_run_id']} at {logged['tracking_uri']}" + (f"; model {logged['registered_model']!r} version {champion['version']} ({champion['ref']}) is {champion['alias']!r}" if champion else ""), highlight=False, soft_wrap=True)
+    logged = result.mlflow  # read from mlflow.json once
+    if logged:
+        from adaptlab.integrations.mlflow_summary import masked
+
+        champion = logged["champion"]
+        console.print(f"mlflow:  experiment {logged['experiment']!r}, parent run {logged['parent_run_id']} at {masked(logged['tracking_uri'])}" + (f"; model {logged['registered_model']!r} version {champion['version']} ({champion['ref']}) is {champion['alias']!r}" if champion else ""), highlight=False, soft_wrap=True)
 
 
 def results_table(results: dict) -> Table:

@@ -48,6 +48,7 @@ def promote(
 ) -> None:
     """Make task@vN the version `adaptlab serve` answers for the task's name (its files are verified first), and MLflow's 'champion' when the compare was logged to MLflow."""
     from adaptlab.integrations.mlflow import CHAMPION, link_of, move_champion
+    from adaptlab.integrations.mlflow_summary import masked
     from adaptlab.registry import default_registry
 
     registry = default_registry()
@@ -55,7 +56,7 @@ def promote(
     version = registry.promote(ref)
     print(f"promoted {version.ref}")
     if link:
-        print(f"mlflow: model {link.model!r} version {move_champion(version, link)} ({version.ref}) is {CHAMPION!r} at {link.uri}")
+        print(f"mlflow: model {link.model!r} version {move_champion(version, link)} ({version.ref}) is {CHAMPION!r} at {masked(link.uri)}")
 
 
 @registry_app.command()

@@ -19,7 +19,8 @@ under its child run as `solver/`, registered as a version of the MLflow model na
 given the alias `champion`. The run folder's mlflow.json records where it all went, so promoting a
 version of that compare later moves the alias (registering the version in MLflow first if compare did not).
 
-mlflow is imported only inside these functions: `adaptlab --help` never loads it.
+The parameters, metrics, tags and note logged are built in adaptlab.integrations.mlflow_summary; this module
+makes the MLflow calls. mlflow is imported only inside these functions: `adaptlab --help` never loads it.
 """
 
 from __future__ import annotations
@@ -27,18 +28,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 import yaml
 
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import write_json
+from adaptlab.integrations.mlflow_summary import contender_configs, default_config, epoch_ms, figures, flattened, masked, model_tag, run_note
 
 CHAMPION = "champion"  # the alias MLflow clients load: models:/<task>@champion
 RECORD = "mlflow.json"  # in the run folder: where its runs and model version went
@@ -113,7 +113,7 @@ def require_mlflow(uri: str, otherwise: str):
             import alembic  # noqa: F401  (MLflow's database stores create and migrate their tables with these)
             import sqlalchemy  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"MLflow tracking ({uri}) needs the mlflow extra, which is not installed (cannot import {exc.name or exc}); install it with `{INSTALL}`, or {otherwise}") from None
+        raise ConfigError(f"MLflow tracking ({masked(uri)}) needs the mlflow extra, which is not installed (cannot import {exc.name or exc}); install it with `{INSTALL}`, or {otherwise}") from None
     return mlflow
 
 
@@ -138,7 +138,7 @@ def log_run(run_dir, tracking: Tracking | str, registry=None) -> dict:
     except AdaptlabError:
         raise
     except Exception as exc:  # MLflow's own failures (a server down, a locked database): the run folder is complete regardless
-        raise TrackingError(f"{run_dir} is complete, but logging it to MLflow at {tracking.uri} failed ({_said(exc)}); fix that, then log the folder again with adaptlab.integrations.mlflow.log_run({str(run_dir)!r}, {tracking.uri!r})") from exc
+        raise TrackingError(f"{run_dir} is complete, but logging it to MLflow at {masked(tracking.uri)} failed ({_said(exc)}); fix that, then log the folder again with adaptlab.integrations.mlflow.log_run({str(run_dir)!r}, {masked(tracking.uri)!r})") from exc
     finally:
         if own:
             registry.close()
@@ -156,7 +156,7 @@ def link_of(registry, ref: str, uri: str | None = None) -> Link | None:
         return None
     uri = normalised(uri or record["tracking_uri"])
     # with a record, leaving off --mlflow-uri is no way out: promote reads the record and needs mlflow regardless
-    require_mlflow(uri, f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that fitted {version.ref} logged to {record['tracking_uri']})" if record else "promote without --mlflow-uri")
+    require_mlflow(uri, f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that fitted {version.ref} logged to {masked(record['tracking_uri'])})" if record else "promote without --mlflow-uri")
     if record is not None and record["tracking_uri"] == uri:
         return Link(uri, record.get("experiment") or version.task, record.get("registered_model") or version.task, (record.get("runs") or {}).get(version.contender or version.strategy))
     return Link(uri, version.task, version.task)
@@ -188,7 +188,7 @@ def move_champion(version, link: Link) -> str:
     except AdaptlabError:
         raise
     except Exception as exc:  # MLflow's own failures; adaptlab's registry has promoted the version already
-        raise TrackingError(f"{version.ref} is promoted in adaptlab's registry, but moving MLflow's {CHAMPION!r} alias at {link.uri} failed ({_said(exc)}); fix that, then run `adaptlab registry promote {version.ref}` again") from exc
+        raise TrackingError(f"{version.ref} is promoted in adaptlab's registry, but moving MLflow's {CHAMPION!r} alias at {masked(link.uri)} failed ({_said(exc)}); fix that, then run `adaptlab registry promote {version.ref}` again") from exc
     return str(found.version)
 
 
@@ -204,23 +204,23 @@ def _log(run_dir: Path, results: dict, experiment: dict, tracking: Tracking, reg
     experiment_id = _experiment(client, name, tracking.uri)
     status = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
     common = {"task": task, "train_sha256": results["data"]["train_hash"], "test_sha256": results["data"]["test_hash"], "adaptlab_run": run_dir.name}
-    parent_tags = {"task_kind": results["task"]["kind"], "metric": results["task"]["metric"], "recommendation": choice, "base_model": _model_name(results["base_model"]), "adaptlab_run_dir": str(run_dir.resolve()), "mlflow.source.name": "adaptlab compare", "mlflow.source.type": "LOCAL", "mlflow.note.content": _note(results)}
-    parent_id = client.create_run(experiment_id, start_time=_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags).info.run_id
+    parent_tags = {"task_kind": results["task"]["kind"], "metric": results["task"]["metric"], "recommendation": choice, "base_model": model_tag(results["base_model"]), "adaptlab_run_dir": str(run_dir.resolve()), "mlflow.source.name": "adaptlab compare", "mlflow.source.type": "LOCAL", "mlflow.note.content": run_note(results)}
+    parent_id = client.create_run(experiment_id, start_time=epoch_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags).info.run_id
     running = [parent_id]  # marked FAILED if logging stops half-way
     try:
-        _log_batch(client, parent_id, params=_flat({k: v for k, v in experiment.items() if k != "strategies"}))
+        _log_batch(client, parent_id, params=flattened({k: v for k, v in experiment.items() if k != "strategies"}))
         for file in ("results.json", "report.html", "experiment.yaml"):
             if (run_dir / file).is_file():
                 client.log_artifact(parent_id, str(run_dir / file))
-        configs = _contender_configs(experiment)
+        configs = contender_configs(experiment)
         runs, champion = {}, None
         for s in results["strategies"]:
             key, traits, solver = s["name"], s.get("traits") or {}, s.get("solver") or {}
             kind = traits.get("kind", key)
-            tags = common | {"mlflow.parentRunId": parent_id, "contender": key, "kind": kind, "family": traits.get("family"), "base_model": _model_name(solver.get("base_model")), "registry_ref": solver.get("registered_as")}
+            tags = common | {"mlflow.parentRunId": parent_id, "contender": key, "kind": kind, "family": traits.get("family"), "base_model": model_tag(solver.get("base_model")), "registry_ref": solver.get("registered_as")}
             child_id = runs[key] = client.create_run(experiment_id, run_name=key, tags={k: v for k, v in tags.items() if v is not None}).info.run_id
             running.append(child_id)
-            _log_batch(client, child_id, params=_flat(configs.get(key) or _default_config(kind)), metrics=_figures(s))
+            _log_batch(client, child_id, params=flattened(configs.get(key) or default_config(kind)), metrics=figures(s))
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "predictions.jsonl"
                 path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in s.get("predictions", [])), encoding="utf-8")
@@ -235,7 +235,7 @@ def _log(run_dir: Path, results: dict, experiment: dict, tracking: Tracking, reg
         for run_id in running:
             client.set_terminated(run_id, "FAILED")
         raise
-    client.set_terminated(parent_id, "FINISHED", end_time=_ms(status.get("updated")))
+    client.set_terminated(parent_id, "FINISHED", end_time=epoch_ms(status.get("updated")))
     return {"tracking_uri": tracking.uri, "experiment": name, "experiment_id": experiment_id, "parent_run_id": parent_id, "runs": runs, "registered_model": task, "champion": champion}
 
 
@@ -245,7 +245,7 @@ def _experiment(client, name: str, uri: str) -> str:
     if found is None:
         return client.create_experiment(name, artifact_location=_artifact_root(uri))
     if found.lifecycle_stage == "deleted":
-        raise TrackingError(f"MLflow experiment {name!r} at {uri} is deleted; restore it in MLflow, or name another with the experiment's `mlflow.experiment`")
+        raise TrackingError(f"MLflow experiment {name!r} at {masked(uri)} is deleted; restore it in MLflow, or name another with the experiment's `mlflow.experiment`")
     return found.experiment_id
 
 
@@ -268,7 +268,7 @@ def _reach(uri: str) -> None:
         with _quiet(), _one_try():
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow's own errors: an unreachable server, a file that is not an MLflow database
-        raise ConfigError(f"cannot use the MLflow tracking store {uri} ({_said(exc)}); check the URI (--mlflow-uri, the experiment's mlflow.tracking_uri or $MLFLOW_TRACKING_URI) or start the server") from None
+        raise ConfigError(f"cannot use the MLflow tracking store {masked(uri)} ({_said(exc)}); check the URI (--mlflow-uri, the experiment's mlflow.tracking_uri or $MLFLOW_TRACKING_URI) or start the server") from None
 
 
 @contextmanager
@@ -325,71 +325,10 @@ def _log_batch(client, run_id: str, params: dict | None = None, metrics: dict | 
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
 
-def _figures(strategy: dict) -> dict[str, float]:
-    """A contender's metrics, each metric's 95% interval as `<metric>_low` / `<metric>_high`, and every other figure it has."""
-    out = {}
-    for key, value in strategy.get("metrics", {}).items():
-        if _number(value):
-            out[_key(key)] = value
-        low, high = strategy.get("ci", {}).get(key) or (None, None)
-        out |= {_key(f"{key}_{end}"): bound for end, bound in (("low", low), ("high", high)) if _number(bound)}
-    return out | {_key(k): v for k, v in strategy.items() if k not in ("metrics", "ci") and _number(v)}
-
-
-def _key(name: str) -> str:
-    """A param or metric name as MLflow accepts it (letters, digits, _ - . / and space; anything else becomes _)."""
-    return re.sub(r"[^\w\-. /]", "_", name)
-
-
 def _said(exc: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message (SQLAlchemy's add the SQL and a link)."""
-    text = str(exc).strip()
+    """An exception in one line: its type and the first line of its message (SQLAlchemy's add the SQL and a link), any URI's password masked."""
+    text = masked(str(exc).strip())
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _flat(mapping: dict, prefix: str = "") -> dict[str, str]:
-    """Nested keys dotted (`model.base_url`); values as the YAML would write them (strings as they are, the rest JSON)."""
-    out = {}
-    for key, value in mapping.items():
-        if isinstance(value, dict) and value:
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[_key(f"{prefix}{key}")] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return out
-
-
-def _contender_configs(experiment: dict) -> dict[str, dict]:
-    """Each listed contender's resolved config, by its id."""
-    return {s.get("id") or s["name"]: s for s in experiment.get("strategies", [])}
-
-
-def _default_config(kind: str) -> dict:
-    """A baseline compare added on its own (not listed): its kind's defaults."""
-    from adaptlab import kinds
-
-    return kinds.kind(kind).config(name=kind).model_dump(mode="json") if kind in kinds.names() else {"name": kind}
-
-
-def _model_name(model) -> str | None:
-    """A base model as a tag: a local model's name or path, an endpoint as `name @ base_url`."""
-    if isinstance(model, dict):
-        return f"{model.get('name')} @ {model.get('base_url')}"
-    return None if model is None else str(model)
-
-
-def _note(results: dict) -> str:
-    """The parent run's description: the recommendation, its reasons and warnings (Markdown)."""
-    rec = results["recommendation"]
-    return "\n".join([f"**Recommendation: {rec['choice']}**", ""] + [f"- {r}" for r in rec["reasons"]] + [f"- warning: {w}" for w in rec["warnings"]])
-
-
-def _ms(stamp: str | None) -> int | None:
-    """run.json's UTC time as MLflow's milliseconds (None: MLflow's now)."""
-    return int(datetime.fromisoformat(stamp).timestamp() * 1000) if stamp else None
 
 
 @contextmanager

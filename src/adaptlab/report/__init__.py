@@ -1,0 +1,78 @@
+"""`report.html`: one self-contained page (inline CSS and SVG, no scripts, no external assets) from results.json.
+
+Sections: the recommendation and its reasons, a forest plot of each contender's score
+with its interval, the side-by-side table, cost against query volume with the
+break-even points, the learning curve (when the run folder holds a sweep.json), the
+audit scores, confusion matrices as heatmaps, and the test rows where the strategies
+disagree. Every piece of text from the data is escaped.
+
+The page is assembled here; its charts are in report.charts, its tables in report.tables, and the SVG
+pieces both draw with in report.drawing. Every chart fits the page's 1100px body.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from pathlib import Path
+
+from adaptlab.files import write_text_atomic
+from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
+from adaptlab.report.drawing import place_labels
+from adaptlab.report.tables import disagreements_table, distillation_table, knowledge_table, score_cell, side_by_side_table, tuning_table
+
+__all__ = ["place_labels", "render", "write_report"]  # place_labels: the label placer the tests check on its own
+
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}table.text td,table.text th{text-align:left}.choice{font-size:1.3em;font-weight:bold}
+.muted{color:#666}.warn{color:#a15c00}table.text td{overflow-wrap:anywhere}span.ci{white-space:nowrap;font-size:.85em}
+svg.chart{font:11px system-ui,sans-serif;max-width:100%;height:auto;display:block}
+.heatmaps{display:flex;flex-wrap:wrap;gap:1em 2em;align-items:flex-start}figure{margin:0;max-width:100%}figcaption{font-weight:bold}
+"""
+
+
+def write_report(run_dir: Path) -> Path:
+    """Render run_dir/results.json (and sweep.json, if there) into run_dir/report.html."""
+    run_dir = Path(run_dir)
+    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    sweep_file = run_dir / "sweep.json"
+    sweep = json.loads(sweep_file.read_text(encoding="utf-8")) if sweep_file.is_file() else None
+    path = run_dir / "report.html"
+    write_text_atomic(path, render(results, sweep))
+    return path
+
+
+def render(results: dict, sweep: dict | None = None) -> str:
+    task = results["task"]
+    metric = task["metric"]
+    parts = [f"<h1>adaptlab: {escape(task['name'])}</h1>", f"<p class=muted>{escape(task['kind'])} task, base model {escape(str(results['base_model']))}, {len(results['strategies'][0]['predictions'])} test rows, seed {results.get('seed')}</p>"]
+    rec = results["recommendation"]
+    parts.append("<h2>Recommendation</h2>" + f"<p class=choice>{escape(rec['choice'])}</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in rec["reasons"]) + "".join(f"<li class=warn>warning: {escape(w)}</li>" for w in rec["warnings"]) + "</ul>")
+    parts.append("<h2>Scores at a glance</h2>" + forest_chart(results, metric))
+    parts.append("<h2>Side by side</h2>" + side_by_side_table(results, metric))
+    if task["kind"] == "qa":
+        parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + knowledge_table(results))
+    tuned = [s for s in results["strategies"] if (s.get("solver") or {}).get("tuning")]
+    if tuned:
+        parts.append("<h2>Tuning: each contender's settings searched on the dev rows</h2>" + tuning_table(tuned, metric))
+    if results.get("updates"):
+        parts.append("<h2>After a document update, without retraining</h2>" + update_chart(results))
+    parts.append("<h2>Cost against query volume</h2>" + cost_chart(results))
+    if results.get("distillation"):
+        parts.append("<h2>Distillation</h2>" + distillation_table(results["distillation"]))
+    if sweep:
+        parts.append("<h2>Learning curve</h2>" + curve_chart(sweep))
+    audit = results.get("audit") or {}
+    if audit.get("criteria"):
+        rows = "".join(f"<tr><td>{escape(k)}</td><td>{score_cell(v.get('score'))}</td><td>{len(v.get('flagged', []))}</td></tr>" for k, v in audit["criteria"].items())
+        parts.append(f"<h2>Training data audit</h2><table><tr><th>criterion</th><th>score</th><th>rows flagged</th></tr>{rows}</table>")
+    confusions = [s for s in results["strategies"] if s.get("confusion")]
+    if confusions:
+        parts.append("<h2>Confusion matrices</h2><p class=muted>Rows: the expected label; columns: the answer given. Shade: the share of the row, blue on the diagonal (right), red off it (confused). Hover a name or a cell for the full text.</p>"
+                     + "<div class=heatmaps>" + "".join(heatmap(s, i) for i, s in enumerate(confusions)) + "</div>")
+    parts.append("<h2>Where the strategies disagree</h2>" + disagreements_table(results))
+    body = "\n".join(parts)
+    return f"<!doctype html><html lang=en><head><meta charset=utf-8><title>adaptlab report: {escape(task['name'])}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"

@@ -1,0 +1,225 @@
+"""report.html's charts: the forest plot of scores, the document-update bars, cost against query volume, the
+learning curve and the confusion-matrix heatmaps. Each returns an HTML fragment holding an inline SVG.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+
+from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, clip, place_labels, svg, text_width
+
+
+def _repeat_scores(s: dict, metric: str) -> list[float]:
+    """The headline score of each repeat: `repeats` holds numbers, or dicts with the metric (or its `metrics`)."""
+    scores = []
+    for r in s.get("repeats") or []:
+        value = r if isinstance(r, (int, float)) else (r.get("metrics") or r).get(metric) if isinstance(r, dict) else None
+        if isinstance(value, (int, float)):
+            scores.append(float(value))
+    return scores
+
+
+def forest_chart(results: dict, metric: str) -> str:
+    """Each contender's headline score as a dot on its 95% interval, ticks at its repeats, P(best) beside; the highest highlighted."""
+    scale = 100.0 if metric == "chrf" else 1.0
+    fmt = (lambda v: f"{v:.1f}") if scale > 1 else (lambda v: f"{v:.3f}")
+    rows = []
+    for s in results["strategies"]:
+        ci = (s.get("ci") or s.get("ci95") or {}).get(metric)
+        rows.append((s["name"], s["metrics"].get(metric), ci, _repeat_scores(s, metric), s.get("p_best")))
+    values = [v for _, score, ci, reps, _ in rows for v in [score, *(ci or []), *reps] if v is not None]
+    if not values:
+        return "<p class=muted>No scores.</p>"
+    step = scale / 10  # ticks every 0.1 (every 10 for chrF), the axis spans only the scores' range
+    lo, hi = math.floor(min(values) / step + 1e-9) * step, math.ceil(max(values) / step - 1e-9) * step
+    hi = max(hi, lo + step)
+    best = max(score for _, score, _, _, _ in rows if score is not None) if any(r[1] is not None for r in rows) else None
+    row_h, top, w = 26, 8, 900
+    x0, x1 = 190, w - 250  # names left of the plot, score and P(best) right of it
+
+    def x(v):
+        return x0 + (x1 - x0) * (v - lo) / (hi - lo)
+
+    axis_y = top + row_h * len(rows) + 4
+    out = []
+    for k in range(round((hi - lo) / step) + 1):
+        t = lo + k * step
+        out.append(f"<line x1={x(t):.1f} y1={top} x2={x(t):.1f} y2={axis_y} stroke=#eee /><text x={x(t):.1f} y={axis_y + 14} text-anchor=middle>{round(t, 6):g}</text>")
+    out.append(f"<line x1={x0} y1={axis_y} x2={x1} y2={axis_y} stroke=#444 /><text x={(x0 + x1) / 2:.0f} y={axis_y + 30} text-anchor=middle>{escape(metric)}</text>")
+    for i, (name, score, ci, reps, p_best) in enumerate(rows):
+        cy, is_best = top + row_h * i + row_h / 2, score is not None and score == best
+        label = f"{fmt(score)}" if score is not None else "n/a"
+        interval = f"{fmt(ci[0])}-{fmt(ci[1])}" if ci else ""
+        tip = f"{name}: {label}" + (f" (95% CI {interval})" if ci else "") + (f", repeats {', '.join(fmt(r) for r in reps)}" if reps else "") + (f", P(best) {p_best:.2f}" if p_best is not None else "")
+        g = [f"<g class='contender{' best' if is_best else ''}'><title>{escape(tip)}</title>"]
+        if is_best:
+            g.append(f"<rect x=0 y={cy - row_h / 2:.1f} width={w} height={row_h} fill=#fff3cd />")
+        g.append(f"<text x={x0 - 8} y={cy + 4:.1f} text-anchor=end{' font-weight=bold' if is_best else ''}>{escape(clip(name, 26))}</text>")
+        if ci:
+            a, b = x(ci[0]), x(ci[1])
+            g.append(f"<line class=ci x1={a:.1f} y1={cy:.1f} x2={b:.1f} y2={cy:.1f} stroke=#1f77b4 stroke-width=2 /><path d='M{a:.1f} {cy - 5:.1f}v10M{b:.1f} {cy - 5:.1f}v10' stroke=#1f77b4 />")
+        g += [f"<line class=repeat x1={x(r):.1f} y1={cy - 7:.1f} x2={x(r):.1f} y2={cy + 7:.1f} stroke=#333 stroke-opacity=.7 />" for r in reps]
+        if score is not None:
+            g.append(f"<circle class=score cx={x(score):.1f} cy={cy:.1f} r={6 if is_best else 4.5} fill={'#d62728' if is_best else '#1f77b4'} />")
+        g.append(f"<text x={x1 + 12} y={cy + 4:.1f}>{label}" + (f" ({interval})" if ci else "") + "</text>")
+        if p_best is not None:
+            g.append(f"<text class=p-best x={x1 + 150} y={cy + 4:.1f}>P(best) {p_best:.2f}</text>")
+        out.append("".join(g) + "</g>")
+    height = axis_y + 38
+    power = results.get("power") or {}
+    d = power.get("detectable_difference")
+    if d and d <= hi - lo:  # a bar as long as the smallest difference the test rows could detect
+        height += 16
+        out.append(f"<path class=detectable d='M{x0} {height - 4}h{x(lo + d) - x0:.1f}M{x0} {height - 8}v8M{x(lo + d):.1f} {height - 8}v8' stroke=#444 stroke-width=1.5 fill=none /><text x={x(lo + d) + 8:.1f} y={height}>smallest difference the test rows can detect: {fmt(d)}</text>")
+    parts = ["the score on the test rows (dot)", "its 95% interval (line)"] + (["each repeat (ticks)"] if any(r[3] for r in rows) else []) + (["the share of resamples in which it scores highest, P(best)"] if any(r[4] is not None for r in rows) else [])
+    caption = f"<p class=muted>{escape(metric)}: " + ", ".join(parts) + "; the highest is highlighted.</p>"
+    if power:  # decide.statistics.power_summary: between the top two contenders
+        rows_n, pair = escape(str(power.get("rows", "?"))), " and ".join(escape(str(b)) for b in power.get("between") or [])
+        if d:
+            caption += f"<p class=power>with {rows_n} test rows, differences under {fmt(d)} cannot be told apart (80% power, 5% level{'; between ' + pair if pair else ''})."
+            if power.get("rows_to_settle") and power.get("difference") is not None:
+                caption += f" Their gap of {power['difference']:+.{1 if scale > 1 else 3}f} would take about {power['rows_to_settle']:,} test rows to settle."
+            caption += "</p>"
+        elif pair:
+            caption += f"<p class=power>{pair} differ by the same amount on all {rows_n} test rows: no spread to size a detectable difference by.</p>"
+    return svg(w, height + 6, "".join(out), f"{metric} of each contender with its 95% interval") + caption
+
+
+def update_chart(results: dict) -> str:
+    """Per contender, the update questions' score and stale-answer share before and after the documents changed
+    (bars with 95% intervals), then how each absorbed the change and what that took."""
+    update = results["updates"]
+    rows = list(update["contenders"].items())
+    panel, bar, m, top = 300, 9, 150, 28
+    h = top + len(rows) * (2 * bar + 12) + 30
+    content = []
+    for p, (key, title) in enumerate((("score", f"{results['task']['metric']} against the new answers"), ("stale", "share still giving the old fact (stale)"))):
+        x0 = m + p * (panel + 40)
+        content.append(f"<text x={x0} y=14 font-weight=bold>{escape(title)}</text><line x1={x0} y1={top - 4} x2={x0} y2={h - 24} stroke=#444 />")
+        content += [f"<text x={x0 + panel * t:.1f} y={h - 10} text-anchor=middle>{t:.1f}</text><line x1={x0 + panel * t:.1f} y1={top - 4} x2={x0 + panel * t:.1f} y2={h - 24} stroke=#eee />" for t in (0.0, 0.5, 1.0)]
+        for i, (name, u) in enumerate(rows):
+            y = top + i * (2 * bar + 12)
+            if p == 0:
+                content.append(f"<text x={m - 6} y={y + bar + 4} text-anchor=end><title>{escape(name)}</title>{escape(clip(name, 20))}</text>")
+            for j, (side, color) in enumerate((("before", "#bbb"), ("after", COLORS[0]))):
+                value, (lo, hi) = u[side][key], u[side][f"{key}_ci"]
+                yy = y + j * bar
+                content.append(f"<g class=update-bar><title>{escape(name)} {side}: {value:.3f} (95% CI {lo:.3f}-{hi:.3f})</title><rect x={x0} y={yy} width={panel * value:.1f} height={bar - 1} fill='{color}' />"
+                               f"<line x1={x0 + panel * lo:.1f} y1={yy + bar / 2:.1f} x2={x0 + panel * hi:.1f} y2={yy + bar / 2:.1f} stroke=#000 /></g>")
+    chart = svg(m + 2 * (panel + 40), h, "".join(content), "score and stale answers before and after the document update")
+    head = "<tr><th>contender</th><th>score before</th><th>score after</th><th>stale before</th><th>stale after</th><th>absorbed by</th><th>seconds</th><th>$</th></tr>"
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td>{u['before']['score']:.3f}</td><td>{u['after']['score']:.3f}</td><td>{u['before']['stale']:.0%}</td><td>{u['after']['stale']:.0%}</td>"
+        f"<td title='{escape(u['absorb']['note'])}'>{escape(u['absorb']['how'])}</td><td>{u['absorb']['seconds']:.1f}</td><td>{u['absorb']['dollars']:.4f}</td></tr>"
+        for name, u in rows
+    )
+    changed = ", ".join(update["changed"] + [f"{a} (new)" for a in update["added"]])
+    return (f"<p class=muted>{update['questions']} questions about the changed documents ({escape(changed)}), asked before the change and again after it. "
+            "Grey: before; blue: after. A contender that reads the documents re-indexed only the changed files; one answering from its weights answers the same until retrained.</p>"
+            + chart + f"<table>{head}{body}</table>")
+
+
+def cost_chart(results: dict) -> str:
+    """Total cost (fit + queries) against monthly volume, log-log, one line per strategy; break-even points marked."""
+    lines = [(s["name"], s.get("fit_cost") or 0.0, s.get("cost_per_1k_queries")) for s in results["strategies"] if s.get("cost_per_1k_queries") is not None]
+    if not lines:
+        return "<p class=muted>No costs: set prices for remote models.</p>"
+    volumes = [10**e for e in range(0, 8)]
+    totals = [fit + v / 1000 * per for _, fit, per in lines for v in volumes]
+    lo, hi = math.log10(max(min(t for t in totals if t > 0) if any(t > 0 for t in totals) else 1e-6, 1e-6)), math.log10(max(max(totals), 1e-6) * 1.5)
+    w, h, m = 720, 340, 60
+
+    def x(v):
+        return m + (w - m - 10) * math.log10(v) / 7
+
+    def y(c):
+        return (h - m) - (h - m - 10) * (math.log10(max(c, 10**lo)) - lo) / max(hi - lo, 1e-9)
+
+    content = [axes(w, h, m, "queries", "total $ (fit + queries)", [(x(v), f"1e{int(math.log10(v))}") for v in volumes], [(y(10**e), f"{10**e:g}") for e in range(math.ceil(lo), math.floor(hi) + 1)])]
+    names = [clip(name, 24) for name, _, _ in lines]
+    lx = w + 8  # the legend right of the plot, where no line runs
+    legend = (lx - 4, 8, max(text_width(n) for n in names) + 28, 14 * len(lines) + 4)
+    for i, (name, fit, per) in enumerate(lines):
+        color = COLORS[i % len(COLORS)]
+        points = " ".join(f"{x(v):.1f},{y(fit + v / 1000 * per):.1f}" for v in volumes)
+        content.append(f"<polyline fill=none stroke='{color}' stroke-width=2 points='{points}' />")
+        content.append(f"<g class=legend><title>{escape(name)}</title><line x1={lx:.1f} y1={16 + 14 * i} x2={lx + 16:.1f} y2={16 + 14 * i} stroke='{color}' stroke-width=2 /><text x={lx + 20:.1f} y={20 + 14 * i} fill='{color}'>{escape(names[i])}</text></g>")
+    marks = []
+    for row in results.get("break_even_queries", []):
+        tuned = next((l for l in lines if l[0] == row["fine_tuned"]), None)
+        if tuned and isinstance(row["queries"], int) and 1 <= row["queries"] <= 10**7:
+            text = f"break-even {clip(row['fine_tuned'], 20)} vs {clip(row['prompted'], 20)}: {row['queries']:,}"
+            marks.append(((x(row["queries"]), y(tuned[1] + row["queries"] / 1000 * tuned[2])), text, f"{row['fine_tuned']} vs {row['prompted']}: {row['queries']:,} queries"))
+    boxes = place_labels([a for a, _, _ in marks], [text_width(t) for _, t, _ in marks], (m + 2, 4, w - 4, h - m - 2), avoid=[legend])
+    for ((cx, cy), text, tip), (bx, by, bw, bh) in zip(marks, boxes):
+        content.append(f"<circle class=break-even cx={cx:.1f} cy={cy:.1f} r=5 fill=none stroke=#000 />")
+    for ((cx, cy), text, tip), (bx, by, bw, bh) in zip(marks, boxes):
+        near_x, near_y = min(max(cx, bx), bx + bw), min(max(cy, by), by + bh)
+        if math.hypot(near_x - cx, near_y - cy) > 12:  # moved away from its point: a leader line back to it
+            content.append(f"<line x1={cx:.1f} y1={cy:.1f} x2={near_x:.1f} y2={near_y:.1f} stroke=#999 />")
+        content.append(f"<g class=break-even-label><title>{escape(tip)}</title><rect x={bx:.1f} y={by:.1f} width={bw:.1f} height={bh:.1f} fill=#fff fill-opacity=.85 /><text x={bx:.1f} y={by + bh - 3:.1f}>{escape(text)}</text></g>")
+    notes = "".join(f"<li>{escape(r['fine_tuned'])} vs {escape(r['prompted'])}: {escape(str(r['queries']))} ({escape(r['why'])})</li>" for r in results.get("break_even_queries", []))
+    return svg(lx + legend[2], h, "".join(content), "cost against query volume") + (f"<ul>{notes}</ul>" if notes else "")
+
+
+def curve_chart(sweep: dict) -> str:
+    sizes = sweep["sizes"]
+    w, h, m = 720, 300, 60
+    span = max(len(sizes) - 1, 1)
+    scale = 100.0 if sweep["metric"] == "chrf" else 1.0
+
+    def x(i):
+        return m + (w - m - 10) * i / span
+
+    def y(v):
+        return (h - m) - (h - m - 10) * v / scale
+
+    content = [axes(w, h, m, "labeled examples", sweep["metric"], [(x(i), str(n)) for i, n in enumerate(sizes)], [(y(t * scale), f"{t * scale:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)])]
+    for k, (name, points) in enumerate(sweep["curve"].items()):
+        color = COLORS[k % len(COLORS)]
+        coords = " ".join(f"{x(sizes.index(p['n'])):.1f},{y(p['mean']):.1f}" for p in points)
+        content.append(f"<polyline fill=none stroke='{color}' stroke-width=2 points='{coords}' /><text x={w - 150} y={h - m - 14 * (k + 1)} fill='{color}'><title>{escape(name)}</title>{escape(clip(name, 22))}</text>")
+    notes = "".join(f"<li>{escape(c['fine_tuned'])} overtakes {escape(c['prompted'])}: {('from n=' + str(c['crossover_n'])) if c['crossover_n'] else 'not within the sizes tried'}; {('significantly from n=' + str(c['significant_from_n'])) if c['significant_from_n'] else 'never significantly'}</li>" for c in sweep.get("comparisons", []))
+    return svg(w, h, "".join(content), "learning curve") + f"<ul>{notes}</ul>"
+
+
+def heatmap(s: dict, index: int) -> str:
+    """The confusion matrix as a grid no wider than the page: shade by the row's share, counts where they fit, full names in tooltips."""
+    rows = list(s["confusion"])
+    columns = list(next(iter(s["confusion"].values())))  # the labels, then "(other)"
+    if not columns:
+        return ""
+    chars = min(max(len(n) for n in rows + columns), 32 if len(columns) <= 20 else 22)  # few labels leave room for longer names
+    left = math.ceil(18 + text_width("x" * chars) + 6)  # the "expected" title, then the row names
+    # 77 labels: (1100 - 170) // 78 columns = 11 px a cell, room for 10px names but not for counts
+    cell = max(min((PAGE_WIDTH - left - 8) // len(columns), 32), 3)
+    size = min(11, cell - 1)  # names' font size: one row's height
+    top = math.ceil(18 + (text_width("x" * chars, size) if size >= 5 else 0) + 6)  # the "predicted" title, then the rotated names
+    width, height = left + cell * len(columns) + 8, top + cell * len(rows) + 8
+    out = [f"<text x={left + cell * len(columns) / 2:.1f} y=12 text-anchor=middle>predicted</text><text x=12 y={top + cell * len(rows) / 2:.1f} transform='rotate(-90 12 {top + cell * len(rows) / 2:.1f})' text-anchor=middle>expected</text>"]
+    if size >= 5:  # smaller names are unreadable: the cells' tooltips still name them
+        out.append(f"<g font-size={size:.1f}>")
+        out += [f"<text x={left - 4:.1f} y={top + cell * (i + 0.5) + size * 0.35:.1f} text-anchor=end><title>{escape(n)}</title>{escape(clip(n, chars))}</text>" for i, n in enumerate(rows)]
+        out += [f"<text transform='translate({left + cell * (j + 0.5) + size * 0.35:.1f} {top - 4:.1f}) rotate(-90)'><title>{escape(n)}</title>{escape(clip(n, chars))}</text>" for j, n in enumerate(columns)]
+        out.append("</g>")
+    count_size = min(11, int(cell * 0.6))
+    gap = 1 if cell >= 6 else 0
+    # the empty grid is one rect filled with a pattern; only answered cells get their own (77 labels: ~6,000 cells, ~500 answered)
+    out.append(f"<defs><pattern id=grid{index} x={left} y={top} width={cell} height={cell} patternUnits=userSpaceOnUse><rect width={cell - gap} height={cell - gap} fill=#f3f3f3 /></pattern></defs>"
+               f"<rect class=grid x={left} y={top} width={cell * len(columns)} height={cell * len(rows)} fill='url(#grid{index})' />")
+    for i, (expected, counts) in enumerate(s["confusion"].items()):
+        total = sum(counts.values())
+        for j, predicted in enumerate(columns):
+            n = counts.get(predicted, 0)
+            share = n / total if total else 0.0
+            cx, cy = left + cell * j, top + cell * i
+            if not n:
+                continue
+            shade = 0.12 + 0.88 * share  # a single row among many stays visible
+            color = "#1f77b4" if predicted == expected else "#d62728"
+            out.append(f"<g><title>{escape(f'expected {expected}, answered {predicted}: {n} of {total} ({share:.0%})')}</title><rect class=cell x={cx} y={cy} width={cell - gap} height={cell - gap} fill={color} fill-opacity={shade:.2f} />")
+            if count_size >= 8 and text_width(str(n), count_size) <= cell - 3:
+                out.append(f"<text x={cx + (cell - gap) / 2:.1f} y={cy + (cell - gap) / 2 + count_size * 0.35:.1f} text-anchor=middle font-size={count_size} fill={'#fff' if shade > 0.55 else '#222'}>{n}</text>")
+            out.append("</g>")
+    return f"<figure><figcaption>{escape(s['name'])}</figcaption>{svg(width, height, ''.join(out), 'confusion matrix of ' + s['name'])}</figure>"
