@@ -126,8 +126,9 @@ class _Writer:
     def predict(self, prompts, progress=None):
         from adaptlab.solver import Prediction
 
+        answers = self.answers[len(self.prompts) : len(self.prompts) + len(prompts)]
         self.prompts += prompts
-        return [Prediction(a, 50, 10, 0.1) for a in self.answers[: len(prompts)]]
+        return [Prediction(a, 50, 10, 0.1) for a in answers]
 
 
 def test_a_proposer_writes_instructions_from_the_dev_rows_trial_0_got_wrong(tiny_base):
@@ -167,3 +168,19 @@ def test_a_proposer_must_be_another_prompted_contender(card_experiment, tmp_path
     card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: lora, id: tuned, tune: {proposer: zero_shot}}\n  - name: zero_shot\n"))
     with pytest.raises(ConfigError, match="lora has no instruction to tune"):
         run_compare(card_experiment, tmp_path / "run2")
+
+
+def test_compare_asks_the_named_contenders_model_for_instructions_and_reports_them(tmp_path, tiny_model_dir):
+    from adaptlab.runs.compare import run_compare
+
+    rows = CARD_ROWS + [(f"{text}, please help ({n})", label) for n in range(2) for text, label in CARD_ROWS]
+    experiment = cards_experiment(tmp_path, tiny_model_dir, rows, TEST_ROWS, """  - name: zero_shot
+  - {name: few_shot, k: 2, selector: similar, tune: {trials: 3, dev_fraction: 0.25, proposer: zero_shot, proposals: 2}}
+""")
+    results, run_dir = run_compare(experiment, tmp_path / "run")
+    tuning = next(s for s in results["strategies"] if s["name"] == "few_shot")["solver"]["tuning"]
+    written = tuning["proposer"]
+    assert written["id"] == "zero_shot" and len(written["instructions"]) + len(written["rejected"]) == 2  # the tiny model's text, kept or dropped
+    assert written["tokens"]["prompt"] > 0 and [f"proposed {i + 1}" for i in range(len(written["instructions"]))] == [n for n in tuning["instructions"] if n.startswith("proposed")]
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "Instructions written by a proposer" in report

@@ -71,9 +71,12 @@ def tuning_table(tuned: list[dict], metric: str) -> str:
         settings = ", ".join(f"{k}: {v}" for k, v in t["best"]["settings"].items())
         rows.append(f"<tr><td>{escape(s['name'])}</td><td>{t['trials_run']} ({t['budget']['trials']}{', ' + str(t['budget']['budget_minutes']) + ' min' if t['budget'].get('budget_minutes') else ''})</td><td>{t['seconds']:.0f}</td>"
                     f"<td>{'' if untuned.get('dev_score') is None else format(untuned['dev_score'], '.3f')}</td><td>{t['best']['dev_score']:.3f}</td><td>{untuned_test}</td><td>{s['metrics'][metric]:.3f}<br><span class='muted ci'>{lo:.2f}-{hi:.2f}</span></td><td>{escape(settings)}</td></tr>")
+    written = [f"<li>{escape(s['name'])}: {escape(t['proposer']['id'])} wrote, from {t['proposer']['rows_shown']} dev rows its own instruction got wrong: "
+               + ("; ".join(f"<q>{escape(text)}</q>" for text in t["proposer"]["instructions"]) or "nothing usable") + "</li>"
+               for s in tuned if "proposer" in (t := s["solver"]["tuning"])]
     return ("<p class=muted>Every trial fitted on the training rows and was scored on the dev rows (never the test rows); the first trial is the contender's own settings, so the untuned figures are measured, not assumed. "
-            "Instructions tried: the task's own, without the label list, a terse and a detailed phrasing (results.json: tuning.instructions).</p>"
-            f"<table>{head}{''.join(rows)}</table>")
+            "Instructions tried: the task's own, without the label list (or without the labels' meanings), a terse and a detailed phrasing, and any a proposer wrote (results.json: tuning.instructions).</p>"
+            f"<table>{head}{''.join(rows)}</table>" + (f"<p>Instructions written by a proposer (tune.proposer):</p><ul>{''.join(written)}</ul>" if written else ""))
 
 
 def distillation_table(students: dict) -> str:

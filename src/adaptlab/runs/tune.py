@@ -111,7 +111,10 @@ def proposer_for(strategy_config, contenders: list, models) -> Proposer | None:
     from adaptlab.icl.strategies import ZeroShot
 
     other = next(s for s in contenders if s.key == name)
-    solver = ZeroShot(models.get(getattr(other, "model", None)), "proposer").fit(PROPOSER_TASK, Dataset([], "none"))
+    model = models.get(getattr(other, "model", None))
+    context = getattr(model, "context_length", None)  # a small local context keeps most of it for the prompt
+    task = replace(PROPOSER_TASK, max_new_tokens=min(PROPOSER_TASK.max_new_tokens, context // 8)) if context else PROPOSER_TASK
+    solver = ZeroShot(model, "proposer").fit(task, Dataset([], "none"))
     return Proposer(name, solver, strategy_config.tune.proposals)
 
 
@@ -199,18 +202,32 @@ def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers:
     handful of the dev rows it got wrong (the worst first); what tuning records of them."""
     rows = sorted(zip(row_scores(task.kind, dev.outputs, answers, task.abstain), dev.inputs, dev.outputs, answers), key=lambda r: r[0])
     wrong = [r[1:] for r in rows if r[0] < 1]
-    prompts = [proposal_prompt(task, score, wrong[i :: proposer.count][:4]) for i in range(proposer.count)]
     start = time.perf_counter()
-    predictions = proposer.solver.predict(prompts)
-    texts, rejected = [], []
-    for p in predictions:
+    texts, rejected, errors, shown, predictions = [], [], [], 0, []
+    for i in range(proposer.count):
+        handful = wrong[i :: proposer.count][:4]
+        while True:  # a prompt over the proposer's context shows one row fewer; without rows, the error is kept
+            try:
+                p = proposer.solver.predict([proposal_prompt(task, score, handful)])[0]
+                break
+            except AdaptlabError as error:
+                if not handful:
+                    errors.append(str(error))
+                    p = None
+                    break
+                handful = handful[:-1]
+        if p is None:
+            continue
+        shown += len(handful)
+        predictions.append(p)
         text = clean_proposal(p.output)
         (rejected if not text or text in {task.instruction, *texts} else texts).append(text or p.output)
     return {
         "id": proposer.key,
         "instructions": texts,
         "rejected": rejected,  # empty, or a repeat of an instruction already tried
-        "rows_shown": sum(min(4, len(wrong[i :: proposer.count])) for i in range(proposer.count)),
+        "errors": errors,  # proposals that failed (the endpoint, or a prompt over the context even without rows)
+        "rows_shown": shown,
         "seconds": round(time.perf_counter() - start, 2),
         "tokens": {"prompt": sum(p.prompt_tokens for p in predictions), "completion": sum(p.completion_tokens for p in predictions)},
     }
@@ -279,7 +296,9 @@ def tune_contender(strategy_config, kind, task: Task, train: Dataset, dev: Datas
     record = tuned.record
     if "proposer" in record:
         shown = record["proposer"]
-        events.message(f"{strategy_config.key}: {shown['id']} proposed {len(shown['instructions'])} instruction(s) from {shown['rows_shown']} dev rows trial 0 got wrong, in {shown['seconds']:.0f} s" + (f" ({len(shown['rejected'])} empty or repeated, dropped)" if shown["rejected"] else ""))
+        events.message(f"{strategy_config.key}: {shown['id']} proposed {len(shown['instructions'])} instruction(s) from {shown['rows_shown']} dev rows trial 0 got wrong, in {shown['seconds']:.0f} s" + (f" ({len(shown['rejected'])} empty or repeated, dropped)" if shown["rejected"] else ""), "warning" if shown["errors"] else "info")
+        for error in shown["errors"]:
+            events.message(f"{strategy_config.key}: a proposal by {shown['id']} failed: {error}", "warning")
     if record["untuned"] is not None:
         if record["best"]["trial"] == 0:
             record["untuned"]["test"] = "the tuned settings are the untuned ones: the contender's own figures"
