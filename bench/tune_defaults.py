@@ -22,6 +22,7 @@ from pathlib import Path
 
 from _results import write_result
 from adaptlab.data import Dataset, load_dataset
+from adaptlab.engine.prompt import encode_text
 from adaptlab.kinds import kind
 from adaptlab.kinds.context import BuildContext, ModelSource
 from adaptlab.models import load_base_model
@@ -51,17 +52,25 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=list(INSTRUCTIONS))
     parser.add_argument("--kinds", nargs="+", default=["few_shot", "lora"])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "tune-defaults-cpu.json"))
+    parser.add_argument("--resume", action="store_true", help="keep the rows of an interrupted run (OUT's .partial.json) and measure only the rest")
+    parser.add_argument("--minutes", type=float, default=None, help="start no new tuning after this many minutes; the rest are listed as skipped")
     args = parser.parse_args()
+    partial = Path(args.out).with_suffix(".partial.json")  # an hour-long run keeps what it measured if stopped
     base = load_base_model("smollm2-135m-instruct")
     models = ModelSource(base)
     defaults = {"few_shot": {"name": "few_shot"}, "lora": {"name": "lora", "epochs": 3, "bf16": False, "dev_fraction": 0}}
-    rows, start = [], time.perf_counter()
+    rows, start, skipped = (json.loads(partial.read_text())["rows"] if args.resume and partial.exists() else []), time.perf_counter(), []
     print(f"{'data':18} {'seed':>4} {'kind':9} {'untuned dev':>11} {'tuned dev':>9} {'seconds':>8}  chosen")
     for name in args.data:
         train, dev = data(name)
-        task = make_task(name, INSTRUCTIONS[name], train, dev)
+        task = make_task(name, INSTRUCTIONS[name], train, dev, count_tokens=lambda text: len(encode_text(base.tokenizer, text)) + 1)  # the answer budget compare gives
         for seed in args.seeds:
             for k in args.kinds:
+                if any((r["data"], r["seed"], r["kind"]) == (name, seed, k) for r in rows):
+                    continue  # measured before the run was resumed
+                if args.minutes is not None and time.perf_counter() - start > args.minutes * 60:
+                    skipped.append({"data": name, "seed": seed, "kind": k})
+                    continue
                 spec = kind(k)
                 config = spec.config.model_validate(defaults[k] | {"tune": {"trials": args.trials}})
                 tuned = tune(config, spec, task, train, dev, lambda c, seed=seed, spec=spec: spec.build(c, BuildContext(models, seed, dev=dev)), seed)
@@ -69,18 +78,21 @@ def main() -> None:
                 rows.append({"data": name, "seed": seed, "kind": k, "untuned_dev": r["untuned"]["dev_score"] if r["untuned"] else None, "tuned_dev": r["best"]["dev_score"], "chosen": r["best"]["settings"], "seconds": r["seconds"], "trials": r["trials"], "metric": task.metric})
                 row = rows[-1]
                 print(f"{name:18} {seed:>4} {k:9} {row['untuned_dev']:>11.3f} {row['tuned_dev']:>9.3f} {row['seconds']:>8.0f}  {row['chosen']}", flush=True)
-                partial = Path(args.out).with_suffix(".partial.json")  # an hour-long run keeps what it measured if stopped
                 partial.write_text(json.dumps({"bench": "tune_defaults", "complete": False, "rows": rows}) + "\n")
     spread = {}
     for name in args.data:
         for k in args.kinds:
             mine = [r for r in rows if r["data"] == name and r["kind"] == k]
             gains = [r["tuned_dev"] - r["untuned_dev"] for r in mine if r["untuned_dev"] is not None]
+            if not gains:
+                continue
             spread[f"{name}/{k}"] = {"gain_min": min(gains), "gain_max": max(gains), "chosen": [r["chosen"] for r in mine]}
     for key, s in spread.items():
         print(f"{key:30} gain over the defaults on dev: {s['gain_min']:+.3f} to {s['gain_max']:+.3f}; chosen: {s['chosen']}")
-    Path(args.out).with_suffix(".partial.json").unlink(missing_ok=True)
-    write_result(args.out, {"bench": "tune_defaults", "trials": args.trials, "seeds": args.seeds, "seconds": time.perf_counter() - start, "rows": rows, "spread": spread})
+    for gap in skipped:
+        print(f"not measured (over --minutes): {gap}")
+    partial.unlink(missing_ok=True)
+    write_result(args.out, {"bench": "tune_defaults", "trials": args.trials, "seeds": args.seeds, "seconds": time.perf_counter() - start, "seconds_note": "this invocation's wall time; resumed rows keep their own seconds", "rows": rows, "spread": spread, "skipped": skipped})
 
 
 if __name__ == "__main__":

@@ -107,9 +107,12 @@ def compare(experiment, *, out: str | Path | None = None, model: str | None = No
     """
     from adaptlab.runs.compare import run_compare
 
-    tracking = _tracking(experiment, mlflow)  # before any fitting: a missing mlflow extra fails in a second, not after the run
+    from adaptlab.runs.experiment import experiment_of
+
+    read = experiment_of(experiment)  # once: the run and its MLflow settings come from the same reading of the file
+    tracking = _tracking(read[0], mlflow)  # before any fitting: a missing mlflow extra fails in a second, not after the run
     events = _events(progress)
-    results, run_dir = run_compare(experiment, Path(out) if out else None, events=events, model=model)
+    results, run_dir = run_compare(read, Path(out) if out else None, events=events, model=model)
     if tracking:
         from adaptlab.integrations.mlflow import log_run
         from adaptlab.integrations.mlflow_summary import masked
@@ -121,14 +124,13 @@ def compare(experiment, *, out: str | Path | None = None, model: str | None = No
     return Comparison(results, run_dir)
 
 
-def _tracking(experiment, setting):
+def _tracking(config, setting):
     """Where compare logs to MLflow (adaptlab.integrations.mlflow.Tracking), or None."""
     if setting is False:
         return None
     from adaptlab.integrations.mlflow import tracking_for
-    from adaptlab.runs.experiment import experiment_of
 
-    return tracking_for(setting, experiment_of(experiment)[0].mlflow)
+    return tracking_for(setting, config.mlflow)
 
 
 def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None) -> dict:

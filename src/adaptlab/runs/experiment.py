@@ -31,8 +31,11 @@ def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
 
 
 def experiment_of(experiment) -> tuple[ExperimentConfig, Path]:
-    """An experiment given as a YAML path, a mapping (as the YAML would hold) or an ExperimentConfig, with the folder
-    its data paths are relative to (the YAML's folder; the working directory for the other two)."""
+    """An experiment given as a YAML path, a mapping (as the YAML would hold), an ExperimentConfig, or one already read
+    (an ExperimentConfig with its folder), with the folder its data paths are relative to (the YAML's folder; the
+    working directory for a mapping or a bare ExperimentConfig)."""
+    if isinstance(experiment, tuple) and len(experiment) == 2 and isinstance(experiment[0], ExperimentConfig):
+        return experiment[0], Path(experiment[1])
     if isinstance(experiment, ExperimentConfig):
         return experiment, Path.cwd()
     if isinstance(experiment, dict):
