@@ -167,3 +167,22 @@ def test_ordering_puts_teachers_first_and_keeps_the_rest_in_place():
     contenders = [SimpleNamespace(key=k) for k in ("a", "s1", "b", "s2", "t")]
     assert [c.key for c in ordered(contenders, {"s1": "t", "s2": "s1"}, "u.jsonl")] == ["a", "b", "t", "s1", "s2"]
     assert [c.key for c in ordered(contenders, {}, None)] == ["a", "s1", "b", "s2", "t"]
+
+
+def test_a_tuned_student_tries_its_settings_on_the_rows_it_trains_on_with_the_teachers_labels(card_experiment, tmp_path, fits):
+    from adaptlab.runs.compare import run_compare
+
+    requests: list = []
+    with serving(_fake_endpoint(requests)) as url:
+        teacher = f"{{id: hosted, name: zero_shot, model: {{base_url: '{url}/v1', name: fake-model}}}}"
+        student = STUDENT.replace("TEACHER", "hosted").replace("dev_fraction: 0}", "dev_fraction: 0, tune: {trials: 2, dev_fraction: 0.7}}")
+        results, _ = run_compare(_experiment(card_experiment, [teacher, student]), tmp_path / "run")
+    labeled = {(text, _label(text)) for text in UNLABELED}
+    assert len(fits) == 3 + (tuning_best_trial(results) != 0)  # two trials, the chosen settings (and the untuned ones on test when they differ)
+    assert all(labeled <= set(rows) for rows in fits)  # every trial learned from the teacher's labels, as the student does
+    tuning = next(s for s in results["strategies"] if s["name"] == "student")["solver"]["tuning"]
+    assert tuning["trials_run"] == 2 and tuning["dev_rows"] == 8
+
+
+def tuning_best_trial(results: dict) -> int:
+    return next(s for s in results["strategies"] if s["name"] == "student")["solver"]["tuning"]["best"]["trial"]

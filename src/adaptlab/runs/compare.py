@@ -86,10 +86,10 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     for strategy_config in strategy_configs:
         kind = kinds.kind(strategy_config.name)
         contender_task, tuning = task, None
-        if strategy_config.tune is not None:  # settings searched on the dev rows, then measured as any contender is
-            build = lambda c, seed=config.seed: kind.build(c, BuildContext(models, seed, dev=contender_dev(c, dev, prepared.dev is not None), documents=documents))  # noqa: E731
-            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, train, dev, test, build, config.seed, events, proposer_for(strategy_config, strategy_configs, models))
         rows = distillation.train_for(strategy_config, train)  # a student's: train plus its teacher's labels
+        if strategy_config.tune is not None:  # settings searched on the dev rows (trials fit on `rows`), then measured as any contender is
+            build = lambda c, seed=config.seed: kind.build(c, BuildContext(models, seed, dev=contender_dev(c, dev, prepared.dev is not None), documents=documents))  # noqa: E731
+            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, rows, dev, test, build, config.seed, events, proposer_for(strategy_config, strategy_configs, models))
         seeds = [config.seed + i for i in range(repeats_of(strategy_config, config))]
         runs = []
         for seed in seeds:  # each repeat refits with its own seed; the first one's solver is the one saved
