@@ -276,7 +276,7 @@ async def soak(url: str, pid: int, seconds: float, concurrency: int) -> dict:
         ids = [m["id"] for m in (await client.get("/v1/models")).json()["data"]]
         base, targets = ids[0], ids[1:]
         rss_ready = rss_mb(pid)
-        warm, warm_s = await warm_up(client, pid, base, targets, concurrency, max(20.0, seconds / 10))
+        warm, warm_s = await warm_up(client, pid, base, targets, concurrency, max(60.0, seconds / 10))  # a cap: a machine shared with other work needs longer to settle
         ready_start = (await client.get("/ready")).json()
         rss_start = rss_mb(pid)
         log(f"warm-up done: {sum(warm.sent.values())} requests in {warm_s:.0f} s, server RSS {rss_ready:.0f} -> {rss_start:.0f} MB; soaking {seconds:g} s with {concurrency} clients")
