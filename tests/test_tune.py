@@ -184,3 +184,22 @@ def test_compare_asks_the_named_contenders_model_for_instructions_and_reports_th
     assert written["tokens"]["prompt"] > 0 and [f"proposed {i + 1}" for i in range(len(written["instructions"]))] == [n for n in tuning["instructions"] if n.startswith("proposed")]
     report = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "Instructions written by a proposer" in report
+
+
+def test_settings_that_act_alike_are_fitted_once(tiny_base):
+    from adaptlab.data import Dataset, Example
+    from adaptlab.kinds import kind
+    from adaptlab.kinds.context import BuildContext, ModelSource
+    from adaptlab.runs.tune import tune
+    from adaptlab.task import Task
+
+    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
+    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    from dataclasses import replace
+
+    spec = replace(kind("few_shot"), space={"k": ("choice", [0]), "selector": ("choice", ["similar", "random", "balanced"])})
+    fits = []
+    build = lambda c: (fits.append(c), spec.build(c, BuildContext(ModelSource(tiny_base), 0)))[1]  # noqa: E731
+    tuned = tune(spec.config.model_validate({"name": "few_shot", "k": 0, "tune": {"trials": 12}}), spec, task, rows, rows, build, 0)
+    instructions = {t["settings"]["instruction"] for t in tuned.record["trials"]}
+    assert len(fits) == len(instructions) < len(tuned.record["trials"])  # k 0 with any selector is one prompt per instruction

@@ -46,6 +46,7 @@ class Kind:
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""
     space: dict | None = None  # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable (prompted LLM kinds also search the instruction)
+    acting: Callable[[dict], dict] | None = None  # tuning: settings as they act, so draws that act alike are fitted once (few_shot k 0: no selector)
 
     @property
     def trains(self) -> bool:

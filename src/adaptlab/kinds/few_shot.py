@@ -49,5 +49,14 @@ def load(folder: Path, ctx):
     return strategy.fit(Task.from_dict(info["task"]), saved_pool(folder))
 
 
+def acting(settings: dict) -> dict:
+    """Tuned settings as they act: with k 0 there are no shots, so the selector does nothing.
+
+    >>> acting({"k": 0, "selector": "random"}) == acting({"k": 0, "selector": "similar"})
+    True
+    """
+    return settings | {"selector": None} if settings.get("k") == 0 else settings
+
+
 SPACE = {"k": ("choice", [0, 1, 2, 4, 8, 16]), "selector": ("choice", ["similar", "diverse", "balanced", "random"])}
-KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE)
+KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE, acting=acting)

@@ -131,10 +131,11 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
     base = strategy_config.model_dump()
     trials: list[dict] = []
     measured: dict[str, tuple[float, float, list[str]]] = {}  # settings -> dev score, seconds, answers
+    acting = kind.acting or (lambda settings: settings)
 
     def measure(settings: dict, instruction: str | None) -> tuple[float, float, list[str]]:
         """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings."""
-        key = json.dumps(settings | {"instruction": instruction}, sort_keys=True)
+        key = json.dumps(acting(settings | {"instruction": instruction}), sort_keys=True)
         if key not in measured:
             start = time.perf_counter()
             config = kind.config.model_validate(base | settings | {"tune": None})
@@ -148,8 +149,8 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         settings = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         name = trial.suggest_categorical("instruction", [n for n, _ in variants]) if variants else None
         tried = settings | ({"instruction": name} if variants else {})
-        seen = next((r for r in trials if r["settings"] == tried), None)
-        if seen is not None:  # the sampler drew settings already tried: their score again, without a second fit
+        seen = next((r for r in trials if acting(r["settings"]) == acting(tried)), None)
+        if seen is not None:  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
             trials.append({"trial": trial.number, "settings": tried, "dev_score": seen["dev_score"], "seconds": 0.0, "repeat_of": seen["trial"]})
             return seen["dev_score"]
         score, seconds, _ = measure(settings, name)
