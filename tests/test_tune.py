@@ -54,16 +54,27 @@ def test_tuning_searches_on_dev_rows_only_and_keeps_the_untuned_figures(tuned_ex
     assert "Tuning" in report and "untuned" in report
 
 
-def test_tuning_needs_a_tunable_kind_and_dev_rows(card_experiment, tmp_path):
+@pytest.mark.parametrize("entry, message", [
+    ("{name: majority, tune: {}}", "majority has no settings to search"),
+    ("{name: zero_shot, tune: {trials: 2}}", "no dev rows"),  # 12 training rows: a 10% split would hold out fewer than 8
+    ("{name: few_shot, id: tuned, tune: {proposer: nobody}}\n  - name: zero_shot", "tune.proposer 'nobody' is not another prompted contender of this experiment; name one of: zero_shot, few_shot"),
+    ("{name: lora, id: tuned, tune: {proposer: zero_shot}}\n  - name: zero_shot", "lora has no instruction to tune"),
+])
+def test_tune_settings_that_cannot_work_are_config_errors(card_experiment, tmp_path, entry, message):
     from adaptlab.runs.compare import run_compare
 
-    text = card_experiment.read_text()
-    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: majority, tune: {}}\n"))
-    with pytest.raises(ConfigError, match="majority has no settings to search"):
+    card_experiment.write_text(card_experiment.read_text().replace("  - name: zero_shot\n", f"  - {entry}\n"))
+    with pytest.raises(ConfigError, match=message):
         run_compare(card_experiment, tmp_path / "run")
-    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: zero_shot, tune: {trials: 2}}\n"))
-    with pytest.raises(ConfigError, match="no dev rows"):  # 12 training rows: a 10% split would hold out fewer than 8
-        run_compare(card_experiment, tmp_path / "run2")
+
+
+def _cards():
+    """CARD_ROWS as a Dataset (train and dev at once in these unit tests) and the cards Task."""
+    from adaptlab.data import Dataset, Example
+    from adaptlab.task import Task
+
+    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)], "train.jsonl")
+    return rows, Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
 
 
 def test_instruction_variants_keep_the_task_and_leave_out_the_label_list_in_one():
@@ -81,14 +92,11 @@ def test_instruction_variants_keep_the_task_and_leave_out_the_label_list_in_one(
 
 
 def test_a_space_the_budget_covers_is_tried_whole_and_repeats_are_not_refitted(tiny_base):
-    from adaptlab.data import Dataset, Example
     from adaptlab.kinds import kind
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.runs.tune import tune
-    from adaptlab.task import Task
 
-    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
-    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    rows, task = _cards()
     spec = kind("zero_shot")
     fits = []
     build = lambda c: (fits.append(c), spec.build(c, BuildContext(ModelSource(tiny_base), 0)))[1]  # noqa: E731
@@ -98,12 +106,11 @@ def test_a_space_the_budget_covers_is_tried_whole_and_repeats_are_not_refitted(t
 
 
 def test_label_meanings_from_task_labels_are_listed_and_tuning_tries_the_list_without_them(tmp_path):
-    from adaptlab.data import Dataset, Example
     from adaptlab.engine.prompt import system_text
     from adaptlab.runs.tune import instructions
     from adaptlab.task import Task, make_task
 
-    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)], "train.jsonl")
+    rows, _ = _cards()
     task = make_task("cards", "Route the message.", rows, rows, descriptions={"card_swallowed": "an ATM kept the card"})
     text = system_text(task)
     assert "- card_swallowed: an ATM kept the card" in text and "- card_arrival\n" in text  # undescribed labels listed bare
@@ -132,14 +139,11 @@ class _Writer:
 
 
 def test_a_proposer_writes_instructions_from_the_dev_rows_trial_0_got_wrong(tiny_base):
-    from adaptlab.data import Dataset, Example
     from adaptlab.kinds import kind
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.runs.tune import Proposer, tune
-    from adaptlab.task import Task
 
-    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
-    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    rows, task = _cards()
     spec = kind("zero_shot")
     writer = _Writer(['New instruction: "Name the card problem: arrival, theft or an ATM."\n\nThis is better because...', "Route the message."])
     build = lambda c: spec.build(c, BuildContext(ModelSource(tiny_base), 0))  # noqa: E731
@@ -156,18 +160,6 @@ def test_a_proposer_writes_instructions_from_the_dev_rows_trial_0_got_wrong(tiny
     shown = [line.removeprefix("Input: ") for p in writer.prompts for line in p.splitlines() if line.startswith("Input: ")]
     assert len(shown) == wrong and set(shown) <= {text for text, _ in CARD_ROWS}  # dev rows only, each handful different
     assert len(set(shown)) == len(shown)
-
-
-def test_a_proposer_must_be_another_prompted_contender(card_experiment, tmp_path):
-    from adaptlab.runs.compare import run_compare
-
-    text = card_experiment.read_text()
-    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: few_shot, id: tuned, tune: {proposer: nobody}}\n  - name: zero_shot\n"))
-    with pytest.raises(ConfigError, match="tune.proposer 'nobody' is not another prompted contender of this experiment; name one of: zero_shot, few_shot"):
-        run_compare(card_experiment, tmp_path / "run")
-    card_experiment.write_text(text.replace("  - name: zero_shot\n", "  - {name: lora, id: tuned, tune: {proposer: zero_shot}}\n  - name: zero_shot\n"))
-    with pytest.raises(ConfigError, match="lora has no instruction to tune"):
-        run_compare(card_experiment, tmp_path / "run2")
 
 
 def test_compare_asks_the_named_contenders_model_for_instructions_and_reports_them(tmp_path, tiny_model_dir):
@@ -187,14 +179,11 @@ def test_compare_asks_the_named_contenders_model_for_instructions_and_reports_th
 
 
 def test_settings_that_act_alike_are_fitted_once(tiny_base):
-    from adaptlab.data import Dataset, Example
     from adaptlab.kinds import kind
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.runs.tune import tune
-    from adaptlab.task import Task
 
-    rows = Dataset([Example(text, label, i + 1) for i, (text, label) in enumerate(CARD_ROWS)])
-    task = Task("cards", "Route the message.", "classify", tuple(sorted({label for _, label in CARD_ROWS})))
+    rows, task = _cards()
     from dataclasses import replace
 
     spec = replace(kind("few_shot"), space={"k": ("choice", [0]), "selector": ("choice", ["similar", "random", "balanced"])})

@@ -47,6 +47,8 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     strategy_configs, notes = with_baselines(config, task.kind)
     distillation = Distillation(config, root, strategy_configs, test, events)  # data.unlabeled read and checked
     strategy_configs = distillation.contenders  # each teacher before its students
+    for strategy_config in strategy_configs:  # before the model loads or the run is registered: a config error costs nothing
+        check_tunable(strategy_config, kinds.kind(strategy_config.name), strategy_configs)
     for note in notes:
         events.message(note, "note")
     events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
@@ -81,8 +83,6 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     for dataset in (prepared.train, test):
         registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
     registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
-    for strategy_config in strategy_configs:
-        check_tunable(strategy_config, kinds.kind(strategy_config.name), strategy_configs)
     for strategy_config in strategy_configs:
         kind = kinds.kind(strategy_config.name)
         contender_task, tuning = task, None

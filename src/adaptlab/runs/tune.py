@@ -130,11 +130,11 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
     variants = instructions(task) if kind.family == "prompted" and kind.llm else []
     base = strategy_config.model_dump()
     trials: list[dict] = []
-    measured: dict[str, tuple[float, float, list[str]]] = {}  # settings -> dev score, seconds, answers
+    measured: dict[str, dict] = {}  # settings as they act -> dev score, seconds, answers, and the trial that recorded them
     acting = kind.acting or (lambda settings: settings)
 
-    def measure(settings: dict, instruction: str | None) -> tuple[float, float, list[str]]:
-        """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings."""
+    def measure(settings: dict, instruction: str | None) -> dict:
+        """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings as they act."""
         key = json.dumps(acting(settings | {"instruction": instruction}), sort_keys=True)
         if key not in measured:
             start = time.perf_counter()
@@ -142,30 +142,30 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
             solver = build(config).fit(dict(variants)[instruction] if variants else task, train, dev=dev)
             answers = [p.output for p in _predict(solver, dev.inputs)]
             score = float(np.mean(row_scores(task.kind, dev.outputs, answers, task.abstain)))
-            measured[key] = (score, round(time.perf_counter() - start, 2), answers)
+            measured[key] = {"dev_score": score, "seconds": round(time.perf_counter() - start, 2), "answers": answers, "trial": None}
         return measured[key]
 
     def objective(trial) -> float:
         settings = {name: _suggest(trial, name, spec) for name, spec in space.items()}
         name = trial.suggest_categorical("instruction", [n for n, _ in variants]) if variants else None
         tried = settings | ({"instruction": name} if variants else {})
-        seen = next((r for r in trials if acting(r["settings"]) == acting(tried)), None)
-        if seen is not None:  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
-            trials.append({"trial": trial.number, "settings": tried, "dev_score": seen["dev_score"], "seconds": 0.0, "repeat_of": seen["trial"]})
-            return seen["dev_score"]
-        score, seconds, _ = measure(settings, name)
-        record = {"trial": trial.number, "settings": tried, "dev_score": score, "seconds": seconds}
+        result = measure(settings, name)
+        if result["trial"] is not None:  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
+            trials.append({"trial": trial.number, "settings": tried, "dev_score": result["dev_score"], "seconds": 0.0, "repeat_of": result["trial"]})
+            return result["dev_score"]
+        result["trial"] = trial.number
+        record = {"trial": trial.number, "settings": tried, "dev_score": result["dev_score"], "seconds": result["seconds"]}
         trials.append(record)
         if progress:
             progress(trial.number, record)
-        return score
+        return result["dev_score"]
 
     start = time.perf_counter()
     untuned = {name: getattr(strategy_config, name) for name in space}
     proposals = None
     if proposer is not None and variants:  # trial 0 is fitted first: its errors are what the proposer reads
-        score, _, answers = measure(untuned, "own")
-        proposals = propose(proposer, task, dev, score, answers)
+        first = measure(untuned, "own")
+        proposals = propose(proposer, task, dev, first["dev_score"], first["answers"])
         variants += [(f"proposed {i + 1}", replace(task, instruction=text)) for i, text in enumerate(proposals["instructions"])]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -206,20 +206,11 @@ def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers:
     start = time.perf_counter()
     texts, rejected, errors, shown, predictions = [], [], [], 0, []
     for i in range(proposer.count):
-        handful = wrong[i :: proposer.count][:4]
-        while True:  # a prompt over the proposer's context shows one row fewer; without rows, the error is kept
-            try:
-                p = proposer.solver.predict([proposal_prompt(task, score, handful)])[0]
-                break
-            except AdaptlabError as error:
-                if not handful:
-                    errors.append(str(error))
-                    p = None
-                    break
-                handful = handful[:-1]
-        if p is None:
+        p, rows_shown = _ask(proposer, task, score, wrong[i :: proposer.count][:4])
+        if isinstance(p, AdaptlabError):
+            errors.append(str(p))
             continue
-        shown += len(handful)
+        shown += rows_shown
         predictions.append(p)
         text = clean_proposal(p.output)
         (rejected if not text or text in {task.instruction, *texts} else texts).append(text or p.output)
@@ -232,6 +223,17 @@ def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers:
         "seconds": round(time.perf_counter() - start, 2),
         "tokens": {"prompt": sum(p.prompt_tokens for p in predictions), "completion": sum(p.completion_tokens for p in predictions)},
     }
+
+
+def _ask(proposer: Proposer, task: Task, score: float, handful: list[tuple[str, str, str]]):
+    """One proposal and the rows it was shown: a prompt over the proposer's context shows one row fewer, down to none;
+    what still fails is returned as the error."""
+    for shown in range(len(handful), -1, -1):
+        try:
+            return proposer.solver.predict([proposal_prompt(task, score, handful[:shown])])[0], shown
+        except AdaptlabError as error:
+            failure = error
+    return failure, 0
 
 
 def proposal_prompt(task: Task, score: float, wrong: list[tuple[str, str, str]]) -> str:
