@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Literal, Union
 
 from pydantic import BaseModel as Model
-from pydantic import ConfigDict, Field, SerializeAsAny, model_validator
+from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
 
 from adaptlab.models.embedded import EMBEDDED_NAME
 from adaptlab.task import DEFAULT_ABSTAIN
@@ -30,9 +30,18 @@ class _Strict(Model):
 
 
 class TaskConfig(_Strict):
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        from adaptlab.tasks import task_kind_names
+
+        if value is not None and value not in task_kind_names():
+            raise ValueError(f"must be one of {', '.join(task_kind_names())}")
+        return value
+
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="Task name: lower-case letters, digits, '.', '_' or '-'.")
     instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
-    kind: Literal["classify", "generate", "qa"] | None = Field(None, description="Leave out to infer it: qa when data.docs is set, else classify or generate from the training outputs.")
+    kind: str | None = Field(None, description="classify, generate or qa (docs: task kinds); leave out to infer it: qa when data.docs is set, else classify or generate from the training outputs.")
     max_new_tokens: int | None = Field(None, gt=0, le=4096, description="generate: the longest answer, in tokens; leave out to use the longest training answer plus a quarter (at least 16).")
     stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
     abstain: str = Field(DEFAULT_ABSTAIN, min_length=1, description="qa: the answer that means \"the documents do not say\"; a question file's `\"output\": null` stands for it.")
@@ -177,7 +186,7 @@ class ExperimentConfig(_Strict):
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
     repeats: int = Field(1, ge=1, le=20, description="Fit and measure every seed-dependent contender (fine-tuning, few-shot with random shots) this many times, seeds seed, seed+1, ...: per-row scores average over repeats, intervals resample repeats then rows, and the spread is shown. 1 keeps the demo under 10 minutes on a 2-core CPU; a single LoRA run carries seed variance its interval does not show.")
     strategies: list[SerializeAsAny[StrategyConfig]] = Field(min_length=1, description="The contenders, measured on the same test rows: each a kind (`name`) with its settings and an optional `id`.")
-    baselines: bool = Field(True, description="On classify tasks, also run majority and embed_classifier (unless listed) as anchors.")
+    baselines: bool = Field(True, description="Also run the task kind's references beside the contenders (unless listed): majority and embed_classifier (classify), constant and nearest (generate), abstain and extract (qa). An LLM contender is recommended only when it beats them.")
     costs: CostConfig = Field(default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume.")
     constraints: ConstraintsConfig = Field(default_factory=ConstraintsConfig, description="The team's constraints, weighed by the recommendation.")
     mlflow: MlflowConfig | None = Field(None, description="Log each compare to MLflow: {tracking_uri, experiment}, both optional (`mlflow: {}` logs with the defaults); leave out to log only with --mlflow.")

@@ -8,8 +8,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from adaptlab.knowledge.measures import qa_aggregate, qa_rows, token_f1
-from adaptlab.task import DEFAULT_ABSTAIN, HEADLINE_METRIC
+from adaptlab.task import DEFAULT_ABSTAIN
+from adaptlab.tasks import task_kind
 
 
 def label_ids(values: list[str], labels: list[str]) -> np.ndarray:
@@ -39,14 +39,14 @@ def label_f1(expected_ids: np.ndarray, predicted_ids: np.ndarray, n_labels: int)
     return f1, occurs.reshape(resamples, width)[:, :n_labels] > 0
 
 
-def _macro(f1: np.ndarray, present: np.ndarray) -> np.ndarray:
+def macro(f1: np.ndarray, present: np.ndarray) -> np.ndarray:
     """Per row, the mean F1 over the labels present (0 when none is)."""
     return np.where(present.any(axis=1), (f1 * present).sum(axis=1) / np.maximum(present.sum(axis=1), 1), 0.0)
 
 
 def macro_f1(expected: list[str], predicted: list[str], labels: list[str]) -> float:
     """Unweighted mean of per-label F1 over the task's labels that occur in `expected` or `predicted`."""
-    return float(_macro(*label_f1(label_ids(expected, labels), label_ids(predicted, labels), len(labels)))[0])
+    return float(macro(*label_f1(label_ids(expected, labels), label_ids(predicted, labels), len(labels)))[0])
 
 
 @lru_cache(maxsize=1)
@@ -70,10 +70,9 @@ def chrf(hypothesis: str, reference: str) -> float:
 
 
 def row_scores(kind: str, expected: list[str], predicted: list[str], abstain: str | None = None) -> np.ndarray:
-    """The headline metric per test row: 1/0 correct (classify), sentence chrF (generate), or the qa score
-    (token F1 on answerable rows, 0 when it abstained; 1/0 for abstaining on unanswerable ones)."""
-    rows = row_table(kind, expected, predicted, {"abstain": abstain or DEFAULT_ABSTAIN} if kind == "qa" else None)
-    return rows[HEADLINE_ROWS[HEADLINE_METRIC[kind]]]
+    """The headline metric per test row, as the task kind defines it (1/0 correct, sentence chrF, the qa score)."""
+    spec = task_kind(kind)
+    return spec.rows(expected, predicted, [], {"abstain": abstain or DEFAULT_ABSTAIN} if spec.abstains else None)[spec.row_key]
 
 
 def json_fields(text: str) -> dict | None:
@@ -100,48 +99,10 @@ def json_fields(text: str) -> dict | None:
     return out
 
 
-def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | None = None) -> dict[str, np.ndarray]:
-    """Per-row values every metric is built from, so bootstrap resamples only re-aggregate.
-
-    generate: exact, token_f1, chrf per row, and, when every expected output is a JSON
-    object, json_valid and the field counts (true positives, predicted, expected).
-    qa: knowledge.measures.qa_rows, given `qa` (abstain, and what the rows were given and retrieved).
-    """
-    if kind == "qa":
-        return qa_rows(expected, predicted, **({"abstain": DEFAULT_ABSTAIN} | (qa or {})))
-    rows = {"exact": np.array([float(e == p) for e, p in zip(expected, predicted)])}
-    if kind == "classify":
-        return rows
-    rows["token_f1"] = np.array([token_f1(p, e) for e, p in zip(expected, predicted)])
-    rows["chrf"] = np.array([chrf(p, e) for e, p in zip(expected, predicted)])
-    references = [json_fields(e) for e in expected]
-    if expected and all(r is not None for r in references):
-        hypotheses = [json_fields(p) for p in predicted]
-        rows["json_valid"] = np.array([float(h is not None) for h in hypotheses])
-        rows["field_tp"] = np.array([sum(1 for k, v in (h or {}).items() if k in r and r[k] == v) for h, r in zip(hypotheses, references)], dtype=float)
-        rows["field_pred"] = np.array([len(h or {}) for h in hypotheses], dtype=float)
-        rows["field_ref"] = np.array([len(r) for r in references], dtype=float)
-    return rows
-
-
-def _aggregate(kind: str, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
-    """The scalar metrics of a generate or qa task over the rows `idx` (a bootstrap resample, or every row)."""
-    if kind == "qa":
-        return qa_aggregate(rows, idx)
-    out = {"exact_match": float(rows["exact"][idx].mean()), "token_f1": float(rows["token_f1"][idx].mean()), "chrf": float(rows["chrf"][idx].mean())}
-    if "json_valid" in rows:
-        tp, pred, ref = rows["field_tp"][idx].sum(), rows["field_pred"][idx].sum(), rows["field_ref"][idx].sum()
-        precision, recall = (tp / pred if pred else 0.0), (tp / ref if ref else 0.0)
-        out |= {"json_valid": float(rows["json_valid"][idx].mean()), "field_precision": float(precision), "field_recall": float(recall), "field_f1": float(2 * precision * recall / (precision + recall)) if precision + recall else 0.0}
-    return out
-
-
-HEADLINE_ROWS = {"accuracy": "exact", "chrf": "chrf", "qa_score": "qa_score"}  # row_table's per-row scores whose mean is the headline metric
-
-
-def _classify_aggregate(exact: np.ndarray, expected_ids: np.ndarray, predicted_ids: np.ndarray, n_labels: int, idx: np.ndarray) -> dict[str, np.ndarray]:
-    """accuracy and macro-F1 for each row of `idx` (resamples x rows of indices), all resamples at once."""
-    return {"accuracy": exact[idx].mean(axis=1), "macro_f1": _macro(*label_f1(expected_ids[idx], predicted_ids[idx], n_labels))}
+def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | None = None, labels: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-row values every metric of the task kind is built from, so bootstrap resamples only re-aggregate
+    (adaptlab.tasks: each kind's `rows`); `qa`: what an abstaining kind's rows read beside the answers."""
+    return task_kind(kind).rows(expected, predicted, labels or [], qa)
 
 
 def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None, rows: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
@@ -164,25 +125,15 @@ def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: l
     """
     if not expected:
         return {}, {}
-    rows = rows if rows is not None else row_table(kind, expected, predicted, qa)
-    every = np.arange(len(expected))
-    if kind == "classify":
-        ids = {"exact": rows["exact"], "expected_ids": label_ids(expected, labels), "predicted_ids": label_ids(predicted, labels), "n_labels": len(labels)}
-        metrics = {k: float(v[0]) for k, v in _classify_aggregate(**ids, idx=every[None, :]).items()}
-    else:
-        metrics = {k: v for k, v in _aggregate(kind, rows, every).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
+    spec = task_kind(kind)
+    rows = rows if rows is not None else row_table(kind, expected, predicted, qa, labels)
+    metrics = {k: v for k, v in spec.aggregate(rows, np.arange(len(expected))).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
     if not resamples:
         return metrics, {}
-    draws_idx = np.random.default_rng(seed).integers(0, len(expected), size=(resamples, len(expected)))
-    if kind == "classify":
-        draws = _classify_aggregate(**ids, idx=draws_idx)
-    else:
-        each = [_aggregate(kind, rows, idx) for idx in draws_idx]
-        draws = {k: np.array([d.get(k, np.nan) for d in each]) for k in metrics}
-    ci = {k: (float(np.nanpercentile(draws[k], 2.5)), float(np.nanpercentile(draws[k], 97.5))) for k in metrics if not np.isnan(metrics[k])}
-    headline = HEADLINE_METRIC[kind]
-    if headline in ci:
-        ci[headline] = bootstrap_ci(rows[HEADLINE_ROWS[headline]], resamples, seed)
+    draws = spec.resampled(rows, np.random.default_rng(seed).integers(0, len(expected), size=(resamples, len(expected))))
+    ci = {k: (float(np.nanpercentile(draws[k], 2.5)), float(np.nanpercentile(draws[k], 97.5))) for k in metrics if k in draws}
+    if spec.headline in ci:
+        ci[spec.headline] = bootstrap_ci(rows[spec.row_key], resamples, seed)
     return metrics, ci
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Callable
 
 from adaptlab.data import Dataset
 from adaptlab.errors import ConfigError, DataError, Problem
+from adaptlab.tasks import task_kind
 
-Kind = Literal["classify", "generate", "qa"]
+Kind = str  # a task kind's name: classify, generate, qa (adaptlab.tasks), or one a plugin registers
 DEFAULT_ABSTAIN = "I don't know"  # qa: the answer that means "the documents do not say"
-HEADLINE_METRIC = {"classify": "accuracy", "generate": "chrf", "qa": "qa_score"}  # per kind: the metric that ranks contenders, a mean of per-row scores
 
 # Outputs "drawn from a small repeated set": at most this many distinct values,
 # each seen at least twice on average, each short and on one line.
@@ -44,15 +44,22 @@ class Task:
     descriptions: tuple[tuple[str, str], ...] = ()  # classify: (label, what it means) from task.labels, shown in the label list
 
     @property
+    def spec(self):
+        """The task kind (adaptlab.tasks): its metrics, answer rule, references and checks."""
+        from adaptlab.tasks import task_kind
+
+        return task_kind(self.kind)
+
+    @property
     def metric(self) -> str:
         """The headline metric used to rank strategies: accuracy, chrF, or (qa) the mean per row of token F1 on
         answerable questions (0 when it abstained) and 1/0 for abstaining on unanswerable ones."""
-        return HEADLINE_METRIC[self.kind]
+        return self.spec.headline
 
     @property
     def generates(self) -> bool:
         """Answers are generated text (generate and qa), not a label scored from a set."""
-        return self.kind != "classify"
+        return self.spec.generates
 
     def parse_label(self, text: str) -> str | None:
         """The label a free-text answer names, or None: exact, then case-insensitive, then the longest label it starts with or contains.
@@ -80,7 +87,7 @@ class Task:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
         if self.generates:
             out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop)}
-        if self.kind == "qa":
+        if self.spec.abstains:
             out["abstain"] = self.abstain
         if not self.list_labels:
             out["list_labels"] = False
@@ -117,9 +124,10 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
     mean; a label the training outputs do not use is an error.
     """
     kind = kind or infer_kind(train)
-    if descriptions and kind != "classify":
+    spec = task_kind(kind)
+    if descriptions and not spec.labelled:
         raise ConfigError(f"task.labels describes labels, but this is a {kind} task (free-text answers, no label set): remove task.labels, or set task.kind: classify")
-    if kind in ("generate", "qa"):
+    if not spec.labelled:
         if max_new_tokens is not None:
             limit, source = max_new_tokens, "the experiment (task.max_new_tokens)"
         elif count_tokens is not None:
@@ -138,4 +146,4 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
     strange = [label for label in descriptions or {} if label not in labels]
     if strange:
         raise ConfigError(f"task.labels describes {', '.join(map(repr, strange))}, which no training output uses; the labels are: {', '.join(labels)}. Fix the spelling or remove {'it' if len(strange) == 1 else 'them'}")
-    return Task(name, instruction, "classify", labels, descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})))
+    return Task(name, instruction, kind, labels, descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})))

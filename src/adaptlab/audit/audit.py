@@ -13,6 +13,7 @@ import numpy as np
 import adaptlab.audit.criteria as criteria
 from adaptlab.audit.criteria import NEAR_DUPLICATE, Criterion, normalise_text
 from adaptlab.data import Dataset
+from adaptlab.tasks import task_kind
 
 
 @dataclass
@@ -36,15 +37,16 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
         from adaptlab.models.embedder import default_embedder
 
         embedder = default_embedder()
+    labelled = task_kind(kind).labelled  # label checks (coverage of labels, balance, spelling variants) only where answers are labels
     vectors = encode_cached(embedder, train.inputs)
     sims = vectors @ vectors.T  # 10k rows: 400 MB, computed once for every criterion
     near = criteria.close_pairs(sims, train.inputs)
     test_vectors = encode_cached(embedder, test.inputs) if test is not None and len(test) else None
     found = {
-        "representative": criteria.representative(train, vectors, test, test_vectors, kind),
+        "representative": criteria.representative(train, vectors, test, test_vectors, labelled),
         "diverse": criteria.diverse(train, sims, near),
-        "balanced": criteria.balanced(train, kind),
-        "consistent": criteria.consistent(train, sims, near, kind),
+        "balanced": criteria.balanced(train, labelled),
+        "consistent": criteria.consistent(train, sims, near, labelled),
         "relevant": criteria.relevant(train, vectors, sims, instruction, embedder),
     }
     for criterion in found.values():

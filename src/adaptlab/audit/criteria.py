@@ -61,7 +61,7 @@ def _score(flagged_rows: int, total: int) -> float:
     return round(100 * (1 - flagged_rows / total), 1) if total else 100.0
 
 
-def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None, kind: str = "classify") -> Criterion:
+def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None, labelled: bool = True) -> Criterion:
     """How well train covers the test inputs: the share whose nearest training input is close (classify:
     and every test label has training examples; a generate task's answers are new text by design)."""
     if test is None or not len(test):
@@ -69,7 +69,7 @@ def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, te
     nearest = (test_vectors @ vectors.T).max(axis=1)
     flags = [Flag(e.line, f"test row's nearest training input has similarity {s:.2f} (< {COVERED})", "test") for e, s in zip(test, nearest) if s < COVERED]
     covered = float(np.mean(nearest >= COVERED))
-    if kind != "classify":
+    if not labelled:
         return Criterion("representative", round(100 * covered, 1), flags, "add training examples like the flagged test rows", {"covered_share": round(covered, 3)})
     train_labels = set(train.outputs)
     missing = sorted({e.output for e in test} - train_labels)
@@ -123,9 +123,9 @@ def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Cri
     return Criterion("diverse", _score(len(flags), len(train)), flags, "remove duplicates; add differently worded examples to labels with high within-label similarity", {"within_label_similarity": spread})
 
 
-def balanced(train: Dataset, kind: str) -> Criterion:
+def balanced(train: Dataset, labelled: bool) -> Criterion:
     """Label distribution (classify) or output-length spread (generate, qa)."""
-    if kind != "classify":
+    if not labelled:
         lengths = np.array([len(e.output) for e in train], dtype=float)
         z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
         flags = [Flag(e.line, f"output length {int(n)} is {zz:+.1f} standard deviations from the mean") for e, n, zz in zip(train, lengths, z) if abs(zz) > 3]
@@ -143,12 +143,12 @@ def balanced(train: Dataset, kind: str) -> Criterion:
     return Criterion("balanced", round(100 * normalised * (1 - len(starved) / k), 1), flags, hint, stats)
 
 
-def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], kind: str) -> Criterion:
+def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], labelled: bool) -> Criterion:
     """Same or near-identical inputs with different outputs; JSON that does not parse; label spelling variants."""
     flags: dict[int, str] = {}
     # In generation a small change of input can rightly change the output ("order 9" vs
     # "order 19"), so there only identical inputs count; in classification near-identical ones do too.
-    pairs = near if kind == "classify" else {}
+    pairs = near if labelled else {}
     by_text: dict[str, list[int]] = {}
     for i, e in enumerate(train):
         by_text.setdefault(normalise_text(e.input), []).append(i)
@@ -158,7 +158,7 @@ def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], kin
             if a.output != b.output:
                 flags.setdefault(a.line, f"same input as line {b.line} but output {a.output!r} vs {b.output!r}")
                 flags.setdefault(b.line, f"same input as line {a.line} but output {b.output!r} vs {a.output!r}")
-    if kind == "classify":
+    if labelled:
         for line, reason in _neighbour_disagreements(train, sims):
             flags.setdefault(line, reason)
     outputs = train.outputs
@@ -168,7 +168,7 @@ def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], kin
                 json.loads(e.output)
             except ValueError:
                 flags.setdefault(e.line, "output is not valid JSON, unlike most outputs")
-    if kind == "classify":
+    if labelled:
         variants: dict[str, list[str]] = {}
         for label in set(outputs):
             variants.setdefault(re.sub(r"[\s_\-]+", "", label.lower()), []).append(label)

@@ -13,6 +13,7 @@ from rich.table import Table
 from adaptlab.cli import app, err
 from adaptlab.cli.audit import audit_table
 from adaptlab.models.embedded import EMBEDDED_NAME
+from adaptlab.tasks import task_kind
 
 
 @app.command()
@@ -66,21 +67,20 @@ def results_table(results: dict) -> Table:
     """One row per strategy: quality with its 95% interval and P(best), then time, tokens and memory; below it, what the test split could detect."""
     task = results["task"]
     metric = task["metric"]
-    classify = task["kind"] == "classify"
-    others = {"classify": ["macro_f1"], "generate": ["exact_match"], "qa": ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]}[task["kind"]]
-    digits = 1 if task["kind"] == "generate" else 3  # chrF is on a 0-100 scale; the rest are fractions
+    spec = task_kind(task["kind"])
+    others = spec.columns
+    digits = spec.metric(metric).digits
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
-    shown = {"abstention_rate": "abstain", "hallucination_rate": "halluc.", "unsupported_figures": "unsup. fig.", "recall_at_k": "recall@k"}
     repeated = any(s.get("repeats") for s in results["strategies"])
-    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + ([("repeats", "right")] if repeated else []) + [("P(best)", "right")] + [(shown.get(o, o), "right") for o in others] + ([("labels", "right")] if classify else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
+    for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + ([("repeats", "right")] if repeated else []) + [("P(best)", "right")] + [(o.column, "right") for o in others] + ([("labels", "right")] if spec.labelled else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
     for s in results["strategies"]:
         lo, hi = s["ci"][metric]
         model = s["solver"].get("base_model")
         where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
         kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [s["name"] + (f" [{kind}]" if kind != s["name"] else "") + (" (tuned)" if s["solver"].get("tuning") else "") + where, f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o) is None else f"{s['metrics'][o]:.3f}" for o in others]
-        if classify:
+        cells = [escape(s["name"] + (f" [{kind}]" if kind != s["name"] else "") + (" (tuned)" if s["solver"].get("tuning") else "") + where + (" (degenerate)" if s.get("flags") else "")), f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o.name) is None else f"{s['metrics'][o.name]:.{o.digits}f}" for o in others]
+        if spec.labelled:
             cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
         cost = s.get("cost_per_1k_queries")
         cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}", "?" if cost is None else f"{cost:.4f}"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from adaptlab.config import ConstraintsConfig
 from adaptlab.decide.recommend import COLLECT_MORE_DATA, Decision
+from adaptlab.tasks import task_kind as kind_of
 
 
 def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig) -> Decision:
@@ -47,12 +48,13 @@ def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig
     if c.format_control == "strict":
         reasons.append("strict output format: fine-tuning usually holds a format more reliably than instructions")
         votes["lora"] += 1
-    if task_kind == "classify":
+    labelled = kind_of(task_kind).labelled
+    if labelled:
         reasons.append("a classification task: measure a plain embedding classifier too; on the bundled intent slice it beat every LLM strategy")
     choice = max(votes, key=lambda k: (votes[k], -list(votes).index(k)))
     if labeled_examples < 20 and c.training_hardware != "none":
         choice = COLLECT_MORE_DATA if labeled_examples < 8 else choice
-    strategies = "zero_shot, few_shot" + (", lora" if votes["lora"] > -99 else "") + (" and the baselines" if task_kind == "classify" else "")
+    strategies = "zero_shot, few_shot" + (", lora" if votes["lora"] > -99 else "") + " and the references"
     reasons.append(
         f"this is a leaning, not a measurement: label at least 100 examples (hold out 30%), then run `adaptlab compare` with {strategies}"
         + ("; `adaptlab sweep` shows from how many examples fine-tuning overtakes prompting" if votes["lora"] > -99 else "")

@@ -63,7 +63,7 @@ class LMSolver:
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
         self._checked = self._agreed = 0  # queries scored in both precisions so far, and how many chose the same label
-        if task.kind == "classify":
+        if task.spec.labelled:
             self._label_ids = [encode_answer(base.tokenizer, label, base.eot_id) for label in task.labels]
 
     @property
@@ -101,7 +101,7 @@ class LMSolver:
         """One Prediction per input, in order; generate tasks hand each answer to its sink as it is made (the server's streams)."""
         prompts, counts = self.prompts(inputs)
         with _adapter(self.base, self.adapter):
-            if self.task.kind == "classify":
+            if self.task.spec.labelled:
                 scores, lengths, seconds = self._scores(prompts, progress)
                 summed, normalised = scores.argmax(axis=1), (scores / lengths).argmax(axis=1)
                 return [
@@ -158,7 +158,7 @@ class LMSolver:
             "base_model": self.base.name,
             "adapter": self.adapter,
             "shots": self.shots.describe() if self.shots else None,
-            "choice_rule": "summed label log-probability (length-normalised reported beside it)" if self.task.kind == "classify" else "greedy",
+            "choice_rule": "summed label log-probability (length-normalised reported beside it)" if self.task.spec.labelled else "greedy",
             "precision": self.precision,
             "precision_note": self.precision_note,
             **self.details,
@@ -179,7 +179,7 @@ class LMSolver:
         write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved)
 
     def _answer_room(self) -> int:
-        if self.task.kind == "classify":
+        if self.task.spec.labelled:
             return max(len(ids) for ids in self._label_ids)
         return self.task.max_new_tokens
 

@@ -26,11 +26,11 @@ _ENCODE = threading.Lock()
 def system_text(task: Task) -> str:
     """The system turn: the instruction, plus the label set for classification (unless the task leaves it out), each
     label with what it means when the task says (task.labels)."""
-    if task.kind == "classify" and task.list_labels and task.descriptions:
+    if task.spec.labelled and task.list_labels and task.descriptions:
         meaning = dict(task.descriptions)
         lines = "\n".join(f"- {label}: {meaning[label]}" if label in meaning else f"- {label}" for label in task.labels)
         return f"{task.instruction}\nAnswer with exactly one label from this list:\n{lines}"
-    if task.kind == "classify" and task.list_labels:
+    if task.spec.labelled and task.list_labels:
         return f"{task.instruction}\nAnswer with exactly one label from: {', '.join(task.labels)}."
     return task.instruction
 

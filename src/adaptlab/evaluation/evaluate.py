@@ -10,7 +10,7 @@ import numpy as np
 
 from adaptlab.data import Dataset
 from adaptlab.evaluation.resources import PeakRss
-from adaptlab.metrics import HEADLINE_ROWS, per_label, row_table, task_metrics
+from adaptlab.metrics import per_label, row_table, task_metrics
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
 
@@ -43,6 +43,7 @@ class Evaluation:
     latency_overhead_ms: float | None = None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
     repeats: list[float] | None = None  # repeats > 1: each repeat's headline score (evaluation.repeats.combine)
     repeat_seeds: list[int] | None = None
+    flags: list[str] = field(default_factory=list)  # degenerate answers found (the task kind's checks), in words: such a contender is not recommended while a usable one exists
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
@@ -91,9 +92,10 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         predict_seconds = time.perf_counter() - start
     expected = test.outputs
     predicted = [p.output for p in predictions]
-    qa = qa_inputs(task, test, predictions) if task.kind == "qa" else None
-    rows = row_table(task.kind, expected, predicted, qa)  # per-row values, computed once for the scores and every metric
-    scores = rows[HEADLINE_ROWS[task.metric]]
+    spec = task.spec
+    context = spec.context(task, test, predictions) if spec.context else None
+    rows = row_table(task.kind, expected, predicted, context, list(task.labels))  # per-row values, computed once for the scores and every metric
+    scores = rows[spec.row_key]
     # Latency the same way for every contender: each answer's own engine time plus an equal share of what the
     # solver did around it (prompt building, shot selection, query embeddings): from the raw input to the answer.
     engine = np.array([p.seconds for p in predictions])
@@ -105,7 +107,9 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
         metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels))[0].items()}
-    f1, confusion = per_label(expected, predicted, list(task.labels)) if task.kind == "classify" else (None, None)
+    f1, confusion = per_label(expected, predicted, list(task.labels)) if spec.labelled else (None, None)
+    cut = [p.cut for p in predictions]
+    flags = [] if (traits or {}).get("constant") else spec.checks(expected, predicted, cut, task.abstain)  # a constant reference gives one answer by design
     return Evaluation(
         name=name or strategy.name,
         metrics=metrics,
@@ -118,15 +122,16 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         peak_rss_mb=rss.peak_mb,
         scores=scores.tolist(),
         predictions=[prediction_row(e, p) for e, p in zip(test, predictions)],
-        labels_predicted=len(counts) if task.kind == "classify" else None,
-        top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if task.kind == "classify" and predicted else None,
+        labels_predicted=len(counts) if spec.labelled else None,
+        top_label_share=(counts.most_common(1)[0][1] / len(predicted)) if spec.labelled and predicted else None,
         solver=solver.describe(),
         latency_ms_p50=float(np.percentile(latency, 50)),
         per_label_f1=f1,
         confusion=confusion,
         traits=traits or {},
-        answers_cut=sum(p.cut for p in predictions) if task.generates else None,
-        answer_limit=task.max_new_tokens if task.generates else None,
+        answers_cut=sum(cut) if spec.generates else None,
+        answer_limit=task.max_new_tokens if spec.generates else None,
+        flags=flags,
         predict_seconds=predict_seconds,
         latency_overhead_ms=overhead * 1000,
     ), solver
@@ -142,16 +147,3 @@ def prediction_row(example, prediction) -> dict:
     if prediction.passages:
         row["passages"] = [dict(p) for p in prediction.passages]
     return row
-
-
-def qa_inputs(task: Task, test: Dataset, predictions: list) -> dict:
-    """What the qa measures read beside the answers: the abstain answer, the passages each row was given, the gold
-    sources and the retrieved ones (when there are both), and the embedder's cosine of each answer with its reference."""
-    from adaptlab.models.embedder import default_embedder, encode_cached
-
-    embedder = default_embedder()
-    answers, references = embedder.encode([p.output for p in predictions]), encode_cached(embedder, test.outputs)  # the references are the same for every contender
-    out = {"abstain": task.abstain, "given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
-    if any(e.sources for e in test) and any(p.passages for p in predictions):
-        out |= {"gold": [list(e.sources) for e in test], "retrieved": [[g["source"] for g in p.passages] for p in predictions]}
-    return out

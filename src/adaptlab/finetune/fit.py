@@ -106,7 +106,7 @@ def fit_and_dev(task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfi
     `dev_fraction` of train held out (stratified by label on classify tasks). Decided here only."""
     if dev is not None:
         return train, dev
-    return split_dev(train, cfg.dev_fraction, seed, task.kind == "classify")
+    return split_dev(train, cfg.dev_fraction, seed, task.spec.labelled)
 
 
 def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from adaptlab.errors import ConfigError
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
-BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier", "setfit")  # modules of this package, in table order
+BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier", "setfit", "constant", "nearest", "abstain", "extract")  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.kinds"
 
 
@@ -41,12 +41,15 @@ class Kind:
     llm: bool = True  # runs a language model (the baselines do not)
     constant: bool = False  # gives one answer whatever the input (a floor: beating it means something was learned)
     own_weights: bool = False  # makes a whole new model per task (cannot share one base model across tasks)
-    classify_only: bool = False
-    anchor: bool = False  # run beside every classify comparison when the experiment says `baselines: true`
+    tasks: tuple[str, ...] = ()  # the task kinds it can answer (adaptlab.tasks); () for every kind. A task kind's `references` name the kinds run beside every comparison
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""
     space: dict | None = None  # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable (prompted LLM kinds also search the instruction)
     acting: Callable[[dict], dict] | None = None  # tuning: settings as they act, so draws that act alike are fitted once (few_shot k 0: no selector)
+
+    def answers(self, task_kind: str) -> bool:
+        """Whether it can answer tasks of `task_kind`."""
+        return not self.tasks or task_kind in self.tasks
 
     @property
     def trains(self) -> bool:

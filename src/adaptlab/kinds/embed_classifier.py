@@ -103,4 +103,4 @@ class EmbedClassifier:
         return EmbedClassifierSolver(task, classes, coef, intercept, self.embedder, {"train_hash": train.content_hash})
 
 
-KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, classify_only=True, anchor=True, summary="logistic regression on sentence embeddings")
+KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, tasks=("classify",), summary="logistic regression on sentence embeddings")

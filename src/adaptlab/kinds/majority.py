@@ -70,4 +70,4 @@ class Majority:
         return MajoritySolver(task, majority_label(train.outputs), dict(sorted(train.label_counts().items())))
 
 
-KIND = Kind(NAME, "baseline", MajorityConfig, build=lambda config, ctx: Majority(), load=MajoritySolver.load, tier=0, llm=False, constant=True, classify_only=True, anchor=True, summary="always the most frequent training label")
+KIND = Kind(NAME, "baseline", MajorityConfig, build=lambda config, ctx: Majority(), load=MajoritySolver.load, tier=0, llm=False, constant=True, tasks=("classify",), summary="always the most frequent training label")

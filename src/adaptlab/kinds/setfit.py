@@ -184,4 +184,4 @@ class SetFit:
 
 
 # own_weights stays False: the new weights are a 22M-parameter embedder's, not a copy of the LLM.
-KIND = Kind(NAME, "baseline", SetFitConfig, build=lambda config, ctx: SetFit(config, ctx.embedder, seed=ctx.seed, on_step=ctx.on_step), load=SetFitSolver.load, tier=1, llm=False, classify_only=True, summary="the sentence embedder tuned on same-/different-label pairs, then logistic regression")
+KIND = Kind(NAME, "baseline", SetFitConfig, build=lambda config, ctx: SetFit(config, ctx.embedder, seed=ctx.seed, on_step=ctx.on_step), load=SetFitSolver.load, tier=1, llm=False, tasks=("classify",), summary="the sentence embedder tuned on same-/different-label pairs, then logistic regression")

@@ -37,7 +37,7 @@ class RemoteSolver:
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
         chosen = self.shots.select(inputs) if self.shots else [[] for _ in inputs]
         conversations = [build_messages(self.task, shots, query) for query, shots in zip(inputs, chosen)]
-        classify = self.task.kind == "classify"
+        classify = self.task.spec.labelled
         max_tokens = CLASSIFY_MAX_TOKENS if classify else self.task.max_new_tokens
         replies = self.client.chat_many(conversations, max_tokens, None if classify else list(self.task.stop), progress)
         predictions = []
@@ -69,7 +69,7 @@ class RemoteSolver:
             "strategy": self.strategy,
             "base_model": self.client.describe(),
             "shots": self.shots.describe() if self.shots else None,
-            "choice_rule": "answer text parsed to a label (labels listed in the prompt); the first token's top log-probs where the text names none" if self.task.kind == "classify" else "greedy (temperature 0)",
+            "choice_rule": "answer text parsed to a label (labels listed in the prompt); the first token's top log-probs where the text names none" if self.task.spec.labelled else "greedy (temperature 0)",
             "usage": dict(self.usage),
             "cost_usd": cost,
             "labels_from_logprobs": self.by_logprobs,

@@ -19,6 +19,7 @@ from pathlib import Path
 from adaptlab.files import write_text_atomic
 from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
 from adaptlab.report.drawing import place_labels
+from adaptlab.tasks import task_kind
 from adaptlab.report.tables import disagreements_table, distillation_table, knowledge_table, score_cell, side_by_side_table, tuning_table
 
 __all__ = ["place_labels", "render", "write_report"]  # place_labels: the label placer the tests check on its own
@@ -53,7 +54,7 @@ def render(results: dict, sweep: dict | None = None) -> str:
     parts.append("<h2>Recommendation</h2>" + f"<p class=choice>{escape(rec['choice'])}</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in rec["reasons"]) + "".join(f"<li class=warn>warning: {escape(w)}</li>" for w in rec["warnings"]) + "</ul>")
     parts.append("<h2>Scores at a glance</h2>" + forest_chart(results, metric))
     parts.append("<h2>Side by side</h2>" + side_by_side_table(results, metric))
-    if task["kind"] == "qa":
+    if task_kind(task["kind"]).abstains:
         parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + knowledge_table(results))
     tuned = [s for s in results["strategies"] if (s.get("solver") or {}).get("tuning")]
     if tuned:

@@ -8,6 +8,7 @@ import math
 from html import escape
 
 from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, clip, place_labels, svg, text_width
+from adaptlab.tasks import task_kind
 
 
 def _repeat_scores(s: dict, metric: str) -> list[float]:
@@ -22,7 +23,7 @@ def _repeat_scores(s: dict, metric: str) -> list[float]:
 
 def forest_chart(results: dict, metric: str) -> str:
     """Each contender's headline score as a dot on its 95% interval, ticks at its repeats, P(best) beside; the highest highlighted."""
-    scale = 100.0 if metric == "chrf" else 1.0
+    scale = float(task_kind(results["task"]["kind"]).metric(metric).scale)
     fmt = (lambda v: f"{v:.1f}") if scale > 1 else (lambda v: f"{v:.3f}")
     rows = []
     for s in results["strategies"]:

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from html import escape
 
+from adaptlab.tasks import task_kind
+
 
 def score_cell(value) -> str:
     return "n/a" if value is None else f"{value:.0f}"
 
 
+def _flag(s: dict) -> str:
+    """A degenerate contender's mark, its findings on hover."""
+    return f" <span class=warn title='{escape('; '.join(s['flags']))}'>(degenerate)</span>" if s.get("flags") else ""
+
+
 def side_by_side_table(results: dict, metric: str) -> str:
+    digits = task_kind(results["task"]["kind"]).metric(metric).digits
     with_p_best = any(s.get("p_best") is not None for s in results["strategies"])
     head = f"<tr><th>contender</th><th>kind</th><th>{escape(metric)}</th><th>95% CI</th>{'<th>P(best)</th>' if with_p_best else ''}<th>fit s</th><th>ms/query p50</th><th>p95</th><th>prompt tokens</th><th>$ / 1k queries</th><th>fit $</th></tr>"
     rows = []
@@ -20,7 +28,7 @@ def side_by_side_table(results: dict, metric: str) -> str:
         cost, p_best = s.get("cost_per_1k_queries"), s.get("p_best")
         p_cell = (f"<td>{'' if p_best is None else f'{p_best:.2f}'}</td>") if with_p_best else ""
         rows.append(
-            f"<tr><td>{escape(s['name'])}</td><td>{escape((s.get('traits') or {}).get('kind', s['name']))}</td><td>{s['metrics'][metric]:.3f}</td><td>{lo:.3f}-{hi:.3f}</td>{p_cell}<td>{s['fit_seconds']:.1f}</td><td>{(s.get('latency_ms_p50') or 0):.0f}</td>"
+            f"<tr><td>{escape(s['name'])}{_flag(s)}</td><td>{escape((s.get('traits') or {}).get('kind', s['name']))}</td><td>{s['metrics'][metric]:.{digits}f}</td><td>{lo:.{digits}f}-{hi:.{digits}f}</td>{p_cell}<td>{s['fit_seconds']:.1f}</td><td>{(s.get('latency_ms_p50') or 0):.0f}</td>"
             f"<td>{s['latency_ms_p95']:.0f}</td><td>{s['prompt_tokens_mean']:.0f}</td><td>{'?' if cost is None else f'{cost:.4f}'}</td><td>{(s.get('fit_cost') or 0):.4f}</td></tr>"
         )
     prices = results.get("cost_assumptions") or {}
@@ -28,24 +36,10 @@ def side_by_side_table(results: dict, metric: str) -> str:
     return f"<table>{head}{''.join(rows)}</table>{note}"
 
 
-KNOWLEDGE = [  # (metric, column, what it means)
-    ("qa_score", "qa score", "per row: token F1 on answerable questions (0 when it abstained), 1/0 for abstaining on unanswerable ones"),
-    ("token_f1", "token F1", "answerable questions"),
-    ("rouge_l", "ROUGE-L", "answerable questions"),
-    ("similarity", "similarity", "the embedder's cosine of answer and reference, answerable questions"),
-    ("false_abstention_rate", "false abstention", "answerable questions answered with the abstain answer"),
-    ("abstention_rate", "abstention", "unanswerable questions answered with the abstain answer (the right answer)"),
-    ("hallucination_rate", "hallucination", "unanswerable questions answered anyway"),
-    ("unsupported_figures", "unsupported figures", "answers holding a number, amount or date found neither in the passages given nor in the reference"),
-    ("recall_at_k", "recall@k", "gold source pages among the retrieved passages"),
-    ("mrr", "MRR", "reciprocal rank of the first gold source"),
-    ("citing", "citing", "answers that name a retrieved passage"),
-]
-
-
 def knowledge_table(results: dict) -> str:
     """Every qa measure per contender, with its 95% interval; a measure that does not apply is blank."""
-    shown = [m for m in KNOWLEDGE if any(m[0] in s["metrics"] for s in results["strategies"])]
+    spec = task_kind(results["task"]["kind"])
+    shown = [(m.name, m.label, m.meaning) for m in spec.metrics if any(m.name in s["metrics"] for s in results["strategies"])]
     head = "<tr><th>contender</th>" + "".join(f"<th title='{escape(why)}'>{escape(col)}</th>" for _, col, why in shown) + "</tr>"
     rows = []
     for s in results["strategies"]:
@@ -53,7 +47,7 @@ def knowledge_table(results: dict) -> str:
         for key, _, _ in shown:
             value, ci = s["metrics"].get(key), (s.get("ci") or {}).get(key)
             cells.append("<td></td>" if value is None else f"<td>{value:.3f}" + (f"<br><span class='muted ci'>{ci[0]:.2f}-{ci[1]:.2f}</span>" if ci else "") + "</td>")
-        rows.append(f"<tr><td>{escape(s['name'])}</td>{''.join(cells)}</tr>")
+        rows.append(f"<tr><td>{escape(s['name'])}{_flag(s)}</td>{''.join(cells)}</tr>")
     legend = "".join(f"<li><b>{escape(col)}</b>: {escape(why)}</li>" for _, col, why in shown)
     return f"<table>{head}{''.join(rows)}</table><ul class=muted>{legend}</ul>"
 

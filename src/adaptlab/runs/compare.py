@@ -41,16 +41,14 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         config = config.model_copy(update={"model": model})
     prepared = prepare(config, root)
     test, task = prepared.test, prepared.task
-    train, dev, held_out = equal_data(config, prepared.train, prepared.dev, task.kind == "classify")
+    train, dev, held_out = equal_data(config, prepared.train, prepared.dev, task.spec.labelled)
     for warning in prepared.warnings:
         events.message(warning, "warning")
-    strategy_configs, notes = with_baselines(config, task.kind)
+    strategy_configs = with_references(config, task.spec)
     distillation = Distillation(config, root, strategy_configs, test, events)  # data.unlabeled read and checked
     strategy_configs = distillation.contenders  # each teacher before its students
     for strategy_config in strategy_configs:  # before the model loads or the run is registered: a config error costs nothing
         check_tunable(strategy_config, kinds.kind(strategy_config.name), strategy_configs)
-    for note in notes:
-        events.message(note, "note")
     events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
 
     run_dir = Path(out).resolve() if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder; absolute, as the registry records it
@@ -142,7 +140,6 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
         "constraints": config.constraints.model_dump(),
         "cost_assumptions": {"device": base.device, "dollars_per_hour": hourly, **config.costs.model_dump()},
         "audit": report.to_dict(),
-        "notes": notes,
     }
     if update is not None:
         results["updates"] = {"docs": str(update.documents.updates), "test": str(root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": updates}
@@ -201,14 +198,13 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
     return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra={"task.json": task.to_dict()}, contender=strategy_config.key)
 
 
-def with_baselines(config: ExperimentConfig, kind: str) -> tuple[list, list[str]]:
-    """The contenders to run: the baseline kinds first (classify tasks), then the experiment's own."""
-    baselines = [k for k in kinds.kinds() if k.anchor]
+def with_references(config: ExperimentConfig, task_kind) -> list:
+    """The contenders to run: the task kind's references first (`baselines: true`; those not listed), then the experiment's own.
+    A listed kind that cannot answer this kind of task is a ConfigError."""
+    wrong = [s.key for s in config.strategies if not kinds.kind(s.name).answers(task_kind.name)]
+    if wrong:
+        k = kinds.kind(next(s.name for s in config.strategies if s.key == wrong[0]))
+        raise ConfigError(f"strategy {wrong[0]!r} ({k.name}) answers {', '.join(k.tasks)} tasks, but this task is {task_kind.name}; remove it from strategies")
     listed = {s.name for s in config.strategies}
-    if kind != "classify":
-        wrong = [s.key for s in config.strategies if kinds.kind(s.name).classify_only]
-        if wrong:
-            raise ConfigError(f"strategy {wrong[0]!r} needs a classify task, but this task is {kind}; remove it from strategies")
-        return list(config.strategies), [f"{' and '.join(k.name for k in baselines)} skipped: they are baselines for classify tasks"] if config.baselines else []
-    extra = [k.config(name=k.name) for k in baselines if k.name not in listed] if config.baselines else []
-    return extra + list(config.strategies), []
+    extra = [kinds.kind(name).config(name=name) for name in task_kind.references if name not in listed] if config.baselines else []
+    return extra + list(config.strategies)

@@ -169,7 +169,7 @@ def _cycle(start: str, teachers: dict[str, str]) -> str:
 
 def _usable(output: str, task) -> bool:
     """A teacher's answer a student can learn from: one of the task's labels (classify), else any non-empty text."""
-    return output in task.labels if task.kind == "classify" else bool(output.strip())
+    return output in task.labels if task.spec.labelled else bool(output.strip())
 
 
 def findings(student: str, entry: dict) -> list[str]:

@@ -9,6 +9,7 @@ from adaptlab.config import ExperimentConfig, TrainConfig
 from adaptlab.data import Dataset, check_leakage, load_dataset, split_dev
 from adaptlab.errors import ConfigError
 from adaptlab.task import Task, make_task
+from adaptlab.tasks import task_kind, task_kinds
 
 
 @dataclass(frozen=True)
@@ -23,14 +24,16 @@ class Prepared:
 def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     """Load train, test (and dev) with the column mapping, refuse test rows leaked from them, and infer the task
     (a qa task when the experiment names documents: `"output": null` is then its abstain answer)."""
-    kind = config.task.kind or ("qa" if config.data.docs else None)
-    if config.data.docs and kind != "qa":
-        raise ConfigError(f"data.docs is set, so this is a knowledge task: task.kind must be qa (or left out), not {kind!r}")
+    kind = config.task.kind or (document_kind().name if config.data.docs else None)
+    reads_documents = kind is not None and task_kind(kind).documents
+    if config.data.docs and not reads_documents:
+        raise ConfigError(f"data.docs is set, so this is a knowledge task: task.kind must be {document_kind().name} (or left out), not {kind!r}")
     if config.data.updates and not config.data.docs:
         raise ConfigError("data.updates changes documents: set data.docs to the documents it changes")
-    if kind == "qa" and not config.data.docs:
-        raise ConfigError("task.kind qa answers from documents: set data.docs to a folder of .pdf .md .txt .html files (or a .jsonl of {\"id\", \"text\"})")
-    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col, "abstain": config.task.abstain if kind == "qa" else None}
+    if reads_documents and not config.data.docs:
+        raise ConfigError(f"task.kind {kind} answers from documents: set data.docs to a folder of .pdf .md .txt .html files (or a .jsonl of {{\"id\", \"text\"}})")
+    abstains = kind is not None and task_kind(kind).abstains
+    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col, "abstain": config.task.abstain if abstains else None}
     train = load_dataset(root / config.data.train, min_examples=2, **columns)
     test = load_dataset(root / config.data.test, **columns)
     dev = load_dataset(root / config.data.dev, **columns) if config.data.dev else None
@@ -39,6 +42,11 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
     task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels)
     return Prepared(train, test, dev, task, warnings)
+
+
+def document_kind():
+    """The task kind inferred when the experiment names documents (the first that answers from them: qa)."""
+    return next(k for k in task_kinds() if k.documents)
 
 
 def _answer_tokens(model: str):

@@ -59,7 +59,7 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
     for n in points:
         for seed in range(seeds if n < len(train) else 1):
             subset = sample(train, n, config.seed + seed)
-            rows, dev, _ = equal_data(config, subset, prepared.dev, task.kind == "classify", config.seed + seed)  # both sides learn from the same rows
+            rows, dev, _ = equal_data(config, subset, prepared.dev, task.spec.labelled, config.seed + seed)  # both sides learn from the same rows
             for strategy_config in chosen:
                 strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
                 evaluation, _ = evaluate(strategy, task, rows, test, name=strategy_config.key)

@@ -70,7 +70,7 @@ def instructions(task: Task) -> list[tuple[str, Task]]:
     with the label list's meanings left out when task.labels gives them, without the label list, a terse and a
     detailed phrasing. Each is a Task the prompts are built from."""
     own = task.instruction.rstrip()
-    if task.kind == "classify":
+    if task.spec.labelled:
         return [
             ("own", task),
             *([("own, labels without meanings", replace(task, descriptions=()))] if task.descriptions else []),
@@ -250,7 +250,7 @@ def proposal_prompt(task: Task, score: float, wrong: list[tuple[str, str, str]])
     Write the new instruction.
     """
     shown = "".join(f"Input: {i}\nExpected answer: {o}\nThe model answered: {a}\n\n" for i, o, a in wrong) or "(none: every dev example was answered right)\n\n"
-    labels = f"The answer must be one of these labels: {', '.join(task.labels)}.\n" if task.kind == "classify" else ""
+    labels = f"The answer must be one of these labels: {', '.join(task.labels)}.\n" if task.spec.labelled else ""
     return f"Instruction: {task.instruction}\n{labels}Share right on the dev examples: {score:.2f}\nExamples answered wrongly:\n{shown}Write the new instruction."
 
 

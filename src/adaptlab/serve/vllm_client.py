@@ -62,7 +62,7 @@ class Client:
     def answer(self, name: str, query: str) -> str:
         """The version's answer: the best-scored label (classify), or the greedy completion (generate, qa)."""
         entry = self.version(name)
-        if entry["task"]["kind"] == "classify":
+        if entry["task"].get("labels"):  # a label set: the labels are scored, not generated
             scores = self.label_scores(name, query)
             return max(entry["task"]["labels"], key=lambda label: scores[label])  # ties: the first label, as adaptlab
         body = {"model": entry["model"], "messages": self.messages(name, query), "temperature": 0, "max_tokens": entry["task"].get("max_new_tokens", 128)}

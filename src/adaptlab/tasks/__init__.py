@@ -1,0 +1,160 @@
+"""The table of task kinds: every kind of task is one module (`classify`, `generate`, `qa`), found here by its name.
+
+A task kind declares, once: its headline metric and the per-row scores it is the mean of;
+every metric's spec (`Metric`: label, scale, digits, which way is better, what it means)
+that the CLI table, the report, MLflow and the docs read; its answer rule (a label from a
+set, free text cut at a token limit, or free text that may abstain); how its dev split is
+stratified; the **references** every comparison runs beside the LLM contenders (a trivial
+one first: beating it is the least an LLM must do); and its degenerate-answer checks.
+Nothing else in adaptlab branches on a task kind's name: it reads these.
+
+    >>> task_kind("qa").headline, task_kind("qa").references
+    ('qa_score', ('abstain', 'extract'))
+    >>> [k.name for k in task_kinds()]
+    ['classify', 'generate', 'qa']
+
+A package adds a task kind through the `adaptlab.tasks` entry point group (naming a
+`TaskKind`), or, in a script or a test, with `register(TaskKind(...))`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from adaptlab.errors import ConfigError
+
+BUILT_IN = ("classify", "generate", "qa")  # modules of this package, in table order
+ENTRY_POINT_GROUP = "adaptlab.tasks"
+SAME_ANSWER_SHARE = 0.8  # a contender giving one answer to this share of the test rows is degenerate
+CUT_SHARE = 0.5  # ... or whose answers hit the token limit on this share of them
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a task kind, as every table, chart and doc shows it."""
+
+    name: str  # its key in results.json's metrics
+    label: str  # its name in words, for the report and docs
+    meaning: str  # one line: what it measures
+    column: str = ""  # its header in the CLI table beside the headline; "" keeps it out of that table
+    scale: int = 1  # 1: a share between 0 and 1; 100: 0-100 (chrF)
+    digits: int = 3
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    """One kind of task: what its answers are, how they are scored, and what a recommendation must beat."""
+
+    name: str
+    summary: str
+    headline: str  # the metric that ranks contenders: the mean of the per-row `row_key` scores
+    row_key: str  # the per-row array of `rows` whose mean is the headline
+    metrics: tuple[Metric, ...]
+    rows: Callable[..., dict[str, np.ndarray]]  # (expected, predicted, labels, context) -> per-row arrays every metric is built from
+    aggregate: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, float]]  # (rows, row indices) -> every metric
+    references: tuple[str, ...]  # strategy kinds run beside the contenders (`baselines: true`): the trivial one first, then the non-LLM one
+    trivial_words: str  # what the trivial reference does, in words ("always answering I don't know")
+    remedy: str  # what to try when no contender answers better than the trivial reference
+    checks: Callable[..., list[str]]  # degenerate answers: (expected, predicted, cut, abstain) -> findings in words
+    labelled: bool = False  # answers are one label of a set: labels are scored (not generated), dev splits stratified by label, confusion matrices
+    generates: bool = False  # answers are generated text, cut at task.max_new_tokens
+    abstains: bool = False  # an answer may be task.abstain ("the documents do not say"); the qa measures apply
+    documents: bool = False  # answers from the team's documents (data.docs): the kind inferred when documents are given
+    resample: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None  # vectorised aggregate over (resamples, rows) indices; None loops over `aggregate`
+    context: Callable[..., dict] | None = None  # (task, test, predictions) -> what `rows` needs beside the answers (qa: passages given, similarities)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def metric(self, name: str) -> Metric:
+        """The spec of metric `name` (a metric the kind does not declare gets a plain one)."""
+        return next((m for m in self.metrics if m.name == name), Metric(name, name.replace("_", " "), ""))
+
+    @property
+    def columns(self) -> tuple[Metric, ...]:
+        """The metrics the CLI table shows beside the headline."""
+        return tuple(m for m in self.metrics if m.column and m.name != self.headline)
+
+    def resampled(self, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric for each row of `idx` (resamples x rows of indices)."""
+        if self.resample is not None:
+            return self.resample(rows, idx)
+        each = [self.aggregate(rows, i) for i in idx]
+        names = {k for d in each for k in d}
+        return {k: np.array([d.get(k, np.nan) for d in each]) for k in names}
+
+
+_TABLE: dict[str, TaskKind] = {}
+_loaded = False
+
+
+def register(k: TaskKind) -> TaskKind:
+    """Add (or replace) a task kind in the table."""
+    _load()
+    _TABLE[k.name] = k
+    return k
+
+
+def unregister(name: str) -> None:
+    _TABLE.pop(name, None)
+
+
+def task_kinds() -> list[TaskKind]:
+    """Every task kind, built-in ones first in table order."""
+    _load()
+    return list(_TABLE.values())
+
+
+def task_kind(name: str) -> TaskKind:
+    """The task kind called `name`; a ConfigError lists the known ones."""
+    _load()
+    if name not in _TABLE:
+        raise ConfigError(f"unknown task kind {name!r}; the kinds are {', '.join(_TABLE)}")
+    return _TABLE[name]
+
+
+def task_kind_names() -> tuple[str, ...]:
+    return tuple(k.name for k in task_kinds())
+
+
+def same_answer(predicted: list[str], what: str = "answer") -> list[str]:
+    """A finding when one answer is given to SAME_ANSWER_SHARE or more of the rows (every kind checks it)."""
+    if not predicted:
+        return []
+    from collections import Counter
+
+    top, n = Counter(predicted).most_common(1)[0]
+    share = n / len(predicted)
+    return [f"gave the same {what} ({_clip(top)!r}) to {share:.0%} of the test rows"] if share >= SAME_ANSWER_SHARE else []
+
+
+def cut_answers(cut: list[bool]) -> list[str]:
+    """A finding when CUT_SHARE or more of the answers ran to the token limit (generated kinds check it)."""
+    if not cut:
+        return []
+    share = sum(cut) / len(cut)
+    return [f"ran to the token limit on {share:.0%} of the test rows (answers cut, often repeating themselves)"] if share >= CUT_SHARE else []
+
+
+def _clip(text: str, n: int = 40) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILT_IN:
+        k = importlib.import_module(f"adaptlab.tasks.{module}").KIND
+        _TABLE[k.name] = k
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        k = point.load()
+        if not isinstance(k, TaskKind):
+            raise ConfigError(f"entry point {point.name!r} in group {ENTRY_POINT_GROUP} names {k!r}, not an adaptlab.tasks.TaskKind")
+        _TABLE[k.name] = k

@@ -1,0 +1,78 @@
+"""`qa`: answers from the team's documents: free text, or the abstain answer where the documents do not say.
+
+The headline, qa_score, is per row the token F1 on answerable questions (0 when it
+abstained) and 1/0 for abstaining on unanswerable ones, so it weighs a right "I don't
+know" as much as a right answer. References: `abstain` (always the abstain answer: its
+qa_score is the share of unanswerable questions) and `extract` (the passage sentences that
+best match the question, abstaining below a similarity threshold fitted on training rows).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from adaptlab.knowledge.measures import is_abstention, qa_aggregate, qa_rows
+from adaptlab.task import DEFAULT_ABSTAIN
+from adaptlab.tasks import SAME_ANSWER_SHARE, Metric, TaskKind, cut_answers, same_answer
+
+METRICS = (
+    Metric("qa_score", "qa score", "per row: token F1 on answerable questions (0 when it abstained), 1/0 for abstaining on unanswerable ones"),
+    Metric("token_f1", "token F1 (answerable)", "word overlap F1 with the reference, on the answerable questions (0 where it abstained)", column="F1 answerable"),
+    Metric("rouge_l", "ROUGE-L", "longest common word sequence F-score, answerable questions"),
+    Metric("similarity", "similarity", "the embedder's cosine of answer and reference, answerable questions"),
+    Metric("false_abstention_rate", "false abstention", "answerable questions answered with the abstain answer", higher_is_better=False),
+    Metric("abstention_rate", "abstention (unanswerable)", "unanswerable questions answered with the abstain answer (the right answer)", column="abstain unans."),
+    Metric("hallucination_rate", "hallucination", "unanswerable questions answered anyway", column="halluc.", higher_is_better=False),
+    Metric("unsupported_figures", "unsupported figures", "answers holding a number, amount or date found neither in the passages given nor in the reference", column="unsup. fig.", higher_is_better=False),
+    Metric("recall_at_k", "recall@k", "gold source pages among the retrieved passages", column="recall@k"),
+    Metric("mrr", "MRR", "reciprocal rank of the first gold source"),
+    Metric("citing", "citing", "answers that name a retrieved passage"),
+)
+
+
+def rows(expected: list[str], predicted: list[str], labels: list[str] | None = None, context: dict | None = None) -> dict[str, np.ndarray]:
+    """knowledge.measures.qa_rows, given `context` (the abstain answer, and what the rows were given and retrieved)."""
+    return qa_rows(expected, predicted, **({"abstain": DEFAULT_ABSTAIN} | (context or {})))
+
+
+def context(task, test, predictions: list) -> dict:
+    """What the qa measures read beside the answers: the abstain answer, the passages each row was given, the gold
+    sources and the retrieved ones (when there are both), and the embedder's cosine of each answer with its reference."""
+    from adaptlab.models.embedder import default_embedder, encode_cached
+
+    embedder = default_embedder()
+    answers, references = embedder.encode([p.output for p in predictions]), encode_cached(embedder, test.outputs)  # the references are the same for every contender
+    out = {"abstain": task.abstain, "given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
+    if any(e.sources for e in test) and any(p.passages for p in predictions):
+        out |= {"gold": [list(e.sources) for e in test], "retrieved": [[g["source"] for g in p.passages] for p in predictions]}
+    return out
+
+
+def checks(expected: list[str], predicted: list[str], cut: list[bool], abstain: str = DEFAULT_ABSTAIN) -> list[str]:
+    """Abstaining on (nearly) every answerable question; one answer for (nearly) every row; answers cut at the limit."""
+    answerable = [p for e, p in zip(expected, predicted) if not is_abstention(e, abstain)]
+    declined = sum(is_abstention(p, abstain) for p in answerable)
+    out = []
+    if answerable and declined / len(answerable) >= SAME_ANSWER_SHARE:
+        out.append(f"abstained on {declined / len(answerable):.0%} of the answerable questions ({declined} of {len(answerable)})")
+    answers = [p for p in predicted if not is_abstention(p, abstain)]
+    return out + (same_answer(predicted) if len(answers) >= SAME_ANSWER_SHARE * len(predicted) else []) + cut_answers(cut)
+
+
+KIND = TaskKind(
+    "qa",
+    "answers from the team's documents, or the abstain answer where they do not say",
+    headline="qa_score",
+    row_key="qa_score",
+    metrics=METRICS,
+    rows=rows,
+    aggregate=qa_aggregate,
+    context=context,
+    references=("abstain", "extract"),
+    trivial_words="always saying the abstain answer",
+    remedy="try a bigger or remote model, retrieval settings (rag's k and retriever), or more training questions",
+    checks=checks,
+    generates=True,
+    abstains=True,
+    documents=True,
+)

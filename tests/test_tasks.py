@@ -1,0 +1,82 @@
+"""Task kinds are declared once (adaptlab.tasks): their metrics, answer rules, references and checks."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from adaptlab import kinds
+from adaptlab.tasks import Metric, TaskKind, register, task_kind, task_kind_names, task_kinds, unregister
+
+SRC = Path(__file__).parents[1] / "src" / "adaptlab"
+
+
+def _branches(tree: ast.AST, names: set[str]) -> list[int]:
+    """Lines that compare with a task kind's name (==, !=, in a tuple) or key a dispatch table by one."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            values = [c for o in operands for c in ([o] if isinstance(o, ast.Constant) else getattr(o, "elts", []))]
+            lines += [node.lineno for c in values if isinstance(c, ast.Constant) and c.value in names]
+        elif isinstance(node, ast.Dict):
+            lines += [node.lineno for k in node.keys if isinstance(k, ast.Constant) and k.value in names]
+    return lines
+
+
+def test_no_module_outside_tasks_branches_on_a_task_kind():
+    """Everything but tasks/ reads a task kind's traits and specs; none asks "is this a qa task?"."""
+    names = set(task_kind_names())
+    found = [f"{path.relative_to(SRC)}:{line}" for path in SRC.rglob("*.py") if "tasks" not in path.relative_to(SRC).parts for line in _branches(ast.parse(path.read_text(encoding="utf-8")), names)]
+    assert not found, "modules branching on a task kind's name:\n" + "\n".join(found)
+
+
+def test_the_architecture_check_catches_a_branch():
+    code = ast.parse('if task.kind == "qa":\n    pass\nx = {"classify": 1}[k]\ny = kind in ("generate", "other")\n')
+    assert sorted(_branches(code, {"qa", "classify", "generate"})) == [1, 3, 4]
+
+
+def test_every_task_kind_declares_its_references_and_headline():
+    for spec in task_kinds():
+        assert spec.headline in {m.name for m in spec.metrics}, spec.name
+        assert len(spec.references) == 2
+        trivial, lookup = (kinds.kind(name) for name in spec.references)
+        assert trivial.constant and not trivial.llm and trivial.answers(spec.name), spec.name
+        assert not lookup.constant and not lookup.llm and lookup.answers(spec.name), spec.name
+
+
+def test_metric_specs_drive_the_cli_columns():
+    assert [m.name for m in task_kind("qa").columns] == ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]
+    assert task_kind("generate").metric("chrf").digits == 1 and task_kind("generate").metric("chrf").scale == 100
+    assert task_kind("qa").metric("hallucination_rate").higher_is_better is False
+
+
+def test_degenerate_checks():
+    qa, generate = task_kind("qa"), task_kind("generate")
+    expected = ["It is $500.", "Ten days.", "I don't know", "Twelve."]
+    assert qa.checks(expected, ["I don't know"] * 4, [False] * 4, "I don't know") == ["abstained on 100% of the answerable questions (3 of 3)"]
+    assert qa.checks(expected, ["It is $500.", "Ten days.", "I don't know", "Twelve."], [False] * 4, "I don't know") == []
+    assert generate.checks(["a", "b", "c", "d", "e"], ["x"] * 4 + ["y"], [False] * 5) == ["gave the same answer ('x') to 80% of the test rows"]
+    assert generate.checks(["a", "b"], ["a b", "b"], [True, False]) == ["ran to the token limit on 50% of the test rows (answers cut, often repeating themselves)"]
+    assert task_kind("classify").checks(["a", "b", "c"], ["a", "b", "c"], []) == []
+
+
+def test_a_plugin_task_kind_is_one_registration():
+    rows = lambda expected, predicted, labels, context=None: {"len": np.array([float(len(p) == len(e)) for e, p in zip(expected, predicted)])}  # noqa: E731
+    spec = TaskKind("same_length", "an answer as long as the reference", "length_match", "len", (Metric("length_match", "length match", "answers as long as the reference"),), rows,
+                    lambda r, idx: {"length_match": float(r["len"][idx].mean())}, ("constant", "nearest"), "always the most frequent output", "more data", lambda *a, **k: [], generates=True)
+    register(spec)
+    try:
+        from adaptlab.metrics import task_metrics
+        from adaptlab.task import Task
+
+        assert Task("t", "i", "same_length").metric == "length_match"
+        metrics, ci = task_metrics("same_length", ["ab", "cd"], ["xy", "z"], [], resamples=20)
+        assert metrics == {"length_match": 0.5} and "length_match" in ci
+    finally:
+        unregister("same_length")
+    with pytest.raises(Exception, match="unknown task kind"):
+        task_kind("same_length")
