@@ -87,10 +87,11 @@ def test_compare_generate_task_with_model_override(tmp_path, tiny_model_dir):
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert results["task"]["kind"] == "generate" and results["base_model"] == str(tiny_model_dir)
-    (s,) = results["strategies"]
+    assert [s["name"] for s in results["strategies"]] == ["constant", "nearest", "zero_shot"]  # the generate task's references run first
+    s = results["strategies"][-1]
     assert set(s["metrics"]) == {"exact_match", "token_f1", "chrf"} and 0 <= s["metrics"]["chrf"] <= 100 and set(s["ci"]) == set(s["metrics"])
     assert "chrf" in result.stdout
-    assert results["notes"] == ["majority and embed_classifier skipped: they are baselines for classify tasks"]
+    assert results["strategies"][1]["metrics"]["exact_match"] == 1.0  # test rows are the training rows here: the lookup finds each one
 
 
 def test_baselines_can_be_switched_off_and_are_refused_on_generate(card_experiment, tmp_path):
@@ -101,7 +102,7 @@ def test_baselines_can_be_switched_off_and_are_refused_on_generate(card_experime
     assert [s["name"] for s in json.loads((tmp_path / "run" / "results.json").read_text())["strategies"]] == ["zero_shot"]
     card_experiment.write_text(text.replace("  - name: zero_shot", "  - name: majority").replace("task: {name: cards,", "task: {kind: generate, name: cards,"))
     result = runner.invoke(app, ["compare", str(card_experiment)])
-    assert isinstance(result.exception, ConfigError) and "'majority' needs a classify task" in str(result.exception)
+    assert isinstance(result.exception, ConfigError) and "'majority' (majority) answers classify tasks, but this task is generate" in str(result.exception)
 
 
 def test_audit_command_json_and_exit_2_on_bad_data(tmp_path, tiny_model_dir):

@@ -7,7 +7,8 @@ import pytest
 
 from adaptlab.decide import paired_difference, recommend
 from adaptlab.evaluation import Evaluation
-from adaptlab.metrics import bootstrap_ci, chrf, macro_f1, per_label, task_metrics, token_f1
+from adaptlab.knowledge.measures import token_f1
+from adaptlab.metrics import bootstrap_ci, chrf, macro_f1, per_label, task_metrics
 
 
 def test_chrf_bounds_and_order():

@@ -13,10 +13,14 @@ with the difference the test split could detect and the rows that would settle t
 gap, and call the choice what it then is: a default by cost. The choice's probability
 of being best (P(best)) is quoted.
 
-The baselines are contenders too: when a constant answer (the majority label) is not
-significantly worse than the best, nothing learned anything usable and the advice is
-to collect more (or cleaner) data; when a classifier without an LLM is, the task may
-not need an LLM.
+The references are contenders too, and set the bar (the task kind names them):
+- the trivial reference (a kind with `constant`: one answer whatever the input) is the floor: a contender is
+  recommended only if it scores higher than it in the paired test (p < ALPHA). When none does, the choice is
+  COLLECT_MORE_DATA and the reason says so in the task's words (`trivial_words`) with what to try (`remedy`);
+- a reference without an LLM that is best, or not significantly worse than the best LLM contender, is the
+  recommendation (whatever it costs): the task may not need an LLM;
+- a contender whose answers are degenerate (`Evaluation.flags`) is not recommended while one without findings
+  beats the floor; the reasons and the warnings name it and its findings.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
     out = []
     if e.labels_predicted is not None and n_labels and e.labels_predicted < n_labels / 2:
         out.append(f"{e.name} predicted only {e.labels_predicted} of {n_labels} labels")
-    if e.top_label_share is not None and e.top_label_share > 0.5:
+    if e.top_label_share is not None and e.top_label_share > 0.5 and not e.flags:  # a flagged one says it in its flag
         out.append(f"{e.name} gave one label to {e.top_label_share:.0%} of the test queries")
     return out
 
@@ -104,12 +108,17 @@ def cut_warnings(e: Evaluation) -> list[str]:
     return [f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it"]
 
 
-def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None, updates: dict | None = None) -> Decision:
+REMEDY = "collect more (or cleaner) labeled data before choosing"  # what to try when nothing beats the trivial reference (recommend's `remedy`)
+
+
+def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None, updates: dict | None = None, trivial_words: str | None = None, remedy: str | None = None) -> Decision:
     """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on.
 
     `costs` (decide.costs.strategy_cost per contender) make "cheaper" mean fewer dollars over HORIZON_MONTHS at
     constraints.queries_per_month (DEFAULT_QUERIES_PER_MONTH when not set); without them the kinds' tiers order them.
-    `updates` (evaluation.freshness, per contender) add what a document update did to each."""
+    `updates` (evaluation.freshness, per contender) add what a document update did to each.
+    `trivial_words` says what the trivial reference does ("always saying the abstain answer"; default: "always
+    answering 'X'" from its label) and `remedy` what to try when nothing beats it (default: REMEDY)."""
     if not evaluations:
         raise ValueError("nothing to recommend from: no evaluations")
     constraints = constraints or ConstraintsConfig()
@@ -118,50 +127,157 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
     evaluations, ruled_out = rule_out(evaluations, constraints, costs)
     if not evaluations:
         return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels), chances)
-    decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month))
+    decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month), trivial_words, remedy)
     family = next((e.family for e in evaluations if e.name == decision.choice), None)
     reasons = decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + freshness_reasons(decision.choice, updates or {}, constraints.data_changes) + ruled_out + factor_reasons(decision.choice, constraints, break_even, family)
-    return Decision(decision.choice, reasons, _warnings(everything, n_labels), chances)
+    return Decision(decision.choice, reasons, _warnings(everything, n_labels, decision.choice), chances)
 
 
-def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None) -> Decision:
+def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None, trivial_words: str | None = None, remedy: str | None = None) -> Decision:
+    """The choice among the contenders that can be recommended (`recommendable`): the best by `metric`, or the
+    cheapest not significantly worse (a contender without an LLM first); with none, COLLECT_MORE_DATA."""
     costing = costing or Costing()
-    best = max(evaluations, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
+    trivial = trivial_reference(evaluations)
+    words = trivial_words or _trivial_words(trivial)
+    pool = recommendable(evaluations, trivial)
+    if not pool:
+        return Decision(COLLECT_MORE_DATA, _nothing_beats(evaluations, trivial, metric, words, remedy or REMEDY) + flag_reasons(evaluations))
+    best = max(pool, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
+    choice, cheaper = _prefer_cheaper(best, pool, metric, costing)
+    reasons = [_best_words(best, evaluations, metric)] + flag_reasons(evaluations, choice) + cheaper + _no_llm_needed(choice, best, evaluations, metric, costing)
+    reasons += inconclusive_reasons(pool, metric, choice, costing)
+    reasons.append(_chance_words(choice, metric, chances))
+    reasons += _running_words(choice) + _floor_reasons(choice, evaluations, trivial, metric, words)
+    return Decision(choice.name, reasons, _warnings(evaluations, n_labels, choice.name))
+
+
+def trivial_reference(evaluations: list[Evaluation]) -> Evaluation | None:
+    """The task's trivial reference: the contender that gives one answer whatever the input (majority, constant, abstain)."""
+    return next((e for e in evaluations if e.constant), None)
+
+
+def beats(e: Evaluation, reference: Evaluation | None) -> bool:
+    """`e` scores higher than `reference` on the same rows, significantly (paired test at ALPHA); anything beats no reference."""
+    if reference is None:
+        return True
+    diff, _, _ = paired_difference(e.scores, reference.scores)
+    return diff > 0 and paired_test(e.scores, reference.scores)[1] < ALPHA
+
+
+def recommendable(evaluations: list[Evaluation], trivial: Evaluation | None) -> list[Evaluation]:
+    """The contenders that may be recommended: those that beat the trivial reference significantly, less those with
+    degenerate answers (`flags`) while one without them remains (when every one is flagged, the best of them may win)."""
+    beating = [e for e in evaluations if not e.constant and beats(e, trivial)]
+    usable = [e for e in beating if not e.flags]
+    return usable or beating
+
+
+def _trivial_words(trivial: Evaluation | None) -> str:
+    label = trivial.solver.get("label") if trivial is not None else None
+    if label is not None:
+        return f"always answering {label!r}"
+    return f"always giving {trivial.name}'s one answer" if trivial is not None else "a trivial answer"
+
+
+def _reference_words(trivial: Evaluation, words: str) -> str:
+    """"always answering the most frequent training label (majority: 'a')": the words, the reference and its answer."""
+    label = trivial.solver.get("label")
+    return f"{words} ({trivial.name}" + (f": {label!r})" if label is not None and repr(label) not in words else ")")
+
+
+def _versus(a: Evaluation, b: Evaluation, metric: str) -> str:
+    """a's score against b's on the same rows: "0.520 vs 0.500 (difference +0.020, 95% paired CI ...; McNemar exact p=...)"."""
+    diff, lo, hi = paired_difference(a.scores, b.scores)
+    test, p = paired_test(a.scores, b.scores)
+    return f"{a.metrics[metric]:.3f} vs {b.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {lo:+.3f} to {hi:+.3f}; {test} {_p(p)})"
+
+
+def _nothing_beats(evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str, remedy: str) -> list[str]:
+    """Why nothing is recommended: no contender beats the trivial reference significantly; the best one's figures and what to try."""
+    others = [e for e in evaluations if not e.constant]
+    if not others:
+        return [f"only the trivial reference, {_reference_words(trivial, words)}, was measured: there is nothing to compare it with; add contenders, and {remedy}"]
+    top = max(others, key=lambda e: e.metrics[metric])
+    return [f"no contender answers better than {_reference_words(trivial, words)} significantly: the best, {top.name}, has {metric} {_versus(top, trivial, metric)}; {remedy}"]
+
+
+def _best_words(best: Evaluation, evaluations: list[Evaluation], metric: str) -> str:
     lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
-    reasons = [f"{best.name} scored the highest {metric}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"]
-    choice = best
-    for e in sorted((e for e in evaluations if e is not best and costing.key(e) < costing.key(best)), key=costing.key):
+    among = "" if all(e.metrics[metric] <= best.metrics[metric] for e in evaluations) else " of the contenders that can be recommended"
+    return f"{best.name} scored the highest {metric}{among}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"
+
+
+def _prefer_cheaper(best: Evaluation, pool: list[Evaluation], metric: str, costing: Costing) -> tuple[Evaluation, list[str]]:
+    """The first contender not significantly worse than `best`: below an LLM `best`, one without an LLM first (cheaper
+    or not: then the task may not need an LLM), then the cheaper ones in cost order; with a reason per contender tried."""
+    def order(e: Evaluation) -> tuple:
+        return (e.llm or not best.llm, costing.key(e))
+
+    reasons = []
+    for e in sorted((e for e in pool if e is not best and (costing.key(e) < costing.key(best) or (best.llm and not e.llm))), key=order):
+        cheaper = costing.key(e) < costing.key(best)
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
         test, p = paired_test(best.scores, e.scores)
-        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
-        if p >= ALPHA:
-            if e.constant:
-                reasons.append(f"no strategy beats always answering {e.solver.get('label', 'the most frequent label')!r} significantly: {e.name} scores {figures}; collect more (or cleaner) labeled data before choosing")
-                return Decision(COLLECT_MORE_DATA, reasons, _warnings(evaluations, n_labels))
-            if not e.llm:
-                reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and far cheaper: {costing.words(e, best)}")
-            else:
-                reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({costing.words(e, best)}), so prefer it")
-            choice = e
-            break
-        reasons.append(f"{best.name} beats the cheaper {e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} (95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})")
+        interval = f"(95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+        if p < ALPHA:
+            reasons.append(f"{best.name} beats the {'cheaper ' if cheaper else ''}{e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} {interval}")
+            continue
+        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} {interval}"
+        if best.llm and not e.llm:
+            reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and {'far cheaper' if cheaper else 'needs no LLM'}: {costing.words(e, best)}")
+        else:
+            reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({costing.words(e, best)}), so prefer it")
+        return e, reasons
+    return best, reasons
+
+
+def _no_llm_needed(choice: Evaluation, best: Evaluation, evaluations: list[Evaluation], metric: str, costing: Costing) -> list[str]:
+    """A contender without an LLM best outright: its margin over the best LLM contender, and what it saves."""
     llm = [e for e in evaluations if e.llm]
-    if choice is best and not best.llm and not best.constant and llm:
-        top = max(llm, key=lambda e: e.metrics[metric])
-        diff, dlo, dhi = paired_difference(best.scores, top.scores)
-        test, p = paired_test(best.scores, top.scores)
-        reasons.append(
-            f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
-            f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {costing.words(best, top)}"
-        )
-    reasons += inconclusive_reasons(evaluations, metric, choice, costing)
-    reasons.append(_chance_words(choice, metric, chances))
+    if choice is not best or best.llm or not llm:
+        return []
+    top = max(llm, key=lambda e: e.metrics[metric])
+    diff, dlo, dhi = paired_difference(best.scores, top.scores)
+    test, p = paired_test(best.scores, top.scores)
+    return [
+        f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
+        f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {costing.words(best, top)}"
+    ]
+
+
+def _running_words(choice: Evaluation) -> list[str]:
     if choice.family == "fine_tuned":
-        reasons.append(f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
-    elif choice.llm:
-        reasons.append(f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens")
-    reasons += _not_beating_majority(evaluations, metric)
-    return Decision(choice.name, reasons, _warnings(evaluations, n_labels))
+        return [f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens"]
+    if choice.llm:
+        return [f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens"]
+    return []
+
+
+def _floor_reasons(choice: Evaluation, evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str) -> list[str]:
+    """The choice against the trivial reference, and every other contender that does not beat it significantly."""
+    if trivial is None:
+        return []
+    out = [f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: {_versus(choice, trivial, metric)}"]
+    return out + [f"{e.name} does not beat the {trivial.name} baseline significantly: {_versus(e, trivial, metric)}" for e in evaluations if not e.constant and e is not choice and not beats(e, trivial)]
+
+
+def flag_reasons(evaluations: list[Evaluation], choice: Evaluation | None = None) -> list[str]:
+    """Each contender with degenerate answers named with its findings: not recommended, or (`choice`, when every
+    contender that could be recommended has findings) recommended with a caution."""
+    out = []
+    for e in (e for e in evaluations if e.flags):
+        if e is choice:
+            out.append(f"{e.name} is recommended although it {'; '.join(e.flags)}: no contender without such findings is left to recommend; read its answers before relying on it")
+        else:
+            out.append(f"{e.name} is not recommended: it {'; '.join(e.flags)}")
+    return out
+
+
+def flag_warnings(e: Evaluation, choice: str | None = None) -> list[str]:
+    """A warning per contender with degenerate answers, its findings in words."""
+    if not e.flags:
+        return []
+    return [f"{e.name}: {'; '.join(e.flags)} — " + ("recommended only because no contender without such findings is left; check its answers" if e.name == choice else "not recommended")]
 
 
 def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Evaluation, costing: Costing | None = None) -> list[str]:
@@ -269,20 +385,5 @@ def freshness_reasons(choice: str, updates: dict, data_changes: str | None) -> l
     return out
 
 
-def _not_beating_majority(evaluations: list[Evaluation], metric: str) -> list[str]:
-    majority = next((e for e in evaluations if e.constant), None)
-    if majority is None:
-        return []
-    out = []
-    for e in evaluations:
-        if not e.llm:
-            continue
-        diff, dlo, dhi = paired_difference(e.scores, majority.scores)
-        test, p = paired_test(e.scores, majority.scores)
-        if diff <= 0 or p >= ALPHA:
-            out.append(f"{e.name} does not beat the {majority.name} baseline significantly: {e.metrics[metric]:.3f} vs {majority.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})")
-    return out
-
-
-def _warnings(evaluations: list[Evaluation], n_labels: int) -> list[str]:
-    return [w for e in evaluations for w in collapse_warnings(e, n_labels) + cut_warnings(e)]
+def _warnings(evaluations: list[Evaluation], n_labels: int, choice: str | None = None) -> list[str]:
+    return [w for e in evaluations for w in collapse_warnings(e, n_labels) + cut_warnings(e) + flag_warnings(e, choice)]

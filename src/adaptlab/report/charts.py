@@ -48,6 +48,8 @@ def forest_chart(results: dict, metric: str) -> str:
         t = lo + k * step
         out.append(f"<line x1={x(t):.1f} y1={top} x2={x(t):.1f} y2={axis_y} stroke=#eee /><text x={x(t):.1f} y={axis_y + 14} text-anchor=middle>{round(t, 6):g}</text>")
     out.append(f"<line x1={x0} y1={axis_y} x2={x1} y2={axis_y} stroke=#444 /><text x={(x0 + x1) / 2:.0f} y={axis_y + 30} text-anchor=middle>{escape(metric)}</text>")
+    references = [(s["name"], s["metrics"][metric]) for s in results["strategies"] if (s.get("traits") or {}).get("llm") is False and s["metrics"].get(metric) is not None]
+    out += [f"<line class=reference x1={x(v):.1f} y1={top} x2={x(v):.1f} y2={axis_y} stroke=#888 stroke-dasharray='4 3'><title>{escape(n)} (reference): {fmt(v)}</title></line>" for n, v in references]
     for i, (name, score, ci, reps, p_best) in enumerate(rows):
         cy, is_best = top + row_h * i + row_h / 2, score is not None and score == best
         label = f"{fmt(score)}" if score is not None else "n/a"
@@ -73,7 +75,7 @@ def forest_chart(results: dict, metric: str) -> str:
     if d and d <= hi - lo:  # a bar as long as the smallest difference the test rows could detect
         height += 16
         out.append(f"<path class=detectable d='M{x0} {height - 4}h{x(lo + d) - x0:.1f}M{x0} {height - 8}v8M{x(lo + d):.1f} {height - 8}v8' stroke=#444 stroke-width=1.5 fill=none /><text x={x(lo + d) + 8:.1f} y={height}>smallest difference the test rows can detect: {fmt(d)}</text>")
-    parts = ["the score on the test rows (dot)", "its 95% interval (line)"] + (["each repeat (ticks)"] if any(r[3] for r in rows) else []) + (["the share of resamples in which it scores highest, P(best)"] if any(r[4] is not None for r in rows) else [])
+    parts = ["the score on the test rows (dot)", "its 95% interval (line)"] + (["each reference's score, the line an LLM contender must beat (dashed)"] if references else []) + (["each repeat (ticks)"] if any(r[3] for r in rows) else []) + (["the share of resamples in which it scores highest, P(best)"] if any(r[4] is not None for r in rows) else [])
     caption = f"<p class=muted>{escape(metric)}: " + ", ".join(parts) + "; the highest is highlighted.</p>"
     if power:  # decide.statistics.power_summary: between the top two contenders
         rows_n, pair = escape(str(power.get("rows", "?"))), " and ".join(escape(str(b)) for b in power.get("between") or [])

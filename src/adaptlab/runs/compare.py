@@ -124,7 +124,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     models.close()
     costs = {e.name: strategy_cost(e, hourly) | upkeep_cost(updates.get(e.name), config.constraints.data_changes) for e in evaluations}
     paybacks = break_even(costs, {e.name: e.family for e in evaluations})
-    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, updates)
+    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, updates, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy)
     results = {
         "task": task.to_dict(),
         "base_model": config.model,
