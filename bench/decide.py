@@ -1,28 +1,34 @@
 """A check of the decision itself: recommend from a small test split, then judge the pick on a large one.
 
-On several slices of Banking77 (../shared/data/banking77, CC-BY-4.0: different label
-subsets and sizes; 20 training rows per label), every contender (majority,
-embed_classifier, zero_shot, few_shot k=4 similar; lora with --lora) is fitted once and
-answers 40 test rows per label. The recommendation is made from the first 10 rows per
-label (the small split, as a team would have), exactly as `compare` makes it, and then
-measured on the other 30 per label (the large split):
+On slices of every task kind (bench/decide_slices.py: Banking77 for classify, Restaurant-8k
+for generate, northwind-benefits and pyref-qa for qa), every contender is fitted once and
+answers every test row: the task kind's references (classify: majority, embed_classifier;
+generate: constant, nearest; qa: abstain, extract), zero_shot, and few_shot (k 4, similar)
+or, on documents, rag (k 4, hybrid); lora (2 epochs) with --lora. The recommendation is made
+from the small split (classify: 10 rows per label; generate: 20 rows; qa: a third of the
+rows, answerable and unanswerable alike), exactly as `compare` makes it, and then measured on
+the rest (the large split):
 
-  regret    best large-split accuracy minus the large-split accuracy of the pick
-  coverage  the share of contenders whose large-split accuracy lies inside the 95%
-            interval the small split gave it
+  regret    best large-split score minus the large-split score of the pick, as a fraction
+            of the headline metric's scale (accuracy and qa_score are 0-1 already; chrF,
+            0-100, is divided by 100). A pick of collect_more_data ("nothing beats the
+            trivial reference") scores what the trivial reference (the kind's first: majority,
+            constant, abstain) scores on the large split.
+  coverage  the share of contenders whose large-split score lies inside the 95% interval
+            the small split gave it
 
-Targets (issue 17): worst regret <= 0.05, coverage 90-98%.
+Targets (issue 17): worst regret <= 0.05 on every task kind, coverage 90-98%.
 
-    python bench/decide.py [--slices 3] [--lora] [--out bench/results/decide-cpu.json]
+    python bench/decide.py [--kinds classify,generate,qa] [--slices N] [--lora] [--out bench/results/decide-cpu.json]
 
-Last line: one JSON object, which the script also writes to --out.
+--slices N takes at most N slices of each kind (default: classify 3, generate 2, qa 2;
+~20-25 minutes on 2 CPU cores). Last line: one JSON object, which the script also writes to --out.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import random
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,88 +36,133 @@ import numpy as np
 
 from _results import write_result
 from adaptlab import kinds
-from adaptlab.data import Dataset, Example
+from adaptlab.data import Dataset
 from adaptlab.decide import recommend
 from adaptlab.decide.costs import strategy_cost
 from adaptlab.evaluation import evaluate
-from adaptlab.metrics import task_metrics
+from adaptlab.metrics import row_table, task_metrics
+from adaptlab.solver import Prediction
 from adaptlab.task import make_task
+from adaptlab.tasks import task_kind
+from decide_slices import DEFAULT_SLICES, MAKERS, Slice
 
-BANKING = Path(__file__).parents[2] / "shared" / "data" / "banking77"
-SLICES = [(5, 1), (8, 2), (8, 3), (12, 4), (5, 5)]  # (labels, seed)
-TRAIN_PER_LABEL, SMALL_PER_LABEL = 20, 10
-INSTRUCTION = "Route the bank customer's message to the intent label that fits it best."
-
-
-def rows(split: str) -> list[dict]:
-    return [json.loads(line) for line in (BANKING / f"{split}.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()]
+COLLECT_MORE_DATA = "collect_more_data"  # recommend's choice when no contender beats the trivial reference
+HEADER = f"{'kind':<9} {'slice':<20} {'pick':<17} {'small':>7} {'large':>7} {'best large':>18} {'regret':>7} {'covered':>8}"
 
 
-def make_slice(n_labels: int, seed: int, train_rows: list[dict], test_rows: list[dict]):
-    rng = random.Random(seed)
-    labels = sorted(rng.sample(sorted({r["output"] for r in train_rows}), n_labels))
-    pick = lambda pool, label, n: rng.sample([r for r in pool if r["output"] == label], n) if n else [r for r in pool if r["output"] == label]  # noqa: E731
-    train = [r for label in labels for r in pick(train_rows, label, TRAIN_PER_LABEL)]
-    small, large = [], []
-    for label in labels:
-        test = pick(test_rows, label, 0)
-        rng.shuffle(test)
-        small += test[:SMALL_PER_LABEL]
-        large += test[SMALL_PER_LABEL:]
-    as_data = lambda rs, name: Dataset([Example(r["input"], r["output"], i + 1) for i, r in enumerate(rs)], name)  # noqa: E731
-    return labels, as_data(train, "train"), as_data(small + large, "test"), len(small)
+def contenders(kind: str, lora: bool) -> list[dict]:
+    """The task kind's references, zero_shot, and the prompted contender that fits it (rag on documents, else few_shot)."""
+    spec = task_kind(kind)
+    prompted = {"name": "rag", "k": 4, "retriever": "hybrid"} if spec.documents else {"name": "few_shot", "k": 4, "selector": "similar"}
+    return [{"name": r} for r in spec.references] + [{"name": "zero_shot"}, prompted] + ([{"name": "lora", "epochs": 2}] if lora else [])
 
 
-def part(e, idx: np.ndarray, task):
-    """The evaluation restricted to test rows `idx` (the small split): its metrics, intervals and per-row scores."""
-    expected = [e.predictions[i]["expected"] for i in idx]
-    predicted = [e.predictions[i]["predicted"] for i in idx]
-    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000)
-    return replace(e, metrics=metrics, ci=ci, scores=[e.scores[i] for i in idx], predictions=[e.predictions[i] for i in idx])
+def part(e, idx: np.ndarray, task, test: Dataset):
+    """The evaluation restricted to test rows `idx` (the small split): its metrics, intervals, per-row scores and checks."""
+    rows = [e.predictions[i] for i in idx]
+    expected, predicted = [r["expected"] for r in rows], [r["predicted"] for r in rows]
+    spec = task.spec
+    answers = [Prediction(r["predicted"], 0, 0, 0.0, passages=tuple(r.get("passages", ()))) for r in rows]
+    context = spec.context(task, Dataset([test.examples[i] for i in idx], test.source), answers) if spec.context else None
+    table = row_table(task.kind, expected, predicted, context, list(task.labels))
+    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, rows=table)
+    cut = [bool(r.get("cut")) for r in rows]
+    flags = [] if e.constant else spec.checks(expected, predicted, cut, task.abstain)
+    return replace(e, metrics=metrics, ci=ci, scores=table[spec.row_key].tolist(), predictions=rows, flags=flags, answers_cut=sum(cut) if e.answers_cut is not None else None)
+
+
+def choose(small: list, task, costs: dict) -> str:
+    """recommend's choice, as `compare` makes it (with the task kind's words for its trivial reference and remedy)."""
+    return recommend(small, task.metric, len(task.labels), costs=costs, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy).choice
+
+
+def run_slice(s: Slice, specs: list[dict], base, embedder) -> tuple[list, object]:
+    """Fit every contender on the slice and evaluate it on all its test rows; prints a line per contender."""
+    from adaptlab.kinds.context import BuildContext, ModelSource
+    from adaptlab.knowledge.index import Documents
+
+    task = make_task(s.name, s.instruction, s.train, s.test, kind=s.kind, max_new_tokens=s.max_new_tokens)
+    models, documents = ModelSource(base), Documents(s.docs, base.tokenizer) if s.docs else None
+    evaluations = []
+    for spec in specs:
+        clock, k = time.perf_counter(), kinds.kind(spec["name"])
+        strategy = k.build(k.config.model_validate(spec), BuildContext(models, s.seed, embedder=embedder, documents=documents))
+        evaluations.append(evaluate(strategy, task, s.train, s.test, name=spec["name"], traits=k.traits())[0])
+        print(f"  {s.name} {spec['name']}: {task.metric} {evaluations[-1].metrics[task.metric]:.3f} on {len(s.test)} rows, {time.perf_counter() - clock:.0f} s", flush=True)
+    return evaluations, task
+
+
+def judge(s: Slice, evaluations: list, task) -> dict:
+    """Recommend from the small split; regret and interval coverage on the large split."""
+    small_idx, large_idx = np.arange(s.n_small), np.arange(s.n_small, len(s.test))
+    small = [part(e, small_idx, task, s.test) for e in evaluations]
+    large = {e.name: float(np.mean([e.scores[i] for i in large_idx])) for e in evaluations}
+    costs = {e.name: strategy_cost(e, 0.10) for e in small}
+    choice = choose(small, task, costs)
+    scored_as = task.spec.references[0] if choice == COLLECT_MORE_DATA else choice
+    best, scale = max(large, key=large.get), task.spec.metric(task.metric).scale
+    covered = [s_.ci[task.metric][0] <= large[s_.name] <= s_.ci[task.metric][1] for s_ in small]
+    return {"kind": s.kind, "slice": s.name, "metric": task.metric, "scale": scale, "labels": len(task.labels), "seed": s.seed, "train": len(s.train),
+            "small_test": s.n_small, "large_test": len(large_idx), "choice": choice, "scored_as": scored_as,
+            "small": {e.name: e.metrics[task.metric] for e in small}, "small_ci": {e.name: list(e.ci[task.metric]) for e in small}, "large": large,
+            "best": best, "regret": (large[best] - large[scored_as]) / scale if scored_as in large else None, "covered": sum(covered), "contenders": len(covered)}
+
+
+def table_line(row: dict) -> str:
+    digits = task_kind(row["kind"]).metric(row["metric"]).digits
+    f = lambda v: f"{v:.{digits}f}"  # noqa: E731
+    picked = row["scored_as"]
+    small, large = row["small"].get(picked, float("nan")), row["large"].get(picked, float("nan"))
+    regret = "n/a" if row["regret"] is None else f"{row['regret']:.3f}"
+    return f"{row['kind']:<9} {row['slice']:<20} {row['choice']:<17} {f(small):>7} {f(large):>7} {row['best'] + ' ' + f(row['large'][row['best']]):>18} {regret:>7} {row['covered']}/{row['contenders']:<6}"
+
+
+def summary(rows: list[dict]) -> dict:
+    """regret (mean, worst), interval coverage and slice count over `rows`."""
+    regrets = [r["regret"] for r in rows if r["regret"] is not None]
+    intervals = sum(r["contenders"] for r in rows)
+    return {"regret_mean": float(np.mean(regrets)) if regrets else None, "regret_worst": float(max(regrets)) if regrets else None,
+            "coverage": sum(r["covered"] for r in rows) / intervals if intervals else None, "intervals": intervals, "slices": [r["slice"] for r in rows]}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--slices", type=int, default=3)
+    parser.add_argument("--kinds", default="classify,generate,qa", help="task kinds to check, comma-separated")
+    parser.add_argument("--slices", type=int, default=None, help="at most this many slices of each kind (default: classify 3, generate 2, qa 2)")
     parser.add_argument("--lora", action="store_true", help="add lora (2 epochs) to the contenders (minutes per slice on a CPU)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "decide-cpu.json"))
     args = parser.parse_args()
-    from adaptlab.kinds.context import BuildContext, ModelSource
+    chosen = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in MAKERS]
+    if unknown:
+        parser.error(f"--kinds: unknown task kind {', '.join(unknown)}; use some of {', '.join(MAKERS)}")
     from adaptlab.models import load_base_model
     from adaptlab.models.embedder import default_embedder
 
-    base, embedder = load_base_model("smollm2-135m-instruct"), default_embedder()
-    specs = [{"name": "majority"}, {"name": "embed_classifier"}, {"name": "zero_shot"}, {"name": "few_shot", "k": 4, "selector": "similar"}] + ([{"name": "lora", "epochs": 2}] if args.lora else [])
-    train_rows, test_rows = rows("train"), rows("test")
-    out = []
-    print(f"{'slice':<14} {'pick':<17} {'small acc':>9} {'large acc':>9} {'best large':>17} {'regret':>7} {'covered':>8}")
-    for n_labels, seed in SLICES[: args.slices]:
-        labels, train, test, n_small = make_slice(n_labels, seed, train_rows, test_rows)
-        task = make_task(f"banking{n_labels}-{seed}", INSTRUCTION, train, test)
-        models = ModelSource(base)
-        evaluations = []
-        for spec in specs:
-            k = kinds.kind(spec["name"])
-            strategy = k.build(k.config.model_validate(spec), BuildContext(models, seed, embedder=embedder))
-            evaluations.append(evaluate(strategy, task, train, test, name=spec["name"], traits=k.traits())[0])
-        small_idx, large_idx = np.arange(n_small), np.arange(n_small, len(test))
-        small = [part(e, small_idx, task) for e in evaluations]
-        large = {e.name: float(np.mean([e.scores[i] for i in large_idx])) for e in evaluations}
-        costs = {e.name: strategy_cost(e, 0.10) for e in small}
-        choice = recommend(small, task.metric, len(task.labels), costs=costs).choice
-        picked = large.get(choice, float("nan"))
-        best = max(large, key=large.get)
-        covered = [s.ci["accuracy"][0] <= large[s.name] <= s.ci["accuracy"][1] for s in small]
-        row = {"labels": n_labels, "seed": seed, "train": len(train), "small_test": n_small, "large_test": len(large_idx), "choice": choice,
-               "small": {s.name: s.metrics["accuracy"] for s in small}, "small_ci": {s.name: list(s.ci["accuracy"]) for s in small}, "large": large,
-               "regret": large[best] - picked if choice in large else None, "covered": sum(covered), "contenders": len(covered)}
-        out.append(row)
-        regret = "n/a" if row["regret"] is None else f"{row['regret']:.3f}"
-        print(f"{n_labels} labels s{seed:<5} {choice:<17} {row['small'].get(choice, float('nan')):>9.3f} {picked:>9.3f} {best + f' {large[best]:.3f}':>17} {regret:>7} {sum(covered)}/{len(covered):>6}")
-    regrets = [r["regret"] for r in out if r["regret"] is not None]
-    coverage = sum(r["covered"] for r in out) / sum(r["contenders"] for r in out)
-    print(f"\nregret: mean {np.mean(regrets):.3f}, worst {max(regrets):.3f} (target <= 0.05); interval coverage {coverage:.1%} (target 90-98%) over {sum(r['contenders'] for r in out)} intervals")
-    write_result(args.out, {"bench": "decide", "slices": out, "regret_mean": float(np.mean(regrets)), "regret_worst": float(max(regrets)), "coverage": coverage, "contenders": [s["name"] for s in specs]})
+    start, base, embedder = time.perf_counter(), load_base_model("smollm2-135m-instruct"), default_embedder()
+    out, names = [], []
+    for kind in chosen:
+        specs = contenders(kind, args.lora)
+        names += [s["name"] for s in specs if s["name"] not in names]
+        for s in MAKERS[kind](args.slices if args.slices is not None else DEFAULT_SLICES[kind]):
+            clock = time.perf_counter()
+            print(f"{kind} {s.name}: {len(s.train)} training rows, {s.n_small} + {len(s.test) - s.n_small} test rows", flush=True)
+            row = judge(s, *run_slice(s, specs, base, embedder))
+            out.append(row | {"seconds": time.perf_counter() - clock})
+            print(HEADER + "\n" + table_line(row) + "\n", flush=True)
+    print(HEADER)
+    for row in out:
+        print(table_line(row))
+    per_kind = {kind: summary([r for r in out if r["kind"] == kind]) for kind in chosen}
+    for kind, s in per_kind.items():
+        if s["regret_worst"] is not None:
+            print(f"{kind}: regret mean {s['regret_mean']:.3f}, worst {s['regret_worst']:.3f} (target <= 0.05); interval coverage {s['coverage']:.1%} over {s['intervals']} intervals")
+    total = summary(out)
+    worst = max((s["regret_worst"] for s in per_kind.values() if s["regret_worst"] is not None), default=None)
+    shown = lambda v, spec=".3f": "n/a" if v is None else format(v, spec)  # noqa: E731
+    print(f"\nall kinds: regret mean {shown(total['regret_mean'])}, worst {shown(worst)} (target <= 0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')} (target 90-98%); {time.perf_counter() - start:.0f} s")
+    write_result(args.out, {"bench": "decide", "slices": out, "regret_mean": total["regret_mean"], "regret_worst": worst, "coverage": total["coverage"], "contenders": names,
+                            "per_kind": per_kind, "kinds": chosen, "wall_s": time.perf_counter() - start})
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ def test_defaults_are_filled():
         ({"extra": 1}, "unknown key 'extra'"),
         ({"strategies": [{"name": "few_shot", "k": -1}]}, "'strategies[0].k'"),
         ({"strategies": [{"name": "few_shot", "kk": 3}]}, "unknown key 'strategies[0].kk'"),
-        ({"strategies": [{"name": "magic"}]}, "must be one of zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit; got 'magic'"),
+        ({"strategies": [{"name": "magic"}]}, "must be one of zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit, constant, nearest, abstain, extract; got 'magic'"),
         ({"strategies": [{"name": "zero_shot"}, {"name": "zero_shot"}]}, "listed twice"),
         ({"task": {"name": "Bad Name", "instruction": "x"}}, "'task.name'"),
         ({"strategies": []}, "'strategies'"),

@@ -44,17 +44,26 @@ class KnowledgeIndex:
 
 
 def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
-    """The index a rag solver saved (`KnowledgeIndex.save`); BM25 is rebuilt from the chunks, vectors are read back."""
+    """The index a solver saved (`KnowledgeIndex.save`); BM25 is rebuilt from the chunks, vectors are read back, or,
+    where vectors.npy is missing (a registered version keeps only .json and .safetensors files), embedded again
+    (from the embeddings cache when it has them)."""
     from adaptlab.errors import AdaptlabError
 
     folder = Path(folder)
     try:
         saved = json.loads((folder / "chunks.json").read_text(encoding="utf-8"))
         chunks = [Chunk(**c) for c in saved["chunks"]]
-        vectors = np.load(folder / "vectors.npy", allow_pickle=False) if kind != "bm25" else None
+        stored = folder / "vectors.npy"
+        vectors = np.load(stored, allow_pickle=False) if kind != "bm25" and stored.is_file() else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise AdaptlabError(f"{folder}: the saved passages (chunks.json, vectors.npy) cannot be read ({type(exc).__name__}); register the version again") from None
-    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder_for(kind, embedder), vectors), saved["files"], [], kind, vectors)
+    texts = [c.text for c in chunks]
+    embedder = embedder_for(kind, embedder)
+    if kind != "bm25" and vectors is None:
+        from adaptlab.models.embedder import encode_cached
+
+        vectors = encode_cached(embedder, texts)
+    return KnowledgeIndex(chunks, make_retriever(kind, texts, embedder, vectors), saved["files"], [], kind, vectors)
 
 
 def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32, updates: str | Path | None = None) -> KnowledgeIndex:

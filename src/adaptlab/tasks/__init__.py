@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable
 
 from adaptlab.errors import ConfigError
+
+if TYPE_CHECKING:  # `adaptlab --help` imports this table: numpy only where metrics are computed
+    import numpy as np
 
 BUILT_IN = ("classify", "generate", "qa")  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.tasks"
@@ -80,6 +81,8 @@ class TaskKind:
 
     def resampled(self, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric for each row of `idx` (resamples x rows of indices)."""
+        import numpy as np
+
         if self.resample is not None:
             return self.resample(rows, idx)
         each = [self.aggregate(rows, i) for i in idx]
