@@ -16,12 +16,12 @@ names a `Kind` object), or, in a script or a test, with `register(Kind(...))`.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from adaptlab.errors import ConfigError
+from adaptlab.plugins import Table
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
 BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier", "setfit", "constant", "nearest", "abstain", "extract")  # modules of this package, in table order
@@ -62,36 +62,29 @@ class Kind:
         return {"kind": self.name, "family": family, "tier": tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
 
 
-_TABLE: dict[str, Kind] = {}
-_loaded = False
+_TABLE: Table[Kind] = Table(__name__, BUILT_IN, ENTRY_POINT_GROUP, Kind, "strategy kind")
 
 
 def register(k: Kind) -> Kind:
     """Add (or replace) a kind in the table."""
     if k.family not in FAMILIES:
         raise ConfigError(f"kind {k.name!r}: family must be one of {', '.join(FAMILIES)}, got {k.family!r}")
-    _load()
-    _TABLE[k.name] = k
-    return k
+    return _TABLE.add(k)
 
 
 def unregister(name: str) -> None:
     """Remove a kind (tests that declare their own kinds clean up with this)."""
-    _TABLE.pop(name, None)
+    _TABLE.remove(name)
 
 
 def kinds() -> list[Kind]:
     """Every kind, built-in ones first in table order."""
-    _load()
-    return list(_TABLE.values())
+    return _TABLE.all()
 
 
 def kind(name: str) -> Kind:
     """The kind called `name`; a ConfigError lists the known ones."""
-    _load()
-    if name not in _TABLE:
-        raise ConfigError(f"unknown strategy kind {name!r}; the kinds are {', '.join(_TABLE)}")
-    return _TABLE[name]
+    return _TABLE.get(name)
 
 
 def names(family: str | None = None) -> tuple[str, ...]:
@@ -109,20 +102,3 @@ def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step
     k = kind(spec["name"] if isinstance(spec, dict) else spec.name)
     config = k.config.model_validate(spec) if isinstance(spec, dict) else spec
     return k.build(config, BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, documents, extra))
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILT_IN:
-        k = importlib.import_module(f"adaptlab.kinds.{module}").KIND
-        _TABLE[k.name] = k
-    from importlib.metadata import entry_points
-
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        k = point.load()
-        if not isinstance(k, Kind):
-            raise ConfigError(f"entry point {point.name!r} in group {ENTRY_POINT_GROUP} names {k!r}, not an adaptlab.kinds.Kind")
-        _TABLE[k.name] = k

@@ -19,11 +19,10 @@ A package adds a task kind through the `adaptlab.tasks` entry point group (namin
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
-from adaptlab.errors import ConfigError
+from adaptlab.plugins import Table
 
 if TYPE_CHECKING:  # `adaptlab --help` imports this table: numpy only where metrics are computed
     import numpy as np
@@ -90,33 +89,26 @@ class TaskKind:
         return {k: np.array([d.get(k, np.nan) for d in each]) for k in names}
 
 
-_TABLE: dict[str, TaskKind] = {}
-_loaded = False
+_TABLE: Table[TaskKind] = Table(__name__, BUILT_IN, ENTRY_POINT_GROUP, TaskKind, "task kind")
 
 
 def register(k: TaskKind) -> TaskKind:
     """Add (or replace) a task kind in the table."""
-    _load()
-    _TABLE[k.name] = k
-    return k
+    return _TABLE.add(k)
 
 
 def unregister(name: str) -> None:
-    _TABLE.pop(name, None)
+    _TABLE.remove(name)
 
 
 def task_kinds() -> list[TaskKind]:
     """Every task kind, built-in ones first in table order."""
-    _load()
-    return list(_TABLE.values())
+    return _TABLE.all()
 
 
 def task_kind(name: str) -> TaskKind:
     """The task kind called `name`; a ConfigError lists the known ones."""
-    _load()
-    if name not in _TABLE:
-        raise ConfigError(f"unknown task kind {name!r}; the kinds are {', '.join(_TABLE)}")
-    return _TABLE[name]
+    return _TABLE.get(name)
 
 
 def task_kind_names() -> tuple[str, ...]:
@@ -144,20 +136,3 @@ def cut_answers(cut: list[bool]) -> list[str]:
 
 def _clip(text: str, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
-
-
-def _load() -> None:
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for module in BUILT_IN:
-        k = importlib.import_module(f"adaptlab.tasks.{module}").KIND
-        _TABLE[k.name] = k
-    from importlib.metadata import entry_points
-
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        k = point.load()
-        if not isinstance(k, TaskKind):
-            raise ConfigError(f"entry point {point.name!r} in group {ENTRY_POINT_GROUP} names {k!r}, not an adaptlab.tasks.TaskKind")
-        _TABLE[k.name] = k
