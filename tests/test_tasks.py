@@ -80,3 +80,42 @@ def test_a_plugin_task_kind_is_one_registration():
         unregister("same_length")
     with pytest.raises(Exception, match="unknown task kind"):
         task_kind("same_length")
+
+
+class _Always:
+    """A fake LLM strategy whose solver gives one answer to everything."""
+
+    name = "zero_shot"
+
+    def __init__(self, answer: str):
+        self.answer = answer
+
+    def fit(self, task, train, dev=None, progress=None):
+        from adaptlab.solver import Prediction
+
+        outer = self
+
+        class Solver:
+            strategy = "zero_shot"
+
+            def predict(self, inputs, progress=None):
+                return [Prediction(outer.answer, 10, 3, 0.01) for _ in inputs]
+
+            def describe(self):
+                return {"strategy": "zero_shot"}
+
+        return Solver()
+
+
+def test_evaluate_flags_a_constant_output_generator_but_not_the_constant_reference():
+    from adaptlab.data import Dataset, Example
+    from adaptlab.evaluation import evaluate
+    from adaptlab.task import Task
+
+    train = Dataset([Example(f"say {w}", f"{w} {w}", i + 1) for i, w in enumerate(["card", "lost", "atm", "card"])])
+    test = Dataset([Example(f"please say {w}", f"{w} {w}", i + 1) for i, w in enumerate(["new", "old", "red", "blue", "card"])])
+    task = Task("echo", "Repeat the word twice.", "generate")
+    llm, _ = evaluate(_Always("card card"), task, train, test, traits=kinds.kind("zero_shot").traits())
+    assert llm.flags == ["gave the same answer ('card card') to 100% of the test rows"]
+    reference, _ = evaluate(kinds.strategy({"name": "constant"}), task, train, test, traits=kinds.kind("constant").traits())
+    assert reference.predictions[0]["predicted"] == "card card" and reference.flags == []  # one answer is the reference's design
