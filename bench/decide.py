@@ -17,12 +17,21 @@ the rest (the large split):
   coverage  the share of contenders whose large-split score lies inside the 95% interval
             the small split gave it
 
+The table shows, per slice, the pick, its small- and large-split scores on the metric's own
+scale (collect_more_data: the trivial reference's), the best contender on the large split, the
+regret (as a fraction) and how many intervals covered. results JSON: every slice's row, and
+`per_kind` {classify, generate, qa}: regret_mean, regret_worst, coverage, slices; the top-level
+regret_worst is the worst over the kinds.
+
 Targets (issue 17): worst regret <= 0.05 on every task kind, coverage 90-98%.
 
     python bench/decide.py [--kinds classify,generate,qa] [--slices N] [--lora] [--out bench/results/decide-cpu.json]
 
---slices N takes at most N slices of each kind (default: classify 3, generate 2, qa 2;
-~20-25 minutes on 2 CPU cores). Last line: one JSON object, which the script also writes to --out.
+--slices N takes at most N slices of each kind (default: classify 3, generate 2, qa 2). Time on 2 CPU
+cores shared with other jobs (load 2-6), per slice: classify ~4-7 min, generate ~5.5-7.5, qa
+pyref ~11.5 and northwind ~20 (rag's ~1,000-token prompts: ~12 s a row); on an idle machine
+several times less (bench/results/compare-*-cpu.json measured generation 4-10x faster), ~20 min
+in all. Last line: one JSON object, which the script also writes to --out.
 """
 
 from __future__ import annotations
@@ -101,7 +110,7 @@ def judge(s: Slice, evaluations: list, task) -> dict:
     choice = choose(small, task, costs)
     scored_as = task.spec.references[0] if choice == COLLECT_MORE_DATA else choice
     best, scale = max(large, key=large.get), task.spec.metric(task.metric).scale
-    covered = [s_.ci[task.metric][0] <= large[s_.name] <= s_.ci[task.metric][1] for s_ in small]
+    covered = [e.ci[task.metric][0] <= large[e.name] <= e.ci[task.metric][1] for e in small]
     return {"kind": s.kind, "slice": s.name, "metric": task.metric, "scale": scale, "labels": len(task.labels), "seed": s.seed, "train": len(s.train),
             "small_test": s.n_small, "large_test": len(large_idx), "choice": choice, "scored_as": scored_as,
             "small": {e.name: e.metrics[task.metric] for e in small}, "small_ci": {e.name: list(e.ci[task.metric]) for e in small}, "large": large,
@@ -118,7 +127,7 @@ def table_line(row: dict) -> str:
 
 
 def summary(rows: list[dict]) -> dict:
-    """regret (mean, worst), interval coverage and slice count over `rows`."""
+    """regret (mean, worst), interval coverage (and the intervals counted) over `rows`, and their slices' names."""
     regrets = [r["regret"] for r in rows if r["regret"] is not None]
     intervals = sum(r["contenders"] for r in rows)
     return {"regret_mean": float(np.mean(regrets)) if regrets else None, "regret_worst": float(max(regrets)) if regrets else None,
@@ -154,11 +163,11 @@ def main():
     for row in out:
         print(table_line(row))
     per_kind = {kind: summary([r for r in out if r["kind"] == kind]) for kind in chosen}
-    for kind, s in per_kind.items():
-        if s["regret_worst"] is not None:
-            print(f"{kind}: regret mean {s['regret_mean']:.3f}, worst {s['regret_worst']:.3f} (target <= 0.05); interval coverage {s['coverage']:.1%} over {s['intervals']} intervals")
+    for kind, got in per_kind.items():
+        if got["regret_worst"] is not None:
+            print(f"{kind}: regret mean {got['regret_mean']:.3f}, worst {got['regret_worst']:.3f} (target <= 0.05); interval coverage {got['coverage']:.1%} over {got['intervals']} intervals")
     total = summary(out)
-    worst = max((s["regret_worst"] for s in per_kind.values() if s["regret_worst"] is not None), default=None)
+    worst = max((got["regret_worst"] for got in per_kind.values() if got["regret_worst"] is not None), default=None)
     shown = lambda v, spec=".3f": "n/a" if v is None else format(v, spec)  # noqa: E731
     print(f"\nall kinds: regret mean {shown(total['regret_mean'])}, worst {shown(worst)} (target <= 0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')} (target 90-98%); {time.perf_counter() - start:.0f} s")
     write_result(args.out, {"bench": "decide", "slices": out, "regret_mean": total["regret_mean"], "regret_worst": worst, "coverage": total["coverage"], "contenders": names,

@@ -139,3 +139,16 @@ def test_every_contender_flagged_the_trivial_reference_decides():
     assert decision.choice == "lora"
     assert f"lora is recommended although it {cut}: no contender without such findings is left to recommend; read its answers before relying on it" in decision.reasons
     assert f"lora: {cut} — recommended only because no contender without such findings is left; check its answers" in decision.warnings
+
+
+def test_a_lookup_above_the_trivial_reference_is_chosen_where_an_llm_as_far_above_is_not():
+    # 12 questions, the first 3 unanswerable: abstain 0.25; extract and rag each right on 3 more rows (McNemar 3 to 0: p=0.25)
+    abstain = evaluation("abstain", right((0, 3), n=12))
+    extract = evaluation("extract", right((0, 6), n=12), latency=5)
+    rag = evaluation("rag", right((0, 6), n=12), latency=900)
+    decision = recommend([abstain, extract, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
+    assert decision.choice == "extract"
+    assert any(r.startswith("extract scores above always saying the abstain answer (abstain), but the test rows cannot tell them apart") for r in decision.reasons)
+    assert any(r.startswith("rag does not beat the abstain baseline significantly") for r in decision.reasons)
+    alone = recommend([abstain, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
+    assert alone.choice == COLLECT_MORE_DATA  # an LLM must beat the trivial reference in the paired test

@@ -165,11 +165,18 @@ def beats(e: Evaluation, reference: Evaluation | None) -> bool:
 
 
 def recommendable(evaluations: list[Evaluation], trivial: Evaluation | None) -> list[Evaluation]:
-    """The contenders that may be recommended: those that beat the trivial reference significantly, less those with
-    degenerate answers (`flags`) while one without them remains (when every one is flagged, the best of them may win)."""
-    beating = [e for e in evaluations if not e.constant and beats(e, trivial)]
+    """The contenders that may be recommended: LLM contenders that beat the trivial reference significantly, and
+    lookups without an LLM (embed_classifier, nearest, extract) that score above it at all (they cost next to nothing
+    to run, so the better point estimate is the better bet; the reasons say when the test could not tell them apart);
+    less those with degenerate answers (`flags`) while one without them remains."""
+    beating = [e for e in evaluations if not e.constant and (beats(e, trivial) if e.llm else above(e, trivial))]
     usable = [e for e in beating if not e.flags]
     return usable or beating
+
+
+def above(e: Evaluation, reference: Evaluation | None) -> bool:
+    """`e` scores higher than `reference` on the same rows (no test); anything is above no reference."""
+    return reference is None or paired_difference(e.scores, reference.scores)[0] > 0
 
 
 def _trivial_words(trivial: Evaluation | None) -> str:
@@ -257,7 +264,10 @@ def _floor_reasons(choice: Evaluation, evaluations: list[Evaluation], trivial: E
     """The choice against the trivial reference, and every other contender that does not beat it significantly."""
     if trivial is None:
         return []
-    out = [f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: {_versus(choice, trivial, metric)}"]
+    if beats(choice, trivial):
+        out = [f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: {_versus(choice, trivial, metric)}"]
+    else:  # a lookup without an LLM, above the trivial reference but not significantly
+        out = [f"{choice.name} scores above {_reference_words(trivial, words)}, but the test rows cannot tell them apart: {_versus(choice, trivial, metric)}; it needs no LLM, so it is the better bet until more test rows say otherwise"]
     return out + [f"{e.name} does not beat the {trivial.name} baseline significantly: {_versus(e, trivial, metric)}" for e in evaluations if not e.constant and e is not choice and not beats(e, trivial)]
 
 
