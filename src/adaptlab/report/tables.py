@@ -39,7 +39,7 @@ def side_by_side_table(results: dict, metric: str) -> str:
 def knowledge_table(results: dict) -> str:
     """Every qa measure per contender, with its 95% interval; a measure that does not apply is blank."""
     spec = task_kind(results["task"]["kind"])
-    shown = [(m.name, m.label, m.meaning) for m in spec.metrics if any(m.name in s["metrics"] for s in results["strategies"])]
+    shown = [(m.name, m.column or m.label, m.meaning) for m in spec.metrics if any(m.name in s["metrics"] for s in results["strategies"])]  # short headers: 11 columns fit the page
     head = "<tr><th>contender</th>" + "".join(f"<th title='{escape(why)}'>{escape(col)}</th>" for _, col, why in shown) + "</tr>"
     rows = []
     for s in results["strategies"]:
