@@ -9,7 +9,8 @@ Evaluation, comparison and (later) the registry and server only see this contrac
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -52,6 +53,24 @@ class Strategy(Protocol):
     name: str
 
     def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> Solver: ...
+
+
+BATCH = 8  # timed_batches: queries per timed batch; each query is charged its batch's wall time / size
+
+
+def timed_batches(inputs: list[str], answer: Callable[[list[str]], list[Prediction]], progress: Progress | None = None) -> list[Prediction]:
+    """Answers for `inputs` from `answer` (one Prediction per query of a batch), BATCH queries at a time, each charged
+    its batch's wall time / size: the non-LLM solvers' predict."""
+    out = []
+    for start in range(0, len(inputs), BATCH):
+        batch = inputs[start : start + BATCH]
+        clock = time.perf_counter()
+        answers = answer(batch)
+        each = (time.perf_counter() - clock) / max(1, len(batch))
+        out += [replace(p, seconds=each) for p in answers]
+        if progress:
+            progress(len(batch))
+    return out
 
 
 def write_solver_json(folder: Path, solver: Solver, task: Task, files: dict[str, dict] | None = None, **extra) -> None:

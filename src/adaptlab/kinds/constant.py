@@ -9,7 +9,6 @@ comparison: an LLM that does not beat one fixed answer has learned nothing usabl
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -17,11 +16,10 @@ from adaptlab.config import StrategyConfig
 from adaptlab.data import Dataset
 from adaptlab.kinds import Kind
 from adaptlab.kinds.majority import majority_label
-from adaptlab.solver import Prediction, Progress, read_solver_json, write_solver_json
+from adaptlab.solver import Prediction, Progress, read_solver_json, timed_batches, write_solver_json
 from adaptlab.task import Task
 
 NAME = "constant"
-BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
 TIE_RULE = "most frequent; ties go to the output that sorts first"
 
 
@@ -39,15 +37,7 @@ class ConstantSolver:
         self.details = details or {}
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        out = []
-        for start in range(0, len(inputs), BATCH):
-            clock = time.perf_counter()
-            batch = [self.answer for _ in inputs[start : start + BATCH]]
-            each = (time.perf_counter() - clock) / max(1, len(batch))
-            out += [Prediction(answer, 0, 0, each) for answer in batch]
-            if progress:
-                progress(len(batch))
-        return out
+        return timed_batches(inputs, lambda batch: [Prediction(self.answer, 0, 0, 0.0) for _ in batch], progress)
 
     def describe(self) -> dict:
         return {"strategy": self.strategy, "answer": self.answer, **self.details}

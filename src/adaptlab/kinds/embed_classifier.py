@@ -4,7 +4,6 @@ may not need an LLM at all. Its state is JSON (never pickle)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -13,11 +12,10 @@ import numpy as np
 from adaptlab.config import StrategyConfig
 from adaptlab.data import Dataset
 from adaptlab.kinds import Kind
-from adaptlab.solver import Prediction, Progress, read_solver_json, write_solver_json
+from adaptlab.solver import Prediction, Progress, read_solver_json, timed_batches, write_solver_json
 from adaptlab.task import Task
 
 NAME = "embed_classifier"
-BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
 HEAD = "logistic regression (scikit-learn, L2, C=1)"
 
 
@@ -36,17 +34,11 @@ class EmbedClassifierSolver:
         self.details = details or {}
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        out = []
-        for start in range(0, len(inputs), BATCH):
-            batch = inputs[start : start + BATCH]
-            clock = time.perf_counter()
+        def answer(batch: list[str]) -> list[Prediction]:
             logits = self.embedder.encode(batch) @ self.coef.T + self.intercept
-            labels = [self.classes[i] for i in np.asarray(logits).argmax(axis=1)]
-            each = (time.perf_counter() - clock) / len(batch)
-            out += [Prediction(label, 0, 0, each) for label in labels]
-            if progress:
-                progress(len(batch))
-        return out
+            return [Prediction(self.classes[i], 0, 0, 0.0) for i in np.asarray(logits).argmax(axis=1)]
+
+        return timed_batches(inputs, answer, progress)
 
     def describe(self) -> dict:
         return {"strategy": self.strategy, "embedder": "all-MiniLM-L6-v2", "classifier": HEAD, **self.details}

@@ -15,7 +15,6 @@ the threshold and what fitting measured.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -26,11 +25,10 @@ from adaptlab.config import StrategyConfig
 from adaptlab.data import Dataset
 from adaptlab.errors import ConfigError
 from adaptlab.kinds import Kind
-from adaptlab.solver import Prediction, Progress, read_solver_json, write_solver_json
+from adaptlab.solver import Prediction, Progress, read_solver_json, timed_batches, write_solver_json
 from adaptlab.task import Task
 
 NAME = "extract"
-BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
 MIN_WORDS = 3  # shorter pieces (a heading, a page number, a cut-off fragment) are no answer
 MAX_SENTENCES = 5  # fitted answer lengths run 1..5 sentences (northwind's reference answers hold 1-4)
 BELOW_ANY, ABOVE_ANY = -1.5, 1.5  # cosines lie in [-1, 1]: thresholds that mean never / always abstain
@@ -113,19 +111,13 @@ class ExtractSolver:
             self._vectors.update(zip(missing, _unit(self.embedder.encode(missing))))
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        out = []
-        for start in range(0, len(inputs), BATCH):
-            batch = inputs[start : start + BATCH]
-            clock = time.perf_counter()
-            found = self.candidates(batch)
-            each = (time.perf_counter() - clock) / len(batch)
-            for best, score, hits in found:
-                answer = " ".join(best) if best and score >= self.threshold else self.task.abstain
-                passages = tuple({"source": c.source, "id": c.id, "score": round(s, 4), "text": c.text} for c, s in hits)
-                out.append(Prediction(answer, 0, 0, each, passages=passages))
-            if progress:
-                progress(len(batch))
-        return out
+        def answer(batch: list[str]) -> list[Prediction]:
+            return [
+                Prediction(" ".join(best) if best and score >= self.threshold else self.task.abstain, 0, 0, 0.0, passages=tuple({"source": c.source, "id": c.id, "score": round(s, 4), "text": c.text} for c, s in hits))
+                for best, score, hits in self.candidates(batch)
+            ]
+
+        return timed_batches(inputs, answer, progress)
 
     def reindexed(self, index) -> "ExtractSolver":
         """The same solver reading another index (the documents after a change): the threshold stays."""

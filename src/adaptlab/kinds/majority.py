@@ -3,7 +3,6 @@ significantly has learned nothing usable. Its state is JSON (never pickle)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Literal
@@ -11,11 +10,10 @@ from typing import Literal
 from adaptlab.config import StrategyConfig
 from adaptlab.data import Dataset
 from adaptlab.kinds import Kind
-from adaptlab.solver import Prediction, Progress, read_solver_json, write_solver_json
+from adaptlab.solver import Prediction, Progress, read_solver_json, timed_batches, write_solver_json
 from adaptlab.task import Task
 
 NAME = "majority"
-BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
 
 
 class MajorityConfig(StrategyConfig):
@@ -38,15 +36,7 @@ class MajoritySolver:
         self.task, self.label, self.counts = task, label, counts
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        out = []
-        for start in range(0, len(inputs), BATCH):
-            clock = time.perf_counter()
-            batch = [self.label for _ in inputs[start : start + BATCH]]
-            each = (time.perf_counter() - clock) / max(1, len(batch))
-            out += [Prediction(label, 0, 0, each) for label in batch]
-            if progress:
-                progress(len(batch))
-        return out
+        return timed_batches(inputs, lambda batch: [Prediction(self.label, 0, 0, 0.0) for _ in batch], progress)
 
     def describe(self) -> dict:
         return {"strategy": self.strategy, "label": self.label, "train_label_counts": self.counts, "tie_rule": "most frequent; ties go to the label that sorts first"}

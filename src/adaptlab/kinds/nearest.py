@@ -23,11 +23,10 @@ from adaptlab.config import StrategyConfig
 from adaptlab.data import Dataset
 from adaptlab.kinds import Kind
 from adaptlab.kinds.majority import majority_label
-from adaptlab.solver import Prediction, Progress, read_solver_json, write_solver_json
+from adaptlab.solver import Prediction, Progress, read_solver_json, timed_batches, write_solver_json
 from adaptlab.task import Task
 
 NAME = "nearest"
-BATCH = 8  # queries per timed batch; each query is charged its batch's wall time / size
 RULE = "the output of the most similar training input"
 
 
@@ -62,17 +61,7 @@ class NearestSolver:
         self.details = details or {}
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
-        out = []
-        for start in range(0, len(inputs), BATCH):
-            batch = inputs[start : start + BATCH]
-            clock = time.perf_counter()
-            hits = self.index.search(batch, 1)
-            answers = [self.outputs[found[0][0]] if found else self.fallback for found in hits]
-            each = (time.perf_counter() - clock) / len(batch)
-            out += [Prediction(answer, 0, 0, each) for answer in answers]
-            if progress:
-                progress(len(batch))
-        return out
+        return timed_batches(inputs, lambda batch: [Prediction(self.outputs[found[0][0]] if found else self.fallback, 0, 0, 0.0) for found in self.index.search(batch, 1)], progress)
 
     def describe(self) -> dict:
         return {"strategy": self.strategy, "rule": RULE, "retriever": self.retriever, "train_rows": len(self.inputs), "no_match": "the most frequent training output", **self.details}
