@@ -73,8 +73,8 @@ def part(e, idx: np.ndarray, task, test: Dataset):
     spec = task.spec
     answers = [Prediction(r["predicted"], 0, 0, 0.0, passages=tuple(r.get("passages", ()))) for r in rows]
     context = spec.context(task, Dataset([test.examples[i] for i in idx], test.source), answers) if spec.context else None
-    table = row_table(task.kind, expected, predicted, context, list(task.labels))
-    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, rows=table)
+    table = row_table(task.spec, expected, predicted, context, list(task.labels))
+    metrics, ci = task_metrics(task.spec, expected, predicted, list(task.labels), resamples=1000, rows=table)
     cut = [bool(r.get("cut")) for r in rows]
     flags = [] if e.constant else spec.checks(expected, predicted, cut, task.abstain)
     return replace(e, metrics=metrics, ci=ci, scores=table[spec.row_key].tolist(), predictions=rows, flags=flags, answers_cut=sum(cut) if e.answers_cut is not None else None)

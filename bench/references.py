@@ -121,7 +121,7 @@ def qa_part(embedder) -> dict:
     for name, strategy in contenders:
         solver = strategy.fit(task, train)
         predictions = solver.predict(test.inputs)
-        metrics, _ = task_metrics(task.kind, test.outputs, [p.output for p in predictions], [], qa={"abstain": task.abstain})
+        metrics, _ = task_metrics(task.kind, test.outputs, [p.output for p in predictions], [], qa=task.scoring)
         threshold, n = getattr(solver, "threshold", None), getattr(solver, "n", None)
         out[name] = {"qa_score": metrics["qa_score"], "token_f1": metrics.get("token_f1"), "abstention_rate": metrics.get("abstention_rate"), "false_abstention_rate": metrics.get("false_abstention_rate"), "threshold": threshold, "sentences": n, "train": getattr(solver, "fitted", None), "ms_per_query": 1000 * float(np.mean([p.seconds for p in predictions]))}
         print(f"{name:<10} {metrics['qa_score']:>8.3f} {metrics.get('token_f1', float('nan')):>7.3f} {metrics.get('abstention_rate', float('nan')):>14.3f} {metrics.get('false_abstention_rate', float('nan')):>10.3f} {'-' if n is None else n:>9} {threshold if threshold is not None else float('nan'):>9.3f} {out[name]['ms_per_query']:>6.1f}")

@@ -249,3 +249,24 @@ def test_a_raft_version_is_served_as_one_version_with_its_adapter_and_sources(qa
     assert loaded.inner.adapter is not None and loaded.k == 1  # the adapter is on: RAFT, not plain rag
     expected = [row["predicted"] for row in next(s for s in results["strategies"] if s["name"] == "raft")["predictions"]]
     assert [p.output for p in loaded.predict([q["input"] for q in QUESTIONS_TEST])] == expected
+
+
+def test_task_costs_rank_a_qa_compare_by_the_value_of_its_answers(qa_experiment, tmp_path):
+    from adaptlab.cli.compare import results_table
+    from adaptlab.runs.compare import run_compare
+
+    text = qa_experiment.read_text(encoding="utf-8").replace('If they do not say, answer I don\'t know."}', 'If they do not say, answer I don\'t know.", costs: {hallucination: 4, wrong_abstention: 0.5}}')
+    text = text[: text.index("  - {name: rag")]  # zero_shot and the references are enough
+    qa_experiment.write_text(text, encoding="utf-8")
+    results, run_dir = run_compare(qa_experiment, tmp_path / "run")
+    assert results["task"]["metric"] == "utility" and results["task"]["costs"] == {"right_answer": 1.0, "hallucination": 4.0, "wrong_abstention": 0.5}
+    by_name = {s["name"]: s for s in results["strategies"]}
+    rows = by_name["abstain"]["predictions"]
+    answerable = sum(r["expected"] != "I don't know" for r in rows)
+    assert by_name["abstain"]["metrics"]["utility"] == pytest.approx(-0.5 * answerable / len(rows))  # abstaining costs only the wrong abstentions
+    for s in by_name.values():
+        lo, hi = s["ci"]["utility"]
+        assert lo <= s["metrics"]["utility"] <= hi and "qa_score" in s["metrics"]  # qa_score stays beside it
+    header = [c.header for c in results_table(results).columns]
+    assert header[1] == "utility" and "qa score" in header
+    assert "utility" in (run_dir / "report.html").read_text(encoding="utf-8")

@@ -253,7 +253,7 @@ def test_the_references_keep_their_quality(model_home, monkeypatch):
         prepared = prepare(config, root)
         solver = kinds.strategy(spec, documents=documents).fit(prepared.task, prepared.train)
         answers = [p.output for p in solver.predict(prepared.test.inputs)]
-        return float(np.mean(row_scores(prepared.task.kind, prepared.test.outputs, answers, prepared.task.abstain)))
+        return float(np.mean(row_scores(prepared.task.spec, prepared.test.outputs, answers, prepared.task.scoring)))
 
     assert score("booking-sql", {"name": "nearest"}) >= 66.0
     from adaptlab.knowledge.index import Documents

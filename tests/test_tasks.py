@@ -49,7 +49,7 @@ def test_every_task_kind_declares_its_references_and_headline():
 
 
 def test_metric_specs_drive_the_cli_columns():
-    assert [m.name for m in task_kind("qa").columns] == ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]
+    assert [m.name for m in task_kind("qa").columns("qa_score")] == ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]
     assert task_kind("generate").metric("chrf").digits == 1 and task_kind("generate").metric("chrf").scale == 100
     assert task_kind("qa").metric("hallucination_rate").higher_is_better is False
 
@@ -119,3 +119,22 @@ def test_evaluate_flags_a_constant_output_generator_but_not_the_constant_referen
     assert llm.flags == ["gave the same answer ('card card') to 100% of the test rows"]
     reference, _ = evaluate(kinds.strategy({"name": "constant"}), task, train, test, traits=kinds.kind("constant").traits())
     assert reference.predictions[0]["predicted"] == "card card" and reference.flags == []  # one answer is the reference's design
+
+
+def test_priced_qa_task_ranks_by_utility_and_only_qa_can_be_priced():
+    from adaptlab.data import Dataset, Example
+    from adaptlab.errors import ConfigError
+    from adaptlab.metrics import row_scores, task_metrics
+    from adaptlab.task import AnswerCosts, Task, make_task
+
+    costs = AnswerCosts(right_answer=2, hallucination=3, wrong_abstention=1)
+    task = Task("kb", "Answer.", "qa", costs=costs)
+    assert task.metric == "utility" and task.spec.row_key == "utility" and Task("kb", "Answer.", "qa").metric == "qa_score"
+    assert Task.from_dict(task.to_dict()) == task
+    expected, predicted = ["It is $500.", "Ten days.", "I don't know"], ["It is $500.", "I don't know", "Twelve."]
+    assert row_scores(task.spec, expected, predicted, task.scoring).tolist() == [2.0, -1.0, -3.0]
+    metrics, ci = task_metrics(task.spec, expected, predicted, [], resamples=50, qa=task.scoring)
+    assert metrics["utility"] == pytest.approx(-2 / 3) and metrics["qa_score"] == pytest.approx(1 / 3) and "utility" in ci
+    rows = Dataset([Example("a", "x", 1), Example("b", "y", 2), Example("c", "x", 3), Example("d", "y", 4)], "train.jsonl")
+    with pytest.raises(ConfigError, match="task.costs"):
+        make_task("t", "i", rows, rows, "classify", costs=costs)

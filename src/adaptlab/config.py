@@ -29,6 +29,14 @@ class _Strict(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class AnswerCostsConfig(_Strict):
+    """qa: what an answer is worth to the team, in any one unit (dollars, minutes of an agent's time): the headline becomes the mean value per question."""
+
+    right_answer: float = Field(1.0, gt=0, description="The value of a right answer (an answer's token F1 with the reference says how right it is).")
+    hallucination: float = Field(ge=0, description="The cost of a wrong answer: an answer to a question the documents do not answer, or the wrong part of an answer to one they do.")
+    wrong_abstention: float = Field(ge=0, description="The cost of answering the abstain answer to a question the documents do answer (the employee asks someone else).")
+
+
 class TaskConfig(_Strict):
     @field_validator("kind")
     @classmethod
@@ -45,6 +53,7 @@ class TaskConfig(_Strict):
     max_new_tokens: int | None = Field(None, gt=0, le=4096, description="generate: the longest answer, in tokens; leave out to use the longest training answer plus a quarter (at least 16).")
     stop: list[str] = Field([], description="generate: an answer ends before the first of these strings (and always at the end of the turn).")
     abstain: str = Field(DEFAULT_ABSTAIN, min_length=1, description="qa: the answer that means \"the documents do not say\"; a question file's `\"output\": null` stands for it.")
+    costs: AnswerCostsConfig | None = Field(None, description="qa: what a right answer, a hallucination and a wrong abstention are worth; set, contenders are ranked by the mean value per question (`utility`) instead of qa_score (docs/references.md).")
     labels: dict[str, str] | None = Field(None, description="classify: what each label means ({label: description}); the label list in every prompt then gives each one's meaning, and tuning also tries the list without them. Every key must be a label the training outputs use.")
 
 

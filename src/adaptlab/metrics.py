@@ -8,8 +8,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from adaptlab.task import DEFAULT_ABSTAIN
-from adaptlab.tasks import task_kind
+
+from adaptlab.tasks import TaskKind, task_kind
 
 
 def label_ids(values: list[str], labels: list[str]) -> np.ndarray:
@@ -69,10 +69,16 @@ def chrf(hypothesis: str, reference: str) -> float:
     return float(_chrf_metric().sentence_score(hypothesis, [reference]).score)
 
 
-def row_scores(kind: str, expected: list[str], predicted: list[str], abstain: str | None = None) -> np.ndarray:
-    """The headline metric per test row, as the task kind defines it (1/0 correct, sentence chrF, the qa score)."""
-    spec = task_kind(kind)
-    return spec.rows(expected, predicted, [], {"abstain": abstain or DEFAULT_ABSTAIN} if spec.abstains else None)[spec.row_key]
+def row_scores(kind: TaskKind | str, expected: list[str], predicted: list[str], scoring: dict | None = None) -> np.ndarray:
+    """The headline metric per test row, as the task kind defines it (1/0 correct, sentence chrF, the qa score or
+    utility). `kind`: a task's `spec`, or a kind's name; `scoring`: the task's (`Task.scoring`: the abstain answer, costs)."""
+    spec = _spec(kind)
+    return spec.rows(expected, predicted, [], scoring)[spec.row_key]
+
+
+def _spec(kind: TaskKind | str) -> TaskKind:
+    """A task's spec as given (it may be priced: Task.spec), or the kind of that name."""
+    return task_kind(kind) if isinstance(kind, str) else kind
 
 
 def json_fields(text: str) -> dict | None:
@@ -99,13 +105,13 @@ def json_fields(text: str) -> dict | None:
     return out
 
 
-def row_table(kind: str, expected: list[str], predicted: list[str], qa: dict | None = None, labels: list[str] | None = None) -> dict[str, np.ndarray]:
+def row_table(kind: TaskKind | str, expected: list[str], predicted: list[str], qa: dict | None = None, labels: list[str] | None = None) -> dict[str, np.ndarray]:
     """Per-row values every metric of the task kind is built from, so bootstrap resamples only re-aggregate
     (adaptlab.tasks: each kind's `rows`); `qa`: what an abstaining kind's rows read beside the answers."""
-    return task_kind(kind).rows(expected, predicted, labels or [], qa)
+    return _spec(kind).rows(expected, predicted, labels or [], qa)
 
 
-def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None, rows: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def task_metrics(kind: TaskKind | str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None, rows: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Every scalar metric of the task, and (with `resamples`) its 95% bootstrap interval: BCa for the headline
     metric (the mean of its per-row scores, see `bootstrap_ci`), percentile for the others.
 
@@ -125,8 +131,8 @@ def task_metrics(kind: str, expected: list[str], predicted: list[str], labels: l
     """
     if not expected:
         return {}, {}
-    spec = task_kind(kind)
-    rows = rows if rows is not None else row_table(kind, expected, predicted, qa, labels)
+    spec = _spec(kind)
+    rows = rows if rows is not None else row_table(spec, expected, predicted, qa, labels)
     metrics = {k: v for k, v in spec.aggregate(rows, np.arange(len(expected))).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
     if not resamples:
         return metrics, {}

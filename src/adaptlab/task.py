@@ -21,6 +21,23 @@ DEFAULT_MAX_NEW_TOKENS = 128  # generate, when neither the experiment nor a toke
 
 
 @dataclass(frozen=True)
+class AnswerCosts:
+    """What an answer is worth to the team (task.costs; qa): the headline becomes the mean value per question.
+
+    Per question: answered and answerable, `right_answer` x token F1 - `hallucination` x (1 - token F1) (a wrong
+    answer misleads as much as an invented one); answered but unanswerable, -`hallucination`; abstained on an
+    answerable question, -`wrong_abstention`; abstained on an unanswerable one, 0.
+    """
+
+    right_answer: float = 1.0
+    hallucination: float = 1.0
+    wrong_abstention: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"right_answer": self.right_answer, "hallucination": self.hallucination, "wrong_abstention": self.wrong_abstention}
+
+
+@dataclass(frozen=True)
 class Task:
     """A named task with its instruction, kind, and label set (classify only).
 
@@ -42,13 +59,23 @@ class Task:
     abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
     list_labels: bool = True  # classify: the system turn lists the labels (a tuned instruction may leave them out)
     descriptions: tuple[tuple[str, str], ...] = ()  # classify: (label, what it means) from task.labels, shown in the label list
+    costs: AnswerCosts | None = None  # qa: what right answers, hallucinations and wrong abstentions are worth; the headline is then their mean (`utility`)
 
     @property
     def spec(self):
-        """The task kind (adaptlab.tasks): its metrics, answer rule, references and checks."""
-        from adaptlab.tasks import task_kind
+        """The task kind (adaptlab.tasks): its metrics, answer rule, references and checks; with `costs`, ranked by
+        the kind's priced headline (qa: utility) instead of its own."""
+        from dataclasses import replace
 
-        return task_kind(self.kind)
+        spec = task_kind(self.kind)
+        return replace(spec, headline=spec.priced, row_key=spec.priced) if self.costs and spec.priced else spec
+
+    @property
+    def scoring(self) -> dict | None:
+        """What the task kind's per-row scores read from the task itself beside the answers (qa: the abstain answer, the costs)."""
+        if not self.spec.abstains:
+            return None
+        return {"abstain": self.abstain} | ({"costs": self.costs} if self.costs else {})
 
     @property
     def metric(self) -> str:
@@ -81,7 +108,7 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()))
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()), AnswerCosts(**data["costs"]) if data.get("costs") else None)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
@@ -93,6 +120,8 @@ class Task:
             out["list_labels"] = False
         if self.descriptions:
             out["descriptions"] = dict(self.descriptions)
+        if self.costs:
+            out["costs"] = self.costs.as_dict()
         return out
 
 
@@ -116,15 +145,17 @@ def answer_budget(outputs: list[str], count_tokens: Callable[[str], int]) -> tup
     return longest + margin, f"the longest training answer ({longest} tokens) + {margin}"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None) -> Task:
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None, costs: AnswerCosts | None = None) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
 
     Generate and qa tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
     (`answer_budget`, counted with `count_tokens`, the model's tokenizer). `descriptions` (classify) says what labels
-    mean; a label the training outputs do not use is an error.
+    mean; a label the training outputs do not use is an error. `costs` (qa) prices the answers: the headline is then their mean value.
     """
     kind = kind or infer_kind(train)
     spec = task_kind(kind)
+    if costs and not spec.priced:
+        raise ConfigError(f"task.costs prices right answers, hallucinations and abstentions, which only a task kind that may abstain has; this is a {kind} task: remove task.costs")
     if descriptions and not spec.labelled:
         raise ConfigError(f"task.labels describes labels, but this is a {kind} task (free-text answers, no label set): remove task.labels, or set task.kind: classify")
     if not spec.labelled:
@@ -134,7 +165,7 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
             limit, source = answer_budget(train.outputs, count_tokens)
         else:
             limit, source = DEFAULT_MAX_NEW_TOKENS, "the default (no tokenizer to count the training answers with)"
-        return Task(name, instruction, kind, max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source, abstain=abstain)
+        return Task(name, instruction, kind, max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source, abstain=abstain, costs=costs)
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:

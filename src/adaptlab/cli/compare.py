@@ -68,7 +68,7 @@ def results_table(results: dict) -> Table:
     task = results["task"]
     metric = task["metric"]
     spec = task_kind(task["kind"])
-    others = spec.columns
+    others = spec.columns(metric)
     digits = spec.metric(metric).digits
     table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
     repeated = any(s.get("repeats") for s in results["strategies"])

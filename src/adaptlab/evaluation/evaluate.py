@@ -94,7 +94,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     predicted = [p.output for p in predictions]
     spec = task.spec
     context = spec.context(task, test, predictions) if spec.context else None
-    rows = row_table(task.kind, expected, predicted, context, list(task.labels))  # per-row values, computed once for the scores and every metric
+    rows = row_table(spec, expected, predicted, context, list(task.labels))  # per-row values, computed once for the scores and every metric
     scores = rows[spec.row_key]
     # Latency the same way for every contender: each answer's own engine time plus an equal share of what the
     # solver did around it (prompt building, shot selection, query embeddings): from the raw input to the answer.
@@ -102,11 +102,11 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     overhead = max(0.0, predict_seconds - float(engine.sum())) / max(len(predictions), 1)
     latency = (engine + overhead) * 1000
     counts = Counter(predicted)
-    metrics, ci = task_metrics(task.kind, expected, predicted, list(task.labels), resamples=1000, rows=rows)
+    metrics, ci = task_metrics(spec, expected, predicted, list(task.labels), resamples=1000, rows=rows)
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
-        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(task.kind, expected, other, list(task.labels))[0].items()}
+        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(spec, expected, other, list(task.labels))[0].items()}
     f1, confusion = per_label(expected, predicted, list(task.labels)) if spec.labelled else (None, None)
     cut = [p.cut for p in predictions]
     flags = [] if (traits or {}).get("constant") else spec.checks(expected, predicted, cut, task.abstain)  # a constant reference gives one answer by design

@@ -71,7 +71,7 @@ def measure_update(solver, task: Task, update: Update, family: str, fit_seconds:
 def _side(task: Task, questions: Dataset, predictions) -> dict:
     """The score against the new answers and the stale share, each with its interval, and the answers themselves."""
     answers = [p.output for p in predictions]
-    scores = row_scores(task.kind, questions.outputs, answers, task.abstain)
+    scores = row_scores(task.spec, questions.outputs, answers, task.scoring)
     stale = np.array([is_stale(a, e.old_output, e.output) for a, e in zip(answers, questions)], dtype=float)
     return {
         "score": float(scores.mean()),

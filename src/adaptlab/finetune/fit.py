@@ -146,4 +146,4 @@ def dev_scorer(solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: Train
 def dev_score(solver: LMSolver, dev: Dataset) -> float:
     """The task's headline metric on the dev rows (accuracy, or chrF for generate tasks)."""
     predicted = [p.output for p in solver.predict(dev.inputs)]
-    return float(np.mean(row_scores(solver.task.kind, dev.outputs, predicted, solver.task.abstain)))
+    return float(np.mean(row_scores(solver.task.spec, dev.outputs, predicted, solver.task.scoring)))

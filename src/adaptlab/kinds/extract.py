@@ -163,10 +163,10 @@ def fit_answers(task: Task, train: Dataset, found: list, counts: list[int]) -> t
     from adaptlab.metrics import row_scores
 
     scores = np.array([score for _, score, _ in found])
-    if_abstained = row_scores(task.kind, train.outputs, [task.abstain] * len(train), task.abstain)
+    if_abstained = row_scores(task.spec, train.outputs, [task.abstain] * len(train), task.scoring)
     by_count = {}
     for n in counts:
-        if_answered = row_scores(task.kind, train.outputs, [" ".join(best[:n]) or task.abstain for best, _, _ in found], task.abstain)
+        if_answered = row_scores(task.spec, train.outputs, [" ".join(best[:n]) or task.abstain for best, _, _ in found], task.scoring)
         by_count[n] = (*fit_threshold(scores, if_answered, if_abstained), round(float(if_answered.mean()), 6))
     n = max(counts, key=lambda c: (by_count[c][1], -c))
     threshold, mean, never = by_count[n]

@@ -146,7 +146,7 @@ def run_finetune(
 
     with events.status(f"scoring the {len(test)} test rows"):
         predicted = [p.output for p in solver.predict(test.inputs)]
-    metrics, ci = task_metrics(task.kind, test.outputs, predicted, list(task.labels), resamples=1000)
+    metrics, ci = task_metrics(task.spec, test.outputs, predicted, list(task.labels), resamples=1000, qa=task.scoring)
     output = run_dir / ("adapter" if solver.adapter else "model")
     solver.save(output)
     if merge and solver.adapter:

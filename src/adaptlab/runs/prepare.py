@@ -8,7 +8,7 @@ from pathlib import Path
 from adaptlab.config import ExperimentConfig, TrainConfig
 from adaptlab.data import Dataset, check_leakage, load_dataset, split_dev
 from adaptlab.errors import ConfigError
-from adaptlab.task import Task, make_task
+from adaptlab.task import AnswerCosts, Task, make_task
 from adaptlab.tasks import task_kind, task_kinds
 
 
@@ -40,8 +40,13 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     warnings = train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap)
     if dev is not None:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
-    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels)
+    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels, _costs(config))
     return Prepared(train, test, dev, task, warnings)
+
+
+def _costs(config: ExperimentConfig) -> AnswerCosts | None:
+    priced = config.task.costs
+    return AnswerCosts(**priced.model_dump()) if priced else None
 
 
 def document_kind():

@@ -141,7 +141,7 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
             config = kind.config.model_validate(base | settings | {"tune": None})
             solver = build(config).fit(dict(variants)[instruction] if variants else task, train, dev=dev)
             answers = [p.output for p in _predict(solver, dev.inputs)]
-            score = float(np.mean(row_scores(task.kind, dev.outputs, answers, task.abstain)))
+            score = float(np.mean(row_scores(task.spec, dev.outputs, answers, task.scoring)))
             measured[key] = {"dev_score": score, "seconds": round(time.perf_counter() - start, 2), "answers": answers, "trial": None}
         return measured[key]
 
@@ -201,7 +201,7 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
 def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers: list[str]) -> dict:
     """`proposer.count` new instructions, each written from the task's own instruction, its dev score and a different
     handful of the dev rows it got wrong (the worst first); what tuning records of them."""
-    rows = sorted(zip(row_scores(task.kind, dev.outputs, answers, task.abstain), dev.inputs, dev.outputs, answers), key=lambda r: r[0])
+    rows = sorted(zip(row_scores(task.spec, dev.outputs, answers, task.scoring), dev.inputs, dev.outputs, answers), key=lambda r: r[0])
     wrong = [r[1:] for r in rows if r[0] < 1]
     start = time.perf_counter()
     texts, rejected, errors, shown, predictions = [], [], [], 0, []

@@ -67,16 +67,16 @@ class TaskKind:
     documents: bool = False  # answers from the team's documents (data.docs): the kind inferred when documents are given
     resample: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None  # vectorised aggregate over (resamples, rows) indices; None loops over `aggregate`
     context: Callable[..., dict] | None = None  # (task, test, predictions) -> what `rows` needs beside the answers (qa: passages given, similarities)
+    priced: str = ""  # the headline when the task prices its answers (task.costs; qa: utility); "": this kind cannot be priced
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric:
         """The spec of metric `name` (a metric the kind does not declare gets a plain one)."""
         return next((m for m in self.metrics if m.name == name), Metric(name, name.replace("_", " "), ""))
 
-    @property
-    def columns(self) -> tuple[Metric, ...]:
-        """The metrics the CLI table shows beside the headline."""
-        return tuple(m for m in self.metrics if m.column and m.name != self.headline)
+    def columns(self, headline: str) -> tuple[Metric, ...]:
+        """The metrics the CLI table shows beside `headline` (the run's: the kind's own, or its priced one)."""
+        return tuple(m for m in self.metrics if m.column and m.name != headline)
 
     def resampled(self, rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric for each row of `idx` (resamples x rows of indices)."""

@@ -5,6 +5,9 @@ abstained) and 1/0 for abstaining on unanswerable ones, so it weighs a right "I 
 know" as much as a right answer. References: `abstain` (always the abstain answer: its
 qa_score is the share of unanswerable questions) and `extract` (the passage sentences that
 best match the question, abstaining below a similarity threshold fitted on training rows).
+With `task.costs` (what a right answer, a hallucination and a wrong abstention are worth) the
+headline is `utility` instead: the mean value per question (task.AnswerCosts says how each
+row is valued).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from adaptlab.task import DEFAULT_ABSTAIN
 from adaptlab.tasks import SAME_ANSWER_SHARE, Metric, TaskKind, cut_answers, same_answer
 
 METRICS = (
-    Metric("qa_score", "qa score", "per row: token F1 on answerable questions (0 when it abstained), 1/0 for abstaining on unanswerable ones"),
+    Metric("qa_score", "qa score", "per row: token F1 on answerable questions (0 when it abstained), 1/0 for abstaining on unanswerable ones", column="qa score"),
+    Metric("utility", "utility", "task.costs: the mean value per question of right answers, less hallucinations and wrong abstentions, in the costs' units"),
     Metric("token_f1", "token F1 (answerable)", "word overlap F1 with the reference, on the answerable questions (0 where it abstained)", column="F1 answerable"),
     Metric("rouge_l", "ROUGE-L", "longest common word sequence F-score, answerable questions"),
     Metric("similarity", "similarity", "the embedder's cosine of answer and reference, answerable questions"),
@@ -31,8 +35,35 @@ METRICS = (
 
 
 def rows(expected: list[str], predicted: list[str], labels: list[str] | None = None, context: dict | None = None) -> dict[str, np.ndarray]:
-    """knowledge.measures.qa_rows, given `context` (the abstain answer, and what the rows were given and retrieved)."""
-    return qa_rows(expected, predicted, **({"abstain": DEFAULT_ABSTAIN} | (context or {})))
+    """knowledge.measures.qa_rows, given `context` (the abstain answer, and what the rows were given and retrieved);
+    with `costs` in it (task.AnswerCosts), the value of each answer too (`utility`)."""
+    context = {"abstain": DEFAULT_ABSTAIN} | (context or {})
+    costs = context.pop("costs", None)
+    out = qa_rows(expected, predicted, **context)
+    if costs:
+        out["utility"] = utility(out, costs)
+    return out
+
+
+def utility(rows: dict[str, np.ndarray], costs) -> np.ndarray:
+    """Each answer's value (task.AnswerCosts): right_answer x F1 - hallucination x (1 - F1) where it answered an
+    answerable question, -hallucination where it answered an unanswerable one, -wrong_abstention where it abstained
+    on an answerable one, 0 where it rightly abstained.
+
+    >>> from adaptlab.task import AnswerCosts
+    >>> r = {"answerable": np.array([1.0, 1, 0, 0]), "abstained": np.array([0.0, 1, 0, 1]), "token_f1": np.array([0.5, 0, 0, 0])}
+    >>> utility(r, AnswerCosts(right_answer=1, hallucination=3, wrong_abstention=0.5)).tolist()
+    [-1.0, -0.5, -3.0, 0.0]
+    """
+    f1, answerable, abstained = rows["token_f1"], rows["answerable"] == 1, rows["abstained"] == 1
+    answered = costs.right_answer * f1 - costs.hallucination * (1 - f1)
+    return np.where(abstained, np.where(answerable, -costs.wrong_abstention, 0.0), np.where(answerable, answered, -costs.hallucination))
+
+
+def aggregate(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
+    """knowledge.measures.qa_aggregate, and the mean utility where the task prices its answers."""
+    out = qa_aggregate(rows, idx)
+    return out | ({"utility": float(rows["utility"][idx].mean())} if "utility" in rows and len(idx) else {})
 
 
 def context(task, test, predictions: list) -> dict:
@@ -42,7 +73,7 @@ def context(task, test, predictions: list) -> dict:
 
     embedder = default_embedder()
     answers, references = embedder.encode([p.output for p in predictions]), encode_cached(embedder, test.outputs)  # the references are the same for every contender
-    out = {"abstain": task.abstain, "given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
+    out = (task.scoring or {}) | {"given": [[g["text"] for g in p.passages] for p in predictions], "similarity": (answers * references).sum(axis=1)}
     if any(e.sources for e in test) and any(p.passages for p in predictions):
         out |= {"gold": [list(e.sources) for e in test], "retrieved": [[g["source"] for g in p.passages] for p in predictions]}
     return out
@@ -66,7 +97,7 @@ KIND = TaskKind(
     row_key="qa_score",
     metrics=METRICS,
     rows=rows,
-    aggregate=qa_aggregate,
+    aggregate=aggregate,
     context=context,
     references=("abstain", "extract"),
     trivial_words="always saying the abstain answer",
@@ -75,4 +106,5 @@ KIND = TaskKind(
     generates=True,
     abstains=True,
     documents=True,
+    priced="utility",
 )
