@@ -172,8 +172,9 @@ def test_a_document_update_reaches_rag_by_reindexing_the_changed_file_and_not_a_
         after = by_name[name]["after"]["answers"]
         assert any("$650" in p["text"] for p in after[0]["passages"]) and not any("$400" in p["text"] for row in after for p in row["passages"])
         assert any("$400" in p["text"] for p in by_name[name]["before"]["answers"][0]["passages"])
-    closed = by_name["closed"]  # answers from its weights: the same answers, stale or not, until it is retrained
+    closed = by_name["closed"]  # answers from its weights: asked again, the same answers, stale or not, until it is retrained
     assert closed["absorb"]["how"] == "retrain" and closed["absorb"]["seconds"] > 0 and closed["absorb"]["dollars"] > 0
+    assert closed["absorb"]["estimate"] is True and "rag" not in [n for n, u in by_name.items() if u["absorb"].get("estimate")]
     assert [a["predicted"] for a in closed["before"]["answers"]] == [a["predicted"] for a in closed["after"]["answers"]]
     for side in ("before", "after"):
         for row in closed[side]["answers"]:  # the stale measure reads each answer for the old figure
@@ -182,6 +183,7 @@ def test_a_document_update_reaches_rag_by_reindexing_the_changed_file_and_not_a_
     assert raft["traits"]["family"] == "fine_tuned" and raft["solver"]["raft"]["rows_without_gold"] == round(0.5 * 3) and raft["solver"]["retrieval"]["k"] == 2
     assert raft["solver"]["training"]["steps"] >= 1
     costs = {s["name"]: s for s in results["strategies"]}
+    assert "retrain (estimate)" in costs["closed"]["upkeep_basis"]
     assert costs["closed"]["upkeep_per_month"] > costs["rag"]["upkeep_per_month"]  # retraining weekly costs more than re-indexing weekly
     assert any("old fact" in r for r in results["recommendation"]["reasons"])
     report = (run_dir / "report.html").read_text(encoding="utf-8")

@@ -91,12 +91,14 @@ def results_table(results: dict) -> Table:
 
 def updates_table(results: dict) -> Table:
     """After a document update, without retraining: each contender's score and stale answers before and after, and what absorbing it took."""
+    from adaptlab.evaluation.freshness import absorbed_by
+
     update = results["updates"]
     table = Table(title=f"after the document update ({', '.join(update['changed'] + update['added'])}): {update['questions']} update questions")
     for name in ("strategy", "score before", "score after", "stale before", "stale after", "absorbed by", "seconds", "$"):
         table.add_column(name, justify="left" if name in ("strategy", "absorbed by") else "right")
     for name, u in update["contenders"].items():
-        table.add_row(name, f"{u['before']['score']:.3f}", f"{u['after']['score']:.3f}", f"{u['before']['stale']:.0%}", f"{u['after']['stale']:.0%}", u["absorb"]["how"], f"{u['absorb']['seconds']:.1f}", f"{u['absorb']['dollars']:.4f}")
+        table.add_row(name, f"{u['before']['score']:.3f}", f"{u['after']['score']:.3f}", f"{u['before']['stale']:.0%}", f"{u['after']['stale']:.0%}", absorbed_by(u["absorb"]), f"{u['absorb']['seconds']:.1f}", f"{u['absorb']['dollars']:.4f}")
     return table
 
 

@@ -33,8 +33,10 @@ def upkeep_cost(update: dict | None, data_changes: str | None) -> dict:
     retrain: evaluation.freshness) at the stated rate of change. Empty without a measured update or a rate."""
     if update is None or data_changes is None:
         return {}
+    from adaptlab.evaluation.freshness import absorbed_by
+
     absorb, rate = update["absorb"], CHANGES_PER_MONTH[data_changes]
-    return {"upkeep_per_month": absorb["dollars"] * rate, "upkeep_basis": f"{absorb['how']} ({absorb['seconds']:.1f} s, ${absorb['dollars']:.4f}) {rate:.3g} times a month (data_changes: {data_changes})"}
+    return {"upkeep_per_month": absorb["dollars"] * rate, "upkeep_basis": f"{absorbed_by(absorb)} ({absorb['seconds']:.1f} s, ${absorb['dollars']:.4f}) {rate:.3g} times a month (data_changes: {data_changes})"}
 
 
 def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -> list[dict]:

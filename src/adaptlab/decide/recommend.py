@@ -385,13 +385,15 @@ def freshness_reasons(choice: str, updates: dict, data_changes: str | None) -> l
         lo, hi = u["after"]["stale_ci"]
         return f"{u['after']['stale']:.0%} (95% CI {lo:.0%}-{hi:.0%})"
 
-    others = "; ".join(f"{name} {stale(u)}, {u['absorb']['how']}" for name, u in updates.items() if name != choice)
+    from adaptlab.evaluation.freshness import absorbed_by
+
+    others = "; ".join(f"{name} {stale(u)}, {absorbed_by(u['absorb'])}" for name, u in updates.items() if name != choice)
     out = [f"after the documents changed, {choice} still gave the old fact in {stale(mine)} of the update questions ({mine['absorb']['note']})" + (f"; {others}" if others else "")]
     if data_changes is not None:
         from adaptlab.decide.costs import CHANGES_PER_MONTH
 
         rate = CHANGES_PER_MONTH[data_changes]
-        out.append(f"the documents change {data_changes} (~{rate:.3g} times a month): keeping {choice} current costs ${mine['absorb']['dollars'] * rate:.4f} a month ({mine['absorb']['how']}), counted in its total")
+        out.append(f"the documents change {data_changes} (~{rate:.3g} times a month): keeping {choice} current costs ${mine['absorb']['dollars'] * rate:.4f} a month ({absorbed_by(mine['absorb'])}), counted in its total")
     return out
 
 

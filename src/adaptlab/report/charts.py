@@ -8,6 +8,7 @@ import math
 from html import escape
 
 from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, clip, place_labels, svg, text_width
+from adaptlab.evaluation.freshness import absorbed_by
 from adaptlab.tasks import task_kind
 
 
@@ -114,7 +115,7 @@ def update_chart(results: dict) -> str:
     head = "<tr><th>contender</th><th>score before</th><th>score after</th><th>stale before</th><th>stale after</th><th>absorbed by</th><th>seconds</th><th>$</th></tr>"
     body = "".join(
         f"<tr><td>{escape(name)}</td><td>{u['before']['score']:.3f}</td><td>{u['after']['score']:.3f}</td><td>{u['before']['stale']:.0%}</td><td>{u['after']['stale']:.0%}</td>"
-        f"<td title='{escape(u['absorb']['note'])}'>{escape(u['absorb']['how'])}</td><td>{u['absorb']['seconds']:.1f}</td><td>{u['absorb']['dollars']:.4f}</td></tr>"
+        f"<td title='{escape(u['absorb']['note'])}'>{escape(absorbed_by(u['absorb']))}</td><td>{u['absorb']['seconds']:.1f}</td><td>{u['absorb']['dollars']:.4f}</td></tr>"
         for name, u in rows
     )
     changed = ", ".join(update["changed"] + [f"{a} (new)" for a in update["added"]])

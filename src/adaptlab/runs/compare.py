@@ -109,7 +109,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
                 distillation.label(strategy_config.key, solver, task, hourly)  # a teacher answers data.unlabeled; the labels are kept
                 if update is not None:  # the same solver, asked again after the documents change
                     with events.bars():
-                        bar = events.bar(f"{label}: update questions", len(update.questions) * (2 if hasattr(solver, "reindexed") else 1))
+                        bar = events.bar(f"{label}: update questions", 2 * len(update.questions))
                         updates[strategy_config.key] = measure_update(solver, contender_task, update, measured.family, measured.fit_seconds, hourly, bar.advance)
             runs.append(measured)
         evaluation = combine(runs, task.metric, seeds)
