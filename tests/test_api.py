@@ -22,7 +22,7 @@ def test_compare_from_a_path_returns_tables_that_match_results_json(card_experim
     heard = []
     result = adaptlab.compare(card_experiment, out=tmp_path / "run", progress=heard.append)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert result.results == saved and result.choice == saved["recommendation"]["choice"] and result.report.is_file()
+    assert result.results.model_dump(mode="json", exclude_unset=True) == saved and result.choice == saved["recommendation"]["choice"] and result.report.is_file()
     table = result.to_pandas()
     assert list(table.index) == [s["name"] for s in saved["strategies"]]
     for s in saved["strategies"]:
@@ -43,7 +43,7 @@ def test_compare_takes_a_mapping_validated_like_the_yaml(card_experiment, tmp_pa
     raw["baselines"] = False
     monkeypatch.chdir(card_experiment.parent)  # a mapping's data paths are relative to the working directory
     result = adaptlab.compare(raw, out=tmp_path / "run")
-    assert [s["name"] for s in result.results["strategies"]] == ["zero_shot"]
+    assert [s.name for s in result.results.strategies] == ["zero_shot"]
     with pytest.raises(ConfigError, match=r"'strategies\[0\].k'"):
         adaptlab.compare({**raw, "strategies": [{"name": "few_shot", "k": -1}]})
 

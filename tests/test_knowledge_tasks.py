@@ -255,6 +255,7 @@ def test_a_raft_version_is_served_as_one_version_with_its_adapter_and_sources(qa
 
 def test_task_costs_rank_a_qa_compare_by_the_value_of_its_answers(qa_experiment, tmp_path):
     from adaptlab.cli.compare import results_table
+    from adaptlab.results import CompareResults
     from adaptlab.runs.compare import run_compare
 
     text = qa_experiment.read_text(encoding="utf-8").replace('If they do not say, answer I don\'t know."}', 'If they do not say, answer I don\'t know.", costs: {hallucination: 4, wrong_abstention: 0.5}}')
@@ -269,6 +270,6 @@ def test_task_costs_rank_a_qa_compare_by_the_value_of_its_answers(qa_experiment,
     for s in by_name.values():
         lo, hi = s["ci"]["utility"]
         assert lo <= s["metrics"]["utility"] <= hi and "qa_score" in s["metrics"]  # qa_score stays beside it
-    header = [c.header for c in results_table(results).columns]
+    header = [c.header for c in results_table(CompareResults.model_validate(results)).columns]
     assert header[1] == "utility" and "qa score" in header
     assert "utility" in (run_dir / "report.html").read_text(encoding="utf-8")

@@ -156,3 +156,35 @@ def test_rows_held_out_for_fine_tunings_dev_split_are_held_out_of_the_few_shot_p
     assert len(pool) == 36 and not {e["line"] for e in pool} & set(held["lines"])
     lora, lora_all = (next(s for s in results["strategies"] if s["name"] == n)["solver"] for n in ("lora", "lora_all"))
     assert (lora["train_rows"], lora["dev_rows"]) == (36, 12) and (lora_all["train_rows"], lora_all["dev_rows"]) == (36, 0)
+
+
+def test_the_published_json_schemas_are_generated_from_the_result_models():
+    import json
+
+    from adaptlab.results import schemas
+
+    folder = Path(__file__).parents[1] / "docs" / "schema"
+    for name, schema in schemas().items():
+        assert json.loads((folder / name).read_text(encoding="utf-8")) == schema, f"docs/schema/{name} is out of date: run python -m adaptlab.results docs/schema"
+
+
+def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path):
+    import json
+
+    from adaptlab.errors import AdaptlabError
+    from adaptlab.results import load_results
+
+    old = {  # a classify run from before every metric had an interval (ci95: the headline's only) and before flags and traits
+        "task": {"name": "cards", "instruction": "Route it.", "kind": "classify", "labels": ["a", "b"], "metric": "accuracy"},
+        "base_model": "smollm2-135m-instruct", "data": {"train": "train.jsonl", "test": "test.jsonl"}, "seed": 0,
+        "environment": {"python": "3.11.7", "machine": "x86_64", "device": "cpu"},
+        "strategies": [{"name": "majority", "metrics": {"accuracy": 0.5}, "ci95": [0.2, 0.8], "latency_ms_mean": 0.1, "latency_ms_p95": 0.1, "prompt_tokens_mean": 0, "completion_tokens_mean": 0, "fit_seconds": 0.0, "peak_rss_mb": 300, "predictions": [{"input": "x", "expected": "a", "predicted": "a"}]}],
+        "recommendation": {"choice": "majority", "reasons": ["only one"]}, "cost_assumptions": {"device": "cpu"}, "audit": {}, "notes": ["baselines ran"],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(old), encoding="utf-8")
+    results = load_results(tmp_path / "results.json")
+    assert results.contender("majority").ci == {"accuracy": [0.2, 0.8]} and results.contender("majority").flags == []
+    old["strategies"][0]["metrics"] = {"accuracy": "high"}
+    (tmp_path / "results.json").write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(AdaptlabError, match=r"results.json: field strategies.0.metrics.accuracy"):
+        load_results(tmp_path / "results.json")

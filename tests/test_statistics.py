@@ -244,20 +244,23 @@ def test_compare_table_shows_p_best_and_the_detectable_difference():
 
     from adaptlab.cli.compare import results_table
 
-    strategy = {"solver": {}, "predictions": [{}] * 40, "ci": {"accuracy": [0.6, 0.85]}, "metrics": {"accuracy": 0.775, "macro_f1": 0.7}, "labels_predicted": 2, "fit_seconds": 0.0, "latency_ms_mean": 10, "prompt_tokens_mean": 50, "peak_rss_mb": 900, "cost_per_1k_queries": 0.01}
+    from adaptlab.results import CompareResults
+
+    row = {"input": "x", "expected": "a", "predicted": "a"}
+    strategy = {"solver": {}, "predictions": [row] * 40, "ci": {"accuracy": [0.6, 0.85]}, "metrics": {"accuracy": 0.775, "macro_f1": 0.7}, "labels_predicted": 2, "fit_seconds": 0.0, "latency_ms_mean": 10, "latency_ms_p95": 12, "prompt_tokens_mean": 50, "completion_tokens_mean": 1, "peak_rss_mb": 900, "cost_per_1k_queries": 0.01}
     results = {
-        "task": {"name": "cards", "kind": "classify", "metric": "accuracy", "labels": ["a", "b"]},
-        "base_model": "m",
+        "task": {"name": "cards", "instruction": "Route it.", "kind": "classify", "metric": "accuracy", "labels": ["a", "b"]},
+        "base_model": "m", "data": {}, "seed": 0, "environment": {}, "recommendation": {"choice": "few_shot", "reasons": []}, "cost_assumptions": {}, "audit": {},
         "strategies": [strategy | {"name": "few_shot", "p_best": 0.62}, strategy | {"name": "lora", "p_best": 0.38}],
         "power": {"metric": "accuracy", "rows": 40, "between": ["few_shot", "lora"], "difference": 0.025, "detectable_difference": 0.07, "rows_to_settle": 314},
     }
     console = Console(width=200, record=True)
-    console.print(results_table(results))
+    console.print(results_table(CompareResults.model_validate(results)))
     text = " ".join(console.export_text().split())  # the footer wraps at the table's width
     assert "P(best)" in text and "62%" in text and "38%" in text
     assert "40 test rows can detect a difference in accuracy of about 0.070 between few_shot and lora (80% power, 5% level); their gap of +0.025 needs about 314 rows" in text
     old = results | {"strategies": [{k: v for k, v in s.items() if k != "p_best"} for s in results["strategies"]]}
     del old["power"]
     console = Console(width=200, record=True)
-    console.print(results_table(old))  # results.json written before P(best): a dash, no footer
+    console.print(results_table(CompareResults.model_validate(old)))  # results.json written before P(best): a dash, no footer
     assert "detect" not in console.export_text()

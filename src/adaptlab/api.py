@@ -7,6 +7,7 @@
     result.to_pandas()             # one row per contender: metrics, intervals, P(best), time, cost
     result.predictions_to_pandas() # one row per test example and contender
     result.run_dir                 # results.json, report.html, the saved solvers
+    result.results                 # results.json, typed (adaptlab.results.CompareResults: docs/schema/results.schema.json)
     result.mlflow                  # with compare(..., mlflow=True): where MLflow has the runs and the model version
 
 `experiment` is a YAML path, a mapping shaped like the YAML (paths relative to the
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from adaptlab.results import CompareResults
 from adaptlab.runs.events import Events
 
 
@@ -46,23 +48,23 @@ def _events(progress) -> Events | None:
 
 @dataclass(frozen=True)
 class Comparison:
-    """A finished compare: results.json's content and the run folder it was written to."""
+    """A finished compare: results.json's content, typed (adaptlab.results.CompareResults), and the run folder it was written to."""
 
-    results: dict
+    results: CompareResults
     run_dir: Path
 
     @property
     def choice(self) -> str:
         """The recommended contender (or collect_more_data / none_meets_the_constraints)."""
-        return self.results["recommendation"]["choice"]
+        return self.results.recommendation.choice
 
     @property
     def reasons(self) -> list[str]:
-        return list(self.results["recommendation"]["reasons"])
+        return list(self.results.recommendation.reasons)
 
     @property
     def metric(self) -> str:
-        return self.results["task"]["metric"]
+        return self.results.task.metric
 
     @property
     def report(self) -> Path:
@@ -80,13 +82,13 @@ class Comparison:
         import pandas as pd
 
         rows = []
-        for s in self.results["strategies"]:
-            row = {"contender": s["name"], "kind": (s.get("traits") or {}).get("kind", s["name"])}
-            for key, value in s["metrics"].items():
+        for s in self.results.strategies:
+            row = {"contender": s.name, "kind": s.traits.get("kind", s.name)}
+            for key, value in s.metrics.items():
                 row[key] = value
-                if key in s.get("ci", {}):
-                    row[f"{key}_low"], row[f"{key}_high"] = s["ci"][key]
-            row |= {k: s.get(k) for k in ("p_best", "fit_seconds", "latency_ms_mean", "latency_ms_p95", "prompt_tokens_mean", "peak_rss_mb", "cost_per_1k_queries", "fit_cost")}
+                if key in s.ci:
+                    row[f"{key}_low"], row[f"{key}_high"] = s.ci[key]
+            row |= {k: getattr(s, k) for k in ("p_best", "fit_seconds", "latency_ms_mean", "latency_ms_p95", "prompt_tokens_mean", "peak_rss_mb", "cost_per_1k_queries", "fit_cost")}
             rows.append(row)
         return pd.DataFrame(rows).set_index("contender")
 
@@ -94,7 +96,7 @@ class Comparison:
         """One row per test example and contender: the input, the expected and the predicted answer, and its line."""
         import pandas as pd
 
-        rows = [{"contender": s["name"], **{k: v for k, v in p.items() if k != "passages"}, "passages": [g["source"] for g in p.get("passages", [])]} for s in self.results["strategies"] for p in s["predictions"]]
+        rows = [{"contender": s.name, **p.model_dump(exclude={"passages"}, exclude_unset=True), "passages": [g["source"] for g in p.passages or []]} for s in self.results.strategies for p in s.predictions]
         return pd.DataFrame(rows)
 
 
@@ -121,7 +123,7 @@ def compare(experiment, *, out: str | Path | None = None, model: str | None = No
         champion = record["champion"]
         if events:
             events.message(f"mlflow: runs logged to experiment {record['experiment']!r} at {masked(record['tracking_uri'])}" + (f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} of model {record['registered_model']!r}, alias {champion['alias']!r}" if champion else "; no contender recommended, so no model version registered"))
-    return Comparison(results, run_dir)
+    return Comparison(CompareResults.model_validate(results), run_dir)
 
 
 def _tracking(config, setting):

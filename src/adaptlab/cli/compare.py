@@ -13,6 +13,7 @@ from rich.table import Table
 from adaptlab.cli import app, err
 from adaptlab.cli.audit import audit_table
 from adaptlab.models.embedded import EMBEDDED_NAME
+from adaptlab.results import CompareResults, Contender, Power, Updates
 from adaptlab.tasks import task_kind
 
 
@@ -40,20 +41,19 @@ def compare(
     result = run(experiment, out=out, model=model, progress=RichEvents(err), mlflow=mlflow_uri or (True if mlflow else None))
     results, run_dir = result.results, result.run_dir
     console = Console() if sys.stdout.isatty() else Console(width=120)
-    console.print(audit_table(results["audit"], "the training data"))
+    console.print(audit_table(results.audit, "the training data"))
     console.print(results_table(results))
-    if results.get("updates"):
-        console.print(updates_table(results))
-    rec = results["recommendation"]
-    console.print(f"\n[bold]Recommendation: {rec['choice']}[/]")
-    for reason in rec["reasons"]:
+    if results.updates:
+        console.print(updates_table(results.updates))
+    rec = results.recommendation
+    console.print(f"\n[bold]Recommendation: {rec.choice}[/]")
+    for reason in rec.reasons:
         console.print(f"  - {escape(reason)}", highlight=False, soft_wrap=True)
-    for warning in rec["warnings"]:
+    for warning in rec.warnings:
         console.print(f"  [yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
-    prices = results.get("cost_assumptions") or {}
-    for row in results.get("break_even_queries", []):
-        queries = row["queries"] if isinstance(row["queries"], str) or row["queries"] is None else f"after {row['queries']:,} queries"
-        console.print(f"  break-even, {row['fine_tuned']} vs {row['prompted']}: {queries or 'unknown'} ({row['why']}; ${prices.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
+    for row in results.break_even_queries:
+        queries = row.queries if isinstance(row.queries, str) or row.queries is None else f"after {row.queries:,} queries"
+        console.print(f"  break-even, {row.fine_tuned} vs {row.prompted}: {queries or 'unknown'} ({row.why}; ${results.cost_assumptions.get('dollars_per_hour', '?')}/hour)", highlight=False, soft_wrap=True)
     console.print(f"\nresults: {run_dir / 'results.json'}\nreport:  {run_dir / 'report.html'}", highlight=False)
     logged = result.mlflow  # read from mlflow.json once
     if logged:
@@ -63,42 +63,48 @@ def compare(
         console.print(f"mlflow:  experiment {logged['experiment']!r}, parent run {logged['parent_run_id']} at {masked(logged['tracking_uri'])}" + (f"; model {logged['registered_model']!r} version {champion['version']} ({champion['ref']}) is {champion['alias']!r}" if champion else ""), highlight=False, soft_wrap=True)
 
 
-def results_table(results: dict) -> Table:
+def results_table(results: CompareResults) -> Table:
     """One row per strategy: quality with its 95% interval and P(best), then time, tokens and memory; below it, what the test split could detect."""
-    task = results["task"]
-    metric = task["metric"]
-    spec = task_kind(task["kind"])
+    task = results.task
+    metric = task.metric
+    spec = task_kind(task.kind)
     others = spec.columns(metric)
     digits = spec.metric(metric).digits
-    table = Table(title=f"{task['name']}: {task['kind']}, {len(results['strategies'][0]['predictions'])} test rows")
-    repeated = any(s.get("repeats") for s in results["strategies"])
+    table = Table(title=f"{task.name}: {task.kind}, {len(results.strategies[0].predictions)} test rows")
+    repeated = any(s.repeats for s in results.strategies)
     for name, justify in [("strategy", "left"), (metric, "right"), ("95% CI", "right")] + ([("repeats", "right")] if repeated else []) + [("P(best)", "right")] + [(o.column, "right") for o in others] + ([("labels", "right")] if spec.labelled else []) + [("fit s", "right"), ("ms/query", "right"), ("prompt tok", "right"), ("peak MB", "right"), ("$/1k queries", "right")]:
         table.add_column(name, justify=justify)
-    for s in results["strategies"]:
-        lo, hi = s["ci"][metric]
-        model = s["solver"].get("base_model")
-        where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results["base_model"] else "")
-        kind = (s.get("traits") or {}).get("kind", s["name"])
-        cells = [escape(s["name"] + (f" [{kind}]" if kind != s["name"] else "") + (" (tuned)" if s["solver"].get("tuning") else "") + where + (" (degenerate)" if s.get("flags") else "")), f"{s['metrics'][metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.get("repeats"), digits)] if repeated else []) + ["-" if s.get("p_best") is None else f"{s['p_best']:.0%}"] + ["-" if s["metrics"].get(o.name) is None else f"{s['metrics'][o.name]:.{o.digits}f}" for o in others]
-        if spec.labelled:
-            cells.append(f"{s['labels_predicted']}/{len(task['labels'])}")
-        cost = s.get("cost_per_1k_queries")
-        cells += [f"{s['fit_seconds']:.1f}", f"{s['latency_ms_mean']:.0f}", f"{s['prompt_tokens_mean']:.0f}", f"{s['peak_rss_mb']:.0f}", "?" if cost is None else f"{cost:.4f}"]
-        table.add_row(*cells)
-    table.caption = power_line(results.get("power"), digits)
+    for s in results.strategies:
+        table.add_row(*_row(s, results, spec, others, repeated, digits))
+    table.caption = power_line(results.power, digits)
     return table
 
 
-def updates_table(results: dict) -> Table:
+def _row(s: Contender, results: CompareResults, spec, others, repeated: bool, digits: int) -> list[str]:
+    """One contender's cells: its name with what it is, the headline with its interval, the other metrics, then its costs."""
+    metric = results.task.metric
+    lo, hi = s.ci[metric]
+    model = s.solver.get("base_model")
+    where = f" ({model['name']} @ {model['base_url']})" if isinstance(model, dict) else (f" ({model})" if model and model != results.base_model else "")
+    kind = s.traits.get("kind", s.name)
+    name = s.name + (f" [{kind}]" if kind != s.name else "") + (" (tuned)" if s.solver.get("tuning") else "") + where + (" (degenerate)" if s.flags else "")
+    cells = [escape(name), f"{s.metrics[metric]:.{digits}f}", f"{lo:.{digits}f}-{hi:.{digits}f}"] + ([_spread(s.repeats, digits)] if repeated else [])
+    cells += ["-" if s.p_best is None else f"{s.p_best:.0%}"] + ["-" if s.metrics.get(o.name) is None else f"{s.metrics[o.name]:.{o.digits}f}" for o in others]
+    if spec.labelled:
+        cells.append(f"{s.labels_predicted}/{len(results.task.labels)}")
+    cost = s.cost_per_1k_queries
+    return cells + [f"{s.fit_seconds:.1f}", f"{s.latency_ms_mean:.0f}", f"{s.prompt_tokens_mean:.0f}", f"{s.peak_rss_mb:.0f}", "?" if cost is None else f"{cost:.4f}"]
+
+
+def updates_table(update: Updates) -> Table:
     """After a document update, without retraining: each contender's score and stale answers before and after, and what absorbing it took."""
     from adaptlab.evaluation.freshness import absorbed_by
 
-    update = results["updates"]
-    table = Table(title=f"after the document update ({', '.join(update['changed'] + update['added'])}): {update['questions']} update questions")
+    table = Table(title=f"after the document update ({', '.join(update.changed + update.added)}): {update.questions} update questions")
     for name in ("strategy", "score before", "score after", "stale before", "stale after", "absorbed by", "seconds", "$"):
         table.add_column(name, justify="left" if name in ("strategy", "absorbed by") else "right")
-    for name, u in update["contenders"].items():
-        table.add_row(name, f"{u['before']['score']:.3f}", f"{u['after']['score']:.3f}", f"{u['before']['stale']:.0%}", f"{u['after']['stale']:.0%}", absorbed_by(u["absorb"]), f"{u['absorb']['seconds']:.1f}", f"{u['absorb']['dollars']:.4f}")
+    for name, u in update.contenders.items():
+        table.add_row(name, f"{u.before.score:.3f}", f"{u.after.score:.3f}", f"{u.before.stale:.0%}", f"{u.after.stale:.0%}", absorbed_by(u.absorb), f"{u.absorb['seconds']:.1f}", f"{u.absorb['dollars']:.4f}")
     return table
 
 
@@ -107,14 +113,14 @@ def _spread(repeats: list | None, digits: int) -> str:
     return f"{min(repeats):.{digits}f}-{max(repeats):.{digits}f} ({len(repeats)})" if repeats else "1"
 
 
-def power_line(power: dict | None, digits: int) -> str | None:
+def power_line(power: Power | None, digits: int) -> str | None:
     """The table's footer: the difference the test split could detect between the top two, and the rows that would settle their gap."""
     if not power:
         return None
-    a, b = power["between"]
-    if power["detectable_difference"] is None:
-        return f"{a} and {b} differ by the same amount on all {power['rows']} test rows: the split gives no spread to size a detectable difference by"
-    line = f"{power['rows']} test rows can detect a difference in {power['metric']} of about {power['detectable_difference']:.{digits}f} between {a} and {b} (80% power, 5% level)"
-    if power.get("rows_to_settle"):
-        line += f"; their gap of {power.get('difference', float('nan')):+.{digits}f} needs about {power['rows_to_settle']:,} rows"
+    a, b = power.between
+    if power.detectable_difference is None:
+        return f"{a} and {b} differ by the same amount on all {power.rows} test rows: the split gives no spread to size a detectable difference by"
+    line = f"{power.rows} test rows can detect a difference in {power.metric} of about {power.detectable_difference:.{digits}f} between {a} and {b} (80% power, 5% level)"
+    if power.rows_to_settle:
+        line += f"; their gap of {power.difference:+.{digits}f} needs about {power.rows_to_settle:,} rows"
     return line

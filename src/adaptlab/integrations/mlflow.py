@@ -39,6 +39,7 @@ import yaml
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import write_json
 from adaptlab.integrations.mlflow_summary import contender_configs, default_config, epoch_ms, figures, flattened, masked, model_tag, run_note
+from adaptlab.results import CompareResults, load_results
 
 CHAMPION = "champion"  # the alias MLflow clients load: models:/<task>@champion
 RECORD = "mlflow.json"  # in the run folder: where its runs and model version went
@@ -124,7 +125,7 @@ def log_run(run_dir, tracking: Tracking | str, registry=None) -> dict:
     tracking = Tracking(normalised(tracking)) if isinstance(tracking, str) else tracking
     if not (run_dir / "results.json").is_file() or not (run_dir / "experiment.yaml").is_file():
         raise ConfigError(f"{run_dir} holds no results.json and experiment.yaml: it is not a finished compare run folder; log the folder `adaptlab compare` printed")
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
+    results = load_results(run_dir / "results.json")
     experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text(encoding="utf-8"))
     require_mlflow(tracking.uri, "log without MLflow")
     own = registry is None
@@ -195,16 +196,16 @@ def move_champion(version, link: Link) -> str:
 # --- the MLflow calls ---
 
 
-def _log(run_dir: Path, results: dict, experiment: dict, tracking: Tracking, registry) -> dict:
+def _log(run_dir: Path, results: CompareResults, experiment: dict, tracking: Tracking, registry) -> dict:
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking.uri, registry_uri=tracking.uri)
-    task, choice = results["task"]["name"], results["recommendation"]["choice"]
+    task, choice = results.task.name, results.recommendation.choice
     name = tracking.experiment or task
     experiment_id = _experiment(client, name, tracking.uri)
     status = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
-    common = {"task": task, "train_sha256": results["data"]["train_hash"], "test_sha256": results["data"]["test_hash"], "adaptlab_run": run_dir.name}
-    parent_tags = {"task_kind": results["task"]["kind"], "metric": results["task"]["metric"], "recommendation": choice, "base_model": model_tag(results["base_model"]), "adaptlab_run_dir": str(run_dir.resolve()), "mlflow.source.name": "adaptlab compare", "mlflow.source.type": "LOCAL", "mlflow.note.content": run_note(results)}
+    common = {"task": task, "train_sha256": results.data.get("train_hash"), "test_sha256": results.data.get("test_hash"), "adaptlab_run": run_dir.name}
+    parent_tags = {"task_kind": results.task.kind, "metric": results.task.metric, "recommendation": choice, "base_model": model_tag(results.base_model), "adaptlab_run_dir": str(run_dir.resolve()), "mlflow.source.name": "adaptlab compare", "mlflow.source.type": "LOCAL", "mlflow.note.content": run_note(results)}
     parent_id = client.create_run(experiment_id, start_time=epoch_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags).info.run_id
     running = [parent_id]  # marked FAILED if logging stops half-way
     try:
@@ -214,16 +215,16 @@ def _log(run_dir: Path, results: dict, experiment: dict, tracking: Tracking, reg
                 client.log_artifact(parent_id, str(run_dir / file))
         configs = contender_configs(experiment)
         runs, champion = {}, None
-        for s in results["strategies"]:
-            key, traits, solver = s["name"], s.get("traits") or {}, s.get("solver") or {}
+        for s in results.strategies:
+            key, traits, solver = s.name, s.traits, s.solver
             kind = traits.get("kind", key)
             tags = common | {"mlflow.parentRunId": parent_id, "contender": key, "kind": kind, "family": traits.get("family"), "base_model": model_tag(solver.get("base_model")), "registry_ref": solver.get("registered_as")}
             child_id = runs[key] = client.create_run(experiment_id, run_name=key, tags={k: v for k, v in tags.items() if v is not None}).info.run_id
             running.append(child_id)
-            _log_batch(client, child_id, params=flattened(configs.get(key) or default_config(kind)), metrics=figures(s))
+            _log_batch(client, child_id, params=flattened(configs.get(key) or default_config(kind)), metrics=figures(s.model_dump(mode="json")))
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "predictions.jsonl"
-                path.write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in s.get("predictions", [])), encoding="utf-8")
+                path.write_text("".join(json.dumps(p.model_dump(mode="json", exclude_unset=True), ensure_ascii=False) + "\n" for p in s.predictions), encoding="utf-8")
                 client.log_artifact(child_id, str(path))
             if key == choice and solver.get("registered_as"):
                 version = registry.get(solver["registered_as"], verify=True)

@@ -8,6 +8,10 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from adaptlab.results import CompareResults
 
 
 def masked(text: str) -> str:
@@ -73,10 +77,10 @@ def model_tag(model) -> str | None:
     return None if model is None else str(model)
 
 
-def run_note(results: dict) -> str:
+def run_note(results: CompareResults) -> str:
     """The parent run's description: the recommendation, its reasons and warnings (Markdown)."""
-    rec = results["recommendation"]
-    return "\n".join([f"**Recommendation: {rec['choice']}**", ""] + [f"- {r}" for r in rec["reasons"]] + [f"- warning: {w}" for w in rec["warnings"]])
+    rec = results.recommendation
+    return "\n".join([f"**Recommendation: {rec.choice}**", ""] + [f"- {r}" for r in rec.reasons] + [f"- warning: {w}" for w in rec.warnings])
 
 
 def epoch_ms(stamp: str | None) -> int | None:

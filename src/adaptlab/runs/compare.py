@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import platform
 import time
+from functools import partial
 from pathlib import Path
-
-import yaml
 
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
@@ -16,13 +15,13 @@ from adaptlab.errors import ConfigError
 from adaptlab.evaluation import evaluate
 from adaptlab.evaluation.freshness import load_update, measure_update
 from adaptlab.evaluation.repeats import combine
-from adaptlab.files import new_folder, write_json, write_text_new
 from adaptlab.home import adaptlab_home
 from adaptlab.registry import default_registry
+from adaptlab.results import write_results
 from adaptlab.runs.distill import Distillation
-from adaptlab.runs.events import Events
+from adaptlab.runs.events import Events, TrainingBar
 from adaptlab.runs.experiment import experiment_of
-from adaptlab.runs.folder import mark
+from adaptlab.runs.lifecycle import claim, finish, lifetime, refuse_taken
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
 from adaptlab.runs.tune import check_tunable, proposer_for, tune_contender
 
@@ -31,127 +30,170 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content and the run folder.
 
     `model`, when given, replaces the experiment's base model (and is recorded as the one used);
-    `events` hears the progress (default: nothing is shown).
+    `events` hears the progress (default: nothing is shown). The steps: `plan` (read and check
+    everything a config error could stop), claim the run folder, load the base model and audit,
+    measure each contender (`Comparison.measure`), then write results.json and the report.
     """
     events = events or Events()
     config, root = experiment_of(experiment)
-    if out is not None and Path(out).exists() and (not Path(out).is_dir() or any(Path(out).iterdir())):
-        raise ConfigError(f"{out} already exists and is not an empty folder; choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
-    if model:
-        config = config.model_copy(update={"model": model})
-    prepared = prepare(config, root)
-    test, task = prepared.test, prepared.task
-    train, dev, held_out = equal_data(config, prepared.train, prepared.dev, task.spec.labelled)
-    for warning in prepared.warnings:
-        events.message(warning, "warning")
-    strategy_configs = with_references(config, task.spec)
-    distillation = Distillation(config, root, strategy_configs, test, events)  # data.unlabeled read and checked
-    strategy_configs = distillation.contenders  # each teacher before its students
-    for strategy_config in strategy_configs:  # before the model loads or the run is registered: a config error costs nothing
-        check_tunable(strategy_config, kinds.kind(strategy_config.name), strategy_configs)
-    events.message(f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(prepared.train)} training and {len(test)} test examples" + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
-
-    run_dir = Path(out).resolve() if out else new_folder(adaptlab_home() / "runs", task.name)  # unique: two compares never share a folder; absolute, as the registry records it
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:  # created, never overwritten: of two compares given the same --out at once, one stops here
-        write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
-    except FileExistsError:
-        raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
-    mark(run_dir, "compare", "running", config=resolved(config, root))
-
-    from adaptlab.audit import audit
-    from adaptlab.engine.prompt import encode_text
-    from adaptlab.kinds.context import BuildContext, ModelSource
-    from adaptlab.models import load_base_model
-
-    with events.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
-        clock = time.perf_counter()
-        base = load_base_model(config.model)
-    events.message(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
-    with events.status("auditing the training data"):
-        report = audit(prepared.train, test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
-    events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in report.scores().items()) + (f"; {len(report.leakage)} near-duplicate test rows" if report.leakage else ""))
-
-    documents = documents_for(config, root, base)
-    update = load_update(config, root, documents, task.abstain) if config.data.updates else None
-    hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
-    evaluations, updates = [], {}
-    models = ModelSource(base)
+    refuse_taken(out, f"choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
+    run = Comparison(config.model_copy(update={"model": model}) if model else config, root, events)
+    run.run_dir = claim(out, run.task.name, run.resolved)
     registry = default_registry()
-    for dataset in (prepared.train, test):
-        registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
-    registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), None, "running")
-    for strategy_config in strategy_configs:
-        kind = kinds.kind(strategy_config.name)
-        contender_task, tuning = task, None
-        rows = distillation.train_for(strategy_config, train)  # a student's: train plus its teacher's labels
-        if strategy_config.tune is not None:  # settings searched on the dev rows (trials fit on `rows`), then measured as any contender is
-            build = lambda c, seed=config.seed: kind.build(c, BuildContext(models, seed, dev=contender_dev(c, dev, prepared.dev is not None), documents=documents))  # noqa: E731
-            strategy_config, contender_task, tuning = tune_contender(strategy_config, kind, task, rows, dev, test, build, config.seed, events, proposer_for(strategy_config, strategy_configs, models))
-        seeds = [config.seed + i for i in range(repeats_of(strategy_config, config))]
-        runs = []
-        for seed in seeds:  # each repeat refits with its own seed; the first one's solver is the one saved
-            label = strategy_config.key + (f" (repeat {len(runs) + 1}/{len(seeds)})" if len(seeds) > 1 else "")
-            with events.bars():
-                fit_bar = None
+    try:
+        with lifetime(run.run_dir, "compare", registry, config=run.resolved):
+            run.start(registry)
+            evaluations = [run.measure(contender) for contender in run.contenders]
+            results = run.conclude(evaluations)
+            finish(run.run_dir, "compare", registry, run.resolved, {e.name: e.metrics for e in evaluations} | {"recommendation": results["recommendation"]["choice"]}, recommendation=results["recommendation"]["choice"])
+    finally:
+        run.close()
+        registry.close()
+    return results, run.run_dir
 
-                def on_step(report):
-                    nonlocal fit_bar
-                    if fit_bar is None:
-                        fit_bar = events.bar(f"{label}: training", report.total_steps)
-                    fit_bar.update(report.step, report.describe())
 
-                strategy = kind.build(strategy_config, BuildContext(models, seed, on_step=on_step, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
-                predict_bar = events.bar(f"{label}: predicting", len(test))
-                measured, solver = evaluate(strategy, contender_task, rows, test, predict_progress=predict_bar.advance, name=strategy_config.key, traits=kind.traits(strategy_config))
-            if not runs:
-                solver.save(run_dir / "solvers" / strategy_config.key)
-                distillation.label(strategy_config.key, solver, task, hourly)  # a teacher answers data.unlabeled; the labels are kept
-                if update is not None:  # the same solver, asked again after the documents change
-                    with events.bars():
-                        bar = events.bar(f"{label}: update questions", 2 * len(update.questions))
-                        updates[strategy_config.key] = measure_update(solver, contender_task, update, measured.family, measured.fit_seconds, hourly, bar.advance)
-            runs.append(measured)
-        evaluation = combine(runs, task.metric, seeds)
-        distillation.record(strategy_config, evaluation)
+class Comparison:
+    """One compare run's state, step by step: what every contender shares (data, base model, documents, prices) and what has been measured."""
+
+    def __init__(self, config: ExperimentConfig, root: Path, events: Events):
+        """Read and check everything a config error could stop, before the model loads or the run is registered."""
+        self.config, self.root, self.events = config, root, events
+        self.resolved = resolved(config, root)  # once: experiment.yaml, run.json and the registry record the same
+        self.prepared = prepare(config, root)
+        self.test, self.task = self.prepared.test, self.prepared.task
+        self.train, self.dev, self.held_out = equal_data(config, self.prepared.train, self.prepared.dev, self.task.spec.labelled)
+        for warning in self.prepared.warnings:
+            events.message(warning, "warning")
+        contenders = with_references(config, self.task.spec)
+        self.distillation = Distillation(config, root, contenders, self.test, events)  # data.unlabeled read and checked
+        self.contenders = self.distillation.contenders  # each teacher before its students
+        for contender in self.contenders:
+            check_tunable(contender, kinds.kind(contender.name), self.contenders)
+        events.message(self._summary())
+        self.run_dir: Path | None = None
+        self.models = None
+        self.updates: dict[str, dict] = {}
+
+    def _summary(self) -> str:
+        task, held_out = self.task, self.held_out
+        return (f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(self.prepared.train)} training and {len(self.test)} test examples"
+                + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
+
+    def start(self, registry) -> None:
+        """Load the base model, audit the training data, read the documents (and their update), record the data."""
+        from adaptlab.audit import audit
+        from adaptlab.engine.prompt import encode_text
+        from adaptlab.kinds.context import ModelSource
+        from adaptlab.models import load_base_model
+
+        config, events, task = self.config, self.events, self.task
+        with events.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
+            clock = time.perf_counter()
+            base = load_base_model(config.model)
+        events.message(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
+        with events.status("auditing the training data"):
+            self.audit = audit(self.prepared.train, self.test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
+        events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in self.audit.scores().items()) + (f"; {len(self.audit.leakage)} near-duplicate test rows" if self.audit.leakage else ""))
+        self.base, self.models = base, ModelSource(base)
+        self.documents = documents_for(config, self.root, base)
+        self.update = load_update(config, self.root, self.documents, task.abstain) if config.data.updates else None
+        self.hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
+        for dataset in (self.prepared.train, self.test):
+            registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
+        self.registry = registry
+
+    def measure(self, contender):
+        """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows."""
+        kind = kinds.kind(contender.name)
+        task, tuning = self.task, None
+        rows = self.distillation.train_for(contender, self.train)  # a student's: train plus its teacher's labels
+        if contender.tune is not None:  # settings searched on the dev rows (trials fit on `rows`), then measured as any contender is
+            contender, task, tuning = tune_contender(contender, kind, self.task, rows, self.dev, self.test, partial(self._build, kind), self.config.seed, self.events, proposer_for(contender, self.contenders, self.models))
+        seeds = [self.config.seed + i for i in range(repeats_of(contender, self.config))]
+        runs = [self._fit_and_predict(contender, kind, task, rows, seed, f" (repeat {i + 1}/{len(seeds)})" if len(seeds) > 1 else "") for i, seed in enumerate(seeds)]
+        evaluation = combine(runs, self.task.metric, seeds)
+        self.distillation.record(contender, evaluation)
         if tuning is not None:
             evaluation.solver["tuning"] = tuning
-        version = register(registry, run_dir.name, contender_task, strategy_config, evaluation, rows, run_dir / "solvers" / strategy_config.key, config.seed, documents)
+        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents)
         evaluation.solver["registered_as"] = version.ref
-        events.message(f"{strategy_config.key}: registered as {version.ref}")
-        evaluations.append(evaluation)
+        self.events.message(f"{contender.key}: registered as {version.ref}")
+        return evaluation
 
-    models.close()
-    costs = {e.name: strategy_cost(e, hourly) | upkeep_cost(updates.get(e.name), config.constraints.data_changes) for e in evaluations}
-    paybacks = break_even(costs, {e.name: e.family for e in evaluations})
-    decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, updates, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy)
-    results = {
-        "task": task.to_dict(),
-        "base_model": config.model,
-        "data": {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": train.content_hash, "test_hash": test.content_hash} | ({"held_out_for_dev": held_out} if held_out else {}) | (documents_summary(documents) if documents else {}),
-        "seed": config.seed,
-        "repeats": config.repeats,
-        "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": base.device},
-        "strategies": [e.to_dict() | costs[e.name] | {"p_best": decision.p_best[e.name]} for e in evaluations],
-        "recommendation": decision.to_dict(),
-        "pairwise": pairwise(evaluations),
-        "power": power_summary(evaluations, task.metric),
-        "break_even_queries": paybacks,
-        "constraints": config.constraints.model_dump(),
-        "cost_assumptions": {"device": base.device, "dollars_per_hour": hourly, **config.costs.model_dump()},
-        "audit": report.to_dict(),
-    }
-    if update is not None:
-        results["updates"] = {"docs": str(update.documents.updates), "test": str(root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": updates}
-    results |= distillation.results(evaluations, costs, task.metric)
-    write_json(run_dir / "results.json", results)
-    from adaptlab.report import write_report
+    def _build(self, kind, contender, seed: int | None = None, on_step=None):
+        """The contender's strategy, on the shared base model and documents, with its own dev rows."""
+        from adaptlab.kinds.context import BuildContext
 
-    write_report(run_dir)
-    registry.add_run(run_dir.name, "compare", str(run_dir), resolved(config, root), {e.name: e.metrics for e in evaluations} | {"recommendation": decision.choice}, "completed")
-    mark(run_dir, "compare", "completed", config=resolved(config, root), recommendation=decision.choice)
-    registry.close()
-    return results, run_dir
+        dev = contender_dev(contender, self.dev, self.prepared.dev is not None)
+        return kind.build(contender, BuildContext(self.models, self.config.seed if seed is None else seed, on_step=on_step, dev=dev, documents=self.documents))
+
+    def _fit_and_predict(self, contender, kind, task, rows, seed: int, repeat: str):
+        """Fit with `seed` and answer every test row, with progress bars; the first repeat's solver is saved (and labels, and meets the update)."""
+        label = contender.key + repeat
+        with self.events.bars():
+            strategy = self._build(kind, contender, seed, on_step=TrainingBar(self.events, label))
+            predicting = self.events.bar(f"{label}: predicting", len(self.test))
+            measured, solver = evaluate(strategy, task, rows, self.test, predict_progress=predicting.advance, name=contender.key, traits=kind.traits(contender))
+        if seed == self.config.seed:
+            solver.save(self.run_dir / "solvers" / contender.key)
+            self.distillation.label(contender.key, solver, self.task, self.hourly)  # a teacher answers data.unlabeled; the labels are kept
+            if self.update is not None:  # the same solver, asked again after the documents change
+                with self.events.bars():
+                    bar = self.events.bar(f"{label}: update questions", 2 * len(self.update.questions))
+                    self.updates[contender.key] = measure_update(solver, task, self.update, measured.family, measured.fit_seconds, self.hourly, bar.advance)
+        return measured
+
+    def conclude(self, evaluations: list) -> dict:
+        """Costs, the recommendation and the statistics; results.json written (validated), then the report."""
+        config, task = self.config, self.task
+        self.close()
+        costs = {e.name: strategy_cost(e, self.hourly) | upkeep_cost(self.updates.get(e.name), config.constraints.data_changes) for e in evaluations}
+        paybacks = break_even(costs, {e.name: e.family for e in evaluations})
+        decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, self.updates, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy)
+        results = {
+            "task": task.to_dict(),
+            "base_model": config.model,
+            "data": self._data(),
+            "seed": config.seed,
+            "repeats": config.repeats,
+            "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": self.base.device},
+            "strategies": [e.to_dict() | costs[e.name] | {"p_best": decision.p_best[e.name]} for e in evaluations],
+            "recommendation": decision.to_dict(),
+            "pairwise": pairwise(evaluations),
+            "power": power_summary(evaluations, task.metric),
+            "break_even_queries": paybacks,
+            "constraints": config.constraints.model_dump(),
+            "cost_assumptions": {"device": self.base.device, "dollars_per_hour": self.hourly, **config.costs.model_dump()},
+            "audit": self.audit.to_dict(),
+        }
+        if self.update is not None:
+            update = self.update
+            results["updates"] = {"docs": str(update.documents.updates), "test": str(self.root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": self.updates}
+        results |= self.distillation.results(evaluations, costs, task.metric)
+        results = write_results(self.run_dir / "results.json", results)
+        self._report()
+        return results
+
+    def _data(self) -> dict:
+        """results.json's `data`: the files and their hashes, the dev rows held out, the documents."""
+        config, root = self.config, self.root
+        out = {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": self.train.content_hash, "test_hash": self.test.content_hash}
+        return out | ({"held_out_for_dev": self.held_out} if self.held_out else {}) | (documents_summary(self.documents) if self.documents else {})
+
+    def _report(self) -> None:
+        """report.html; a report that fails to render is a warning: results.json is already written and `adaptlab report` can retry."""
+        from adaptlab.report import write_report
+
+        try:
+            write_report(self.run_dir)
+        except Exception as exc:  # noqa: BLE001 - the measurements are saved; a report bug must not lose them
+            self.events.message(f"the report could not be written ({type(exc).__name__}: {exc}); the results are in {self.run_dir / 'results.json'}: try `adaptlab report {self.run_dir}` after updating adaptlab, and please report it", "warning")
+
+    def close(self) -> None:
+        """Free the base model (once)."""
+        if self.models is not None:
+            self.models.close()
+            self.models = None
 
 
 def recorded_experiment(run: str | Path) -> Path:

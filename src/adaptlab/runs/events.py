@@ -44,3 +44,17 @@ class Events:
     def bar(self, label: str, total: int | None, completed: int = 0) -> Bar:
         """A new bar in the current group; nothing is counted until it is updated."""
         return Bar()
+
+
+class TrainingBar:
+    """A fit's progress bar, as an `on_step` callback: drawn at the first step (only then is the total known).
+
+    `completed`: steps already done before this process (a resumed fine-tune)."""
+
+    def __init__(self, events: Events, label: str, resumed: bool = False):
+        self.events, self.label, self.resumed, self.bar = events, label, resumed, None
+
+    def __call__(self, report) -> None:
+        if self.bar is None:
+            self.bar = self.events.bar(f"{self.label}: training", report.total_steps, completed=report.step - 1 if self.resumed else 0)
+        self.bar.update(report.step, report.describe())

@@ -29,15 +29,16 @@ import yaml
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.files import new_folder, write_json, write_text_atomic, write_text_new
+from adaptlab.files import write_text_atomic
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoint_step, checkpoints, load_checkpoint
 from adaptlab.finetune.fit import fit_and_dev
 from adaptlab.finetune.trainer import StepReport
-from adaptlab.home import adaptlab_home
 from adaptlab.models.base import weights_digest
-from adaptlab.runs.events import Events
+from adaptlab.results import write_results
+from adaptlab.runs.events import Events, TrainingBar
 from adaptlab.runs.experiment import load_experiment, parse_experiment
 from adaptlab.runs.folder import mark, now
+from adaptlab.runs.lifecycle import claim, finish, lifetime
 from adaptlab.runs.prepare import documents_for, prepare, resolved
 
 
@@ -45,6 +46,7 @@ class Interrupted(AdaptlabError):
     """Training stopped on SIGTERM after writing a checkpoint; the run can be resumed."""
 
     exit_code = 143  # 128 + SIGTERM, what shells report for a terminated process
+    run_status = "interrupted"  # recorded in run.json before it is raised (runs.lifecycle leaves it)
 
 
 def run_finetune(
@@ -65,124 +67,149 @@ def run_finetune(
         merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
         events.message(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
         return (done if rank == 0 else {}), run_dir
-    strategy_config = next(s for s in config.strategies if s.key == name)
+    contender = next(s for s in config.strategies if s.key == name)
     prepared = prepare(config, root)
-    train, test, task = prepared.train, prepared.test, prepared.task
     for warning in prepared.warnings:
         events.message(warning, "warning")
-    fit_set, dev = fit_and_dev(task, train, prepared.dev, strategy_config, config.seed)
-    hashes = {"train": train.content_hash, "test": test.content_hash, "dev": dev.content_hash if dev else None}
+    fit_set, dev = fit_and_dev(prepared.task, prepared.train, prepared.dev, contender, config.seed)
+    hashes = {"train": prepared.train.content_hash, "test": prepared.test.content_hash, "dev": dev.content_hash if dev else None}
+    latest = _resume_point(run_dir, hashes, events) if resume else None
+    settings = resolved(config, root)
+    if not resume and rank == 0:
+        run_dir = claim(run_dir, f"{config.task.name}-{name}", settings)
+    with lifetime(run_dir, "finetune", config=settings, speaks=rank == 0, strategy=name, data=hashes):
+        if _trim_steps(run_dir / "steps.jsonl", checkpoint_step(latest) if latest else 0, rank):
+            events.message("dropped the torn last line of steps.jsonl (the process was killed while writing it); that step is trained and logged again", "note")
+        training = Training(run_dir, contender, fit_set, rank, events, on_step, resumed=latest is not None)
+        model_name = contender.model or config.model
+        solver, result, fit_seconds = training.run(config, root, model_name, prepared.task, dev, checkpoint_every, latest)
+        if rank != 0:
+            return {}, run_dir
+        lineage = _lineage(config, root, contender, prepared, dev, hashes, solver, result, fit_seconds, model_name, merge, run_dir, events)
+        _register(lineage, run_dir, contender, prepared.task, settings, events)
+        write_results(run_dir / "lineage.json", lineage)
+        finish(run_dir, "finetune", None, settings, None, step=result.state.step)
+    return lineage, run_dir
 
-    latest = None
-    if resume:
-        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        if info["data"] != hashes:
-            raise ConfigError(f"{run_dir}: the data changed since this run started (content hashes differ); start a new run instead of resuming")
-        found = checkpoints(run_dir / "checkpoints")
-        latest = found[-1] if found else None
-        events.message(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
-    elif rank == 0:
-        run_dir = run_dir or new_folder(adaptlab_home() / "runs", f"{config.task.name}-{name}")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        try:  # created, never overwritten: of two runs given the same --out at once, one stops here
-            write_text_new(run_dir / "experiment.yaml", yaml.safe_dump(resolved(config, root), sort_keys=False))
-        except FileExistsError:
-            raise ConfigError(f"{run_dir} was just taken by another run; choose another --out") from None
-    ckpt_dir = run_dir / "checkpoints"
-    if rank == 0:
-        mark(run_dir, "finetune", "running", strategy=name, data=hashes, config=resolved(config, root))
-    if _trim_steps(run_dir / "steps.jsonl", checkpoint_step(latest) if latest else 0, rank):
-        events.message("dropped the torn last line of steps.jsonl (the process was killed while writing it); that step is trained and logged again", "note")
 
-    from adaptlab.models import load_base_model
-    from adaptlab.models.device import default_device
+def _resume_point(run_dir: Path, hashes: dict, events: Events):
+    """The newest complete checkpoint of a run being resumed (None: from the start); the data must not have changed since."""
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    if info["data"] != hashes:
+        raise ConfigError(f"{run_dir}: the data changed since this run started (content hashes differ); start a new run instead of resuming")
+    found = checkpoints(run_dir / "checkpoints")
+    latest = found[-1] if found else None
+    events.message(f"resuming {run_dir} from {latest.name if latest else 'the start (no complete checkpoint yet)'}")
+    return latest
 
-    model_name = strategy_config.model or config.model
-    with events.status(f"loading base model {model_name}"):
-        base = load_base_model(model_name, device=default_device())
-    events.message(f"task {task.name}: {name} on {len(fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
 
-    stop = {"requested": False}
+class Training:
+    """The training itself: base model loaded, each step logged to steps.jsonl and drawn, SIGTERM turned into a checkpoint and a clean stop."""
 
-    def on_sigterm(signum, frame):
-        stop["requested"] = True
-        events.message("SIGTERM: finishing this step, then checkpointing and exiting", "warning")
+    def __init__(self, run_dir: Path, contender, fit_set, rank: int, events: Events, on_step, resumed: bool):
+        self.run_dir, self.contender, self.rank, self.events, self.on_step = run_dir, contender, rank, events, on_step
+        self.lines = [e.line for e in fit_set]
+        self.fit_set = fit_set
+        self.bar = TrainingBar(events, contender.key, resumed=resumed)
+        self.stop_requested = False
 
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    lines = [e.line for e in fit_set]
-    bar = None
+    def step_done(self, report: StepReport) -> None:
+        self.bar(report)
+        if self.rank == 0:
+            with (self.run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"step": report.step, "epoch": report.epoch, "loss": report.loss, "lines": [self.lines[i] for i in report.rows], "dev_score": report.dev_score}) + "\n")
+        if self.on_step:
+            self.on_step(report)
 
-    def step_done(report: StepReport) -> None:
-        nonlocal bar
-        if bar is None:
-            bar = events.bar(f"{name}: training", report.total_steps, completed=report.step - 1)
-        bar.update(report.step, report.describe())
-        if rank == 0:
-            with (run_dir / "steps.jsonl").open("a", encoding="utf-8") as f:
-                f.write(json.dumps({"step": report.step, "epoch": report.epoch, "loss": report.loss, "lines": [lines[i] for i in report.rows], "dev_score": report.dev_score}) + "\n")
-        if on_step:
-            on_step(report)
+    def on_sigterm(self, signum, frame) -> None:
+        self.stop_requested = True
+        self.events.message("SIGTERM: finishing this step, then checkpointing and exiting", "warning")
 
-    try:
+    def run(self, config, root: Path, model_name: str, task, dev, checkpoint_every: int, latest):
+        """Fit; returns (solver, the trainer's result, seconds). An interrupted fit is recorded and raised as `Interrupted`."""
         from adaptlab.kinds.context import BuildContext, ModelSource
+        from adaptlab.models import load_base_model
+        from adaptlab.models.device import default_device
 
-        extra = {"checkpoints": CheckpointFolder(ckpt_dir, checkpoint_every), "should_stop": lambda: stop["requested"], "resume": load_checkpoint(latest, rank) if latest else None}
-        fine_tune = kinds.kind(strategy_config.name).build(strategy_config.model_copy(update={"model": None}), BuildContext(ModelSource(base), config.seed, on_step=step_done, dev=dev, documents=documents_for(config, root, base), extra=extra))
-        clock = time.perf_counter()
-        with events.bars():
-            solver = fine_tune.fit(task, fit_set)
-        fit_seconds = time.perf_counter() - clock
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    result = fine_tune.result
-    if result.interrupted:
-        if rank == 0:
-            mark(run_dir, "finetune", "interrupted", step=result.state.step)
-        raise Interrupted(f"stopped at step {result.state.step} of {result.total_steps} after writing a checkpoint; continue with: adaptlab finetune --resume {run_dir}")
+        with self.events.status(f"loading base model {model_name}"):
+            base = load_base_model(model_name, device=default_device())
+        self.events.message(f"task {task.name}: {self.contender.key} on {len(self.fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
+        previous = signal.signal(signal.SIGTERM, self.on_sigterm)
+        try:
+            extra = {"checkpoints": CheckpointFolder(self.run_dir / "checkpoints", checkpoint_every), "should_stop": lambda: self.stop_requested, "resume": load_checkpoint(latest, self.rank) if latest else None}
+            context = BuildContext(ModelSource(base), config.seed, on_step=self.step_done, dev=dev, documents=documents_for(config, root, base), extra=extra)
+            fine_tune = kinds.kind(self.contender.name).build(self.contender.model_copy(update={"model": None}), context)
+            clock = time.perf_counter()
+            with self.events.bars():
+                solver = fine_tune.fit(task, self.fit_set)
+            seconds = time.perf_counter() - clock
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        result = fine_tune.result
+        if result.interrupted:
+            if self.rank == 0:
+                mark(self.run_dir, "finetune", "interrupted", step=result.state.step)
+            raise Interrupted(f"stopped at step {result.state.step} of {result.total_steps} after writing a checkpoint; continue with: adaptlab finetune --resume {self.run_dir}")
+        return solver, result, seconds
 
-    if rank != 0:
-        return {}, run_dir
+
+def _lineage(config, root, contender, prepared, dev, hashes, solver, result, fit_seconds, model_name, merge, run_dir, events) -> dict:
+    """Score the test rows, save the adapter or model (and merged weights with --merge); lineage.json's content."""
     from adaptlab.metrics import task_metrics
 
+    task, test = prepared.task, prepared.test
     with events.status(f"scoring the {len(test)} test rows"):
         predicted = [p.output for p in solver.predict(test.inputs)]
     metrics, ci = task_metrics(task.spec, test.outputs, predicted, list(task.labels), resamples=1000, qa=task.scoring)
     output = run_dir / ("adapter" if solver.adapter else "model")
     solver.save(output)
+    merged = _merge(merge, solver, model_name, output, run_dir, events)
+    return {
+        "strategy": contender.key,
+        "task": task.to_dict(),
+        "base_model": {"name": model_name, **weights_digest(model_name)},
+        "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
+        | ({"dev": {"split_of": "train", "fraction": contender.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
+        "config": contender.model_dump(mode="json"),
+        "seed": config.seed,
+        "metrics": {"test": metrics, "test_ci95": {k: list(v) for k, v in ci.items()}, "best_dev_score": result.state.best_score},
+        "training": result.to_dict() | {"wall_seconds_this_process": fit_seconds},
+        "output": output.name,
+        "merged": merged,
+        "versions": _versions(),
+        "finished": now(),
+    }
+
+
+def _merge(merge: bool, solver, model_name: str, output: Path, run_dir: Path, events: Events) -> str | None:
+    """--merge: base plus adapter written as one model in merged/ (lora); full fine-tuning has nothing to merge."""
     if merge and solver.adapter:
         from adaptlab.finetune.export import merge_lora
 
         shutil.rmtree(run_dir / "merged", ignore_errors=True)  # this run's own, from an attempt killed before it completed
         with events.status("writing merged weights"):
             merge_lora(model_name, output, run_dir / "merged")
-    elif merge:
+        return "merged"
+    if merge:
         events.message("--merge has nothing to do for full fine-tuning: model/ already holds full weights", "note")
-    lineage = {
-        "strategy": name,
-        "task": task.to_dict(),
-        "base_model": {"name": model_name, **weights_digest(model_name)},
-        "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
-        | ({"dev": {"split_of": "train", "fraction": strategy_config.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
-        "config": strategy_config.model_dump(mode="json"),
-        "seed": config.seed,
-        "metrics": {"test": metrics, "test_ci95": {k: list(v) for k, v in ci.items()}, "best_dev_score": result.state.best_score},
-        "training": result.to_dict() | {"wall_seconds_this_process": fit_seconds},
-        "output": output.name,
-        "merged": "merged" if merge and solver.adapter else None,
-        "versions": _versions(),
-        "finished": now(),
-    }
+    return None
+
+
+def _register(lineage: dict, run_dir: Path, contender, task, settings: dict, events: Events) -> None:
+    """Register the result as the task's next version, like compare's solvers (`adaptlab serve` can answer with it),
+    its metrics in compare's shape ({metric: value} and "ci"), so the registry reads every version alike."""
     from adaptlab.registry import default_registry
 
-    registry = default_registry()  # registered like compare's solvers: `adaptlab serve` can answer with it
-    registry.add_run(run_dir.name, "finetune", str(run_dir), resolved(config, root), lineage["metrics"]["test"], "completed")
-    version = registry.add_version(task.name, strategy_config.name, output, lineage, run_id=run_dir.name, extra={"task.json": task.to_dict()}, contender=name)
-    registry.close()
+    test = lineage["metrics"]
+    registered = lineage | {"metrics": test["test"], "ci": test["test_ci95"], "best_dev_score": test["best_dev_score"]}
+    registry = default_registry()
+    try:
+        registry.add_run(run_dir.name, "finetune", str(run_dir), settings, test["test"], "completed")
+        version = registry.add_version(task.name, contender.name, run_dir / lineage["output"], registered, run_id=run_dir.name, extra={"task.json": task.to_dict()}, contender=contender.key)
+    finally:
+        registry.close()
     lineage["registered_as"] = version.ref
-    events.message(f"{name}: registered as {version.ref}")
-    write_json(run_dir / "lineage.json", lineage)
-    mark(run_dir, "finetune", "completed", step=result.state.step)
-    return lineage, run_dir
+    events.message(f"{contender.key}: registered as {version.ref}")
 
 
 def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path | None]:

@@ -68,13 +68,13 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
     models.close()
     result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points, family)}
     if out:
-        from adaptlab.files import write_json
+        from adaptlab.results import write_results
 
         from adaptlab.runs.folder import mark
         from adaptlab.runs.prepare import resolved
 
         Path(out).mkdir(parents=True, exist_ok=True)
-        write_json(Path(out) / "sweep.json", result)
+        write_results(Path(out) / "sweep.json", result)
         if not (Path(out) / "run.json").exists():  # beside a compare's results, the folder stays that compare's
             mark(Path(out), "sweep", "completed", config=resolved(config, root))
     return result
