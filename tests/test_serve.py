@@ -101,6 +101,7 @@ def test_models_chat_stream_and_completions_with_the_openai_client(server):
     for model in ("cards", "cards@v1", "cards@v2"):
         reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "my card never came"}])
         assert reply.choices[0].message.content in labels and reply.model == model
+        assert reply.usage.prompt_tokens > 0  # what the version's prompt (instruction, shots, query) cost, not 0
     plain = client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hello"}], max_tokens=5)
     assert isinstance(plain.choices[0].message.content, str) and plain.usage.prompt_tokens > 0 and plain.usage.completion_tokens <= 5
     stream = client.chat.completions.create(model="cards", messages=[{"role": "user", "content": "lost my card"}], stream=True)

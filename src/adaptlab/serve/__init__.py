@@ -11,7 +11,7 @@ def served_name(base_name: str) -> str:
     import re
     from pathlib import Path
 
-    from adaptlab.serve.app import MODEL_NAME
+    from adaptlab.serve.requests import MODEL_NAME
 
     if MODEL_NAME.match(base_name):
         return base_name

@@ -19,16 +19,24 @@ _BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry_after: int | None = None):
+    """An answer other than 200, in OpenAI's error shape; a failure the server logged carries the `request_id` it is logged under."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry_after: int | None = None, request_id: str | None = None):
         super().__init__(message)
         self.status, self.message, self.kind, self.code, self.retry_after = status, message, kind, code, retry_after
+        self.request_id = request_id
 
     def body(self) -> bytes:
-        return json.dumps({"error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}}).encode()
+        error = {"message": self.message, "type": self.kind, "param": None, "code": self.code}
+        return json.dumps({"error": error | ({"request_id": self.request_id} if self.request_id else {})}).encode()
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         headers = [(b"content-type", b"application/json")]
-        return headers + ([(b"retry-after", str(self.retry_after).encode())] if self.retry_after is not None else [])
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(self.retry_after).encode()))
+        if self.request_id:
+            headers.append((b"x-request-id", self.request_id.encode()))
+        return headers
 
 
 def json_depth(raw: bytes) -> int:
@@ -60,7 +68,7 @@ class Guard:
             if scope["method"] == "POST":
                 receive = await self._buffered(receive)
         except ApiError as exc:
-            return await _send_error(send, exc)
+            return await send_error(send, exc)
         await self.app(scope, receive, send)
 
     def _check(self, scope, headers: dict) -> None:
@@ -107,6 +115,7 @@ def _hostname(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-async def _send_error(send, exc: ApiError) -> None:
+async def send_error(send, exc: ApiError) -> None:
+    """Answer `exc` on a raw ASGI `send` (before any response has started)."""
     await send({"type": "http.response.start", "status": exc.status, "headers": exc.headers()})
     await send({"type": "http.response.body", "body": exc.body()})
