@@ -142,3 +142,30 @@ def test_compare_registers_every_solver_it_fits(card_experiment):
     listed = runner.invoke(app, ["registry", "list"])
     assert f"* {lora.ref}" in listed.output
     assert runner.invoke(app, ["registry", "check"]).exit_code == 0
+
+
+def test_registry_list_shows_each_versions_headline_whatever_shape_its_metrics_were_recorded_in(solver_folder):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.registry import default_registry
+
+    task = {"name": "cards", "kind": "classify", "metric": "accuracy", "labels": ["a", "b"]}
+    registry = default_registry()
+    registry.add_run("r1", "compare", None, {}, None, "completed")
+    compare_shape = {"id": "few_shot", "metrics": {"macro_f1": 0.7, "accuracy": 0.8125}, "ci": {"accuracy": [0.7, 0.9]}}  # runs/compare.py `register`
+    finetune_shape = {"task": task, "metrics": {"test": {"macro_f1": 0.6, "accuracy": 0.75}, "test_ci95": {"accuracy": [0.6, 0.85]}, "best_dev_score": 0.7}}  # runs/finetune.py's lineage
+    valued = {"metrics": {"accuracy": {"value": 0.66, "ci": [0.5, 0.8]}}}
+    for strategy, lineage in (("few_shot", compare_shape), ("lora", finetune_shape), ("lora", valued), ("zero_shot", {"metrics": {}})):
+        registry.add_version("cards", strategy, solver_folder, lineage, run_id="r1", extra={"task.json": task}, contender=strategy)
+    registry.close()
+    runner = CliRunner()
+    listed = runner.invoke(app, ["registry", "list"])
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split()[1]: line for line in listed.output.splitlines() if "cards@v" in line}
+    assert list(rows) == ["cards@v1", "cards@v2", "cards@v3", "cards@v4"]
+    assert "accuracy 0.812" in rows["cards@v1"] and "macro_f1" not in rows["cards@v1"]  # the task's headline, not the first key
+    assert "accuracy 0.750" in rows["cards@v2"] and "accuracy 0.660" in rows["cards@v3"]
+    assert "0." not in rows["cards@v4"].split("r1")[0]  # no metrics: an empty cell, no error
+    shown = runner.invoke(app, ["registry", "show", "cards@v2"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["lineage"]["metrics"] == finetune_shape["metrics"]

@@ -322,3 +322,138 @@ def test_chromium_finds_nothing_wider_than_the_page_and_no_chart_text_cut_or_ove
     assert layout["viewport"] == 1200
     assert layout["scrollWidth"] <= layout["clientWidth"]  # no horizontal scroll bar
     assert layout["wider"] == [] and layout["clipped"] == [] and layout["overlapping"] == []
+
+
+# Every optional section of results.json missing, partial and empty: the report still renders and says what it has.
+# The records are shaped as the run writes them: tuning (runs/tune.py), distillation (runs/distill.py), updates
+# (evaluation/freshness.py), power (decide.statistics.power_summary), break-even (decide.costs.break_even).
+
+TUNING = {"budget": {"trials": 6, "budget_minutes": 3.0, "dev_fraction": 0.1, "proposer": None, "proposals": 2}, "trials_run": 2, "seconds": 179.6, "searched": {"learning_rate": [0.0001, 0.001]}, "instructions": {},
+          "trials": [{"trial": 0, "settings": {"learning_rate": 0.0002}, "dev_score": 0.7, "seconds": 88.0}, {"trial": 1, "settings": {"learning_rate": 0.0005}, "dev_score": 0.8, "seconds": 91.6}],
+          "untuned": {"settings": {"learning_rate": 0.0002}, "dev_score": 0.7, "test": {"score": 0.79, "ci": [0.71, 0.86]}}, "best": {"settings": {"learning_rate": 0.0005}, "dev_score": 0.8, "trial": 1}, "dev_rows": 20}
+NO_BEST = {k: v for k, v in TUNING.items() if k != "best"}  # the `tune: {budget_minutes: 3}` run whose report died with KeyError: 'best'
+SETFIT_TUNING = {"pairs_per_example": 20, "pairs": 240, "similar_pairs": 60, "epochs": 1, "steps": 15, "batch_size": 16, "learning_rate": 2e-5, "loss": "CosineSimilarityLoss", "train_loss": 0.12, "seconds": 30.0}  # setfit's own training record, under the same key
+DISTILLATION = {"lora": {"teacher": "few_shot", "metric": "accuracy", "teacher_score": 0.68, "teacher_ci": [0.6, 0.75], "student_score": 0.83, "student_ci": [0.75, 0.9],
+                         "labeling": {"teacher": "few_shot", "rows": 200, "seconds": 41.5, "cost_usd": 0.0012, "tokens": {}, "cost_basis": "b", "unusable": 0, "agreement_with_gold": None},
+                         "unlabeled": "unlabeled.jsonl", "teacher_cost_per_1k_queries": 0.2, "student_cost_per_1k_queries": 0.01, "findings": ["few_shot labeled 200 unlabeled inputs in 41.5 s"]}}
+
+
+def _side(score: float, stale: float) -> dict:
+    return {"score": score, "score_ci": [score - 0.1, score + 0.1], "stale": stale, "stale_ci": [max(stale - 0.1, 0), stale + 0.1], "answers": []}
+
+
+UPDATES = {"docs": "updates/", "test": "test_updates.jsonl", "changed": ["PerksPlus.pdf"], "added": ["Dental.pdf"], "questions": 12, "contenders": {
+    "rag": {"before": _side(0.2, 0.6), "after": _side(0.7, 0.1), "absorb": {"how": "re-index", "seconds": 2.0, "files": ["PerksPlus.pdf"], "note": "re-indexed 1 changed file(s) in 2.0 s; no training", "dollars": 0.0001}},
+    "lora_docs": {"before": _side(0.3, 0.5), "after": _side(0.3, 0.5), "absorb": {"how": "retrain", "seconds": 60.0, "estimate": True, "note": "estimated at the fit", "dollars": 0.0017}}}}
+
+
+def _on(name: str, **fields):
+    """A change to results.json: contender `name` gets `fields`."""
+    return lambda results: next(s for s in results["strategies"] if s["name"] == name).update(fields)
+
+
+def _with(**fields):
+    """A change to results.json: these top-level keys set."""
+    return lambda results: results.update(fields)
+
+
+def _everyone(**fields):
+    """A change to results.json: every contender gets `fields`."""
+    return lambda results: [s.update(fields) for s in results["strategies"]]
+
+
+def _case(section: str, variant: str, base, change, says: list[str], never: list[str] = ()):
+    return pytest.param(base, change, says, never, id=f"{section}-{variant}")
+
+
+def _plain() -> dict:
+    return _classify([])
+
+
+def _labelled() -> dict:
+    return _classify(["card_arrival", "lost_card", "pin_blocked"])
+
+
+SECTIONS = [
+    _case("tuning", "full", _plain, _on("lora", solver={"tuning": TUNING}), ["<h2>Tuning", "2 (6, 3 min)", "learning_rate: 0.0005", "0.790"]),
+    _case("tuning", "no-best-trial", _plain, _on("lora", solver={"tuning": NO_BEST}), ["<h2>Tuning", "2 (6, 3 min)", "no best trial recorded"], ["learning_rate: 0.0005"]),
+    _case("tuning", "no-trials", _plain, _on("lora", solver={"tuning": NO_BEST | {"trials": [], "trials_run": 0, "untuned": None}}), ["<h2>Tuning", "0 (6, 3 min)", "no trial finished within the budget"]),
+    _case("tuning", "partial", _plain, _on("lora", solver={"tuning": {"best": {"settings": {"k": 4}}, "proposer": {"instructions": ["Name the intent."]}}}), ["<h2>Tuning", "k: 4", "<q>Name the intent.</q>", "from ? dev rows"]),
+    _case("tuning", "empty", _plain, _on("lora", solver={"tuning": {}}), ["<h2>Side by side"], ["<h2>Tuning"]),
+    _case("tuning", "setfit-training-record", _plain, _on("lora", solver={"tuning": SETFIT_TUNING}), ["<h2>Side by side"], ["<h2>Tuning"]),
+    _case("distillation", "full", _plain, _with(distillation=DISTILLATION), ["<h2>Distillation", "0.830 <span class='muted ci'>0.75-0.90</span>", "<td>200</td>", "few_shot labeled 200 unlabeled inputs"]),
+    _case("distillation", "partial", _plain, _with(distillation={"lora": {"teacher": "few_shot", "student_score": 0.83}}), ["<h2>Distillation", "<td>few_shot</td><td>0.830</td><td>n/a</td>"]),
+    _case("distillation", "empty", _plain, _with(distillation={}), ["<h2>Side by side"], ["<h2>Distillation"]),
+    _case("updates", "full", _qa, _with(updates=UPDATES), ["<h2>After a document update", "12 questions about the changed documents (PerksPlus.pdf, Dental.pdf (new))", "retrain (estimate)", "<td>0.700</td>"]),
+    _case("updates", "partial", _qa, _with(updates={"contenders": {"rag": {"after": {"score": 0.9}}}}), ["<h2>After a document update", "Questions about the changed documents, asked", "<td>0.900</td>"]),
+    _case("updates", "empty", _qa, _with(updates={"questions": 0, "contenders": {}}), ["<h2>After a document update", "No contender was asked the update questions."]),
+    _case("repeats", "partial", _plain, _on("lora", repeats=[0.8, None, {"metrics": {"accuracy": 0.82}}, "x"]), ["each repeat (ticks)", "repeats 0.800, 0.820"]),
+    _case("repeats", "empty", _plain, _everyone(repeats=[]), [FOREST], ["each repeat (ticks)", "class=repeat"]),
+    _case("qa-measures", "headline-only", _qa, _everyone(metrics={"qa_score": 0.3}, ci={}), ["<h2>Answers from the documents", "<td>0.300</td>"], ["hallucination_rate"]),
+    _case("qa-measures", "empty", _qa, _everyone(metrics={}, ci={}), ["No qa measures recorded for any contender", "No scores.", "<td>n/a</td>"]),
+    _case("confusion", "partial", _labelled, _on("lora", confusion={"card_arrival": {"card_arrival": 9, "(other)": 1}, "lost_card": {}, "pin_blocked": {"lost_card": 2, "pin_blocked": 8}}), ["<h2>Confusion matrices", "confusion matrix of lora", "expected pin_blocked, answered lost_card: 2 of 10"]),
+    _case("confusion", "no-labels", _labelled, _everyone(confusion={"card_arrival": {}, "lost_card": {}}), ["<h2>Confusion matrices", "The confusion matrices recorded no labels."], ["confusion matrix of"]),
+    _case("confusion", "empty", _labelled, _everyone(confusion={}), ["<h2>Side by side"], ["<h2>Confusion matrices"]),
+    _case("power", "rows-only", _plain, _with(power={"rows": 40}), [FOREST], ["cannot be told apart", "class=detectable"]),
+    _case("power", "difference-only", _plain, _with(power={"detectable_difference": 0.12}), ["with these test rows, differences under 0.120 cannot be told apart (80% power, 5% level)."]),
+    _case("power", "empty", _plain, _with(power={}), [FOREST], ["cannot be told apart"]),
+    _case("costs", "none-priced", _plain, _everyone(cost_per_1k_queries=None), ["No costs: set prices for remote models.", "<td>?</td>"], ["cost against query volume"]),
+    _case("costs", "partial-assumptions", _plain, _with(cost_assumptions={"device": "cpu"}), ["Costs at $?/hour of machine time on cpu"]),
+    _case("break-even", "partial", _plain, _with(break_even_queries=[{"fine_tuned": "lora", "prompted": "zero_shot", "queries": 7143}, {"fine_tuned": "lora", "queries": "never"}, {"queries": 10}]), ["<li>lora vs zero_shot: 7143</li>", "<li>lora vs ?: never</li>"]),
+    _case("break-even", "empty", _plain, _with(break_even_queries=[]), ["cost against query volume"], ["class=break-even"]),
+    _case("audit", "partial", _plain, _with(audit={"criteria": {"duplicates": {"score": 90}, "odd": None}}), ["<h2>Training data audit", "<td>duplicates</td><td>90</td><td>0</td>"]),
+    _case("audit", "empty", _plain, _with(audit={"criteria": {}}), ["<h2>Side by side"], ["<h2>Training data audit"]),
+    _case("predictions", "one-contender-without", _plain, _on("lora", predictions=[]), ["Not every contender's test-row answers are in results.json"]),
+    _case("recommendation", "empty", _plain, _with(recommendation={}), ["No recommendation recorded."]),
+    _case("strategies", "empty", _plain, _with(strategies=[]), ["This run recorded no contenders: nothing to compare.", "0 test rows"], ["<h2>Side by side"]),
+]
+
+
+@pytest.mark.parametrize(("base", "change", "says", "never"), SECTIONS)
+def test_every_optional_section_renders_missing_partial_or_empty_and_says_what_it_has(base, change, says, never):
+    results = base()
+    change(results)
+    page = render(results)
+    assert page.endswith("</body></html>\n")
+    assert [s for s in says if s not in page] == []
+    assert [s for s in never if s in page] == []
+
+
+def test_a_section_left_out_of_results_is_left_out_of_the_report():
+    page = render(_qa())
+    assert all(title not in page for title in ("<h2>Tuning", "<h2>Distillation", "<h2>After a document update", "<h2>Training data audit", "<h2>Confusion matrices", "<h2>Learning curve"))
+    assert "<h2>Answers from the documents" in page and "<h2>Cost against query volume" in page
+
+
+@pytest.mark.parametrize(("sweep", "says"), [
+    ({"metric": "accuracy", "sizes": [6, 12], "curve": {"lora": [{"n": 6, "mean": 0.5}, {"n": 99, "mean": 0.1}, {"n": 12}]}}, "aria-label='learning curve'"),
+    ({"metric": "accuracy", "sizes": [], "curve": {}}, "sweep.json holds no learning-curve points."),
+], ids=["partial", "empty"])
+def test_the_learning_curve_renders_from_a_partial_or_empty_sweep(sweep, says):
+    assert says in render(_classify([]), sweep)
+
+
+def _full() -> dict:
+    """A qa run with every optional section a run can write, on contenders that record every field."""
+    results = _qa() | {"repeats": 3, "pairwise": [], "audit": {"criteria": {"duplicates": {"score": 90, "flagged": [3]}}}, "updates": UPDATES,
+                       "distillation": {"lora_docs": DISTILLATION["lora"] | {"teacher": "rag"}}, "constraints": {}, "data": {}, "environment": {}}
+    for s in results["strategies"]:
+        s |= {"traits": {"kind": s["name"].split("_")[0]}, "flags": [], "repeats": [0.3, 0.31], "solver": {"tuning": TUNING}, "latency_ms_mean": 500, "confusion": {"a": {"a": 1, "(other)": 0}}}
+    return results
+
+
+OLD_KEYS = [k for k in _full() if k != "task"] + [f"strategies.{k}" for k in _full()["strategies"][0] if k != "name"]
+
+
+@pytest.mark.parametrize("key", [*OLD_KEYS, "all"])
+def test_results_of_an_older_run_without_a_key_newer_runs_write_still_render(key):
+    results = _full()
+    keys = OLD_KEYS if key == "all" else [key]
+    for k in keys:
+        if k.startswith("strategies."):
+            for s in results.get("strategies") or []:
+                s.pop(k.split(".", 1)[1], None)
+        else:
+            results.pop(k, None)
+    page = render(results)
+    assert page.startswith("<!doctype html>") and page.endswith("</body></html>\n") and "adaptlab: northwind-benefits" in page

@@ -27,10 +27,45 @@ def list_versions(task: str = typer.Argument(None, help="Only this task's versio
     for column in ("version", "contender", "kind", "metric", "run", "created"):
         table.add_column(column)
     for v in registry.versions(task):
-        metrics = v.lineage.get("metrics") or {}
-        headline = next(iter(metrics.items()), None)
-        table.add_row(("* " if v.promoted else "  ") + v.ref, v.contender or v.strategy, v.strategy, f"{headline[0]} {headline[1]:.3f}" if headline else "", v.run_id or "", v.created)
+        table.add_row(("* " if v.promoted else "  ") + v.ref, v.contender or v.strategy, v.strategy, headline(v.lineage.get("metrics"), _task_metric(v)), v.run_id or "", v.created)
     Console(width=140 if not sys.stdout.isatty() else None).print(table)
+
+
+def headline(metrics, metric: str | None = None) -> str:
+    """A version's recorded score in words, `metric`'s where it is there, else the first number: "accuracy 0.830".
+
+    Lineages keep metrics in more than one shape: compare's {metric: number}, {metric: {"value": number, ...}},
+    finetune's {"test": {metric: number}, "test_ci95": {...}, "best_dev_score": number}; "" when none holds a number.
+
+    >>> headline({"test": {"accuracy": 0.8, "macro_f1": 0.7}, "best_dev_score": 0.75}, "macro_f1"), headline({"qa_score": {"value": 0.41}}), headline(None)
+    ('macro_f1 0.700', 'qa_score 0.410', '')
+    """
+    figures = list(_figures(metrics))
+    name, value = next((f for f in figures if f[0] == metric), figures[0] if figures else (None, None))
+    return "" if value is None else (f"{name} " if name else "") + f"{value:.3f}"
+
+
+def _figures(value, name: str | None = None):
+    """Every (name, number) in a recorded metrics value, in order: a number is its name's, and so is a dict's "value"; other dicts are searched."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield name, float(value)
+    elif isinstance(value, dict) and isinstance(value.get("value"), (int, float)) and not isinstance(value["value"], bool):
+        yield name, float(value["value"])
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _figures(inner, str(key))
+
+
+def _task_metric(version) -> str | None:
+    """The headline metric of the version's task: its lineage's task (finetune), else the task.json saved with it (compare)."""
+    task = version.lineage.get("task")
+    if not isinstance(task, dict):
+        try:
+            task = json.loads((version.folder / "task.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):  # no task.json: a version registered before it was saved
+            return None
+    metric = task.get("metric") if isinstance(task, dict) else None
+    return metric if isinstance(metric, str) else None
 
 
 @registry_app.command()

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from adaptlab.files import write_text_atomic
 from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
-from adaptlab.report.drawing import place_labels
+from adaptlab.report.drawing import note, place_labels
 from adaptlab.tasks import task_kind
-from adaptlab.report.tables import disagreements_table, distillation_table, knowledge_table, score_cell, side_by_side_table, tuning_table
+from adaptlab.report.tables import audit_table, disagreements_table, distillation_table, knowledge_table, side_by_side_table, tuning_of, tuning_table
 
 __all__ = ["place_labels", "render", "write_report"]  # place_labels: the label placer the tests check on its own
 
@@ -47,16 +47,38 @@ def write_report(run_dir: Path) -> Path:
 
 
 def render(results: dict, sweep: dict | None = None) -> str:
+    """report.html's page from results.json (and sweep.json): each optional section shown when the run recorded it,
+    a short muted line where it recorded the section but nothing in it."""
     task = results["task"]
+    strategies = results.get("strategies") or []
+    rows = len((strategies[0].get("predictions") or []) if strategies else [])
+    seed = f", seed {escape(str(results['seed']))}" if results.get("seed") is not None else ""
+    parts = [f"<h1>adaptlab: {escape(task['name'])}</h1>", f"<p class=muted>{escape(task['kind'])} task, base model {escape(str(results.get('base_model', '?')))}, {rows} test rows{seed}</p>"]
+    parts.append("<h2>Recommendation</h2>" + recommendation(results.get("recommendation") or {}))
+    if not strategies:
+        parts.append(note("This run recorded no contenders: nothing to compare."))
+    else:
+        parts += contender_sections(results, sweep)
+    body = "\n".join(parts)
+    return f"<!doctype html><html lang=en><head><meta charset=utf-8><title>adaptlab report: {escape(task['name'])}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+
+
+def recommendation(rec: dict) -> str:
+    """The choice in large print, its reasons and warnings."""
+    if not rec.get("choice"):
+        return note("No recommendation recorded.")
+    return (f"<p class=choice>{escape(str(rec['choice']))}</p><ul>" + "".join(f"<li>{escape(str(r))}</li>" for r in rec.get("reasons") or [])
+            + "".join(f"<li class=warn>warning: {escape(str(w))}</li>" for w in rec.get("warnings") or []) + "</ul>")
+
+
+def contender_sections(results: dict, sweep: dict | None) -> list[str]:
+    """Every section about the contenders, in page order; an optional one only where results.json (or sweep.json) holds it."""
+    task, strategies = results["task"], results["strategies"]
     metric = task["metric"]
-    parts = [f"<h1>adaptlab: {escape(task['name'])}</h1>", f"<p class=muted>{escape(task['kind'])} task, base model {escape(str(results['base_model']))}, {len(results['strategies'][0]['predictions'])} test rows, seed {results.get('seed')}</p>"]
-    rec = results["recommendation"]
-    parts.append("<h2>Recommendation</h2>" + f"<p class=choice>{escape(rec['choice'])}</p><ul>" + "".join(f"<li>{escape(r)}</li>" for r in rec["reasons"]) + "".join(f"<li class=warn>warning: {escape(w)}</li>" for w in rec["warnings"]) + "</ul>")
-    parts.append("<h2>Scores at a glance</h2>" + forest_chart(results, metric))
-    parts.append("<h2>Side by side</h2>" + side_by_side_table(results, metric))
+    parts = ["<h2>Scores at a glance</h2>" + forest_chart(results, metric), "<h2>Side by side</h2>" + side_by_side_table(results, metric)]
     if task_kind(task["kind"]).abstains:
         parts.append("<h2>Answers from the documents: quality beside abstention and hallucination</h2>" + knowledge_table(results))
-    tuned = [s for s in results["strategies"] if (s.get("solver") or {}).get("tuning")]
+    tuned = [s for s in strategies if tuning_of(s)]
     if tuned:
         parts.append("<h2>Tuning: each contender's settings searched on the dev rows</h2>" + tuning_table(tuned, metric))
     if results.get("updates"):
@@ -66,14 +88,12 @@ def render(results: dict, sweep: dict | None = None) -> str:
         parts.append("<h2>Distillation</h2>" + distillation_table(results["distillation"]))
     if sweep:
         parts.append("<h2>Learning curve</h2>" + curve_chart(sweep))
-    audit = results.get("audit") or {}
-    if audit.get("criteria"):
-        rows = "".join(f"<tr><td>{escape(k)}</td><td>{score_cell(v.get('score'))}</td><td>{len(v.get('flagged', []))}</td></tr>" for k, v in audit["criteria"].items())
-        parts.append(f"<h2>Training data audit</h2><table><tr><th>criterion</th><th>score</th><th>rows flagged</th></tr>{rows}</table>")
-    confusions = [s for s in results["strategies"] if s.get("confusion")]
+    if (results.get("audit") or {}).get("criteria"):
+        parts.append("<h2>Training data audit</h2>" + audit_table(results["audit"]["criteria"]))
+    confusions = [s for s in strategies if s.get("confusion")]
     if confusions:
-        parts.append("<h2>Confusion matrices</h2><p class=muted>Rows: the expected label; columns: the answer given. Shade: the share of the row, blue on the diagonal (right), red off it (confused). Hover a name or a cell for the full text.</p>"
-                     + "<div class=heatmaps>" + "".join(heatmap(s, i) for i, s in enumerate(confusions)) + "</div>")
+        maps = "".join(heatmap(s, i) for i, s in enumerate(confusions))
+        parts.append("<h2>Confusion matrices</h2>" + ("<p class=muted>Rows: the expected label; columns: the answer given. Shade: the share of the row, blue on the diagonal (right), red off it (confused). Hover a name or a cell for the full text.</p>"
+                     f"<div class=heatmaps>{maps}</div>" if maps else note("The confusion matrices recorded no labels.")))
     parts.append("<h2>Where the strategies disagree</h2>" + disagreements_table(results))
-    body = "\n".join(parts)
-    return f"<!doctype html><html lang=en><head><meta charset=utf-8><title>adaptlab report: {escape(task['name'])}</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+    return parts

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, clip, place_labels, svg, text_width
+from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, ci_pair, clip, note, number, place_labels, svg, text_width
 from adaptlab.evaluation.freshness import absorbed_by
 from adaptlab.tasks import task_kind
 
@@ -22,14 +22,20 @@ def _repeat_scores(s: dict, metric: str) -> list[float]:
     return scores
 
 
+def _score(s: dict, metric: str) -> float | None:
+    """A contender's score of `metric`, or None where results.json holds no number for it."""
+    value = (s.get("metrics") or {}).get(metric)
+    return float(value) if number(value) else None
+
+
 def forest_chart(results: dict, metric: str) -> str:
     """Each contender's headline score as a dot on its 95% interval, ticks at its repeats, P(best) beside; the highest highlighted."""
     scale = float(task_kind(results["task"]["kind"]).metric(metric).scale)
     fmt = (lambda v: f"{v:.1f}") if scale > 1 else (lambda v: f"{v:.3f}")
     rows = []
     for s in results["strategies"]:
-        ci = (s.get("ci") or s.get("ci95") or {}).get(metric)
-        rows.append((s["name"], s["metrics"].get(metric), ci, _repeat_scores(s, metric), s.get("p_best")))
+        ci = ci_pair((s.get("ci") or s.get("ci95") or {}).get(metric))
+        rows.append((s["name"], _score(s, metric), ci, _repeat_scores(s, metric), s.get("p_best") if number(s.get("p_best")) else None))
     values = [v for _, score, ci, reps, _ in rows for v in [score, *(ci or []), *reps] if v is not None]
     if not values:
         return "<p class=muted>No scores.</p>"
@@ -49,7 +55,7 @@ def forest_chart(results: dict, metric: str) -> str:
         t = lo + k * step
         out.append(f"<line x1={x(t):.1f} y1={top} x2={x(t):.1f} y2={axis_y} stroke=#eee /><text x={x(t):.1f} y={axis_y + 14} text-anchor=middle>{round(t, 6):g}</text>")
     out.append(f"<line x1={x0} y1={axis_y} x2={x1} y2={axis_y} stroke=#444 /><text x={(x0 + x1) / 2:.0f} y={axis_y + 30} text-anchor=middle>{escape(metric)}</text>")
-    references = [(s["name"], s["metrics"][metric]) for s in results["strategies"] if (s.get("traits") or {}).get("llm") is False and s["metrics"].get(metric) is not None]
+    references = [(s["name"], _score(s, metric)) for s in results["strategies"] if (s.get("traits") or {}).get("llm") is False and _score(s, metric) is not None]
     out += [f"<line class=reference x1={x(v):.1f} y1={top} x2={x(v):.1f} y2={axis_y} stroke=#888 stroke-dasharray='4 3'><title>{escape(n)} (reference): {fmt(v)}</title></line>" for n, v in references]
     for i, (name, score, ci, reps, p_best) in enumerate(rows):
         cy, is_best = top + row_h * i + row_h / 2, score is not None and score == best
@@ -72,18 +78,18 @@ def forest_chart(results: dict, metric: str) -> str:
         out.append("".join(g) + "</g>")
     height = axis_y + 38
     power = results.get("power") or {}
-    d = power.get("detectable_difference")
+    d = power.get("detectable_difference") if number(power.get("detectable_difference")) else None
     if d and d <= hi - lo:  # a bar as long as the smallest difference the test rows could detect
         height += 16
         out.append(f"<path class=detectable d='M{x0} {height - 4}h{x(lo + d) - x0:.1f}M{x0} {height - 8}v8M{x(lo + d):.1f} {height - 8}v8' stroke=#444 stroke-width=1.5 fill=none /><text x={x(lo + d) + 8:.1f} y={height}>smallest difference the test rows can detect: {fmt(d)}</text>")
     parts = ["the score on the test rows (dot)", "its 95% interval (line)"] + (["each reference's score, the line an LLM contender must beat (dashed)"] if references else []) + (["each repeat (ticks)"] if any(r[3] for r in rows) else []) + (["the share of resamples in which it scores highest, P(best)"] if any(r[4] is not None for r in rows) else [])
     caption = f"<p class=muted>{escape(metric)}: " + ", ".join(parts) + "; the highest is highlighted.</p>"
     if power:  # decide.statistics.power_summary: between the top two contenders
-        rows_n, pair = escape(str(power.get("rows", "?"))), " and ".join(escape(str(b)) for b in power.get("between") or [])
+        rows_n, pair = escape(str(power.get("rows", "these"))), " and ".join(escape(str(b)) for b in power.get("between") or [])
         if d:
             caption += f"<p class=power>with {rows_n} test rows, differences under {fmt(d)} cannot be told apart (80% power, 5% level{'; between ' + pair if pair else ''})."
-            if power.get("rows_to_settle") and power.get("difference") is not None:
-                caption += f" Their gap of {power['difference']:+.{1 if scale > 1 else 3}f} would take about {power['rows_to_settle']:,} test rows to settle."
+            if number(power.get("rows_to_settle")) and number(power.get("difference")):
+                caption += f" Their gap of {power['difference']:+.{1 if scale > 1 else 3}f} would take about {power['rows_to_settle']:,.0f} test rows to settle."
             caption += "</p>"
         elif pair:
             caption += f"<p class=power>{pair} differ by the same amount on all {rows_n} test rows: no spread to size a detectable difference by.</p>"
@@ -94,7 +100,9 @@ def update_chart(results: dict) -> str:
     """Per contender, the update questions' score and stale-answer share before and after the documents changed
     (bars with 95% intervals), then how each absorbed the change and what that took."""
     update = results["updates"]
-    rows = list(update["contenders"].items())
+    rows = [(name, u) for name, u in (update.get("contenders") or {}).items() if isinstance(u, dict)]
+    if not rows:
+        return note("No contender was asked the update questions.")
     panel, bar, m, top = 300, 9, 150, 28
     h = top + len(rows) * (2 * bar + 12) + 30
     content = []
@@ -107,26 +115,33 @@ def update_chart(results: dict) -> str:
             if p == 0:
                 content.append(f"<text x={m - 6} y={y + bar + 4} text-anchor=end><title>{escape(name)}</title>{escape(clip(name, 20))}</text>")
             for j, (side, color) in enumerate((("before", "#bbb"), ("after", COLORS[0]))):
-                value, (lo, hi) = u[side][key], u[side][f"{key}_ci"]
+                value, ci = (u.get(side) or {}).get(key), ci_pair((u.get(side) or {}).get(f"{key}_ci"))
+                if not number(value):
+                    continue  # a side the run did not measure: no bar
                 yy = y + j * bar
-                content.append(f"<g class=update-bar><title>{escape(name)} {side}: {value:.3f} (95% CI {lo:.3f}-{hi:.3f})</title><rect x={x0} y={yy} width={panel * value:.1f} height={bar - 1} fill='{color}' />"
-                               f"<line x1={x0 + panel * lo:.1f} y1={yy + bar / 2:.1f} x2={x0 + panel * hi:.1f} y2={yy + bar / 2:.1f} stroke=#000 /></g>")
+                content.append(f"<g class=update-bar><title>{escape(name)} {side}: {value:.3f}" + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if ci else "") + f"</title><rect x={x0} y={yy} width={panel * value:.1f} height={bar - 1} fill='{color}' />"
+                               + (f"<line x1={x0 + panel * ci[0]:.1f} y1={yy + bar / 2:.1f} x2={x0 + panel * ci[1]:.1f} y2={yy + bar / 2:.1f} stroke=#000 />" if ci else "") + "</g>")
     chart = svg(m + 2 * (panel + 40), h, "".join(content), "score and stale answers before and after the document update")
     head = "<tr><th>contender</th><th>score before</th><th>score after</th><th>stale before</th><th>stale after</th><th>absorbed by</th><th>seconds</th><th>$</th></tr>"
-    body = "".join(
-        f"<tr><td>{escape(name)}</td><td>{u['before']['score']:.3f}</td><td>{u['after']['score']:.3f}</td><td>{u['before']['stale']:.0%}</td><td>{u['after']['stale']:.0%}</td>"
-        f"<td title='{escape(u['absorb']['note'])}'>{escape(absorbed_by(u['absorb']))}</td><td>{u['absorb']['seconds']:.1f}</td><td>{u['absorb']['dollars']:.4f}</td></tr>"
-        for name, u in rows
-    )
-    changed = ", ".join(update["changed"] + [f"{a} (new)" for a in update["added"]])
-    return (f"<p class=muted>{update['questions']} questions about the changed documents ({escape(changed)}), asked before the change and again after it. "
+    body = "".join(_update_row(name, u) for name, u in rows)
+    changed = ", ".join([str(c) for c in update.get("changed") or []] + [f"{a} (new)" for a in update.get("added") or []])
+    asked = f"{escape(str(update['questions']))} questions" if "questions" in update else "Questions"
+    return (f"<p class=muted>{asked} about the changed documents{f' ({escape(changed)})' if changed else ''}, asked before the change and again after it. "
             "Grey: before; blue: after. A contender that reads the documents re-indexed only the changed files; one answering from its weights answers the same until retrained.</p>"
             + chart + f"<table>{head}{body}</table>")
 
 
+def _update_row(name: str, u: dict) -> str:
+    """One contender's update figures and how it absorbed the change; what the run did not record is blank."""
+    before, after, absorb = u.get("before") or {}, u.get("after") or {}, u.get("absorb") or {}
+    how = absorbed_by(absorb) if absorb.get("how") else ""
+    return (f"<tr><td>{escape(name)}</td><td>{number(before.get('score'))}</td><td>{number(after.get('score'))}</td><td>{number(before.get('stale'), '.0%')}</td><td>{number(after.get('stale'), '.0%')}</td>"
+            f"<td title='{escape(str(absorb.get('note', '')))}'>{escape(how)}</td><td>{number(absorb.get('seconds'), '.1f')}</td><td>{number(absorb.get('dollars'), '.4f')}</td></tr>")
+
+
 def cost_chart(results: dict) -> str:
     """Total cost (fit + queries) against monthly volume, log-log, one line per strategy; break-even points marked."""
-    lines = [(s["name"], s.get("fit_cost") or 0.0, s.get("cost_per_1k_queries")) for s in results["strategies"] if s.get("cost_per_1k_queries") is not None]
+    lines = [(s["name"], float(s.get("fit_cost") or 0.0), float(s["cost_per_1k_queries"])) for s in results["strategies"] if number(s.get("cost_per_1k_queries"))]
     if not lines:
         return "<p class=muted>No costs: set prices for remote models.</p>"
     volumes = [10**e for e in range(0, 8)]
@@ -150,9 +165,10 @@ def cost_chart(results: dict) -> str:
         content.append(f"<polyline fill=none stroke='{color}' stroke-width=2 points='{points}' />")
         content.append(f"<g class=legend><title>{escape(name)}</title><line x1={lx:.1f} y1={16 + 14 * i} x2={lx + 16:.1f} y2={16 + 14 * i} stroke='{color}' stroke-width=2 /><text x={lx + 20:.1f} y={20 + 14 * i} fill='{color}'>{escape(names[i])}</text></g>")
     marks = []
-    for row in results.get("break_even_queries", []):
-        tuned = next((l for l in lines if l[0] == row["fine_tuned"]), None)
-        if tuned and isinstance(row["queries"], int) and 1 <= row["queries"] <= 10**7:
+    paybacks = [r for r in results.get("break_even_queries") or [] if isinstance(r, dict)]
+    for row in paybacks:
+        tuned = next((l for l in lines if l[0] == row.get("fine_tuned")), None)
+        if tuned and isinstance(row.get("queries"), int) and 1 <= row["queries"] <= 10**7 and "prompted" in row:
             text = f"break-even {clip(row['fine_tuned'], 20)} vs {clip(row['prompted'], 20)}: {row['queries']:,}"
             marks.append(((x(row["queries"]), y(tuned[1] + row["queries"] / 1000 * tuned[2])), text, f"{row['fine_tuned']} vs {row['prompted']}: {row['queries']:,} queries"))
     boxes = place_labels([a for a, _, _ in marks], [text_width(t) for _, t, _ in marks], (m + 2, 4, w - 4, h - m - 2), avoid=[legend])
@@ -163,15 +179,20 @@ def cost_chart(results: dict) -> str:
         if math.hypot(near_x - cx, near_y - cy) > 12:  # moved away from its point: a leader line back to it
             content.append(f"<line x1={cx:.1f} y1={cy:.1f} x2={near_x:.1f} y2={near_y:.1f} stroke=#999 />")
         content.append(f"<g class=break-even-label><title>{escape(tip)}</title><rect x={bx:.1f} y={by:.1f} width={bw:.1f} height={bh:.1f} fill=#fff fill-opacity=.85 /><text x={bx:.1f} y={by + bh - 3:.1f}>{escape(text)}</text></g>")
-    notes = "".join(f"<li>{escape(r['fine_tuned'])} vs {escape(r['prompted'])}: {escape(str(r['queries']))} ({escape(r['why'])})</li>" for r in results.get("break_even_queries", []))
+    notes = "".join(f"<li>{escape(str(r.get('fine_tuned', '?')))} vs {escape(str(r.get('prompted', '?')))}: {escape(str(r.get('queries', '?')))}" + (f" ({escape(str(r['why']))})" if r.get("why") else "") + "</li>" for r in paybacks)
     return svg(lx + legend[2], h, "".join(content), "cost against query volume") + (f"<ul>{notes}</ul>" if notes else "")
 
 
 def curve_chart(sweep: dict) -> str:
-    sizes = sweep["sizes"]
+    """Each contender's mean score against the number of labeled examples (sweep.json), and where fine-tuning overtakes prompting."""
+    sizes = list(sweep.get("sizes") or [])
+    curve = {name: [p for p in points or [] if isinstance(p, dict) and p.get("n") in sizes and number(p.get("mean"))] for name, points in (sweep.get("curve") or {}).items()}
+    if not any(curve.values()):
+        return note("sweep.json holds no learning-curve points.")
+    metric = str(sweep.get("metric", "score"))
     w, h, m = 720, 300, 60
     span = max(len(sizes) - 1, 1)
-    scale = 100.0 if sweep["metric"] == "chrf" else 1.0
+    scale = 100.0 if metric == "chrf" else 1.0
 
     def x(i):
         return m + (w - m - 10) * i / span
@@ -179,19 +200,20 @@ def curve_chart(sweep: dict) -> str:
     def y(v):
         return (h - m) - (h - m - 10) * v / scale
 
-    content = [axes(w, h, m, "labeled examples", sweep["metric"], [(x(i), str(n)) for i, n in enumerate(sizes)], [(y(t * scale), f"{t * scale:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)])]
-    for k, (name, points) in enumerate(sweep["curve"].items()):
+    content = [axes(w, h, m, "labeled examples", metric, [(x(i), str(n)) for i, n in enumerate(sizes)], [(y(t * scale), f"{t * scale:g}") for t in (0, 0.25, 0.5, 0.75, 1.0)])]
+    for k, (name, points) in enumerate(curve.items()):
         color = COLORS[k % len(COLORS)]
         coords = " ".join(f"{x(sizes.index(p['n'])):.1f},{y(p['mean']):.1f}" for p in points)
         content.append(f"<polyline fill=none stroke='{color}' stroke-width=2 points='{coords}' /><text x={w - 150} y={h - m - 14 * (k + 1)} fill='{color}'><title>{escape(name)}</title>{escape(clip(name, 22))}</text>")
-    notes = "".join(f"<li>{escape(c['fine_tuned'])} overtakes {escape(c['prompted'])}: {('from n=' + str(c['crossover_n'])) if c['crossover_n'] else 'not within the sizes tried'}; {('significantly from n=' + str(c['significant_from_n'])) if c['significant_from_n'] else 'never significantly'}</li>" for c in sweep.get("comparisons", []))
-    return svg(w, h, "".join(content), "learning curve") + f"<ul>{notes}</ul>"
+    notes = "".join(f"<li>{escape(str(c.get('fine_tuned', '?')))} overtakes {escape(str(c.get('prompted', '?')))}: {('from n=' + str(c['crossover_n'])) if c.get('crossover_n') else 'not within the sizes tried'}; {('significantly from n=' + str(c['significant_from_n'])) if c.get('significant_from_n') else 'never significantly'}</li>" for c in sweep.get("comparisons") or [] if isinstance(c, dict))
+    return svg(w, h, "".join(content), "learning curve") + (f"<ul>{notes}</ul>" if notes else "")
 
 
 def heatmap(s: dict, index: int) -> str:
     """The confusion matrix as a grid no wider than the page: shade by the row's share, counts where they fit, full names in tooltips."""
-    rows = list(s["confusion"])
-    columns = list(next(iter(s["confusion"].values())))  # the labels, then "(other)"
+    confusion = {str(e): counts for e, counts in s["confusion"].items() if isinstance(counts, dict)}
+    rows = list(confusion)
+    columns = list(dict.fromkeys(str(p) for counts in confusion.values() for p in counts))  # the labels, then "(other)" (a row a run left empty adds none)
     if not columns:
         return ""
     chars = min(max(len(n) for n in rows + columns), 32 if len(columns) <= 20 else 22)  # few labels leave room for longer names
@@ -212,7 +234,7 @@ def heatmap(s: dict, index: int) -> str:
     # the empty grid is one rect filled with a pattern; only answered cells get their own (77 labels: ~6,000 cells, ~500 answered)
     out.append(f"<defs><pattern id=grid{index} x={left} y={top} width={cell} height={cell} patternUnits=userSpaceOnUse><rect width={cell - gap} height={cell - gap} fill=#f3f3f3 /></pattern></defs>"
                f"<rect class=grid x={left} y={top} width={cell * len(columns)} height={cell * len(rows)} fill='url(#grid{index})' />")
-    for i, (expected, counts) in enumerate(s["confusion"].items()):
+    for i, (expected, counts) in enumerate(confusion.items()):
         total = sum(counts.values())
         for j, predicted in enumerate(columns):
             n = counts.get(predicted, 0)

@@ -1,5 +1,6 @@
 """The SVG pieces every chart of report.html is drawn with: its colours, text widths, clipped names, the `<svg>`
-element, axes, and labels placed so that none overlaps another.
+element, axes, and labels placed so that none overlaps another; and what charts and tables both read figures with
+(`number`, `ci_pair`) and say an empty section with (`note`).
 
 Every chart fits the page's 1100px body; text widths are estimated at ~6.6 px per character of 11px text.
 """
@@ -65,3 +66,24 @@ def place_labels(anchors: list[tuple[float, float]], widths: list[float], bounds
         placed.append(box)
         boxes[i] = box
     return [boxes[i] for i in range(len(anchors))]
+
+
+def number(value, spec: str = ".3f", missing: str = "") -> str:
+    """`value` formatted by `spec`, or `missing` where results.json holds no number there (an old run, a section left partial).
+
+    >>> number(0.8312), number(None, missing="n/a"), number("x", ".0f", "?")
+    ('0.831', 'n/a', '?')
+    """
+    return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
+
+def ci_pair(ci) -> tuple[float, float] | None:
+    """A 95% interval [lo, hi] as two floats, or None where it is missing or not two numbers."""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(number(v) for v in ci):
+        return float(ci[0]), float(ci[1])
+    return None
+
+
+def note(text: str) -> str:
+    """A short muted line saying what a section has nothing to show, and why."""
+    return f"<p class=muted>{escape(text, quote=False)}</p>"  # element text: quotes need no escaping

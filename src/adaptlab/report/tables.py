@@ -1,16 +1,21 @@
 """report.html's tables: the side-by-side scores and costs, the qa measures, the tuning searches, the
-distillation students beside their teachers, and the test rows where the strategies disagree.
+distillation students beside their teachers, the training data audit, and the test rows where the strategies disagree.
+
+Every table renders from any results.json a run wrote, old ones included: a figure it lacks is blank (or "n/a", "?"),
+and a table with nothing to show is a short muted line saying so.
 """
 
 from __future__ import annotations
 
 from html import escape
 
+from adaptlab.report.drawing import ci_pair, note, number
 from adaptlab.tasks import task_kind
 
 
 def score_cell(value) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
+    """An audit score (0-100), or n/a."""
+    return number(value, ".0f", "n/a")
 
 
 def _flag(s: dict) -> str:
@@ -18,88 +23,143 @@ def _flag(s: dict) -> str:
     return f" <span class=warn title='{escape('; '.join(s['flags']))}'>(degenerate)</span>" if s.get("flags") else ""
 
 
+def ci_of(s: dict, metric: str) -> tuple[float, float] | None:
+    """A contender's 95% interval of `metric` (`ci95`: results.json before every metric had an interval), or None."""
+    return ci_pair((s.get("ci") or s.get("ci95") or {}).get(metric))
+
+
 def side_by_side_table(results: dict, metric: str) -> str:
+    """One row per contender: its score and interval, P(best), fit time, latency, prompt tokens and costs; a figure a run did not record is blank."""
     digits = task_kind(results["task"]["kind"]).metric(metric).digits
     with_p_best = any(s.get("p_best") is not None for s in results["strategies"])
     head = f"<tr><th>contender</th><th>kind</th><th>{escape(metric)}</th><th>95% CI</th>{'<th>P(best)</th>' if with_p_best else ''}<th>fit s</th><th>ms/query p50</th><th>p95</th><th>prompt tokens</th><th>$ / 1k queries</th><th>fit $</th></tr>"
     rows = []
     for s in results["strategies"]:
-        lo, hi = (s.get("ci") or s.get("ci95"))[metric]  # ci95: results.json before every metric had an interval
-        cost, p_best = s.get("cost_per_1k_queries"), s.get("p_best")
-        p_cell = (f"<td>{'' if p_best is None else f'{p_best:.2f}'}</td>") if with_p_best else ""
+        ci, spec = ci_of(s, metric), f".{digits}f"
+        p_cell = f"<td>{number(s.get('p_best'), '.2f')}</td>" if with_p_best else ""
         rows.append(
-            f"<tr><td>{escape(s['name'])}{_flag(s)}</td><td>{escape((s.get('traits') or {}).get('kind', s['name']))}</td><td>{s['metrics'][metric]:.{digits}f}</td><td>{lo:.{digits}f}-{hi:.{digits}f}</td>{p_cell}<td>{s['fit_seconds']:.1f}</td><td>{(s.get('latency_ms_p50') or 0):.0f}</td>"
-            f"<td>{s['latency_ms_p95']:.0f}</td><td>{s['prompt_tokens_mean']:.0f}</td><td>{'?' if cost is None else f'{cost:.4f}'}</td><td>{(s.get('fit_cost') or 0):.4f}</td></tr>"
+            f"<tr><td>{escape(s['name'])}{_flag(s)}</td><td>{escape(str((s.get('traits') or {}).get('kind', s['name'])))}</td><td>{number((s.get('metrics') or {}).get(metric), spec, 'n/a')}</td>"
+            f"<td>{f'{ci[0]:{spec}}-{ci[1]:{spec}}' if ci else ''}</td>{p_cell}<td>{number(s.get('fit_seconds'), '.1f')}</td><td>{number(s.get('latency_ms_p50'), '.0f')}</td>"
+            f"<td>{number(s.get('latency_ms_p95'), '.0f')}</td><td>{number(s.get('prompt_tokens_mean'), '.0f')}</td><td>{number(s.get('cost_per_1k_queries'), '.4f', '?')}</td><td>{number(s.get('fit_cost') or 0, '.4f', '?')}</td></tr>"
         )
     prices = results.get("cost_assumptions") or {}
-    note = f"<p class=muted>Costs at ${prices.get('dollars_per_hour', '?')}/hour of machine time on {escape(str(prices.get('device', '?')))} (set <code>costs</code> in the experiment).</p>" if prices else ""
-    return f"<table>{head}{''.join(rows)}</table>{note}"
+    prices_note = f"<p class=muted>Costs at ${escape(str(prices.get('dollars_per_hour', '?')))}/hour of machine time on {escape(str(prices.get('device', '?')))} (set <code>costs</code> in the experiment).</p>" if prices else ""
+    return f"<table>{head}{''.join(rows)}</table>{prices_note}"
 
 
 def knowledge_table(results: dict) -> str:
     """Every qa measure per contender, with its 95% interval; a measure that does not apply is blank."""
     spec = task_kind(results["task"]["kind"])
-    shown = [(m.name, m.column or m.label, m.meaning) for m in spec.metrics if any(m.name in s["metrics"] for s in results["strategies"])]  # short headers: 11 columns fit the page
+    measured = [s.get("metrics") or {} for s in results["strategies"]]
+    shown = [(m.name, m.column or m.label, m.meaning) for m in spec.metrics if any(number(values.get(m.name)) for values in measured)]  # short headers: 11 columns fit the page
+    if not shown:
+        return note("No qa measures recorded for any contender (a results.json from before they were measured).")
     head = "<tr><th>contender</th>" + "".join(f"<th title='{escape(why)}'>{escape(col)}</th>" for _, col, why in shown) + "</tr>"
     rows = []
-    for s in results["strategies"]:
+    for s, values in zip(results["strategies"], measured):
         cells = []
         for key, _, _ in shown:
-            value, ci = s["metrics"].get(key), (s.get("ci") or {}).get(key)
-            cells.append("<td></td>" if value is None else f"<td>{value:.3f}" + (f"<br><span class='muted ci'>{ci[0]:.2f}-{ci[1]:.2f}</span>" if ci else "") + "</td>")
+            value, ci = number(values.get(key)), ci_of(s, key)
+            cells.append(f"<td>{value}{_ci_span(ci)}</td>" if value else "<td></td>")
         rows.append(f"<tr><td>{escape(s['name'])}{_flag(s)}</td>{''.join(cells)}</tr>")
     legend = "".join(f"<li><b>{escape(col)}</b>: {escape(why)}</li>" for _, col, why in shown)
     return f"<table>{head}{''.join(rows)}</table><ul class=muted>{legend}</ul>"
 
 
+def tuning_of(s: dict) -> dict | None:
+    """A contender's settings search (runs/tune.py's record under solver.tuning), or None: not tuned, or a kind's own
+    training record under the same key (setfit's contrastive tuning: pairs and epochs, no trials)."""
+    t = (s.get("solver") or {}).get("tuning")
+    return t if isinstance(t, dict) and t.keys() & {"budget", "trials", "trials_run", "best"} else None
+
+
 def tuning_table(tuned: list[dict], metric: str) -> str:
     """Per tuned contender: the budget it had and used, dev scores untuned and tuned, test scores untuned and tuned, the settings chosen."""
     head = f"<tr><th>contender</th><th>trials (budget)</th><th>seconds</th><th>dev: untuned</th><th>dev: tuned</th><th>test {escape(metric)}: untuned</th><th>test: tuned</th><th>settings chosen</th></tr>"
-    rows = []
-    for s in tuned:
-        t = s["solver"]["tuning"]
-        untuned = t.get("untuned") or {}
-        test = untuned.get("test")
-        lo, hi = s["ci"][metric]
-        untuned_test = f"{test['score']:.3f}<br><span class='muted ci'>{test['ci'][0]:.2f}-{test['ci'][1]:.2f}</span>" if isinstance(test, dict) else ("the same" if test else "")
-        settings = ", ".join(f"{k}: {v}" for k, v in t["best"]["settings"].items())
-        rows.append(f"<tr><td>{escape(s['name'])}</td><td>{t['trials_run']} ({t['budget']['trials']}{', ' + str(t['budget']['budget_minutes']) + ' min' if t['budget'].get('budget_minutes') else ''})</td><td>{t['seconds']:.0f}</td>"
-                    f"<td>{'' if untuned.get('dev_score') is None else format(untuned['dev_score'], '.3f')}</td><td>{t['best']['dev_score']:.3f}</td><td>{untuned_test}</td><td>{s['metrics'][metric]:.3f}<br><span class='muted ci'>{lo:.2f}-{hi:.2f}</span></td><td>{escape(settings)}</td></tr>")
-    written = [f"<li>{escape(s['name'])}: {escape(t['proposer']['id'])} wrote, from {t['proposer']['rows_shown']} dev rows its own instruction got wrong: "
-               + ("; ".join(f"<q>{escape(text)}</q>" for text in t["proposer"]["instructions"]) or "nothing usable") + "</li>"
-               for s in tuned if "proposer" in (t := s["solver"]["tuning"])]
+    rows = [_tuning_row(s, tuning_of(s) or {}, metric) for s in tuned]
+    written = [_proposed(s["name"], t["proposer"]) for s in tuned if isinstance((t := tuning_of(s) or {}).get("proposer"), dict)]
     return ("<p class=muted>Every trial fitted on the training rows and was scored on the dev rows (never the test rows); the first trial is the contender's own settings, so the untuned figures are measured, not assumed. "
             "Instructions tried: the task's own, without the label list (or without the labels' meanings), a terse and a detailed phrasing, and any a proposer wrote (results.json: tuning.instructions).</p>"
             f"<table>{head}{''.join(rows)}</table>" + (f"<p>Instructions written by a proposer (tune.proposer):</p><ul>{''.join(written)}</ul>" if written else ""))
 
 
+def _tuning_row(s: dict, t: dict, metric: str) -> str:
+    """One tuned contender's row; a search that recorded no best trial (none finished within its budget) says so where the settings would be."""
+    budget, untuned, best = t.get("budget") or {}, t.get("untuned") or {}, t.get("best") or {}
+    trials = t.get("trials")
+    ran = t.get("trials_run", len(trials) if isinstance(trials, list) else None)
+    allowed = ", ".join(filter(None, [number(budget.get("trials"), "g"), number(budget.get("budget_minutes"), "g") and f"{budget['budget_minutes']:g} min"]))
+    test = untuned.get("test")
+    untuned_test = number(test.get("score")) + _ci_span(ci_pair(test.get("ci"))) if isinstance(test, dict) else ("the same" if test else "")
+    settings = best.get("settings")
+    if isinstance(settings, dict):
+        chosen = escape(", ".join(f"{k}: {v}" for k, v in settings.items()))
+    else:
+        chosen = f"<span class=muted>{'no trial finished within the budget' if ran == 0 else 'no best trial recorded'}</span>"
+    return (f"<tr><td>{escape(s['name'])}</td><td>{number(ran, 'g', '?')}{f' ({allowed})' if allowed else ''}</td><td>{number(t.get('seconds'), '.0f')}</td>"
+            f"<td>{number(untuned.get('dev_score'))}</td><td>{number(best.get('dev_score'))}</td><td>{untuned_test}</td>"
+            f"<td>{number((s.get('metrics') or {}).get(metric), '.3f', 'n/a')}{_ci_span(ci_of(s, metric))}</td><td>{chosen}</td></tr>")
+
+
+def _ci_span(ci: tuple[float, float] | None) -> str:
+    """An interval in small print under its score, or nothing."""
+    return f"<br><span class='muted ci'>{ci[0]:.2f}-{ci[1]:.2f}</span>" if ci else ""
+
+
+def _proposed(name: str, proposer: dict) -> str:
+    """What a proposer wrote for one contender (tune.proposer), in a list item."""
+    texts = "; ".join(f"<q>{escape(str(text))}</q>" for text in proposer.get("instructions") or []) or "nothing usable"
+    return f"<li>{escape(name)}: {escape(str(proposer.get('id', 'the proposer')))} wrote, from {number(proposer.get('rows_shown'), 'g', '?')} dev rows its own instruction got wrong: {texts}</li>"
+
+
 def distillation_table(students: dict) -> str:
     """Per student (runs/distill.py): its score beside its teacher's, what the teacher's labels cost, both costs per 1,000 queries, and those numbers in words."""
-    def money(v):
-        return "?" if v is None else f"{v:.3g}"  # a small model's cost per query is far below a cent
-
+    students = {name: d for name, d in (students or {}).items() if isinstance(d, dict)}
+    if not students:
+        return note("No contender learned from a teacher's labels in this run.")
     head = "<tr><th>student</th><th>teacher</th><th>student score</th><th>teacher score</th><th>labeled rows</th><th>labeling s</th><th>labeling $</th><th>student $ / 1k queries</th><th>teacher $ / 1k queries</th></tr>"
     rows, words = [], []
     for name, d in students.items():
-        (slo, shi), (tlo, thi), lab = d["student_ci"], d["teacher_ci"], d["labeling"]
-        rows.append(f"<tr><td>{escape(name)}</td><td>{escape(d['teacher'])}</td><td>{d['student_score']:.3f} <span class='muted ci'>{slo:.2f}-{shi:.2f}</span></td><td>{d['teacher_score']:.3f} <span class='muted ci'>{tlo:.2f}-{thi:.2f}</span></td>"
-                    f"<td>{lab['rows']}</td><td>{lab['seconds']:.3g}</td><td>{money(lab['cost_usd'])}</td><td>{money(d['student_cost_per_1k_queries'])}</td><td>{money(d['teacher_cost_per_1k_queries'])}</td></tr>")
+        lab = d.get("labeling") or {}
+        rows.append(f"<tr><td>{escape(name)}</td><td>{escape(str(d.get('teacher', '?')))}</td><td>{_score_and_ci(d.get('student_score'), d.get('student_ci'))}</td><td>{_score_and_ci(d.get('teacher_score'), d.get('teacher_ci'))}</td>"
+                    f"<td>{number(lab.get('rows'), 'g', '?')}</td><td>{number(lab.get('seconds'), '.3g', '?')}</td><td>{_money(lab.get('cost_usd'))}</td><td>{_money(d.get('student_cost_per_1k_queries'))}</td><td>{_money(d.get('teacher_cost_per_1k_queries'))}</td></tr>")
         words += d.get("findings") or []
-    note = "<p class=muted>The teacher answered the unlabeled inputs (data.unlabeled) after it was measured; the student trained on the training rows plus those answers. Scores with their 95% intervals on the same test rows.</p>"
-    return note + f"<table>{head}{''.join(rows)}</table><ul>" + "".join(f"<li>{escape(w)}</li>" for w in words) + "</ul>"
+    intro = "<p class=muted>The teacher answered the unlabeled inputs (data.unlabeled) after it was measured; the student trained on the training rows plus those answers. Scores with their 95% intervals on the same test rows.</p>"
+    return intro + f"<table>{head}{''.join(rows)}</table>" + (f"<ul>{''.join(f'<li>{escape(str(w))}</li>' for w in words)}</ul>" if words else "")
+
+
+def _money(value) -> str:
+    return number(value, ".3g", "?")  # a small model's cost per query is far below a cent
+
+
+def _score_and_ci(score, ci) -> str:
+    """A score with its interval beside it in small print ("n/a" for a score results.json lacks)."""
+    bounds = ci_pair(ci)
+    return number(score, ".3f", "n/a") + (f" <span class='muted ci'>{bounds[0]:.2f}-{bounds[1]:.2f}</span>" if bounds else "")
 
 
 def disagreements_table(results: dict, limit: int = 50) -> str:
+    """The test rows where the contenders (constant answers left out) answered differently, up to `limit`."""
     strategies = [s for s in results["strategies"] if not (s.get("traits") or {}).get("constant")] or results["strategies"]  # a constant answer disagrees everywhere
+    answered = [s.get("predictions") or [] for s in strategies]
+    if not all(answered):
+        return note("Not every contender's test-row answers are in results.json: nothing to compare row by row.")
     rows = []
-    for i, first in enumerate(strategies[0]["predictions"]):
-        answers = [s["predictions"][i]["predicted"] for s in strategies]
+    for i in range(min(len(a) for a in answered)):
+        first, row = answered[0][i], [a[i] for a in answered]
+        answers = [str(p.get("predicted", "")) for p in row]
         if len(set(answers)) > 1:
-            given = [", ".join(p["source"] for p in s["predictions"][i].get("passages", [])) for s in strategies]  # rag: the passages it was given
+            given = [", ".join(str(g.get("source", "?")) for g in p.get("passages") or [] if isinstance(g, dict)) for p in row]  # rag: the passages it was given
             cells = "".join(f"<td>{escape(a[:100])}" + (f"<br><span class=muted>from {escape(g)}</span>" if g else "") + "</td>" for a, g in zip(answers, given))
-            rows.append(f"<tr><td>{escape(str(first.get('line')))}</td><td>{escape(first['input'][:200])}</td><td>{escape(first['expected'][:100])}</td>{cells}</tr>")
+            rows.append(f"<tr><td>{escape(str(first.get('line')))}</td><td>{escape(str(first.get('input', ''))[:200])}</td><td>{escape(str(first.get('expected', ''))[:100])}</td>{cells}</tr>")
     if not rows:
         return "<p>Every strategy gave the same answer on every test row.</p>"
     head = "<tr><th>line</th><th>input</th><th>expected</th>" + "".join(f"<th>{escape(s['name'])}</th>" for s in strategies) + "</tr>"
     more = f"<p class=muted>{len(rows) - limit} more rows in results.json.</p>" if len(rows) > limit else ""
     return f"<p>{len(rows)} test rows.</p><table class=text>{head}{''.join(rows[:limit])}</table>{more}"
+
+
+def audit_table(criteria: dict) -> str:
+    """The training data audit: each criterion's score (0-100) and how many rows it flagged."""
+    rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{score_cell(v.get('score'))}</td><td>{len(v.get('flagged') or [])}</td></tr>" for k, v in criteria.items() if isinstance(v, dict))
+    return f"<table><tr><th>criterion</th><th>score</th><th>rows flagged</th></tr>{rows}</table>" if rows else note("The audit recorded no criteria.")
