@@ -314,3 +314,38 @@ def test_a_generate_version_is_asked_with_its_answer_limit_and_stop_strings(tmp_
     with fake_vllm(run_serve_sh(out, tmp_path)) as url:
         client = load_client(out).Client(url)
         assert [client.answer(version.ref, q) for q in QUERIES] == expected
+
+
+def test_a_kind_declared_here_is_exported_by_what_it_declares(tmp_path, tiny_model_dir):
+    """Export asks the kind: its `export_shots` hook gives the shots prompts.json carries, and a kind that
+    `reads_documents` is refused, whatever its solver.json holds (no "retrieval" key here)."""
+    from adaptlab import kinds
+    from adaptlab.config import StrategyConfig
+    from adaptlab.kinds import ExportedShots, Kind
+    from adaptlab.registry import default_registry
+
+    task = {"name": "cards", "instruction": "Route the message.", "kind": "classify", "labels": ["card_arrival", "lost_or_stolen_card"]}
+    pinned = [{"input": "my card never came", "output": "card_arrival"}]
+
+    def declared(name: str, **traits) -> Kind:
+        return Kind(name, "prompted", StrategyConfig, build=lambda config, ctx: None, load=lambda folder, ctx: None, tier=2, **traits)
+
+    def add(strategy: str) -> str:
+        folder = tmp_path / f"solver-{strategy}"
+        folder.mkdir()
+        (folder / "solver.json").write_text(json.dumps({"task": task, "strategy": strategy, "base_model": str(tiny_model_dir), "pin": 1}))
+        return default_registry().add_version("cards", strategy, folder, {}).ref
+
+    kinds.register(declared("pinned_shots", export_shots=lambda folder, info: ExportedShots(pinned * info["pin"], {"pinned": True}, "carries one pinned shot")))
+    kinds.register(declared("reads_wiki", reads_documents=True))
+    try:
+        shots, wiki = add("pinned_shots"), add("reads_wiki")
+        with pytest.raises(ConfigError, match=f"{wiki} is a reads_wiki version: it retrieves passages"):
+            export_vllm([shots, wiki], tmp_path / "refused")
+        result = export_vllm([shots], tmp_path / "out")
+        entry = json.loads((tmp_path / "out" / "prompts.json").read_text())["versions"][shots]
+        assert entry["shots"] == pinned and entry["pinned"] is True and result.notes == [f"{shots} carries one pinned shot"]
+        assert load_client(tmp_path / "out").Client().messages(shots, "lost card")[1:] == [{"role": "user", "content": "my card never came"}, {"role": "assistant", "content": "card_arrival"}, {"role": "user", "content": "lost card"}]
+    finally:
+        kinds.unregister("pinned_shots")
+        kinds.unregister("reads_wiki")

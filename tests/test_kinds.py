@@ -122,6 +122,11 @@ def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_repo
 
 FIELD_NAMES = {"abstain", "constant"}  # kinds named like fields (Task.abstain, the `constant` trait): as a key or .get() argument they are the field
 
+# Modules that still name a kind and are someone else's to mend: path (under src/adaptlab) -> why. Empty now; a file
+# is added here only while the work that mends it is under way, and the test fails once a listed file names no kind,
+# so the list can only shrink.
+NOT_YET_MENDED: dict[str, str] = {}
+
 
 def _is_field_use(node, parents) -> bool:
     """A string used as a dict key, a subscript, a .get/.pop argument or a keyword: a field's name, not a kind's."""
@@ -131,24 +136,60 @@ def _is_field_use(node, parents) -> bool:
     return isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) and parent.func.attr in ("get", "pop", "setdefault")
 
 
+def _docstrings(tree) -> set:
+    """The docstring nodes of a module and of its classes and functions (prose may name a kind)."""
+    owners = [n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
+    return {n.body[0].value for n in owners if n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant) and isinstance(n.body[0].value.value, str)}
+
+
+def kind_names_in(path: Path, names: set[str], root: Path = SRC) -> list[str]:
+    """Each string literal in `path`'s code equal to a kind's name, as "file:line: 'name'" (docstrings, comments and field uses aside)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    prose = _docstrings(tree)
+    return [
+        f"{path.relative_to(root)}:{node.lineno}: {node.value!r}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names and node not in prose and not (node.value in FIELD_NAMES and _is_field_use(node, parents))
+    ]
+
+
 def test_no_module_names_a_kind_outside_its_own_module():
-    """A kind's name as a string literal anywhere but its module, the table, the task kinds' references, or config docs means something branches on it."""
+    """A kind's name as a string literal in code anywhere but its module, the table or the task kinds (their references)
+    means something branches on it: ask the kind's traits instead (decide/advice.py votes on traits, serve/vllm.py asks
+    `export_shots` and `reads_documents`, evaluation/freshness.py asks `reads_documents`)."""
     from adaptlab import kinds
 
     names = set(kinds.names())
-    allowed = {SRC / "kinds" / "__init__.py", SRC / "config.py"} | {SRC / "kinds" / f"{n}.py" for n in names} | set((SRC / "tasks").glob("*.py"))
-    # decide/advice.py answers a questionnaire before anything is measured: its leanings are the built-in kinds, by name.
-    allowed.add(SRC / "decide" / "advice.py")
-    found = []
-    for path in SRC.rglob("*.py"):
+    allowed = {SRC / "kinds" / "__init__.py"} | {SRC / "kinds" / f"{n}.py" for n in names} | set((SRC / "tasks").glob("*.py"))
+    found, mended = [], []
+    for path in sorted(SRC.rglob("*.py")):
         if path in allowed:
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant) and node.value in names and not (node.value in FIELD_NAMES and _is_field_use(node, parents)):
-                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
-    assert not found, "kind names outside their modules:\n" + "\n".join(found)
+        named = kind_names_in(path, names)
+        if str(path.relative_to(SRC)) in NOT_YET_MENDED:
+            mended += [] if named else [str(path.relative_to(SRC))]
+        else:
+            found += named
+    assert not found, "kind names outside their modules (ask the kind's traits instead):\n" + "\n".join(found)
+    assert not mended, f"these files name no kind any more: remove them from NOT_YET_MENDED: {mended}"
+
+
+def test_the_kind_name_check_sees_code_and_not_prose(tmp_path):
+    """The check above can fail: a comparison with a kind's name is found, the same name in a docstring is not."""
+    module = tmp_path / "sniff.py"
+    module.write_text('"""lora"""\n\ndef f(solver):\n    """rag"""\n    return solver.strategy == "lora" or {"abstain": 1}\n')
+    assert kind_names_in(module, {"lora", "rag", "abstain"}, tmp_path) == ["sniff.py:5: 'lora'"]
+
+
+def test_no_module_asks_a_solver_what_it_is_with_hasattr():
+    """A solver's abilities come from its kind's traits (Kind.reads_documents) or a declared protocol, not from hasattr."""
+    found = []
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr" and node.args and "solver" in ast.unparse(node.args[0]).lower():
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, found
 
 
 def test_no_library_module_imports_rich():

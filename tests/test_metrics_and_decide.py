@@ -208,6 +208,67 @@ def test_questionnaire_advice_weighs_each_factor_and_names_the_settling_experime
     assert interactive.exit_code == 0 and "Leaning: lora" in interactive.stdout
 
 
+def _advised_kind(name: str, **traits):
+    """A language-model kind declared here, by its traits only (build and load are never called by advice)."""
+    from adaptlab.config import StrategyConfig
+    from adaptlab.kinds import Kind
+
+    return Kind(name, traits.pop("family", "fine_tuned"), StrategyConfig, build=lambda config, ctx: None, load=lambda folder, ctx: None, tier=traits.pop("tier", 3), **traits)
+
+
+def test_a_kind_registered_with_its_traits_is_advised_by_them():
+    """A fine-tune that also keeps examples in its prompt wins where both count (many examples, data that changes daily),
+    is named in the settling experiment, and is ruled out by the same constraints as any kind that trains."""
+    from adaptlab import kinds
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.advice import advise
+
+    busy = ConstraintsConfig(queries_per_month=2_000_000, data_changes="daily")
+    assert advise(500, "generate", busy).choice == "lora"  # before it is registered
+    kinds.register(_advised_kind("tuned_shots", short_prompts=True, examples_in_prompt=True))
+    try:
+        advised = advise(500, "generate", busy)
+        assert advised.choice == "tuned_shots" and "tuned_shots" in advised.reasons[-1] and "adaptlab sweep" in advised.reasons[-1]
+        assert advise(500, "generate", ConstraintsConfig(queries_per_month=2_000_000)).choice == "lora"  # a tie: table order
+        assert advise(500, "generate", busy.model_copy(update={"training_hardware": "none"})).choice == "few_shot"
+    finally:
+        kinds.unregister("tuned_shots")
+    kinds.register(_advised_kind("own_tune", own_weights=True, short_prompts=True, examples_in_prompt=True))
+    try:
+        assert advise(500, "generate", busy).choice == "own_tune" and "own_tune" in advise(500, "generate", busy).reasons[-1]
+        assert "own_tune" not in advise(500, "generate", ConstraintsConfig()).reasons[-1]  # no more votes than lora: a second run, as full
+        shared = advise(500, "generate", busy.model_copy(update={"one_model_many_tasks": True}))
+        assert shared.choice == "lora" and "own_tune" not in shared.reasons[-1]
+    finally:
+        kinds.unregister("own_tune")
+
+
+def test_no_training_hardware_rules_out_every_kind_that_trains_whatever_else_favours_it():
+    """Every trainer in the table (built in or registered here) is neither chosen nor suggested, however many votes it
+    has: examples, volume, latency, domain and format all favour training below."""
+    import re
+
+    from adaptlab import kinds
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.advice import advise
+
+    kinds.register(_advised_kind("eager_tune", short_prompts=True, examples_in_prompt=True, tier=0))
+    try:
+        trainers = [k.name for k in kinds.kinds() if k.trains]
+        assert "eager_tune" in trainers and len(trainers) >= 3
+        favoured = ConstraintsConfig(training_hardware="none", queries_per_month=5_000_000, latency_target_ms=50, domain="specialised", format_control="strict", data_changes="daily")
+        for examples in (5, 60, 500, 5000):
+            for task_kind in ("classify", "generate", "qa"):
+                advice = advise(examples, task_kind, favoured)
+                assert advice.choice not in trainers, (examples, task_kind, advice.choice)
+                assert not [t for t in trainers if re.search(rf"\b{t}\b", advice.reasons[-1])], advice.reasons[-1]
+                assert "adaptlab sweep" not in advice.reasons[-1]
+        trained = advise(500, "generate", favoured.model_copy(update={"training_hardware": "gpu"}))
+        assert trained.choice == "eager_tune"  # the same answers with a machine to train on: the trainer wins
+    finally:
+        kinds.unregister("eager_tune")
+
+
 def test_cheaper_means_fewer_dollars_at_the_stated_volume_not_the_kind():
     """A hosted few-shot model priced by tokens against a local LoRA adapter, not significantly apart: at a high
     volume the trained adapter costs less in all, so it is the cheaper one, whatever its kind's tier says."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from adaptlab.data import Dataset
 from adaptlab.task import Task
@@ -47,12 +47,25 @@ class Solver(Protocol):
     def describe(self) -> dict: ...
 
 
+class DocumentReader(Solver, Protocol):
+    """The solver of a kind that `reads_documents` (adaptlab.kinds.Kind): it answers from an index of the documents,
+    read at query time, so a document change reaches it by re-indexing, with no retraining (evaluation.freshness)."""
+
+    index: Any  # knowledge.index: the index it reads; `.kind` names its retriever
+
+    def reindexed(self, index: Any) -> "DocumentReader": ...  # the same solver reading another index (the documents after a change)
+
+
 class Strategy(Protocol):
-    """A way of adapting a base model to a task; `fit` does the adapting."""
+    """A way of adapting a base model to a task; `fit` does the adapting.
+
+    `dev` is a separate dev split (a fine-tune stops early and keeps its best checkpoint by it); None: a strategy that
+    needs one uses the one it was built with or holds out part of `train`; one that needs none ignores it.
+    """
 
     name: str
 
-    def fit(self, task: Task, train: Dataset, progress: Progress | None = None) -> Solver: ...
+    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> Solver: ...
 
 
 BATCH = 8  # timed_batches: queries per timed batch; each query is charged its batch's wall time / size

@@ -49,7 +49,7 @@ class LMSolver:
     token) is computed too and reported beside it as `length_normalised`.
     """
 
-    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False, owns_model: bool = False):
+    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False, owns_model: bool = False, saved: dict | None = None, files: dict[str, dict] | None = None):
         self.strategy = strategy
         self.base = base
         self.task = task
@@ -58,8 +58,8 @@ class LMSolver:
         self.details = details or {}
         self.exact_shots = exact_shots
         self.owns_model = owns_model  # full fine-tuning: the weights are this solver's own and are saved with it
-        self.saved: dict = {}  # what the strategy adds to solver.json to rebuild this solver (e.g. shot selection)
-        self.files: dict[str, dict] = {}  # further JSON files it saves beside it (e.g. a few-shot example pool)
+        self.saved = saved or {}  # what its strategy adds to solver.json to rebuild it (few_shot: the shot selection)
+        self.files = files or {}  # further JSON files it saves beside solver.json, by name (few_shot: pool.json, the example pool)
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
         self._checked = self._agreed = 0  # queries scored in both precisions so far, and how many chose the same label
@@ -164,9 +164,10 @@ class LMSolver:
             **self.details,
         }
 
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, **extra) -> None:
         """Write solver.json (with the identity of the base model it was fitted on), any files of its
-        strategy, and its own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder."""
+        strategy, and its own weights: a PEFT adapter, or (full fine-tuning) a Hugging Face model folder.
+        `extra`: further solver.json fields from a solver that wraps this one (a RagSolver's index)."""
         from adaptlab.models.base import weights_digest
 
         folder = Path(folder)
@@ -176,7 +177,7 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved)
+        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved, **extra)
 
     def _answer_room(self) -> int:
         if self.task.spec.labelled:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adaptlab import kinds
 from adaptlab.data import Dataset, load_dataset
 from adaptlab.errors import ConfigError
 from adaptlab.knowledge.documents import document_files
@@ -54,7 +55,7 @@ def measure_update(solver, task: Task, update: Update, family: str, fit_seconds:
     """One contender on the update questions, before and after the change (results.json's `updates.contenders[id]`)."""
     questions = update.questions
     before = solver.predict(questions.inputs, progress)
-    if hasattr(solver, "reindexed"):  # reads the documents at query time: re-index the changed files, answer again
+    if kinds.kind(solver.strategy).reads_documents:  # a solver.DocumentReader: re-index the changed files, answer again
         index = update.documents.index(solver.index.kind)
         after = solver.reindexed(index).predict(questions.inputs, progress)
         seconds = update.documents.seconds[solver.index.kind]

@@ -56,7 +56,7 @@ class Rag:
 
 
 class RagSolver:
-    """A prompted solver whose every query carries its retrieved passages."""
+    """A prompted solver whose every query carries its retrieved passages (a `solver.DocumentReader`)."""
 
     def __init__(self, inner, index, k: int, details: dict | None = None):
         self.inner, self.index, self.k = inner, index, k
@@ -92,5 +92,4 @@ class RagSolver:
         """The prompted solver's files, with the index: chunks.json (+ vectors.npy) and the documents' hashes in solver.json."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.inner.saved = {**self.inner.saved, "retrieval": {"k": self.k, **self.index.save(folder)}}
-        self.inner.save(folder)
+        self.inner.save(folder, retrieval={"k": self.k, **self.index.save(folder)})

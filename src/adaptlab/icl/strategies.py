@@ -44,19 +44,19 @@ class FewShot:
             from adaptlab.models.embedder import default_embedder
 
             shots = EMBEDDING_SELECTORS[self.selector](train.examples, self.k, self.embedder or default_embedder())
-        solver = prompted_solver(self.name, self.base, task, shots, self.exact_k)
-        solver.saved = {"selection": {"k": self.k, "selector": self.selector, "seed": self.seed, "lines": self.lines, "exact_k": self.exact_k}}
-        solver.files = {"pool.json": {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}}
-        return solver
+        selection = {"k": self.k, "selector": self.selector, "seed": self.seed, "lines": self.lines, "exact_k": self.exact_k}
+        pool = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}
+        return prompted_solver(self.name, self.base, task, shots, self.exact_k, saved={"selection": selection}, files={"pool.json": pool})
 
 
-def prompted_solver(name: str, model, task: Task, shots=None, exact_k: bool = False):
-    """The solver for a prompt: the engine on a local model, or HTTP requests to a remote one."""
+def prompted_solver(name: str, model, task: Task, shots=None, exact_k: bool = False, saved: dict | None = None, files: dict[str, dict] | None = None):
+    """The solver for a prompt: the engine on a local model, or HTTP requests to a remote one; `saved` (solver.json
+    fields) and `files` (JSON files beside it) are what the strategy keeps to rebuild it."""
     if isinstance(model, BaseModel):
-        return LMSolver(name, model, task, shots=shots, exact_shots=exact_k)
+        return LMSolver(name, model, task, shots=shots, exact_shots=exact_k, saved=saved, files=files)
     from adaptlab.remote import RemoteSolver
 
-    return RemoteSolver(name, model, task, shots)
+    return RemoteSolver(name, model, task, shots, saved=saved, files=files)
 
 
 def saved_pool(folder) -> Dataset:

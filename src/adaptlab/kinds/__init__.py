@@ -5,6 +5,18 @@ config model (a `StrategyConfig` with `name: Literal[...]`), how to build its St
 how to load a saved Solver, and the traits the decision reads. Nothing else in adaptlab
 branches on a kind's name: decide/, serve/, the registry and the report read traits.
 
+The traits other modules ask instead of guessing from a name:
+
+    trait               what it says                                  read by
+    llm                 runs a language model                         advice (candidates), decide.recommend, vLLM export
+    trains (family)     needs a training run (a machine to train on)  advice, `adaptlab finetune`
+    own_weights         a whole model per task: shares no base model  advice, decide.constraints, vLLM export
+    examples_in_prompt  training examples ride in each prompt         advice (few examples; data that changes)
+    short_prompts       trained to answer from the query alone        advice (volume, latency)
+    reads_documents     answers from the documents' index at query    advice, freshness (re-index, no retrain),
+                        time (its solver is a `DocumentReader`)       vLLM export (retrieval runs in adaptlab)
+    export_shots        the shots a saved prompt carries              vLLM export (prompts.json)
+
     >>> kind("few_shot").family
     'prompted'
     >>> [k.name for k in kinds() if k.family == "fine_tuned"]
@@ -16,7 +28,7 @@ names a `Kind` object), or, in a script or a test, with `register(Kind(...))`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -46,6 +58,10 @@ class Kind:
     summary: str = ""
     space: dict | None = None  # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable (prompted LLM kinds also search the instruction)
     acting: Callable[[dict], dict] | None = None  # tuning: settings as they act, so draws that act alike are fitted once (few_shot k 0: no selector)
+    examples_in_prompt: bool = False  # training examples ride in its prompts, picked per query: a few dozen are enough, and new ones count at once, without retraining
+    short_prompts: bool = False  # trained to answer from the query alone: no examples or passages in its prompts, so cheap and quick per query (a fine-tune)
+    reads_documents: bool = False  # answers from an index of the documents, read at query time: needs data.docs; its solver is a `solver.DocumentReader`, and a document change is absorbed by re-indexing, not retraining
+    export_shots: Callable[[Path, dict], "ExportedShots"] | None = None  # vLLM export of a saved prompted solver: (its folder, its solver.json) -> the shots its prompt carries; None: no shots (the instruction only)
 
     def answers(self, task_kind: str) -> bool:
         """Whether it can answer tasks of `task_kind`."""
@@ -53,6 +69,7 @@ class Kind:
 
     @property
     def trains(self) -> bool:
+        """Whether it needs a training run of the language model (its family says so)."""
         return self.family == "fine_tuned"
 
     def traits(self, config=None) -> dict:
@@ -60,6 +77,15 @@ class Kind:
         family = getattr(config, "family", None) or self.family
         tier = max(self.tier, 3) if family == "fine_tuned" else self.tier
         return {"kind": self.name, "family": family, "tier": tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
+
+
+@dataclass(frozen=True)
+class ExportedShots:
+    """What a saved prompted solver puts before each query, for a server that sees only messages (`adaptlab export --format vllm`)."""
+
+    shots: list[dict] | None  # the {"input", "output"} turns before every query; None: chosen per query (`extra` carries what chooses them)
+    extra: dict = field(default_factory=dict)  # further prompts.json fields for client.py (few_shot: its selection, and the pool when shots are chosen per query)
+    note: str = ""  # what the user must know, said after the version's ref ("picks its 3 shots per query ...")
 
 
 _TABLE: Table[Kind] = Table(__name__, BUILT_IN, ENTRY_POINT_GROUP, Kind, "strategy kind")

@@ -202,4 +202,4 @@ def _unit(vectors) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
 
 
-KIND = Kind(NAME, "baseline", ExtractConfig, build=build, load=load, tier=1, llm=False, tasks=("qa",), summary="the document sentences most similar to the question, or the abstain answer")
+KIND = Kind(NAME, "baseline", ExtractConfig, build=build, load=load, tier=1, llm=False, tasks=("qa",), reads_documents=True, summary="the document sentences most similar to the question, or the abstain answer")

@@ -8,8 +8,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from adaptlab.config import MODEL_HELP, ModelChoice, StrategyConfig
+from adaptlab.errors import ConfigError
+from adaptlab.icl.selectors import EMBEDDING_SELECTORS, FixedSelector, RandomSelector
 from adaptlab.icl.strategies import FewShot, saved_pool
-from adaptlab.kinds import Kind
+from adaptlab.kinds import ExportedShots, Kind
 from adaptlab.solver import read_solver_json
 from adaptlab.task import Task
 
@@ -58,5 +60,26 @@ def acting(settings: dict) -> dict:
     return settings | {"selector": None} if settings.get("k") == 0 else settings
 
 
+def export_shots(folder: Path, info: dict) -> ExportedShots:
+    """vLLM export: the shots of a saved solver, the same before every query (random, fixed; k 0: none), or, when they
+    are chosen per query by embedding, the pool and selection client.py chooses them from."""
+    s = info.get("selection")
+    if not s:
+        return ExportedShots([])
+    if s["k"] == 0:  # the zero-shot prompt whatever the selector (a tuner may choose k 0): no shots, no embedder
+        return ExportedShots([], {"selection": s})
+    pool = saved_pool(folder)
+    if s["selector"] in EMBEDDING_SELECTORS:
+        note = f"picks its {s['k']} shots per query by embedding similarity (selector {s['selector']!r}): client.py needs adaptlab and its embedder installed to choose them"
+        return ExportedShots(None, {"selection": s, "pool": [{"input": e.input, "output": e.output, "line": e.line} for e in pool]}, note)
+    if s["selector"] == "random":
+        chosen = RandomSelector(pool.examples, s["k"], s["seed"]).chosen
+    elif s["selector"] == "fixed":
+        chosen = FixedSelector(pool.examples, s["lines"] or [], pool.source).chosen
+    else:
+        raise ConfigError(f"few-shot selector {s['selector']!r} is not one export knows")
+    return ExportedShots([{"input": e.input, "output": e.output} for e in chosen], {"selection": s})
+
+
 SPACE = {"k": ("choice", [0, 1, 2, 4, 8, 16]), "selector": ("choice", ["similar", "diverse", "balanced", "random"])}
-KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE, acting=acting)
+KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE, acting=acting, examples_in_prompt=True, export_shots=export_shots)

@@ -46,4 +46,4 @@ def load(folder: Path, ctx) -> LMSolver:
     return LMSolver(NAME, ctx.own_model(folder), Task.from_dict(info["task"]), owns_model=True)
 
 
-KIND = Kind(NAME, "fine_tuned", FullConfig, build=build, load=load, tier=3, own_weights=True, summary="every weight of a copy of the base model", space={"learning_rate": ("log", 1e-6, 2e-4), "epochs": ("choice", [1, 2, 3])})
+KIND = Kind(NAME, "fine_tuned", FullConfig, build=build, load=load, tier=3, own_weights=True, short_prompts=True, summary="every weight of a copy of the base model", space={"learning_rate": ("log", 1e-6, 2e-4), "epochs": ("choice", [1, 2, 3])})

@@ -111,4 +111,4 @@ def load_saved_adapter(base: BaseModel, folder: Path) -> str:
 
 
 SPACE = {"learning_rate": ("log", 5e-4, 1e-2), "epochs": ("choice", [1, 2, 3, 5]), "r": ("choice", [4, 8, 16])}  # docs/defaults.md: below 5e-4 underfit, above 1e-2 diverged, on both data sets
-KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, summary="a LoRA adapter over the shared base model", space=SPACE)
+KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, short_prompts=True, summary="a LoRA adapter over the shared base model", space=SPACE)

@@ -82,4 +82,4 @@ def load(folder: Path, ctx) -> RagSolver:
     return RagSolver(prompted_solver(NAME, base, task), index, retrieval["k"])
 
 
-KIND = Kind(NAME, "prompted", RagConfig, build=build, load=load, tier=2, summary="retrieved passages of the documents in every prompt", space={"k": ("choice", [1, 2, 4, 8]), "retriever": ("choice", ["bm25", "dense", "hybrid"])})
+KIND = Kind(NAME, "prompted", RagConfig, build=build, load=load, tier=2, reads_documents=True, summary="retrieved passages of the documents in every prompt", space={"k": ("choice", [1, 2, 4, 8]), "retriever": ("choice", ["bm25", "dense", "hybrid"])})

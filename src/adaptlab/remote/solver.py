@@ -23,7 +23,9 @@ SHOWN_UNPARSEABLE = 20
 
 
 class RemoteSolver:
-    def __init__(self, strategy: str, client: ChatClient, task: Task, shots=None):
+    """A task answered by an OpenAI-compatible endpoint; `saved` and `files` as LMSolver's (what its strategy saves to rebuild it)."""
+
+    def __init__(self, strategy: str, client: ChatClient, task: Task, shots=None, saved: dict | None = None, files: dict[str, dict] | None = None):
         self.strategy = strategy
         self.client = client
         self.task = task
@@ -31,8 +33,8 @@ class RemoteSolver:
         self.unparseable: list[dict] = []
         self.by_logprobs = 0
         self.usage = {"requests": 0, "prompt_tokens": 0, "completion_tokens": 0, "retries": 0}
-        self.saved: dict = {}  # what the strategy adds to solver.json to rebuild this solver
-        self.files: dict[str, dict] = {}  # further JSON files saved beside it
+        self.saved = saved or {}  # what its strategy adds to solver.json to rebuild it
+        self.files = files or {}  # further JSON files saved beside solver.json, by name
 
     def predict(self, inputs: list[str], progress: Progress | None = None) -> list[Prediction]:
         chosen = self.shots.select(inputs) if self.shots else [[] for _ in inputs]
@@ -77,9 +79,10 @@ class RemoteSolver:
             "unparseable_examples": self.unparseable[:SHOWN_UNPARSEABLE],
         }
 
-    def save(self, folder: Path) -> None:
-        """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's files."""
-        write_solver_json(folder, self, self.task, self.files, endpoint=self.client.config.model_dump(mode="json"), **self.saved)
+    def save(self, folder: Path, **extra) -> None:
+        """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's files;
+        `extra`: further solver.json fields from a solver that wraps this one (a RagSolver's index)."""
+        write_solver_json(folder, self, self.task, self.files, endpoint=self.client.config.model_dump(mode="json"), **self.saved, **extra)
 
 
 def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str | None:

@@ -16,6 +16,8 @@ next step, before anything is written: versions without a language model
 (majority, embed_classifier), full fine-tunes (a whole model each: `--format merged`
 and a `vllm serve` of their own), rag (the retrieval runs in adaptlab), versions fitted
 on an endpoint, and versions of different base models. OUT is complete or absent.
+Each version's kind says which case it is (`Kind.llm`, `own_weights`, `reads_documents`) and
+what shots its prompt carries (`Kind.export_shots`): a kind a package registers exports as it declares.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from adaptlab.serve import served_name
 
 # vLLM accepts only these --max-lora-rank values (vllm/config/lora.py, MaxLoRARanks); an adapter's rank may be lower.
 VLLM_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
-QUERY_DEPENDENT = ("similar", "diverse", "balanced")  # few_shot selectors that pick shots per query by embedding
 
 
 @dataclass
@@ -79,11 +80,11 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
             result.adapters.append(ref)
             entries[ref] = _entry(version, info, model=ref, shots=[])
         else:
-            shots, extra = _shots(version, info)
-            if shots is None:
-                result.notes.append(f"{ref} picks its {extra['selection']['k']} shots per query by embedding similarity (selector {extra['selection']['selector']!r}): client.py needs adaptlab and its embedder installed to choose them")
+            exported = _shots(version, info)
+            if exported.note:
+                result.notes.append(f"{ref} {exported.note}")
             result.prompted.append(ref)
-            entries[ref] = _entry(version, info, model=served, shots=shots) | extra
+            entries[ref] = _entry(version, info, model=served, shots=exported.shots) | exported.extra
     base_ref = "$HERE/base" if copy_base else str(base_folder.resolve())
     with atomic_folder(out) as tmp:
         for ref in result.adapters:
@@ -153,7 +154,7 @@ def _refusal(version, info: dict) -> str | None:
         return f"{ref} is a {version.strategy} version: it runs no language model, so vLLM has nothing to serve; {leave_out}"
     if k.own_weights:
         return f"{ref} is a {version.strategy} fine-tune (a whole model of its own, not an adapter over the shared base): export it with `adaptlab export {version.folder} OUT --format merged` and start its own `vllm serve OUT`; leave it out of this export"
-    if "retrieval" in info:
+    if k.reads_documents:
         return f"{ref} is a {version.strategy} version: it retrieves passages of its documents for every question, which vLLM cannot do; {leave_out}"
     if isinstance(info.get("base_model"), dict):
         endpoint = info["base_model"]
@@ -204,27 +205,17 @@ def _entry(version, info: dict, model: str, shots: list | None) -> dict:
     return {"kind": version.strategy, "contender": version.contender or version.strategy, "model": model, "system": system_text(task), "shots": shots, "task": task.to_dict()}
 
 
-def _shots(version, info: dict) -> tuple[list | None, dict]:
-    """A prompted version's shots: the same for every query (zero_shot, few_shot random or fixed), or None with the
-    pool and selection when they depend on the query."""
-    selection = info.get("selection")
-    if not selection:
-        return [], {}
-    if selection["k"] == 0:  # the zero-shot prompt whatever the selector (a tuner may choose k 0): no shots, no embedder
-        return [], {"selection": selection}
-    from adaptlab.icl.selectors import FixedSelector, RandomSelector
-    from adaptlab.icl.strategies import saved_pool
+def _shots(version, info: dict):
+    """A prompted version's shots, as its kind exports them (`Kind.export_shots`; none: the instruction only)."""
+    from adaptlab import kinds
 
-    pool = saved_pool(version.folder)
-    if selection["selector"] == "random":
-        chosen = RandomSelector(pool.examples, selection["k"], selection["seed"]).chosen
-    elif selection["selector"] == "fixed":
-        chosen = FixedSelector(pool.examples, selection["lines"] or [], pool.source).chosen
-    elif selection["selector"] in QUERY_DEPENDENT:
-        return None, {"selection": selection, "pool": [{"input": e.input, "output": e.output, "line": e.line} for e in pool]}
-    else:
-        raise ConfigError(f"{version.ref}: few-shot selector {selection['selector']!r} is not one export knows; leave {version.ref} out of the export")
-    return [{"input": e.input, "output": e.output} for e in chosen], {"selection": selection}
+    export = kinds.kind(version.strategy).export_shots
+    if export is None:
+        return kinds.ExportedShots([])
+    try:
+        return export(version.folder, info)
+    except ConfigError as exc:
+        raise ConfigError(f"{version.ref}: {exc}; leave {version.ref} out of the export") from None
 
 
 def _folder_name(ref: str) -> str:
