@@ -172,6 +172,7 @@ def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path)
     import json
 
     from adaptlab.errors import AdaptlabError
+    from adaptlab.report import write_report
     from adaptlab.results import load_results
 
     old = {  # a classify run from before every metric had an interval (ci95: the headline's only) and before flags and traits
@@ -184,7 +185,11 @@ def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path)
     (tmp_path / "results.json").write_text(json.dumps(old), encoding="utf-8")
     results = load_results(tmp_path / "results.json")
     assert results.contender("majority").ci == {"accuracy": [0.2, 0.8]} and results.contender("majority").flags == []
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "majority" in page and "does not match" not in page  # the report of an old run
     old["strategies"][0]["metrics"] = {"accuracy": "high"}
     (tmp_path / "results.json").write_text(json.dumps(old), encoding="utf-8")
     with pytest.raises(AdaptlabError, match=r"results.json: field strategies.0.metrics.accuracy"):
         load_results(tmp_path / "results.json")
+    page = write_report(tmp_path).read_text(encoding="utf-8")
+    assert "field strategies.0.metrics.accuracy" in page and "the report shows what it can" in page  # shown as far as it goes, and said

@@ -247,7 +247,7 @@ def write_results(path: Path, content: dict | BaseModel) -> dict:
 
 def load_results(path: Path) -> CompareResults:
     """results.json of any run, older ones upgraded first; an error names the file and the field."""
-    return _load(Path(path), CompareResults, _upgrade)
+    return _load(Path(path), CompareResults, upgrade)
 
 
 def load_sweep(path: Path) -> SweepResults:
@@ -273,7 +273,7 @@ def _load(path: Path, model: type[BaseModel], upgrade=None):
         raise AdaptlabError(f"{path}: field {where}: {first['msg']} ({exc.error_count()} problem(s)); it does not match the {path.name} this adaptlab reads (docs/schema/)") from None
 
 
-def _upgrade(content: dict) -> dict:
+def upgrade(content: dict) -> dict:
     """results.json of older runs in today's shape: `ci95` (the headline's interval only) becomes `ci`; keys since dropped go."""
     content = dict(content)
     content.pop("notes", None)  # the baselines note, before the references were task kinds'

@@ -17,6 +17,7 @@ from html import escape
 from pathlib import Path
 
 from adaptlab.files import write_text_atomic
+from adaptlab.results import load_results, load_sweep, upgrade
 from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
 from adaptlab.report.drawing import note, place_labels
 from adaptlab.tasks import task_kind
@@ -38,12 +39,26 @@ svg.chart{font:11px system-ui,sans-serif;max-width:100%;height:auto;display:bloc
 def write_report(run_dir: Path) -> Path:
     """Render run_dir/results.json (and sweep.json, if there) into run_dir/report.html."""
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))
-    sweep_file = run_dir / "sweep.json"
-    sweep = json.loads(sweep_file.read_text(encoding="utf-8")) if sweep_file.is_file() else None
+    results, mismatch = _read(run_dir / "results.json", load_results)
+    sweep, _ = _read(run_dir / "sweep.json", load_sweep) if (run_dir / "sweep.json").is_file() else (None, None)
+    page = render(results, sweep)
+    if mismatch:  # rendered as far as it goes, and said
+        page = page.replace("</h1>", f"</h1><p class=warn>{escape(mismatch)}</p>", 1)
     path = run_dir / "report.html"
-    write_text_atomic(path, render(results, sweep))
+    write_text_atomic(path, page)
     return path
+
+
+def _read(path: Path, load) -> tuple[dict, str | None]:
+    """The file through its typed model (adaptlab.results: validated, an older run's upgraded), as the page reads it;
+    a file the model refuses is still shown as far as it goes, with the reason (the second value)."""
+    from adaptlab.errors import AdaptlabError
+
+    try:
+        return load(path).model_dump(mode="json", exclude_unset=True), None
+    except AdaptlabError as exc:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return (upgrade(raw) if load is load_results else raw), f"{exc}; the report shows what it can."
 
 
 def render(results: dict, sweep: dict | None = None) -> str:

@@ -235,7 +235,7 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
         "metrics": evaluation.metrics,
         "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
-    if documents is not None and (evaluation.family == "fine_tuned" or "retrieval" in evaluation.solver):
+    if documents is not None and (evaluation.family == "fine_tuned" or kinds.kind(strategy_config.name).reads_documents):
         lineage["documents"] = {"path": str(Path(documents.path).resolve()), "files": documents.files}
     return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra={"task.json": task.to_dict()}, contender=strategy_config.key)
 
