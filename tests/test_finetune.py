@@ -430,6 +430,15 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
     lo, hi = lineage["metrics"]["test_ci95"]["accuracy"]
     assert lo <= lineage["metrics"]["test"]["accuracy"] <= hi and lineage["metrics"]["test"]["accuracy"] * 3 in (0, 1, 2, 3)  # 3 test rows
     assert lineage["config"]["r"] == 8 and lineage["seed"] == 0 and lineage["training"]["evals"]
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.registry import default_registry
+
+    version = default_registry().get(lineage["registered_as"])  # registered in compare's shape: {metric: value}, ci
+    assert version.lineage["metrics"] == lineage["metrics"]["test"] and version.lineage["ci"]["accuracy"] == [lo, hi]
+    listed = CliRunner().invoke(app, ["registry", "list"])
+    assert listed.exit_code == 0 and f"accuracy {lineage['metrics']['test']['accuracy']:.3f}" in listed.output, listed.output
     model_dir = lineage["base_model"]["folder"]
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), run / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(run / "merged").eval()

@@ -57,6 +57,13 @@ def test_compare_refuses_an_output_folder_that_is_not_empty(card_experiment, tmp
     with pytest.raises(Stop):  # an empty folder is fine: the run gets as far as loading the model
         run_compare(card_experiment, tmp_path / "empty")
     assert (tmp_path / "empty" / "experiment.yaml").is_file()
+    record = json.loads((tmp_path / "empty" / "run.json").read_text(encoding="utf-8"))
+    assert record["status"] == "failed" and record["error"].startswith("Stop")  # a run that stops is not left "running"
+    from adaptlab.registry import default_registry
+
+    registry = default_registry()
+    assert registry.db.execute("SELECT status FROM runs WHERE id = ?", ("empty",)).fetchone()[0] == "failed"
+    registry.close()
 
 
 def _run_folder(root: Path, output: str) -> Path:

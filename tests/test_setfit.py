@@ -80,20 +80,20 @@ def test_setfit_tunes_fits_saves_and_loads_to_the_same_answers(tiny_embedder, tm
     predicted = [p.output for p in solver.predict(TEST.inputs)]
     assert sum(p == e for p, e in zip(predicted, TEST.outputs)) >= 4, predicted  # chance is 2 of 6
     info = solver.describe()
-    assert info["tuning"] | {"train_loss": None, "seconds": None} == {"pairs_per_example": 6, "pairs": 144, "similar_pairs": 72, "epochs": 2, "steps": 24, "batch_size": 12,
+    assert info["contrastive"] | {"train_loss": None, "seconds": None} == {"pairs_per_example": 6, "pairs": 144, "similar_pairs": 72, "epochs": 2, "steps": 24, "batch_size": 12,
                                                                        "learning_rate": 2e-3, "loss": "CosineSimilarityLoss", "train_loss": None, "seconds": None}
-    assert info["fit_seconds"] >= info["tuning"]["seconds"] > 0 and info["tuning"]["train_loss"] > 0
+    assert info["fit_seconds"] >= info["contrastive"]["seconds"] > 0 and info["contrastive"]["train_loss"] > 0
     assert [s.step for s in steps] == list(range(1, 25)) and steps[-1].total_steps == 24 and steps[-1].epoch == 2
 
     solver.save(tmp_path / "sf")
     assert sorted(p.name for p in (tmp_path / "sf").iterdir()) == ["setfit.safetensors", "solver.json"]  # no pickle, one flat folder
     saved = json.loads((tmp_path / "sf" / "solver.json").read_text())
-    assert saved["strategy"] == "setfit" and saved["classes"] == ["cooking", "football", "weather"] and saved["tuning"]["pairs"] == 144
+    assert saved["strategy"] == "setfit" and saved["classes"] == ["cooking", "football", "weather"] and saved["contrastive"]["pairs"] == 144
     loaded = SetFitSolver.load(tmp_path / "sf", SimpleNamespace(embedder=tiny_embedder))
     queries = TEST.inputs + ["something else entirely", "rain"]
     assert [p.output for p in loaded.predict(queries)] == [p.output for p in solver.predict(queries)]
     assert np.allclose(loaded.embedder.encode(queries), solver.embedder.encode(queries), atol=1e-6)
-    assert loaded.describe()["tuning"] == info["tuning"]
+    assert loaded.describe()["contrastive"] == info["contrastive"]
 
 
 def test_a_saved_setfit_is_served_from_the_registry(tiny_embedder, tiny_base, tmp_path):

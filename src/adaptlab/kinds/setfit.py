@@ -153,7 +153,8 @@ class SetFitSolver(EmbedClassifierSolver):
             embedder.model.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
         except (OSError, RuntimeError) as exc:
             raise AdaptlabError(f"{folder}: the tuned embedder's weights ({WEIGHTS}) do not load into the embedder offered ({type(exc).__name__}: {str(exc)[:200]}); load it with the embedder it was tuned from") from None
-        return cls.from_saved(info, embedder, {k: info[k] for k in ("train_hash", "tuning", "fit_seconds") if k in info})
+        info.setdefault("contrastive", info.get("tuning"))  # saved before the record was renamed (it met compare's settings search, `tuning`)
+        return cls.from_saved(info, embedder, {k: info[k] for k in ("train_hash", "contrastive", "fit_seconds") if info.get(k) is not None})
 
 
 class SetFit:
@@ -179,7 +180,7 @@ class SetFit:
         classes, coef, intercept = fit_head(vectors, train.outputs, self.seed)
         if progress:
             progress(len(train))
-        details = {"train_hash": train.content_hash, "tuning": tuning, "fit_seconds": round(time.perf_counter() - clock, 2)}
+        details = {"train_hash": train.content_hash, "contrastive": tuning, "fit_seconds": round(time.perf_counter() - clock, 2)}
         return SetFitSolver(task, classes, coef, intercept, embedder, details)
 
 
