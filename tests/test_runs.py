@@ -168,11 +168,12 @@ def test_rows_held_out_for_fine_tunings_dev_split_are_held_out_of_the_few_shot_p
 def test_the_published_json_schemas_are_generated_from_the_result_models():
     import json
 
-    from adaptlab.results import schemas
+    from adaptlab.results import reference, schemas
 
     folder = Path(__file__).parents[1] / "docs" / "schema"
     for name, schema in schemas().items():
         assert json.loads((folder / name).read_text(encoding="utf-8")) == schema, f"docs/schema/{name} is out of date: run python -m adaptlab.results docs/schema"
+    assert (folder.parent / "results.md").read_text(encoding="utf-8") == reference(), "docs/results.md is out of date: run python -m adaptlab.results docs/schema"
 
 
 def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path):

@@ -39,17 +39,17 @@ class _Open(BaseModel):
 class TaskRecord(_Open):
     """The task as the run saw it (`Task.to_dict`): open, because a task kind may record more."""
 
-    name: str
-    instruction: str
+    name: str = Field(description="the task's name (its versions in the registry are name@vN)")
+    instruction: str = Field(description="the system turn of every prompt")
     kind: str = Field(description="classify, generate, qa, or a plugin's task kind")
-    labels: list[str] = []
+    labels: list[str] = Field([], description="classify: the label set, sorted")
     metric: str = Field(description="the headline metric every contender is ranked by")
-    max_new_tokens: int | None = None
-    max_new_tokens_from: str | None = None
-    stop: list[str] | None = None
-    abstain: str | None = None
-    list_labels: bool | None = None
-    descriptions: dict[str, str] | None = None
+    max_new_tokens: int | None = Field(None, description="generated answers: the longest, in tokens")
+    max_new_tokens_from: str | None = Field(None, description="where that limit came from (the experiment, or the training answers)")
+    stop: list[str] | None = Field(None, description="generated answers end before the first of these")
+    abstain: str | None = Field(None, description="qa: the answer that means the documents do not say")
+    list_labels: bool | None = Field(None, description="classify: false when a tuned instruction leaves the label list out")
+    descriptions: dict[str, str] | None = Field(None, description="classify: what each label means (task.labels)")
     costs: dict[str, float] | None = Field(None, description="qa: task.costs, when the answers are priced (the metric is then utility)")
 
 
@@ -70,41 +70,41 @@ class Contender(_Closed):
     """One contender: its scores with their intervals, its answers, and what it cost (`evaluation.Evaluation` plus costs and P(best))."""
 
     name: str = Field(description="the contender's id in the experiment")
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(description="every metric of the task kind (docs: task kinds), the headline among them")
     ci: dict[str, Interval] = Field(description="each metric's 95% bootstrap interval")
-    latency_ms_mean: float
+    latency_ms_mean: float = Field(description="per query: its engine time plus an equal share of the work around it")
     latency_ms_p95: float
     latency_ms_p50: float | None = None
-    prompt_tokens_mean: float
-    completion_tokens_mean: float
-    fit_seconds: float
-    predict_seconds: float | None = None
-    latency_overhead_ms: float | None = None
-    peak_rss_mb: float
-    predictions: list[PredictionRow]
-    labels_predicted: int | None = None
-    top_label_share: float | None = None
-    per_label_f1: dict[str, float] | None = None
-    confusion: dict[str, dict[str, int]] | None = None
+    prompt_tokens_mean: float = Field(description="tokens sent to the model per query (0 for a lookup without an LLM)")
+    completion_tokens_mean: float = Field(description="tokens generated per query")
+    fit_seconds: float = Field(description="wall time of fitting (training, indexing, or nothing)")
+    predict_seconds: float | None = Field(None, description="wall time of answering every test row")
+    latency_overhead_ms: float | None = Field(None, description="per query: the time outside the engine, included in latency")
+    peak_rss_mb: float = Field(description="the process's peak resident memory while fitting and predicting")
+    predictions: list[PredictionRow] = Field(description="every test row with its answer, in test-file order")
+    labels_predicted: int | None = Field(None, description="classify: distinct labels among the answers")
+    top_label_share: float | None = Field(None, description="classify: the share of the most frequent answer")
+    per_label_f1: dict[str, float] | None = Field(None, description="classify: F1 per label")
+    confusion: dict[str, dict[str, int]] | None = Field(None, description="classify: expected label -> answer -> count")
     solver: dict[str, Any] = Field({}, description="the saved solver's description: the kind's own record (settings, training, retrieval, tuning, registered_as)")
     traits: dict[str, Any] = Field({}, description="the kind's traits: kind, family, tier, llm, constant, own_weights")
-    answers_cut: int | None = None
-    answer_limit: int | None = None
+    answers_cut: int | None = Field(None, description="generated answers stopped by the token limit")
+    answer_limit: int | None = Field(None, description="that limit (task.max_new_tokens)")
     repeats: list[float] | None = Field(None, description="repeats > 1: each repeat's headline score")
-    repeat_seeds: list[int] | None = None
+    repeat_seeds: list[int] | None = Field(None, description="the seeds of those repeats")
     flags: list[str] = Field([], description="degenerate answers found, in words: such a contender is not recommended while a usable one exists")
-    cost_per_1k_queries: float | None = None
-    fit_cost: float | None = None
+    cost_per_1k_queries: float | None = Field(None, description="dollars: measured machine time at the hourly price, or an endpoint's token prices; null when unknown")
+    fit_cost: float | None = Field(None, description="dollars, once")
     basis: str | None = Field(None, description="what the costs rest on")
-    upkeep_per_month: float | None = None
-    upkeep_basis: str | None = None
+    upkeep_per_month: float | None = Field(None, description="knowledge tasks with data_changes: dollars a month to keep it current")
+    upkeep_basis: str | None = Field(None, description="what that rests on (a measured re-index, or an estimated retrain)")
     p_best: float | None = Field(None, description="the probability it is best, over bootstrap resamples of the test rows")
 
 
 class Recommendation(_Closed):
     choice: str = Field(description="a contender's id, or collect_more_data")
-    reasons: list[str]
-    warnings: list[str] = []
+    reasons: list[str] = Field(description="the evidence behind the choice, one finding each")
+    warnings: list[str] = Field([], description="what could undermine it: degenerate answers, too few rows, seed effects")
 
 
 class Pair(_Closed):
@@ -167,18 +167,18 @@ class Updates(_Closed):
 class CompareResults(_Closed):
     """results.json: what `adaptlab compare` measured and recommended."""
 
-    task: TaskRecord
+    task: TaskRecord = Field(description="the task as the run saw it")
     base_model: str | dict[str, Any] = Field(description="the base model's name or folder (or an endpoint)")
     data: dict[str, Any] = Field(description="the data files and their content hashes; knowledge tasks: the documents and passages")
-    seed: int
-    repeats: int = 1
-    environment: dict[str, str]
+    seed: int = Field(description="example selection and training; contenders with repeats used seed..seed+N-1")
+    repeats: int = Field(1, description="the experiment's repeats")
+    environment: dict[str, str] = Field(description="python, machine, device")
     strategies: list[Contender] = Field(description="every contender, references first, in the order they ran")
-    recommendation: Recommendation
-    pairwise: list[Pair] = []
-    power: Power | None = None
-    break_even_queries: list[BreakEven] = []
-    constraints: dict[str, Any] = {}
+    recommendation: Recommendation = Field(description="the choice with its reasons and warnings")
+    pairwise: list[Pair] = Field([], description="every two contenders: paired difference, interval, test, Holm-adjusted p")
+    power: Power | None = Field(None, description="what the test split could detect between the top two")
+    break_even_queries: list[BreakEven] = Field([], description="per fine-tuned/prompted pair: when fine-tuning pays back")
+    constraints: dict[str, Any] = Field({}, description="the experiment's constraints, as the recommendation weighed them")
     cost_assumptions: dict[str, Any] = Field(description="the prices the costs rest on: device, dollars_per_hour and the experiment's costs")
     audit: dict[str, Any] = Field(description="the training data's audit (audit.AuditReport.to_dict)")
     updates: Updates | None = None
@@ -291,16 +291,65 @@ def schemas() -> dict[str, dict]:
     return {name.replace(".json", ".schema.json"): model.model_json_schema() for name, model in FILES.items()}
 
 
+def reference() -> str:
+    """docs/results.md: every file's fields, table by table, from the models' own descriptions."""
+    parts = ["# What a run writes\n", "Generated from `adaptlab.results` (`python -m adaptlab.results`); the JSON Schemas beside it in",
+             "`docs/schema/` are the exact contract. Load a file with `adaptlab.results.load_results` (or",
+             "`load_sweep`, `load_lineage`) to get it typed, an older run's upgraded.\n"]
+    seen: set[str] = set()
+    for name, model in FILES.items():
+        parts.append(f"## {name}\n\n{_doc(model)}\n")
+        parts += _tables(model, seen)
+    return "\n".join(parts)
+
+
+def _tables(model: type[BaseModel], seen: set[str]) -> list[str]:
+    """`model`'s field table, then those of the models its fields hold (each once)."""
+    out = ["| field | type | required | meaning |", "|---|---|---|---|"]
+    nested = []
+    for field, info in model.model_fields.items():
+        kind = _type_name(info.annotation)
+        out.append(f"| `{field}` | {kind} | {'yes' if info.is_required() else ''} | {(info.description or '').replace('|', '/')} |")
+        nested += [m for m in _models_in(info.annotation) if m.__name__ not in seen]
+    out.append("")
+    for sub in nested:
+        if sub.__name__ not in seen:
+            seen.add(sub.__name__)
+            out += [f"### {sub.__name__}\n\n{_doc(sub)}\n"] + _tables(sub, seen)
+    return out
+
+
+def _doc(model: type[BaseModel]) -> str:
+    return " ".join((model.__doc__ or "").split())
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
+def _type_name(annotation) -> str:
+    import re
+
+    text = annotation.__name__ if isinstance(annotation, type) else str(annotation)
+    return re.sub(r"\b(typing|adaptlab\.results|__main__)\.", "", text).replace("NoneType", "null").replace("|", "or")
+
+
 def write_schemas(folder: Path) -> list[Path]:
+    """Each file's JSON Schema into `folder`, and the fields' reference (results.md) beside it."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for name, schema in schemas().items():
         (folder / name).write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
         out.append(folder / name)
-    return out
+    (folder.parent / "results.md").write_text(reference(), encoding="utf-8")
+    return out + [folder.parent / "results.md"]
 
 
-if __name__ == "__main__":  # python -m adaptlab.results docs/schema
+if __name__ == "__main__":  # python -m adaptlab.results [docs/schema]
     import sys
 
     for written in write_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/schema")):
