@@ -11,30 +11,7 @@ import httpx
 import pytest
 
 from adaptlab.errors import ConfigError, DataError
-from conftest import serving
-
-HANDBOOK = """# Leave
-
-Employees get 25 days of paid leave a year. Unused days carry over until March 31.
-
-# Equipment
-
-The company reimburses a standing desk up to $400 once every three years.
-"""
-FAQ = "Parking: the garage on Elm Street is free for employees after 6 pm. Badges are renewed every 2 years."
-
-QUESTIONS_TRAIN = [
-    {"input": "How many days of paid leave do employees get?", "output": "25 days a year.", "sources": ["handbook.md"]},
-    {"input": "Until when do unused leave days carry over?", "output": "Until March 31.", "sources": ["handbook.md"]},
-    {"input": "Is the garage free?", "output": "Yes, after 6 pm.", "sources": ["faq.txt"]},
-    {"input": "What is the capital of Peru?", "output": None},
-]
-QUESTIONS_TEST = [
-    {"input": "How much is a standing desk reimbursed?", "output": "Up to $400 once every three years.", "sources": ["handbook.md"]},
-    {"input": "How often are badges renewed?", "output": "Every 2 years.", "sources": ["faq.txt"]},
-    {"input": "Who won the 1998 World Cup?", "output": None},
-]
-
+from conftest import FAQ, HANDBOOK, QUESTIONS_TEST, QUESTIONS_TRAIN, serving
 
 def _write(path: Path, rows: list[dict]) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -14,20 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import CARD_ROWS, serving, write_jsonl
+from conftest import CARD_ROWS, FAQ, HANDBOOK, QUESTIONS_TEST, QUESTIONS_TRAIN, serving, write_jsonl
 
-DOCS = {"handbook.md": "# Leave\n\nEmployees get 25 days of paid leave a year. Unused days carry over until March 31.\n\n# Equipment\n\nThe company reimburses a standing desk up to $400 once every three years.\n", "faq.txt": "Parking: the garage on Elm Street is free for employees after 6 pm. Badges are renewed every 2 years."}
-QA_TRAIN = [
-    {"input": "How many days of paid leave do employees get?", "output": "25 days a year.", "sources": ["handbook.md"]},
-    {"input": "Until when do unused leave days carry over?", "output": "Until March 31.", "sources": ["handbook.md"]},
-    {"input": "Is the garage free?", "output": "Yes, after 6 pm.", "sources": ["faq.txt"]},
-    {"input": "What is the capital of Peru?", "output": None},
-]
-QA_TEST = [
-    {"input": "How much is a standing desk reimbursed?", "output": "Up to $400 once every three years.", "sources": ["handbook.md"]},
-    {"input": "How often are badges renewed?", "output": "Every 2 years.", "sources": ["faq.txt"]},
-    {"input": "Who won the 1998 World Cup?", "output": None},
-]
+DOCS = {"handbook.md": HANDBOOK, "faq.txt": FAQ}
 
 
 def _classify(root: Path, model: Path) -> Path:
@@ -52,7 +41,7 @@ def _qa(root: Path, model: Path, form: str) -> Path:
     else:
         (root / "docs.jsonl").write_text("".join(json.dumps({"id": name, "text": text}) + "\n" for name, text in DOCS.items()), encoding="utf-8")
         docs = "docs.jsonl"
-    for name, rows in (("train.jsonl", QA_TRAIN), ("test.jsonl", QA_TEST)):
+    for name, rows in (("train.jsonl", QUESTIONS_TRAIN), ("test.jsonl", QUESTIONS_TEST)):
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     strategies = "  - name: zero_shot\n  - {name: rag, k: 2, retriever: hybrid}\n  - {id: rag_bm25, name: rag, k: 1, retriever: bm25}\n"
     data = f"data: {{docs: {docs}, train: train.jsonl, test: test.jsonl, chunk_tokens: 24, chunk_overlap: 4}}"
