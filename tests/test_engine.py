@@ -133,3 +133,37 @@ def test_scores_without_a_shared_prefix_match_naive(tiny_base):
     for q, prompt in enumerate(prompts):
         for j, label in enumerate(labels):
             assert scores[q, j] == pytest.approx(naive_logprob(tiny_base.model, prompt, label), abs=1e-4)
+
+
+def test_loop_start_catches_a_real_repetition_and_leaves_a_short_repeated_phrase():
+    from adaptlab.engine.generate import LOOP_TOKENS, loop_start
+
+    sql = list(range(100, 140))  # an answer of 40 distinct tokens, then the model repeats its last clause
+    clause = [7, 8, 9, 10, 11, 12]
+    assert loop_start(sql + clause * 6) == len(sql) + len(clause)  # keep the answer and one copy of the clause
+    assert loop_start([5] * 40) == 1  # one token over and over: keep it once
+    assert loop_start(sql) is None and loop_start([1, 2, 3] * 3) is None  # no repeat; a short phrase said three times
+    assert loop_start(sql + clause * 2) is None  # said twice: an answer may do that (a UNION of two like queries)
+    near = sql + (clause + [50]) * 2 + clause  # repeats that differ: not a loop
+    assert loop_start(near) is None
+    long_span = list(range(200, 240))  # a 40-token span needs three copies (120 tokens), not LOOP_TOKENS
+    assert loop_start(sql + long_span * 2) is None and loop_start(sql + long_span * 3) == len(sql) + len(long_span)
+    assert LOOP_TOKENS == 32
+
+
+def test_a_looping_row_ends_there_and_says_so_and_stop_loops_off_lets_it_run(tiny_base):
+    """The fixture's own weights answer every prompt with one token repeated: a loop from the first tokens."""
+    prompts = [encode_messages(tiny_base.tokenizer, build_messages(TASK, [], q)) for q in ("my card never came", "lost it")]
+    looped = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", max_new_tokens=64)
+    ran = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", max_new_tokens=64, stop_loops=False)
+    for a, b in zip(looped, ran):
+        assert a.looped and not a.cut and a.tokens < 64 and b.text.startswith(a.text)
+        assert not b.looped and b.cut and b.tokens == 64
+
+
+def test_an_end_string_keeps_itself_and_a_stop_string_does_not():
+    from adaptlab.engine.generate import Ending, _answer
+
+    assert _answer("SELECT 1; SELECT 2;", Ending(ends=(";",))) == "SELECT 1;"
+    assert _answer("date: 9th\ntime: 10pm", Ending(stop=("\n",))) == "date: 9th"
+    assert _answer("a;b\nc", Ending(stop=("\n",), ends=(";",))) == "a;"  # whichever comes first

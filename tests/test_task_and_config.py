@@ -5,7 +5,7 @@ import pytest
 from adaptlab.runs.experiment import parse_experiment
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import ConfigError, DataError
-from adaptlab.task import infer_kind, make_task
+from adaptlab.task import Task, infer_kind, make_task
 
 
 def ds(pairs, source="x.jsonl"):
@@ -67,3 +67,25 @@ def test_config_errors_name_the_key(change, expected):
     with pytest.raises(ConfigError) as info:
         parse_experiment({**BASE, **change}, "exp.yaml")
     assert expected in str(info.value) and "exp.yaml" in str(info.value)
+
+
+def test_answer_endings_are_inferred_only_where_every_training_output_shows_them(tmp_path):
+    from adaptlab.data import Dataset, Example
+    from adaptlab.task import make_task
+
+    def task_on(outputs, **kwargs):
+        rows = Dataset([Example(f"q{i}", o, i + 1) for i, o in enumerate(outputs)], "train.jsonl")
+        return make_task("t", "i", rows, rows, "generate", max_new_tokens=64, **kwargs)
+
+    sql = task_on(["SELECT a\nFROM b;", "SELECT c\nFROM d;"])
+    assert sql.stop == () and sql.ends == (";",) and "every one ends with ';'" in sql.stops_from
+    lines = task_on(["date: 9th", "time: 10pm"])
+    assert lines.stop == ("\n",) and lines.ends == () and "one line" in lines.stops_from
+    for outputs in (["SELECT a\nFROM b;", "SELECT c\nFROM d"], ["SELECT a;\nSELECT b;", "SELECT c\nFROM d;"]):  # one output does not end so; one holds it twice
+        mixed = task_on(outputs)
+        assert mixed.stop == () and mixed.ends == () and mixed.stops_from == ""
+    given = task_on(["date: 9th", "time: 10pm"], stop=("|",))
+    assert given.stop == ("|",) and given.ends == () and "task.stop" in given.stops_from
+    assert task_on(["date: 9th", "time: 10pm"], stop=()).stop == ()  # stop: [] turns inference off
+    assert task_on(["a", "b"], stop_loops=False).stop_loops is False
+    assert Task.from_dict(sql.to_dict()) == sql

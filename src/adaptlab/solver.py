@@ -32,6 +32,7 @@ class Prediction:
     shots: int = 0  # examples placed in this query's prompt
     alternatives: dict[str, str] | None = None  # other choice rules' answers, e.g. {"length_normalised": ...}
     cut: bool = False  # generate: stopped at max_new_tokens, not by the model (the answer may be incomplete)
+    looped: bool = False  # generate: ended where it began repeating itself (task.stop_loops)
     passages: tuple[dict, ...] = ()  # rag: the passages placed in its prompt, best first ({"source", "score", "text"})
 
 

@@ -59,6 +59,9 @@ class Task:
     abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
     list_labels: bool = True  # classify: the system turn lists the labels (a tuned instruction may leave them out)
     descriptions: tuple[tuple[str, str], ...] = ()  # classify: (label, what it means) from task.labels, shown in the label list
+    ends: tuple[str, ...] = ()  # generated answers: the answer ends after the first of these (inferred from the training outputs: `answer_endings`)
+    stops_from: str = ""  # where stop and ends came from (the experiment, or the training outputs)
+    stop_loops: bool = True  # generated answers: a row that begins repeating itself ends there (engine.generate.loop_start)
     costs: AnswerCosts | None = None  # qa: what right answers, hallucinations and wrong abstentions are worth; the headline is then their mean (`utility`)
 
     @property
@@ -108,12 +111,12 @@ class Task:
     @classmethod
     def from_dict(cls, data: dict) -> "Task":
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()), AnswerCosts(**data["costs"]) if data.get("costs") else None)
+        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()), tuple(data.get("ends", ())), data.get("stops_from", ""), data.get("stop_loops", True), AnswerCosts(**data["costs"]) if data.get("costs") else None)
 
     def to_dict(self) -> dict:
         out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
         if self.generates:
-            out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop)}
+            out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop), "ends": list(self.ends), "stops_from": self.stops_from, "stop_loops": self.stop_loops}
         if self.spec.abstains:
             out["abstain"] = self.abstain
         if not self.list_labels:
@@ -145,12 +148,36 @@ def answer_budget(outputs: list[str], count_tokens: Callable[[str], int]) -> tup
     return longest + margin, f"the longest training answer ({longest} tokens) + {margin}"
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] = (), count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None, costs: AnswerCosts | None = None) -> Task:
+def answer_endings(outputs: list[str]) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    r"""(stop, ends, where from) the training outputs show: every output on one line, an answer stops at a line
+    break; every output ending in the same punctuation that occurs nowhere else in it, the answer ends right after
+    it. Nothing is inferred from outputs that do not all agree.
+
+    >>> answer_endings(["SELECT 1;", "SELECT a\nFROM b;"])
+    ((), (';',), "the training outputs: every one ends with ';' and holds it once")
+    >>> answer_endings(["date: 9th", "time: 10pm"])[0]
+    ('\n',)
+    >>> answer_endings(["It is $5.\nYes.", "No."])
+    ((), (), '')
+    """
+    outputs = [o.strip() for o in outputs if o.strip()]
+    if not outputs:
+        return (), (), ""
+    if all("\n" not in o for o in outputs):
+        return ("\n",), (), "the training outputs: every one is one line"
+    last = outputs[0][-1]
+    if not last.isalnum() and not last.isspace() and all(o.endswith(last) and o.count(last) == 1 for o in outputs):
+        return (), (last,), f"the training outputs: every one ends with {last!r} and holds it once"
+    return (), (), ""
+
+
+def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] | None = None, count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None, costs: AnswerCosts | None = None, stop_loops: bool = True) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
 
     Generate and qa tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
     (`answer_budget`, counted with `count_tokens`, the model's tokenizer). `descriptions` (classify) says what labels
     mean; a label the training outputs do not use is an error. `costs` (qa) prices the answers: the headline is then their mean value.
+    `stop` None: the stop and end strings the training outputs show (`answer_endings`); () or strings: those only.
     """
     kind = kind or infer_kind(train)
     spec = task_kind(kind)
@@ -165,7 +192,13 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
             limit, source = answer_budget(train.outputs, count_tokens)
         else:
             limit, source = DEFAULT_MAX_NEW_TOKENS, "the default (no tokenizer to count the training answers with)"
-        return Task(name, instruction, kind, max_new_tokens=limit, stop=tuple(stop), max_new_tokens_from=source, abstain=abstain, costs=costs)
+        if stop is None and not spec.abstains:
+            stop, ends, stops_from = answer_endings(train.outputs)
+        elif stop is None:  # answers from documents are prose the training answers' shape says little about
+            stop, ends, stops_from = (), (), ""
+        else:
+            stop, ends, stops_from = tuple(stop), (), "the experiment (task.stop)" if stop else ""
+        return Task(name, instruction, kind, max_new_tokens=limit, stop=stop, max_new_tokens_from=source, abstain=abstain, ends=ends, stops_from=stops_from, stop_loops=stop_loops, costs=costs)
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:

@@ -102,10 +102,14 @@ def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
 
 
 def cut_warnings(e: Evaluation) -> list[str]:
-    """A warning when answers hit the token limit: they may be incomplete, and their scores with them."""
-    if not e.answers_cut:
-        return []
-    return [f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it"]
+    """A warning when answers hit the token limit (they may be incomplete, and their scores with them), and when
+    answers began repeating themselves and were ended there (task.stop_loops)."""
+    out = []
+    if e.answers_cut:
+        out.append(f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it")
+    if e.answers_looped:
+        out.append(f"{e.name}: {e.answers_looped} of {len(e.predictions)} answers began repeating themselves and were ended there, one copy of the repeated span kept (task.stop_loops)")
+    return out
 
 
 REMEDY = "collect more (or cleaner) labeled data before choosing"  # what to try when nothing beats the trivial reference (recommend's `remedy`)

@@ -12,8 +12,14 @@ How a call runs (figures: bench/generate.py, docs/generation.md):
 - Attention runs grouped-query attention natively (`_gqa_attention`) instead of
   copying the keys and values once per query head, as transformers does on CPU
   whenever a mask is given (always, with left padding).
-- Rows that finished (end of turn, a stop string, or a cancelled stream) leave
-  the batch once a quarter of it is done, so the rest decode on a smaller batch.
+- Rows that finished (end of turn, a stop string, an end string, a loop, or a
+  cancelled stream) leave the batch once a quarter of it is done, so the rest decode
+  on a smaller batch.
+- A row that has begun repeating itself (`loop_start`: its last LOOP_TOKENS tokens or
+  more are one span repeated LOOP_REPEATS times or more) ends there, keeping one copy
+  of the span: a small model that loops would otherwise run to max_new_tokens, which
+  was most of the predict time on long answers (docs/generation.md). `stop_loops=False`
+  turns it off.
 
 A row can stream: give it a `Sink` and each piece of its answer is handed over as
 it is generated (still in one batch with the other rows); a sink that reports
@@ -30,6 +36,9 @@ from adaptlab.engine.kv import prefix_kv
 from adaptlab.engine.scoring import common_prefix
 from adaptlab.solver import Progress
 
+LOOP_TOKENS = 32  # a row's tail this long (or longer) ...
+LOOP_REPEATS = 3  # ... made of one span repeated this many times (or more) has begun looping
+LOOP_PERIOD = 64  # the longest span looked for, in tokens
 MEMORY_MB = 1024  # key/value cache of one batch, at most (SmolLM2-135M: 46 KB per token in fp32)
 MAX_BATCH = 32  # rows decoded together, at most
 PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
@@ -52,10 +61,14 @@ class Answer(NamedTuple):
     tokens: int  # tokens generated, the end-of-turn token included
     cut: bool  # stopped by max_new_tokens, not by the model: the answer may be incomplete
     seconds: float = 0.0  # its batch's wall time over the batch's rows (the shared prefix goes to the first batch)
+    looped: bool = False  # ended because it began repeating itself (the repeats dropped, one copy kept)
 
 
-def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, progress: Progress | None = None, stop: tuple[str, ...] = (), sinks: list[Sink | None] | None = None, memory_mb: int = MEMORY_MB, max_batch: int = MAX_BATCH, bf16: bool = False) -> list[Answer]:
-    """Greedy completions of each prompt, in order; `progress` is told as batches finish."""
+def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, progress: Progress | None = None, stop: tuple[str, ...] = (), sinks: list[Sink | None] | None = None, memory_mb: int = MEMORY_MB, max_batch: int = MAX_BATCH, bf16: bool = False, ends: tuple[str, ...] = (), stop_loops: bool = True) -> list[Answer]:
+    """Greedy completions of each prompt, in order; `progress` is told as batches finish.
+
+    An answer ends before the first `stop` string, after the first `ends` string, at the end of turn, or (with
+    `stop_loops`) where it began repeating itself."""
     import torch
 
     if not prompts:
@@ -69,7 +82,7 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
         clock = time.perf_counter()
         prefix = prefix_kv(model, shared, device)
         for batch in _batches(prompts, len(shared), max_new_tokens, _bytes_per_token(model, bf16), memory_mb, max_batch):
-            rows = [_Row(sinks[i], tokenizer, stop, stops) for i in batch]
+            rows = [_Row(sinks[i], tokenizer, Ending(stop, ends, stop_loops), stops) for i in batch]
             rests = [prompts[i][len(shared) :] for i in batch]
             done = _decode(model, prefix, len(shared), rests, rows, pad, device, max_new_tokens)
             now = time.perf_counter()
@@ -212,27 +225,69 @@ class _attention:
         self.config._attn_implementation = self.before
 
 
-def _answer(text: str, stop: tuple[str, ...]) -> str:
-    """The answer in `text`: up to the first stop string, stripped."""
-    end = _first_stop(text, stop)
+class Ending(NamedTuple):
+    """How an answer ends besides the end of turn: before a stop string, after an end string, where it loops."""
+
+    stop: tuple[str, ...] = ()
+    ends: tuple[str, ...] = ()
+    loops: bool = True
+
+    def cut(self, text: str) -> int | None:
+        """Where the answer in `text` ends (before the first stop string, after the first end string), or None."""
+        found = [i for i in (text.find(s) for s in self.stop if s) if i >= 0] + [i + len(s) for s, i in ((s, text.find(s)) for s in self.ends if s) if i >= 0]
+        return min(found) if found else None
+
+    @property
+    def reads_text(self) -> bool:
+        return bool(self.stop or self.ends)
+
+    @property
+    def hold(self) -> int:
+        """Characters a stream holds back: what a stop string not yet complete may still remove."""
+        return max((len(s) - 1 for s in self.stop if s), default=0)
+
+
+def _answer(text: str, ending: Ending) -> str:
+    """The answer in `text`: up to its ending, stripped."""
+    end = ending.cut(text)
     return (text if end is None else text[:end]).strip()
 
 
-def _first_stop(text: str, stop: tuple[str, ...]) -> int | None:
-    """Where the first stop string begins in `text`, or None."""
-    ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return min(ends) if ends else None
+def loop_start(ids: list[int]) -> int | None:
+    """Where `ids` should end because its tail repeats one span: the tail of LOOP_TOKENS tokens or more is the span
+    (of at most LOOP_PERIOD tokens) LOOP_REPEATS times or more; the answer keeps everything before the repeats and one
+    copy of the span. None while the tail is not such a loop.
+
+    >>> loop_start([7, 8] + [1, 2, 3, 4] * 10)  # the span 1 2 3 4, ten times: keep it once
+    6
+    >>> loop_start([5, 6, 7] * 3) is None  # a short answer may repeat a phrase
+    True
+    """
+    n = len(ids)
+    if n < LOOP_TOKENS:
+        return None
+    for period in range(1, min(LOOP_PERIOD, n // LOOP_REPEATS) + 1):
+        tail = max(LOOP_TOKENS, LOOP_REPEATS * period)
+        if tail > n:
+            break
+        if all(ids[n - i] == ids[n - i - period] for i in range(1, tail - period + 1)):
+            start = n - tail
+            while start > 0 and ids[start - 1] == ids[start - 1 + period]:
+                start -= 1
+            return start + period
+    return None
 
 
 class _Row:
     """One row's state: its tokens so far, whether it is done, and the text already handed to its sink."""
 
-    def __init__(self, sink: Sink | None, tokenizer, stop: tuple[str, ...], stops: set[int]):
-        self.sink, self.tokenizer, self.stop, self.stops = sink, tokenizer, stop, stops
+    def __init__(self, sink: Sink | None, tokenizer, ending: Ending, stops: set[int]):
+        self.sink, self.tokenizer, self.ending, self.stops = sink, tokenizer, ending, stops
         self.ids: list[int] = []  # the answer's tokens (no end of turn)
         self.sent = ""
         self.done = False
-        self.ended = False  # the model ended its turn (or a stop string came): not cut
+        self.ended = False  # the model ended its turn (or a stop or end string came, or it looped): not cut
+        self.looped = False
         self.generated = 0
 
     @property
@@ -252,10 +307,13 @@ class _Row:
             self.done = self.ended = True
             return
         self.ids.append(token)
-        if self.stop or (self.sink and self.sink.wants_text):
+        if self.ending.loops and (start := loop_start(self.ids)) is not None:
+            del self.ids[start:]
+            self.done = self.ended = self.looped = True
+            return
+        if self.ending.reads_text or (self.sink and self.sink.wants_text):
             text = self.tokenizer.decode(self.ids, skip_special_tokens=True).lstrip()
-            end = _first_stop(text, self.stop)
-            if end is not None:
+            if self.ending.cut(text) is not None:
                 self.done = self.ended = True
             elif self.sink and self.sink.wants_text:
                 self._send(text)
@@ -263,7 +321,7 @@ class _Row:
     def _send(self, text: str) -> None:
         # Hold back what the final answer may still lose: a half-decoded character, the
         # trailing space strip() drops, and the start of a stop string.
-        hold = max((len(s) - 1 for s in self.stop if s), default=0)
+        hold = self.ending.hold
         safe = text[: len(text) - hold].rstrip().rstrip("\ufffd")
         if len(safe) > len(self.sent) and safe.startswith(self.sent):
             self.sink.put(safe[len(self.sent) :])
@@ -271,8 +329,8 @@ class _Row:
 
     def finish(self) -> Answer:
         """The final answer; hands the rest of it to the sink."""
-        text = _answer(self.tokenizer.decode(self.ids, skip_special_tokens=True), self.stop)
+        text = _answer(self.tokenizer.decode(self.ids, skip_special_tokens=True), self.ending)
         if self.sink and self.sink.wants_text and not self.cancelled and text.startswith(self.sent) and len(text) > len(self.sent):
             self.sink.put(text[len(self.sent) :])
             self.sent = text
-        return Answer(text, self.generated, not self.ended and not self.cancelled)
+        return Answer(text, self.generated, not self.ended and not self.cancelled, looped=self.looped)

@@ -109,7 +109,7 @@ class LMSolver:
                     for b, n, p, s, c in zip(summed, normalised, prompts, seconds, counts)
                 ]
             answers = self._generate(prompts, progress, sinks)
-            return [Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut) for a, p, c in zip(answers, prompts, counts)]
+            return [Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut, looped=a.looped) for a, p, c in zip(answers, prompts, counts)]
 
     def reset_precision(self) -> None:
         """Decide bf16 against fp32 again, from scratch (the weights changed: after fine-tuning)."""
@@ -119,7 +119,7 @@ class LMSolver:
     def _generate(self, prompts, progress, sinks):
         """Greedy answers, in fp32 (see GENERATE_PRECISION)."""
         self.precision, self.precision_note = "fp32", GENERATE_PRECISION
-        return generate(self.base.model, self.base.tokenizer, prompts, self.base.eot_id, self.base.device, self.task.max_new_tokens, progress=progress, stop=self.task.stop, sinks=sinks)
+        return generate(self.base.model, self.base.tokenizer, prompts, self.base.eot_id, self.base.device, self.task.max_new_tokens, progress=progress, stop=self.task.stop, sinks=sinks, ends=self.task.ends, stop_loops=self.task.stop_loops)
 
     def _scores(self, prompts, progress):
         """Label scores, in bf16 where it is fast and chooses the same labels as fp32 on the first queries."""

@@ -38,6 +38,7 @@ class Evaluation:
     confusion: dict[str, dict[str, int]] | None = None  # classify: expected -> predicted -> count
     traits: dict = field(default_factory=dict)  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
     answers_cut: int | None = None  # generate: answers stopped by the token limit, not by the model
+    answers_looped: int | None = None  # generate: answers ended where they began repeating themselves (task.stop_loops)
     answer_limit: int | None = None  # generate: that limit (task.max_new_tokens)
     predict_seconds: float | None = None  # wall time of answering every test row
     latency_overhead_ms: float | None = None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
@@ -130,6 +131,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         confusion=confusion,
         traits=traits or {},
         answers_cut=sum(cut) if spec.generates else None,
+        answers_looped=sum(p.looped for p in predictions) if spec.generates else None,
         answer_limit=task.max_new_tokens if spec.generates else None,
         flags=flags,
         predict_seconds=predict_seconds,
@@ -142,6 +144,8 @@ def prediction_row(example, prediction) -> dict:
     row = {"input": example.input, "expected": example.output, "predicted": prediction.output, "line": example.line, "shots": prediction.shots}
     if prediction.cut:
         row["cut"] = True
+    if prediction.looped:
+        row["looped"] = True
     if example.sources:
         row["sources"] = list(example.sources)
     if prediction.passages:

@@ -48,7 +48,7 @@ class RemoteSolver:
             self.usage["prompt_tokens"] += reply.prompt_tokens
             self.usage["completion_tokens"] += reply.completion_tokens
             self.usage["retries"] += reply.retries
-            output = self._label(query, reply) if classify else _cut(reply.text, self.task.stop)
+            output = self._label(query, reply) if classify else _cut(reply.text, self.task)
             predictions.append(Prediction(output, reply.prompt_tokens, reply.completion_tokens, reply.seconds, len(shots)))
         return predictions
 
@@ -99,6 +99,9 @@ def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str |
     return None
 
 
-def _cut(text: str, stops: tuple[str, ...]) -> str:
-    cuts = [text.index(s) for s in stops if s in text]
-    return text[: min(cuts)] if cuts else text
+def _cut(text: str, task: Task) -> str:
+    """The answer in an endpoint's reply: before the first stop string, after the first end string (the endpoint saw only the stops)."""
+    from adaptlab.engine.generate import Ending
+
+    end = Ending(task.stop, task.ends).cut(text)
+    return text if end is None else text[:end]

@@ -40,7 +40,7 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     warnings = train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap)
     if dev is not None:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
-    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels, _costs(config))
+    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, None if config.task.stop is None else tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels, _costs(config), config.task.stop_loops)
     return Prepared(train, test, dev, task, warnings)
 
 

@@ -64,7 +64,7 @@ def base_answers(base, prompts: list[list[int]], streams: list, max_tokens: int)
     from adaptlab.engine.lm_solver import _adapter
 
     with _adapter(base, None):
-        answers = generate(base.model, base.tokenizer, prompts, base.eot_id, base.device, max_tokens, sinks=streams)
+        answers = generate(base.model, base.tokenizer, prompts, base.eot_id, base.device, max_tokens, sinks=streams, stop_loops=False)  # the raw model answers as asked: max_tokens bounds it, as an OpenAI client expects
     return [Answer(a.text, len(ids), a.tokens, a.cut) for a, ids in zip(answers, prompts)]
 
 
