@@ -45,15 +45,15 @@ def main():
         rows.append({
             "strategy": s["name"], metric: s["metrics"][metric], f"{metric}_ci": s["ci"][metric],
             "fit_s": s["fit_seconds"], "predict_s": s["latency_ms_mean"] * n / 1000, "prompt_tokens_mean": s["prompt_tokens_mean"],
-            "answer_tokens_mean": s["completion_tokens_mean"], "answers_cut": s.get("answers_cut"), "rows": n,
+            "answer_tokens_mean": s["completion_tokens_mean"], "answers_cut": s.get("answers_cut"), "answers_looped": s.get("answers_looped"), "rows": n,
             "precision": s["solver"].get("precision"), "peak_rss_mb": s["peak_rss_mb"], "metrics": s["metrics"],
             "documents_training_s": (s["solver"].get("documents_training") or {}).get("seconds"), "reference": not s["traits"].get("llm", True), "flags": s.get("flags", []),
         } | ({"tuning": _tuning(s["solver"]["tuning"])} if s["solver"].get("tuning") else {}))
     print(f"{results['task']['name']}: max_new_tokens {results['task'].get('max_new_tokens')} ({results['task'].get('max_new_tokens_from')}), {torch.get_num_threads()} threads")
-    print(f"{'strategy':<12} {metric:>6} {'95% CI':>15} {'fit s':>7} {'predict s':>9} {'prompt tok':>10} {'answer tok':>10} {'cut':>4} {'precision':>9} {'peak RSS MB':>11}")
+    print(f"{'strategy':<12} {metric:>6} {'95% CI':>15} {'fit s':>7} {'predict s':>9} {'prompt tok':>10} {'answer tok':>10} {'cut':>4} {'loop':>4} {'precision':>9} {'peak RSS MB':>11}")
     for r in rows:
         ci = f"[{r[metric + '_ci'][0]:.3f}, {r[metric + '_ci'][1]:.3f}]"
-        print(f"{r['strategy']:<12} {r[metric]:>6.3f} {ci:>15} {r['fit_s']:>7.1f} {r['predict_s']:>9.1f} {r['prompt_tokens_mean']:>10.0f} {r['answer_tokens_mean']:>10.0f} {r['answers_cut'] or 0:>4} {str(r['precision']):>9} {r['peak_rss_mb']:>11.0f}")
+        print(f"{r['strategy']:<12} {r[metric]:>6.3f} {ci:>15} {r['fit_s']:>7.1f} {r['predict_s']:>9.1f} {r['prompt_tokens_mean']:>10.0f} {r['answer_tokens_mean']:>10.0f} {r['answers_cut'] or 0:>4} {r['answers_looped'] or 0:>4} {str(r['precision']):>9} {r['peak_rss_mb']:>11.0f}")
     if task_kind(results["task"]["kind"]).abstains:
         keys = ("token_f1", "abstention_rate", "hallucination_rate", "false_abstention_rate", "unsupported_figures", "recall_at_k")
         print(f"\n{'strategy':<12} " + " ".join(f"{k[:12]:>12}" for k in keys))
@@ -80,7 +80,7 @@ def main():
         print(f"  - {reason}")
     result = {"bench": "compare", "experiment": os.path.relpath(Path(args.experiment).resolve(), Path(__file__).parents[1].resolve()),
               "wall_s": wall, "threads": torch.get_num_threads(), "max_new_tokens": results["task"].get("max_new_tokens"),
-              "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "strategies": rows, "data": {k: v for k, v in results["data"].items() if k in ("chunks", "index_seconds", "chunk_tokens")}, "recommendation": results["recommendation"]["choice"], "reasons": results["recommendation"]["reasons"], "warnings": results["recommendation"]["warnings"]} | ({"updates": updates} if updates else {})
+              "max_new_tokens_from": results["task"].get("max_new_tokens_from"), "stop": results["task"].get("stop"), "ends": results["task"].get("ends"), "stops_from": results["task"].get("stops_from"), "strategies": rows, "data": {k: v for k, v in results["data"].items() if k in ("chunks", "index_seconds", "chunk_tokens")}, "recommendation": results["recommendation"]["choice"], "reasons": results["recommendation"]["reasons"], "warnings": results["recommendation"]["warnings"]} | ({"updates": updates} if updates else {})
     write_result(args.out, result)
 
 

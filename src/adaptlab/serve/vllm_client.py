@@ -66,10 +66,14 @@ class Client:
             scores = self.label_scores(name, query)
             return max(entry["task"]["labels"], key=lambda label: scores[label])  # ties: the first label, as adaptlab
         body = {"model": entry["model"], "messages": self.messages(name, query), "temperature": 0, "max_tokens": entry["task"].get("max_new_tokens", 128)}
-        if entry["task"].get("stop"):
-            body["stop"] = entry["task"]["stop"]
+        ends = entry["task"].get("ends") or []
+        if entry["task"].get("stop") or ends:  # an end string stops the answer too, and is kept (vLLM drops what stops it)
+            body["stop"] = list(entry["task"].get("stop") or []) + list(ends)
         reply = self._post("/v1/chat/completions", body)
-        return (reply["choices"][0]["message"]["content"] or "").strip()
+        text = reply["choices"][0]["message"]["content"] or ""
+        if ends and reply["choices"][0].get("stop_reason") in ends:
+            text += reply["choices"][0]["stop_reason"]
+        return text.strip()
 
     def label_scores(self, name: str, query: str) -> dict[str, float]:
         """Each label's summed log-probability, end of turn included, after the version's prompt for `query`."""
