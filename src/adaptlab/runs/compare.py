@@ -30,14 +30,14 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content and the run folder.
 
     `model`, when given, replaces the experiment's base model (and is recorded as the one used);
-    `events` hears the progress (default: nothing is shown). The steps: `plan` (read and check
+    `events` hears the progress (default: nothing is shown). The steps: `CompareRun(...)` (read and check
     everything a config error could stop), claim the run folder, load the base model and audit,
-    measure each contender (`Comparison.measure`), then write results.json and the report.
+    measure each contender (`CompareRun.measure`), then write results.json and the report.
     """
     events = events or Events()
     config, root = experiment_of(experiment)
     refuse_taken(out, f"choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
-    run = Comparison(config.model_copy(update={"model": model}) if model else config, root, events)
+    run = CompareRun(config.model_copy(update={"model": model}) if model else config, root, events)
     run.run_dir = claim(out, run.task.name, run.resolved)
     registry = default_registry()
     try:
@@ -52,7 +52,7 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     return results, run.run_dir
 
 
-class Comparison:
+class CompareRun:
     """One compare run's state, step by step: what every contender shares (data, base model, documents, prices) and what has been measured."""
 
     def __init__(self, config: ExperimentConfig, root: Path, events: Events):
