@@ -19,6 +19,27 @@ def test_help_does_not_import_torch():
     assert out == ["0", "0", "False"]
 
 
+def test_version_short_help_on_every_command_brackets_and_switches():
+    from typer.testing import CliRunner
+
+    from adaptlab import __version__
+    from adaptlab.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["--version"]).output.strip() == f"adaptlab {__version__}"
+    import typer
+
+    root = typer.main.get_command(app)
+    commands = [[name] for name in root.commands] + [[name, sub] for name, group in root.commands.items() for sub in getattr(group, "commands", {})]
+    assert len(commands) >= 12
+    for command in [[]] + commands:
+        short, long = runner.invoke(app, command + ["-h"]), runner.invoke(app, command + ["--help"])
+        assert short.exit_code == 0 and short.output == long.output, command
+        assert "<bool>" not in short.output, f"{command}: a switch shown with a value"
+    assert "pip install 'adaptlab[mlflow]'" in " ".join(runner.invoke(app, ["compare", "-h"]).output.split())  # brackets print as written
+
+
+
 def test_compare_end_to_end(card_experiment, tmp_path):
     out = tmp_path / "run"
     result = runner.invoke(app, ["compare", str(card_experiment), "--out", str(out)])

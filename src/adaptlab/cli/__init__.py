@@ -20,12 +20,22 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: brackets in help text (pip install 'adaptlab[mlflow]') print as written, switches as switches
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from adaptlab import __version__
+
+        print(f"adaptlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(version: bool = typer.Option(False, "--version", help="Print adaptlab's version and exit.", callback=_version, is_eager=True)) -> None:
     """Fine-tune or prompt? Build both on your labeled data, measure them side by side, and see which to use."""
 
 from adaptlab.cli import audit as _audit  # noqa: E402,F401  (registers the command)
