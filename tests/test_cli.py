@@ -20,6 +20,7 @@ def test_help_does_not_import_torch():
 
 
 def test_version_short_help_on_every_command_brackets_and_switches():
+    import typer
     from typer.testing import CliRunner
 
     from adaptlab import __version__
@@ -27,8 +28,6 @@ def test_version_short_help_on_every_command_brackets_and_switches():
 
     runner = CliRunner()
     assert runner.invoke(app, ["--version"]).output.strip() == f"adaptlab {__version__}"
-    import typer
-
     root = typer.main.get_command(app)
     commands = [[name] for name in root.commands] + [[name, sub] for name, group in root.commands.items() for sub in getattr(group, "commands", {})]
     assert len(commands) >= 12
@@ -37,6 +36,35 @@ def test_version_short_help_on_every_command_brackets_and_switches():
         assert short.exit_code == 0 and short.output == long.output, command
         assert "<bool>" not in short.output, f"{command}: a switch shown with a value"
     assert "pip install 'adaptlab[mlflow]'" in " ".join(runner.invoke(app, ["compare", "-h"]).output.split())  # brackets print as written
+    for command in (["compare"], ["sweep"], ["finetune"], ["audit"], ["serve"]):  # --model wherever a base model is used
+        assert "--model" in runner.invoke(app, command + ["-h"]).output, command
+
+
+def test_compare_and_registry_list_print_json_for_scripts(card_experiment, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+
+    runner = CliRunner()
+    done = runner.invoke(app, ["compare", str(card_experiment), "--out", str(tmp_path / "run"), "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    saved = json.loads((tmp_path / "run" / "results.json").read_text(encoding="utf-8"))
+    assert summary["choice"] == saved["recommendation"]["choice"] and summary["results"] == str(tmp_path / "run" / "results.json")
+    assert [c["name"] for c in summary["contenders"]] == [s["name"] for s in saved["strategies"]]
+    assert all(c["ci"][0] <= c["accuracy"] <= c["ci"][1] for c in summary["contenders"])
+    listed = json.loads(runner.invoke(app, ["registry", "list", "--json"]).stdout)
+    assert {v["contender"] for v in listed if v["run_id"] == "run"} == {c["name"] for c in summary["contenders"]}
+
+
+def test_finetune_model_cannot_change_a_resumed_run(tmp_path):
+    from adaptlab.errors import ConfigError
+    from adaptlab.runs.finetune import run_finetune
+
+    with pytest.raises(ConfigError, match="--model cannot change a run being resumed"):
+        run_finetune(resume=tmp_path, model="other")
 
 
 

@@ -135,11 +135,12 @@ def _tracking(config, setting):
     return tracking_for(setting, config.mlflow)
 
 
-def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None) -> dict:
-    """The learning curve (`adaptlab sweep`): prompting against fine-tuning at each training-set size; sweep.json's content."""
+def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None, model: str | None = None) -> dict:
+    """The learning curve (`adaptlab sweep`): prompting against fine-tuning at each training-set size; sweep.json's content.
+    `model` replaces the experiment's base model, as compare's does."""
     from adaptlab.runs.sweep import DEFAULT_SIZES, run_sweep
 
-    return run_sweep(experiment, tuple(sizes or DEFAULT_SIZES), seeds, Path(out) if out else None, events=_events(progress))
+    return run_sweep(experiment, tuple(sizes or DEFAULT_SIZES), seeds, Path(out) if out else None, events=_events(progress), model=model)
 
 
 def audit_data(train, test=None, *, instruction: str | None = None, kind: str | None = None):

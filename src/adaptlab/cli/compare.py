@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -24,6 +25,7 @@ def compare(
     model: str = typer.Option(None, "--model", help=f"Base model instead of the experiment's: '{EMBEDDED_NAME}', a local Hugging Face folder, or a .gguf file."),
     mlflow: bool = typer.Option(False, "--mlflow", help="Log the run to MLflow (pip install 'adaptlab[mlflow]'): a parent run, a child run per contender, the recommended solver registered with the alias 'champion'. Tracking URI: the experiment's mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite under $ADAPTLAB_HOME/mlflow."),
     mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="Log to this MLflow tracking URI (implies --mlflow), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout instead of the tables: the run folder, results.json and report.html, the recommendation, each contender's headline score with its interval, P(best), cost and flags; progress stays on stderr."),
     refresh: str = typer.Option(None, "--refresh", help="A compare run (its id, as `adaptlab registry list` shows it, or its folder) to run again from its recorded config on the documents as they are now: rag versions re-index the changed files, fine-tuned ones retrain; new versions are registered."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
@@ -40,6 +42,9 @@ def compare(
         err.print(f"refreshing {refresh}: its recorded experiment {experiment}")
     result = run(experiment, out=out, model=model, progress=RichEvents(err), mlflow=mlflow_uri or (True if mlflow else None))
     results, run_dir = result.results, result.run_dir
+    if as_json:
+        print(json.dumps(summary(results, run_dir, result.mlflow), indent=1))
+        return
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(audit_table(results.audit, "the training data"))
     console.print(results_table(results))
@@ -61,6 +66,15 @@ def compare(
 
         champion = logged["champion"]
         console.print(f"mlflow:  experiment {logged['experiment']!r}, parent run {logged['parent_run_id']} at {masked(logged['tracking_uri'])}" + (f"; model {logged['registered_model']!r} version {champion['version']} ({champion['ref']}) is {champion['alias']!r}" if champion else ""), highlight=False, soft_wrap=True)
+
+
+def summary(results: CompareResults, run_dir: Path, mlflow: dict | None) -> dict:
+    """`compare --json`: what a script reads from a run, in one object (results.json has everything)."""
+    metric = results.task.metric
+    contenders = [{"name": s.name, "kind": s.traits.get("kind", s.name), metric: s.metrics[metric], "ci": s.ci[metric], "p_best": s.p_best, "cost_per_1k_queries": s.cost_per_1k_queries, "flags": s.flags} for s in results.strategies]
+    rec = results.recommendation
+    return {"run_dir": str(run_dir), "results": str(run_dir / "results.json"), "report": str(run_dir / "report.html"), "task": results.task.name, "metric": metric,
+            "choice": rec.choice, "reasons": rec.reasons, "warnings": rec.warnings, "contenders": contenders} | ({"mlflow": mlflow} if mlflow else {})
 
 
 def results_table(results: CompareResults) -> Table:

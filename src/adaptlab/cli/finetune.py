@@ -16,6 +16,7 @@ def finetune(
     out: Path = typer.Option(None, "--out", help="Run folder to write; default $ADAPTLAB_HOME/runs/<time>-<task>-<strategy>-<6 hex digits>, a new folder each run."),
     resume: Path = typer.Option(None, "--resume", help="Continue this run folder from its last complete checkpoint."),
     checkpoint_every: int = typer.Option(50, "--checkpoint-every", min=0, help="Write a checkpoint every N optimizer steps (0: only on SIGTERM)."),
+    model: str = typer.Option(None, "--model", help="Base model instead of the experiment's (and the strategy's own `model`): 'smollm2-135m-instruct', a local Hugging Face folder, or a .gguf file; not with --resume."),
     merge: bool = typer.Option(False, "--merge", help="lora: also write base + adapter merged into one safetensors model (merged/)."),
 ) -> None:
     """Fine-tune with the experiment's lora or full strategy: progress, checkpoints, an adapter with its lineage.
@@ -27,7 +28,7 @@ def finetune(
     from adaptlab.cli.events import RichEvents
     from adaptlab.runs.finetune import run_finetune
 
-    lineage, run_dir = run_finetune(experiment, strategy, out, resume, checkpoint_every, merge, events=RichEvents(err))
+    lineage, run_dir = run_finetune(experiment, strategy, out, resume, checkpoint_every, merge, events=RichEvents(err), model=model)
     if not lineage:  # not rank 0
         return
     test = lineage["metrics"]["test"]

@@ -16,13 +16,16 @@ app.add_typer(registry_app, name="registry")
 
 
 @registry_app.command("list")
-def list_versions(task: str = typer.Argument(None, help="Only this task's versions.")) -> None:
+def list_versions(task: str = typer.Argument(None, help="Only this task's versions."), as_json: bool = typer.Option(False, "--json", help="Print the versions as a JSON list (each as `registry show` prints one) instead of the table.")) -> None:
     """Every registered version, oldest first; * marks the promoted one."""
     from adaptlab.registry import default_registry, parse_ref
 
     if task:
         parse_ref(task)
     registry = default_registry()
+    if as_json:
+        print(json.dumps([v.to_dict() for v in registry.versions(task)], indent=1))
+        return
     table = Table(title="registry")
     for column in ("version", "contender", "kind", "metric", "run", "created"):
         table.add_column(column)

@@ -17,6 +17,7 @@ def sweep(
     sizes: str = typer.Option("8,16,32,64", "--sizes", help="Training-set sizes to try, comma-separated; the full set is always added."),
     seeds: int = typer.Option(3, "--seeds", min=1, help="Samples per size (each a different seeded draw of rows)."),
     out: Path = typer.Option(None, "--out", help="Folder for sweep.json; default $ADAPTLAB_HOME/runs/<time>-<task>-sweep."),
+    model: str = typer.Option(None, "--model", help="Base model instead of the experiment's: 'smollm2-135m-instruct', a local Hugging Face folder, or a .gguf file."),
 ) -> None:
     """Quality against the number of labeled examples for each strategy, and the size from which fine-tuning overtakes prompting."""
     from adaptlab.cli.events import RichEvents
@@ -32,7 +33,7 @@ def sweep(
     if not points or min(points) < 1:
         raise ConfigError("--sizes needs at least one size of 1 or more")
     out = out or new_folder(adaptlab_home() / "runs", "sweep")
-    result = run_sweep(experiment, sizes=points, seeds=seeds, out=out, progress=RichEvents(err))
+    result = run_sweep(experiment, sizes=points, seeds=seeds, out=out, progress=RichEvents(err), model=model)
     table = Table(title=f"{result['task']['name']}: mean {result['metric']} by training-set size ({seeds} seeds each, one for the full set)")
     table.add_column("strategy")
     for n in result["sizes"]:

@@ -58,11 +58,17 @@ def run_finetune(
     merge: bool = False,
     events: Events | None = None,
     on_step: Callable[[StepReport], None] | None = None,
+    model: str | None = None,
 ) -> tuple[dict, Path]:
-    """Fine-tune with one `lora` or `full` strategy of the experiment; returns lineage.json's content and the run folder."""
+    """Fine-tune with one `lora` or `full` strategy of the experiment; returns lineage.json's content and the run folder.
+    `model` replaces the base model (the experiment's, and the strategy's own); a resumed run keeps its recorded one."""
     rank = int(os.environ.get("RANK", "0"))
     events = events if events is not None and rank == 0 else Events()  # one process speaks under accelerate
+    if model and resume:
+        raise ConfigError(f"--model cannot change a run being resumed: {resume} continues on the base model it started with; leave --model off")
     config, root, name, run_dir = _plan(experiment, strategy, out, resume)
+    if model:
+        config = config.model_copy(update={"model": model, "strategies": [s.model_copy(update={"model": None}) if s.key == name else s for s in config.strategies]})
     if resume and (done := _completed(run_dir)):
         merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
         events.message(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")

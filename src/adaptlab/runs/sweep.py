@@ -37,13 +37,15 @@ def sample(train: Dataset, n: int, seed: int) -> Dataset:
     return Dataset([train.examples[i] for i in keep], train.source, train.instruction)
 
 
-def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None) -> dict:
-    """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json."""
+def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None, model: str | None = None) -> dict:
+    """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json.
+    `model` replaces the experiment's base model."""
     from adaptlab.kinds.context import BuildContext, ModelSource
     from adaptlab.models import load_base_model
 
     events = events or Events()
     config, root = experiment_of(experiment)
+    config = config.model_copy(update={"model": model}) if model else config
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
     family = {s.key: kinds.kind(s.name).traits(s)["family"] for s in config.strategies}
