@@ -201,3 +201,44 @@ def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path)
         load_results(tmp_path / "results.json")
     page = write_report(tmp_path).read_text(encoding="utf-8")
     assert "field strategies.0.metrics.accuracy" in page and "the report shows what it can" in page  # shown as far as it goes, and said
+
+
+def test_a_compare_that_stopped_resumes_with_the_contenders_it_finished(card_experiment, tmp_path, monkeypatch):
+    import adaptlab.runs.compare as compare
+    from adaptlab.runs.compare import run_compare
+    from adaptlab.runs.events import Events
+
+    measured = []
+    real = compare.evaluate
+
+    def evaluate(strategy, task, train, test, **kwargs):
+        if kwargs["name"] == "lora" and not measured.count("resumed"):
+            raise RuntimeError("killed while training lora")
+        measured.append(kwargs["name"])
+        return real(strategy, task, train, test, **kwargs)
+
+    monkeypatch.setattr(compare, "evaluate", evaluate)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_compare(card_experiment, tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
+    finished = sorted(p.stem for p in (tmp_path / "run" / "contenders").glob("*.json"))
+    assert finished == sorted(measured) and "lora" not in finished
+    first = {name: json.loads((tmp_path / "run" / "contenders" / f"{name}.json").read_text(encoding="utf-8"))["evaluation"] for name in finished}
+
+    heard = []
+
+    class Heard(Events):
+        def message(self, text, level="info"):
+            heard.append(text)
+
+    measured.append("resumed")
+    results, run_dir = run_compare(None, events=Heard(), resume=tmp_path / "run")
+    assert run_dir == (tmp_path / "run").resolve() and measured[-1] == "lora"  # only lora ran again
+    assert {s["name"] for s in results["strategies"]} == set(finished) | {"lora"}
+    for s in results["strategies"]:
+        if s["name"] in first:
+            assert s["predictions"] == first[s["name"]]["predictions"] and s["metrics"] == first[s["name"]]["metrics"]
+            assert any(text.startswith(f"{s['name']}: as measured before the run stopped") for text in heard)
+    assert json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["status"] == "completed"
+    with pytest.raises(ConfigError, match="completed .*nothing to resume"):
+        run_compare(None, resume=tmp_path / "run")

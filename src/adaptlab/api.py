@@ -100,21 +100,26 @@ class Comparison:
         return pd.DataFrame(rows)
 
 
-def compare(experiment, *, out: str | Path | None = None, model: str | None = None, progress=None, mlflow: bool | str | None = None) -> Comparison:
+def compare(experiment=None, *, out: str | Path | None = None, model: str | None = None, progress=None, mlflow: bool | str | None = None, resume: str | Path | None = None) -> Comparison:
     """Fit every contender of `experiment`, measure each on the same test rows, recommend one (`adaptlab compare`).
 
     `mlflow` logs the finished run to MLflow (adaptlab.integrations.mlflow): a tracking URI; True (the experiment's
     `mlflow.tracking_uri`, else $MLFLOW_TRACKING_URI, else SQLite under $ADAPTLAB_HOME/mlflow); False (not even when
-    the experiment has an `mlflow:` field); None (that field decides).
+    the experiment has an `mlflow:` field); None (that field decides). `resume`: a run folder a compare left
+    unfinished (stopped, killed, failed), continued with its recorded experiment: the contenders it finished are kept.
     """
-    from adaptlab.runs.compare import run_compare
-
+    from adaptlab.errors import ConfigError
+    from adaptlab.runs.compare import run_compare, unfinished
     from adaptlab.runs.experiment import experiment_of
 
+    if resume is not None:
+        if experiment is not None or model or out:
+            raise ConfigError(f"resume continues {resume} with the experiment, model and folder it recorded; leave the experiment, model and out off")
+        experiment = unfinished(Path(resume))
     read = experiment_of(experiment)  # once: the run and its MLflow settings come from the same reading of the file
     tracking = _tracking(read[0], mlflow)  # before any fitting: a missing mlflow extra fails in a second, not after the run
     events = _events(progress)
-    results, run_dir = run_compare(read, Path(out) if out else None, events=events, model=model)
+    results, run_dir = run_compare(read, Path(out) if out else None, events=events, model=model, resume=Path(resume) if resume is not None else None)
     if tracking:
         from adaptlab.integrations.mlflow import log_run
         from adaptlab.integrations.mlflow_summary import masked

@@ -26,6 +26,7 @@ def compare(
     mlflow: bool = typer.Option(False, "--mlflow", help="Log the run to MLflow (pip install 'adaptlab[mlflow]'): a parent run, a child run per contender, the recommended solver registered with the alias 'champion'. Tracking URI: the experiment's mlflow.tracking_uri, else $MLFLOW_TRACKING_URI, else sqlite under $ADAPTLAB_HOME/mlflow."),
     mlflow_uri: str = typer.Option(None, "--mlflow-uri", help="Log to this MLflow tracking URI (implies --mlflow), e.g. sqlite:///mlflow.db or http://127.0.0.1:5000."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout instead of the tables: the run folder, results.json and report.html, the recommendation, each contender's headline score with its interval, P(best), cost and flags; progress stays on stderr."),
+    resume: Path = typer.Option(None, "--resume", help="A compare run folder that did not complete (interrupted, killed, failed): continue it with its recorded experiment; the contenders it finished are kept as measured, the rest run."),
     refresh: str = typer.Option(None, "--refresh", help="A compare run (its id, as `adaptlab registry list` shows it, or its folder) to run again from its recorded config on the documents as they are now: rag versions re-index the changed files, fine-tuned ones retrain; new versions are registered."),
 ) -> None:
     """Fit every strategy in EXPERIMENT, measure each on the same held-out rows, and recommend one."""
@@ -33,14 +34,14 @@ def compare(
     from adaptlab.cli.events import RichEvents
     from adaptlab.errors import ConfigError
 
-    if (experiment is None) == (refresh is None):
-        raise ConfigError("give an experiment file, or --refresh RUN to run a recorded comparison again (not both)")
+    if sum(x is not None for x in (experiment, refresh, resume)) != 1:
+        raise ConfigError("give an experiment file, or --resume RUN to continue a compare that did not complete, or --refresh RUN to run a recorded comparison again (one of them)")
     if refresh is not None:
         from adaptlab.runs.compare import recorded_experiment
 
         experiment = recorded_experiment(refresh)
         err.print(f"refreshing {refresh}: its recorded experiment {experiment}")
-    result = run(experiment, out=out, model=model, progress=RichEvents(err), mlflow=mlflow_uri or (True if mlflow else None))
+    result = run(experiment, out=out, model=model, progress=RichEvents(err), mlflow=mlflow_uri or (True if mlflow else None), resume=resume)
     results, run_dir = result.results, result.run_dir
     if as_json:
         print(json.dumps(summary(results, run_dir, result.mlflow), indent=1))

@@ -26,19 +26,24 @@ from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prep
 from adaptlab.runs.tune import check_tunable, proposer_for, tune_contender
 
 
-def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None) -> tuple[dict, Path]:
+def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None, resume: Path | None = None) -> tuple[dict, Path]:
     """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content and the run folder.
 
     `model`, when given, replaces the experiment's base model (and is recorded as the one used);
-    `events` hears the progress (default: nothing is shown). The steps: `CompareRun(...)` (read and check
+    `events` hears the progress (default: nothing is shown); `resume`: a run folder a compare left
+    unfinished, continued from its recorded experiment: each contender it finished is taken as it was
+    measured (`contenders/ID.json`), the others run. The steps: `CompareRun(...)` (read and check
     everything a config error could stop), claim the run folder, load the base model and audit,
     measure each contender (`CompareRun.measure`), then write results.json and the report.
     """
     events = events or Events()
+    if resume is not None:  # its recorded experiment (the API and CLI read it first, for its MLflow settings)
+        experiment, out = experiment if experiment is not None else unfinished(Path(resume)), None
     config, root = experiment_of(experiment)
     refuse_taken(out, f"choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
     run = CompareRun(config.model_copy(update={"model": model}) if model else config, root, events)
-    run.run_dir = claim(out, run.task.name, run.resolved)
+    run.run_dir = Path(resume).resolve() if resume is not None else claim(out, run.task.name, run.resolved)
+    run.resumed = finished_contenders(run.run_dir, run.train.content_hash, run.test.content_hash) if resume is not None else {}
     registry = default_registry()
     try:
         with lifetime(run.run_dir, "compare", registry, config=run.resolved):
@@ -71,6 +76,7 @@ class CompareRun:
             check_tunable(contender, kinds.kind(contender.name), self.contenders)
         events.message(self._summary())
         self.run_dir: Path | None = None
+        self.resumed: dict[str, dict] = {}
         self.models = None
         self.updates: dict[str, dict] = {}
 
@@ -103,7 +109,19 @@ class CompareRun:
         self.registry = registry
 
     def measure(self, contender):
-        """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows."""
+        """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows.
+        Its record is written as soon as it is done (contenders/ID.json), so `--resume` can take it as measured."""
+        if contender.key in self.resumed and contender.key not in self.distillation.teachers.values():  # a teacher runs again: its labels are not kept
+            record = self.resumed[contender.key]
+            self.events.message(f"{contender.key}: as measured before the run stopped ({record['evaluation']['solver'].get('registered_as')})")
+            if record.get("update") is not None:
+                self.updates[contender.key] = record["update"]
+            return evaluation_of(record["evaluation"])
+        evaluation = self._measure(contender)
+        keep_contender(self.run_dir, evaluation, self.updates.get(contender.key), self.train.content_hash, self.test.content_hash)
+        return evaluation
+
+    def _measure(self, contender):
         kind = kinds.kind(contender.name)
         task, tuning = self.task, None
         rows = self.distillation.train_for(contender, self.train)  # a student's: train plus its teacher's labels
@@ -194,6 +212,47 @@ class CompareRun:
         if self.models is not None:
             self.models.close()
             self.models = None
+
+
+def keep_contender(run_dir: Path, evaluation, update: dict | None, train_hash: str, test_hash: str) -> None:
+    """contenders/ID.json: a measured contender, with the data it was measured on (what `--resume` reuses)."""
+    from adaptlab.files import write_json
+
+    record = {"evaluation": evaluation.to_dict() | {"scores": evaluation.scores}, "update": update, "train_hash": train_hash, "test_hash": test_hash}
+    (run_dir / "contenders").mkdir(exist_ok=True)
+    write_json(run_dir / "contenders" / f"{evaluation.name}.json", record)
+
+
+def finished_contenders(run_dir: Path, train_hash: str, test_hash: str) -> dict[str, dict]:
+    """The contenders a stopped run finished, by id; a ConfigError when the data changed since."""
+    import json
+
+    out = {}
+    for path in sorted((run_dir / "contenders").glob("*.json")) if (run_dir / "contenders").is_dir() else []:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if (record["train_hash"], record["test_hash"]) != (train_hash, test_hash):
+            raise ConfigError(f"{run_dir}: the training or test data changed since this run measured {path.stem} (content hashes differ); start a new compare instead of resuming")
+        out[path.stem] = record
+    return out
+
+
+def evaluation_of(record: dict):
+    """An Evaluation back from its record (intervals as tuples)."""
+    from adaptlab.evaluation import Evaluation
+
+    return Evaluation(**(record | {"ci": {k: tuple(v) for k, v in record["ci"].items()}}))
+
+
+def unfinished(run_dir: Path) -> Path:
+    """The experiment a stopped compare recorded, to continue in its folder; refused when the run completed."""
+    import json
+
+    status = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
+    if status.get("run") != "compare" or not (run_dir / "experiment.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a compare run folder (no run.json of a compare beside experiment.yaml); pass the folder `adaptlab compare` printed")
+    if status.get("status") == "completed":
+        raise ConfigError(f"{run_dir} completed ({status.get('updated', '?')}): nothing to resume; its results are in results.json. To run it again: adaptlab compare --refresh {run_dir}")
+    return run_dir / "experiment.yaml"
 
 
 def recorded_experiment(run: str | Path) -> Path:

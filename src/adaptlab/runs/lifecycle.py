@@ -46,7 +46,7 @@ def lifetime(run_dir: Path, run: str, registry=None, config: dict | None = None,
     """run.json (and the registry's run record) say `running` inside the block; an exception marks both `failed`
     with the error, unless it carries a `run_status` of its own. `speaks`: False on processes that write nothing (ranks > 0)."""
     if speaks:
-        mark(run_dir, run, "running", config=config, **fields)
+        mark(run_dir, run, "running", config=config, error=None, **fields)
         if registry is not None:
             registry.add_run(run_dir.name, run, str(run_dir), config or {}, None, "running")
     try:
