@@ -240,3 +240,36 @@ def test_fewer_examples_than_the_minimum(tmp_path):
         load_dataset(write(tmp_path, '{"input": "a", "output": "x"}\n'), min_examples=2)
     (p,) = info.value.problems
     assert p.code == "too_few_examples" and "fewer than the minimum of 2" in p.message
+
+
+def test_jsonl_and_parquet_fields_named_by_input_col_and_output_col(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    lines = '{"id": 1, "text": "my card never came", "label": "card_arrival"}\n{"id": 2, "text": "ATM ate it", "label": "card_swallowed", "sources": ["faq.md"]}\n'
+    ds = load_dataset(write(tmp_path, lines), input_col="text", output_col="label")
+    assert [(e.input, e.output, e.line, e.sources) for e in ds] == [("my card never came", "card_arrival", 1, ()), ("ATM ate it", "card_swallowed", 2, ("faq.md",))]
+    assert problems(write(tmp_path, lines, "plain.jsonl"))[0].code == "unknown_format"  # without the mapping: no input/output fields
+    with pytest.raises(DataError) as info:  # problems name the file's own fields
+        load_dataset(write(tmp_path, '{"text": "a", "label": "x"}\n{"text": "b"}\n{"text": "c", "label": ""}\n{"input": "d", "output": "y"}\n', "bad.jsonl"), input_col="text", output_col="label")
+    found = [(p.code, p.line, p.field) for p in info.value.problems]
+    assert found == [("missing_field", 2, "label"), ("empty_field", 3, "label"), ("missing_field", 4, "text"), ("missing_field", 4, "label")]
+    assert "data.input_col and data.output_col" in info.value.problems[0].hint
+    nulls = load_dataset(write(tmp_path, '{"q": "Who won?", "a": null}\n', "qa.jsonl"), input_col="q", output_col="a", abstain="I don't know")
+    assert nulls.outputs == ["I don't know"]
+    pq.write_table(pa.table({"text": ["a", "b"], "label": ["x", None]}), tmp_path / "d.parquet")
+    with pytest.raises(DataError) as info:
+        load_dataset(tmp_path / "d.parquet", input_col="text", output_col="label")
+    assert [(p.code, p.line, p.field) for p in info.value.problems] == [("wrong_type", 2, "label")]
+
+
+def test_experiment_columns_reach_jsonl_files(tmp_path):
+    from adaptlab.runs.experiment import parse_experiment
+    from adaptlab.runs.prepare import prepare
+
+    rows = [{"text": f"card {i} never came", "label": "card_arrival"} for i in range(3)] + [{"text": f"ATM {i} ate it", "label": "card_swallowed"} for i in range(3)]
+    write(tmp_path, "".join(json.dumps(r) + "\n" for r in rows[1:5]), "train.jsonl")
+    write(tmp_path, "".join(json.dumps(r) + "\n" for r in (rows[0], rows[5])), "test.jsonl")
+    config = parse_experiment({"task": {"name": "cards", "instruction": "Route it."}, "data": {"train": "train.jsonl", "test": "test.jsonl", "input_col": "text", "output_col": "label"}, "strategies": [{"name": "zero_shot"}]})
+    prepared = prepare(config, tmp_path)
+    assert prepared.task.labels == ("card_arrival", "card_swallowed") and prepared.test.inputs == ["card 0 never came", "ATM 2 ate it"]

@@ -42,6 +42,7 @@ from adaptlab.cli import audit as _audit  # noqa: E402,F401  (registers the comm
 from adaptlab.cli import compare as _compare  # noqa: E402,F401
 from adaptlab.cli import export as _export  # noqa: E402,F401
 from adaptlab.cli import finetune as _finetune  # noqa: E402,F401
+from adaptlab.cli import init as _init  # noqa: E402,F401
 from adaptlab.cli import recommend as _recommend  # noqa: E402,F401
 from adaptlab.cli import registry as _registry  # noqa: E402,F401
 from adaptlab.cli import report as _report  # noqa: E402,F401

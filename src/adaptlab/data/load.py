@@ -1,6 +1,10 @@
 """Read data files: JSONL (`{"input","output"}`, `{"prompt","completion"}` or OpenAI chat),
 CSV, Parquet, and Hugging Face `datasets` folders written by `save_to_disk`.
 
+Named columns (`input_col`/`output_col`, anything but the default input/output) are read from
+every format: a CSV's header, a Parquet or `datasets` column, a JSONL line's fields
+(`{"text": ..., "label": ...}`); problems then name those fields.
+
 For Parquet and `datasets` folders, "line" means the 1-based row number.
 
 Every problem carries a code, the file, the 1-based line and the field path; up
@@ -41,7 +45,8 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
     """Read a JSONL or CSV data file into a Dataset, or raise DataError listing every problem.
 
     CSV files need a header row; `input_col` and `output_col` name the columns to use
-    (in Parquet files and `datasets` folders too). Knowledge tasks pass `abstain`, their
+    (JSONL fields, Parquet and `datasets` columns too; left at input/output, JSONL also reads
+    prompt/completion and chat lines). Knowledge tasks pass `abstain`, their
     "the documents do not say" answer: a JSONL `"output": null` becomes it, and a line's
     optional `"sources"` (a list of strings) are kept with the example, as is an update
     question's `"old_output"` (the answer before the documents changed).
@@ -64,6 +69,7 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
         return _finish(_read_csv(raw, input_col, output_col, problems), problems, name, min_examples, None)
     if path.suffix.lower() == ".parquet":
         return _finish(_read_table(_parquet_rows(path, problems), input_col, output_col, problems), problems, name, min_examples, None)
+    columns = None if (input_col, output_col) == ("input", "output") else (input_col, output_col)
     examples: list[Example] = []
     instructions: set[str | None] = set()
     formats: dict[str, int] = {}
@@ -95,7 +101,7 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
         if not isinstance(record, dict):
             problems.add("not_an_object", number, None, f"expected a JSON object, got {type(record).__name__}", 'write {"input": ..., "output": ...}')
             continue
-        parsed = _parse_record(record, number, problems, abstain)
+        parsed = _parse_record(record, number, problems, abstain, columns)
         if parsed is None:
             continue
         fmt, example, instruction = parsed
@@ -137,9 +143,9 @@ def _read_table(rows: list[dict], input_col: str, output_col: str, problems: _Co
     """Rows of a table (Parquet, `datasets`) in any of the JSONL shapes, or with mapped columns."""
     if not rows:
         return []
-    mapped = (input_col, output_col) != ("input", "output")
-    if mapped:
-        missing = [c for c in (input_col, output_col) if c not in rows[0]]
+    columns = None if (input_col, output_col) == ("input", "output") else (input_col, output_col)
+    if columns:
+        missing = [c for c in columns if c not in rows[0]]
         for column in missing:
             problems.add("missing_column", None, column, f"no column '{column}' (found: {', '.join(rows[0])})", "name the columns with data.input_col and data.output_col")
         if missing:
@@ -148,8 +154,7 @@ def _read_table(rows: list[dict], input_col: str, output_col: str, problems: _Co
     for number, row in enumerate(rows, start=1):
         if problems.full:
             break
-        record = {"input": row.get(input_col), "output": row.get(output_col)} if mapped else row
-        parsed = _parse_record(record, number, problems)
+        parsed = _parse_record(row, number, problems, columns=columns)
         if parsed is not None:
             examples.append(parsed[1])
     return examples
@@ -207,17 +212,20 @@ def _read_csv(raw: bytes, input_col: str, output_col: str, problems: _Collector)
     return examples
 
 
-def _parse_record(record: dict, number: int, problems: _Collector, abstain: str | None = None):
-    if "messages" in record:
+def _parse_record(record: dict, number: int, problems: _Collector, abstain: str | None = None, columns: tuple[str, str] | None = None):
+    """(format, Example, instruction) from one line or row, or None with its problems added; `columns` (input, output)
+    names the fields to read instead of the shapes a file may have by itself."""
+    if "messages" in record and not columns:
         return _parse_chat(record["messages"], number, problems)
-    for fmt, (in_key, out_key) in {"input_output": ("input", "output"), "prompt_completion": ("prompt", "completion")}.items():
-        if in_key in record or out_key in record:
+    shapes = {"columns": columns} if columns else {"input_output": ("input", "output"), "prompt_completion": ("prompt", "completion")}
+    for fmt, (in_key, out_key) in shapes.items():
+        if columns or in_key in record or out_key in record:
             ok = True
             values = {}
             for key in (in_key, out_key):
                 value = record.get(key)
                 if key not in record:
-                    problems.add("missing_field", number, key, "is missing", f"every line needs '{in_key}' and '{out_key}'")
+                    problems.add("missing_field", number, key, "is missing", f"every line needs '{in_key}' and '{out_key}'" + (" (data.input_col and data.output_col name them)" if columns else ""))
                     ok = False
                 elif value is None and key == out_key and abstain is not None:
                     value = abstain  # a question the documents do not answer
