@@ -55,12 +55,12 @@ def main() -> None:
         runs += [("few_shot", {"k": k, "selector": sel}, strategy({"name": "few_shot", "k": k, "selector": sel}, base)) for k in shots for sel in SELECTORS]
         if not args.skip_lora:
             runs += [("lora", {"learning_rate": lr, "epochs": ep}, strategy({"name": "lora", "learning_rate": lr, "epochs": ep, "bf16": False, "dev_fraction": 0}, base)) for lr in lrs for ep in epochs]
-        for strategy, settings, fitter in runs:
+        for kind, settings, fitter in runs:
             evaluation, _ = evaluate(fitter, task, train, dev)
             lo, hi = evaluation.ci["accuracy"]
-            rows.append({"slice": name, "strategy": strategy, **settings, "accuracy": evaluation.metrics["accuracy"], "ci_low": lo, "ci_high": hi, "macro_f1": evaluation.metrics["macro_f1"], "fit_s": evaluation.fit_seconds, "ms_per_query": evaluation.latency_ms_mean})
+            rows.append({"slice": name, "strategy": kind, **settings, "accuracy": evaluation.metrics["accuracy"], "ci_low": lo, "ci_high": hi, "macro_f1": evaluation.metrics["macro_f1"], "fit_s": evaluation.fit_seconds, "ms_per_query": evaluation.latency_ms_mean})
             r = rows[-1]
-            print(f"{name:18} {strategy:16} {json.dumps(settings):40} acc {r['accuracy']:.3f} [{lo:.2f}-{hi:.2f}]  fit {r['fit_s']:6.1f}s  {r['ms_per_query']:7.1f} ms/q", flush=True)
+            print(f"{name:18} {kind:16} {json.dumps(settings):40} acc {r['accuracy']:.3f} [{lo:.2f}-{hi:.2f}]  fit {r['fit_s']:6.1f}s  {r['ms_per_query']:7.1f} ms/q", flush=True)
     summary = summarise(rows)
     print(json.dumps({"device": base.device, "model": args.model, "seconds": time.perf_counter() - start, "rows": rows, **summary}))
 

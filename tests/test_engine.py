@@ -167,3 +167,72 @@ def test_an_end_string_keeps_itself_and_a_stop_string_does_not():
     assert _answer("SELECT 1; SELECT 2;", Ending(ends=(";",))) == "SELECT 1;"
     assert _answer("date: 9th\ntime: 10pm", Ending(stop=("\n",))) == "date: 9th"
     assert _answer("a;b\nc", Ending(stop=("\n",), ends=(";",))) == "a;"  # whichever comes first
+
+
+def test_a_streamed_row_that_loops_ends_there_and_keeps_what_it_sent(tiny_base):
+    class Sink:
+        wants_text, cancelled = True, False
+
+        def __init__(self):
+            self.pieces = []
+
+        def token(self):
+            pass
+
+        def put(self, text):
+            self.pieces.append(text)
+
+    prompt = encode_messages(tiny_base.tokenizer, build_messages(TASK, [], "my card never came"))
+    sink = Sink()
+    streamed = generate(tiny_base.model, tiny_base.tokenizer, [prompt], tiny_base.eot_id, "cpu", max_new_tokens=64, sinks=[sink])[0]
+    assert streamed.looped and streamed.tokens < 64 and "".join(sink.pieces) == streamed.text  # the client's text is the answer
+
+
+def test_rows_joining_a_running_session_get_the_answers_they_get_alone(tiny_base, chatty_model):
+    """Continuous batching (engine/session.py): prompts join a batch that is already decoding, shorter and longer than
+    its rows, while other rows end at different steps and leave; every row gets the tokens transformers' generate gives
+    its prompt alone (greedy, fp32), and the cache keeps no column that no live row needs."""
+    from adaptlab.engine.generate import Ending, AnswerRow
+    from adaptlab.engine.session import Session
+
+    tok, model = tiny_base.tokenizer, chatty_model
+    queries = ["short", "a much longer query about my card and the bank", "x", "lost it", "where is the card I ordered last week", "atm", "please " * 25 + "help me find the card"]
+    prompts = [encode_messages(tok, build_messages(TASK, [], q)) for q in queries]
+    free = [hf_greedy(model, p, [-1], 12) for p in prompts]
+    eot = free[1][3]  # some rows end early at this token, the others run to the limit
+    expected = [hf_greedy(model, p, [eot], 12) for p in prompts]
+    assert len({len(e) for e in expected}) > 2, "rows should finish at different steps"
+
+    class Tok:
+        eos_token_id, pad_token_id = None, tok.pad_token_id
+
+        def decode(self, ids, skip_special_tokens=True):
+            return ",".join(map(str, ids))
+
+    session = Session(model, tok.pad_token_id, "cpu")
+    schedule = {0: [5, 0], 2: [2], 4: [6], 6: [1, 4], 30: [3]}  # step -> prompts joining then (6 is the longest prompt)
+    rows, joined_live = {}, []
+    for step in range(45):
+        if step in schedule:
+            joined_live.append(session.live)
+            new = [AnswerRow(None, Tok(), Ending(loops=False), {eot}) for _ in schedule[step]]
+            session.join([prompts[i] for i in schedule[step]], new, 12)
+            rows.update(zip(schedule[step], new))
+            assert session.columns == max(len(prompts[i]) + r.generated for i, r in rows.items() if not r.done and r.generated < 12)  # trimmed to the widest live row
+        session.step()
+    assert [n > 0 for n in joined_live] == [False, True, True, True, False] and session.live == 0  # three joined a running batch, the last an empty one
+    for i, ids in enumerate(expected):
+        answer, ended = rows[i].finish(), ids[-1] == eot
+        assert answer.text == ",".join(map(str, ids[:-1] if ended else ids)) and answer.tokens == len(ids), i
+
+
+def test_a_live_batch_admits_rows_within_its_row_and_memory_budgets(tiny_base):
+    from adaptlab.engine.generate import bytes_per_token
+    from adaptlab.engine.live import Generation, LiveBatch
+
+    live = LiveBatch(Generation(tiny_base, 20), max_rows=3, memory_mb=1)
+    assert live.fits([[1] * 100] * 3) and not live.fits([[1] * 100] * 4)  # the row budget
+    tight = LiveBatch(Generation(tiny_base, 20), max_rows=32, memory_mb=1)
+    most = 2**20 // ((1000 + 20) * bytes_per_token(tiny_base.model, False))  # 1,000-token prompts and 20 answer tokens: 8 rows
+    assert 1 < most < 32 and tight.fits([[1] * 1000] * most) and not tight.fits([[1] * 1000] * (most + 1))  # the memory budget
+    assert tight.fits([[1] * 100_000])  # an empty batch takes one row of any length

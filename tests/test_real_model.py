@@ -190,14 +190,14 @@ def test_the_demo_keeps_its_quality(model_home, monkeypatch):
     namespace: dict = {}
     exec(compile(example, "README.md", "exec"), namespace)
     results = namespace["result"].results
-    assert namespace["table"].loc["lora", "accuracy"] == next(s for s in results["strategies"] if s["name"] == "lora")["metrics"]["accuracy"]
-    accuracy = {s["name"]: s["metrics"]["accuracy"] for s in results["strategies"]}
+    assert namespace["table"].loc["lora", "accuracy"] == results.contender("lora").metrics["accuracy"]
+    accuracy = {s.name: s.metrics["accuracy"] for s in results.strategies}
     assert accuracy["majority"] == 0.125
     assert accuracy["embed_classifier"] >= 0.93, accuracy
     assert accuracy["few_shot"] >= 0.88, accuracy
     assert 0.15 <= accuracy["zero_shot"] <= 0.45, accuracy
     assert accuracy["lora"] >= 0.65, accuracy
-    assert results["recommendation"]["choice"] in ("embed_classifier", "few_shot"), results["recommendation"]
+    assert results.recommendation.choice in ("embed_classifier", "few_shot"), results.recommendation
 
 
 def test_an_update_reaches_rag_at_once_while_a_closed_book_fine_tune_keeps_the_old_figure(model_home, monkeypatch, tmp_path):

@@ -412,12 +412,12 @@ def test_generation_streams_each_rows_pieces_while_the_batch_is_still_running(ti
 
     prompts = [encode_messages(tiny_base.tokenizer, [{"role": "user", "content": t}]) for t in ("hello", "lost my card")]
     sinks = [Sink(), Sink()]
-    answers = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40, sinks=sinks)
+    answers = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40, sinks=sinks, stop_loops=False)
     total = len(forwards)
-    plain = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40)
+    plain = generate(tiny_base.model, tiny_base.tokenizer, prompts, tiny_base.eot_id, "cpu", 40, stop_loops=False)
     assert [a[:3] for a in answers] == [a[:3] for a in plain]  # streaming changes nothing in the answers (text, tokens, cut)
-    for sink, (text, tokens, _, _) in zip(sinks, answers):
-        assert "".join(sink.pieces) == text and len(sink.pieces) > 3 and sink.tokens == tokens
+    for sink, answer in zip(sinks, answers):
+        assert "".join(sink.pieces) == answer.text and len(sink.pieces) > 3 and sink.tokens == answer.tokens
         assert sink.at[0] < total / 2  # the first piece came early, not with the end
 
 
@@ -668,4 +668,131 @@ def test_work_that_would_wait_too_long_is_refused_at_once_not_left_to_time_out()
     gate.set()
     assert blocker.result(5) == 0 and [f.result(10) for f in accepted] == list(range(len(accepted)))
     assert b.submit(("slow",), 99).result(5) == 99  # the queue drained: admitted again
+    b.close()
+
+
+# --- continuous batching: requests join the running batch -----------------------------------------
+
+
+class _NoVersions:
+    def versions(self):
+        return []
+
+
+@pytest.fixture
+def live_server(tiny_base):
+    """The talkative tiny base model alone (no registry), two rows at most per batch; `slow(s)` makes each forward pass take s more."""
+    from adaptlab.serve import Limits, ServedModels, create_app
+
+    base = _talkative(tiny_base)
+    app = create_app(ServedModels(base, _NoVersions()), "tiny", None, Limits(max_batch=2, max_tokens=512))
+    hooks = []
+
+    def slow(seconds: float):
+        hooks.append(base.model.get_input_embeddings().register_forward_pre_hook(lambda *_: time.sleep(seconds)))
+
+    with serving(app) as url:
+        yield f"{url}/v1/chat/completions", app, slow
+    for hook in hooks:
+        hook.remove()
+
+
+def _chat(text: str, max_tokens: int, stream: bool = False) -> dict:
+    return {"model": "tiny", "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, "stream": stream}
+
+
+def _pieces(lines, n: int | None = None) -> list[str]:
+    """The content of the next `n` content events of a chat stream (all of them when n is None)."""
+    pieces = []
+    for line in lines:
+        if line.startswith("data: {") and (content := json.loads(line[6:])["choices"][0]["delta"].get("content")):
+            pieces.append(content)
+            if n is not None and len(pieces) == n:
+                break
+    return pieces
+
+
+def test_a_request_joins_the_running_batch_and_gets_the_answer_it_gets_alone(live_server):
+    """Issue 30: a request sent while another one's batch decodes starts at the next step, in that batch (no second
+    batch), and both answers are word for word the ones each gets alone (greedy, fp32)."""
+    url, app, slow = live_server
+    alone = {text: httpx.post(url, json=_chat(text, 60), timeout=60).json()["choices"][0]["message"]["content"] for text in ("hello", "where is my new card")}
+    assert alone["hello"] != alone["where is my new card"]
+    slow(0.02)  # >= 20 ms a step: 60 tokens take over a second
+    batches = app.state.batcher.batches
+    with httpx.Client(timeout=60) as client, client.stream("POST", url, json=_chat("hello", 60, stream=True)) as first:
+        lines = first.iter_lines()
+        sent = _pieces(lines, 3)  # the first request is decoding
+        start = time.perf_counter()
+        joined = httpx.post(url, json=_chat("where is my new card", 60), timeout=60)
+        joined_s = time.perf_counter() - start
+        sent += _pieces(lines)
+    assert joined.status_code == 200 and joined.json()["choices"][0]["message"]["content"] == alone["where is my new card"]
+    assert "".join(sent) == alone["hello"]
+    assert app.state.batcher.batches - batches == 1  # one batch: the second request joined the running one
+    assert joined_s < 60 * 0.02 * 3  # it did not wait for the first request's batch to end first (that and its own: >= 2.4 s)
+
+
+def test_a_client_that_leaves_mid_batch_frees_its_row_for_a_waiting_request(live_server):
+    """Two rows at most: a third request waits until one of the two streams' clients goes away, then takes its row at
+    the next token, in the same running batch, while the other stream goes on to its end."""
+    url, app, slow = live_server
+    stats = app.state.stats
+    before = dict(stats)
+    alone = httpx.post(url, json=_chat("lost my card", 200), timeout=60).json()["choices"][0]["message"]["content"]
+    slow(0.02)
+    batches = app.state.batcher.batches
+    answers = {}
+    waiter = threading.Thread(target=lambda: answers.update(third=httpx.post(url, json=_chat("lost my card", 200), timeout=60)))
+    with httpx.Client(timeout=60) as a, a.stream("POST", url, json=_chat("hello", 200, stream=True)) as first:
+        first_lines = first.iter_lines()
+        _pieces(first_lines, 2)
+        with httpx.Client(timeout=60) as b, b.stream("POST", url, json=_chat("where is my new card", 200, stream=True)) as second:
+            _pieces(second.iter_lines(), 2)  # both rows decode together (200 tokens: neither ends before the third comes)
+            waiter.start()
+            deadline = time.monotonic() + 10
+            while app.state.batcher.waiting != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert app.state.batcher.waiting == 1  # no room: the third request waits in the queue
+        # the second client has gone: its row stops at the next token and the waiting request takes it
+        deadline = time.monotonic() + 10
+        while app.state.batcher.waiting and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert app.state.batcher.waiting == 0 and app.state.batcher.batches - batches == 1  # it joined the running batch
+        rest = _pieces(first_lines)
+    waiter.join()
+    assert rest and answers["third"].status_code == 200 and answers["third"].json()["choices"][0]["message"]["content"] == alone
+    assert app.state.batcher.batches - batches == 1  # all three in one running batch
+    assert stats["stopped_running"] - before["stopped_running"] == 1 and stats["dropped_queued"] == before["dropped_queued"]
+    assert stats["tokens_after_disconnect"] - before["tokens_after_disconnect"] <= 2  # at most the one in flight
+
+
+def test_a_running_batch_admits_its_lanes_newcomers_but_none_behind_an_older_request_of_another_lane():
+    """`Running.admit` between steps: a's second request joins a's running batch and is answered as soon as it is done;
+    a's third came after b's request, so it waits while b's batch goes first (no lane starves another)."""
+    from adaptlab.serve.batcher import Batcher
+
+    started = threading.Event()
+
+    def run(key, batch):  # a batch that decodes step by step: admits at each step, answers one request per step
+        started.set()
+        answered = 0
+        while answered < len(batch) or batch.admit(1):
+            batch.admit(4)
+            time.sleep(0.1)
+            if answered < len(batch):
+                batch.answer(answered, f"batch {b.batches}: {batch[answered]}")
+                answered += 1
+        return [f"batch {b.batches}: {p}" for p in batch]
+
+    b = Batcher(run, max_queue=64, max_batch=4, wait_s=0)
+    a0 = b.submit(("a",), "a0")
+    started.wait(5)
+    a1 = b.submit(("a",), "a1")  # joins at the next step
+    deadline = time.monotonic() + 5
+    while b.waiting and time.monotonic() < deadline:
+        time.sleep(0.01)
+    b0, a2 = b.submit(("b",), "b0"), b.submit(("a",), "a2")  # while a's batch still has a1 to answer
+    assert a0.result(5) == "batch 1: a0" and not b0.done()  # answered before its batch ended
+    assert [f.result(5) for f in (a1, b0, a2)] == ["batch 1: a1", "batch 2: b0", "batch 3: a2"]
     b.close()

@@ -111,19 +111,19 @@ def _by_id(records, request_id: str):
 def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_and_the_server_goes_on(tiny_base, caplog, monkeypatch):
     """A torch RuntimeError (here: an injected out-of-memory) raised while a batch runs reaches each of its requests as a 503
     with its own request id, the traceback is in the log under the ids, and the next request is answered."""
-    import adaptlab.engine.generate as engine
+    from adaptlab.engine.session import Session
 
-    original, gate, sizes = engine.generate, threading.Event(), []
+    original, gate, sizes = Session.step, threading.Event(), []
 
-    def failing(model, tokenizer, prompts, *args, **kwargs):
-        sizes.append(len(prompts))
+    def failing(session):  # the first decoding step of the first two batches fails
+        if len(sizes) >= 2:
+            return original(session)
+        sizes.append(session.live)
         if len(sizes) == 1:
             gate.wait(10)  # the worker is held on the first batch while the batch under test queues behind it
-        if len(sizes) <= 2:
-            raise RuntimeError("CUDA out of memory (injected)")
-        return original(model, tokenizer, prompts, *args, **kwargs)
+        raise RuntimeError("CUDA out of memory (injected)")
 
-    monkeypatch.setattr(engine, "generate", failing)
+    monkeypatch.setattr(Session, "step", failing)
     caplog.set_level(logging.ERROR, logger="adaptlab.serve")
     app = _app(tiny_base)
 

@@ -7,9 +7,9 @@ How a call runs (figures: bench/generate.py, docs/generation.md):
   the key/value cache (`memory_mb`), so rows of a batch pad little; a batch's prompts
   run in slices of about PREFILL_TOKENS tokens, so activations stay bounded too.
 - Each batch keeps its cache in buffers allocated once for the whole answer
-  (`_buffer_class`): transformers' default cache concatenates every step, copying the
+  (engine/session.py): transformers' default cache concatenates every step, copying the
   whole cache each token, which dominated decoding with long prompts.
-- Attention runs grouped-query attention natively (`_gqa_attention`) instead of
+- Attention runs grouped-query attention natively (engine/session.py) instead of
   copying the keys and values once per query head, as transformers does on CPU
   whenever a mask is given (always, with left padding).
 - Rows that finished (end of turn, a stop string, an end string, a loop, or a
@@ -29,11 +29,11 @@ it is generated (still in one batch with the other rows); a sink that reports
 from __future__ import annotations
 
 import time
-from functools import lru_cache
 from typing import NamedTuple, Protocol
 
 from adaptlab.engine.kv import prefix_kv
 from adaptlab.engine.scoring import common_prefix
+from adaptlab.engine.session import Session, native_attention
 from adaptlab.solver import Progress
 
 LOOP_TOKENS = 32  # a row's tail this long (or longer) ...
@@ -42,7 +42,6 @@ LOOP_PERIOD = 64  # the longest span looked for, in tokens
 MEMORY_MB = 1024  # key/value cache of one batch, at most (SmolLM2-135M: 46 KB per token in fp32)
 MAX_BATCH = 32  # rows decoded together, at most
 PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
-ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 
 
 class Sink(Protocol):
@@ -73,16 +72,15 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
 
     if not prompts:
         return []
-    stops = {eot_id} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
+    stops, pad = stop_tokens(tokenizer, eot_id), pad_token(tokenizer, eot_id)
     sinks = sinks or [None] * len(prompts)
     shared = common_prefix(prompts)[: min(len(p) for p in prompts) - 1]  # every row keeps a token of its own
     answers: list[Answer | None] = [None] * len(prompts)
-    with torch.inference_mode(), _attention(model), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+    with torch.inference_mode(), native_attention(model), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
         clock = time.perf_counter()
         prefix = prefix_kv(model, shared, device)
-        for batch in _batches(prompts, len(shared), max_new_tokens, _bytes_per_token(model, bf16), memory_mb, max_batch):
-            rows = [_Row(sinks[i], tokenizer, Ending(stop, ends, stop_loops), stops) for i in batch]
+        for batch in _batches(prompts, len(shared), max_new_tokens, bytes_per_token(model, bf16), memory_mb, max_batch):
+            rows = [AnswerRow(sinks[i], tokenizer, Ending(stop, ends, stop_loops), stops) for i in batch]
             rests = [prompts[i][len(shared) :] for i in batch]
             done = _decode(model, prefix, len(shared), rests, rows, pad, device, max_new_tokens)
             now = time.perf_counter()
@@ -94,40 +92,24 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
     return answers
 
 
-def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["_Row"], pad: int, device: str, max_new_tokens: int) -> list[Answer]:
-    """Decode one batch: each row's own prompt tokens (left-padded) after the shared prefix, then greedy steps."""
-    import torch
-    from transformers.cache_utils import Cache
-
-    width = max(len(r) for r in rests)
-    capacity = start + width + max_new_tokens
-    n_layers = model.config.num_hidden_layers
-    cache = Cache(layers=[_buffer_class()(capacity, prefix[layer] if prefix else None) for layer in range(n_layers)])
-    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rests], device=device)
-    own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
-    mask = torch.cat([torch.ones(len(rests), start, dtype=own.dtype, device=device), own], dim=1)
-    positions = start + (own.cumsum(-1) - 1).clamp(min=0)
-    chunk = max(16, PREFILL_TOKENS // len(rests))  # the prompts run in slices: bounded activations and attention scores
-    for at in range(0, width, chunk):
-        end = min(width, at + chunk)
-        out = model(input_ids=ids[:, at:end], attention_mask=mask[:, : start + end], position_ids=positions[:, at:end], cache=cache, use_cache=True, logits_to_keep=1)
-    live = list(range(len(rows)))  # batch position -> row
-    for step in range(max_new_tokens):
-        tokens = out.logits[:, -1].argmax(-1).tolist()
-        for row, token in zip((rows[i] for i in live), tokens):
-            row.add(token)
-        keep = [b for b, i in enumerate(live) if not rows[i].done]
-        if not keep or step == max_new_tokens - 1:
-            break
-        if len(keep) <= 0.75 * len(live):  # drop finished rows: a copy of the cache, worth it when many are done
-            index = torch.tensor(keep, device=device)
-            cache.batch_select_indices(index)
-            mask, positions = mask[index], positions[index]
-            live, tokens = [live[b] for b in keep], [tokens[b] for b in keep]
-        mask = torch.cat([mask, mask.new_ones(len(live), 1)], dim=1)
-        positions = positions[:, -1:] + 1
-        out = model(input_ids=torch.tensor(tokens, device=device)[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["AnswerRow"], pad: int, device: str, max_new_tokens: int) -> list[Answer]:
+    """Decode one batch: each row's own prompt tokens (left-padded) after the shared prefix, then greedy steps (a `Session`
+    that starts full and only shrinks)."""
+    session = Session(model, pad, device, prefix, start, PREFILL_TOKENS)
+    session.join(rests, rows, max_new_tokens)
+    while session.live:
+        session.step()
     return [row.finish() for row in rows]
+
+
+def stop_tokens(tokenizer, eot_id: int) -> set[int]:
+    """The tokens that end an answer: the end of turn, and the tokenizer's end of sequence."""
+    return {eot_id} | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+def pad_token(tokenizer, eot_id: int) -> int:
+    """The token left padding is made of (masked: any token does)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
 
 
 def _batches(prompts: list[list[int]], shared: int, max_new_tokens: int, per_token: int, memory_mb: int, max_batch: int) -> list[list[int]]:
@@ -143,86 +125,12 @@ def _batches(prompts: list[list[int]], shared: int, max_new_tokens: int, per_tok
     return batches
 
 
-def _bytes_per_token(model, bf16: bool) -> int:
+def bytes_per_token(model, bf16: bool) -> int:
     """Key/value cache bytes one token of one row takes."""
     config = model.config
     heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     return config.num_hidden_layers * 2 * heads * head_dim * (2 if bf16 else 4)
-
-
-@lru_cache(maxsize=None)
-def _buffer_class():
-    """`_Buffer`, defined on first use (transformers is imported only when generating)."""
-    from transformers.cache_utils import DynamicLayer
-
-    class _Buffer(DynamicLayer):
-        """One layer's key/value cache in buffers sized for the whole answer: each step writes in place."""
-
-        def __init__(self, capacity: int, prefix: tuple | None):
-            super().__init__()
-            self.capacity, self.prefix, self.n = capacity, prefix, 0
-            self.is_initialized = True  # allocated on the first update, when the batch's dtype is known
-            self._k = self._v = None
-
-        def update(self, key_states, value_states, *args, **kwargs):
-            import torch
-
-            if self._k is None:
-                batch, heads, _, dim = key_states.shape
-                self.device = key_states.device
-                self._k = torch.empty(batch, heads, self.capacity, dim, dtype=key_states.dtype, device=key_states.device)
-                self._v = torch.empty_like(self._k)
-                if self.prefix is not None:
-                    k, v = self.prefix
-                    self.n = k.shape[2]
-                    self._k[:, :, : self.n] = k.to(key_states.dtype)
-                    self._v[:, :, : self.n] = v.to(value_states.dtype)
-                    self.prefix = None
-            m = key_states.shape[2]
-            self._k[:, :, self.n : self.n + m] = key_states
-            self._v[:, :, self.n : self.n + m] = value_states
-            self.n += m
-            self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
-            return self.keys, self.values
-
-        def get_seq_length(self) -> int:
-            return self.prefix[0].shape[2] if self._k is None and self.prefix is not None else self.n
-
-        def batch_select_indices(self, indices) -> None:
-            self._k, self._v = self._k[indices], self._v[indices]
-            self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
-
-    return _Buffer
-
-
-def _gqa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
-    """Scaled dot-product attention with grouped-query heads handled by torch (no copy of keys and values per head)."""
-    import torch.nn.functional as F
-
-    causal = attention_mask is None and query.shape[2] > 1
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal, enable_gqa=key.shape[1] != query.shape[1])
-    return out.transpose(1, 2).contiguous(), None
-
-
-class _attention:
-    """While generating, the model attends with `_gqa_attention` (restored after, even on error)."""
-
-    def __init__(self, model):
-        self.config = model.config
-
-    def __enter__(self):
-        from transformers import AttentionInterface
-        from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
-
-        AttentionInterface.register(ATTENTION, _gqa_attention)
-        AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the same masks as sdpa (unregistered: none at all)
-        self.before = self.config._attn_implementation
-        if self.before == "sdpa":  # only replaces the same math; other implementations are left alone
-            self.config._attn_implementation = ATTENTION
-
-    def __exit__(self, *exc):
-        self.config._attn_implementation = self.before
 
 
 class Ending(NamedTuple):
@@ -278,7 +186,7 @@ def loop_start(ids: list[int]) -> int | None:
     return None
 
 
-class _Row:
+class AnswerRow:
     """One row's state: its tokens so far, whether it is done, and the text already handed to its sink."""
 
     def __init__(self, sink: Sink | None, tokenizer, ending: Ending, stops: set[int]):
@@ -308,7 +216,8 @@ class _Row:
             return
         self.ids.append(token)
         if self.ending.loops and (start := loop_start(self.ids)) is not None:
-            del self.ids[start:]
+            if not self.sent:  # a stream keeps what it already sent: the client has it
+                del self.ids[start:]
             self.done = self.ended = self.looped = True
             return
         if self.ending.reads_text or (self.sink and self.sink.wants_text):

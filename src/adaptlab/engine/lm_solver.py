@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Protocol
 
 from adaptlab.data import Example
-from adaptlab.engine.generate import Sink, generate
+from adaptlab.engine.generate import Ending, Sink, generate
+from adaptlab.engine.live import Generation
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.engine.scoring import label_logprobs
 from adaptlab.errors import AdaptlabError
@@ -19,7 +20,6 @@ from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.solver import Prediction, Progress, write_solver_json
 from adaptlab.task import Task
-
 
 BF16_CHECK_QUERIES = 16  # queries scored in both precisions before bf16 is trusted
 # Generation stays in fp32. Checked as labels are (the first 8 answers both ways), bf16 autocast gave fp32's
@@ -110,6 +110,15 @@ class LMSolver:
                 ]
             answers = self._generate(prompts, progress, sinks)
             return [Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut, looped=a.looped) for a, p, c in zip(answers, prompts, counts)]
+
+    def generation(self) -> Generation | None:
+        """How a server decodes this solver's answers in a live batch that requests join (engine/live.py), from each
+        query's text; None for classification, whose labels are scored whole."""
+        if self.task.spec.labelled:
+            return None
+        self.precision, self.precision_note = "fp32", GENERATE_PRECISION
+        ending = Ending(self.task.stop, self.task.ends, self.task.stop_loops)
+        return Generation(self.base, self.task.max_new_tokens, ending, self.adapter, lambda query: self.prompts([query])[0][0])
 
     def reset_precision(self) -> None:
         """Decide bf16 against fp32 again, from scratch (the weights changed: after fine-tuning)."""

@@ -3,8 +3,12 @@
 Requests wait in one lane per key (a model and its settings). The worker always serves
 the lane whose oldest request has waited longest, gathering up to `max_batch` of that
 lane's requests (waiting at most `wait_s` after the oldest arrived), and runs them as
-one batch. No request can wait behind another lane forever: every batch goes to the
-lane with the longest-waiting head, and a lane's head only gets older.
+one batch. A batch that decodes step by step (serve/worker.py) lets more of its lane's
+requests join while it runs (`Running.admit`, up to `max_batch` at once) and answers each
+as soon as it ends (`Running.answer`): a request that arrives while its lane runs starts at
+the next step instead of waiting for the whole batch. It admits only while no other lane's
+head has waited longer, so no request can wait behind another lane forever: every batch
+goes to the lane with the longest-waiting head, and a lane's head only gets older.
 
     >>> import time
     >>> b = Batcher(lambda key, payloads: [f"{key[0]}:{p}" for p in payloads])
@@ -26,6 +30,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable
@@ -47,7 +52,43 @@ class Job:
     queued_at: float = field(default_factory=time.monotonic)
 
 
+class Running(Sequence):
+    """A lane's batch while it runs, as its run function sees it: a sequence of the payloads so far, more of the lane's
+    requests admitted while it runs (`admit`), and each answer handed over as soon as it is ready (`answer`)."""
+
+    def __init__(self, batcher: "Batcher", key: tuple, jobs: list[Job]):
+        self.batcher, self.key, self.jobs = batcher, key, jobs
+        self.max_rows = batcher.max_batch  # requests running together, at most
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    def __getitem__(self, i: int):
+        return self.jobs[i].payload
+
+    def admit(self, room: int) -> range:
+        """Take up to `room` more of the lane's waiting requests (none while another lane's head waited longer);
+        the indices of their payloads."""
+        start = len(self.jobs)
+        self.jobs += self.batcher._admit(self.key, room)
+        return range(start, len(self.jobs))
+
+    def answer(self, i: int, result) -> None:
+        """Hand request `i` its answer now (an exception: its own failure); later answers for it are ignored."""
+        job = self.jobs[i]
+        if job.future.done():
+            return
+        if isinstance(result, BaseException):
+            job.future.set_exception(result)
+        else:
+            job.future.set_result(result)
+        self.batcher._running -= 1
+
+
 class Batcher:
+    """Lanes of waiting requests and the one worker thread that runs them: `run_batch(key, batch)` answers a lane's
+    batch (a `Running`) with one result per payload, in order; an exception it raises fails every request of it."""
+
     def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03, max_wait_s: float | None = None):
         self.run_batch = run_batch
         self.max_queue = max_queue
@@ -153,28 +194,46 @@ class Batcher:
             self._moved_at = time.monotonic()
             return batch
 
+    def _admit(self, key: tuple, room: int) -> list[Job]:
+        """Up to `room` of lane `key`'s waiting jobs for its running batch, unless another lane's head waited longer."""
+        with self._cond:
+            lane = self._lanes.get(key)
+            if room <= 0 or not lane or any(k != key and other[0].queued_at < lane[0].queued_at for k, other in self._lanes.items()):
+                return []
+            taken = [lane.popleft() for _ in range(min(room, len(lane)))]
+            if not lane:
+                del self._lanes[key]
+            self._waiting -= len(taken)
+        jobs = [job for job in taken if job.future.set_running_or_notify_cancel()]
+        self._running += len(jobs)
+        self.batched_requests += len(jobs)
+        return jobs
+
     def _work(self) -> None:
         while (batch := self._take()) is not None:
             live = [job for job in batch if job.future.set_running_or_notify_cancel()]
             if live:
-                self.batches += 1
-                self.batched_requests += len(live)
-                clock = time.monotonic()
-                try:
-                    results = self.run_batch(live[0].key, [job.payload for job in live])
-                    for job, result in zip(live, results):
-                        if isinstance(result, BaseException):  # this request's own failure
-                            job.future.set_exception(result)
-                        else:
-                            job.future.set_result(result)
-                    for job in live[len(results) :]:  # a run_batch that answered too few must not leave a request hanging
-                        job.future.set_exception(RuntimeError("the batch returned no answer for this request"))
-                except BaseException as exc:  # every request of the batch learns of it; the worker goes on
-                    for job in live:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
-                seconds, key = time.monotonic() - clock, live[0].key
-                self._batch_s[key] = seconds if key not in self._batch_s else 0.7 * self._batch_s[key] + 0.3 * seconds
+                self._run(Running(self, live[0].key, live))
             with self._cond:
                 self._running = 0
                 self._moved_at = time.monotonic()
+
+    def _run(self, running: Running) -> None:
+        """Run one batch; every request in it gets an answer or an exception, whatever run_batch does."""
+        self.batches += 1
+        self.batched_requests += len(running)
+        self._running = len(running)
+        clock = time.monotonic()
+        try:
+            results = self.run_batch(running.key, running)
+            for i, result in zip(range(len(running)), results):
+                running.answer(i, result)
+            for i in range(len(results), len(running)):  # a run_batch that answered too few must not leave a request hanging
+                running.answer(i, RuntimeError("the batch returned no answer for this request"))
+        except BaseException as exc:  # every request of the batch learns of it; the worker goes on
+            for job in running.jobs:
+                if not job.future.done():
+                    job.future.set_exception(exc)
+        # A batch's seconds, per max_batch requests when more joined it: the admission estimate of queued work.
+        seconds, key = (time.monotonic() - clock) * self.max_batch / max(len(running), self.max_batch), running.key
+        self._batch_s[key] = seconds if key not in self._batch_s else 0.7 * self._batch_s[key] + 0.3 * seconds

@@ -5,11 +5,17 @@ requests' payloads. An item of its result may be an exception that belongs to th
 alone (its query is too long for the context); an exception it raises (`LoadFailed`, or a
 torch RuntimeError such as out of memory) reaches every request of the batch, and
 serve/failures.py turns it into that request's answer.
+
+Generation runs live (`live_answers`): the base model and every prompted or fine-tuned
+version of a generate task decode in one `LiveBatch` (engine/live.py) that the lane's
+requests join between steps, each answered as soon as its row ends. Label scoring, rag and
+the references that ask no language model answer the batch as it came (`solver_answers`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from adaptlab.errors import AdaptlabError
@@ -37,14 +43,15 @@ class LoadFailed(Exception):
         self.public = public  # what the client may read (no paths); None: a generic sentence
 
 
-def run_batch(models, key: tuple, payloads: list) -> list[Answer | Exception]:
-    """Answers for one lane's batch, in order: `key` is (served name, max_tokens), each payload (model input, its Stream)."""
+def run_batch(models, key: tuple, batch) -> list[Answer | Exception]:
+    """Answers for one lane's batch (a serve/batcher.py `Running`), in order: `key` is (served name, max_tokens), each
+    payload (model input, its Stream)."""
     name, max_tokens = key
     solver = load_solver(models, name)
-    contents, streams = [c for c, _ in payloads], [s for _, s in payloads]
-    if solver is None:
-        return base_answers(models.base, contents, streams, max_tokens)
-    return solver_answers(solver, contents, streams)
+    generation = base_generation(models.base, max_tokens) if solver is None else getattr(solver, "generation", lambda: None)()
+    if generation is not None:
+        return live_answers(generation, batch)
+    return solver_answers(solver, [c for c, _ in batch], [s for _, s in batch])
 
 
 def load_solver(models, name: str):
@@ -58,14 +65,56 @@ def load_solver(models, name: str):
         raise LoadFailed(str(exc)) from None
 
 
-def base_answers(base, prompts: list[list[int]], streams: list, max_tokens: int) -> list[Answer]:
-    """The base model itself, every adapter off: batched greedy generation from the prompts' token ids."""
-    from adaptlab.engine.generate import generate
+def base_generation(base, max_tokens: int):
+    """How the base model itself answers: every adapter off, up to max_tokens, no loop cut (the raw model answers as
+    asked: max_tokens bounds it, as an OpenAI client expects); the payload is already the prompt's token ids."""
+    from adaptlab.engine.live import RAW, Generation
+
+    return Generation(base, max_tokens, RAW)
+
+
+def live_answers(generation, batch) -> list[Answer | Exception]:
+    """A generating lane's answers: its requests join one LiveBatch between decoding steps (those that arrive while it
+    runs too, through `batch.admit`), each answered as soon as its row ends; it ends when no row is left and none waits."""
+    from adaptlab.engine.live import LiveBatch
     from adaptlab.engine.lm_solver import _adapter
 
-    with _adapter(base, None):
-        answers = generate(base.model, base.tokenizer, prompts, base.eot_id, base.device, max_tokens, sinks=streams, stop_loops=False)  # the raw model answers as asked: max_tokens bounds it, as an OpenAI client expects
-    return [Answer(a.text, len(ids), a.tokens, a.cut) for a, ids in zip(answers, prompts)]
+    live = LiveBatch(generation, batch.max_rows)
+    waiting = deque(range(len(batch)))  # admitted, not yet decoding: no room for them yet
+    prompts: dict[int, list[int]] = {}
+    answers: dict[int, Answer | Exception] = {}
+    with _adapter(generation.base, generation.adapter):
+        while True:
+            waiting.extend(batch.admit(batch.max_rows - live.rows - len(waiting)))
+            live.join(_joining(live, waiting, batch, generation, prompts, answers))
+            if not live.rows and not waiting:
+                break
+            for i, answer in live.step():
+                answers[i] = Answer(answer.text, len(prompts[i]), answer.tokens, answer.cut)
+                batch.answer(i, answers[i])
+    return [answers[i] for i in range(len(batch))]
+
+
+def _joining(live, waiting: deque, batch, generation, prompts: dict, answers: dict) -> list[tuple]:
+    """The waiting requests that fit the live batch now, oldest first, as (index, prompt ids, stream). A request whose
+    prompt cannot be built (a query too long for the context) is answered with its own error at once."""
+    joining: list[tuple] = []
+    while waiting:
+        i = waiting[0]
+        content, stream = batch[i]
+        if i not in prompts:
+            try:
+                prompts[i] = generation.prompt(content)
+            except AdaptlabError as exc:
+                answers[i] = exc
+                batch.answer(i, exc)
+                waiting.popleft()
+                continue
+        if not live.fits([ids for _, ids, _ in joining] + [prompts[i]]):
+            break
+        joining.append((i, prompts[i], stream))
+        waiting.popleft()
+    return joining
 
 
 def solver_answers(solver, inputs: list[str], streams: list) -> list[Answer | Exception]:
