@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from adaptlab.task import DEFAULT_ABSTAIN  # noqa: F401  (its doctests and callers read it here)
 
 # An answer opens with a refusal when one of these (matched as whole words on the plain text:
 # lower case, contractions spelt out, punctuation dropped) is in its first sentence.
