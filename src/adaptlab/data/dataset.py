@@ -7,6 +7,8 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from adaptlab.data.conversation import History
+
 
 @dataclass(frozen=True)
 class Example:
@@ -17,6 +19,8 @@ class Example:
     line: int | None = None
     sources: tuple[str, ...] = ()  # knowledge tasks: the passages that hold the answer ("handbook.pdf#page=3")
     old_output: str | None = None  # update questions: the answer before the documents changed (the stale fact)
+    conversation: str | None = None  # conversations: the id of the conversation this answer is a turn of (its "id", else "line N")
+    turn: int | None = None  # ... and the answer's index in that conversation's messages
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,11 @@ class Dataset:
     def outputs(self) -> list[str]:
         return [e.output for e in self.examples]
 
+    @property
+    def conversations(self) -> bool:
+        """Whether the examples are turns of conversations (their inputs are histories)."""
+        return any(e.conversation is not None for e in self.examples)
+
     def label_counts(self) -> Counter:
         return Counter(self.outputs)
 
@@ -55,6 +64,7 @@ class Dataset:
         """sha256 of the examples' content, independent of file format and line ends."""
         digest = hashlib.sha256()
         for e in self.examples:
-            digest.update(json.dumps([e.input, e.output], ensure_ascii=False).encode())
+            turns = [[t.role, t.content, t.weight] for t in e.input.turns] if isinstance(e.input, History) else e.input
+            digest.update(json.dumps([turns, e.output], ensure_ascii=False).encode())
             digest.update(b"\n")
         return digest.hexdigest()

@@ -19,6 +19,7 @@ import json
 import sys
 from pathlib import Path
 
+from adaptlab.data.conversation import History, Turn
 from adaptlab.data.dataset import Dataset, Example
 from adaptlab.errors import DataError, Problem
 
@@ -26,6 +27,7 @@ MAX_PROBLEMS = 100
 MAX_FILE_BYTES = 512 * 1024 * 1024
 CHAT_ROLES = {"system", "user", "assistant"}
 ROLE_HINTS = {"human": "user", "gpt": "assistant", "bot": "assistant", "model": "assistant"}
+SHAREGPT_ROLES = {"human": "user", "gpt": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
 
 
 class _Collector:
@@ -104,14 +106,16 @@ def load_dataset(path: str | Path, *, min_examples: int = 1, input_col: str = "i
         parsed = _parse_record(record, number, problems, abstain, columns)
         if parsed is None:
             continue
-        fmt, example, instruction = parsed
+        fmt, parsed_examples, instruction = parsed
         formats.setdefault(fmt, number)
         instructions.add(instruction)
-        examples.append(example)
+        examples += parsed_examples
     if len(formats) > 1:
         first, second = sorted(formats.items(), key=lambda kv: kv[1])[:2]
         problems.add("mixed_formats", second[1], None, f"line {first[1]} is in the '{first[0]}' format but this line is '{second[0]}'", "use one format per file")
     instruction = next(iter(instructions)) if len(instructions) == 1 else None
+    if "conversation" in formats and (plain := _plain_exchanges(examples)):
+        examples, instruction = plain
     return _finish(examples, problems, name, min_examples, instruction)
 
 
@@ -156,7 +160,7 @@ def _read_table(rows: list[dict], input_col: str, output_col: str, problems: _Co
             break
         parsed = _parse_record(row, number, problems, columns=columns)
         if parsed is not None:
-            examples.append(parsed[1])
+            examples += parsed[1]
     return examples
 
 
@@ -215,8 +219,8 @@ def _read_csv(raw: bytes, input_col: str, output_col: str, problems: _Collector)
 def _parse_record(record: dict, number: int, problems: _Collector, abstain: str | None = None, columns: tuple[str, str] | None = None):
     """(format, Example, instruction) from one line or row, or None with its problems added; `columns` (input, output)
     names the fields to read instead of the shapes a file may have by itself."""
-    if "messages" in record and not columns:
-        return _parse_chat(record["messages"], number, problems)
+    if ("messages" in record or "conversations" in record) and not columns:
+        return _parse_chat(record, number, problems)
     shapes = {"columns": columns} if columns else {"input_output": ("input", "output"), "prompt_completion": ("prompt", "completion")}
     for fmt, (in_key, out_key) in shapes.items():
         if columns or in_key in record or out_key in record:
@@ -249,9 +253,9 @@ def _parse_record(record: dict, number: int, problems: _Collector, abstain: str 
                 ok = False
             if not ok or sources is None:
                 return None
-            return fmt, Example(values[in_key], values[out_key].strip(), number, sources, old.strip() if old else None), None
+            return fmt, [Example(values[in_key], values[out_key].strip(), number, sources, old.strip() if old else None)], None
     keys = ", ".join(_printable(k) for k in sorted(record)) or "none"
-    problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion' or 'messages' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
+    problems.add("unknown_format", number, None, f"no 'input'/'output', 'prompt'/'completion', 'messages' or 'conversations' field (found: {keys})", 'write {"input": ..., "output": ...} per line')
     return None
 
 
@@ -264,52 +268,93 @@ def _sources(record: dict, number: int, problems: _Collector) -> tuple[str, ...]
     return tuple(v.strip() for v in value)
 
 
-def _parse_chat(messages, number: int, problems: _Collector):
-    if not isinstance(messages, list) or not messages:
-        problems.add("wrong_type", number, "messages", f"expected a non-empty list of messages, got {_type_name(messages)}", 'write "messages": [{"role": "user", "content": ...}, ...]')
+def _parse_chat(record: dict, number: int, problems: _Collector):
+    """(format, examples, instruction) from an OpenAI chat line (`messages`) or a ShareGPT one (`conversations`).
+
+    One example per assistant turn of weight 1 that follows a user turn, its input the History before it; a
+    line with a `label` is one example, the whole conversation classified. Single exchanges become plain
+    (question, answer) examples when the whole file holds nothing else (`_plain_exchanges`)."""
+    turns = _turns(record, number, problems)
+    if turns is None:
         return None
-    ok = True
+    conversation = record["id"] if isinstance(record.get("id"), str) and record["id"].strip() else f"line {number}"
+    if "label" in record:
+        label = record["label"]
+        if not isinstance(label, str) or not label.strip():
+            problems.add("wrong_type", number, "label", f"expected the conversation's label as a non-empty string, got {_type_name(label)}", 'write "label": "transfer"')
+            return None
+        return "conversation", [Example(History(turns, recent=None), label.strip(), number, conversation=conversation)], None
+    examples = []
+    for i, turn in enumerate(turns):
+        if turn.role == "assistant" and turn.weight and any(t.role == "user" for t in turns[:i]):
+            examples.append(Example(History(turns[:i]), turn.content.strip(), number, conversation=conversation, turn=i))
+    if not examples:
+        problems.add("no_assistant", number, "messages", "no assistant answer of weight 1 after a user turn: nothing to learn or test", "end each conversation with the assistant's answer")
+        return None
+    return "conversation", examples, None
+
+
+def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] | None:
+    """The line's turns, checked: known roles, text in every turn, at most one system turn (the first), weights 0 or 1 on
+    assistant turns only, and the last turn the assistant's. None with every problem added."""
+    sharegpt = "messages" not in record
+    key, role_key, text_key = ("conversations", "from", "value") if sharegpt else ("messages", "role", "content")
+    messages = record[key]
+    if not isinstance(messages, list) or not messages:
+        problems.add("wrong_type", number, key, f"expected a non-empty list of messages, got {_type_name(messages)}", f'write "{key}": [{{"{role_key}": "user", "{text_key}": ...}}, ...]')
+        return None
+    turns, ok = [], True
     for i, message in enumerate(messages):
+        where = f"{key}[{i}]"
         if not isinstance(message, dict):
-            problems.add("wrong_type", number, f"messages[{i}]", f"expected an object, got {_type_name(message)}", 'write {"role": ..., "content": ...}')
+            problems.add("wrong_type", number, where, f"expected an object, got {_type_name(message)}", f'write {{"{role_key}": ..., "{text_key}": ...}}')
             ok = False
             continue
-        role, content = message.get("role"), message.get("content")
+        role, content, weight = message.get(role_key), message.get(text_key), message.get("weight", 1)
+        if sharegpt and isinstance(role, str):
+            role = SHAREGPT_ROLES.get(role, role)
         if not isinstance(role, str):  # a list or object role is unhashable: check the type first
-            problems.add("wrong_type", number, f"messages[{i}].role", f"expected a string, got {_type_name(role)}", "roles are system, user and assistant")
+            problems.add("wrong_type", number, f"{where}.{role_key}", f"expected a string, got {_type_name(role)}", "roles are system, user and assistant")
             ok = False
         elif role not in CHAT_ROLES:
-            hint = f"use '{ROLE_HINTS[role]}' instead of '{role}'" if role in ROLE_HINTS else "roles are system, user and assistant"
-            problems.add("unknown_role", number, f"messages[{i}].role", f"unknown role {role!r}", hint)
+            hint = f"use '{ROLE_HINTS[role]}' instead of '{role}'" if role in ROLE_HINTS and not sharegpt else "roles are system, user and assistant" + (" (ShareGPT: system, human, gpt)" if sharegpt else "")
+            problems.add("unknown_role", number, f"{where}.{role_key}", f"unknown role {role!r}", hint)
             ok = False
         if not isinstance(content, str):
-            problems.add("wrong_type", number, f"messages[{i}].content", f"expected a string, got {_type_name(content)}", "write the content as a JSON string")
+            problems.add("wrong_type", number, f"{where}.{text_key}", f"expected a string, got {_type_name(content)}", "write the content as a JSON string")
+            ok = False
+        elif not content.strip():
+            problems.add("empty_field", number, f"{where}.{text_key}", f"turn {i} ({role}) is empty", "write its text or remove the turn")
             ok = False
         elif bad := _surrogate_problem(content):
-            problems.add("invalid_unicode", number, f"messages[{i}].content", *bad)
+            problems.add("invalid_unicode", number, f"{where}.{text_key}", *bad)
             ok = False
+        if weight not in (0, 1) or isinstance(weight, bool) or (weight == 0 and role != "assistant"):
+            problems.add("wrong_type", number, f"{where}.weight", f"expected 0 or 1 on an assistant turn, got {json.dumps(weight)[:20]} on a {role} turn", "weight 0 keeps an assistant turn as context only; leave it out elsewhere")
+            ok = False
+        if ok:
+            turns.append(Turn(role, content, weight))
     if not ok:
         return None
-    roles = [m["role"] for m in messages]
-    if "assistant" not in roles:
-        problems.add("no_assistant", number, "messages", "no assistant message: nothing to learn from", "end each conversation with the assistant's answer")
+    roles = [t.role for t in turns]
+    if roles.count("system") > 1 or ("system" in roles and roles[0] != "system"):
+        second = [i for i, r in enumerate(roles) if r == "system"][1 if roles[0] == "system" else 0]
+        problems.add("misplaced_system", number, f"{key}[{second}]", "a conversation has at most one system message, and it comes first", "merge the system messages into the first turn")
         return None
-    last_assistant = len(roles) - 1 - roles[::-1].index("assistant")
-    users = [i for i in range(last_assistant) if roles[i] == "user"]
-    if len(users) != 1 or any(r == "assistant" for r in roles[:last_assistant]):
-        problems.add("multi_turn", number, "messages", "only single-turn conversations (optional system, one user, one assistant) are supported", "split the conversation into one example per turn")
+    if roles[-1] != "assistant":
+        problems.add("ends_on_user", number, f"{key}[{len(roles) - 1}]", f"the conversation ends on a {roles[-1]} turn, which nothing answers", "end it with the assistant's answer or remove the last turn")
         return None
-    systems = [m["content"] for m in messages if m["role"] == "system"]
-    user = messages[users[0]]["content"]
-    answer = messages[last_assistant]["content"]
-    field_path = f"messages[{last_assistant}].content"
-    if not answer.strip():
-        problems.add("empty_field", number, field_path, "the assistant answer is empty", "fill it or remove the line")
+    return tuple(turns)
+
+
+def _plain_exchanges(examples: list[Example]) -> tuple[list[Example], str | None] | None:
+    """A chat file of single exchanges (an optional system message, one question, one answer) read as plain
+    (question, answer) examples, its system message the task's instruction; None when any line is a conversation."""
+    if any(len(e.input.spoken) != 1 or e.input.recent is None for e in examples):
         return None
-    if not user.strip():
-        problems.add("empty_field", number, f"messages[{users[0]}].content", "the user message is empty", "fill it or remove the line")
-        return None
-    return "chat", Example(user, answer.strip(), number), (systems[0] if systems else None)
+    systems = {e.input.system for e in examples}
+    plain = [Example(e.input.spoken[0].content, e.output, e.line) for e in examples]
+    return plain, (next(iter(systems)) if len(systems) == 1 else None)
 
 
 def _duplicate_warnings(examples: list[Example], name: str) -> list[str]:

@@ -25,6 +25,8 @@ def split_dev(data: Dataset, fraction: float, seed: int, stratify: bool) -> tupl
     count = int(len(data) * fraction)
     if count < MIN_DEV_ROWS:
         return data, None
+    if data.conversations:
+        return _split_conversations(data, fraction, seed)
     rng = random.Random(seed)
     order = list(range(len(data)))
     rng.shuffle(order)
@@ -38,3 +40,24 @@ def split_dev(data: Dataset, fraction: float, seed: int, stratify: bool) -> tupl
     keep = [e for i, e in enumerate(data.examples) if i not in held]
     dev = [e for i, e in enumerate(data.examples) if i in held]
     return Dataset(keep, data.source, data.instruction), Dataset(dev, f"{data.source} (dev split)", data.instruction)
+
+
+def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Whole conversations held out, never single turns: no turn of a dev conversation is trained on."""
+    ids = list(dict.fromkeys(e.conversation for e in data))
+    random.Random(seed).shuffle(ids)
+    held = set(ids[: max(1, round(len(ids) * fraction))]) if len(ids) > 1 else set()
+    keep = [e for e in data if e.conversation not in held]
+    dev = [e for e in data if e.conversation in held]
+    if len(dev) < MIN_DEV_ROWS:
+        return data, None
+    return Dataset(keep, data.source, data.instruction), Dataset(dev, f"{data.source} (dev split)", data.instruction)
+
+
+def whole_conversations(data: Dataset) -> Dataset:
+    """One example per conversation, its last answer, whose history holds every turn before it: trained as one row
+    with every learned assistant turn in it (finetune/fit.py). Data that is not conversations is returned as it is."""
+    if not data.conversations:
+        return data
+    last = {e.conversation: e for e in data}  # file order: the last turn of each conversation wins
+    return Dataset(list(last.values()), data.source, data.instruction, data.warnings)

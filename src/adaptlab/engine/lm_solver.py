@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from adaptlab.data import Example
+from adaptlab.data.conversation import History
 from adaptlab.engine.generate import Ending, Sink, generate
 from adaptlab.engine.live import Generation
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
@@ -75,8 +76,9 @@ class LMSolver:
         """Token ids of each query's prompt, and how many shots each one holds.
 
         Shots are dropped from the least useful end until the prompt leaves room
-        for the answer (an error instead with `exact_shots`); a query that does not
-        fit even alone is an error. An example is never cut.
+        for the answer (an error instead with `exact_shots`), then a conversation's
+        oldest turns; a query that does not fit even alone is an error. An example
+        is never cut.
         """
         chosen = self.shots.select(inputs) if self.shots else [[] for _ in inputs]
         room = self.base.context_length - self._answer_room()
@@ -91,6 +93,9 @@ class LMSolver:
                 if self.exact_shots:
                     raise AdaptlabError(f"{wanted} shots do not fit the {self.base.context_length}-token context with room for the answer ({len(ids)} tokens) for query {query[:60]!r}; lower few_shot.k or drop exact_k to use fewer shots where needed")
                 shots.pop()
+            while len(ids) > room and isinstance(query, History) and len(query.spoken) > 1:
+                query = query.dropping(2)  # a conversation too long for the context loses its oldest exchange first
+                ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
             if len(ids) > room:
                 raise AdaptlabError(f"a query's prompt is {len(ids)} tokens, over the model's {self.base.context_length}-token context less {self._answer_room()} for the answer; shorten the instruction or the input ({query[:60]!r}...)")
             prompts.append(ids)

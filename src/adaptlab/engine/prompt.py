@@ -16,6 +16,7 @@ import re
 import threading
 
 from adaptlab.data import Example
+from adaptlab.data.conversation import History, messages_of
 from adaptlab.task import Task
 
 _SLOT = "\u27e6slot{}\u27e7"  # placeholders no real text contains: ⟦slot0⟧
@@ -36,12 +37,24 @@ def system_text(task: Task) -> str:
 
 
 def build_messages(task: Task, shots: list[Example], query: str) -> list[dict]:
-    """System turn, then each shot as a user/assistant pair, then the query."""
-    messages = [{"role": "system", "content": system_text(task)}]
+    """System turn, then each shot as a user/assistant pair, then the query.
+
+    A conversation's History (data/conversation.py) is sent as its turns: a shot's, then its answer; the
+    query's, ending on the user turn to answer. The conversation's own system message follows the task's
+    instruction in the one system turn. A labelled task reads a conversation as one text to classify.
+    """
+    system = system_text(task)
+    if isinstance(query, History) and query.system:
+        system = f"{system}\n\n{query.system}"
+    messages = [{"role": "system", "content": system}]
     for shot in shots:
-        messages += [{"role": "user", "content": shot.input}, {"role": "assistant", "content": shot.output}]
-    messages.append({"role": "user", "content": query})
-    return messages
+        messages += _asked(task, shot.input) + [{"role": "assistant", "content": shot.output}]
+    return messages + _asked(task, query)
+
+
+def _asked(task: Task, query: str) -> list[dict]:
+    """A query as the turns that ask it: a History's turns, else (a labelled task's conversation too) one user turn."""
+    return messages_of(query) if not task.spec.labelled else [{"role": "user", "content": str(query)}]
 
 
 def encode_messages(tokenizer, messages: list[dict]) -> list[int]:

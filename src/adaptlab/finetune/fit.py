@@ -17,16 +17,29 @@ import numpy as np
 
 from adaptlab.config import TrainConfig
 from adaptlab.data import Dataset, split_dev
+from adaptlab.data.conversation import History
+from adaptlab.data.split import whole_conversations
 from adaptlab.engine.lm_solver import LMSolver
-from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages, encode_text
+from adaptlab.engine.prompt import (
+    build_messages,
+    encode_answer,
+    encode_messages,
+    encode_text,
+)
 from adaptlab.errors import ConfigError, DataError, Problem
 from adaptlab.finetune.loss import TrainRow, mean_loss
-from adaptlab.finetune.trainer import Hooks, Resume, StepReport, TrainResult, TrainSettings, train
+from adaptlab.finetune.trainer import (
+    Hooks,
+    Resume,
+    StepReport,
+    TrainResult,
+    TrainSettings,
+    train,
+)
 from adaptlab.metrics import row_scores
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import Task
-
 
 Prepare = Callable[[BaseModel, Task, TrainConfig, int], tuple[BaseModel, "str | None"]]  # -> (model to train, adapter name or None: every weight)
 
@@ -103,23 +116,56 @@ class FineTune:
 
 def fit_and_dev(task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfig, seed: int) -> tuple[Dataset, Dataset | None]:
     """The rows to train on and the dev rows that pick the best checkpoint: a given dev file, else
-    `dev_fraction` of train held out (stratified by label on classify tasks). Decided here only."""
-    if dev is not None:
-        return train, dev
-    return split_dev(train, cfg.dev_fraction, seed, task.spec.labelled)
+    `dev_fraction` of train held out (stratified by label on classify tasks; whole conversations on conversation
+    data, whose training rows are then one per conversation). Decided here only."""
+    if dev is None:
+        train, dev = split_dev(train, cfg.dev_fraction, seed, task.spec.labelled)
+    return (train if task.spec.labelled else whole_conversations(train)), dev
 
 
 def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:
-    """Each example as prompt ids (the zero-shot prompt) and answer ids; too-long ones are an error."""
+    """Each example as prompt ids (the zero-shot prompt) and answer ids; too-long ones are an error. A turn of a
+    conversation is learned with every learned assistant turn before it (`conversation_row`)."""
     rows, problems = [], []
     for e in data:
-        row = TrainRow(encode_messages(base.tokenizer, build_messages(task, [], e.input)), encode_answer(base.tokenizer, e.output, base.eot_id))
+        if isinstance(e.input, History) and not task.spec.labelled:
+            row = conversation_row(base, task, e.input, e.output)
+        else:
+            row = TrainRow(encode_messages(base.tokenizer, build_messages(task, [], e.input)), encode_answer(base.tokenizer, e.output, base.eot_id))
         if len(row.input_ids) > base.context_length:
             problems.append(Problem("too_long", data.source, e.line, None, f"{len(row.input_ids)} tokens after templating, over the model's context of {base.context_length}", "shorten the example or remove it"))
         rows.append(row)
     if problems:
         raise DataError(problems[:100], truncated=len(problems) > 100)
     return rows
+
+
+def conversation_row(base: BaseModel, task: Task, history: History, answer: str) -> TrainRow:
+    """The conversation up to `answer` as one row, the loss on every assistant turn of weight 1 and on `answer`.
+
+    Each assistant turn is placed where the chat template puts it: after the prompt the turns before it make
+    (the zero-shot prompt of that turn). A template that renders earlier turns differently once later ones
+    follow would break that; then only `answer` is learned, a row per turn still trains every turn.
+    """
+    messages = build_messages(task, [], history)
+    ids = encode_messages(base.tokenizer, messages) + encode_answer(base.tokenizer, answer, base.eot_id)
+    spans = [(len(ids) - len(encode_answer(base.tokenizer, answer, base.eot_id)), len(ids))]
+    for at, turn in enumerate(messages):
+        if turn["role"] == "assistant" and _weight(history, at):
+            start = len(encode_messages(base.tokenizer, messages[:at]))
+            said = encode_answer(base.tokenizer, turn["content"], base.eot_id)
+            if ids[start : start + len(said)] == said:
+                spans.append((start, start + len(said)))
+    first = min(s for s, _ in spans)
+    learn = [False] * (len(ids) - first)
+    for start, end in spans:
+        learn[start - first : end - first] = [True] * (end - start)
+    return TrainRow(ids[:first], ids[first:], tuple(learn))
+
+
+def _weight(history: History, at: int) -> int:
+    """The weight of build_messages' message `at` (after its system turn) in the history's spoken turns."""
+    return history.spoken[at - 1].weight
 
 
 def document_rows(base: BaseModel, chunks) -> list[TrainRow]:

@@ -33,10 +33,15 @@ CPU_BATCH_TOKENS = 512  # micro-batch budget on a CPU: one step of 8 SQL rows of
 
 @dataclass(frozen=True)
 class TrainRow:
-    """One example as the model sees it: prompt and answer ids; only the answer is learned."""
+    """One example as the model sees it: prompt and answer ids; only the answer is learned.
+
+    A conversation is one row whose answer runs from its first learned assistant turn to its end: `learn`
+    marks the answer tokens learned (assistant turns of weight 1), the user turns between them are context.
+    """
 
     prompt: list[int]
     answer: list[int]
+    learn: tuple[bool, ...] | None = None  # per answer token; None: every one
 
     @property
     def input_ids(self) -> list[int]:
@@ -44,7 +49,14 @@ class TrainRow:
 
     @property
     def labels(self) -> list[int]:
-        return [IGNORE] * len(self.prompt) + self.answer
+        if self.learn is None:
+            return [IGNORE] * len(self.prompt) + self.answer
+        return [IGNORE] * len(self.prompt) + [a if keep else IGNORE for a, keep in zip(self.answer, self.learn)]
+
+    @property
+    def learned(self) -> int:
+        """How many tokens the loss is the mean over."""
+        return len(self.answer) if self.learn is None else sum(self.learn)
 
 
 def shared_prefix(rows: list[TrainRow]) -> list[int]:
@@ -95,7 +107,7 @@ def batch_loss(model, batch: list[TrainRow], shared: list[int], pad_id: int, dev
         return torch.nn.functional.cross_entropy(logits.float(), targets)
     if prefix is None:
         prefix = prefix_cache(model, shared, device)
-    own = [TrainRow(r.prompt[len(shared) :], r.answer) for r in batch]
+    own = [TrainRow(r.prompt[len(shared) :], r.answer, r.learn) for r in batch]
     input_ids, labels, _ = _collate(own, pad_id, device)  # right padding: never attended by real tokens
     keep, targets = _answer_positions(labels)
     out, _ = run_with_cache(model, input_ids, prefix, len(shared), logits_to_keep=keep)
@@ -111,8 +123,8 @@ def mean_loss(model, rows: list[TrainRow], pad_id: int, device: str, bf16: bool 
     with torch.inference_mode(), autocast_bf16(device, bf16):
         prefix = prefix_cache(model, shared, device) if shared else None
         for part in micro_batches(rows, len(shared), 1, token_budget(max_batch_tokens, device)):
-            total += batch_loss(model, part, shared, pad_id, device, prefix).item() * sum(len(r.answer) for r in part)
-    return total / sum(len(r.answer) for r in rows)
+            total += batch_loss(model, part, shared, pad_id, device, prefix).item() * sum(r.learned for r in part)
+    return total / sum(r.learned for r in rows)
 
 
 def prefix_cache(model, shared: list[int], device: str, recompute: bool = False) -> KV:

@@ -220,7 +220,7 @@ def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, 
     import torch
 
     parts = micro_batches(batch, len(shared), settings.gradient_accumulation, token_budget(settings.max_batch_tokens, device))
-    answer_tokens = sum(len(r.answer) for r in batch)
+    answer_tokens = sum(r.learned for r in batch)
     prefix = leaves = None
     if shared:  # run once for the whole step; the micro-batches gather its gradient, sent back through it at the end
         with autocast_bf16(device, settings.bf16):
@@ -231,7 +231,7 @@ def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, 
         sync = contextlib.nullcontext() if i == len(parts) - 1 or dist.world == 1 else runner.no_sync()
         with sync, autocast_bf16(device, settings.bf16):
             loss = batch_loss(runner if dist.world > 1 else model, part, shared, pad_id, device, leaves)
-            loss = loss * (sum(len(r.answer) for r in part) / answer_tokens)
+            loss = loss * (sum(r.learned for r in part) / answer_tokens)
         loss.backward()  # frees this micro-batch's activations before the next one runs
         total += loss.item()
     if prefix is not None:

@@ -8,6 +8,7 @@ rebuild exactly the prompts it was measured with.
 from __future__ import annotations
 
 from adaptlab.data import Dataset
+from adaptlab.data.conversation import input_from_json, input_json
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.icl.selectors import EMBEDDING_SELECTORS, FixedSelector, RandomSelector
 from adaptlab.models import BaseModel
@@ -45,7 +46,7 @@ class FewShot:
 
             shots = EMBEDDING_SELECTORS[self.selector](train.examples, self.k, self.embedder or default_embedder())
         selection = {"k": self.k, "selector": self.selector, "seed": self.seed, "lines": self.lines, "exact_k": self.exact_k}
-        pool = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": e.input, "output": e.output, "line": e.line} for e in train]}
+        pool = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": input_json(e.input), "output": e.output, "line": e.line} for e in train]}
         return prompted_solver(self.name, self.base, task, shots, self.exact_k, saved={"selection": selection}, files={"pool.json": pool})
 
 
@@ -66,5 +67,6 @@ def saved_pool(folder) -> Dataset:
 
     from adaptlab.data import Example
 
+
     pool = json.loads((Path(folder) / "pool.json").read_text(encoding="utf-8"))
-    return Dataset([Example(e["input"], e["output"], e["line"]) for e in pool["examples"]], pool.get("source", "pool"))
+    return Dataset([Example(input_from_json(e["input"]), e["output"], e["line"]) for e in pool["examples"]], pool.get("source", "pool"))
