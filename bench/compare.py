@@ -6,7 +6,7 @@ the embedded SmolLM2-135M. Reports the total wall time (loading, audit, every fi
 every prediction) and, per strategy, fit and predict seconds, answer tokens, answers cut
 at the token limit, the precision used and the headline score with its interval.
 
-    python bench/compare.py [experiment.yaml] [--out bench/results/compare-booking-sql-cpu.json]
+    python bench/compare.py [experiment.yaml] [--out bench/results/compare-booking-sql-cpu.json] [--keep RUN_FOLDER]
 
 Last line: one JSON object, which the script also writes to --out.
 """
@@ -30,13 +30,14 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", nargs="?", default=str(EXAMPLE))
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "compare-booking-sql-cpu.json"))
+    parser.add_argument("--keep", help="keep the run folder (results.json, report.html) here; by default it is removed")
     args = parser.parse_args()
 
     import torch
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        results, _ = run_compare(args.experiment, Path(tmp) / "run")
+        results, _ = run_compare(args.experiment, Path(args.keep) if args.keep else Path(tmp) / "run")
     wall = time.perf_counter() - start
     metric = results["task"]["metric"]
     rows = []

@@ -177,3 +177,16 @@ def test_fine_tuning_on_conversations_trains_one_row_per_conversation(tmp_path, 
     assert steps[-1].total_steps == 3  # 12 conversations in batches of 4, not 24 turns
     (answer,) = solver.predict([ds.examples[1].input])
     assert answer.prompt_tokens > solver.predict([ds.examples[0].input])[0].prompt_tokens  # the later turn's prompt holds the earlier turns
+
+
+def test_rag_puts_its_passages_in_the_last_user_turn_and_keeps_the_turns_before():
+    from adaptlab.icl.rag import with_passages
+    from adaptlab.knowledge.documents import Chunk
+
+    history = History((Turn("user", "I'm on the Basic plan."), Turn("assistant", "Noted."), Turn("user", "My deductible?")))
+    asked = with_passages(history, [(Chunk("hb.pdf", 3, 0, 0, 9, "Basic: $1,500."), 1.0)])
+    assert isinstance(asked, History) and [t.content for t in asked.spoken[:2]] == ["I'm on the Basic plan.", "Noted."]
+    assert asked.spoken[2].content == "[hb.pdf#page=3]\nBasic: $1,500.\n\nQuestion: My deductible?"
+    labelled = make_task("route", "Route it.", Dataset([]), Dataset([]), kind="classify")
+    long = History(tuple(Turn(("user", "assistant")[i % 2], f"turn {i}") for i in range(9)))
+    assert "turn 0" in build_messages(labelled, [], long)[-1]["content"]  # a conversation is classified whole, not its recent turns

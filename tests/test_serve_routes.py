@@ -13,6 +13,8 @@ import pytest
 
 from conftest import CARD_ROWS, serving
 
+from adaptlab.data.conversation import History
+
 CHAT = "/v1/chat/completions"
 SERVE = Path(__file__).resolve().parents[1] / "src" / "adaptlab" / "serve"
 
@@ -78,7 +80,9 @@ def test_the_model_input_is_token_ids_for_the_base_model_and_the_text_for_a_task
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "lost my card"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "the ATM kept it"}]
     assert model_input(tiny_base, messages, True, 8) == encode_messages(tiny_base.tokenizer, messages)
     assert model_input(tiny_base, "lost my card", True, 8) == encode_text(tiny_base.tokenizer, "lost my card")
-    assert model_input(tiny_base, messages, False, 8) == "the ATM kept it" and model_input(tiny_base, "lost my card", False, 8) == "lost my card"
+    asked = model_input(tiny_base, messages, False, 8)  # a conversation: a task version answers from every turn
+    assert isinstance(asked, History) and [t.content for t in asked.spoken] == ["lost my card", "ok", "the ATM kept it"] and asked.system == "be brief"
+    assert model_input(tiny_base, "lost my card", False, 8) == "lost my card"
     with pytest.raises(ApiError) as long:
         model_input(tiny_base, "card " * 400, True, 200)  # ~400 + 200 tokens > the context of 512
     assert long.value.code == "context_length_exceeded"

@@ -63,6 +63,8 @@ class PredictionRow(_Closed):
     expected: str
     predicted: str
     line: int | None = Field(None, description="the row's 1-based line in the test file")
+    conversation: str | None = Field(None, description="conversations: the id of the conversation this answer is a turn of (its \"id\", else \"line N\"); input is then its recent turns written out")
+    turn: int | None = Field(None, description="conversations: the answer's 0-based index in that conversation's messages")
     shots: int | None = Field(None, description="examples in its prompt")
     cut: bool | None = Field(None, description="generated answers: stopped by the token limit, not by the model")
     looped: bool | None = Field(None, description="generated answers: ended where it began repeating itself (task.stop_loops)")

@@ -62,6 +62,15 @@ class History(str):
         """The user and assistant turns, in order."""
         return tuple(t for t in self.turns if t.role != "system")
 
+    def asking(self, text: str) -> History:
+        """This history with its last turn (the user's, to be answered) reading `text` instead (rag: the passages, then it)."""
+        last = self.turns[-1]
+        return History(self.turns[:-1] + (Turn(last.role, text, last.weight),), self.recent)
+
+    def whole(self) -> History:
+        """This history with every turn in its text (a labelled conversation is classified whole)."""
+        return History(self.turns, recent=None)
+
     def dropping(self, n: int) -> History:
         """This history without its `n` oldest spoken turns (its system turn kept); it still starts on a user turn."""
         spoken = list(self.spoken)[n:]

@@ -54,7 +54,9 @@ def build_messages(task: Task, shots: list[Example], query: str) -> list[dict]:
 
 def _asked(task: Task, query: str) -> list[dict]:
     """A query as the turns that ask it: a History's turns, else (a labelled task's conversation too) one user turn."""
-    return messages_of(query) if not task.spec.labelled else [{"role": "user", "content": str(query)}]
+    if task.spec.labelled:
+        return [{"role": "user", "content": str(query.whole() if isinstance(query, History) else query)}]
+    return messages_of(query)
 
 
 def encode_messages(tokenizer, messages: list[dict]) -> list[int]:

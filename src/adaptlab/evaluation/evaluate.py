@@ -142,6 +142,10 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
 def prediction_row(example, prediction) -> dict:
     """One test row as results.json keeps it: the question, both answers, and what the strategy was given."""
     row = {"input": example.input, "expected": example.output, "predicted": prediction.output, "line": example.line, "shots": prediction.shots}
+    if example.conversation is not None:  # a conversation's turn: input is the History's recent turns, as text
+        row["conversation"] = example.conversation
+        if example.turn is not None:
+            row["turn"] = example.turn
     if prediction.cut:
         row["cut"] = True
     if prediction.looped:

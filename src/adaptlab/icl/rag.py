@@ -26,11 +26,12 @@ from pathlib import Path
 from adaptlab.data import Dataset
 from adaptlab.icl.strategies import prompted_solver
 from adaptlab.solver import Prediction, Progress
+from adaptlab.data.conversation import History
 from adaptlab.task import Task
 
 
 def with_passages(query: str, hits) -> str:
-    """The user turn: each retrieved passage under its source label, then the question.
+    """The user turn: each retrieved passage under its source label, then the question (a conversation's last turn).
 
     >>> from adaptlab.knowledge.documents import Chunk
     >>> print(with_passages("How many days?", [(Chunk("hb.pdf", 3, 0, 0, 9, "Ten days."), 1.0)]))
@@ -40,6 +41,8 @@ def with_passages(query: str, hits) -> str:
     Question: How many days?
     """
     blocks = [f"[{chunk.source}]\n{chunk.text.strip()}" for chunk, _ in hits]
+    if isinstance(query, History):  # a conversation: the passages ride in its last user turn, the turns before stay turns
+        return query.asking("\n\n".join(blocks + [f"Question: {query.turns[-1].content}"]))
     return "\n\n".join(blocks + [f"Question: {query}"])
 
 

@@ -3,8 +3,9 @@
 Sections: the recommendation and its reasons, a forest plot of each contender's score
 with its interval, the side-by-side table, cost against query volume with the
 break-even points, the learning curve (when the run folder holds a sweep.json), the
-audit scores, confusion matrices as heatmaps, and the test rows where the strategies
-disagree. Every piece of text from the data is escaped.
+audit scores, confusion matrices as heatmaps, one test conversation turn by turn with every
+contender's answer beside the real one (when the test rows are turns of conversations), and the
+test rows where the strategies disagree. Every piece of text from the data is escaped.
 
 The page is assembled here; its charts are in report.charts, its tables in report.tables, and the SVG
 pieces both draw with in report.drawing. Every chart fits the page's 1100px body.
@@ -21,7 +22,7 @@ from adaptlab.results import load_results, load_sweep, upgrade
 from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
 from adaptlab.report.drawing import note, place_labels
 from adaptlab.tasks import task_kind
-from adaptlab.report.tables import audit_table, disagreements_table, distillation_table, knowledge_table, side_by_side_table, tuning_of, tuning_table
+from adaptlab.report.tables import audit_table, conversation_table, disagreements_table, distillation_table, knowledge_table, side_by_side_table, tuning_of, tuning_table
 
 __all__ = ["place_labels", "render", "write_report"]  # place_labels: the label placer the tests check on its own
 
@@ -110,5 +111,8 @@ def contender_sections(results: dict, sweep: dict | None) -> list[str]:
         maps = "".join(heatmap(s, i) for i, s in enumerate(confusions))
         parts.append("<h2>Confusion matrices</h2>" + ("<p class=muted>Rows: the expected label; columns: the answer given. Shade: the share of the row, blue on the diagonal (right), red off it (confused). Hover a name or a cell for the full text.</p>"
                      f"<div class=heatmaps>{maps}</div>" if maps else note("The confusion matrices recorded no labels.")))
+    shown = conversation_table(results)
+    if shown:  # the test rows are turns of conversations (results.json: predictions' conversation and turn)
+        parts.append("<h2>A conversation</h2>" + shown)
     parts.append("<h2>Where the strategies disagree</h2>" + disagreements_table(results))
     return parts

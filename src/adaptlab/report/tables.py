@@ -1,5 +1,6 @@
 """report.html's tables: the side-by-side scores and costs, the qa measures, the tuning searches, the
-distillation students beside their teachers, the training data audit, and the test rows where the strategies disagree.
+distillation students beside their teachers, the training data audit, one test conversation turn by turn, and the test
+rows where the strategies disagree.
 
 Every table renders from any results.json a run wrote, old ones included: a figure it lacks is blank (or "n/a", "?"),
 and a table with nothing to show is a short muted line saying so.
@@ -163,3 +164,98 @@ def audit_table(criteria: dict) -> str:
     """The training data audit: each criterion's score (0-100) and how many rows it flagged."""
     rows = "".join(f"<tr><td>{escape(str(k))}</td><td>{score_cell(v.get('score'))}</td><td>{len(v.get('flagged') or [])}</td></tr>" for k, v in criteria.items() if isinstance(v, dict))
     return f"<table><tr><th>criterion</th><th>score</th><th>rows flagged</th></tr>{rows}</table>" if rows else note("The audit recorded no criteria.")
+
+
+SPOKEN = {"User": "user", "Assistant": "assistant"}  # how a History's text names its speakers (data.conversation.SPEAKERS)
+
+
+def conversation_table(results: dict, candidates: int = 5, limit: int = 30, chars: int = 600) -> str | None:
+    """One test conversation turn by turn: each user turn, the real assistant answer, and under each tested answer every
+    contender's; None when no test row records its conversation and turn (not a conversation task, or an older run).
+
+    The conversation shown is the one with the most tested turns among the first `candidates` (ties: the earlier); its
+    turns are rebuilt from its rows' inputs, each its answer's recent turns written out, laid side by side by turn index."""
+    strategies = results.get("strategies") or []
+    answered = [[p for p in s.get("predictions") or [] if isinstance(p, dict)] for s in strategies]
+    tested: dict[str, dict[int, dict]] = {}  # conversation -> turn -> its first row (input, expected)
+    for rows in answered:
+        for p in rows:
+            if p.get("conversation") is not None and isinstance(p.get("turn"), int):
+                tested.setdefault(str(p["conversation"]), {}).setdefault(p["turn"], p)
+    if not tested:
+        return None
+    ids = list(tested)  # first seen first: the first contender's test-file order
+    chosen = max(ids[:candidates], key=lambda c: (len(tested[c]), -ids.index(c)))
+    rows = tested[chosen]
+    turns = sorted(rows)[:limit]
+    said, cut_before = _rebuilt(rows, turns)
+    answers = [{p["turn"]: p for p in reversed(a) if str(p.get("conversation")) == chosen and isinstance(p.get("turn"), int)} for a in answered]
+    out, last = [], None
+    for pos in sorted(said):
+        if last is not None and pos > last + 1:
+            out.append(f"<tr><td></td><td></td><td class=muted>({pos - last - 1} turn(s) not in results.json)</td></tr>")
+        last = pos
+        role, text = said[pos]
+        if pos not in rows:
+            who = escape(role) + (" <span class=muted>(not tested)</span>" if role == "assistant" else "")
+            out.append(f"<tr><td>{pos}</td><td>{who}</td><td>{_turn_text(text, chars)}</td></tr>")
+            continue
+        expected = str(rows[pos].get("expected", ""))
+        out.append(f"<tr class=real><td>{pos}</td><td><b>assistant (real)</b></td><td><b>{_turn_text(expected, chars)}</b></td></tr>")
+        for s, given in zip(strategies, answers):
+            p = given.get(pos)
+            if p is None:
+                cell = "<span class=muted>no answer recorded</span>"
+            else:
+                predicted = str(p.get("predicted", ""))
+                cell = _turn_text(predicted, chars) + (" <span class=muted>(same as the real answer)</span>" if predicted.strip() == expected.strip() else "")
+            out.append(f"<tr class=answer><td></td><td>{escape(str(s.get('name', '?')))}{_flag(s)}</td><td>{cell}</td></tr>")
+    others = len(ids) - 1
+    intro = (f"<p>Conversation <b>{escape(chosen)}</b>: {len(rows)} tested assistant turn(s)"
+             + (f"; {others} other test conversation(s) in results.json" if others else "") + ".</p>"
+             "<p class=muted>Each tested assistant turn shows the real answer in bold, then every contender's answer to the same history. "
+             "The turns are rebuilt from the test rows' inputs (results.json keeps each answer's recent turns); turn: the index in the conversation's messages.</p>")
+    notes = []
+    if cut_before:
+        notes.append(f"Turns before turn {min(said)} may be left out: results.json keeps only each answer's last {len(_spoken(str(rows[turns[0]].get('input', ''))))} turns.")
+    if len(rows) > len(turns):
+        notes.append(f"{len(rows) - len(turns)} more tested turn(s) of this conversation in results.json.")
+    head = "<tr><th title=\"the turn's index in the conversation's messages\">turn</th><th>who</th><th>text</th></tr>"
+    return intro + f"<table class=text>{head}{''.join(out)}</table>" + "".join(note(n) for n in notes)
+
+
+def _rebuilt(rows: dict[int, dict], turns: list[int]) -> tuple[dict[int, tuple[str, str]], bool]:
+    """The conversation's turns by index, up to the last tested one of `turns`: each row's input holds the turns just
+    before its own, the tested turns are the real answers. Also whether turns before the first shown may be missing."""
+    from adaptlab.data.conversation import RECENT_TURNS
+
+    said: dict[int, tuple[str, str]] = {}
+    for t in turns:
+        spoken = _spoken(str(rows[t].get("input", "")))
+        for k, turn in enumerate(spoken):
+            if (pos := t - len(spoken) + k) >= 0:
+                said.setdefault(pos, turn)
+        said[t] = ("assistant", str(rows[t].get("expected", "")))
+    first = len(_spoken(str(rows[turns[0]].get("input", ""))))
+    return said, first >= RECENT_TURNS and turns[0] - first > 0
+
+
+def _spoken(text: str) -> list[tuple[str, str]]:
+    """A History's text ("User: ...\\nAssistant: ...") as (role, content) turns; a line without a speaker continues the
+    turn before it, and text that names no speaker at all is one user turn."""
+    turns: list[list[str]] = []
+    for line in text.split("\n") if text else []:
+        speaker, sep, rest = line.partition(": ")
+        if sep and speaker in SPOKEN:
+            turns.append([SPOKEN[speaker], rest])
+        elif turns:
+            turns[-1][1] += "\n" + line
+        else:
+            turns.append(["user", line])
+    return [(role, content) for role, content in turns]
+
+
+def _turn_text(text: str, chars: int) -> str:
+    """A turn's text, escaped, its line breaks kept, cut at `chars` characters."""
+    text = text if len(text) <= chars else text[: chars - 1] + "\u2026"
+    return escape(text).replace("\n", "<br>")

@@ -7,6 +7,14 @@ or 404, OpenAI-shaped) saying what to send instead; none of them needs a running
     8
     >>> last_user_text([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
     'hi'
+
+A task version answers a single question as that text, and a conversation (an assistant
+turn before the last user turn) as a `Conversation`: the whole History, which its solver
+sends through the chat template and shortens, oldest turns first, to fit its context.
+
+    >>> asked = task_input([{"role": "user", "content": "I'm Zed."}, {"role": "assistant", "content": "Hi Zed."}, {"role": "user", "content": "My name?"}])
+    >>> [t.content for t in asked.spoken], asked.dropping(2).spoken[0].content, asked.dropped
+    (["I'm Zed.", 'Hi Zed.', 'My name?'], 'My name?', 2)
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 
+from adaptlab.data.conversation import RECENT_TURNS, History, Turn, history_of
 from adaptlab.serve.guard import ApiError, json_depth
 
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")  # a registry id; path-like names never reach a file
@@ -89,11 +98,40 @@ def completion_prompt(body: dict, max_chars: int) -> str:
 
 
 def last_user_text(messages: list[dict]) -> str:
-    """What a task version answers: the last user message (a task answers one input, not a conversation)."""
+    """What a task version answers for a single question: the last user message (a conversation is a `Conversation`)."""
     users = [m["content"] for m in messages if m["role"] == "user"]
     if not users or not users[-1].strip():
         raise ApiError(400, "a task model answers the last user message; send one with text", code="empty_prompt")
     return users[-1]
+
+
+class Conversation(History):
+    """A request's conversation as its task version answers it: the History (data/conversation.py) of all its messages,
+    which counts in `dropped` the oldest spoken turns its solver left out to fit the context (LMSolver.prompts shortens
+    a History through `dropping`; a copy or a pickle is a plain History, and counts nothing)."""
+
+    dropped: int
+
+    def __new__(cls, turns: tuple[Turn, ...], recent: int | None = RECENT_TURNS, original: "Conversation | None" = None):
+        made = super().__new__(cls, turns, recent)
+        made.original, made.dropped = made if original is None else original, 0
+        return made
+
+    def dropping(self, n: int) -> "Conversation":
+        kept = super().dropping(n)
+        kept = Conversation(kept.turns, kept.recent, self.original)
+        self.original.dropped = len(self.original.spoken) - len(kept.spoken)
+        return kept
+
+
+def task_input(messages: list[dict]) -> str:
+    """What a task version answers from a chat's `messages`: their Conversation when they hold one (an assistant turn
+    before the last user turn), else the last user message."""
+    history = history_of(messages)
+    if history is None:
+        return last_user_text(messages)
+    last_user_text(messages)  # the turn to answer must hold text, as for a single question
+    return Conversation(history.turns, history.recent)
 
 
 def model_input(base, prompt: str | list[dict], is_base: bool, max_tokens: int) -> list[int] | str:
@@ -101,10 +139,10 @@ def model_input(base, prompt: str | list[dict], is_base: bool, max_tokens: int) 
 
     For the base model: the token ids of the whole prompt (messages through the chat
     template, a prompt as plain text), refused when they and `max_tokens` overflow the
-    context. For a task version: the text it answers (it builds its own prompt).
+    context. For a task version: what it answers (`task_input`; it builds its own prompt).
     """
     if not is_base:
-        return prompt if isinstance(prompt, str) else last_user_text(prompt)
+        return prompt if isinstance(prompt, str) else task_input(prompt)
     from adaptlab.engine.prompt import encode_messages, encode_text
 
     ids = encode_text(base.tokenizer, prompt) if isinstance(prompt, str) else encode_messages(base.tokenizer, prompt)

@@ -2,6 +2,13 @@
 
     >>> usage(Answer("hi", prompt_tokens=12, completion_tokens=2))
     {'prompt_tokens': 12, 'completion_tokens': 2, 'total_tokens': 14}
+
+A conversation too long for a version's context is answered from its recent turns: the
+oldest are left out, and the answer says how many, in its usage (an extra field, which
+OpenAI's clients keep) and in the `x-history-turns-dropped` header, streamed or not.
+
+    >>> usage(Answer("hi", 12, 2, turns_dropped=2))["history_turns_dropped"], dropped_header(2)
+    (2, {'x-history-turns-dropped': '2'})
 """
 
 from __future__ import annotations
@@ -26,8 +33,15 @@ def finish_reason(cut: bool) -> str:
 
 
 def usage(answer: Answer) -> dict:
-    """The tokens the answer cost: sent to the model, generated, and both."""
-    return {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens, "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    """The tokens the answer cost: sent to the model, generated, and both; and the conversation's turns left out of the
+    prompt to fit the context, when there were any."""
+    tokens = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens, "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    return tokens | ({"history_turns_dropped": answer.turns_dropped} if answer.turns_dropped else {})
+
+
+def dropped_header(turns: int) -> dict[str, str]:
+    """The warning header of an answer whose prompt left out the conversation's `turns` oldest turns (none when 0)."""
+    return {"x-history-turns-dropped": str(turns)} if turns else {}
 
 
 def with_sources(response: dict, sources: list | None) -> dict:
@@ -50,8 +64,8 @@ def text_completion(model: str, answer: Answer) -> dict:
 class EventStream(StreamingResponse):
     """Server-sent events that call `closed` when the response ends, finished or cut off by the client."""
 
-    def __init__(self, events, closed):
-        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    def __init__(self, events, closed, headers: dict[str, str] | None = None):
+        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"} | (headers or {}))
         self.closed = closed
 
     async def __call__(self, scope, receive, send):

@@ -15,25 +15,28 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from adaptlab.serve.batcher import QueueFull
 from adaptlab.serve.failures import ClientGone, api_error_of
 from adaptlab.serve.guard import ApiError
 from adaptlab.serve.models import ModelNotFound
 from adaptlab.serve.requests import chat_messages, check_n, completion_prompt, max_tokens_of, model_input, model_of, read_json
-from adaptlab.serve.responses import EventStream, chat_completion, error_response, finish_reason, text_completion, usage
+from adaptlab.serve.responses import EventStream, chat_completion, dropped_header, error_response, finish_reason, text_completion, usage
 from adaptlab.serve.state import ServerState
 from adaptlab.serve.stream import DONE, Stream, chunk
-from adaptlab.serve.worker import Answer
+from adaptlab.serve.worker import Answer, turns_dropped
 
 
 @dataclass(frozen=True)
 class Queued:
-    """A request on its lane: the name it asked for, the batcher's future for its answer, the stream its answer flows through."""
+    """A request on its lane: the name it asked for, the batcher's future for its answer, the stream its answer flows
+    through, and what its model answers (a task version's query: text, or a Conversation)."""
 
     model: str
     future: Future
     stream: Stream
+    query: object = None
 
 
 def server_of(request: Request) -> ServerState:
@@ -64,7 +67,9 @@ async def list_models(request: Request):
 
 
 async def chat(request: Request):
-    """A chat answer: a task version answers the last user message, the base model the whole conversation."""
+    """A chat answer from the whole conversation: the base model's through its chat template (refused when it overflows
+    the context), a task version's through its own prompt (a single question: the last user message), the oldest turns
+    left out where they overflow its context, and the answer says how many (usage, x-history-turns-dropped)."""
     limits = server_of(request).limits
     body = await read_json(request, limits.max_json_depth)
     messages = chat_messages(body, limits.max_messages, limits.max_prompt_chars)
@@ -72,7 +77,8 @@ async def chat(request: Request):
     queued = await submit(request, body, messages)
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
     if not body.get("stream"):
-        return chat_completion(rid, created, queued.model, await outcome(request, queued))
+        answer = await outcome(request, queued)
+        return JSONResponse(chat_completion(rid, created, queued.model, answer), headers=dropped_header(answer.turns_dropped))
     return await chat_stream(request, queued, rid, created, include_usage)
 
 
@@ -119,7 +125,7 @@ async def submit(request: Request, body: dict, prompt: str | list[dict]) -> Queu
         future = batcher.submit((name, max_tokens if version is None else 0), (payload, stream))
     except QueueFull as exc:
         raise ApiError(429, f"the server is busy (too many requests, or too much work, waiting); retry in {exc.retry_after} s", "rate_limit_error", retry_after=exc.retry_after) from None
-    return Queued(model, future, stream)
+    return Queued(model, future, stream, payload)
 
 
 async def outcome(request: Request, queued: Queued) -> Answer:
@@ -153,7 +159,9 @@ async def chat_stream(request: Request, queued: Queued, rid: str, created: int, 
         if not done.done():  # the client went away mid-stream
             server_of(request).abandon(queued.future, queued.stream)
 
-    return EventStream(chat_events(queued, done, first.result(), (rid, created, queued.model), include_usage), closed)
+    # The first piece comes after the prompt was built: how many of a conversation's turns it left out is known now.
+    headers = dropped_header(turns_dropped(queued.query))
+    return EventStream(chat_events(queued, done, first.result(), (rid, created, queued.model), include_usage), closed, headers)
 
 
 async def chat_events(queued: Queued, done: asyncio.Future, piece, head: tuple, include_usage: bool):

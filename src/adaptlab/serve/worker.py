@@ -10,6 +10,11 @@ Generation runs live (`live_answers`): the base model and every prompted or fine
 version of a generate task decode in one `LiveBatch` (engine/live.py) that the lane's
 requests join between steps, each answered as soon as its row ends. Label scoring, rag and
 the references that ask no language model answer the batch as it came (`solver_answers`).
+
+A task version's payload is its query: text, or a chat's conversation (serve/requests.py
+`Conversation`), handed to its solver as it is, so `LMSolver.prompts` sends its turns
+through the chat template and drops its oldest turns to fit the context; each Answer
+says how many it dropped (`turns_dropped`).
 """
 
 from __future__ import annotations
@@ -26,13 +31,21 @@ log = logging.getLogger("adaptlab.serve")
 
 @dataclass(frozen=True)
 class Answer:
-    """One request's answer: its text, the tokens sent to the model and generated, whether the token limit cut it, a rag answer's passages."""
+    """One request's answer: its text, the tokens sent to the model and generated, whether the token limit cut it, a rag
+    answer's passages, and how many of a conversation's oldest turns were left out of the prompt to fit the context."""
 
     text: str
     prompt_tokens: int
     completion_tokens: int
     cut: bool = False
     sources: list | None = None
+    turns_dropped: int = 0
+
+
+def turns_dropped(query) -> int:
+    """How many of a conversation's oldest turns its solver left out of the prompt (0 for text, and for a solver that
+    sends a conversation whole or as one text)."""
+    return getattr(query, "dropped", 0)
 
 
 class LoadFailed(Exception):
@@ -90,7 +103,7 @@ def live_answers(generation, batch) -> list[Answer | Exception]:
             if not live.rows and not waiting:
                 break
             for i, answer in live.step():
-                answers[i] = Answer(answer.text, len(prompts[i]), answer.tokens, answer.cut)
+                answers[i] = Answer(answer.text, len(prompts[i]), answer.tokens, answer.cut, turns_dropped=turns_dropped(batch[i][0]))
                 batch.answer(i, answers[i])
     return [answers[i] for i in range(len(batch))]
 
@@ -127,4 +140,4 @@ def solver_answers(solver, inputs: list[str], streams: list) -> list[Answer | Ex
         return [answer for one, stream in zip(inputs, streams) for answer in solver_answers(solver, [one], [stream])]
     # prompt_tokens: what the solver actually sent to its model (instruction, shots, passages and the query). The
     # references that ask no language model (majority, nearest, extract, ...) send no prompt, so 0 is their true count.
-    return [Answer(p.output, p.prompt_tokens, p.completion_tokens, p.cut, list(p.passages) or None) for p in predictions]
+    return [Answer(p.output, p.prompt_tokens, p.completion_tokens, p.cut, list(p.passages) or None, turns_dropped(q)) for p, q in zip(predictions, inputs)]
