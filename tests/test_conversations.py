@@ -190,3 +190,19 @@ def test_rag_puts_its_passages_in_the_last_user_turn_and_keeps_the_turns_before(
     labelled = make_task("route", "Route it.", Dataset([]), Dataset([]), kind="classify")
     long = History(tuple(Turn(("user", "assistant")[i % 2], f"turn {i}") for i in range(9)))
     assert "turn 0" in build_messages(labelled, [], long)[-1]["content"]  # a conversation is classified whole, not its recent turns
+
+
+def test_labelled_conversations_make_a_classify_task_answered_from_the_whole_conversation(tmp_path, tiny_base):
+    from adaptlab.icl.strategies import FewShot, ZeroShot
+
+    rows = [dict(chat(f"hello {i}", "Hi, how can I help?", "What's my balance?" if i % 2 else "Send $5 to Amir.", "Done."), label=("balance", "transfer")[i % 2 == 0]) for i in range(8)]
+    ds = load_dataset(write(tmp_path, rows))
+    task = make_task("intent", "Which service did the customer use?", ds, ds)
+    assert task.kind == "classify" and task.labels == ("balance", "transfer")
+    solver = ZeroShot(tiny_base, "zero_shot").fit(task, ds)
+    (prompt,), _ = solver.prompts([ds.examples[1].input])
+    assert "What's my balance?" in tiny_base.tokenizer.decode(prompt) and "hello 1" in tiny_base.tokenizer.decode(prompt)
+    assert {p.output for p in solver.predict(ds.inputs)} <= {"balance", "transfer"}
+    shots = FewShot(tiny_base, "few_shot", k=2, selector="random").fit(task, ds)
+    (prompt,), (count,) = shots.prompts([ds.examples[0].input])
+    assert count == 2 and tiny_base.tokenizer.decode(prompt).count("Hi, how can I help?") == 3  # two shots, each its whole conversation, then the query

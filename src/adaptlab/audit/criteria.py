@@ -143,23 +143,27 @@ def balanced(train: Dataset, labelled: bool) -> Criterion:
     return Criterion("balanced", round(100 * normalised * (1 - len(starved) / k), 1), flags, hint, stats)
 
 
-def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], labelled: bool) -> Criterion:
-    """Same or near-identical inputs with different outputs; JSON that does not parse; label spelling variants."""
+def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], labelled: bool, keys: list[str] | None = None, groups: list | None = None) -> Criterion:
+    """Same or near-identical inputs with different outputs; JSON that does not parse; label spelling variants.
+
+    `keys`: each row's input as identical inputs are compared (default: its text, case, spacing and punctuation
+    aside); `groups`: rows of one group (a conversation's turns) are not each other's neighbours."""
     flags: dict[int, str] = {}
     # In generation a small change of input can rightly change the output ("order 9" vs
     # "order 19"), so there only identical inputs count; in classification near-identical ones do too.
     pairs = near if labelled else {}
+    keys = keys if keys is not None else [normalise_text(e.input) for e in train]
     by_text: dict[str, list[int]] = {}
+    for i, key in enumerate(keys):
+        by_text.setdefault(key, []).append(i)
     for i, e in enumerate(train):
-        by_text.setdefault(normalise_text(e.input), []).append(i)
-    for i, e in enumerate(train):
-        for j in set(pairs.get(i, [])) | {j for j in by_text[normalise_text(e.input)] if j < i}:
+        for j in set(pairs.get(i, [])) | {j for j in by_text[keys[i]] if j < i}:
             a, b = e, train.examples[j]
             if a.output != b.output:
                 flags.setdefault(a.line, f"same input as line {b.line} but output {a.output!r} vs {b.output!r}")
                 flags.setdefault(b.line, f"same input as line {a.line} but output {b.output!r} vs {a.output!r}")
     if labelled:
-        for line, reason in _neighbour_disagreements(train, sims):
+        for line, reason in _neighbour_disagreements(train, sims, groups):
             flags.setdefault(line, reason)
     outputs = train.outputs
     if sum(o.lstrip().startswith(("{", "[")) for o in outputs) > len(outputs) / 2:
@@ -183,13 +187,16 @@ def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], lab
     return Criterion("consistent", _score(len(found), len(train)), found, "give identical inputs one output; fix misspelled labels and malformed JSON")
 
 
-def _neighbour_disagreements(train: Dataset, sims: np.ndarray) -> list[tuple[int, str]]:
-    """Rows whose label differs from the one shared by at least 4 of their 5 nearest rows."""
+def _neighbour_disagreements(train: Dataset, sims: np.ndarray, groups: list | None = None) -> list[tuple[int, str]]:
+    """Rows whose label differs from the one shared by at least 4 of their 5 nearest rows (outside their own group)."""
     k = min(NEIGHBOURS, len(train) - 1)
     if k < NEIGHBOURS:
         return []
     others = sims.copy()
     np.fill_diagonal(others, -1.0)
+    if groups is not None:
+        group = np.asarray(groups)
+        others[group[:, None] == group[None, :]] = -1.0
     nearest = np.argpartition(others, -k, axis=1)[:, -k:]
     outputs = train.outputs
     found = []

@@ -60,11 +60,20 @@ def audit(
                 console.print(f"  {escape(f['file'])} line {f['line']}: {escape(f['reason'])}", highlight=False, soft_wrap=True)
             if len(flags) > SHOWN_PER_CRITERION:
                 console.print(f"  ... and {len(flags) - SHOWN_PER_CRITERION} more (--json lists them all)")
-    if report.leakage:
+    if report.leakage and "test_conversation" in report.leakage[0]:
+        console.print(f"\n[bold red]leakage[/]: {len(report.leakage)} test conversations also in train: " + ", ".join(
+            escape(f"{p['test_conversation']} (test {p['test_line']}) ~ {p['train_conversation']} (train {p['train_line']}, {p['kind']})") for p in report.leakage[:10]), highlight=False, soft_wrap=True)
+    elif report.leakage:
         console.print(f"\n[bold red]leakage[/]: {len(report.leakage)} test rows also in train: " + ", ".join(f"test {p['test_line']} ~ train {p['train_line']}" for p in report.leakage[:10]), highlight=False, soft_wrap=True)
     if report.tokens:
         t = report.tokens
         console.print(f"\ntokens: input mean {t['input_mean']} (max {t['input_max']}), output mean {t['output_mean']} (max {t['output_max']}); about {t['training_tokens_per_epoch_excluding_prompt_template']} training tokens per epoch before the prompt template; {t['prompt_tokens_added_by_k_shots']['k']} shots add about {t['prompt_tokens_added_by_k_shots']['tokens']} prompt tokens per query", highlight=False, soft_wrap=True)
+        if "conversations" in t:
+            c = t["conversations"]
+            console.print(f"conversations: {c['count']}, {c['turns_mean']} turns on average (max {c['turns_max']}), {c['answers_mean']} answers learned each; "
+                          f"{c['tokens_mean']} tokens on average (max {c['tokens_max']}) before the chat template", highlight=False, soft_wrap=True)
+            if c["longer_than_context"]:
+                console.print(f"[bold red]conversations longer than the {t['context_length']}-token context[/]: lines {', '.join(map(str, c['longer_than_context'][:20]))}", highlight=False, soft_wrap=True)
         if t["longer_than_context"]:
             console.print(f"[bold red]longer than the {t['context_length']}-token context[/]: lines {', '.join(map(str, t['longer_than_context'][:20]))}", highlight=False, soft_wrap=True)
 

@@ -350,7 +350,7 @@ def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] 
 def _plain_exchanges(examples: list[Example]) -> tuple[list[Example], str | None] | None:
     """A chat file of single exchanges (an optional system message, one question, one answer) read as plain
     (question, answer) examples, its system message the task's instruction; None when any line is a conversation."""
-    if any(len(e.input.spoken) != 1 or e.input.recent is None for e in examples):
+    if any(not isinstance(e.input, History) or len(e.input.spoken) != 1 or e.input.recent is None for e in examples):
         return None
     systems = {e.input.system for e in examples}
     plain = [Example(e.input.spoken[0].content, e.output, e.line) for e in examples]

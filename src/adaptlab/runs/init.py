@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import re
 import shlex
 from collections import Counter
@@ -19,6 +20,7 @@ from pathlib import Path
 from adaptlab.config import DEFAULT_MODEL
 from adaptlab.data import Dataset, Example, load_dataset
 from adaptlab.data.columns import CHAT_FIELD, file_columns, guess_pair
+from adaptlab.data.leakage import synthetic_id, turn_key
 from adaptlab.data.split import MIN_DEV_ROWS, split_dev
 from adaptlab.decide.statistics import Z_POWER
 from adaptlab.errors import ConfigError, DataError, Problem
@@ -108,10 +110,19 @@ def init_experiment(data: str | Path, *, docs: str | Path | None = None, out: st
     _check(text, folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = (folder / "train.jsonl", folder / "test.jsonl", folder / "experiment.yaml")
-    write_text_atomic(files[0], _jsonl(train, spec.abstains))
-    write_text_atomic(files[1], _jsonl(test, spec.abstains))
+    if dataset.conversations:  # each conversation's own line, as it is in the data file: it loads back as the same conversation
+        lines = source_lines(data)
+        write_text_atomic(files[0], _lines_of(train, lines))
+        write_text_atomic(files[1], _lines_of(test, lines))
+    else:
+        write_text_atomic(files[0], _jsonl(train, spec.abstains))
+        write_text_atomic(files[1], _jsonl(test, spec.abstains))
     write_text_atomic(files[2], text)
-    split = f"seed {seed}, {test_fraction:g} of the distinct inputs" + (", stratified by label" if spec.labelled else "")
+    if dataset.conversations:
+        split = (f"seed {seed}, {test_fraction:g} of the conversations, held out whole ({len({(e.conversation, e.line) for e in train})} train, "
+                 f"{len({(e.conversation, e.line) for e in test})} test)" + (", stratified by label" if spec.labelled else ""))
+    else:
+        split = f"seed {seed}, {test_fraction:g} of the distinct inputs" + (", stratified by label" if spec.labelled else "")
     answers = [e.output for e in dataset if not (spec.abstains and e.output == DEFAULT_ABSTAIN)]
     words = sorted(len(a.split()) for a in answers)
     return Initialized(
@@ -188,25 +199,31 @@ def _key(text: str) -> str:
 def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tuple[list[Example], list[Example], list[str]]:
     """(train, test, notes): a seeded `fraction` of the distinct inputs held out to test on (at least MIN_TEST_ROWS,
     leaving as many to train on), proportionally per label when `stratify`, every label keeping a training row.
-    Rows sharing an input (case and spacing aside) stay on one side: compare refuses a test input seen in training."""
+    Rows sharing an input (case and spacing aside) stay on one side: compare refuses a test input seen in training.
+    Conversations are held out whole (`_split_conversations`): no turn of a test conversation is in train."""
+    if data.conversations and not stratify:
+        return _split_conversations(data, fraction, seed)
     groups: dict[str, list[Example]] = {}
     for e in data:
-        groups.setdefault(_key(e.input), []).append(e)
+        groups.setdefault(_group_key(e, data.conversations), []).append(e)
+    if data.conversations:  # classified conversations, one row each: grouped by conversation, linked ones together
+        groups = _linked(groups)
+    what = "distinct conversations" if data.conversations else "distinct inputs"
     if len(groups) < 2 * MIN_TEST_ROWS:
-        raise DataError([Problem("too_few_examples", data.source, None, None, f"{len(groups)} distinct inputs, too few to split: adaptlab init needs {2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
+        raise DataError([Problem("too_few_examples", data.source, None, None, f"{len(groups)} {what}, too few to split: adaptlab init needs {2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
                                  "add labeled rows, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
     count = min(max(round(len(groups) * fraction), MIN_TEST_ROWS), len(groups) - MIN_TEST_ROWS)
-    firsts = Dataset([rows[0] for rows in groups.values()], data.source)
+    firsts = Dataset([Example(key, rows[0].output, rows[0].line) for key, rows in groups.items()], data.source)  # a group's key as its input
     _, held = split_dev(firsts, (count + 0.5) / len(firsts), seed, stratify)  # int(n * fraction) == count exactly
-    held_keys = {_key(e.input) for e in held}
+    held_keys = {e.input for e in held}
     notes = []
     if stratify:  # a label whose every row went to test could not be learned, and compare refuses unseen test labels
         trained = {e.output for key, rows in groups.items() if key not in held_keys for e in rows}
         moved = 0
         for e in held:  # in split order, so the first test row of such a label goes back
-            outputs = {r.output for r in groups[_key(e.input)]}
+            outputs = {r.output for r in groups[e.input]}
             if not outputs <= trained:
-                held_keys.discard(_key(e.input))
+                held_keys.discard(e.input)
                 trained |= outputs
                 moved += 1
         if moved:
@@ -216,8 +233,83 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
             notes.append(f"{len(rare)} label{'s have' if len(rare) > 1 else ' has'} one row only ({', '.join(rare[:5])}{', ...' if len(rare) > 5 else ''}): in train, never tested")
     shared = sum(len(rows) for rows in groups.values() if len(rows) > 1)
     if shared:
-        notes.append(f"{shared} rows share their input with another row (case and spacing aside): each such group is on one side of the split")
-    return [e for e in data if _key(e.input) not in held_keys], [e for e in data if _key(e.input) in held_keys], notes
+        notes.append(f"{shared} conversations share a turn or an id with another: each such group is on one side of the split" if data.conversations else
+                     f"{shared} rows share their input with another row (case and spacing aside): each such group is on one side of the split")
+    held_rows = {id(e) for key in held_keys for e in groups[key]}
+    return [e for e in data if id(e) not in held_rows], [e for e in data if id(e) in held_rows], notes
+
+
+def _group_key(e: Example, conversations: bool) -> str:
+    return f"{e.conversation}\0{e.line}" if conversations else _key(e.input)
+
+
+def _linked(groups: dict[str, list[Example]]) -> dict[str, list[Example]]:
+    """Conversations merged (in file order) when they share a turn (history and answer, case and spacing aside) or a
+    real id: check_leakage refuses a test conversation with a turn or an id in train."""
+    parent = {key: key for key in groups}
+    order = {key: n for n, key in enumerate(groups)}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    owner: dict[tuple, str] = {}
+    for key, rows in groups.items():
+        for mark in [("turn", turn_key(e)) for e in rows] + [("id", e.conversation) for e in rows[:1] if not synthetic_id(e)]:
+            if mark not in owner:
+                owner[mark] = key
+                continue
+            a, b = root(owner[mark]), root(key)
+            if a != b:  # the earlier conversation's key stands for the group
+                parent[max(a, b, key=order.get)] = min(a, b, key=order.get)
+    merged: dict[str, list[Example]] = {}
+    for key, rows in groups.items():
+        merged.setdefault(root(key), []).extend(rows)
+    return merged
+
+
+def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[list[Example], list[Example], list[str]]:
+    """(train, test, notes) for conversations answered turn by turn: a seeded `fraction` of the conversations held out
+    whole (and more while the test split has fewer than MIN_TEST_ROWS answers), conversations that share a turn or an
+    id kept on one side, at least MIN_TEST_ROWS answers left to train on."""
+    conversations = len(_by_conversation(data))
+    groups = _linked(_by_conversation(data))
+    if len(groups) < 2 or len(data) < 2 * MIN_TEST_ROWS:
+        raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers, too few to split: adaptlab init needs 2 conversations "
+                                 f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
+                                 "add conversations, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
+    keys = list(groups)
+    random.Random(seed).shuffle(keys)
+    wanted = max(1, round(conversations * fraction))
+    held: list[str] = []
+    held_conversations = held_rows = 0
+    for key in keys:
+        if held_conversations >= wanted and held_rows >= MIN_TEST_ROWS:
+            break
+        rows = groups[key]
+        if len(data) - held_rows - len(rows) < MIN_TEST_ROWS or len(held) + 1 == len(groups):
+            continue  # train keeps at least MIN_TEST_ROWS answers and one conversation
+        held.append(key)
+        held_conversations += len({(e.conversation, e.line) for e in rows})
+        held_rows += len(rows)
+    if held_rows < MIN_TEST_ROWS:
+        raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers: no split leaves {MIN_TEST_ROWS} answers on each side "
+                                 "with whole conversations", "add conversations, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
+    test = {id(e) for key in held for e in groups[key]}
+    notes = []
+    linked = sum(len({(e.conversation, e.line) for e in rows}) for rows in groups.values() if len({(e.conversation, e.line) for e in rows}) > 1)
+    if linked:
+        notes.append(f"{linked} conversations share a turn (history and answer) or an id with another: each such group is on one side of the split")
+    return [e for e in data if id(e) not in test], [e for e in data if id(e) in test], notes
+
+
+def _by_conversation(data: Dataset) -> dict[str, list[Example]]:
+    groups: dict[str, list[Example]] = {}
+    for e in data:
+        groups.setdefault(_group_key(e, True), []).append(e)
+    return groups
 
 
 def _test_size_warning(rows: int) -> list[str]:
@@ -320,3 +412,22 @@ def _jsonl(rows: list[Example], abstains: bool) -> str:
         return out | ({"sources": list(e.sources)} if e.sources else {})
 
     return "".join(json.dumps(line(e), ensure_ascii=False) + "\n" for e in rows)
+
+
+def source_lines(data: Path) -> dict[int, str]:
+    """A data file's lines by their 1-based number, as load_dataset counts them (a Parquet file's or `datasets`
+    folder's rows, written as JSON objects)."""
+    if data.is_dir() or data.suffix.lower() == ".parquet":
+        from adaptlab.data.load import _Collector, _datasets_rows, _parquet_rows
+
+        rows = _datasets_rows(data, _Collector(str(data))) if data.is_dir() else _parquet_rows(data, _Collector(str(data)))
+        return {n: json.dumps(row, ensure_ascii=False, default=str) for n, row in enumerate(rows, start=1)}
+    raw = data.read_bytes()
+    raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+    return {n: line.rstrip(b"\r").decode("utf-8") for n, line in enumerate(raw.split(b"\n"), start=1) if line.strip()}
+
+
+def _lines_of(rows: list[Example], lines: dict[int, str]) -> str:
+    """The source lines the rows were read from, each once, in file order."""
+    numbers = sorted({e.line for e in rows if e.line is not None})
+    return "".join(lines[n] + "\n" for n in numbers)
