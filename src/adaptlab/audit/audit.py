@@ -133,7 +133,7 @@ class _Conversations:
     def per_conversation(self, criterion: Criterion) -> Criterion:
         """A row criterion whose flags are by line, one per conversation at most: scored by the conversations flagged."""
         found = self._named(criterion)
-        found.score = criteria._score(len({f.line for f in found.flagged}), len(self.items))
+        found.score = criteria.flagged_score(len({f.line for f in found.flagged}), len(self.items))
         found.stats["unit"] = "conversation"
         return found
 

@@ -57,7 +57,7 @@ def normalise_text(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def _score(flagged_rows: int, total: int) -> float:
+def flagged_score(flagged_rows: int, total: int) -> float:
     return round(100 * (1 - flagged_rows / total), 1) if total else 100.0
 
 
@@ -120,7 +120,7 @@ def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Cri
         if len(idx) > 1:
             block = sims[np.ix_(idx, idx)]
             spread[label] = round(float((block.sum() - len(idx)) / (len(idx) * (len(idx) - 1))), 3)  # mean pairwise similarity
-    return Criterion("diverse", _score(len(flags), len(train)), flags, "remove duplicates; add differently worded examples to labels with high within-label similarity", {"within_label_similarity": spread})
+    return Criterion("diverse", flagged_score(len(flags), len(train)), flags, "remove duplicates; add differently worded examples to labels with high within-label similarity", {"within_label_similarity": spread})
 
 
 def balanced(train: Dataset, labelled: bool) -> Criterion:
@@ -130,7 +130,7 @@ def balanced(train: Dataset, labelled: bool) -> Criterion:
         z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
         flags = [Flag(e.line, f"output length {int(n)} is {zz:+.1f} standard deviations from the mean") for e, n, zz in zip(train, lengths, z) if abs(zz) > 3]
         cv = float(lengths.std() / lengths.mean()) if lengths.mean() else 0.0
-        return Criterion("balanced", _score(len(flags), len(train)), flags, "check the flagged outputs' length and shape", {"output_length_mean": round(float(lengths.mean()), 1), "output_length_cv": round(cv, 3)})
+        return Criterion("balanced", flagged_score(len(flags), len(train)), flags, "check the flagged outputs' length and shape", {"output_length_mean": round(float(lengths.mean()), 1), "output_length_cv": round(cv, 3)})
     counts = Counter(train.outputs)
     k, n = len(counts), len(train)
     entropy = -sum(c / n * math.log(c / n) for c in counts.values())
@@ -184,7 +184,7 @@ def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], lab
                     if e.output in group and e.output != main:
                         flags.setdefault(e.line, f"label {e.output!r} looks like a spelling variant of {main!r}")
     found = [Flag(line, reason) for line, reason in sorted(flags.items())]
-    return Criterion("consistent", _score(len(found), len(train)), found, "give identical inputs one output; fix misspelled labels and malformed JSON")
+    return Criterion("consistent", flagged_score(len(found), len(train)), found, "give identical inputs one output; fix misspelled labels and malformed JSON")
 
 
 def _neighbour_disagreements(train: Dataset, sims: np.ndarray, groups: list | None = None) -> list[tuple[int, str]]:
@@ -223,4 +223,4 @@ def relevant(train: Dataset, vectors: np.ndarray, sims: np.ndarray, instruction:
     if instruction and embedder is not None:
         to_task = vectors @ embedder.encode([instruction])[0]
         stats["mean_similarity_to_instruction"] = round(float(to_task.mean()), 3)
-    return Criterion("relevant", _score(len(flags), len(train)), flags, "remove or relabel rows that do not belong to this task", stats)
+    return Criterion("relevant", flagged_score(len(flags), len(train)), flags, "remove or relabel rows that do not belong to this task", stats)
