@@ -13,10 +13,10 @@ A minimal experiment (paths are relative to the YAML file):
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel as Model
-from pydantic import ConfigDict, Field, SerializeAsAny, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Discriminator, Field, SerializeAsAny, Tag, field_validator, model_validator
 
 from adaptlab.models.embedded import EMBEDDED_NAME
 from adaptlab.task import DEFAULT_ABSTAIN
@@ -85,10 +85,38 @@ class DataConfig(_Strict):
         return self
 
 
+class LocalModelConfig(_Strict):
+    """A local model with its precision and device: `{id: Qwen/Qwen2.5-1.5B-Instruct, dtype: bf16}` or `{path: ./my-model, device: cpu}`."""
+
+    path: str | None = Field(None, min_length=1, description="The embedded default's name, a local Hugging Face model folder (with config.json) or a .gguf file, relative to the working directory.")
+    id: str | None = Field(None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="A Hugging Face Hub id (Org/Name), read from the local cache ($HF_HUB_CACHE, else $HF_HOME/hub, else ~/.cache/huggingface/hub); fetch it first with `hf download Org/Name`.")
+    revision: str | None = Field(None, min_length=1, description="With id: the commit sha, branch or tag to use from the cache (default: the cache's refs/main).")
+    download: bool = Field(False, description="With id: fetch the model into the cache when it is not there. Off by default: adaptlab downloads only when told to (this, or HF_HUB_OFFLINE=0).")
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = Field("auto", description="The weights' precision once loaded. auto: fp32 on the CPU (bf16 autocast is still chosen per task where measured faster), the checkpoint's own dtype on a GPU (fp16 where it is bf16 and the GPU has none). bf16/fp16 halve the memory of fp32.")
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="Where the model runs: auto (the first GPU, else the CPU), cpu, or cuda:N.")
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.id is None):
+            raise ValueError(f"give exactly one of path and id, got path={self.path!r}, id={self.id!r}")
+        if self.path is not None and (self.revision or self.download):
+            raise ValueError("revision and download apply to a Hub id: use id instead of path, or drop them")
+        return self
+
+    def spec(self):
+        """The adaptlab.models.ModelSpec it describes."""
+        from adaptlab.models.spec import ModelSpec
+
+        return ModelSpec(self.path or self.id, self.revision, self.download, self.dtype, self.device)
+
+    def __str__(self) -> str:
+        return self.path or self.id
+
+
 class RemoteModelConfig(_Strict):
     """A model behind an OpenAI-compatible endpoint (vLLM, Ollama, a hosted API), prompted over HTTP."""
 
-    base_url: str = Field(pattern=r"^https?://", description="The API root, e.g. http://127.0.0.1:8000/v1 (requests go to {base_url}/chat/completions).")
+    base_url: str = Field(pattern=r"^https?://", validation_alias=AliasChoices("base_url", "endpoint"), description="The API root, e.g. http://127.0.0.1:8000/v1 (requests go to {base_url}/chat/completions); `endpoint:` is read as the same key.")
     name: str = Field(min_length=1, description="The endpoint's model name.")
     api_key_env: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable holding the API key (never the key itself); leave out for endpoints without one.")
     max_concurrency: int = Field(4, gt=0, le=256, description="Requests in flight at once.")
@@ -99,7 +127,20 @@ class RemoteModelConfig(_Strict):
 
 
 ModelChoice = Union[str, RemoteModelConfig]
-MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
+MODEL_HELP = "This strategy's base model, if not the experiment's: a local model (the embedded default's name, a folder, a .gguf, a Hub id from the local cache) or {base_url, name, api_key_env} for an OpenAI-compatible endpoint."
+
+
+def _model_shape(value) -> str:
+    """Which shape an experiment's `model:` has: a name, {path|id, ...} or {base_url|endpoint, name, ...}."""
+    if isinstance(value, dict):
+        return "endpoint" if ("base_url" in value or "endpoint" in value) else "local"
+    if isinstance(value, RemoteModelConfig):
+        return "endpoint"
+    return "local" if isinstance(value, LocalModelConfig) else "name"
+
+
+LocalModel = Annotated[Union[Annotated[str, Tag("name")], Annotated[LocalModelConfig, Tag("local")]], Discriminator(_model_shape)]
+ExperimentModel = Annotated[Union[Annotated[str, Tag("name")], Annotated[LocalModelConfig, Tag("local")], Annotated[RemoteModelConfig, Tag("endpoint")]], Discriminator(_model_shape)]
 
 
 class TuneConfig(_Strict):
@@ -139,7 +180,7 @@ class StrategyConfig(_Strict):
 class TrainConfig(StrategyConfig):
     """Settings every fine-tuning method shares (the one training loop reads them)."""
 
-    model: str | None = Field(None, description="This strategy's local base model, if not the experiment's (fine-tuning needs local weights).")
+    model: LocalModel | None = Field(None, description="This strategy's local base model, if not the experiment's: a name, folder, .gguf or Hub id, or {path|id, dtype, device}. Fine-tuning needs local weights, so with an endpoint as the experiment's model every fine-tuned contender sets this.")
     epochs: int = Field(3, gt=0, description="Passes over the training set (fewer when early stopping ends it).")
     batch_size: int = Field(8, gt=0, description="Examples per optimizer step.")
     gradient_accumulation: int = Field(1, gt=0, description="Run each batch as this many micro-batches (same update, less memory).")
@@ -192,7 +233,7 @@ class MlflowConfig(_Strict):
 class ExperimentConfig(_Strict):
     task: TaskConfig
     data: DataConfig
-    model: str = Field(DEFAULT_MODEL, description="The embedded default's name, or a local Hugging Face model folder.")
+    model: ExperimentModel = Field(DEFAULT_MODEL, description="The base model every LLM contender uses unless it names its own: the embedded default's name, a local Hugging Face model folder, a .gguf file, or a Hub id (Qwen/Qwen2.5-1.5B-Instruct, read from the local Hugging Face cache, never downloaded unless told); {path|id, revision, download, dtype, device} to choose precision and device; or {base_url, name, api_key_env} for an OpenAI-compatible endpoint that every prompted contender then uses (fine-tuned contenders then name a local `model` of their own). The references need no LLM.")
     seed: int = Field(0, description="Seed for example selection and training; recorded with the results.")
     repeats: int = Field(1, ge=1, le=20, description="Fit and measure every seed-dependent contender (fine-tuning, few-shot with random shots) this many times, seeds seed, seed+1, ...: per-row scores average over repeats, intervals resample repeats then rows, and the spread is shown. 1 keeps the demo under 10 minutes on a 2-core CPU; a single LoRA run carries seed variance its interval does not show.")
     strategies: list[SerializeAsAny[StrategyConfig]] = Field(min_length=1, description="The contenders, measured on the same test rows: each a kind (`name`) with its settings and an optional `id`.")

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from adaptlab.errors import AdaptlabError
 
@@ -171,11 +171,30 @@ class Updates(_Closed):
     contenders: dict[str, UpdateRecord]
 
 
+class ModelInfo(_Closed):
+    """The base model as it was loaded (`BaseModel.info`): where from, at what precision, on which device."""
+
+    name: str = Field(description="as the experiment named it: the embedded default's name, a folder, a .gguf or a Hub id")
+    folder: str | None = Field(None, description="the local files loaded (a Hub id: its cached snapshot)")
+    revision: str | None = Field(None, description="a Hub id's commit sha (the snapshot's)")
+    dtype: Literal["bf16", "fp16", "fp32"] = Field(description="the weights' precision once loaded (model.dtype, with auto resolved: fp32 on the CPU, the checkpoint's dtype on a GPU)")
+    device: str = Field(description="where the model ran: cpu or cuda:N")
+    parameters: int | None = Field(None, description="the model's parameters")
+
+
+def _model_named(value):
+    """An experiment's `model:` as results record it: a name stays a name; {path|id, ...} its name; an endpoint {base_url, name}."""
+    if isinstance(value, BaseModel):
+        return {"base_url": value.base_url, "name": value.name} if hasattr(value, "base_url") else str(value)
+    return value
+
+
 class CompareResults(_Closed):
     """results.json: what `adaptlab compare` measured and recommended."""
 
     task: TaskRecord = Field(description="the task as the run saw it")
     base_model: str | dict[str, Any] = Field(description="the base model's name or folder (or an endpoint)")
+    model: ModelInfo | None = Field(None, description="the base model as loaded: its files, revision, dtype and device (absent for an endpoint, and in runs before it was recorded)")
     data: dict[str, Any] = Field(description="the data files and their content hashes; knowledge tasks: the documents and passages")
     seed: int = Field(description="example selection and training; contenders with repeats used seed..seed+N-1")
     repeats: int = Field(1, description="the experiment's repeats")
@@ -190,6 +209,11 @@ class CompareResults(_Closed):
     audit: dict[str, Any] = Field(description="the training data's audit (audit.AuditReport.to_dict)")
     updates: Updates | None = None
     distillation: dict[str, dict[str, Any]] | None = Field(None, description="per student: its teacher, both scores, the labeling's cost")
+
+    @field_validator("base_model", mode="before")
+    @classmethod
+    def _named(cls, value):
+        return _model_named(value)
 
     def contender(self, name: str) -> Contender:
         return next(s for s in self.strategies if s.name == name)
@@ -219,7 +243,8 @@ class Lineage(_Closed):
 
     strategy: str
     task: TaskRecord
-    base_model: dict[str, Any]
+    base_model: dict[str, Any] = Field(description="name (as the experiment named it), folder and weights_sha256")
+    model: ModelInfo | None = Field(None, description="the base model as loaded: its files, revision, dtype and device")
     data: dict[str, dict[str, Any]]
     config: dict[str, Any]
     seed: int
@@ -230,6 +255,11 @@ class Lineage(_Closed):
     versions: dict[str, str]
     finished: str
     registered_as: str | None = None
+
+    @field_validator("base_model", mode="before")
+    @classmethod
+    def _named(cls, value):
+        return value | {"name": _model_named(value["name"])} if isinstance(value, dict) and "name" in value else value
 
 
 FILES = {"results.json": CompareResults, "sweep.json": SweepResults, "lineage.json": Lineage}

@@ -23,15 +23,16 @@ class BaseMismatch(AdaptlabError):
 
 
 class ModelSource:
-    """The models strategies run on: the experiment's base model, and any other a strategy names (each loaded once)."""
+    """The models strategies run on: the experiment's (a local BaseModel, or a ChatClient when it is an endpoint),
+    and any other a strategy names (each loaded once)."""
 
-    def __init__(self, default: BaseModel):
+    def __init__(self, default):
         self.default = default
-        self.local = {default.name: default}
-        self.remote = []
+        self.local = {default.name: default} if isinstance(default, BaseModel) else {}
+        self.remote = [] if isinstance(default, BaseModel) else [default]
 
     def get(self, choice: str | RemoteModelConfig | None):
-        """A BaseModel for a local model (None: the experiment's), a ChatClient for an endpoint."""
+        """A BaseModel for a local model (a name, a {path|id, dtype, device} entry; None: the experiment's), a ChatClient for an endpoint."""
         if choice is None:
             return self.default
         if isinstance(choice, RemoteModelConfig):
@@ -40,15 +41,27 @@ class ModelSource:
             client = ChatClient(choice)
             self.remote.append(client)
             return client
-        if choice not in self.local:
+        key = choice if isinstance(choice, str) else choice.spec()
+        if key not in self.local:
             from adaptlab.models import load_base_model
 
-            self.local[choice] = load_base_model(choice, device=self.default.device)
-        return self.local[choice]
+            self.local[key] = load_base_model(key, device=self.default.device if isinstance(self.default, BaseModel) else None)
+        return self.local[key]
 
     def close(self) -> None:
         for client in self.remote:
             client.close()
+
+
+def experiment_models(choice) -> ModelSource:
+    """The ModelSource of an experiment's `model:`: its local model loaded, or a client of its endpoint."""
+    if isinstance(choice, RemoteModelConfig):
+        from adaptlab.remote import ChatClient
+
+        return ModelSource(ChatClient(choice))
+    from adaptlab.models import load_base_model
+
+    return ModelSource(load_base_model(choice))
 
 
 @dataclass

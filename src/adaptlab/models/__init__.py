@@ -1,5 +1,6 @@
-"""Base models (the embedded default, local folders, GGUF files) and the sentence embedder."""
+"""Base models (the embedded default, local folders, GGUF files, Hub ids from the local cache) and the sentence embedder."""
 
 from adaptlab.models.base import BaseModel, load_base_model
+from adaptlab.models.spec import ModelSpec
 
-__all__ = ["BaseModel", "load_base_model"]
+__all__ = ["BaseModel", "ModelSpec", "load_base_model"]

@@ -1,4 +1,4 @@
-"""`BaseModel`: a causal LM with its tokenizer and chat template, loaded only from local files."""
+"""`BaseModel`: a causal LM with its tokenizer and chat template, loaded only from local files (a Hub id from its cache)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from adaptlab.errors import ModelError
-from adaptlab.models.device import default_device
 from adaptlab.models.embedded import EMBEDDED_NAME, cached_gguf_folder, embedded_gguf, gguf_cache_folder, is_converted
+from adaptlab.models.hub import hub_folder, is_hub_id
+from adaptlab.models.memory import check_memory, free_memory, memory_need
+from adaptlab.models.spec import BYTES_PER_PARAMETER, TORCH_DTYPES, chosen_device, chosen_dtype, spec_of
 
 
 @dataclass
@@ -24,37 +26,47 @@ class BaseModel:
     device: str
     eot_id: int
     context_length: int
+    dtype: str = "fp32"  # the weights' precision as loaded: bf16, fp16 or fp32
+    folder: str | None = None  # the local files it was loaded from (a Hub id: its cached snapshot)
+    revision: str | None = None  # a Hub id's commit sha
+
+    def info(self) -> dict:
+        """The model as loaded, for results.json and a version's lineage (`results.ModelInfo`)."""
+        return {"name": self.name, "folder": self.folder, "revision": self.revision, "dtype": self.dtype, "device": self.device, "parameters": self.parameters}
 
     @property
     def parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 
 
-def model_source(name_or_path: str) -> Path:
-    """The model's local files, as given: the embedded GGUF, a .gguf file, or a HF folder (nothing converted)."""
-    if name_or_path == EMBEDDED_NAME:
+def model_source(choice) -> Path:
+    """The model's local files, as given: the embedded GGUF, a .gguf file, a HF folder, or a Hub id's cached snapshot (nothing converted)."""
+    spec = spec_of(choice)
+    if spec.source == EMBEDDED_NAME:
         return embedded_gguf()
-    path = Path(name_or_path).expanduser()
+    path = Path(spec.source).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return path
     if path.is_dir() and (path / "config.json").is_file():
         return path
+    if is_hub_id(spec.source):
+        return hub_folder(spec.source, spec.revision, spec.download)
     raise ModelError(
-        f"model {name_or_path!r} not found: use '{EMBEDDED_NAME}' (embedded), a local Hugging Face model "
-        "folder (with config.json), or a .gguf file; adaptlab never downloads weights"
+        f"model {spec.source!r} not found: use '{EMBEDDED_NAME}' (embedded), a local Hugging Face model "
+        "folder (with config.json), a .gguf file, or a Hub id such as Qwen/Qwen2.5-1.5B-Instruct (read from the local Hugging Face cache)"
     )
 
 
-def resolve_model_folder(name_or_path: str) -> Path:
-    """The local folder holding a model's safetensors: the embedded default, a GGUF file, or a HF folder."""
-    source = model_source(name_or_path)
+def resolve_model_folder(choice) -> Path:
+    """The local folder holding a model's safetensors: the embedded default, a GGUF file, a HF folder or a Hub id's snapshot."""
+    source = model_source(choice)
     return cached_gguf_folder(source) if source.is_file() else source
 
 
-def load_tokenizer(name_or_path: str) -> tuple[Any, int | None]:
+def load_tokenizer(choice) -> tuple[Any, int | None]:
     """A model's tokenizer and context length (None when the model does not say), without loading its weights."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    source = model_source(name_or_path)
+    source = model_source(choice)
     if source.is_file():
         folder = gguf_cache_folder(source)
         if not is_converted(folder):
@@ -85,19 +97,27 @@ def _gguf_tokenizer(gguf: Path) -> tuple[Any, int | None]:
     return tokenizer, int(context) if context is not None else None
 
 
-def load_base_model(name_or_path: str, device: str | None = None) -> BaseModel:
-    """Load a base model for inference and training, from local files only."""
+def load_base_model(choice, device: str | None = None, trained_share: float = 0.0) -> BaseModel:
+    """Load a base model for inference and training, from local files only (a Hub id: its cached snapshot).
+
+    `choice`: a name, folder, .gguf or Hub id, or a `ModelSpec` (or the experiment's `model:` mapping) with
+    dtype and device. `device` is used where the spec leaves the device to `auto`. The memory the weights
+    (and, with `trained_share` > 0, their training state: `memory.memory_need`) need is checked against what is free first.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # adaptlab shows its own progress; a per-load bar of tensors is noise
-    folder = resolve_model_folder(name_or_path)
-    device = device or default_device()
+    spec = spec_of(choice)
+    folder = resolve_model_folder(spec)
+    device = chosen_device(spec, device)
+    dtype = chosen_dtype(spec, device, folder)
+    check_memory(spec.source, memory_need(folder, BYTES_PER_PARAMETER[dtype], trained_share), free_memory(device), device, dtype)
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, dtype=getattr(torch, TORCH_DTYPES[dtype]))
     except Exception as exc:
         raise ModelError(f"{folder}: cannot load the model ({type(exc).__name__}: {exc})") from None
     model.to(device).eval()
@@ -107,7 +127,12 @@ def load_base_model(name_or_path: str, device: str | None = None) -> BaseModel:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.convert_ids_to_tokens(eot)
     context = getattr(model.config, "max_position_embeddings", None) or 2048
-    return BaseModel(name_or_path, model, tokenizer, device, eot, int(context))
+    return BaseModel(spec.source, model, tokenizer, device, eot, int(context), dtype, str(folder), _revision(folder))
+
+
+def _revision(folder: Path) -> str | None:
+    """A Hub snapshot's commit sha (its folder's name under snapshots/); None for other folders."""
+    return folder.name if folder.parent.name == "snapshots" else None
 
 
 def end_of_turn_id(tokenizer) -> int:
@@ -120,9 +145,9 @@ def end_of_turn_id(tokenizer) -> int:
     return tokenizer.eos_token_id
 
 
-def weights_digest(name: str) -> dict:
+def weights_digest(choice) -> dict:
     """Where the base model's weights are and their sha256, so an adapter can be matched to its base."""
-    folder = resolve_model_folder(name)
+    folder = resolve_model_folder(choice)
     files = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(folder.glob("*.safetensors")))
     return {"folder": str(folder), "weights_sha256": _sha256(files)}
 

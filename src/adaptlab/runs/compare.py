@@ -78,6 +78,7 @@ class CompareRun:
         self.run_dir: Path | None = None
         self.resumed: dict[str, dict] = {}
         self.models = None
+        self.local_model: dict | None = None  # the local base model as loaded (results.json `model`); None with an endpoint
         self.updates: dict[str, dict] = {}
 
     def _summary(self) -> str:
@@ -89,24 +90,44 @@ class CompareRun:
         """Load the base model, audit the training data, read the documents (and their update), record the data."""
         from adaptlab.audit import audit
         from adaptlab.engine.prompt import encode_text
-        from adaptlab.kinds.context import ModelSource
-        from adaptlab.models import load_base_model
 
         config, events, task = self.config, self.events, self.task
-        with events.status(f"loading base model {config.model} (the first load converts the embedded GGUF once)"):
-            clock = time.perf_counter()
-            base = load_base_model(config.model)
-        events.message(f"base model {config.model}: {base.parameters / 1e6:.1f}M parameters on {base.device}, loaded in {time.perf_counter() - clock:.1f} s")
+        base, models = self._models()
         with events.status("auditing the training data"):
             self.audit = audit(self.prepared.train, self.test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
         events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in self.audit.scores().items()) + (f"; {len(self.audit.leakage)} near-duplicate test rows" if self.audit.leakage else ""))
-        self.base, self.models = base, ModelSource(base)
+        self.base, self.models = base, models
         self.documents = documents_for(config, self.root, base)
         self.update = load_update(config, self.root, self.documents, task.abstain) if config.data.updates else None
         self.hourly = config.costs.gpu_hour if base.device.startswith("cuda") else config.costs.cpu_hour
         for dataset in (self.prepared.train, self.test):
             registry.add_dataset(dataset.content_hash, dataset.source, len(dataset))
         self.registry = registry
+
+    def _models(self):
+        """The local model the run reads text with (token counts, passages, answer lengths) and the models contenders
+        run on. With an endpoint as the experiment's model, the prompted contenders call it, and the text is read with
+        the first local model a contender names (its own `model:`), else the embedded one: an approximation of the
+        endpoint's tokenizer."""
+        from adaptlab.config import RemoteModelConfig
+        from adaptlab.kinds.context import ModelSource, experiment_models
+        from adaptlab.models import load_base_model
+        from adaptlab.models.embedded import EMBEDDED_NAME
+
+        config, events = self.config, self.events
+        remote = isinstance(config.model, RemoteModelConfig)
+        named = [c.model for c in self.contenders if getattr(c, "model", None) is not None and not isinstance(c.model, RemoteModelConfig)]
+        local = (named[0] if named else EMBEDDED_NAME) if remote else config.model
+        with events.status(f"loading base model {local} (the first load converts the embedded GGUF once)"):
+            clock = time.perf_counter()
+            base = load_base_model(local)
+        events.message(f"base model {base.name}: {base.parameters / 1e6:.1f}M parameters on {base.device} ({base.info()['dtype']}), loaded in {time.perf_counter() - clock:.1f} s")
+        if remote:
+            events.message(f"prompted contenders call {config.model.name} at {config.model.base_url}; token counts use {base.name}'s tokenizer", "note")
+            self.local_model = None
+            return base, experiment_models(config.model)
+        self.local_model = base.info()
+        return base, ModelSource(base)
 
     def measure(self, contender):
         """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows.
@@ -171,6 +192,7 @@ class CompareRun:
         results = {
             "task": task.to_dict(),
             "base_model": config.model,
+            "model": self.local_model,
             "data": self._data(),
             "seed": config.seed,
             "repeats": config.repeats,

@@ -12,8 +12,9 @@ import yaml
 from pydantic import ValidationError
 
 from adaptlab import kinds
-from adaptlab.config import ExperimentConfig, StrategyConfig
+from adaptlab.config import ExperimentConfig, RemoteModelConfig, StrategyConfig
 from adaptlab.errors import ConfigError
+from adaptlab.models.embedded import EMBEDDED_NAME
 
 
 def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
@@ -71,7 +72,23 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     dupes = sorted({n for n in ids if ids.count(n) > 1})
     if dupes:
         raise ConfigError(f"{source}: contender {dupes[0]!r} is listed twice; give each entry of one kind its own `id` (e.g. id: {dupes[0]}_2)")
+    check_local_bases(config, source)
     return config
+
+
+def check_local_bases(config: ExperimentConfig, source: str = "<experiment>") -> None:
+    """With an endpoint as the experiment's model, refuse a fine-tuned contender that names no local model to train."""
+    from adaptlab.runs.prepare import training_of
+
+    if not isinstance(config.model, RemoteModelConfig):
+        return
+    for i, strategy in enumerate(config.strategies):
+        training = training_of(strategy)
+        if training is not None and training.model is None and not isinstance(getattr(strategy, "model", None), str):
+            raise ConfigError(
+                f"{source}: strategies[{i}] ({strategy.key}) fine-tunes, which needs local weights, but the experiment's model is the endpoint "
+                f"{config.model.name!r} at {config.model.base_url}; set its own local base, e.g. `model: Qwen/Qwen2.5-1.5B-Instruct` (a Hub id in the local cache, a folder or {EMBEDDED_NAME}) on that contender"
+            )
 
 
 def _describe(error: dict, prefix: tuple = ()) -> str:

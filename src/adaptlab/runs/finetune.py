@@ -174,6 +174,7 @@ def _lineage(config, root, contender, prepared, dev, hashes, solver, result, fit
         "strategy": contender.key,
         "task": task.to_dict(),
         "base_model": {"name": model_name, **weights_digest(model_name)},
+        "model": solver.base.info(),
         "data": {k: {"path": str(root / p), "sha256": hashes[k]} for k, p in (("train", config.data.train), ("test", config.data.test), ("dev", config.data.dev)) if p}
         | ({"dev": {"split_of": "train", "fraction": contender.dev_fraction, "rows": len(dev), "sha256": hashes["dev"]}} if dev and not config.data.dev else {}),
         "config": contender.model_dump(mode="json"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from adaptlab.config import ExperimentConfig, TrainConfig
+from adaptlab.config import ExperimentConfig, RemoteModelConfig, TrainConfig
 from adaptlab.data import Dataset, check_leakage, load_dataset, split_dev
 from adaptlab.errors import ConfigError
 from adaptlab.task import AnswerCosts, Task, make_task
@@ -54,9 +54,13 @@ def document_kind():
     return next(k for k in task_kinds() if k.documents)
 
 
-def _answer_tokens(model: str):
-    """Counts an answer's tokens as the model is trained on it (text + end of turn); loads the tokenizer on first use."""
+def _answer_tokens(model):
+    """Counts an answer's tokens as the model is trained on it (text + end of turn); loads the tokenizer on first use.
+    None for an endpoint (no local tokenizer): the task's default answer budget applies, or task.max_new_tokens."""
     from functools import lru_cache
+
+    if isinstance(model, RemoteModelConfig):
+        return None
 
     @lru_cache(maxsize=1)
     def tokenizer():
