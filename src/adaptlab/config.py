@@ -75,8 +75,8 @@ class DataConfig(_Strict):
     docs: str | None = Field(None, description="Knowledge tasks: a folder of .pdf .md .txt .html files, or a .jsonl of {\"id\", \"text\", \"title\"?}, relative to the experiment file. Setting it makes the task a qa task.")
     chunk_tokens: int = Field(256, ge=16, le=4096, description="Documents are cut into passages of this many tokens (the base model's tokenizer), page by page (docs/defaults.md: why 256).")
     chunk_overlap: int = Field(32, ge=0, description="Tokens each passage shares with the one before it, so a sentence cut at a boundary is whole in one of them.")
-    updates: UpdatesConfig | None = Field(None, description="Knowledge tasks: changed documents and questions about the change; after the comparison every contender is measured on them again without retraining (README: knowledge that changes).")
-    unlabeled: str | None = Field(None, description="Distillation: inputs without answers (JSONL of {\"input\": ...} lines, or a CSV with input_col), relative to the experiment file; a contender named as some fine-tuned contender's `teacher` answers them, and that student trains on its answers beside the training rows (README: distillation).")
+    updates: UpdatesConfig | None = Field(None, description="Knowledge tasks: changed documents and questions about the change; after the comparison every contender is measured on them again without retraining (docs/knowledge.md).")
+    unlabeled: str | None = Field(None, description="Distillation: inputs without answers (JSONL of {\"input\": ...} lines, or a CSV with input_col), relative to the experiment file; a contender named as some fine-tuned contender's `teacher` answers them, and that student trains on its answers beside the training rows (docs/experiment.md: distillation).")
 
     @model_validator(mode="after")
     def _overlap_under_size(self):
@@ -159,7 +159,7 @@ class StrategyConfig(_Strict):
     name: str = Field(description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit, or a plugin's).")
     id: str | None = Field(None, pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$", description="This contender's own name in results, the registry and the server (default: the kind's name); unique in the experiment.")
     repeats: int | None = Field(None, ge=1, le=20, description="Times this contender is fitted and measured with different seeds (default: the experiment's `repeats`); only contenders whose result depends on the seed repeat (fine-tuning; few-shot with selector random).")
-    tune: TuneConfig | None = Field(None, description="Search this contender's settings on the dev rows before it is measured ({} for the defaults: 6 trials): prompted kinds their instruction (among variants of the task's) and k, selector or retriever; fine-tuned kinds learning rate, epochs and rank (README: tuning). The untuned settings' test score is measured too.")
+    tune: TuneConfig | None = Field(None, description="Search this contender's settings on the dev rows before it is measured ({} for the defaults: 6 trials): prompted kinds their instruction (among variants of the task's) and k, selector or retriever; fine-tuned kinds learning rate, epochs and rank (docs/tuning.md). The untuned settings' test score is measured too.")
 
     @property
     def key(self) -> str:

@@ -34,7 +34,7 @@ class RagConfig(StrategyConfig):
 
     name: Literal["rag"]
     k: int = Field(4, gt=0, le=50, description="Passages placed in each prompt (docs/defaults.md: why 4).")
-    retriever: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="bm25: word overlap (bm25s); dense: the sentence embedder's cosine; hybrid: both, fused by reciprocal rank (README: how they were chosen).")
+    retriever: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="bm25: word overlap (bm25s); dense: the sentence embedder's cosine; hybrid: both, fused by reciprocal rank (docs/knowledge.md: how they were chosen).")
     model: ModelChoice | None = Field(None, description=MODEL_HELP)
     fine_tune: LoraConfig | None = Field(None, description="RAFT: train a LoRA adapter ({name: lora, epochs, learning_rate, ...}) on the training questions with their retrieved passages in the prompt; it then answers with retrieval as plain rag does.")
     without_gold: float = Field(0.2, ge=0, le=1, description="fine_tune: share of the answerable training rows (those naming sources) whose gold passages are replaced by the next retrieved ones, so the model learns to cope when retrieval misses (RAFT's 80/20; docs/defaults.md).")

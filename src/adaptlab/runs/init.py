@@ -211,7 +211,7 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
     what = "distinct conversations" if data.conversations else "distinct inputs"
     if len(groups) < 2 * MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{len(groups)} {what}, too few to split: adaptlab init needs {2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
-                                 "add labeled rows, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
+                                 "add labeled rows, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
     count = min(max(round(len(groups) * fraction), MIN_TEST_ROWS), len(groups) - MIN_TEST_ROWS)
     firsts = Dataset([Example(key, rows[0].output, rows[0].line) for key, rows in groups.items()], data.source)  # a group's key as its input
     _, held = split_dev(firsts, (count + 0.5) / len(firsts), seed, stratify)  # int(n * fraction) == count exactly
@@ -279,7 +279,7 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
     if len(groups) < 2 or len(data) < 2 * MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers, too few to split: adaptlab init needs 2 conversations "
                                  f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
-                                 "add conversations, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
+                                 "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
     keys = list(groups)
     random.Random(seed).shuffle(keys)
     wanted = max(1, round(conversations * fraction))
@@ -296,7 +296,7 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
         held_rows += len(rows)
     if held_rows < MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers: no split leaves {MIN_TEST_ROWS} answers on each side "
-                                 "with whole conversations", "add conversations, or write train.jsonl and test.jsonl yourself (README: the experiment file)")])
+                                 "with whole conversations", "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
     test = {id(e) for key in held for e in groups[key]}
     notes = []
     linked = sum(len({(e.conversation, e.line) for e in rows}) for rows in groups.values() if len({(e.conversation, e.line) for e in rows}) > 1)

@@ -100,7 +100,7 @@ class Client:
             except ImportError:
                 raise SystemExit(
                     f"{name} picks its shots per query by embedding similarity (selector {selection['selector']!r}); "
-                    "install adaptlab and its embedder on this machine (README, Install) to choose them"
+                    "install adaptlab and its embedder on this machine (docs/getting-started.md) to choose them"
                 ) from None
             pool = [Example(e["input"], e["output"], e["line"]) for e in entry["pool"]]
             self._selectors[name] = EMBEDDING_SELECTORS[selection["selector"]](pool, selection["k"], default_embedder())

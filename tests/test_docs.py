@@ -1,0 +1,97 @@
+"""The README and the docs site: short, current, every link and cited results file real, and the site builds with --strict."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+def test_readme_is_a_first_hour_not_a_manual():
+    assert len(README.splitlines()) <= 350, f"README.md has {len(README.splitlines())} lines: move detail to a docs page"
+    for section in ("## Set-up: two commands", "## The demo", "## Your own data in five minutes", "## In a notebook: the Python API", "## Where to go next"):
+        assert section in README
+
+
+def test_readme_setup_commands_are_the_makefiles():
+    """The two set-up commands do what the README says: make demo runs the demo's compare, make test pytest, and
+    the install that both run brings the docs extra, so the site test below runs under `make test`."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    target = lambda name: re.search(rf"^{name}:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)  # noqa: E731
+    assert "make demo" in README and "make test" in README and "make docs" in README
+    assert "adaptlab compare examples/banking-cards/experiment.yaml" in target("demo")
+    assert "-m pytest" in target("test")
+    assert "mkdocs build --strict" in target("docs") and "docs/gen_cli_reference.py" in target("docs")
+    assert re.search(r"pip install .*-e '\.\[[^\]]*\bdocs\b", makefile), "the Makefile's install must include the docs extra"
+
+
+def test_no_issue_numbers_in_user_facing_text():
+    for page in [ROOT / "README.md", *DOCS]:
+        text = page.read_text(encoding="utf-8")
+        found = re.findall(r"\bissues? #?\d+|\(#\d+\)", text, re.I)
+        assert not found, f"{page.relative_to(ROOT)} names issues {found}: say what changed, not which ticket"
+
+
+def test_cited_results_files_exist():
+    """A figure cites its results file; a citation of a file that is not there is a figure nobody can check."""
+    for page in [ROOT / "README.md", *DOCS]:
+        for cited in re.findall(r"bench/results/[\w.-]+\.(?:json|txt)", page.read_text(encoding="utf-8")):
+            assert (ROOT / cited).exists(), f"{page.relative_to(ROOT)} cites {cited}, which does not exist"
+
+
+def test_every_readme_table_names_its_results_file():
+    lines = README.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))]
+    assert starts, "the README shows the demo's table"
+    for i in starts:
+        before = "\n".join(lines[max(0, i - 8):i])
+        assert "bench/results/" in before, f"README table at line {i + 1} has no results file in the lines before it"
+
+
+def test_readme_links_point_at_files():
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", README):
+        if not target.startswith(("http://", "https://")):
+            assert (ROOT / target).exists(), f"README links to {target}, which does not exist"
+
+
+def test_every_docs_page_is_in_the_nav():
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+
+    def pages(nav):
+        for item in nav:
+            for value in (item.values() if isinstance(item, dict) else [item]):
+                yield from (pages(value) if isinstance(value, list) else [value])
+
+    assert sorted(pages(config["nav"])) == sorted(p.name for p in DOCS)
+
+
+def test_generated_references_are_current():
+    """docs/cli.md (every command's --help) and docs/settings.md (every experiment key) come from the code."""
+    done = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    for command in ("audit", "compare", "export", "finetune", "init", "recommend", "report", "serve", "sweep", "registry promote"):
+        assert f"`adaptlab {command}`" in cli
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed: pip install -e '.[docs]' (make test installs it)")
+def test_site_builds_strict(tmp_path):
+    """--strict: a broken link, a missing anchor or a page left out of the nav fails the build."""
+    site = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the README's links into the docs land on a page, and on a heading where they name one
+    for page, anchor in re.findall(r"\]\(docs/([\w-]+)\.md(?:#([\w-]+))?\)", README):
+        html = site / ("" if page == "index" else page) / "index.html"
+        assert html.exists(), f"README links to docs/{page}.md, not in the site"
+        if anchor:
+            assert f'id="{anchor}"' in html.read_text(encoding="utf-8"), f"README links to docs/{page}.md#{anchor}: no such heading"
