@@ -152,3 +152,13 @@ def test_a_lookup_above_the_trivial_reference_is_chosen_where_an_llm_as_far_abov
     assert any(r.startswith("rag does not beat the abstain baseline significantly") for r in decision.reasons)
     alone = recommend([abstain, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert alone.choice == COLLECT_MORE_DATA  # an LLM must beat the trivial reference in the paired test
+
+
+def test_a_contender_significantly_below_the_trivial_reference_is_said_to_answer_worse():
+    # 40 questions: abstain right on 10 (the unanswerable ones), rag on 1, lora on all
+    abstain = evaluation("abstain", right((0, 10)))
+    rag = evaluation("rag", right((0, 1)), latency=900)
+    lora = evaluation("lora", right((0, 40)), latency=100)
+    decision = recommend([abstain, rag, lora], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
+    assert any(r.startswith("rag answers worse than the abstain baseline: 0.025 vs 0.250") for r in decision.reasons), decision.reasons
+    assert not any(r.startswith("rag does not beat") for r in decision.reasons)

@@ -272,7 +272,14 @@ def _floor_reasons(choice: Evaluation, evaluations: list[Evaluation], trivial: E
         out = [f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: {_versus(choice, trivial, metric)}"]
     else:  # a lookup without an LLM, above the trivial reference but not significantly
         out = [f"{choice.name} scores above {_reference_words(trivial, words)}, but the test rows cannot tell them apart: {_versus(choice, trivial, metric)}; it needs no LLM, so it is the better bet until more test rows say otherwise"]
-    return out + [f"{e.name} does not beat the {trivial.name} baseline significantly: {_versus(e, trivial, metric)}" for e in evaluations if not e.constant and e is not choice and not beats(e, trivial)]
+    return out + [_short_of(e, trivial, metric) for e in evaluations if not e.constant and e is not choice and not beats(e, trivial)]
+
+
+def _short_of(e: Evaluation, trivial: Evaluation, metric: str) -> str:
+    """A contender that does not beat the trivial reference: worse than it (significantly), or not told apart from it."""
+    if beats(trivial, e):
+        return f"{e.name} answers worse than the {trivial.name} baseline: {_versus(e, trivial, metric)}"
+    return f"{e.name} does not beat the {trivial.name} baseline significantly: {_versus(e, trivial, metric)}"
 
 
 def flag_reasons(evaluations: list[Evaluation], choice: Evaluation | None = None) -> list[str]:
