@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from adaptlab.data import Dataset
-from adaptlab.evaluation.resources import PeakRss
+from adaptlab.evaluation.resources import PeakRss, release_memory
 from adaptlab.metrics import per_label, row_table, task_metrics
 from adaptlab.solver import Progress, Solver, Strategy
 from adaptlab.task import Task
@@ -82,8 +82,10 @@ class Evaluation:
 def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_progress: Progress | None = None, predict_progress: Progress | None = None, name: str | None = None, traits: dict | None = None, dev: Dataset | None = None) -> tuple[Evaluation, Solver]:
     """Fit `strategy` on `train` (`dev` for fine-tuning's checkpoints), predict every `test` row, and measure quality and cost.
 
-    `name` is the contender's id (default: the strategy's name), `traits` its kind's.
+    `name` is the contender's id (default: the strategy's name), `traits` its kind's. Its peak RSS starts from the
+    memory in use (`release_memory`), not from what the work before it left cached.
     """
+    release_memory()
     with PeakRss() as rss:
         start = time.perf_counter()
         solver = strategy.fit(task, train, dev=dev, progress=fit_progress)
