@@ -94,7 +94,7 @@ def test_compare_logs_runs_metrics_and_the_champion_and_promote_moves_it(tracked
         assert "predictions.jsonl" in _artifacts(client, child.info.run_id)
     assert children["few_k2"].data.tags["kind"] == "few_shot" and children["few_k2"].data.params["k"] == "2" and children["few_k2"].data.params["selector"] == "random"
     lora = children["lora"].data.params
-    assert lora["epochs"] == "1" and lora["learning_rate"] == "0.01" and lora["target_modules"] == json.dumps(["q_proj", "k_proj", "v_proj", "o_proj"])
+    assert lora["epochs"] == "1" and lora["learning_rate"] == "0.01" and lora["target_modules"] == "all-linear"
     assert children["lora"].data.tags["family"] == "fine_tuned"
     written = client.download_artifacts(children["lora"].info.run_id, "predictions.jsonl", str(tmp_path))
     rows = [json.loads(line) for line in open(written, encoding="utf-8")]
