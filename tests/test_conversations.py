@@ -206,3 +206,18 @@ def test_labelled_conversations_make_a_classify_task_answered_from_the_whole_con
     shots = FewShot(tiny_base, "few_shot", k=2, selector="random").fit(task, ds)
     (prompt,), (count,) = shots.prompts([ds.examples[0].input])
     assert count == 2 and tiny_base.tokenizer.decode(prompt).count("Hi, how can I help?") == 3  # two shots, each its whole conversation, then the query
+
+
+def test_a_template_that_rewrites_earlier_turns_is_an_error_not_a_turn_left_unlearned(tiny_base, tmp_path, monkeypatch):
+    from adaptlab.errors import AdaptlabError
+
+    monkeypatch.setattr(tiny_base.tokenizer, "chat_template", (  # earlier answers are shown as "[answered]" once a later turn follows
+        "{% for message in messages %}{% if message['role'] == 'assistant' and not loop.last %}"
+        "{{ '<|im_start|>assistant\\n[answered]<|im_end|>\\n' }}{% else %}"
+        "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{% endif %}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+    ))
+    ds = load_dataset(write(tmp_path, [chat("hi there", "hello, how can I help", "balance please", "you have five", id="c1")]))
+    task = make_task("chat", "Answer the customer.", ds, ds, kind="generate", max_new_tokens=16)
+    with pytest.raises(AdaptlabError, match="renders an earlier assistant turn"):
+        training_rows(tiny_base, task, whole_conversations(ds))

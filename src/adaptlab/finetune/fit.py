@@ -26,7 +26,7 @@ from adaptlab.engine.prompt import (
     encode_messages,
     encode_text,
 )
-from adaptlab.errors import ConfigError, DataError, Problem
+from adaptlab.errors import AdaptlabError, ConfigError, DataError, Problem
 from adaptlab.finetune.loss import TrainRow, mean_loss
 from adaptlab.finetune.trainer import (
     Hooks,
@@ -145,7 +145,8 @@ def conversation_row(base: BaseModel, task: Task, history: History, answer: str)
 
     Each assistant turn is placed where the chat template puts it: after the prompt the turns before it make
     (the zero-shot prompt of that turn). A template that renders earlier turns differently once later ones
-    follow would break that; then only `answer` is learned, a row per turn still trains every turn.
+    follow (some drop an earlier answer's reasoning) has no such place: an error then, never a turn silently
+    left unlearned.
     """
     messages = build_messages(task, [], history)
     ids = encode_messages(base.tokenizer, messages) + encode_answer(base.tokenizer, answer, base.eot_id)
@@ -154,8 +155,10 @@ def conversation_row(base: BaseModel, task: Task, history: History, answer: str)
         if turn["role"] == "assistant" and _weight(history, at):
             start = len(encode_messages(base.tokenizer, messages[:at]))
             said = encode_answer(base.tokenizer, turn["content"], base.eot_id)
-            if ids[start : start + len(said)] == said:
-                spans.append((start, start + len(said)))
+            if ids[start : start + len(said)] != said:
+                raise AdaptlabError(f"{base.name}'s chat template renders an earlier assistant turn ({turn['content'][:40]!r}) differently once later turns follow, so a conversation cannot be trained in one pass with it; "
+                                    "train on single exchanges (one assistant answer per line), or use a model whose template keeps earlier turns as written")
+            spans.append((start, start + len(said)))
     first = min(s for s, _ in spans)
     learn = [False] * (len(ids) - first)
     for start, end in spans:
