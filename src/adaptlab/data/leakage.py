@@ -131,3 +131,43 @@ def _check_conversations(train: Dataset, test: Dataset, allow: bool) -> list[str
     problems = [Problem("leakage", test.source, p["test_line"], "id" if p["how"] == "id" else "messages", f"conversation {p['test_conversation']}: {_leak_text(p, train)}",
                         "split by conversation (a conversation's turns all on one side), or set data.allow_overlap: true") for p in leaks[:100]]
     raise DataError(problems, truncated=len(leaks) > 100)
+
+
+def group_key(e: Example, conversations: bool) -> str:
+    """The key a split keeps rows together by: a row's conversation (its id and line), else its input (case and spacing aside)."""
+    return f"{e.conversation}\0{e.line}" if conversations else _key(e.input)
+
+
+def linked_conversations(groups: dict[str, list[Example]]) -> dict[str, list[Example]]:
+    """Conversations merged (in file order) when they share a turn (history and answer, case and spacing aside) or a
+    real id: check_leakage refuses a test conversation with a turn or an id in train."""
+    parent = {key: key for key in groups}
+    order = {key: n for n, key in enumerate(groups)}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    owner: dict[tuple, str] = {}
+    for key, rows in groups.items():
+        for mark in [("turn", turn_key(e)) for e in rows] + [("id", e.conversation) for e in rows[:1] if not synthetic_id(e)]:
+            if mark not in owner:
+                owner[mark] = key
+                continue
+            a, b = root(owner[mark]), root(key)
+            if a != b:  # the earlier conversation's key stands for the group
+                parent[max(a, b, key=order.get)] = min(a, b, key=order.get)
+    merged: dict[str, list[Example]] = {}
+    for key, rows in groups.items():
+        merged.setdefault(root(key), []).extend(rows)
+    return merged
+
+
+def rows_by_conversation(data: Dataset) -> dict[str, list[Example]]:
+    """The rows of each conversation, by `group_key`, in file order."""
+    groups: dict[str, list[Example]] = {}
+    for e in data:
+        groups.setdefault(group_key(e, True), []).append(e)
+    return groups

@@ -149,8 +149,9 @@ def conversation_row(base: BaseModel, task: Task, history: History, answer: str)
     left unlearned.
     """
     messages = build_messages(task, [], history)
-    ids = encode_messages(base.tokenizer, messages) + encode_answer(base.tokenizer, answer, base.eot_id)
-    spans = [(len(ids) - len(encode_answer(base.tokenizer, answer, base.eot_id)), len(ids))]
+    last = encode_answer(base.tokenizer, answer, base.eot_id)
+    ids = encode_messages(base.tokenizer, messages) + last
+    spans = [(len(ids) - len(last), len(ids))]
     for at, turn in enumerate(messages):
         if turn["role"] == "assistant" and _weight(history, at):
             start = len(encode_messages(base.tokenizer, messages[:at]))

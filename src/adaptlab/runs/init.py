@@ -20,7 +20,7 @@ from pathlib import Path
 from adaptlab.config import DEFAULT_MODEL
 from adaptlab.data import Dataset, Example, load_dataset
 from adaptlab.data.columns import CHAT_FIELD, file_columns, guess_pair
-from adaptlab.data.leakage import synthetic_id, turn_key
+from adaptlab.data.leakage import group_key, linked_conversations, rows_by_conversation
 from adaptlab.data.split import MIN_DEV_ROWS, split_dev
 from adaptlab.decide.statistics import Z_POWER
 from adaptlab.errors import ConfigError, DataError, Problem
@@ -192,10 +192,6 @@ def _kind(data: Dataset, documents: bool) -> tuple[str, str]:
     return kind, f"{distinct} distinct outputs over {rows} rows: too few repeats for a label set (each must be seen twice on average)"
 
 
-def _key(text: str) -> str:
-    return " ".join(text.lower().split())  # the key check_leakage compares inputs by (case and spacing aside)
-
-
 def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tuple[list[Example], list[Example], list[str]]:
     """(train, test, notes): a seeded `fraction` of the distinct inputs held out to test on (at least MIN_TEST_ROWS,
     leaving as many to train on), proportionally per label when `stratify`, every label keeping a training row.
@@ -205,9 +201,9 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
         return _split_conversations(data, fraction, seed)
     groups: dict[str, list[Example]] = {}
     for e in data:
-        groups.setdefault(_group_key(e, data.conversations), []).append(e)
+        groups.setdefault(group_key(e, data.conversations), []).append(e)
     if data.conversations:  # classified conversations, one row each: grouped by conversation, linked ones together
-        groups = _linked(groups)
+        groups = linked_conversations(groups)
     what = "distinct conversations" if data.conversations else "distinct inputs"
     if len(groups) < 2 * MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{len(groups)} {what}, too few to split: adaptlab init needs {2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
@@ -239,43 +235,12 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
     return [e for e in data if id(e) not in held_rows], [e for e in data if id(e) in held_rows], notes
 
 
-def _group_key(e: Example, conversations: bool) -> str:
-    return f"{e.conversation}\0{e.line}" if conversations else _key(e.input)
-
-
-def _linked(groups: dict[str, list[Example]]) -> dict[str, list[Example]]:
-    """Conversations merged (in file order) when they share a turn (history and answer, case and spacing aside) or a
-    real id: check_leakage refuses a test conversation with a turn or an id in train."""
-    parent = {key: key for key in groups}
-    order = {key: n for n, key in enumerate(groups)}
-
-    def root(key: str) -> str:
-        while parent[key] != key:
-            parent[key] = parent[parent[key]]
-            key = parent[key]
-        return key
-
-    owner: dict[tuple, str] = {}
-    for key, rows in groups.items():
-        for mark in [("turn", turn_key(e)) for e in rows] + [("id", e.conversation) for e in rows[:1] if not synthetic_id(e)]:
-            if mark not in owner:
-                owner[mark] = key
-                continue
-            a, b = root(owner[mark]), root(key)
-            if a != b:  # the earlier conversation's key stands for the group
-                parent[max(a, b, key=order.get)] = min(a, b, key=order.get)
-    merged: dict[str, list[Example]] = {}
-    for key, rows in groups.items():
-        merged.setdefault(root(key), []).extend(rows)
-    return merged
-
-
 def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[list[Example], list[Example], list[str]]:
     """(train, test, notes) for conversations answered turn by turn: a seeded `fraction` of the conversations held out
     whole (and more while the test split has fewer than MIN_TEST_ROWS answers), conversations that share a turn or an
     id kept on one side, at least MIN_TEST_ROWS answers left to train on."""
-    conversations = len(_by_conversation(data))
-    groups = _linked(_by_conversation(data))
+    conversations = len(rows_by_conversation(data))
+    groups = linked_conversations(rows_by_conversation(data))
     if len(groups) < 2 or len(data) < 2 * MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers, too few to split: adaptlab init needs 2 conversations "
                                  f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
@@ -303,13 +268,6 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
     if linked:
         notes.append(f"{linked} conversations share a turn (history and answer) or an id with another: each such group is on one side of the split")
     return [e for e in data if id(e) not in test], [e for e in data if id(e) in test], notes
-
-
-def _by_conversation(data: Dataset) -> dict[str, list[Example]]:
-    groups: dict[str, list[Example]] = {}
-    for e in data:
-        groups.setdefault(_group_key(e, True), []).append(e)
-    return groups
 
 
 def _test_size_warning(rows: int) -> list[str]:

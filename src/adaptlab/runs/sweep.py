@@ -55,7 +55,9 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
 
         raise ConfigError(f"{experiment if isinstance(experiment, (str, Path)) else 'the experiment'}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
-    if not isinstance(config.model, str) and hasattr(config.model, "base_url"):
+    from adaptlab.config import RemoteModelConfig
+
+    if isinstance(config.model, RemoteModelConfig):
         from adaptlab.errors import ConfigError
 
         raise ConfigError("adaptlab sweep runs on a local base model; the experiment's model is an endpoint: pass --model with a local model (the prompted side can keep its endpoint as a strategy's own model)")
