@@ -34,6 +34,15 @@ def test_readme_setup_commands_are_the_makefiles():
     assert re.search(r"pip install .*-e '\.\[[^\]]*\bdocs\b", makefile), "the Makefile's install must include the docs extra"
 
 
+def test_torch_comes_from_the_configured_index_unless_torch_index_names_one():
+    """CI keeps pip's configured index; TORCH_INDEX (the README names PyTorch's CPU index) installs torch from that one."""
+    dry = lambda *args: subprocess.run(["make", "-n", "-B", "install", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    torch_line = lambda out: next(line for line in out.splitlines() if "torch==" in line)  # noqa: E731
+    assert "--index-url" not in torch_line(dry())
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in torch_line(dry("TORCH_INDEX=https://download.pytorch.org/whl/cpu"))
+    assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in README
+
+
 def test_no_issue_numbers_in_user_facing_text():
     for page in [ROOT / "README.md", *DOCS]:
         text = page.read_text(encoding="utf-8")

@@ -199,3 +199,34 @@ def test_a_compare_with_an_endpoint_as_the_experiments_model(endpoint, card_expe
     assert str(tiny_model_dir) in json.dumps(by_name["lora"]["solver"]["base_model"])
     assert results["model"] is None and results["base_model"] == {"base_url": url, "name": "fake-model"}
     assert fake.requests  # the endpoint answered the prompted contenders
+
+
+def test_a_saved_version_loads_again_in_the_precision_it_was_measured_in(tiny_model_dir, tmp_path):
+    import torch
+
+    from adaptlab.kinds import kind
+    from adaptlab.kinds.context import LocalModels
+    from adaptlab.solver import read_solver_json
+    from adaptlab.task import Task
+
+    base = load_base_model({"path": str(tiny_model_dir), "dtype": "bf16", "device": "cpu"})
+    solver = kind("zero_shot").build(kind("zero_shot").config(name="zero_shot"), type("Ctx", (), {"model": lambda self, choice: base})()).fit(Task("t", "Say the colour.", "generate"), None)
+    solver.save(tmp_path / "v")
+    assert read_solver_json(tmp_path / "v", "zero_shot")["base_dtype"] == "bf16"
+    again = kind("zero_shot").load(tmp_path / "v", LocalModels(device="cpu"))
+    assert again.base.dtype == "bf16" and {p.dtype for p in again.base.model.parameters()} == {torch.bfloat16}
+
+
+def test_a_full_fine_tune_trains_an_fp32_copy_and_checks_room_for_its_optimizer(tiny_model_dir, monkeypatch):
+    import torch
+
+    import adaptlab.models.base as base_module
+    from adaptlab.kinds.full import fresh_copy
+
+    base = load_base_model({"path": str(tiny_model_dir), "dtype": "bf16", "device": "cpu"})
+    copy = fresh_copy(base)
+    assert copy.dtype == "fp32" and all(p.dtype == torch.float32 and p.requires_grad for p in copy.model.parameters())
+    weights = memory_need(tiny_model_dir, 4).total
+    monkeypatch.setattr(base_module, "free_memory", lambda device: weights * 2)  # the weights fit; with gradients and AdamW's moments (x4) they do not
+    with pytest.raises(ModelError, match="training state"):
+        fresh_copy(base)

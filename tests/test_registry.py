@@ -135,6 +135,8 @@ def test_compare_registers_every_solver_it_fits(card_experiment):
     assert len(pool["examples"]) == 12 and few_shot.lineage["metrics"]["accuracy"] == next(s for s in results["strategies"] if s["name"] == "few_shot")["metrics"]["accuracy"]
     lora = next(v for v in versions if v.strategy == "lora")
     assert "adapter_model.safetensors" in lora.files
+    assert lora.lineage["model"] == few_shot.lineage["model"] == results["model"] and lora.lineage["model"]["dtype"] == "fp32"  # what was loaded, in each version
+    assert all(v.lineage["model"] is None for v in versions if v.strategy in ("majority", "embed_classifier"))  # references run no LLM
     runner = CliRunner()
     assert runner.invoke(app, ["registry", "promote", lora.ref]).exit_code == 0
     shown = runner.invoke(app, ["registry", "show", "cards"])

@@ -191,7 +191,7 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], **self.saved, **extra)
+        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], base_dtype=self.base.dtype, **self.saved, **extra)
 
     def _answer_room(self) -> int:
         if self.task.spec.labelled:

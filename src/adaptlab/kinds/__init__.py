@@ -53,6 +53,7 @@ class Kind:
     llm: bool = True  # runs a language model (the baselines do not)
     constant: bool = False  # gives one answer whatever the input (a floor: beating it means something was learned)
     own_weights: bool = False  # makes a whole new model per task (cannot share one base model across tasks)
+    trained_share: float = 0.0  # the share of the shared base model's parameters it trains (adapters: models.memory.ADAPTER_SHARE), for the memory check before loading
     tasks: tuple[str, ...] = ()  # the task kinds it can answer (adaptlab.tasks); () for every kind. A task kind's `references` name the kinds run beside every comparison
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""

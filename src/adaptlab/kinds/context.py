@@ -96,18 +96,18 @@ class LocalModels:
     def __init__(self, embedder=None, device: str | None = None):
         self.embedder = embedder
         self.device = device
-        self.loaded: dict[str, BaseModel] = {}
+        self.loaded: dict[tuple[str, str], BaseModel] = {}  # (name, dtype)
 
     def base_for(self, info: dict):
         if isinstance(info.get("base_model"), dict):
             return client_for(info)
-        name = info["base_model"]
-        if name not in self.loaded:
+        name, dtype = info["base_model"], info.get("base_dtype", "auto")  # the precision it was measured in
+        if (name, dtype) not in self.loaded:
             from adaptlab.models import load_base_model
 
-            self.loaded[name] = load_base_model(name, device=self.device)
-        check_base(info, self.loaded[name])
-        return self.loaded[name]
+            self.loaded[name, dtype] = load_base_model({"path": name, "dtype": dtype}, device=self.device)
+        check_base(info, self.loaded[name, dtype])
+        return self.loaded[name, dtype]
 
     def own_model(self, folder: Path) -> BaseModel:
         from adaptlab.models import load_base_model

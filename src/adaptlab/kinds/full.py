@@ -30,8 +30,12 @@ class FullConfig(TrainConfig):
 
 
 def fresh_copy(base: BaseModel) -> BaseModel:
-    """The base model loaded again from its files, every weight trainable (the shared copy stays as it was)."""
-    copy = load_base_model(base.name, device=base.device)
+    """The base model loaded again from its files, every weight trainable (the shared copy stays as it was).
+
+    The copy is fp32 whatever the shared one's dtype: AdamW's small updates vanish in bf16 weights, so the
+    weights train in fp32 (bf16 only in the autocast compute, where it is fast) and the memory check counts
+    fp32 weights, their gradients and AdamW's two moments."""
+    copy = load_base_model({"path": base.name, "dtype": "fp32"}, device=base.device, trained_share=1.0)
     copy.model.requires_grad_(True)
     return copy
 

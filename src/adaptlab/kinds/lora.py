@@ -27,6 +27,7 @@ from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.fit import FineTune
 from adaptlab.kinds import Kind
 from adaptlab.models import BaseModel
+from adaptlab.models.memory import ADAPTER_SHARE
 from adaptlab.solver import read_solver_json
 from adaptlab.task import Task
 
@@ -170,4 +171,4 @@ def load_saved_adapter(base: BaseModel, folder: Path) -> str:
 
 
 SPACE = {"learning_rate": ("log", 5e-4, 1e-2), "epochs": ("choice", [1, 2, 3, 5]), "r": ("choice", [4, 8, 16])}  # docs/defaults.md: below 5e-4 underfit, above 1e-2 diverged, on both data sets
-KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, short_prompts=True, summary="a LoRA adapter over the shared base model", space=SPACE)
+KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, short_prompts=True, trained_share=ADAPTER_SHARE, summary="a LoRA adapter over the shared base model", space=SPACE)

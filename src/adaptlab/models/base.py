@@ -36,7 +36,8 @@ class BaseModel:
 
     @property
     def parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
+        """The base model's own parameters (adapters attached to it not counted)."""
+        return sum(p.numel() for name, p in self.model.named_parameters() if "lora_" not in name)
 
 
 def model_source(choice) -> Path:

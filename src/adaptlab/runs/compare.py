@@ -120,7 +120,7 @@ class CompareRun:
         local = (named[0] if named else EMBEDDED_NAME) if remote else config.model
         with events.status(f"loading base model {local} (the first load converts the embedded GGUF once)"):
             clock = time.perf_counter()
-            base = load_base_model(local)
+            base = load_base_model(local, trained_share=self._trained_share())
         events.message(f"base model {base.name}: {base.parameters / 1e6:.1f}M parameters on {base.device} ({base.info()['dtype']}), loaded in {time.perf_counter() - clock:.1f} s")
         if remote:
             events.message(f"prompted contenders call {config.model.name} at {config.model.base_url}; token counts use {base.name}'s tokenizer", "note")
@@ -128,6 +128,10 @@ class CompareRun:
             return base, experiment_models(config.model)
         self.local_model = base.info()
         return base, ModelSource(base)
+
+    def _trained_share(self) -> float:
+        """The largest share of the experiment's base model a contender trains in place (adapters), for its memory check."""
+        return max((kinds.kind(c.name).trained_share for c in self.contenders if getattr(c, "model", None) is None), default=0.0)
 
     def measure(self, contender):
         """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows.
@@ -154,10 +158,17 @@ class CompareRun:
         self.distillation.record(contender, evaluation)
         if tuning is not None:
             evaluation.solver["tuning"] = tuning
-        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents)
+        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents, self._model_info(contender, kind))
         evaluation.solver["registered_as"] = version.ref
         self.events.message(f"{contender.key}: registered as {version.ref}")
         return evaluation
+
+    def _model_info(self, contender, kind) -> dict | None:
+        """The local model a contender ran on, as loaded (files, revision, dtype, device): its version's lineage `model`. None for a reference or an endpoint."""
+        from adaptlab.models import BaseModel
+
+        used = self.models.get(getattr(contender, "model", None)) if kind.llm else None
+        return used.info() if isinstance(used, BaseModel) else None
 
     def _build(self, kind, contender, seed: int | None = None, on_step=None):
         """The contender's strategy, on the shared base model and documents, with its own dev rows."""
@@ -302,8 +313,9 @@ def documents_summary(documents) -> dict:
     return {"docs": str(documents.path), "documents": documents.files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
 
 
-def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int, documents=None):
-    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version.
+def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int, documents=None, model: dict | None = None):
+    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version;
+    `model`: the local model it ran on, as loaded (`BaseModel.info`).
 
     A contender that read the documents (indexed them, or was fitted on a knowledge task) records their hashes,
     so `registry check` and the server can tell when they changed since (`registry.stale`)."""
@@ -311,6 +323,7 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
         "id": strategy_config.key,
         "strategy": strategy_config.model_dump(mode="json"),
         "base_model": evaluation.solver.get("base_model"),
+        "model": model,
         "train_sha256": train.content_hash,
         "seed": seed,
         "metrics": evaluation.metrics,

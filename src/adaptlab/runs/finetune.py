@@ -138,7 +138,7 @@ class Training:
         from adaptlab.models.device import default_device
 
         with self.events.status(f"loading base model {model_name}"):
-            base = load_base_model(model_name, device=default_device())
+            base = load_base_model(model_name, device=default_device(), trained_share=kinds.kind(self.contender.name).trained_share)
         self.events.message(f"task {task.name}: {self.contender.key} on {len(self.fit_set)} training rows" + (f", {len(dev)} dev rows" if dev else " (no dev split)") + f"; base {model_name} on {base.device}")
         previous = signal.signal(signal.SIGTERM, self.on_sigterm)
         try:
