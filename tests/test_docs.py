@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +106,40 @@ def test_site_builds_strict(tmp_path):
         assert html.exists(), f"README links to docs/{page}.md, not in the site"
         if anchor:
             assert f'id="{anchor}"' in html.read_text(encoding="utf-8"), f"README links to docs/{page}.md#{anchor}: no such heading"
+
+
+def _screenshots():
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        import gen_screenshots
+    finally:
+        sys.path.pop(0)
+    return gen_screenshots
+
+
+def test_report_screenshots_are_current_and_shown():
+    """docs/img's pictures of the report were taken from the page the report renders today from the demo's results
+    (docs/gen_screenshots.py writes report.sha256 beside them), and docs/report.md shows every one."""
+    shots = _screenshots()
+    results = json.loads(shots.DEMO_RESULTS.read_text(encoding="utf-8"))
+    taken = (shots.IMG / "report.sha256").read_text(encoding="utf-8").strip()
+    assert taken == shots.page_hash(results), "the report changed since its screenshots were taken: run python docs/gen_screenshots.py"
+    page = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    for name, _ in shots.SECTIONS:
+        png = (shots.IMG / name).read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and f"(img/{name})" in page, name
+
+
+def test_screenshots_are_taken_by_chromium(tmp_path):
+    """The script itself: one PNG per section, as wide as the page's text, none empty (skipped without Chromium, as the report test)."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    shots = _screenshots()
+    results = json.loads(shots.DEMO_RESULTS.read_text(encoding="utf-8"))
+    taken = shots.take(results, tmp_path)
+    assert [p.name for p in taken] == [name for name, _ in shots.SECTIONS]
+    for png in taken:
+        data = png.read_bytes()
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and 600 <= width <= shots.WIDTH and height >= 60, (png.name, width, height)
+    assert (tmp_path / "report.sha256").read_text().strip() == shots.page_hash(results)

@@ -156,7 +156,7 @@ def test_export_serve_sh_adapters_and_client_answer_as_the_registered_versions(r
 
     lora, lora12, zero, few = (registered[k] for k in ("lora", "lora_r12", "zero_shot", "few_shot"))
     out = tmp_path / "vllm"
-    result = CliRunner().invoke(app, ["export", lora.ref, lora12.ref, zero.ref, few.ref, str(out), "--format", "vllm"])
+    result = CliRunner().invoke(app, ["export", lora.ref, lora12.ref, zero.ref, few.ref, "--out", str(out), "--format", "vllm"])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["README.txt", "adapters", "client.py", "prompts.json", "serve.sh"]  # no base/: a HF folder is named
 
@@ -228,9 +228,9 @@ def test_export_refuses_versions_vllm_cannot_serve_naming_each_and_writes_nothin
     with pytest.raises(ConfigError, match="one vLLM server serves one base model.*export each base model's versions to a folder of its own"):
         export_vllm([zero, other_base], out)
     # the runner does not go through main(), which prints these and exits with their code
-    result = CliRunner().invoke(app, ["export", "cards@v99", str(out), "--format", "vllm"])
+    result = CliRunner().invoke(app, ["export", "cards@v99", "--out", str(out), "--format", "vllm"])
     assert "no version cards@v99; `adaptlab registry list` shows what there is" in str(result.exception)
-    result = CliRunner().invoke(app, ["export", "a", "b", str(out), "--format", "peft"])
+    result = CliRunner().invoke(app, ["export", "a", "b", "--out", str(out), "--format", "peft"])
     assert isinstance(result.exception, ConfigError) and "exports one run folder, got 2" in str(result.exception)
     assert not out.exists()
 
@@ -349,3 +349,26 @@ def test_a_kind_declared_here_is_exported_by_what_it_declares(tmp_path, tiny_mod
     finally:
         kinds.unregister("pinned_shots")
         kinds.unregister("reads_wiki")
+
+
+@pytest.mark.parametrize("kind", ["generate", "classify"])
+def test_client_py_sends_a_conversation_as_adaptlab_does(tmp_path, tiny_model_dir, kind):
+    """A conversation's turns (its system message after the task's), or on a classify task the whole conversation as one text."""
+    from adaptlab.data.conversation import History, Turn
+    from adaptlab.engine.prompt import build_messages
+    from adaptlab.registry import default_registry
+    from adaptlab.task import Task
+
+    task = Task("bank", "Help the customer.", "generate") if kind == "generate" else Task("cards", "Route the message.", "classify", ("card_arrival", "lost_or_stolen_card"))
+    folder = tmp_path / "solver"
+    folder.mkdir()
+    (folder / "solver.json").write_text(json.dumps({"task": task.to_dict(), "strategy": "zero_shot", "base_model": str(tiny_model_dir)}))
+    ref = default_registry().add_version(task.name, "zero_shot", folder, {}).ref
+    export_vllm([ref], tmp_path / "out")
+    client = load_client(tmp_path / "out").Client()
+    turns = [("system", "Be brief."), ("user", "Hi, my card"), ("assistant", "Which card?"), ("user", "the blue one, it never came")]
+    sent = client.messages(ref, [{"role": r, "content": c} for r, c in turns])
+    assert sent == build_messages(task, [], History(tuple(Turn(r, c) for r, c in turns)))
+    assert sent[0]["content"].endswith("\n\nBe brief.") and len(sent) == (4 if kind == "generate" else 2)
+    with pytest.raises(SystemExit, match="ending on the user's turn"):
+        client.messages(ref, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])

@@ -494,7 +494,7 @@ def test_export_peft_and_merged_load_back_and_predict_as_before(finetune_experim
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
     runner = CliRunner()
     for fmt in ("peft", "merged"):
-        result = runner.invoke(app, ["export", str(run), str(tmp_path / fmt), "--format", fmt])
+        result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / fmt), "--format", fmt])
         assert result.exit_code == 0, result.output
     assert {"adapter_config.json", "adapter_model.safetensors", "adaptlab.json"} <= {p.name for p in (tmp_path / "peft").iterdir()}
     queries = ["my card never came", "card was stolen", "the ATM kept it", "where is it", "ATM", "stolen"]

@@ -1,5 +1,5 @@
-"""`adaptlab export RUN OUT --format peft|merged` (a fine-tuned result for PEFT and transformers) and
-`adaptlab export VERSION... OUT --format vllm` (registered versions, with serve.sh, for a vLLM server)."""
+"""`adaptlab export RUN --out FOLDER --format peft|merged` (a fine-tuned result for PEFT and transformers) and
+`adaptlab export VERSION... --out FOLDER --format vllm` (registered versions, with serve.sh, for a vLLM server)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from adaptlab.cli import app
 @app.command()
 def export(
     sources: list[str] = typer.Argument(..., metavar="RUN|VERSION", help="peft, merged: an `adaptlab finetune` run folder, or a compare run's solvers/ID folder of a lora or full contender. vllm: one or more registry versions (task@vN, or a task for its promoted version)."),
-    out: Path = typer.Argument(..., help="Folder to create."),
+    out: Path = typer.Option(..., "--out", help="Folder to create (as every command's --out: the folder it writes into)."),
     format: str = typer.Option("peft", "--format", help="peft: the adapter (PEFT, vLLM --enable-lora); merged: base and adapter folded into one safetensors model; vllm: registered lora and prompted versions with serve.sh, prompts.json and client.py (versions vLLM cannot serve are refused, naming why)."),
 ) -> None:
     """Export a fine-tuned adapter or merged full weights, or registered versions for a vLLM server."""

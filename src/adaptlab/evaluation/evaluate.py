@@ -90,6 +90,7 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
         start = time.perf_counter()
         solver = strategy.fit(task, train, dev=dev, progress=fit_progress)
         fit_seconds = time.perf_counter() - start
+        release_memory()  # what training freed goes back before the key/value caches of prediction are allocated
         start = time.perf_counter()
         predictions = solver.predict(test.inputs, predict_progress)
         predict_seconds = time.perf_counter() - start

@@ -12,8 +12,8 @@ step. On a GPU a small batch is bound by kernel launches and two passes cost mor
 than one (bench/cuda_check.py: whole rows 9.6k tok/s vs 5.8k shared on an H100),
 and under DDP each rank must run one forward per backward, so there rows run whole.
 
-Memory. Activations cost ~1.7 MB per token (SmolLM2-135M, LoRA r8 on q/k/v/o,
-fp32; a quarter of it is LoRA dropout's copies of its inputs), so a batch runs as
+Memory. Activations cost ~2.5 MB per token (SmolLM2-135M, LoRA r8 on every linear
+layer, fp32; a third of it is LoRA dropout's copies of its inputs), so a batch runs as
 micro-batches of at most `max_batch_tokens` padded tokens and peak memory follows
 that budget, not batch size x the longest row. Logits are computed only where the
 next token is an answer token: 49,152 fp32 values per position.
@@ -28,7 +28,8 @@ from adaptlab.engine.kv import KV, run_with_cache
 from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
-CPU_BATCH_TOKENS = 512  # micro-batch budget on a CPU: one step of 8 SQL rows of ~590 tokens peaks at 2.1 GB RSS, 9.8 GB whole (docs/defaults.md)
+CPU_PAD_TO = 64  # micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; docs/defaults.md)
+CPU_BATCH_TOKENS = 256  # micro-batch budget on a CPU: a LoRA epoch on every linear layer of booking-sql peaks at 2.6 GB RSS, 3.4 GB at 512, for 10% more time (docs/defaults.md)
 
 
 @dataclass(frozen=True)
@@ -158,10 +159,12 @@ def _answer_positions(labels):
 
 
 def _collate(batch: list[TrainRow], pad_id: int, device: str):
-    """Right-pad a batch to its own longest row (dynamic padding)."""
+    """Right-pad a batch to its own longest row (dynamic padding); on a CPU a width over CPU_PAD_TO tokens is rounded up to a multiple of it."""
     import torch
 
     width = max(len(r.input_ids) for r in batch)
+    if device == "cpu" and width > CPU_PAD_TO:  # short rows (a classification's ~25 tokens) are not padded: that would cost more than it saves
+        width = -(-width // CPU_PAD_TO) * CPU_PAD_TO
     ids = [r.input_ids + [pad_id] * (width - len(r.input_ids)) for r in batch]
     labels = [r.labels + [IGNORE] * (width - len(r.labels)) for r in batch]
     mask = [[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in batch]

@@ -70,7 +70,7 @@ def run_finetune(
     if model:
         config = config.model_copy(update={"model": model, "strategies": [s.model_copy(update={"model": None}) if s.key == name else s for s in config.strategies]})
     if resume and (done := _completed(run_dir)):
-        merge_hint = f"; to merge its adapter: adaptlab export {run_dir} OUT --format merged" if merge and not done.get("merged") else ""
+        merge_hint = f"; to merge its adapter: adaptlab export {run_dir} --out OUT --format merged" if merge and not done.get("merged") else ""
         events.message(f"{run_dir} already completed ({done.get('finished', '?')}): nothing to resume; its results are in lineage.json. To train again, start a new run with adaptlab finetune EXPERIMENT{merge_hint}")
         return (done if rank == 0 else {}), run_dir
     contender = next(s for s in config.strategies if s.key == name)

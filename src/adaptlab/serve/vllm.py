@@ -1,4 +1,4 @@
-"""`adaptlab export --format vllm VERSION... OUT`: registered versions as a folder that vLLM serves on a GPU machine.
+"""`adaptlab export --format vllm VERSION... --out OUT`: registered versions as a folder that vLLM serves on a GPU machine.
 
     OUT/serve.sh           vllm serve BASE --served-model-name NAME --enable-lora
                            --lora-modules task@vN=OUT/adapters/task-vN ... --max-lora-rank R --max-loras N
@@ -153,7 +153,7 @@ def _refusal(version, info: dict) -> str | None:
     if not k.llm:
         return f"{ref} is a {version.strategy} version: it runs no language model, so vLLM has nothing to serve; {leave_out}"
     if k.own_weights:
-        return f"{ref} is a {version.strategy} fine-tune (a whole model of its own, not an adapter over the shared base): export it with `adaptlab export {version.folder} OUT --format merged` and start its own `vllm serve OUT`; leave it out of this export"
+        return f"{ref} is a {version.strategy} fine-tune (a whole model of its own, not an adapter over the shared base): export it with `adaptlab export {version.folder} --out OUT --format merged` and start its own `vllm serve OUT`; leave it out of this export"
     if k.reads_documents:
         return f"{ref} is a {version.strategy} version: it retrieves passages of its documents for every question, which vLLM cannot do; {leave_out}"
     if isinstance(info.get("base_model"), dict):
@@ -264,7 +264,7 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
         "tokenized whole by vLLM, where adaptlab keeps special-token text in user messages as plain text;",
         "an answer that begins repeating itself runs on to max_new_tokens (adaptlab ends it there: task.stop_loops).",
         "Not exportable to vLLM: majority and embed_classifier (no language model), full fine-tunes",
-        "(`adaptlab export FOLDER OUT --format merged`, then `vllm serve OUT`), rag (retrieval runs in adaptlab).",
+        "(`adaptlab export FOLDER --out OUT --format merged`, then `vllm serve OUT`), rag (retrieval runs in adaptlab).",
     ]
     if result.notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in result.notes]

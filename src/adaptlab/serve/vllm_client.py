@@ -6,11 +6,17 @@ Copied into the export as client.py, beside prompts.json:
     python client.py cards@v5 < queries.txt                # one query per line, one answer per line
     python client.py --list                                # the versions, and the model each one calls
     python client.py --url http://gpu-box:8000 cards@v4 "where is my card"
+    python client.py --chat bank@v2 < chats.jsonl          # one conversation per line: {"messages": [...]}
 
-or from Python: `Client("http://localhost:8000").answer("cards@v5", "my card never came")`.
+or from Python: `Client("http://localhost:8000").answer("cards@v5", "my card never came")`; a
+conversation is a list of {"role", "content"} turns ending on the user's, answered as adaptlab's
+own server answers it: `client.answer("bank@v2", [{"role": "user", "content": "Hi"}, ...])`.
 
 Each version's prompt is built as adaptlab builds it: the system turn (instruction, and
-for classify tasks the label set), the shots as user/assistant turns, then the query.
+for classify tasks the label set; a conversation's own system message after them), the
+shots as user/assistant turns, then the query (a conversation: its turns; a classify task
+reads a conversation whole, as one text, as adaptlab does). Shots from a pool of
+conversations are chosen and sent as their text (the turns written out), not as turns.
 Classify tasks are answered as adaptlab answers them: every label is scored by the
 summed log-probability of its tokens and the end-of-turn token (vLLM's /tokenize and
 `prompt_logprobs`), and the best label wins. Generate and qa tasks get a greedy chat
@@ -29,6 +35,24 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+RECENT_TURNS = 6  # a conversation's shots are chosen by its last turns written out (adaptlab's History)
+SPEAKERS = {"user": "User", "assistant": "Assistant"}
+
+
+def conversation(query) -> list[dict]:
+    """`query` as chat turns: a text is one user turn; a list of {"role", "content"} must end on the user's turn."""
+    if isinstance(query, str):
+        return [{"role": "user", "content": query}]
+    turns = [{"role": t["role"], "content": t["content"]} for t in query]
+    roles = [t["role"] for t in turns]
+    if not turns or roles[-1] != "user" or any(r not in ("system", "user", "assistant") for r in roles) or "system" in roles[1:]:
+        raise SystemExit(f"a conversation is user and assistant turns (one system turn first, if any) ending on the user's turn to answer; got roles {roles}")
+    return turns
+
+
+def written_out(turns: list[dict]) -> str:
+    """Turns as adaptlab writes a conversation as text: one `Speaker: text` line each."""
+    return "\n".join(f"{SPEAKERS[t['role']]}: {t['content']}" for t in turns)
 
 
 class Client:
@@ -51,15 +75,21 @@ class Client:
             raise SystemExit(f"version {name!r} is not in this export; it has: {', '.join(self.versions)}")
         return self.versions[name]
 
-    def messages(self, name: str, query: str) -> list[dict]:
-        """The chat messages adaptlab sends for `query`: system turn, shots as user/assistant turns, the query."""
+    def messages(self, name: str, query) -> list[dict]:
+        """The chat messages adaptlab sends for `query` (a text, or a conversation's turns): system turn, shots as user/assistant turns, the query."""
         entry = self.version(name)
-        messages = [{"role": "system", "content": entry["system"]}]
-        for shot in self._shots(name, entry, query):
+        turns = conversation(query)
+        system = entry["system"] + "".join(f"\n\n{t['content']}" for t in turns if t["role"] == "system")
+        spoken = [t for t in turns if t["role"] != "system"]
+        messages = [{"role": "system", "content": system}]
+        asked = query if isinstance(query, str) else written_out(spoken[-RECENT_TURNS:])  # what similarity reads, as adaptlab's History
+        for shot in self._shots(name, entry, asked):
             messages += [{"role": "user", "content": shot["input"]}, {"role": "assistant", "content": shot["output"]}]
-        return messages + [{"role": "user", "content": query}]
+        if entry["task"].get("labels") and len(spoken) > 1:  # a labelled conversation is classified as one text
+            return messages + [{"role": "user", "content": written_out(spoken)}]
+        return messages + spoken
 
-    def answer(self, name: str, query: str) -> str:
+    def answer(self, name: str, query) -> str:
         """The version's answer: the best-scored label (classify), or the greedy completion (generate, qa)."""
         entry = self.version(name)
         if entry["task"].get("labels"):  # a label set: the labels are scored, not generated
@@ -75,7 +105,7 @@ class Client:
             text += reply["choices"][0]["stop_reason"]
         return text.strip()
 
-    def label_scores(self, name: str, query: str) -> dict[str, float]:
+    def label_scores(self, name: str, query) -> dict[str, float]:
         """Each label's summed log-probability, end of turn included, after the version's prompt for `query`."""
         entry = self.version(name)
         served = self.base["served_name"]
@@ -126,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("queries", nargs="*", help="queries; none: one per line from stdin")
     parser.add_argument("--url", default=os.environ.get("ADAPTLAB_VLLM_URL", "http://localhost:8000"), help="the vLLM server (default: $ADAPTLAB_VLLM_URL or http://localhost:8000)")
     parser.add_argument("--list", action="store_true", help="list the versions and the model name each one calls")
+    parser.add_argument("--chat", action="store_true", help="each query (argument or stdin line) is a conversation as JSON: {\"messages\": [...]} or a list of turns")
     args = parser.parse_args(argv)
     client = Client(args.url)
     if args.list or not args.version:
@@ -133,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{name}\t{entry['kind']}\t{entry['task']['kind']}\tmodel={entry['model']}")
         return
     for query in args.queries or (line.rstrip("\n") for line in sys.stdin):
-        print(client.answer(args.version, query))
+        if args.chat:
+            read = json.loads(query)
+            query = read["messages"] if isinstance(read, dict) else read
+        print(json.dumps(client.answer(args.version, query)) if args.chat else client.answer(args.version, query))
 
 
 if __name__ == "__main__":
