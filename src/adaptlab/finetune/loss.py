@@ -28,8 +28,8 @@ from adaptlab.engine.kv import KV, run_with_cache
 from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
-CPU_PAD_TO = 64  # micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; docs/defaults.md)
-CPU_BATCH_TOKENS = 256  # micro-batch budget on a CPU: a LoRA epoch on every linear layer of booking-sql peaks at 2.6 GB RSS, 3.4 GB at 512, for 10% more time (docs/defaults.md)
+CPU_PAD_TO = 64  # micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; bench/results/lora-memory-cpu.json)
+CPU_BATCH_TOKENS = 256  # micro-batch budget on a CPU: with CPU_PAD_TO, a LoRA epoch on every linear layer of booking-sql peaks at 2.7 GB RSS, 3.7 GB at 512 unpadded, as fast (bench/results/lora-memory-cpu.json)
 
 
 @dataclass(frozen=True)
