@@ -78,6 +78,18 @@ def test_a_csv_with_question_answer_columns_gives_a_generate_experiment(tmp_path
     assert any("a useful test needs about 59 rows" in w for w in made.warnings)
 
 
+def test_a_parquet_file_with_prompt_completion_columns_is_read_like_the_others(tmp_path):
+    import pandas as pd
+
+    rows = text_label_rows(12)
+    pd.DataFrame({"prompt": [r["text"] for r in rows], "completion": [r["label"] for r in rows], "id": [r["id"] for r in rows]}).to_parquet(tmp_path / "tickets.parquet")
+    made = init_experiment(tmp_path / "tickets.parquet", out=tmp_path / "out", gpu=False)
+    assert made.columns == ("prompt", "completion") and made.kind == "classify" and (made.train, made.test) == (25, 11)
+    config, root = load_experiment(made.folder / "experiment.yaml")
+    train, test = load_dataset(root / config.data.train, min_examples=2), load_dataset(root / config.data.test)
+    assert sorted(train.inputs + test.inputs) == sorted(r["text"] for r in rows)
+
+
 def test_split_keeps_every_label_in_train_and_shared_inputs_on_one_side():
     from adaptlab.data import Dataset, Example
 

@@ -101,7 +101,7 @@ def test_a_kill_during_a_write_leaves_the_registry_consistent(tmp_path, solver_f
     registry = Registry(root)
     problems, notes = registry.check()
     assert problems == [] and [v.ref for v in registry.versions()] == ["cards@v1"]
-    assert len(notes) == 1 and "safe to delete" in notes[0]  # the interrupted write's folder, reported, not used
+    assert len(notes) == 1 and "registry gc" in notes[0]  # the interrupted write's folder, reported, not used
     assert registry.add_version("cards", "lora", solver_folder, {}).ref == "cards@v2"  # and the database is not left locked
 
 
@@ -171,3 +171,52 @@ def test_registry_list_shows_each_versions_headline_whatever_shape_its_metrics_w
     assert "0." not in rows["cards@v4"].split("r1")[0]  # no metrics: an empty cell, no error
     shown = runner.invoke(app, ["registry", "show", "cards@v2"])
     assert shown.exit_code == 0 and json.loads(shown.output)["lineage"]["metrics"] == finetune_shape["metrics"]
+
+
+def test_rm_deletes_files_keeps_the_number_and_refuses_the_promoted_version(tmp_path, solver_folder):
+    registry = Registry(tmp_path / "reg")
+    v1, v2, v3 = (registry.add_version("cards", "lora", solver_folder, {}) for _ in range(3))
+    registry.promote("cards@v3")
+    with pytest.raises(RegistryError, match="promoted version of 'cards'.*promote another first"):
+        registry.remove("cards@v3")
+    with pytest.raises(RegistryError, match="give task@vN"):
+        registry.remove("cards")
+    registry.remove("cards@v2")
+    assert not v2.folder.exists() and v1.folder.exists() and [v.ref for v in registry.versions("cards")] == ["cards@v1", "cards@v3"]
+    with pytest.raises(RegistryError, match="was removed"):
+        registry.get("cards@v2")
+    registry.remove("cards@v1")
+    assert registry.add_version("cards", "lora", solver_folder, {}).ref == "cards@v4"  # a removed number is never given again
+    assert registry.check() == ([], [])
+
+
+def test_gc_removes_versions_no_alias_or_run_refers_to_and_leftovers(tmp_path, solver_folder, monkeypatch):
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+
+    monkeypatch.setenv("ADAPTLAB_HOME", str(tmp_path / "home"))
+    from adaptlab.registry import default_registry
+
+    registry = default_registry()
+    kept_run, gone_run = tmp_path / "run-kept", tmp_path / "run-gone"
+    for run in (kept_run, gone_run):
+        run.mkdir()
+        registry.add_run(run.name, "compare", str(run), {}, None, "completed")
+    in_kept = registry.add_version("cards", "lora", solver_folder, {}, run_id=kept_run.name)
+    in_gone = registry.add_version("cards", "few_shot", solver_folder, {}, run_id=gone_run.name)
+    promoted = registry.add_version("cards", "lora", solver_folder, {}, run_id=gone_run.name)
+    registry.promote(promoted.ref)
+    orphan = registry.add_version("cards", "lora", solver_folder, {})  # registered by no run
+    leftover = registry.artifacts / ".tmp-interrupted"
+    leftover.mkdir()
+    gone_run.rmdir()
+    runner = CliRunner()
+    dry = runner.invoke(app, ["registry", "gc", "--dry-run"])
+    assert dry.exit_code == 0 and "would remove cards@v2" in dry.output and "would remove cards@v4" in dry.output and leftover.exists()
+    done = runner.invoke(app, ["registry", "gc"])
+    assert done.exit_code == 0, done.output
+    assert [v.ref for v in default_registry().versions("cards")] == [in_kept.ref, promoted.ref]  # kept: its run is there; promoted
+    assert not in_gone.folder.exists() and not orphan.folder.exists() and not leftover.exists()
+    removed = runner.invoke(app, ["registry", "rm", in_kept.ref])
+    assert removed.exit_code == 0 and f"removed {in_kept.ref}" in removed.output and not in_kept.folder.exists()

@@ -1,8 +1,9 @@
-"""`adaptlab registry list|show|promote|check`: the versions compare registered, and which one each task serves."""
+"""`adaptlab registry list|show|promote|check|rm|gc`: the versions compare registered, which one each task serves, and removing them."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 
 import typer
@@ -95,6 +96,37 @@ def promote(
     print(f"promoted {version.ref}")
     if link:
         print(f"mlflow: model {link.model!r} version {move_champion(version, link)} ({version.ref}) is {CHAMPION!r} at {masked(link.uri)}")
+
+
+@registry_app.command("rm")
+def remove(refs: list[str] = typer.Argument(..., metavar="task@vN...", help="The versions to remove.")) -> None:
+    """Delete versions' files (a task's promoted version is refused); their numbers are never given again."""
+    from adaptlab.registry import default_registry
+
+    registry = default_registry()
+    for ref in refs:
+        version = registry.remove(ref)
+        print(f"removed {version.ref} ({version.contender or version.strategy}, run {version.run_id})")
+
+
+@registry_app.command()
+def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be deleted.")) -> None:
+    """Delete the versions no alias or run refers to (not promoted, and their compare's run folder is gone), and the files of interrupted writes."""
+    from adaptlab.registry import default_registry
+
+    registry = default_registry()
+    versions, leftovers = registry.unused(), registry.leftovers()
+    verb = "would remove" if dry_run else "removed"
+    for version in versions:
+        if not dry_run:
+            registry.remove(version.ref)
+        print(f"{verb} {version.ref} ({version.contender or version.strategy}; its run {version.run_id or '(none recorded)'} has no folder)")
+    for folder in leftovers:
+        if not dry_run:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"{verb} {folder} (files no version points at)")
+    kept = len(registry.versions()) if not dry_run else len(registry.versions()) - len(versions)
+    print(f"{len(versions)} version(s) and {len(leftovers)} leftover folder(s) {verb}; {kept} version(s) kept")
 
 
 @registry_app.command()

@@ -26,6 +26,10 @@ MIGRATIONS = [
     """
     ALTER TABLE versions ADD COLUMN contender TEXT;
     """,
+    # 3: `registry rm`/`gc` delete a version's files and mark its row, so its number is never given again
+    """
+    ALTER TABLE versions ADD COLUMN removed TEXT;
+    """,
 ]
 
 

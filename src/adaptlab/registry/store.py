@@ -127,11 +127,36 @@ class Registry:
         self.db.execute("INSERT INTO promotions VALUES (?, ?, ?) ON CONFLICT(task) DO UPDATE SET version = excluded.version, promoted = excluded.promoted", (version.task, version.version, _now()))
         return self.get(version.ref)
 
+    def remove(self, ref: str) -> Version:
+        """Delete version `task@vN`'s files; its row stays, marked removed, so the number is never given again. The promoted version is refused."""
+        task, number = parse_ref(ref)
+        if number is None:
+            raise RegistryError(f"{ref!r} names a task, not a version: give task@vN (`adaptlab registry list {task}` shows them)")
+        version = self.get(ref)
+        if version.promoted:
+            raise RegistryError(f"{version.ref} is the promoted version of {task!r} (what `adaptlab serve` answers for it): promote another first (`adaptlab registry promote {task}@vN`)")
+        self.db.execute("UPDATE versions SET removed = ? WHERE task = ? AND version = ?", (_now(), task, number))
+        shutil.rmtree(version.folder, ignore_errors=True)  # after the row: a crash between them leaves files `gc` deletes, never a row without files
+        return version
+
+    def unused(self) -> list[Version]:
+        """Versions no alias and no run refers to: not promoted, and the run that registered them has no folder on disk any more (or never had one)."""
+        return [v for v in self.versions() if not v.promoted and not (v.run_id and (folder := self.run_folder(v.run_id)) and folder.is_dir())]
+
+    def leftovers(self) -> list[Path]:
+        """Artifact folders no version row points at: writes interrupted before their commit, removals interrupted after theirs."""
+        referenced = {v.folder.resolve() for v in self.versions()}
+        found = []
+        for task_dir in (p for p in self.artifacts.iterdir() if p.is_dir()):
+            found += [task_dir] if task_dir.name.startswith(".tmp-") else [f for f in task_dir.iterdir() if f.is_dir() and f.resolve() not in referenced]
+        return sorted(found)
+
     # --- reading ---
 
     def versions(self, task: str | None = None) -> list[Version]:
-        query = "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task"
-        rows = self.db.execute(query + (" WHERE v.task = ?" if task else "") + " ORDER BY v.task, v.version", (task,) if task else ()).fetchall()
+        """The task's (or every task's) versions, removed ones left out, oldest first."""
+        query = "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.removed IS NULL"
+        rows = self.db.execute(query + (" AND v.task = ?" if task else "") + " ORDER BY v.task, v.version", (task,) if task else ()).fetchall()
         return [self._version(row) for row in rows]
 
     def get(self, ref: str, verify: bool = False) -> Version:
@@ -146,6 +171,8 @@ class Registry:
         row = self.db.execute("SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.task = ? AND v.version = ?", (task, number)).fetchone()
         if row is None:
             raise RegistryError(f"no version {task}@v{number}; `adaptlab registry list` shows what there is")
+        if row["removed"]:
+            raise RegistryError(f"{task}@v{number} was removed ({row['removed']}, by `adaptlab registry rm` or `gc`): its files are gone; `adaptlab registry list` shows what there is")
         version = self._version(row)
         if verify:
             problems = self._problems(version)
@@ -160,18 +187,8 @@ class Registry:
 
     def check(self) -> tuple[list[str], list[str]]:
         """(problems, notes): rows whose files are missing or corrupt; artifact folders no row points at."""
-        problems, referenced = [], set()
-        for version in self.versions():
-            referenced.add(version.folder.resolve())
-            problems += [f"{version.ref}: {p}" for p in self._problems(version)]
-        notes = []
-        for task_dir in (p for p in self.artifacts.iterdir() if p.is_dir()):
-            if task_dir.name.startswith(".tmp-"):
-                notes.append(f"{task_dir}: an interrupted write (no row points at it); safe to delete")
-                continue
-            for folder in (p for p in task_dir.iterdir() if p.is_dir()):
-                if folder.resolve() not in referenced:
-                    notes.append(f"{folder}: files of a write interrupted before its commit (no row points at it); safe to delete")
+        problems = [f"{version.ref}: {p}" for version in self.versions() for p in self._problems(version)]
+        notes = [f"{folder}: files of an interrupted write or removal (no version points at them); `adaptlab registry gc` deletes them" for folder in self.leftovers()]
         return problems, notes
 
     def stale(self) -> dict[str, list[str]]:
