@@ -165,7 +165,7 @@ class Registry:
         if number is None:
             row = self.db.execute("SELECT version FROM promotions WHERE task = ?", (task,)).fetchone()
             if row is None:
-                known = self.db.execute("SELECT COUNT(*) FROM versions WHERE task = ?", (task,)).fetchone()[0]
+                known = self.db.execute("SELECT COUNT(*) FROM versions WHERE task = ? AND removed IS NULL", (task,)).fetchone()[0]
                 raise RegistryError(f"task {task!r} has no promoted version" + (f"; promote one of its {known} versions with `adaptlab registry promote {task}@vN`" if known else "; it has no versions (compare registers what it fits)"))
             number = row[0]
         row = self.db.execute("SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.task = ? AND v.version = ?", (task, number)).fetchone()
