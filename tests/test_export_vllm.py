@@ -370,5 +370,7 @@ def test_client_py_sends_a_conversation_as_adaptlab_does(tmp_path, tiny_model_di
     sent = client.messages(ref, [{"role": r, "content": c} for r, c in turns])
     assert sent == build_messages(task, [], History(tuple(Turn(r, c) for r, c in turns)))
     assert sent[0]["content"].endswith("\n\nBe brief.") and len(sent) == (4 if kind == "generate" else 2)
+    for single in ([("user", "lost card")], [("system", "Be brief."), ("user", "lost card")]):  # no assistant turn: a single question, as adaptlab's server reads it
+        assert client.messages(ref, [{"role": r, "content": c} for r, c in single]) == build_messages(task, [], "lost card") == client.messages(ref, "lost card")
     with pytest.raises(SystemExit, match="ending on the user's turn"):
         client.messages(ref, [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}])

@@ -208,8 +208,10 @@ def test_gc_removes_versions_no_alias_or_run_refers_to_and_leftovers(tmp_path, s
     promoted = registry.add_version("cards", "lora", solver_folder, {}, run_id=gone_run.name)
     registry.promote(promoted.ref)
     orphan = registry.add_version("cards", "lora", solver_folder, {})  # registered by no run
-    leftover = registry.artifacts / ".tmp-interrupted"
+    leftover, writing = registry.artifacts / ".tmp-interrupted", registry.artifacts / ".tmp-in-progress"
     leftover.mkdir()
+    writing.mkdir()
+    os.utime(leftover, (0, 0))  # untouched for long: an interrupted write; `writing` is young, a write that may be in progress
     gone_run.rmdir()
     runner = CliRunner()
     dry = runner.invoke(app, ["registry", "gc", "--dry-run"])
@@ -217,6 +219,6 @@ def test_gc_removes_versions_no_alias_or_run_refers_to_and_leftovers(tmp_path, s
     done = runner.invoke(app, ["registry", "gc"])
     assert done.exit_code == 0, done.output
     assert [v.ref for v in default_registry().versions("cards")] == [in_kept.ref, promoted.ref]  # kept: its run is there; promoted
-    assert not in_gone.folder.exists() and not orphan.folder.exists() and not leftover.exists()
+    assert not in_gone.folder.exists() and not orphan.folder.exists() and not leftover.exists() and writing.exists()
     removed = runner.invoke(app, ["registry", "rm", in_kept.ref])
     assert removed.exit_code == 0 and f"removed {in_kept.ref}" in removed.output and not in_kept.folder.exists()

@@ -98,6 +98,9 @@ def promote(
         print(f"mlflow: model {link.model!r} version {move_champion(version, link)} ({version.ref}) is {CHAMPION!r} at {masked(link.uri)}")
 
 
+LEFTOVER_AGE_S = 3600  # gc leaves younger leftover folders alone: they may be a compare's write in progress
+
+
 @registry_app.command("rm")
 def remove(refs: list[str] = typer.Argument(..., metavar="task@vN...", help="The versions to remove.")) -> None:
     """Delete versions' files (a task's promoted version is refused); their numbers are never given again."""
@@ -111,11 +114,11 @@ def remove(refs: list[str] = typer.Argument(..., metavar="task@vN...", help="The
 
 @registry_app.command()
 def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what would be deleted.")) -> None:
-    """Delete the versions no alias or run refers to (not promoted, and their compare's run folder is gone), and the files of interrupted writes."""
+    """Delete the versions no alias or run refers to (not promoted, and their compare's run folder is gone), and the files of interrupted writes (untouched for an hour)."""
     from adaptlab.registry import default_registry
 
     registry = default_registry()
-    versions, leftovers = registry.unused(), registry.leftovers()
+    versions, leftovers = registry.unused(), registry.leftovers(older_than_s=LEFTOVER_AGE_S)
     verb = "would remove" if dry_run else "removed"
     for version in versions:
         if not dry_run:

@@ -15,6 +15,7 @@ from adaptlab.config import TrainConfig
 from adaptlab.engine.lm_solver import LMSolver
 from adaptlab.finetune.fit import FineTune
 from adaptlab.kinds import Kind
+from adaptlab.errors import ModelError
 from adaptlab.models import BaseModel, load_base_model
 from adaptlab.solver import read_solver_json
 from adaptlab.task import Task
@@ -35,7 +36,11 @@ def fresh_copy(base: BaseModel) -> BaseModel:
     The copy is fp32 whatever the shared one's dtype: AdamW's small updates vanish in bf16 weights, so the
     weights train in fp32 (bf16 only in the autocast compute, where it is fast) and the memory check counts
     fp32 weights, their gradients and AdamW's two moments."""
-    copy = load_base_model({"path": base.name, "dtype": "fp32"}, device=base.device, trained_share=1.0)
+    try:
+        copy = load_base_model({"path": base.name, "revision": base.revision, "dtype": "fp32"}, device=base.device, trained_share=1.0)
+    except ModelError as exc:
+        raise ModelError(f"full fine-tuning trains an fp32 copy of the whole model, with its gradients and AdamW's two moments (16 bytes a parameter), which does not fit: {exc}. "
+                         "A lower model.dtype does not change this copy: use lora (adapters: ~1% of that), a smaller model, or a device with more memory (model.device)") from None
     copy.model.requires_grad_(True)
     return copy
 

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -132,24 +133,37 @@ class Registry:
         task, number = parse_ref(ref)
         if number is None:
             raise RegistryError(f"{ref!r} names a task, not a version: give task@vN (`adaptlab registry list {task}` shows them)")
-        version = self.get(ref)
-        if version.promoted:
-            raise RegistryError(f"{version.ref} is the promoted version of {task!r} (what `adaptlab serve` answers for it): promote another first (`adaptlab registry promote {task}@vN`)")
-        self.db.execute("UPDATE versions SET removed = ? WHERE task = ? AND version = ?", (_now(), task, number))
+        self.db.execute("BEGIN IMMEDIATE")  # the promoted check and the mark together: a promote cannot slip in between
+        try:
+            version = self.get(ref)
+            if version.promoted:
+                raise RegistryError(f"{version.ref} is the promoted version of {task!r} (what `adaptlab serve` answers for it): promote another first (`adaptlab registry promote {task}@vN`)")
+            self.db.execute("UPDATE versions SET removed = ? WHERE task = ? AND version = ?", (_now(), task, number))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
         shutil.rmtree(version.folder, ignore_errors=True)  # after the row: a crash between them leaves files `gc` deletes, never a row without files
         return version
 
     def unused(self) -> list[Version]:
-        """Versions no alias and no run refers to: not promoted, and the run that registered them has no folder on disk any more (or never had one)."""
-        return [v for v in self.versions() if not v.promoted and not (v.run_id and (folder := self.run_folder(v.run_id)) and folder.is_dir())]
+        """Versions no alias and no run refers to: not promoted, and the run that registered them has no folder on disk
+        any more (or recorded none). A run folder recorded as a relative path is taken as still there (it cannot be checked)."""
+        def run_is_there(v: Version) -> bool:
+            folder = self.run_folder(v.run_id) if v.run_id else None
+            return folder is not None and (not folder.is_absolute() or folder.is_dir())
 
-    def leftovers(self) -> list[Path]:
-        """Artifact folders no version row points at: writes interrupted before their commit, removals interrupted after theirs."""
+        return [v for v in self.versions() if not v.promoted and not run_is_there(v)]
+
+    def leftovers(self, older_than_s: float = 0) -> list[Path]:
+        """Artifact folders no version row points at: writes interrupted before their commit, removals interrupted after
+        theirs; with `older_than_s`, only those untouched that long (a write in progress is young)."""
         referenced = {v.folder.resolve() for v in self.versions()}
         found = []
         for task_dir in (p for p in self.artifacts.iterdir() if p.is_dir()):
             found += [task_dir] if task_dir.name.startswith(".tmp-") else [f for f in task_dir.iterdir() if f.is_dir() and f.resolve() not in referenced]
-        return sorted(found)
+        now = time.time()
+        return sorted(f for f in found if now - f.stat().st_mtime >= older_than_s)
 
     # --- reading ---
 

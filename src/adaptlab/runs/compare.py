@@ -168,7 +168,8 @@ class CompareRun:
         from adaptlab.models import BaseModel
 
         used = self.models.get(getattr(contender, "model", None)) if kind.llm else None
-        return used.info() if isinstance(used, BaseModel) else None
+        info = used.info() if isinstance(used, BaseModel) else None
+        return info | {"dtype": "fp32"} if info and kind.own_weights else info  # a full fine-tune trains and answers with an fp32 copy (kinds/full.py)
 
     def _build(self, kind, contender, seed: int | None = None, on_step=None):
         """The contender's strategy, on the shared base model and documents, with its own dev rows."""

@@ -222,7 +222,7 @@ def _register(lineage: dict, run_dir: Path, contender, task, settings: dict, eve
 def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path | None]:
     """The experiment, the folder its paths are relative to, the strategy to train, and the run folder (None: a new one under runs/)."""
     if resume:
-        run_dir = Path(resume)
+        run_dir = Path(resume).resolve()  # the registry records the folder: absolute, so `registry gc` can tell it is there from anywhere
         if not (run_dir / "run.json").is_file() or not (run_dir / "experiment.yaml").is_file():
             raise ConfigError(f"{run_dir}: not a fine-tuning run folder (no run.json and experiment.yaml); pass the folder `adaptlab finetune` printed")
         saved = parse_experiment(yaml.safe_load((run_dir / "experiment.yaml").read_text(encoding="utf-8")), str(run_dir / "experiment.yaml"))

@@ -39,15 +39,16 @@ RECENT_TURNS = 6  # a conversation's shots are chosen by its last turns written 
 SPEAKERS = {"user": "User", "assistant": "Assistant"}
 
 
-def conversation(query) -> list[dict]:
-    """`query` as chat turns: a text is one user turn; a list of {"role", "content"} must end on the user's turn."""
+def conversation(query) -> str | list[dict]:
+    """`query` as adaptlab's server reads a chat: a text stays a text, and so do turns without an assistant turn
+    before the last user turn (its text alone is the question); others are the conversation's turns."""
     if isinstance(query, str):
-        return [{"role": "user", "content": query}]
+        return query
     turns = [{"role": t["role"], "content": t["content"]} for t in query]
     roles = [t["role"] for t in turns]
     if not turns or roles[-1] != "user" or any(r not in ("system", "user", "assistant") for r in roles) or "system" in roles[1:]:
         raise SystemExit(f"a conversation is user and assistant turns (one system turn first, if any) ending on the user's turn to answer; got roles {roles}")
-    return turns
+    return turns if "assistant" in roles else turns[-1]["content"]
 
 
 def written_out(turns: list[dict]) -> str:
@@ -78,7 +79,8 @@ class Client:
     def messages(self, name: str, query) -> list[dict]:
         """The chat messages adaptlab sends for `query` (a text, or a conversation's turns): system turn, shots as user/assistant turns, the query."""
         entry = self.version(name)
-        turns = conversation(query)
+        query = conversation(query)
+        turns = [{"role": "user", "content": query}] if isinstance(query, str) else query
         system = entry["system"] + "".join(f"\n\n{t['content']}" for t in turns if t["role"] == "system")
         spoken = [t for t in turns if t["role"] != "system"]
         messages = [{"role": "system", "content": system}]
