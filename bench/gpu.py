@@ -43,22 +43,13 @@ import time
 from pathlib import Path
 
 from _results import write_result
+from generate import NoStop  # a tokenizer stand-in: no end of sequence, so every row runs to the limit
 
 SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=32000)
 SMOKE_SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
 PEAK_BF16_TFLOPS = [("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0)]  # dense; first match wins
 GENERATE_BATCHES = (1, 8, 32)
 NO_CUDA = "bench/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False on this machine. Run it on a GPU machine (or add --smoke to check the script itself on this one)."
-
-
-class NoStop:
-    """A tokenizer stand-in for `generate`: no end of sequence, so every row runs to the limit (as bench/generate.py)."""
-
-    eos_token_id = None
-    pad_token_id = 0
-
-    def decode(self, ids, skip_special_tokens=True):
-        return " ".join(map(str, ids))
 
 
 def peak_tflops(device_name: str, given: float | None) -> float | None:

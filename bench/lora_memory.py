@@ -36,11 +36,11 @@ from _results import write_result
 EXAMPLE = Path(__file__).parents[1] / "examples" / "booking-sql"
 
 CHILD = r"""
-import json, sys, threading, time
+import json, sys, time
 import yaml
 from adaptlab.data import split_dev
 from adaptlab.data.load import load_dataset
-from adaptlab.evaluation.resources import current_rss_mb, release_memory
+from adaptlab.evaluation.resources import PeakRss, current_rss_mb, release_memory
 from adaptlab.finetune.fit import training_rows
 from adaptlab.finetune.trainer import Hooks, TrainSettings, train
 from adaptlab.kinds.lora import LoraConfig, attach_lora
@@ -59,17 +59,13 @@ fit_set, _ = split_dev(train_set, 0.1, 0, False)
 rows = training_rows(base, task, fit_set)
 attach_lora(base, "bench", LoraConfig(name="lora", dropout=dropout), 0)
 release_memory()
-before, samples, done = current_rss_mb(), [], threading.Event()
-def sample():
-    while not done.wait(0.05):
-        samples.append(current_rss_mb())
-threading.Thread(target=sample, daemon=True).start()
-start = time.perf_counter()
 bf16 = bf16_is_fast(base.device)
-result = train(base.model, rows, TrainSettings(1, 5e-3, 8, 0.1, bf16, 0, max_batch_tokens=budget), base.device, base.tokenizer.pad_token_id, Hooks(None, None, None, None))
-seconds = time.perf_counter() - start
-done.set()
-print(json.dumps({"rows": len(rows), "tokens": sum(len(r.input_ids) for r in rows), "before_mb": before, "peak_rss_mb": max(samples + [current_rss_mb()]), "seconds": seconds, "final_loss": result.state.epoch_losses[-1], "steps": result.state.step, "bf16": bf16}))
+before = current_rss_mb()
+with PeakRss(0.05) as rss:
+    start = time.perf_counter()
+    result = train(base.model, rows, TrainSettings(1, 5e-3, 8, 0.1, bf16, 0, max_batch_tokens=budget), base.device, base.tokenizer.pad_token_id, Hooks(None, None, None, None))
+    seconds = time.perf_counter() - start
+print(json.dumps({"rows": len(rows), "tokens": sum(len(r.input_ids) for r in rows), "before_mb": before, "peak_rss_mb": rss.peak_mb, "seconds": seconds, "final_loss": result.state.epoch_losses[-1], "steps": result.state.step, "bf16": bf16}))
 """
 
 
@@ -80,7 +76,6 @@ def main():
 
     # (max_batch_tokens, pad_to, lora dropout): the settings before, each change alone, the defaults, and no dropout
     configs = [(512, 1, 0.05), (256, 1, 0.05), (256, 64, 0.05), (256, 64, 0.0)]
-    before, default = configs[0], configs[2]
     runs = []
     print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
     for budget, pad_to, dropout in configs:
@@ -88,7 +83,7 @@ def main():
         run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout} | json.loads(done.stdout.strip().splitlines()[-1])
         runs.append(run)
         print(f"{budget:>16} {pad_to:>6} {dropout:>7} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
-    old, new = runs[configs.index(before)], runs[configs.index(default)]
+    old, new = runs[0], runs[2]  # the settings before; the defaults
     result = {"bench": "lora_memory", "slice": "examples/booking-sql", "targets": "all-linear", "epochs": 1, "bf16": new["bf16"], "runs": runs,
               "default_peak_rss_mb": new["peak_rss_mb"], "default_under_3gb": new["peak_rss_mb"] <= 3000,
               "before_peak_rss_mb": old["peak_rss_mb"], "time_vs_before": new["seconds"] / old["seconds"], "peak_vs_before": new["peak_rss_mb"] / old["peak_rss_mb"]}

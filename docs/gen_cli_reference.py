@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import types
 import typing
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def _type(annotation) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
         return " | ".join(str(a) for a in args)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " or ".join(dict.fromkeys(_type(a) for a in args if a is not type(None)))
     if origin is list:
         return f"list of {_type(args[0])}" if args else "list"

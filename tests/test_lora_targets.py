@@ -8,19 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CARD_ROWS
 from pydantic import ValidationError
+from test_finetune import TASK, TRAIN
 
-from adaptlab.data import Dataset, Example
 from adaptlab.errors import ConfigError
 from adaptlab.kinds import strategy
 from adaptlab.kinds.lora import LoraConfig, attach_lora, check_quantize, trained_modules
-from adaptlab.task import make_task
 
 ROOT = Path(__file__).resolve().parents[1]
 EVERY_LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]  # a llama layer's linears, sorted; not lm_head
-TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
-TASK = make_task("cards", "Route the message.", TRAIN, TRAIN)
+FAST = dict(epochs=1, batch_size=4, bf16=False, dev_fraction=0)  # one quick epoch, every row trained on
 
 
 def wrapped(model) -> set[str]:
@@ -49,7 +46,7 @@ def test_named_targets_are_kept(tiny_base):
 
 
 def test_the_solver_records_and_saves_the_modules_it_trained(tiny_base, tmp_path):
-    solver = strategy(LoraConfig(name="lora", epochs=1, batch_size=4, bf16=False, dev_fraction=0), tiny_base, seed=0).fit(TASK, TRAIN)
+    solver = strategy(LoraConfig(name="lora", **FAST), tiny_base, seed=0).fit(TASK, TRAIN)
     assert solver.details["lora"]["target_modules"] == EVERY_LINEAR and solver.details["lora"]["quantize"] is None
     assert solver.details["config"]["target_modules"] == "all-linear"
     solver.save(tmp_path / "solver")
@@ -60,8 +57,8 @@ def test_the_solver_records_and_saves_the_modules_it_trained(tiny_base, tmp_path
 
 
 def test_two_lora_contenders_keep_their_own_adapters(tiny_base):
-    first = strategy(LoraConfig(name="lora", id="lora-a", epochs=1, batch_size=4, bf16=False, dev_fraction=0), tiny_base, seed=0).fit(TASK, TRAIN)
-    second = strategy(LoraConfig(name="lora", id="lora-b", epochs=1, batch_size=4, bf16=False, dev_fraction=0, target_modules=["q_proj"]), tiny_base, seed=0).fit(TASK, TRAIN)
+    first = strategy(LoraConfig(name="lora", id="lora-a", **FAST), tiny_base, seed=0).fit(TASK, TRAIN)
+    second = strategy(LoraConfig(name="lora", id="lora-b", target_modules=["q_proj"], **FAST), tiny_base, seed=0).fit(TASK, TRAIN)
     assert first.adapter != second.adapter and {first.adapter, second.adapter} <= set(tiny_base.model.peft_config)
     assert trained_modules(tiny_base.model, first.adapter)["target_modules"] == EVERY_LINEAR
 

@@ -204,13 +204,13 @@ def test_a_compare_with_an_endpoint_as_the_experiments_model(endpoint, card_expe
 def test_a_saved_version_loads_again_in_the_precision_it_was_measured_in(tiny_model_dir, tmp_path):
     import torch
 
-    from adaptlab.kinds import kind
+    from adaptlab.kinds import kind, strategy
     from adaptlab.kinds.context import LocalModels
     from adaptlab.solver import read_solver_json
     from adaptlab.task import Task
 
     base = load_base_model({"path": str(tiny_model_dir), "dtype": "bf16", "device": "cpu"})
-    solver = kind("zero_shot").build(kind("zero_shot").config(name="zero_shot"), type("Ctx", (), {"model": lambda self, choice: base})()).fit(Task("t", "Say the colour.", "generate"), None)
+    solver = strategy({"name": "zero_shot"}, base).fit(Task("t", "Say the colour.", "generate"), None)
     solver.save(tmp_path / "v")
     assert read_solver_json(tmp_path / "v", "zero_shot")["base_dtype"] == "bf16"
     again = kind("zero_shot").load(tmp_path / "v", LocalModels(device="cpu"))

@@ -175,7 +175,7 @@ def test_registry_list_shows_each_versions_headline_whatever_shape_its_metrics_w
 
 def test_rm_deletes_files_keeps_the_number_and_refuses_the_promoted_version(tmp_path, solver_folder):
     registry = Registry(tmp_path / "reg")
-    v1, v2, v3 = (registry.add_version("cards", "lora", solver_folder, {}) for _ in range(3))
+    v1, v2, _ = (registry.add_version("cards", "lora", solver_folder, {}) for _ in range(3))
     registry.promote("cards@v3")
     with pytest.raises(RegistryError, match="promoted version of 'cards'.*promote another first"):
         registry.remove("cards@v3")
@@ -190,12 +190,10 @@ def test_rm_deletes_files_keeps_the_number_and_refuses_the_promoted_version(tmp_
     assert registry.check() == ([], [])
 
 
-def test_gc_removes_versions_no_alias_or_run_refers_to_and_leftovers(tmp_path, solver_folder, monkeypatch):
+def test_gc_removes_versions_no_alias_or_run_refers_to_and_leftovers(tmp_path, solver_folder):
     from typer.testing import CliRunner
 
     from adaptlab.cli import app
-
-    monkeypatch.setenv("ADAPTLAB_HOME", str(tmp_path / "home"))
     from adaptlab.registry import default_registry
 
     registry = default_registry()

@@ -128,7 +128,7 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only print what wo
         if not dry_run:
             shutil.rmtree(folder, ignore_errors=True)
         print(f"{verb} {folder} (files no version points at)")
-    kept = len(registry.versions()) if not dry_run else len(registry.versions()) - len(versions)
+    kept = len(registry.versions()) - (len(versions) if dry_run else 0)
     print(f"{len(versions)} version(s) and {len(leftovers)} leftover folder(s) {verb}; {kept} version(s) kept")
 
 

@@ -165,9 +165,9 @@ def linked_conversations(groups: dict[str, list[Example]]) -> dict[str, list[Exa
     return merged
 
 
-def rows_by_conversation(data: Dataset) -> dict[str, list[Example]]:
-    """The rows of each conversation, by `group_key`, in file order."""
+def rows_by_group(data: Dataset, conversations: bool) -> dict[str, list[Example]]:
+    """The rows of each group (`group_key`: a conversation, else an input), in file order."""
     groups: dict[str, list[Example]] = {}
     for e in data:
-        groups.setdefault(group_key(e, True), []).append(e)
+        groups.setdefault(group_key(e, conversations), []).append(e)
     return groups

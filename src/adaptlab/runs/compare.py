@@ -79,6 +79,7 @@ class CompareRun:
         self.resumed: dict[str, dict] = {}
         self.models = None
         self.local_model: dict | None = None  # the local base model as loaded (results.json `model`); None with an endpoint
+        self.ran_on: dict[str, dict | None] = {}  # contender id -> the local model its saved solver answered with, as loaded (a version's lineage `model`)
         self.updates: dict[str, dict] = {}
 
     def _summary(self) -> str:
@@ -158,18 +159,20 @@ class CompareRun:
         self.distillation.record(contender, evaluation)
         if tuning is not None:
             evaluation.solver["tuning"] = tuning
-        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents, self._model_info(contender, kind))
+        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents, self.ran_on.get(contender.key))
         evaluation.solver["registered_as"] = version.ref
         self.events.message(f"{contender.key}: registered as {version.ref}")
         return evaluation
 
-    def _model_info(self, contender, kind) -> dict | None:
-        """The local model a contender ran on, as loaded (files, revision, dtype, device): its version's lineage `model`. None for a reference or an endpoint."""
+    def _model_info(self, contender, kind, solver) -> dict | None:
+        """The local model `solver` answers with, as loaded (files, revision, dtype, device): its own (a full fine-tune's
+        copy), else the one its contender names. None for a reference or an endpoint."""
         from adaptlab.models import BaseModel
 
-        used = self.models.get(getattr(contender, "model", None)) if kind.llm else None
-        info = used.info() if isinstance(used, BaseModel) else None
-        return info | {"dtype": "fp32"} if info and kind.own_weights else info  # a full fine-tune trains and answers with an fp32 copy (kinds/full.py)
+        used = getattr(solver, "base", None)
+        if not isinstance(used, BaseModel):
+            used = self.models.get(getattr(contender, "model", None)) if kind.llm else None
+        return used.info() if isinstance(used, BaseModel) else None
 
     def _build(self, kind, contender, seed: int | None = None, on_step=None):
         """The contender's strategy, on the shared base model and documents, with its own dev rows."""
@@ -187,6 +190,7 @@ class CompareRun:
             measured, solver = evaluate(strategy, task, rows, self.test, predict_progress=predicting.advance, name=contender.key, traits=kind.traits(contender))
         if seed == self.config.seed:
             solver.save(self.run_dir / "solvers" / contender.key)
+            self.ran_on[contender.key] = self._model_info(contender, kind, solver)  # the info, not the model: a full fine-tune's copy is freed after
             self.distillation.label(contender.key, solver, self.task, self.hourly)  # a teacher answers data.unlabeled; the labels are kept
             if self.update is not None:  # the same solver, asked again after the documents change
                 with self.events.bars():

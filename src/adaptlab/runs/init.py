@@ -20,7 +20,7 @@ from pathlib import Path
 from adaptlab.config import DEFAULT_MODEL
 from adaptlab.data import Dataset, Example, load_dataset
 from adaptlab.data.columns import CHAT_FIELD, file_columns, guess_pair
-from adaptlab.data.leakage import group_key, linked_conversations, rows_by_conversation
+from adaptlab.data.leakage import linked_conversations, rows_by_group
 from adaptlab.data.split import MIN_DEV_ROWS, split_dev
 from adaptlab.decide.statistics import Z_POWER
 from adaptlab.errors import ConfigError, DataError, Problem
@@ -199,9 +199,7 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
     Conversations are held out whole (`_split_conversations`): no turn of a test conversation is in train."""
     if data.conversations and not stratify:
         return _split_conversations(data, fraction, seed)
-    groups: dict[str, list[Example]] = {}
-    for e in data:
-        groups.setdefault(group_key(e, data.conversations), []).append(e)
+    groups = rows_by_group(data, data.conversations)
     if data.conversations:  # classified conversations, one row each: grouped by conversation, linked ones together
         groups = linked_conversations(groups)
     what = "distinct conversations" if data.conversations else "distinct inputs"
@@ -239,8 +237,8 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
     """(train, test, notes) for conversations answered turn by turn: a seeded `fraction` of the conversations held out
     whole (and more while the test split has fewer than MIN_TEST_ROWS answers), conversations that share a turn or an
     id kept on one side, at least MIN_TEST_ROWS answers left to train on."""
-    conversations = len(rows_by_conversation(data))
-    groups = linked_conversations(rows_by_conversation(data))
+    by_conversation = rows_by_group(data, conversations=True)
+    conversations, groups = len(by_conversation), linked_conversations(by_conversation)
     if len(groups) < 2 or len(data) < 2 * MIN_TEST_ROWS:
         raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers, too few to split: adaptlab init needs 2 conversations "
                                  f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
