@@ -14,11 +14,6 @@ encoded) to its end:
                      row only); with few distinct shapes oneDNN reuses its kernels
   lora_dropout       0.05 (the default before) or 0 (the default now; no dropout: PEFT then keeps no copy of each
                      adapted layer's input for the backward pass)
-  bf16_copies        1: the frozen weights' bf16 copies made once (finetune.loss.FrozenInBf16);
-                     0: autocast casts them again on every micro-batch, as before
-  gqa                1: grouped-query heads attended natively while training (engine.session's
-                     native_attention, as generation does); 0: transformers' sdpa, which copies
-                     the keys and values once per query head
   peak_rss_mb        the process's peak while training
   before_mb          its RSS just before (weights, tokenizer, the rows)
   seconds            the epoch's wall time; final_loss the epoch's mean loss
@@ -42,7 +37,7 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "booking-sql"
 DEFAULT = -1  # the run of configs below with the defaults: the last
 
 CHILD = r"""
-import contextlib, json, sys, time
+import json, sys, time
 import yaml
 from adaptlab.data import split_dev
 from adaptlab.data.load import load_dataset
@@ -55,14 +50,8 @@ from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import make_task
 import adaptlab.finetune.loss as loss
 
-import adaptlab.finetune.trainer as trainer
-
-folder, budget, pad_to, dropout, copies, gqa = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), bool(int(sys.argv[5])), bool(int(sys.argv[6]))
+folder, budget, pad_to, dropout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 loss.CPU_PAD_TO = pad_to
-if not copies:
-    trainer.FrozenInBf16 = lambda model, enabled: loss.FrozenInBf16(model, False)
-if not gqa:
-    trainer.native_attention = lambda model: contextlib.nullcontext()
 experiment = yaml.safe_load(open(f"{folder}/experiment.yaml"))
 train_set, test = load_dataset(f"{folder}/train.jsonl"), load_dataset(f"{folder}/test.jsonl")
 base = load_base_model("smollm2-135m-instruct")
@@ -86,15 +75,15 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "lora-memory-cpu.json"))
     args = parser.parse_args()
 
-    # (max_batch_tokens, pad_to, lora dropout, bf16 copies, gqa): the settings before, then one change after another to the defaults
-    configs = [(512, 1, 0.05, 0, 0), (256, 1, 0.05, 0, 0), (256, 64, 0.05, 0, 0), (256, 64, 0.0, 0, 0), (256, 64, 0.0, 1, 0), (256, 64, 0.0, 1, 1)]
+    # (max_batch_tokens, pad_to, lora dropout): the settings before, then one change after another to the defaults
+    configs = [(512, 1, 0.05), (256, 1, 0.05), (256, 64, 0.05), (256, 64, 0.0)]
     runs = []
-    print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'bf16 copies':>11} {'gqa':>3} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
-    for budget, pad_to, dropout, copies, gqa in configs:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout), str(copies), str(gqa)], capture_output=True, text=True, check=True)
-        run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout, "bf16_copies": bool(copies), "gqa": bool(gqa)} | json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
+    for budget, pad_to, dropout in configs:
+        done = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout)], capture_output=True, text=True, check=True)
+        run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout} | json.loads(done.stdout.strip().splitlines()[-1])
         runs.append(run)
-        print(f"{budget:>16} {pad_to:>6} {dropout:>7} {copies:>11} {gqa:>3} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
+        print(f"{budget:>16} {pad_to:>6} {dropout:>7} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
     old, new = runs[0], runs[DEFAULT]  # the settings before; the defaults
     result = {"bench": "lora_memory", "slice": "examples/booking-sql", "targets": "all-linear", "epochs": 1, "bf16": new["bf16"], "runs": runs,
               "default_peak_rss_mb": new["peak_rss_mb"], "default_under_3gb": new["peak_rss_mb"] <= 3000,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -17,12 +16,11 @@ from conftest import CARD_ROWS, write_jsonl
 from safetensors.torch import load_file
 
 from adaptlab.data import Dataset, Example
-from adaptlab.engine.session import ATTENTION, native_attention
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoints, load_checkpoint
 from adaptlab.finetune.distributed import Dist
 from adaptlab.finetune.fit import training_rows
-from adaptlab.finetune.loss import FrozenInBf16, TrainRow, autocast_bf16, batch_loss, mean_loss, micro_batches, prefix_cache, shared_prefix
+from adaptlab.finetune.loss import TrainRow, batch_loss, mean_loss, micro_batches, prefix_cache, shared_prefix
 from adaptlab.finetune.trainer import Hooks, TrainSettings, _step, epoch_batches, train
 from adaptlab.kinds import strategy
 from adaptlab.kinds.full import FullConfig
@@ -149,39 +147,6 @@ def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_
     assert loss == pytest.approx(plain.item(), abs=1e-5)
     for got, want in zip((p.grad for p in params), expected):
         assert torch.allclose(got, want, atol=1e-5)
-    # and with grouped-query heads attended natively, as `train` runs on a CPU
-    model.zero_grad()
-    with native_attention(model):
-        assert model.config._attn_implementation == ATTENTION
-        loss, _ = _step(model, model, rows, shared_prefix(rows), pad, "cpu", settings, Dist())
-    assert loss == pytest.approx(plain.item(), abs=1e-5)
-    for got, want in zip((p.grad for p in params), expected):
-        assert torch.allclose(got, want, atol=1e-5)
-
-
-def test_bf16_copies_of_the_frozen_weights_give_the_same_loss_and_gradients_as_autocast_casting_them(tiny_base):
-    from adaptlab.kinds.lora import attach_lora
-
-    attach_lora(tiny_base, "copies", LoraConfig(name="lora", dropout=0.0), seed=0)
-    model, pad = tiny_base.model, tiny_base.tokenizer.pad_token_id
-    rows = training_rows(tiny_base, TASK, TRAIN)[:5]
-    params = [p for p in model.parameters() if p.requires_grad]
-    weights = {n: p for n, p in model.named_parameters()}
-    frozen = FrozenInBf16(model, True)
-    assert frozen.swaps and all("lora_" not in n for n, p in weights.items() if any(p is full for _, full, _ in frozen.swaps))
-    runs = []
-    for copies in (False, True):
-        model.zero_grad()
-        with (frozen.active() if copies else contextlib.nullcontext()), autocast_bf16("cpu", True):
-            if copies:
-                assert model.get_input_embeddings().weight.dtype == torch.float32 and {p.dtype for _, _, p in frozen.swaps} == {torch.bfloat16}
-            loss = batch_loss(model, rows, shared_prefix(rows), pad, "cpu")
-            loss.backward()
-        runs.append((loss.item(), [p.grad.clone() for p in params]))
-    assert runs[0][0] == runs[1][0]
-    assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
-    assert all(p is weights[n] and p.dtype == torch.float32 for n, p in model.named_parameters())  # fp32 again after the step
-    assert not FrozenInBf16(model, False).swaps
 
 
 def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):

@@ -23,7 +23,6 @@ next token is an answer token: 49,152 fp32 values per position.
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from adaptlab.engine.kv import KV, run_with_cache
@@ -183,37 +182,3 @@ def autocast_bf16(device: str, bf16: bool):
 
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
 
-
-class FrozenInBf16:
-    """bf16 copies of the frozen linear layers' fp32 weights, in place only while `active` (a training step).
-
-    Under bf16 autocast a linear layer casts its fp32 weight to bf16 on every call, and autocast keeps
-    the cast only for weights that train: a LoRA step cast the whole frozen model again for every
-    micro-batch. A copy made once holds the same bf16 values, so loss and gradients are the same
-    (tests/test_finetune.py) and a LoRA epoch on booking-sql is 8% faster at the same peak memory (the
-    per-call casts were saved for the backward pass anyway; bench/results/lora-memory-cpu.json). Outside a step
-    (dev scoring, answering) the layers hold their fp32 weights again. The output layer keeps its own: it is
-    tied to the input embeddings, which stay fp32. `enabled` only on one CPU process in bf16 (on a GPU the
-    copies would cost memory and the casts little; not measured there).
-    """
-
-    def __init__(self, model, enabled: bool):
-        import torch
-
-        self.swaps = []
-        if enabled:
-            head = model.get_output_embeddings()
-            for module in model.modules():
-                weight = getattr(module, "weight", None)
-                if isinstance(module, torch.nn.Linear) and module is not head and weight.dtype == torch.float32 and not weight.requires_grad:
-                    self.swaps.append((module, weight, torch.nn.Parameter(weight.detach().to(torch.bfloat16), requires_grad=False)))
-
-    @contextmanager
-    def active(self):
-        for module, _, low in self.swaps:
-            module.weight = low
-        try:
-            yield
-        finally:
-            for module, full, _ in self.swaps:
-                module.weight = full

@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from adaptlab.engine.session import native_attention
 from adaptlab.finetune.distributed import Dist
-from adaptlab.finetune.loss import FrozenInBf16, TrainRow, autocast_bf16, batch_loss, micro_batches, prefix_cache, shares_prefix, shared_prefix, token_budget
+from adaptlab.finetune.loss import TrainRow, autocast_bf16, batch_loss, micro_batches, prefix_cache, shares_prefix, shared_prefix, token_budget
 
 GROUP_SPAN = 4  # length grouping sorts windows of this many batches (small: batches still vary between epochs)
 
@@ -150,7 +149,6 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
         state, best = resume.state, resume.best
     runner = dist.wrap(model)
     shared = shared_prefix(rows) if shares_prefix(device, dist.world) else []
-    frozen = FrozenInBf16(model, settings.bf16 and device == "cpu" and dist.world == 1)
     lengths = [len(r.input_ids) - len(shared) for r in rows]
     result = TrainResult(state, total, settings.bf16, dist.world)
     start = time.perf_counter() - state.seconds
@@ -172,16 +170,13 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
             state.stopped_early = settings.patience is not None and state.bad_evals >= settings.patience
         return score
 
-    attention = native_attention(model) if device == "cpu" else contextlib.nullcontext()  # grouped-query heads without copies: 6% faster here
-    attention.__enter__()
     model.train()
     try:
         while state.epoch < settings.epochs and not state.stopped_early:
             batches = epoch_batches(lengths, settings.batch_size, settings.seed, state.epoch, settings.length_grouped)
             while state.batch < len(batches) and not state.stopped_early:
                 batch = batches[state.batch]
-                with frozen.active():
-                    loss, tokens = _step(runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist)
+                loss, tokens = _step(runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist)
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
@@ -211,7 +206,6 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
                     break
     finally:
         model.eval()
-        attention.__exit__(None, None, None)
     if best is not None and state.best_step != state.step:
         with torch.no_grad():
             for name, value in best.items():
