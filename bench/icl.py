@@ -12,7 +12,8 @@ for fixed shots (one seeded sample for every query) and per-query `similar` shot
 (a) and (b) are checked to choose the same label with log-probs within 1e-3 (fp32).
 The naive and generate baselines run on the first --slow-queries queries (they are
 slow); the engine on --queries. Last line: one JSON object with every figure, which the
-script also writes itself to bench/results/icl-cpu.json (--out).
+script also writes itself to bench/results/icl-cpu.json (--out). The engine's pass also
+reports the process's peak RSS while it ran (sampled every 20 ms).
 
     python bench/icl.py [--queries 32] [--slow-queries 6] [--out bench/results/icl-cpu.json]
 """
@@ -29,6 +30,7 @@ import numpy as np
 from adaptlab.data import load_dataset
 from adaptlab.engine.prompt import encode_answer
 from adaptlab.engine.scoring import label_logprobs
+from adaptlab.evaluation.resources import PeakRss, current_rss_mb
 from adaptlab.kinds import strategy
 from adaptlab.models import load_base_model
 from adaptlab.task import make_task
@@ -85,7 +87,9 @@ def main() -> None:
     for shots in ("fixed", "similar"):
         solver = strategy({"name": "few_shot", "k": 8, "selector": "random" if shots == "fixed" else "similar"}, base, seed=0).fit(task, train)
         prompts, counts = solver.prompts(queries)
-        (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))
+        before = current_rss_mb()
+        with PeakRss(0.02) as rss:
+            (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))
         naive, t_naive = timed(lambda: naive_scores(base.model, prompts[:slow], labels))
         generated, t_generate = timed(lambda: generate_choices(base, prompts[:slow], task))
         qps = {"engine": len(prompts) / t_engine, "naive": slow / t_naive, "generate": slow / t_generate}
@@ -96,6 +100,8 @@ def main() -> None:
             f"qps_engine_{shots}": qps["engine"],
             f"qps_naive_{shots}": qps["naive"],
             f"qps_generate_{shots}": qps["generate"],
+            f"engine_rss_before_mb_{shots}": before,
+            f"engine_peak_rss_mb_{shots}": rss.peak_mb,
             f"speedup_vs_naive_{shots}": qps["engine"] / qps["naive"],
             f"speedup_vs_generate_{shots}": qps["engine"] / qps["generate"],
             f"same_choices_{shots}": same,
@@ -105,12 +111,12 @@ def main() -> None:
             f"accuracy_generate_{shots}_first_{slow}": float(np.mean([g == e for g, e in zip(generated, expected)])),
             f"unparsed_generate_{shots}": sum(g is None for g in generated),
         }
-        rows.append((shots, qps, figures[f"speedup_vs_naive_{shots}"], figures[f"speedup_vs_generate_{shots}"], same, diff, figures[f"prompt_tokens_mean_{shots}"]))
+        rows.append((shots, qps, figures[f"speedup_vs_naive_{shots}"], figures[f"speedup_vs_generate_{shots}"], same, diff, figures[f"prompt_tokens_mean_{shots}"], rss.peak_mb))
     figures["same_choices"] = figures["same_choices_fixed"] and figures["same_choices_similar"]
     figures["max_abs_logprob_diff"] = max(figures["max_abs_logprob_diff_fixed"], figures["max_abs_logprob_diff_similar"])
-    print(f"{'shots':8} {'prompt tok':>10} {'engine q/s':>11} {'naive q/s':>10} {'generate q/s':>13} {'vs naive':>9} {'vs generate':>12} {'same':>5} {'max |dlogp|':>12}")
-    for shots, qps, vs_naive, vs_gen, same, diff, tokens in rows:
-        print(f"{shots:8} {tokens:10.0f} {qps['engine']:11.3f} {qps['naive']:10.3f} {qps['generate']:13.3f} {vs_naive:8.1f}x {vs_gen:11.1f}x {str(same):>5} {diff:12.2e}")
+    print(f"{'shots':8} {'prompt tok':>10} {'engine q/s':>11} {'engine peak MB':>14} {'naive q/s':>10} {'generate q/s':>13} {'vs naive':>9} {'vs generate':>12} {'same':>5} {'max |dlogp|':>12}")
+    for shots, qps, vs_naive, vs_gen, same, diff, tokens, peak in rows:
+        print(f"{shots:8} {tokens:10.0f} {qps['engine']:11.3f} {peak:14.0f} {qps['naive']:10.3f} {qps['generate']:13.3f} {vs_naive:8.1f}x {vs_gen:11.1f}x {str(same):>5} {diff:12.2e}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures) + "\n")
     print(json.dumps(figures))

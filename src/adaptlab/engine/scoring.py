@@ -35,10 +35,14 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
 
     The prompts' common prefix runs once per call. Then each group of queries runs
     in one forward pass on a copy of its cache: a row per query holding the query's
-    own tokens followed by every label packed one after another, with a mask that
-    lets each label see the prompt and its own earlier tokens only, and positions
-    that restart after the prompt for each label. One pass per group, and the cache
-    is copied once per query, not once per (query, label).
+    own tokens (left-padded to the group's longest) followed by every label packed one
+    after another, with a mask that lets each label see the prompt and its own earlier
+    tokens only, and positions that restart after the prompt for each label. One pass
+    per group, and the cache is copied once per query, not once per (query, label).
+    Left padding puts every query's last token, whose logits score each label's first
+    token, in the same column, so only that column and the labels' get logits: the
+    output layer is 49,152 wide, and a few-shot group of 16 queries x ~170 positions
+    made ~0.5 GB of fp32 logits (twice that with log-softmax) to read ~40 positions.
 
     Groups hold at most `max_group` queries and `max_cached_tokens` cached tokens in
     all (SmolLM2-135M keeps 46 KB per token in fp32: 16k tokens ~ 0.75 GB).
@@ -74,14 +78,15 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
             rests = [p[len(shared) :] for p in prompts[start : start + group_size]]
             n, widest = len(rests), max(len(r) for r in rests)
             own = torch.tensor([len(r) for r in rests], device=device)
-            ids = torch.tensor([r + [pad] * (widest - len(r)) + packed for r in rests], device=device)
+            ids = torch.tensor([[pad] * (widest - len(r)) + r + packed for r in rests], device=device)
             mask = _packed_label_mask(len(shared), own, widest, segment, offset)
-            positions = len(shared) + torch.cat([torch.arange(widest, device=device).expand(n, -1), own[:, None] + offset[None]], dim=1)
-            out, _ = run_with_cache(model, ids, prefix, positions=positions, attention_mask=mask)
-            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [n, widest + packed, vocab]
-            total = logp[torch.arange(n), own - 1][:, first_tokens]  # each label's first token
+            query = (torch.arange(widest, device=device)[None] - (widest - own)[:, None]).clamp(min=0)  # the padding's positions are never attended
+            positions = len(shared) + torch.cat([query, own[:, None] + offset[None]], dim=1)
+            out, _ = run_with_cache(model, ids, prefix, positions=positions, attention_mask=mask, logits_to_keep=len(packed) + 1)
+            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [n, 1 + packed, vocab]: the query's last token, then the labels'
+            total = logp[:, 0, first_tokens]  # each label's first token
             if len(packed):
-                later = logp[:, widest:].gather(-1, targets.expand(n, -1)[..., None])[..., 0]  # [n, packed]
+                later = logp[:, 1:].gather(-1, targets.expand(n, -1)[..., None])[..., 0]  # [n, packed]
                 total = total.index_add(1, segment, later)
             scores[start : start + n] = total.cpu().numpy()
             now = time.perf_counter()
@@ -98,10 +103,13 @@ def _packed_label_mask(prefix: int, own, widest: int, segment, offset):
     device = own.device
     n, k = len(own), len(segment)
     q = torch.arange(widest, device=device)
+    real = q[None, :] >= (widest - own)[:, None]  # [rows, widest]: the query's own tokens (left padding before them)
     mask = torch.zeros(n, widest + k, prefix + widest + k, dtype=torch.bool, device=device)
     mask[:, :, :prefix] = True  # everyone sees the shared prefix
-    mask[:, :widest, prefix : prefix + widest] = q[None, :, None] >= q[None, None, :]  # the query's tokens: causal
-    mask[:, widest:, prefix : prefix + widest] = (q[None, :] < own[:, None])[:, None, :]  # labels see the whole query, not its padding
+    causal = q[:, None] >= q[None, :]
+    # the query's tokens: causal over its own tokens; a padding token sees itself too (a row that sees nothing gives NaN)
+    mask[:, :widest, prefix : prefix + widest] = (causal[None] & real[:, None, :]) | torch.eye(widest, dtype=torch.bool, device=device)[None]
+    mask[:, widest:, prefix : prefix + widest] = real[:, None, :]  # labels see the whole query, not its padding
     same_label = (segment[:, None] == segment[None, :]) & (offset[None, :] <= offset[:, None])
     mask[:, widest:, prefix + widest :] = same_label  # each label sees its own earlier tokens only
     return mask[:, None]
