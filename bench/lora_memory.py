@@ -14,6 +14,9 @@ encoded) to its end:
                      row only); with few distinct shapes oneDNN reuses its kernels
   lora_dropout       0.05 (the default before) or 0 (the default now; no dropout: PEFT then keeps no copy of each
                      adapted layer's input for the backward pass)
+  attention          explicit: the attention training uses on a CPU (engine.session's
+                     _training_attention: explicit scores up to 2M a layer); sdpa: transformers'
+                     own, as before (torch's fused kernel)
   peak_rss_mb        the process's peak while training
   before_mb          its RSS just before (weights, tokenizer, the rows)
   seconds            the epoch's wall time; final_loss the epoch's mean loss
@@ -37,7 +40,7 @@ EXAMPLE = Path(__file__).parents[1] / "examples" / "booking-sql"
 DEFAULT = -1  # the run of configs below with the defaults: the last
 
 CHILD = r"""
-import json, sys, time
+import contextlib, json, sys, time
 import yaml
 from adaptlab.data import split_dev
 from adaptlab.data.load import load_dataset
@@ -50,8 +53,12 @@ from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import make_task
 import adaptlab.finetune.loss as loss
 
-folder, budget, pad_to, dropout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+import adaptlab.finetune.trainer as trainer
+
+folder, budget, pad_to, dropout, attention = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
 loss.CPU_PAD_TO = pad_to
+if attention == "sdpa":
+    trainer.native_attention = lambda model, training: contextlib.nullcontext()
 experiment = yaml.safe_load(open(f"{folder}/experiment.yaml"))
 train_set, test = load_dataset(f"{folder}/train.jsonl"), load_dataset(f"{folder}/test.jsonl")
 base = load_base_model("smollm2-135m-instruct")
@@ -75,15 +82,15 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "lora-memory-cpu.json"))
     args = parser.parse_args()
 
-    # (max_batch_tokens, pad_to, lora dropout): the settings before, then one change after another to the defaults
-    configs = [(512, 1, 0.05), (256, 1, 0.05), (256, 64, 0.05), (256, 64, 0.0)]
+    # (max_batch_tokens, pad_to, lora dropout, attention): the settings before, then one change after another to the defaults
+    configs = [(512, 1, 0.05, "sdpa"), (256, 1, 0.05, "sdpa"), (256, 64, 0.05, "sdpa"), (256, 64, 0.0, "sdpa"), (256, 64, 0.0, "explicit")]
     runs = []
-    print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
-    for budget, pad_to, dropout in configs:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout)], capture_output=True, text=True, check=True)
-        run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout} | json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'attention':>9} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
+    for budget, pad_to, dropout, attention in configs:
+        done = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout), attention], capture_output=True, text=True, check=True)
+        run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout, "attention": attention} | json.loads(done.stdout.strip().splitlines()[-1])
         runs.append(run)
-        print(f"{budget:>16} {pad_to:>6} {dropout:>7} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
+        print(f"{budget:>16} {pad_to:>6} {dropout:>7} {attention:>9} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
     old, new = runs[0], runs[DEFAULT]  # the settings before; the defaults
     result = {"bench": "lora_memory", "slice": "examples/booking-sql", "targets": "all-linear", "epochs": 1, "bf16": new["bf16"], "runs": runs,
               "default_peak_rss_mb": new["peak_rss_mb"], "default_under_3gb": new["peak_rss_mb"] <= 3000,

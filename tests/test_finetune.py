@@ -112,7 +112,9 @@ def test_micro_batches_keep_to_the_token_budget_and_the_accumulation():
     assert [len(p) for p in micro_batches(rows, 10, 1, 10)] == [1] * 6  # every row is over 10 tokens: each alone
 
 
-def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_shared_prefix(tiny_base):
+def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_shared_prefix(tiny_base, monkeypatch):
+    from adaptlab.engine import session
+
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
@@ -147,6 +149,17 @@ def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_
     assert loss == pytest.approx(plain.item(), abs=1e-5)
     for got, want in zip((p.grad for p in params), expected):
         assert torch.allclose(got, want, atol=1e-5)
+    # with the attention `train` uses on a CPU: explicit scores, and the fused kernel above EXPLICIT_SCORES
+    for explicit_up_to in (session.EXPLICIT_SCORES, 0):
+        monkeypatch.setattr(session, "EXPLICIT_SCORES", explicit_up_to)
+        model.zero_grad()
+        with session.native_attention(model, training=True):
+            assert model.config._attn_implementation == session.TRAINING_ATTENTION
+            loss, _ = _step(model, model, rows, shared_prefix(rows), pad, "cpu", settings, Dist())
+        assert model.config._attn_implementation == "sdpa"
+        assert loss == pytest.approx(plain.item(), abs=1e-5)
+        for got, want in zip((p.grad for p in params), expected):
+            assert torch.allclose(got, want, atol=1e-5)
 
 
 def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):

@@ -31,6 +31,8 @@ from functools import cache
 from typing import NamedTuple, Protocol
 
 ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
+TRAINING_ATTENTION = "adaptlab_training"  # the one training on a CPU uses
+EXPLICIT_SCORES = 2**21  # attention scores per layer (batch x heads x queries x keys) up to which training computes them explicitly: 8 MB in float32
 PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
 DROP_AT = 0.75  # finished rows leave the batch once the live ones are this share of it or fewer
 
@@ -271,21 +273,49 @@ def _gqa_attention(module, query, key, value, attention_mask, dropout: float = 0
     return out.transpose(1, 2).contiguous(), None
 
 
-class native_attention:
-    """While generating, the model attends with `_gqa_attention` (restored after, even on error)."""
+def _training_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
+    """Attention for training on a CPU: explicit matrix products and a float32 softmax while the scores are small
+    (at most EXPLICIT_SCORES per layer), `_gqa_attention` above that.
 
-    def __init__(self, model):
+    torch's fused CPU kernel is slow in bf16, its backward most: a LoRA epoch on booking-sql spent a third of
+    its time there, and trains 15% faster this way (docs/defaults.md). The explicit way keeps the scores for the
+    backward pass, which is why it is bounded: micro-batches of 256 tokens on a few hundred cached ones keep ~5 MB a layer.
+    """
+    import torch
+
+    if query.shape[0] * query.shape[1] * query.shape[2] * key.shape[2] > EXPLICIT_SCORES:
+        return _gqa_attention(module, query, key, value, attention_mask, dropout, scaling, is_causal, **kwargs)
+    if key.shape[1] != query.shape[1]:  # grouped-query heads: each key/value head serves a group of query heads
+        groups = query.shape[1] // key.shape[1]
+        key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+    scores = torch.matmul(query, key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
+    if attention_mask is None:  # causal, the new tokens last
+        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(key.shape[2] - query.shape[2])
+    if attention_mask.dtype == torch.bool:
+        scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+    else:
+        scores = scores + attention_mask
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
+
+
+class native_attention:
+    """While it is on, the model attends with `function` (generation: `_gqa_attention`; training on a CPU:
+    `_training_attention`) in place of transformers' sdpa, with the same masks (restored after, even on error)."""
+
+    def __init__(self, model, training: bool = False):
         self.config = model.config
+        self.name, self.function = (TRAINING_ATTENTION, _training_attention) if training else (ATTENTION, _gqa_attention)
 
     def __enter__(self):
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-        AttentionInterface.register(ATTENTION, _gqa_attention)
-        AttentionMaskInterface.register(ATTENTION, sdpa_mask)  # the same masks as sdpa (unregistered: none at all)
+        AttentionInterface.register(self.name, self.function)
+        AttentionMaskInterface.register(self.name, sdpa_mask)  # the same masks as sdpa (unregistered: none at all)
         self.before = self.config._attn_implementation
         if self.before == "sdpa":  # only replaces the same math; other implementations are left alone
-            self.config._attn_implementation = ATTENTION
+            self.config._attn_implementation = self.name
 
     def __exit__(self, *exc):
         self.config._attn_implementation = self.before

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
+from adaptlab.engine.session import native_attention
 from adaptlab.finetune.distributed import Dist
 from adaptlab.finetune.loss import TrainRow, autocast_bf16, batch_loss, micro_batches, prefix_cache, shares_prefix, shared_prefix, token_budget
 
@@ -170,6 +171,8 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
             state.stopped_early = settings.patience is not None and state.bad_evals >= settings.patience
         return score
 
+    attention = native_attention(model, training=True) if device == "cpu" else contextlib.nullcontext()  # engine/session.py: _training_attention
+    attention.__enter__()
     model.train()
     try:
         while state.epoch < settings.epochs and not state.stopped_early:
@@ -206,6 +209,7 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
                     break
     finally:
         model.eval()
+        attention.__exit__(None, None, None)
     if best is not None and state.best_step != state.step:
         with torch.no_grad():
             for name, value in best.items():
