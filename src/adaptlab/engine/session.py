@@ -32,7 +32,7 @@ from typing import NamedTuple, Protocol
 
 ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 TRAINING_ATTENTION = "adaptlab_training"  # the one training on a CPU uses
-EXPLICIT_SCORES = 2**21  # attention scores per layer (batch x heads x queries x keys) up to which training computes them explicitly: 8 MB in float32
+EXPLICIT_SCORES = 2**21  # attention scores per layer (batch x heads x queries x keys) up to which training computes them explicitly: 4 MB in bf16
 PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
 DROP_AT = 0.75  # finished rows leave the batch once the live ones are this share of it or fewer
 
@@ -274,12 +274,12 @@ def _gqa_attention(module, query, key, value, attention_mask, dropout: float = 0
 
 
 def _training_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
-    """Attention for training on a CPU: explicit matrix products and a float32 softmax while the scores are small
+    """Attention for training on a CPU: explicit matrix products and a softmax while the scores are small
     (at most EXPLICIT_SCORES per layer), `_gqa_attention` above that.
 
     torch's fused CPU kernel is slow in bf16, its backward most: a LoRA epoch on booking-sql spent a third of
-    its time there, and trains 15% faster this way (docs/defaults.md). The explicit way keeps the scores for the
-    backward pass, which is why it is bounded: micro-batches of 256 tokens on a few hundred cached ones keep ~5 MB a layer.
+    its time there, and trains faster this way (docs/defaults.md). The explicit way keeps the softmax's output
+    for the backward pass (bf16 under autocast), which is why it is bounded: at most 4 MB a layer in bf16.
     """
     import torch
 
@@ -295,7 +295,7 @@ def _training_attention(module, query, key, value, attention_mask, dropout: floa
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
     else:
         scores = scores + attention_mask
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.softmax(scores, dim=-1)  # in bf16 under autocast: computed in float32, kept (for the backward pass) in bf16
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
