@@ -177,7 +177,7 @@ def test_rag_on_northwind_finds_the_cited_pages_and_beats_the_closed_book(smollm
 
 def test_the_demo_keeps_its_quality(model_home, monkeypatch):
     """The README's notebook example: `make demo`'s experiment (banking-cards, every default) through the Python API, within bands around its measured figures (embed_classifier
-    0.963 with equal data, 0.988 before; few_shot 0.950-0.963, zero_shot 0.300; lora on every linear layer 0.863-0.912, on q,k,v,o 0.750-0.787
+    0.963 with equal data, 0.988 before; few_shot 0.950-0.963, zero_shot 0.300; lora on every linear layer 0.838-0.912 (0.775 with seed 1), on q,k,v,o 0.750-0.787
     on fp32 and fast-bf16 CPUs; LoRA moved between 0.775 and 0.875 with the data order alone), so a regression fails here and seed noise does not."""
     import re
     from pathlib import Path
