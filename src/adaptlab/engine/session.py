@@ -280,6 +280,7 @@ def _training_attention(module, query, key, value, attention_mask, dropout: floa
     torch's fused CPU kernel is slow in bf16, its backward most: a LoRA epoch on booking-sql spent a third of
     its time there, and trains faster this way (docs/defaults.md). The explicit way keeps the softmax's output
     for the backward pass (bf16 under autocast), which is why it is bounded: at most 4 MB a layer in bf16.
+    Attention dropout is not applied, as in `_gqa_attention` (SmolLM2's, like most decoders', is 0).
     """
     import torch
 

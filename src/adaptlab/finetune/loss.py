@@ -13,9 +13,9 @@ than one (bench/cuda_check.py: whole rows 9.6k tok/s vs 5.8k shared on an H100),
 and under DDP each rank must run one forward per backward, so there rows run whole.
 
 Memory. Activations cost ~2.5 MB per token (SmolLM2-135M, LoRA r8 on every linear
-layer, fp32, with LoRA dropout on: a third of that is its copies of the inputs; the default
-is no dropout), so a batch runs as
-micro-batches of at most `max_batch_tokens` padded tokens and peak memory follows
+layer, fp32, LoRA dropout on: a third of that is its copies of the inputs; the default
+is no dropout), so a batch runs as micro-batches of at most `max_batch_tokens` padded
+tokens and peak memory follows
 that budget, not batch size x the longest row. Logits are computed only where the
 next token is an answer token: 49,152 fp32 values per position.
 """
@@ -181,4 +181,3 @@ def autocast_bf16(device: str, bf16: bool):
     import torch
 
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16)
-
