@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def write_result(out: str | Path, result: dict) -> None:
-    """Write `result` as one JSON line to `out` (by the script itself: a shell redirect once clobbered one), then print it."""
+    """Write `result` as one JSON line to `out` (by the script itself: a shell redirect once clobbered one), then print
+    it."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result) + "\n")

@@ -47,7 +47,15 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    shape = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3) if not args.small else dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    shape = (
+        dict(
+            hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3
+        )
+        if not args.small
+        else dict(
+            hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2
+        )
+    )
     config = LlamaConfig(vocab_size=49152, max_position_embeddings=2048, tie_word_embeddings=True, **shape)
     model = LlamaForCausalLM(config).to(device).eval()
     gen = torch.Generator().manual_seed(0)
@@ -58,7 +66,10 @@ def main() -> None:
     prefix = ids(390)  # ~ 8 shots + instruction
     prompts = [prefix + ids(int(n)) for n in torch.randint(20, 40, (32,), generator=gen)]
     labels = [ids(int(n)) + [2] for n in torch.randint(2, 8, (8,), generator=gen)]
-    figures: dict = {"device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
+    figures: dict = {
+        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu",
+        "params_m": sum(p.numel() for p in model.parameters()) / 1e6,
+    }
 
     # 1. label scoring
     (engine_scores, _, _), t_engine = timed(lambda: label_logprobs(model, prompts, labels, device), device, 2)
@@ -69,7 +80,9 @@ def main() -> None:
         with torch.inference_mode():
             for q, p in enumerate(sub):
                 for j, lab in enumerate(labels):
-                    logp = torch.log_softmax(model(input_ids=torch.tensor([p + lab], device=device)).logits[0].float(), -1)
+                    logp = torch.log_softmax(
+                        model(input_ids=torch.tensor([p + lab], device=device)).logits[0].float(), -1
+                    )
                     out[q, j] = sum(logp[len(p) + i - 1, t].item() for i, t in enumerate(lab))
         return out
 
@@ -87,7 +100,9 @@ def main() -> None:
     # 2. LoRA training step
     from peft import LoraConfig, get_peft_model
 
-    lora = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"]))
+    lora = get_peft_model(
+        model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    )
     rows = [TrainRow(prefix[:70] + ids(18), ids(6) + [2]) for _ in range(16)]
     shared = shared_prefix(rows)
     params = [p for p in lora.parameters() if p.requires_grad]
@@ -102,8 +117,13 @@ def main() -> None:
         opt.zero_grad(set_to_none=True)
         return loss.item()
 
-    for key, use_shared, bf16 in [("whole_fp32", False, False), ("shared_fp32", True, False), ("whole_bf16", False, True), ("shared_bf16", True, True)]:
-        loss, t = timed(lambda: step(use_shared, bf16), device, 3)
+    for key, use_shared, bf16 in [
+        ("whole_fp32", False, False),
+        ("shared_fp32", True, False),
+        ("whole_bf16", False, True),
+        ("shared_bf16", True, True),
+    ]:
+        loss, t = timed(lambda: step(use_shared, bf16), device, 3)  # noqa: B023 (called at once)
         figures[f"train_tok_s_{key}"] = tokens / t
         figures[f"train_loss_{key}"] = loss
     figures["train_loss_abs_diff_fp32"] = abs(figures["train_loss_shared_fp32"] - figures["train_loss_whole_fp32"])
@@ -121,8 +141,12 @@ def main() -> None:
 
     gen_prompts = [ids(int(n)) for n in torch.randint(10, 60, (8,), generator=gen)]
     with lora.disable_adapter():
-        batched, t_batched = timed(lambda: generate(lora, Tok(), gen_prompts, 1, device, max_new_tokens=32, max_batch=8), device, 1)
-        alone, t_alone = timed(lambda: [generate(lora, Tok(), [p], 1, device, max_new_tokens=32)[0] for p in gen_prompts], device, 1)
+        batched, t_batched = timed(
+            lambda: generate(lora, Tok(), gen_prompts, 1, device, max_new_tokens=32, max_batch=8), device, 1
+        )
+        alone, t_alone = timed(
+            lambda: [generate(lora, Tok(), [p], 1, device, max_new_tokens=32)[0] for p in gen_prompts], device, 1
+        )
     figures["generate_same_outputs"] = [a.text for a in batched] == [a.text for a in alone]
     figures["generate_speedup_batch8"] = t_alone / t_batched
 

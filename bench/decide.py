@@ -42,8 +42,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-
 from _results import write_result
+from decide_slices import DEFAULT_SLICES, MAKERS, Slice
+
 from adaptlab import kinds
 from adaptlab.data import Dataset
 from adaptlab.decide import recommend
@@ -53,36 +54,64 @@ from adaptlab.metrics import row_table, task_metrics
 from adaptlab.solver import Prediction
 from adaptlab.task import make_task
 from adaptlab.tasks import task_kind
-from decide_slices import DEFAULT_SLICES, MAKERS, Slice
 
 COLLECT_MORE_DATA = "collect_more_data"  # recommend's choice when no contender beats the trivial reference
-HEADER = f"{'kind':<9} {'slice':<20} {'pick':<17} {'small':>7} {'large':>7} {'best large':>18} {'regret':>7} {'covered':>8}"
+HEADER = (
+    f"{'kind':<9} {'slice':<20} {'pick':<17} {'small':>7} {'large':>7} {'best large':>18} {'regret':>7} {'covered':>8}"
+)
 
 
 def contenders(kind: str, lora: bool) -> list[dict]:
-    """The task kind's references, zero_shot, and the prompted contender that fits it (rag on documents, else few_shot)."""
+    """The task kind's references, zero_shot, and the prompted contender that fits it (rag on documents, else
+    few_shot)."""
     spec = task_kind(kind)
-    prompted = {"name": "rag", "k": 4, "retriever": "hybrid"} if spec.documents else {"name": "few_shot", "k": 4, "selector": "similar"}
-    return [{"name": r} for r in spec.references] + [{"name": "zero_shot"}, prompted] + ([{"name": "lora", "epochs": 2}] if lora else [])
+    prompted = (
+        {"name": "rag", "k": 4, "retriever": "hybrid"}
+        if spec.documents
+        else {"name": "few_shot", "k": 4, "selector": "similar"}
+    )
+    return (
+        [{"name": r} for r in spec.references]
+        + [{"name": "zero_shot"}, prompted]
+        + ([{"name": "lora", "epochs": 2}] if lora else [])
+    )
 
 
 def part(e, idx: np.ndarray, task, test: Dataset):
-    """The evaluation restricted to test rows `idx` (the small split): its metrics, intervals, per-row scores and checks."""
+    """The evaluation restricted to test rows `idx` (the small split): its metrics, intervals, per-row scores and
+    checks."""
     rows = [e.predictions[i] for i in idx]
     expected, predicted = [r["expected"] for r in rows], [r["predicted"] for r in rows]
     spec = task.spec
     answers = [Prediction(r["predicted"], 0, 0, 0.0, passages=tuple(r.get("passages", ()))) for r in rows]
-    context = spec.context(task, Dataset([test.examples[i] for i in idx], test.source), answers) if spec.context else None
+    context = (
+        spec.context(task, Dataset([test.examples[i] for i in idx], test.source), answers) if spec.context else None
+    )
     table = row_table(task.spec, expected, predicted, context, list(task.labels))
     metrics, ci = task_metrics(task.spec, expected, predicted, list(task.labels), resamples=1000, rows=table)
     cut = [bool(r.get("cut")) for r in rows]
     flags = [] if e.constant else spec.checks(expected, predicted, cut, task.abstain)
-    return replace(e, metrics=metrics, ci=ci, scores=table[spec.row_key].tolist(), predictions=rows, flags=flags, answers_cut=sum(cut) if e.answers_cut is not None else None)
+    return replace(
+        e,
+        metrics=metrics,
+        ci=ci,
+        scores=table[spec.row_key].tolist(),
+        predictions=rows,
+        flags=flags,
+        answers_cut=sum(cut) if e.answers_cut is not None else None,
+    )
 
 
 def choose(small: list, task, costs: dict) -> str:
     """recommend's choice, as `compare` makes it (with the task kind's words for its trivial reference and remedy)."""
-    return recommend(small, task.metric, len(task.labels), costs=costs, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy).choice
+    return recommend(
+        small,
+        task.metric,
+        len(task.labels),
+        costs=costs,
+        trivial_words=task.spec.trivial_words,
+        remedy=task.spec.remedy,
+    ).choice
 
 
 def run_slice(s: Slice, specs: list[dict], base, embedder) -> tuple[list, object]:
@@ -95,9 +124,15 @@ def run_slice(s: Slice, specs: list[dict], base, embedder) -> tuple[list, object
     evaluations = []
     for spec in specs:
         clock, k = time.perf_counter(), kinds.kind(spec["name"])
-        strategy = k.build(k.config.model_validate(spec), BuildContext(models, s.seed, embedder=embedder, documents=documents))
+        strategy = k.build(
+            k.config.model_validate(spec), BuildContext(models, s.seed, embedder=embedder, documents=documents)
+        )
         evaluations.append(evaluate(strategy, task, s.train, s.test, name=spec["name"], traits=k.traits())[0])
-        print(f"  {s.name} {spec['name']}: {task.metric} {evaluations[-1].metrics[task.metric]:.3f} on {len(s.test)} rows, {time.perf_counter() - clock:.0f} s", flush=True)
+        print(
+            f"  {s.name} {spec['name']}: {task.metric} {evaluations[-1].metrics[task.metric]:.3f} on "
+            f"{len(s.test)} rows, {time.perf_counter() - clock:.0f} s",
+            flush=True,
+        )
     return evaluations, task
 
 
@@ -111,10 +146,26 @@ def judge(s: Slice, evaluations: list, task) -> dict:
     scored_as = task.spec.references[0] if choice == COLLECT_MORE_DATA else choice
     best, scale = max(large, key=large.get), task.spec.metric(task.metric).scale
     covered = [e.ci[task.metric][0] <= large[e.name] <= e.ci[task.metric][1] for e in small]
-    return {"kind": s.kind, "slice": s.name, "metric": task.metric, "scale": scale, "labels": len(task.labels), "seed": s.seed, "train": len(s.train),
-            "small_test": s.n_small, "large_test": len(large_idx), "choice": choice, "scored_as": scored_as,
-            "small": {e.name: e.metrics[task.metric] for e in small}, "small_ci": {e.name: list(e.ci[task.metric]) for e in small}, "large": large,
-            "best": best, "regret": (large[best] - large[scored_as]) / scale if scored_as in large else None, "covered": sum(covered), "contenders": len(covered)}
+    return {
+        "kind": s.kind,
+        "slice": s.name,
+        "metric": task.metric,
+        "scale": scale,
+        "labels": len(task.labels),
+        "seed": s.seed,
+        "train": len(s.train),
+        "small_test": s.n_small,
+        "large_test": len(large_idx),
+        "choice": choice,
+        "scored_as": scored_as,
+        "small": {e.name: e.metrics[task.metric] for e in small},
+        "small_ci": {e.name: list(e.ci[task.metric]) for e in small},
+        "large": large,
+        "best": best,
+        "regret": (large[best] - large[scored_as]) / scale if scored_as in large else None,
+        "covered": sum(covered),
+        "contenders": len(covered),
+    }
 
 
 def table_line(row: dict) -> str:
@@ -123,22 +174,38 @@ def table_line(row: dict) -> str:
     picked = row["scored_as"]
     small, large = row["small"].get(picked, float("nan")), row["large"].get(picked, float("nan"))
     regret = "n/a" if row["regret"] is None else f"{row['regret']:.3f}"
-    return f"{row['kind']:<9} {row['slice']:<20} {row['choice']:<17} {f(small):>7} {f(large):>7} {row['best'] + ' ' + f(row['large'][row['best']]):>18} {regret:>7} {row['covered']}/{row['contenders']:<6}"
+    return (
+        f"{row['kind']:<9} {row['slice']:<20} {row['choice']:<17} {f(small):>7} {f(large):>7} "
+        f"{row['best'] + ' ' + f(row['large'][row['best']]):>18} {regret:>7} "
+        f"{row['covered']}/{row['contenders']:<6}"
+    )
 
 
 def summary(rows: list[dict]) -> dict:
     """regret (mean, worst), interval coverage (and the intervals counted) over `rows`, and their slices' names."""
     regrets = [r["regret"] for r in rows if r["regret"] is not None]
     intervals = sum(r["contenders"] for r in rows)
-    return {"regret_mean": float(np.mean(regrets)) if regrets else None, "regret_worst": float(max(regrets)) if regrets else None,
-            "coverage": sum(r["covered"] for r in rows) / intervals if intervals else None, "intervals": intervals, "slices": [r["slice"] for r in rows]}
+    return {
+        "regret_mean": float(np.mean(regrets)) if regrets else None,
+        "regret_worst": float(max(regrets)) if regrets else None,
+        "coverage": sum(r["covered"] for r in rows) / intervals if intervals else None,
+        "intervals": intervals,
+        "slices": [r["slice"] for r in rows],
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kinds", default="classify,generate,qa", help="task kinds to check, comma-separated")
-    parser.add_argument("--slices", type=int, default=None, help="at most this many slices of each kind (default: classify 3, generate 2, qa 2)")
-    parser.add_argument("--lora", action="store_true", help="add lora (2 epochs) to the contenders (minutes per slice on a CPU)")
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=None,
+        help="at most this many slices of each kind (default: classify 3, generate 2, qa 2)",
+    )
+    parser.add_argument(
+        "--lora", action="store_true", help="add lora (2 epochs) to the contenders (minutes per slice on a CPU)"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "decide-cpu.json"))
     args = parser.parse_args()
     chosen = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -155,7 +222,10 @@ def main():
         names += [s["name"] for s in specs if s["name"] not in names]
         for s in MAKERS[kind](args.slices if args.slices is not None else DEFAULT_SLICES[kind]):
             clock = time.perf_counter()
-            print(f"{kind} {s.name}: {len(s.train)} training rows, {s.n_small} + {len(s.test) - s.n_small} test rows", flush=True)
+            print(
+                f"{kind} {s.name}: {len(s.train)} training rows, {s.n_small} + {len(s.test) - s.n_small} test rows",
+                flush=True,
+            )
             row = judge(s, *run_slice(s, specs, base, embedder))
             out.append(row | {"seconds": time.perf_counter() - clock})
             print(HEADER + "\n" + table_line(row) + "\n", flush=True)
@@ -165,13 +235,33 @@ def main():
     per_kind = {kind: summary([r for r in out if r["kind"] == kind]) for kind in chosen}
     for kind, got in per_kind.items():
         if got["regret_worst"] is not None:
-            print(f"{kind}: regret mean {got['regret_mean']:.3f}, worst {got['regret_worst']:.3f} (target <= 0.05); interval coverage {got['coverage']:.1%} over {got['intervals']} intervals")
+            print(
+                f"{kind}: regret mean {got['regret_mean']:.3f}, worst {got['regret_worst']:.3f} "
+                f"(target <= 0.05); interval coverage {got['coverage']:.1%} over {got['intervals']} "
+                "intervals"
+            )
     total = summary(out)
     worst = max((got["regret_worst"] for got in per_kind.values() if got["regret_worst"] is not None), default=None)
     shown = lambda v, spec=".3f": "n/a" if v is None else format(v, spec)  # noqa: E731
-    print(f"\nall kinds: regret mean {shown(total['regret_mean'])}, worst {shown(worst)} (target <= 0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')} (target 90-98%); {time.perf_counter() - start:.0f} s")
-    write_result(args.out, {"bench": "decide", "slices": out, "regret_mean": total["regret_mean"], "regret_worst": worst, "coverage": total["coverage"], "contenders": names,
-                            "per_kind": per_kind, "kinds": chosen, "wall_s": time.perf_counter() - start})
+    print(
+        f"\nall kinds: regret mean {shown(total['regret_mean'])}, worst {shown(worst)} (target <= "
+        f"0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')} (target 90-98%); "
+        f"{time.perf_counter() - start:.0f} s"
+    )
+    write_result(
+        args.out,
+        {
+            "bench": "decide",
+            "slices": out,
+            "regret_mean": total["regret_mean"],
+            "regret_worst": worst,
+            "coverage": total["coverage"],
+            "contenders": names,
+            "per_kind": per_kind,
+            "kinds": chosen,
+            "wall_s": time.perf_counter() - start,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The slices bench/decide.py judges the recommendation on: one maker per task kind, each slice a task a team might bring.
+"""The slices bench/decide.py judges the recommendation on: one maker per task kind, each slice a task a team might
+bring.
 
 Every slice's test rows are ordered small split first (what a team would have to decide
 on), then the large split (what the pick is judged on).
@@ -49,7 +50,13 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def dataset(rows: list[dict], name: str) -> Dataset:
     """Rows {"input", "output" (None: the abstain answer), "sources"?} as a Dataset, lines numbered from 1."""
-    return Dataset([Example(r["input"], ABSTAIN if r["output"] is None else r["output"], i + 1, tuple(r.get("sources") or ())) for i, r in enumerate(rows)], name)
+    return Dataset(
+        [
+            Example(r["input"], ABSTAIN if r["output"] is None else r["output"], i + 1, tuple(r.get("sources") or ()))
+            for i, r in enumerate(rows)
+        ],
+        name,
+    )
 
 
 # classify: Banking77 ---------------------------------------------------------------------------------------------
@@ -63,7 +70,12 @@ BANKING_INSTRUCTION = "Route the bank customer's message to the intent label tha
 def banking_slice(n_labels: int, seed: int, train_rows: list[dict], test_rows: list[dict]) -> Slice:
     rng = random.Random(seed)
     labels = sorted(rng.sample(sorted({r["output"] for r in train_rows}), n_labels))
-    pick = lambda pool, label, n: rng.sample([r for r in pool if r["output"] == label], n) if n else [r for r in pool if r["output"] == label]  # noqa: E731
+
+    def pick(pool, label, n):
+        return (
+            rng.sample([r for r in pool if r["output"] == label], n) if n else [r for r in pool if r["output"] == label]
+        )  # noqa: E731
+
     train = [r for label in labels for r in pick(train_rows, label, TRAIN_PER_LABEL)]
     small, large = [], []
     for label in labels:
@@ -71,7 +83,15 @@ def banking_slice(n_labels: int, seed: int, train_rows: list[dict], test_rows: l
         rng.shuffle(test)
         small += test[:SMALL_PER_LABEL]
         large += test[SMALL_PER_LABEL:]
-    return Slice(f"banking{n_labels}-{seed}", "classify", BANKING_INSTRUCTION, dataset(train, "train"), dataset(small + large, "test"), len(small), seed)
+    return Slice(
+        f"banking{n_labels}-{seed}",
+        "classify",
+        BANKING_INSTRUCTION,
+        dataset(train, "train"),
+        dataset(small + large, "test"),
+        len(small),
+        seed,
+    )
 
 
 def classify_slices(n: int) -> list[Slice]:
@@ -104,13 +124,20 @@ def restaurant_rows(path: Path, form: str) -> list[dict]:
         if message in seen or (form == "lines" and not slots):
             continue
         seen.add(message)
-        out.append({"input": message, "output": slot_lines(slots)} if form == "lines" else {"input": row["input"], "output": row["output"]})
+        out.append(
+            {"input": message, "output": slot_lines(slots)}
+            if form == "lines"
+            else {"input": row["input"], "output": row["output"]}
+        )
     return out
 
 
 GENERATE_FORMS = {
-    "lines": "List the booking details the customer's message gives, one per line as 'slot: value' (slots: date, time, people, first_name, last_name), each value copied as written.",
-    "json": "Extract the booking details the customer's message gives as a JSON object with only the keys among date, time, people, first_name, last_name that it mentions, each value copied as written; {} when it gives none.",
+    "lines": "List the booking details the customer's message gives, one per line as 'slot: value' (slots: "
+    "date, time, people, first_name, last_name), each value copied as written.",
+    "json": "Extract the booking details the customer's message gives as a JSON object with only the keys "
+    "among date, time, people, first_name, last_name that it mentions, each value copied as written; "
+    "{} when it gives none.",
 }
 GENERATE_SLICES = [("lines", 1), ("json", 2)]
 
@@ -119,8 +146,20 @@ def restaurant_slice(form: str, seed: int) -> Slice:
     rng = random.Random(seed)
     train = rng.sample(restaurant_rows(RESTAURANT / "train.jsonl", form), GENERATE_TRAIN)
     seen = {r["input"] for r in train}
-    test = rng.sample([r for r in restaurant_rows(RESTAURANT / "test.jsonl", form) if r["input"] not in seen], GENERATE_SMALL + GENERATE_LARGE)
-    return Slice(f"restaurant-{form}-{seed}", "generate", GENERATE_FORMS[form], dataset(train, "train"), dataset(test, "test"), GENERATE_SMALL, seed, max_new_tokens=GENERATE_TOKENS)
+    test = rng.sample(
+        [r for r in restaurant_rows(RESTAURANT / "test.jsonl", form) if r["input"] not in seen],
+        GENERATE_SMALL + GENERATE_LARGE,
+    )
+    return Slice(
+        f"restaurant-{form}-{seed}",
+        "generate",
+        GENERATE_FORMS[form],
+        dataset(train, "train"),
+        dataset(test, "test"),
+        GENERATE_SMALL,
+        seed,
+        max_new_tokens=GENERATE_TOKENS,
+    )
 
 
 def generate_slices(n: int) -> list[Slice]:
@@ -133,8 +172,13 @@ QA_TOKENS = 64  # pyref answers run 5-35 tokens; northwind's ~70 words are cut (
 QA_SMALL_SHARE = 1 / 3
 NORTHWIND = EXAMPLES / "northwind-benefits"
 NORTHWIND_MOVED = 20  # training questions moved to the test rows, so the large split has 40
-NORTHWIND_INSTRUCTION = "Answer the employee's question about Contoso's benefits. If the documents do not say, answer \"I don't know.\""
-PYREF_INSTRUCTION = "Answer the question about the Python language from its reference manual. If the documents do not say, answer \"I don't know.\""
+NORTHWIND_INSTRUCTION = (
+    "Answer the employee's question about Contoso's benefits. If the documents do not say, answer \"I don't know.\""
+)
+PYREF_INSTRUCTION = (
+    "Answer the question about the Python language from its reference manual. If the documents do not "
+    'say, answer "I don\'t know."'
+)
 
 
 def small_first(rows: list[dict], rng: random.Random) -> tuple[list[dict], int]:
@@ -156,12 +200,32 @@ def northwind_slice(seed: int) -> Slice:
     train = read_jsonl(NORTHWIND / "train.jsonl")
     rng.shuffle(train)
     test, n_small = small_first(read_jsonl(NORTHWIND / "test.jsonl") + train[:NORTHWIND_MOVED], rng)
-    return Slice(f"northwind-{seed}", "qa", NORTHWIND_INSTRUCTION, dataset(train[NORTHWIND_MOVED:], "train"), dataset(test, "test"), n_small, seed, docs=NORTHWIND / "docs", max_new_tokens=QA_TOKENS)
+    return Slice(
+        f"northwind-{seed}",
+        "qa",
+        NORTHWIND_INSTRUCTION,
+        dataset(train[NORTHWIND_MOVED:], "train"),
+        dataset(test, "test"),
+        n_small,
+        seed,
+        docs=NORTHWIND / "docs",
+        max_new_tokens=QA_TOKENS,
+    )
 
 
 def pyref_slice(seed: int) -> Slice:
     test, n_small = small_first(read_jsonl(PYREF / "test.jsonl"), random.Random(seed))
-    return Slice(f"pyref-{seed}", "qa", PYREF_INSTRUCTION, dataset(read_jsonl(PYREF / "train.jsonl"), "train"), dataset(test, "test"), n_small, seed, docs=PYREF / "docs", max_new_tokens=QA_TOKENS)
+    return Slice(
+        f"pyref-{seed}",
+        "qa",
+        PYREF_INSTRUCTION,
+        dataset(read_jsonl(PYREF / "train.jsonl"), "train"),
+        dataset(test, "test"),
+        n_small,
+        seed,
+        docs=PYREF / "docs",
+        max_new_tokens=QA_TOKENS,
+    )
 
 
 def qa_slices(n: int) -> list[Slice]:

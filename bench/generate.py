@@ -18,7 +18,8 @@ length, a different slice per row: no shared prefix, the engine's prefix cache d
                  so "all tok/s" (prompt + answer tokens per second) is shown beside it.
 The engine's answers are checked against one-by-one's (same tokens, fp32) on the baseline prompts.
 
-    python bench/generate.py [--tokens 64] [--cases 50x1,50x8,...] [--baseline-prompts 2] [--out bench/results/generate-cpu.json]
+    python bench/generate.py [--tokens 64] [--cases 50x1,50x8,...] [--baseline-prompts 2] [--out
+    bench/results/generate-cpu.json]
 
 Last line: one JSON object, which the script also writes to --out.
 """
@@ -31,8 +32,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _results import write_result
+
 from adaptlab.engine.generate import generate
 from adaptlab.models import load_base_model
 from adaptlab.models.device import bf16_is_fast
@@ -88,7 +89,14 @@ def one_by_one(base, prompts, tokens):
     with torch.inference_mode():
         for p in prompts:
             ids = torch.tensor([p])
-            new = base.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens, min_new_tokens=tokens, do_sample=False, pad_token_id=0)
+            new = base.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=tokens,
+                min_new_tokens=tokens,
+                do_sample=False,
+                pad_token_id=0,
+            )
             out.append(new[0, len(p) :].tolist())
     return time.perf_counter() - start, out
 
@@ -160,7 +168,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=64, help="answer tokens per row")
     parser.add_argument("--baseline-prompts", type=int, default=2, help="prompts one-by-one runs per prompt length")
-    parser.add_argument("--cases", default=",".join(f"{p}x{b}" for p, b in CASES), help="prompt tokens x batch size, comma-separated")
+    parser.add_argument(
+        "--cases", default=",".join(f"{p}x{b}" for p, b in CASES), help="prompt tokens x batch size, comma-separated"
+    )
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate-cpu.json"))
     args = parser.parse_args()
     cases = [tuple(map(int, c.split("x"))) for c in args.cases.split(",")]
@@ -184,11 +194,27 @@ def main():
         for size in sorted(b for p, b in cases if p == length):
             for precision in precisions:
                 seconds, _ = engine(base, prompts[:size], args.tokens, precision == "bf16")
-                rows.append({"prompt": length, "batch": size, "method": f"engine {precision}", "seconds": seconds, "precision": precision})
+                rows.append(
+                    {
+                        "prompt": length,
+                        "batch": size,
+                        "method": f"engine {precision}",
+                        "seconds": seconds,
+                        "precision": precision,
+                    }
+                )
                 print(f"  prompt {length} batch {size} engine {precision}: {seconds:.1f} s", flush=True)
             if llama:
                 seconds, _ = llama.run(prompts[:size], args.tokens)
-                rows.append({"prompt": length, "batch": size, "method": "llama.cpp Q4_1", "seconds": seconds, "precision": "q4_1"})
+                rows.append(
+                    {
+                        "prompt": length,
+                        "batch": size,
+                        "method": "llama.cpp Q4_1",
+                        "seconds": seconds,
+                        "precision": "q4_1",
+                    }
+                )
                 print(f"  prompt {length} batch {size} llama.cpp: {seconds:.1f} s", flush=True)
     for row in rows:
         answer = row["batch"] * args.tokens / row["seconds"]
@@ -199,22 +225,47 @@ def main():
             "of_2n_limit": answer * two_n / peak[row["precision"]] if row["precision"] in peak else None,
         }
     for row in rows:
-        same = next((r for r in rows if r["method"].startswith("llama") and (r["prompt"], r["batch"]) == (row["prompt"], row["batch"])), None)
+        same = next(
+            (
+                r
+                for r in rows
+                if r["method"].startswith("llama") and (r["prompt"], r["batch"]) == (row["prompt"], row["batch"])
+            ),
+            None,
+        )
         row["x_llama_cpp"] = row["answer_tok_s"] / same["answer_tok_s"] if same and row is not same else None
 
-    print(f"\nSmolLM2-135M, {args.tokens} answer tokens per row, {threads} threads; one-by-one transformers generate: "
-          + ", ".join(f"{v:.1f} tok/s at prompt {k}" for k, v in baseline.items()))
-    print(f"measured matmul: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s; 2N = {two_n / 1e9:.2f} GFLOP per token")
-    print(f"{'prompt':>6} {'batch':>5}  {'method':<15} {'answer tok/s':>12} {'all tok/s':>9} {'x one-by-one':>12} {'of 2N limit':>11} {'x llama.cpp':>11}")
+    print(
+        f"\nSmolLM2-135M, {args.tokens} answer tokens per row, {threads} threads; one-by-one transformers generate: "
+        + ", ".join(f"{v:.1f} tok/s at prompt {k}" for k, v in baseline.items())
+    )
+    print(
+        f"measured matmul: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} "
+        f"GFLOP/s; 2N = {two_n / 1e9:.2f} GFLOP per token"
+    )
+    print(
+        f"{'prompt':>6} {'batch':>5}  {'method':<15} {'answer tok/s':>12} {'all tok/s':>9} "
+        f"{'x one-by-one':>12} {'of 2N limit':>11} {'x llama.cpp':>11}"
+    )
     for r in rows:
         limit = f"{r['of_2n_limit']:.0%}" if r["of_2n_limit"] is not None else "-"
         versus = f"{r['x_llama_cpp']:.2f}" if r["x_llama_cpp"] is not None else "-"
-        print(f"{r['prompt']:>6} {r['batch']:>5}  {r['method']:<15} {r['answer_tok_s']:>12.1f} {r['all_tok_s']:>9.0f} {r['x_one_by_one']:>12.1f} {limit:>11} {versus:>11}")
+        print(
+            f"{r['prompt']:>6} {r['batch']:>5}  {r['method']:<15} {r['answer_tok_s']:>12.1f} "
+            f"{r['all_tok_s']:>9.0f} {r['x_one_by_one']:>12.1f} {limit:>11} {versus:>11}"
+        )
     print("engine fp32 answers = one-by-one's: " + ", ".join(f"prompt {k}: {v}" for k, v in agree.items()))
     result = {
-        "bench": "generate", "model": base.name, "parameters": base.parameters, "threads": threads, "answer_tokens": args.tokens,
-        "matmul_gflops": {k: v / 1e9 for k, v in peak.items()}, "one_by_one_tok_s": {str(k): v for k, v in baseline.items()},
-        "engine_matches_one_by_one": agree, "llama_cpp": llama is not None, "rows": rows,
+        "bench": "generate",
+        "model": base.name,
+        "parameters": base.parameters,
+        "threads": threads,
+        "answer_tokens": args.tokens,
+        "matmul_gflops": {k: v / 1e9 for k, v in peak.items()},
+        "one_by_one_tok_s": {str(k): v for k, v in baseline.items()},
+        "engine_matches_one_by_one": agree,
+        "llama_cpp": llama is not None,
+        "rows": rows,
     }
     write_result(args.out, result)
 

@@ -25,7 +25,8 @@ Peak GPU memory (torch.cuda.max_memory_allocated) is measured per phase.
   share of the peak the hardware actually ran. Attention's own FLOPs (12 x layers x hidden x seq
   per token, ~3% at 512 tokens) are left out of both.
 
-    python bench/gpu.py [--batch 16] [--seq 512] [--steps 20] [--peak-tflops 989] [--out bench/results/gpu-<device>.json]
+    python bench/gpu.py [--batch 16] [--seq 512] [--steps 20] [--peak-tflops 989] [--out
+    bench/results/gpu-<device>.json]
     python bench/gpu.py --smoke      # a 2-layer model on whatever device there is: checks the script, not the GPU
 
 Without CUDA (and without --smoke) it exits with code 2 and says so. Last line: one JSON object,
@@ -45,11 +46,37 @@ from pathlib import Path
 from _results import write_result
 from generate import NoStop  # a tokenizer stand-in: no end of sequence, so every row runs to the limit
 
-SHAPE = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, vocab_size=32000)
-SMOKE_SHAPE = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, vocab_size=1000)
-PEAK_BF16_TFLOPS = [("H100 NVL", 835.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("H200", 989.0), ("GH200", 989.0), ("A100", 312.0), ("L40S", 362.0), ("L4", 121.0)]  # dense; first match wins
+SHAPE = dict(
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_hidden_layers=16,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=32000,
+)
+SMOKE_SHAPE = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=1000,
+)
+PEAK_BF16_TFLOPS = [
+    ("H100 NVL", 835.0),
+    ("H100 PCIe", 756.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("GH200", 989.0),
+    ("A100", 312.0),
+    ("L40S", 362.0),
+    ("L4", 121.0),
+]  # dense; first match wins
 GENERATE_BATCHES = (1, 8, 32)
-NO_CUDA = "bench/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False on this machine. Run it on a GPU machine (or add --smoke to check the script itself on this one)."
+NO_CUDA = (
+    "bench/gpu.py needs a CUDA GPU: torch.cuda.is_available() is False on this machine. Run it on a GPU "
+    "machine (or add --smoke to check the script itself on this one)."
+)
 
 
 def peak_tflops(device_name: str, given: float | None) -> float | None:
@@ -112,7 +139,14 @@ def measure_generate(model, device: str, prompt_tokens: int, answer_tokens: int,
         generate(model, NoStop(), prompts, -1, device, answer_tokens)
         sync(device)
         seconds = time.perf_counter() - start
-        rows.append({"batch": batch, "seconds": seconds, "answer_tok_s": batch * answer_tokens / seconds, "peak_gpu_gb": peak_memory_gb(device)})
+        rows.append(
+            {
+                "batch": batch,
+                "seconds": seconds,
+                "answer_tok_s": batch * answer_tokens / seconds,
+                "peak_gpu_gb": peak_memory_gb(device),
+            }
+        )
         print(f"  generate batch {batch}: {rows[-1]['answer_tok_s']:.0f} answer tok/s", flush=True)
     return rows
 
@@ -132,7 +166,16 @@ def measure_training(base, device: str, args, vocab: int, quantize: str | None =
         return [TrainRow(r[:-answer], r[-answer:]) for r in ids]
 
     def run(steps: int, seed: int):
-        settings = TrainSettings(epochs=1, learning_rate=1e-4, batch_size=args.batch, warmup_ratio=0.0, bf16=True, seed=seed, length_grouped=False, patience=None)
+        settings = TrainSettings(
+            epochs=1,
+            learning_rate=1e-4,
+            batch_size=args.batch,
+            warmup_ratio=0.0,
+            bf16=True,
+            seed=seed,
+            length_grouped=False,
+            patience=None,
+        )
         sync(device)
         return train(base.model, rows(steps, seed), settings, device, pad_id=0)
 
@@ -145,8 +188,15 @@ def measure_training(base, device: str, args, vocab: int, quantize: str | None =
     seconds = time.perf_counter() - start
     tokens = result.state.tokens
     return {
-        "quantize": quantize, "steps": args.steps, "batch": args.batch, "seq": args.seq, "tokens": tokens, "seconds": seconds,
-        "tok_s": tokens / seconds, "loop_tok_s": result.to_dict()["tokens_per_second"], "peak_gpu_gb": peak_memory_gb(device),
+        "quantize": quantize,
+        "steps": args.steps,
+        "batch": args.batch,
+        "seq": args.seq,
+        "tokens": tokens,
+        "seconds": seconds,
+        "tok_s": tokens / seconds,
+        "loop_tok_s": result.to_dict()["tokens_per_second"],
+        "peak_gpu_gb": peak_memory_gb(device),
         **trained_modules(base.model, adapter),
     }
 
@@ -177,7 +227,9 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--answer-tokens", type=int, default=128)
     parser.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak, for a card not in the table")
-    parser.add_argument("--smoke", action="store_true", help="a 2-layer model, on a CPU if there is no GPU: checks the script runs")
+    parser.add_argument(
+        "--smoke", action="store_true", help="a 2-layer model, on a CPU if there is no GPU: checks the script runs"
+    )
     parser.add_argument("--out", help="default: bench/results/gpu-<device>.json")
     args = parser.parse_args()
 
@@ -203,10 +255,14 @@ def main() -> None:
     has_bnb = importlib.util.find_spec("bitsandbytes") is not None and device == "cuda"
     folder = saved(model) if has_bnb else None
     generation = measure_generate(model, device, args.prompt_tokens, args.answer_tokens, shape["vocab_size"])
-    trainings = [measure_training(BaseModel("random-llama", model, None, device, -1, 4096), device, args, shape["vocab_size"])]
+    trainings = [
+        measure_training(BaseModel("random-llama", model, None, device, -1, 4096), device, args, shape["vocab_size"])
+    ]
     if folder is not None:
         del model  # the bf16 copy's 2 GB, before the 4-bit one loads
-        trainings.append(measure_training(qlora_base(folder, device), device, args, shape["vocab_size"], quantize="4bit"))
+        trainings.append(
+            measure_training(qlora_base(folder, device), device, args, shape["vocab_size"], quantize="4bit")
+        )
     for t in trainings:
         t["mfu"] = 6 * params * t["tok_s"] / (peak * 1e12) if peak else None
         t["mfu_4n"] = 4 * params * t["tok_s"] / (peak * 1e12) if peak else None
@@ -224,11 +280,25 @@ def main() -> None:
         print("qlora: skipped (needs CUDA and bitsandbytes: pip install bitsandbytes)")
     lora = trainings[0]
     if lora["mfu"] is not None:
-        print(f"goal LoRA MFU >= 30%: {'met' if lora['mfu'] >= 0.30 else 'not met'} ({lora['mfu']:.1%}, {lora['target_modules']}, r 8)")
-    write_result(out, {
-        "bench": "gpu", "device": device_name, "smoke": args.smoke, "shape": shape, "parameters": params, "peak_bf16_tflops": peak,
-        "torch": torch.__version__, "generate": generation, "train": trainings, "qlora": has_bnb,
-    })
+        print(
+            f"goal LoRA MFU >= 30%: {'met' if lora['mfu'] >= 0.30 else 'not met'} "
+            f"({lora['mfu']:.1%}, {lora['target_modules']}, r 8)"
+        )
+    write_result(
+        out,
+        {
+            "bench": "gpu",
+            "device": device_name,
+            "smoke": args.smoke,
+            "shape": shape,
+            "parameters": params,
+            "peak_bf16_tflops": peak,
+            "torch": torch.__version__,
+            "generate": generation,
+            "train": trainings,
+            "qlora": has_bnb,
+        },
+    )
 
 
 if __name__ == "__main__":

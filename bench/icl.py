@@ -58,7 +58,14 @@ def generate_choices(base, prompts, task):
     with torch.inference_mode():
         for prompt in prompts:
             ids = torch.tensor([prompt])
-            new = base.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=16, do_sample=False, eos_token_id=base.eot_id, pad_token_id=base.eot_id)[0, len(prompt) :]
+            new = base.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=16,
+                do_sample=False,
+                eos_token_id=base.eot_id,
+                pad_token_id=base.eot_id,
+            )[0, len(prompt) :]
             out.append(task.parse_label(base.tokenizer.decode(new, skip_special_tokens=True)))
     return out
 
@@ -82,16 +89,24 @@ def main() -> None:
     labels = [encode_answer(base.tokenizer, label, base.eot_id) for label in task.labels]
     queries = test.inputs[: args.queries]
     slow = args.slow_queries
-    figures: dict = {"device": base.device, "queries_engine": len(queries), "queries_slow": slow, "labels": len(labels), "shots": 8}
+    figures: dict = {
+        "device": base.device,
+        "queries_engine": len(queries),
+        "queries_slow": slow,
+        "labels": len(labels),
+        "shots": 8,
+    }
     rows = []
     for shots in ("fixed", "similar"):
-        solver = strategy({"name": "few_shot", "k": 8, "selector": "random" if shots == "fixed" else "similar"}, base, seed=0).fit(task, train)
+        solver = strategy(
+            {"name": "few_shot", "k": 8, "selector": "random" if shots == "fixed" else "similar"}, base, seed=0
+        ).fit(task, train)
         prompts, counts = solver.prompts(queries)
         before = current_rss_mb()
         with PeakRss(0.02) as rss:
-            (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))
-        naive, t_naive = timed(lambda: naive_scores(base.model, prompts[:slow], labels))
-        generated, t_generate = timed(lambda: generate_choices(base, prompts[:slow], task))
+            (engine, _, _), t_engine = timed(lambda: label_logprobs(base.model, prompts, labels, base.device))  # noqa: B023
+        naive, t_naive = timed(lambda: naive_scores(base.model, prompts[:slow], labels))  # noqa: B023
+        generated, t_generate = timed(lambda: generate_choices(base, prompts[:slow], task))  # noqa: B023
         qps = {"engine": len(prompts) / t_engine, "naive": slow / t_naive, "generate": slow / t_generate}
         same = bool((engine[:slow].argmax(1) == naive.argmax(1)).all())
         diff = float(np.abs(engine[:slow] - naive).max())
@@ -107,16 +122,37 @@ def main() -> None:
             f"same_choices_{shots}": same,
             f"max_abs_logprob_diff_{shots}": diff,
             f"prompt_tokens_mean_{shots}": float(np.mean([len(p) for p in prompts])),
-            f"accuracy_engine_{shots}": float(np.mean([task.labels[i] == e for i, e in zip(engine.argmax(1), expected)])),
+            f"accuracy_engine_{shots}": float(
+                np.mean([task.labels[i] == e for i, e in zip(engine.argmax(1), expected)])
+            ),
             f"accuracy_generate_{shots}_first_{slow}": float(np.mean([g == e for g, e in zip(generated, expected)])),
             f"unparsed_generate_{shots}": sum(g is None for g in generated),
         }
-        rows.append((shots, qps, figures[f"speedup_vs_naive_{shots}"], figures[f"speedup_vs_generate_{shots}"], same, diff, figures[f"prompt_tokens_mean_{shots}"], rss.peak_mb))
+        rows.append(
+            (
+                shots,
+                qps,
+                figures[f"speedup_vs_naive_{shots}"],
+                figures[f"speedup_vs_generate_{shots}"],
+                same,
+                diff,
+                figures[f"prompt_tokens_mean_{shots}"],
+                rss.peak_mb,
+            )
+        )
     figures["same_choices"] = figures["same_choices_fixed"] and figures["same_choices_similar"]
-    figures["max_abs_logprob_diff"] = max(figures["max_abs_logprob_diff_fixed"], figures["max_abs_logprob_diff_similar"])
-    print(f"{'shots':8} {'prompt tok':>10} {'engine q/s':>11} {'engine peak MB':>14} {'naive q/s':>10} {'generate q/s':>13} {'vs naive':>9} {'vs generate':>12} {'same':>5} {'max |dlogp|':>12}")
+    figures["max_abs_logprob_diff"] = max(
+        figures["max_abs_logprob_diff_fixed"], figures["max_abs_logprob_diff_similar"]
+    )
+    print(
+        f"{'shots':8} {'prompt tok':>10} {'engine q/s':>11} {'engine peak MB':>14} {'naive q/s':>10} "
+        f"{'generate q/s':>13} {'vs naive':>9} {'vs generate':>12} {'same':>5} {'max |dlogp|':>12}"
+    )
     for shots, qps, vs_naive, vs_gen, same, diff, tokens, peak in rows:
-        print(f"{shots:8} {tokens:10.0f} {qps['engine']:11.3f} {peak:14.0f} {qps['naive']:10.3f} {qps['generate']:13.3f} {vs_naive:8.1f}x {vs_gen:11.1f}x {str(same):>5} {diff:12.2e}")
+        print(
+            f"{shots:8} {tokens:10.0f} {qps['engine']:11.3f} {peak:14.0f} {qps['naive']:10.3f} "
+            f"{qps['generate']:13.3f} {vs_naive:8.1f}x {vs_gen:11.1f}x {str(same):>5} {diff:12.2e}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(figures) + "\n")
     print(json.dumps(figures))

@@ -13,7 +13,8 @@ over repeats and rows), every repeat's score, training seconds (mean per fit), t
 peak RSS, and the paired difference (0 - 0.05) over the test rows with its 95% interval
 and test, from the compare's own `pairwise`.
 
-    python bench/lora_dropout.py [--repeats 2] [--examples booking-sql,banking-cards,bank-assistant] [--out bench/results/lora-dropout-cpu.json]
+    python bench/lora_dropout.py [--repeats 2] [--examples booking-sql,banking-cards,bank-assistant] [--out
+    bench/results/lora-dropout-cpu.json]
 
 Last line: one JSON object, which the script also writes to --out.
 """
@@ -26,8 +27,8 @@ import time
 from pathlib import Path
 
 import yaml
-
 from _results import write_result
+
 from adaptlab.runs.compare import run_compare
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
@@ -35,7 +36,8 @@ DROPOUTS = {"lora_d005": 0.05, "lora_d0": 0.0}
 
 
 def experiment(example: str, repeats: int) -> dict:
-    """The example's experiment with two lora contenders (its own lora settings, dropout 0.05 and 0) and nothing else."""
+    """The example's experiment with two lora contenders (its own lora settings, dropout 0.05 and 0) and nothing
+    else."""
     folder = EXAMPLES / example
     config = yaml.safe_load((folder / "experiment.yaml").read_text())
     lora = next(s for s in config["strategies"] if s["name"] == "lora")
@@ -52,15 +54,26 @@ def measure(example: str, repeats: int) -> dict:
     sides = {}
     for s in results["strategies"]:
         sides[s["name"]] = {
-            metric: s["metrics"][metric], "ci": s["ci"][metric], "repeats": s.get("repeats") or [s["metrics"][metric]],
+            metric: s["metrics"][metric],
+            "ci": s["ci"][metric],
+            "repeats": s.get("repeats") or [s["metrics"][metric]],
             "fit_s_per_repeat": s["fit_seconds"],  # the mean over repeats
             "peak_rss_mb": s["peak_rss_mb"],
         }
     pair = next(p for p in results["pairwise"] if {p["a"], p["b"]} == set(DROPOUTS))
     sign = 1 if pair["a"] == "lora_d0" else -1  # reported as dropout 0 minus dropout 0.05
     ci = sorted(sign * c for c in pair["ci95"])
-    return {"example": example, "metric": metric, "rows": len(results["strategies"][0]["predictions"]), "wall_s": time.perf_counter() - start, "sides": sides,
-            "difference": sign * pair["difference"], "difference_ci": ci, "test": pair["test"], "p_value": pair["p_value"]}
+    return {
+        "example": example,
+        "metric": metric,
+        "rows": len(results["strategies"][0]["predictions"]),
+        "wall_s": time.perf_counter() - start,
+        "sides": sides,
+        "difference": sign * pair["difference"],
+        "difference_ci": ci,
+        "test": pair["test"],
+        "p_value": pair["p_value"],
+    }
 
 
 def main() -> None:
@@ -78,10 +91,22 @@ def main() -> None:
         print(f"{'dropout':<8} {r['metric']:>8} {'95% CI':>17} {'each repeat':>20} {'fit s':>7} {'peak RSS MB':>11}")
         for name, side in r["sides"].items():
             ci, each = f"[{side['ci'][0]:.3f}, {side['ci'][1]:.3f}]", " ".join(f"{x:.3f}" for x in side["repeats"])
-            print(f"{DROPOUTS[name]:<8} {side[r['metric']]:>8.3f} {ci:>17} {each:>20} {side['fit_s_per_repeat']:>7.1f} {side['peak_rss_mb']:>11.0f}")
-        print(f"0 - 0.05: {r['difference']:+.3f} (95% paired CI {r['difference_ci'][0]:+.3f} to {r['difference_ci'][1]:+.3f}; {r['test']} p={r['p_value']:.3f})")
-    result = {"bench": "lora_dropout", "repeats": args.repeats, "dropouts": DROPOUTS, "examples": rows,
-              "worst_difference": min(r["difference"] for r in rows), "worst_difference_ci_low": min(r["difference_ci"][0] for r in rows)}
+            print(
+                f"{DROPOUTS[name]:<8} {side[r['metric']]:>8.3f} {ci:>17} {each:>20} "
+                f"{side['fit_s_per_repeat']:>7.1f} {side['peak_rss_mb']:>11.0f}"
+            )
+        print(
+            f"0 - 0.05: {r['difference']:+.3f} (95% paired CI {r['difference_ci'][0]:+.3f} to "
+            f"{r['difference_ci'][1]:+.3f}; {r['test']} p={r['p_value']:.3f})"
+        )
+    result = {
+        "bench": "lora_dropout",
+        "repeats": args.repeats,
+        "dropouts": DROPOUTS,
+        "examples": rows,
+        "worst_difference": min(r["difference"] for r in rows),
+        "worst_difference_ci_low": min(r["difference_ci"][0] for r in rows),
+    }
     write_result(args.out, result)
 
 

@@ -82,19 +82,52 @@ def main():
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "lora-memory-cpu.json"))
     args = parser.parse_args()
 
-    # (max_batch_tokens, pad_to, lora dropout, attention): the settings before, then one change after another to the defaults
-    configs = [(512, 1, 0.05, "sdpa"), (256, 1, 0.05, "sdpa"), (256, 64, 0.05, "sdpa"), (256, 64, 0.0, "sdpa"), (256, 64, 0.0, "explicit")]
+    # (max_batch_tokens, pad_to, lora dropout, attention): the settings before, then one change after another to the
+    # defaults
+    configs = [
+        (512, 1, 0.05, "sdpa"),
+        (256, 1, 0.05, "sdpa"),
+        (256, 64, 0.05, "sdpa"),
+        (256, 64, 0.0, "sdpa"),
+        (256, 64, 0.0, "explicit"),
+    ]
     runs = []
-    print(f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'attention':>9} {'before MB':>9} {'peak RSS MB':>11} {'seconds':>8} {'loss':>7}")
+    print(
+        f"{'max_batch_tokens':>16} {'pad_to':>6} {'dropout':>7} {'attention':>9} {'before MB':>9} "
+        f"{'peak RSS MB':>11} {'seconds':>8} {'loss':>7}"
+    )
     for budget, pad_to, dropout, attention in configs:
-        done = subprocess.run([sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout), attention], capture_output=True, text=True, check=True)
-        run = {"max_batch_tokens": budget, "pad_to": pad_to, "lora_dropout": dropout, "attention": attention} | json.loads(done.stdout.strip().splitlines()[-1])
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, str(EXAMPLE), str(budget), str(pad_to), str(dropout), attention],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        run = {
+            "max_batch_tokens": budget,
+            "pad_to": pad_to,
+            "lora_dropout": dropout,
+            "attention": attention,
+        } | json.loads(done.stdout.strip().splitlines()[-1])
         runs.append(run)
-        print(f"{budget:>16} {pad_to:>6} {dropout:>7} {attention:>9} {run['before_mb']:>9.0f} {run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}")
+        print(
+            f"{budget:>16} {pad_to:>6} {dropout:>7} {attention:>9} {run['before_mb']:>9.0f} "
+            f"{run['peak_rss_mb']:>11.0f} {run['seconds']:>8.1f} {run['final_loss']:>7.4f}"
+        )
     old, new = runs[0], runs[DEFAULT]  # the settings before; the defaults
-    result = {"bench": "lora_memory", "slice": "examples/booking-sql", "targets": "all-linear", "epochs": 1, "bf16": new["bf16"], "runs": runs,
-              "default_peak_rss_mb": new["peak_rss_mb"], "default_under_3gb": new["peak_rss_mb"] <= 3000,
-              "before_peak_rss_mb": old["peak_rss_mb"], "time_vs_before": new["seconds"] / old["seconds"], "peak_vs_before": new["peak_rss_mb"] / old["peak_rss_mb"]}
+    result = {
+        "bench": "lora_memory",
+        "slice": "examples/booking-sql",
+        "targets": "all-linear",
+        "epochs": 1,
+        "bf16": new["bf16"],
+        "runs": runs,
+        "default_peak_rss_mb": new["peak_rss_mb"],
+        "default_under_3gb": new["peak_rss_mb"] <= 3000,
+        "before_peak_rss_mb": old["peak_rss_mb"],
+        "time_vs_before": new["seconds"] / old["seconds"],
+        "peak_vs_before": new["peak_rss_mb"] / old["peak_rss_mb"],
+    }
     write_result(args.out, result)
 
 

@@ -29,8 +29,8 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-
 from _results import write_result
+
 from adaptlab.knowledge.documents import chunk_pages, read_documents
 from adaptlab.knowledge.retrieval import BM25Index, DenseIndex, HybridIndex
 
@@ -58,7 +58,9 @@ def main():
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--slow-queries", type=int, default=5)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "rag-cpu.json"))
-    parser.add_argument("--no-e2e", action="store_true", help="skip rag against zero_shot end to end (minutes on a CPU)")
+    parser.add_argument(
+        "--no-e2e", action="store_true", help="skip rag against zero_shot end to end (minutes on a CPU)"
+    )
     args = parser.parse_args()
     from adaptlab.models.base import load_tokenizer
     from adaptlab.models.embedder import default_embedder
@@ -75,7 +77,10 @@ def main():
         start = time.perf_counter()
         text = "\n".join(extract_text(str(f)) for f in sorted(Path(args.docs).glob("*.pdf")))
         slow = time.perf_counter() - start
-        result["ingest"] |= {"pdfminer_pages_per_s": len(pages) / slow, "pdfminer_words": len(re.findall(r"[A-Za-z]+", text))}
+        result["ingest"] |= {
+            "pdfminer_pages_per_s": len(pages) / slow,
+            "pdfminer_words": len(re.findall(r"[A-Za-z]+", text)),
+        }
     except ImportError:
         pass
     tokenizer, _ = load_tokenizer("smollm2-135m-instruct")
@@ -98,7 +103,11 @@ def main():
     embedder = default_embedder()
     vectors = rng.standard_normal((args.chunks, 384)).astype(np.float32)
     dense = DenseIndex([], embedder, vectors=vectors)
-    result["retrieval"] = {"bm25": timed_queries(bm25, queries), "dense": timed_queries(dense, queries), "hybrid": timed_queries(HybridIndex(bm25, dense), queries)}
+    result["retrieval"] = {
+        "bm25": timed_queries(bm25, queries),
+        "dense": timed_queries(dense, queries),
+        "hybrid": timed_queries(HybridIndex(bm25, dense), queries),
+    }
     try:
         from rank_bm25 import BM25Okapi
 
@@ -116,20 +125,35 @@ def main():
         result["end_to_end"] = end_to_end()
 
     ingest = result["ingest"]
-    print(f"ingestion: {ingest['pages']} pages, pypdf {ingest['pages_per_s']:.0f} pages/s ({ingest['words']} words)"
-          + (f", pdfminer.six {ingest['pdfminer_pages_per_s']:.0f} pages/s ({ingest['pdfminer_words']} words)" if "pdfminer_pages_per_s" in ingest else ""))
-    print(f"chunking: {result['chunking']['chunks']} chunks of 256 tokens, {result['chunking']['chunks_per_s']:.0f} chunks/s")
+    print(
+        f"ingestion: {ingest['pages']} pages, pypdf {ingest['pages_per_s']:.0f} pages/s ({ingest['words']} words)"
+        + (
+            f", pdfminer.six {ingest['pdfminer_pages_per_s']:.0f} pages/s ({ingest['pdfminer_words']} words)"
+            if "pdfminer_pages_per_s" in ingest
+            else ""
+        )
+    )
+    print(
+        f"chunking: {result['chunking']['chunks']} chunks of 256 tokens, "
+        f"{result['chunking']['chunks_per_s']:.0f} chunks/s"
+    )
     print(f"retrieval at {args.chunks:,} chunks (bm25 index built in {result['bm25_index_seconds']:.1f} s):")
     print(f"  {'retriever':<10} {'p50 ms':>8} {'p95 ms':>8}")
     for name, figures in result["retrieval"].items():
         print(f"  {name:<10} {figures['p50_ms']:>8.1f} {figures['p95_ms']:>8.1f}")
     if "end_to_end" in result:
         e2e = result["end_to_end"]
-        print(f"end to end on {e2e['questions']} northwind test questions (index: {e2e['index_seconds']:.1f} s, {e2e['chunks']} chunks):")
+        print(
+            f"end to end on {e2e['questions']} northwind test questions (index: "
+            f"{e2e['index_seconds']:.1f} s, {e2e['chunks']} chunks):"
+        )
         print(f"  {'strategy':<10} {'queries/s':>9} {'prompt tok':>10} {'answer tok':>10}")
         for name in ("zero_shot", "rag"):
             row = e2e[name]
-            print(f"  {name:<10} {row['queries_per_s']:>9.3f} {row['prompt_tokens_mean']:>10.0f} {row['completion_tokens_mean']:>10.0f}")
+            print(
+                f"  {name:<10} {row['queries_per_s']:>9.3f} {row['prompt_tokens_mean']:>10.0f} "
+                f"{row['completion_tokens_mean']:>10.0f}"
+            )
         print(f"  rag answers at {e2e['rag_vs_zero_shot']:.2f}x zero_shot's queries/s")
     write_result(args.out, result)
 
@@ -148,13 +172,25 @@ def end_to_end() -> dict:
     base = load_base_model(config.model)
     documents = documents_for(config, root, base)
     out: dict = {"questions": len(test), "max_new_tokens": task.max_new_tokens}
-    for name, strategy in (("zero_shot", ZeroShot(base, "zero_shot")), ("rag", Rag(base, "rag", documents, 4, "hybrid"))):
+    for name, strategy in (
+        ("zero_shot", ZeroShot(base, "zero_shot")),
+        ("rag", Rag(base, "rag", documents, 4, "hybrid")),
+    ):
         solver = strategy.fit(task, train)
         start = time.perf_counter()
         predictions = solver.predict(test.inputs)
         seconds = time.perf_counter() - start
-        out[name] = {"seconds": seconds, "queries_per_s": len(test) / seconds, "prompt_tokens_mean": float(np.mean([p.prompt_tokens for p in predictions])), "completion_tokens_mean": float(np.mean([p.completion_tokens for p in predictions]))}
-    out |= {"index_seconds": documents.seconds["hybrid"], "chunks": len(documents.chunks), "rag_vs_zero_shot": out["rag"]["queries_per_s"] / out["zero_shot"]["queries_per_s"]}
+        out[name] = {
+            "seconds": seconds,
+            "queries_per_s": len(test) / seconds,
+            "prompt_tokens_mean": float(np.mean([p.prompt_tokens for p in predictions])),
+            "completion_tokens_mean": float(np.mean([p.completion_tokens for p in predictions])),
+        }
+    out |= {
+        "index_seconds": documents.seconds["hybrid"],
+        "chunks": len(documents.chunks),
+        "rag_vs_zero_shot": out["rag"]["queries_per_s"] / out["zero_shot"]["queries_per_s"],
+    }
     return out
 
 

@@ -59,7 +59,8 @@ def main() -> None:
 
 
 def _start():
-    """The zero-shot version registered and the app serving it on a free port: (app, served models, version ref, port)."""
+    """The zero-shot version registered and the app serving it on a free port: (app, served models, version ref,
+    port)."""
     import uvicorn
 
     from adaptlab.data import load_dataset
@@ -75,8 +76,16 @@ def _start():
     home = Path(os.environ["ADAPTLAB_HOME"])
     registry = Registry(home / "bench-registry")
     base = load_base_model(BASE, device="cpu")
-    strategy({"name": "zero_shot"}, base).fit(task, train).save(home / "bench-solver")  # solver.json records the base it runs on
-    version = registry.add_version(task.name, "zero_shot", home / "bench-solver", {"strategy": {"name": "zero_shot"}}, extra={"task.json": task.to_dict()})
+    strategy({"name": "zero_shot"}, base).fit(task, train).save(
+        home / "bench-solver"
+    )  # solver.json records the base it runs on
+    version = registry.add_version(
+        task.name,
+        "zero_shot",
+        home / "bench-solver",
+        {"strategy": {"name": "zero_shot"}},
+        extra={"task.json": task.to_dict()},
+    )
     served = ServedModels(base, registry)
     app = create_app(served, BASE, None, Limits(max_queue=256, max_batch=CLIENTS))
     with socket.socket() as s:
@@ -90,7 +99,8 @@ def _start():
 
 
 def _classification(http: httpx.Client, url: str, ref: str, messages: list[str], app) -> dict:
-    """Label requests to the version, one client then CLIENTS at once: requests per second and whether the labels agree."""
+    """Label requests to the version, one client then CLIENTS at once: requests per second and whether the labels
+    agree."""
 
     def ask(text: str) -> str:
         reply = http.post(url, json={"model": ref, "messages": [{"role": "user", "content": text}]})
@@ -108,12 +118,22 @@ def _classification(http: httpx.Client, url: str, ref: str, messages: list[str],
     conc_s = time.perf_counter() - start
     rps_seq, rps_conc = len(messages) / seq_s, len(messages) / conc_s
     differing = sum(a != b for a, b in zip(sequential, concurrent))
-    return {"requests": len(messages), "seconds_sequential": seq_s, "seconds_concurrent_8": conc_s, "rps_sequential": rps_seq, "rps_concurrent_8": rps_conc, "speedup_concurrent": rps_conc / rps_seq,
-            "batches_concurrent": _batches(app) - batches, "same_answers": sequential == concurrent, "answers_differing": differing}
+    return {
+        "requests": len(messages),
+        "seconds_sequential": seq_s,
+        "seconds_concurrent_8": conc_s,
+        "rps_sequential": rps_seq,
+        "rps_concurrent_8": rps_conc,
+        "speedup_concurrent": rps_conc / rps_seq,
+        "batches_concurrent": _batches(app) - batches,
+        "same_answers": sequential == concurrent,
+        "answers_differing": differing,
+    }
 
 
 def _generation(http: httpx.Client, url: str, texts: list[str], app) -> dict:
-    """Streamed chats to the base model, one client then CLIENTS at once: throughput, first-token and whole-answer times."""
+    """Streamed chats to the base model, one client then CLIENTS at once: throughput, first-token and whole-answer
+    times."""
     _stream(http, url, texts[0])  # warm-up
     start = time.perf_counter()
     alone = [_stream(http, url, t) for t in texts]
@@ -126,19 +146,39 @@ def _generation(http: httpx.Client, url: str, texts: list[str], app) -> dict:
     tokens = sum(r["tokens"] for r in loaded)
     first, full = [r["first_s"] for r in loaded], [r["full_s"] for r in loaded]
     rps_seq, rps_conc = len(texts) / seq_s, len(texts) / conc_s
-    return {"streams": len(texts), "stream_tokens": tokens, "generate_seconds_sequential": seq_s, "generate_seconds_concurrent_8": conc_s,
-            "generate_rps_sequential": rps_seq, "generate_rps_concurrent_8": rps_conc, "generate_speedup_concurrent": rps_conc / rps_seq,
-            "generate_tokens_per_s_sequential": sum(r["tokens"] for r in alone) / seq_s, "generate_tokens_per_s_concurrent_8": tokens / conc_s,
-            "generate_batches_concurrent": _batches(app) - batches, "generate_same_answers": [r["text"] for r in alone] == [r["text"] for r in loaded],
-            "generate_answers_differing": sum(a["text"] != b["text"] for a, b in zip(alone, loaded)),
-            "ttft_p50_sequential_s": _pct([r["first_s"] for r in alone], 50), "full_answer_p50_sequential_s": _pct([r["full_s"] for r in alone], 50),
-            "ttft_p50_s": _pct(first, 50), "ttft_p95_s": _pct(first, 95), "full_answer_p50_s": _pct(full, 50), "full_answer_p95_s": _pct(full, 95)}
+    return {
+        "streams": len(texts),
+        "stream_tokens": tokens,
+        "generate_seconds_sequential": seq_s,
+        "generate_seconds_concurrent_8": conc_s,
+        "generate_rps_sequential": rps_seq,
+        "generate_rps_concurrent_8": rps_conc,
+        "generate_speedup_concurrent": rps_conc / rps_seq,
+        "generate_tokens_per_s_sequential": sum(r["tokens"] for r in alone) / seq_s,
+        "generate_tokens_per_s_concurrent_8": tokens / conc_s,
+        "generate_batches_concurrent": _batches(app) - batches,
+        "generate_same_answers": [r["text"] for r in alone] == [r["text"] for r in loaded],
+        "generate_answers_differing": sum(a["text"] != b["text"] for a, b in zip(alone, loaded)),
+        "ttft_p50_sequential_s": _pct([r["first_s"] for r in alone], 50),
+        "full_answer_p50_sequential_s": _pct([r["full_s"] for r in alone], 50),
+        "ttft_p50_s": _pct(first, 50),
+        "ttft_p95_s": _pct(first, 95),
+        "full_answer_p50_s": _pct(full, 50),
+        "full_answer_p95_s": _pct(full, 95),
+    }
 
 
 def _stream(http: httpx.Client, url: str, text: str) -> dict:
-    """One streamed chat to the base model: its text, completion tokens, and seconds to the first content and to the end."""
+    """One streamed chat to the base model: its text, completion tokens, and seconds to the first content and to the
+    end."""
     start, first, pieces, tokens = time.perf_counter(), None, [], 0
-    body = {"model": BASE, "messages": [{"role": "user", "content": text}], "max_tokens": 64, "stream": True, "stream_options": {"include_usage": True}}
+    body = {
+        "model": BASE,
+        "messages": [{"role": "user", "content": text}],
+        "max_tokens": 64,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with http.stream("POST", url, json=body) as reply:
         reply.raise_for_status()
         for line in reply.iter_lines():
@@ -155,17 +195,37 @@ def _stream(http: httpx.Client, url: str, text: str) -> dict:
 
 def _print(labels: dict, chats: dict, ref: str) -> None:
     """The two tables."""
-    print(f"{labels['requests']} chat requests to {ref} (zero-shot, labels scored), SmolLM2-135M, CPU, {os.cpu_count()} cores")
+    print(
+        f"{labels['requests']} chat requests to {ref} (zero-shot, labels scored), SmolLM2-135M, CPU, "
+        f"{os.cpu_count()} cores"
+    )
     print(f"{'clients':<12} {'seconds':>8} {'req/s':>7}")
     print(f"{'1 (in turn)':<12} {labels['seconds_sequential']:>8.1f} {labels['rps_sequential']:>7.2f}")
-    print(f"{'8 at once':<12} {labels['seconds_concurrent_8']:>8.1f} {labels['rps_concurrent_8']:>7.2f}   {labels['speedup_concurrent']:.2f}x, {labels['batches_concurrent']} batches")
-    print(f"labels that differ between the two runs: {labels['answers_differing']} of {labels['requests']} (scoring precision {labels['precision']}: {labels['precision_note']})")
+    print(
+        f"{'8 at once':<12} {labels['seconds_concurrent_8']:>8.1f} "
+        f"{labels['rps_concurrent_8']:>7.2f}   {labels['speedup_concurrent']:.2f}x, "
+        f"{labels['batches_concurrent']} batches"
+    )
+    print(
+        f"labels that differ between the two runs: {labels['answers_differing']} of "
+        f"{labels['requests']} (scoring precision {labels['precision']}: {labels['precision_note']})"
+    )
     print(f"\n{chats['streams']} streamed chats to the base model, max_tokens 64, generation batched continuously")
     print(f"{'clients':<12} {'seconds':>8} {'req/s':>7} {'tok/s':>7} {'first p50':>10} {'whole p50':>10}")
-    for name, key, first, full in (("1 (in turn)", "sequential", "ttft_p50_sequential_s", "full_answer_p50_sequential_s"), ("8 at once", "concurrent_8", "ttft_p50_s", "full_answer_p50_s")):
-        print(f"{name:<12} {chats['generate_seconds_' + key]:>8.1f} {chats['generate_rps_' + key]:>7.2f} {chats['generate_tokens_per_s_' + key]:>7.1f} {chats[first]:>10.2f} {chats[full]:>10.2f}")
-    print(f"8 at once: {chats['generate_speedup_concurrent']:.2f}x the requests per second of one at a time; first token p95 {chats['ttft_p95_s']:.2f} s; "
-          f"answers that differ between the two runs: {chats['generate_answers_differing']} of {chats['streams']}")
+    for name, key, first, full in (
+        ("1 (in turn)", "sequential", "ttft_p50_sequential_s", "full_answer_p50_sequential_s"),
+        ("8 at once", "concurrent_8", "ttft_p50_s", "full_answer_p50_s"),
+    ):
+        print(
+            f"{name:<12} {chats['generate_seconds_' + key]:>8.1f} "
+            f"{chats['generate_rps_' + key]:>7.2f} {chats['generate_tokens_per_s_' + key]:>7.1f} "
+            f"{chats[first]:>10.2f} {chats[full]:>10.2f}"
+        )
+    print(
+        f"8 at once: {chats['generate_speedup_concurrent']:.2f}x the requests per second of one at a "
+        f"time; first token p95 {chats['ttft_p95_s']:.2f} s; "
+        f"answers that differ between the two runs: {chats['generate_answers_differing']} of {chats['streams']}"
+    )
 
 
 def _pct(values: list, q: float) -> float:

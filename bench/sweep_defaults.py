@@ -25,7 +25,10 @@ from adaptlab.models import load_base_model
 from adaptlab.task import make_task
 
 DATA = Path(__file__).parent / "data"
-SLICES = {"banking-topup": "Route the bank customer's message about topping up their account to the right team.", "banking-transfers": "Route the bank customer's message about a money transfer to the right team."}
+SLICES = {
+    "banking-topup": "Route the bank customer's message about topping up their account to the right team.",
+    "banking-transfers": "Route the bank customer's message about a money transfer to the right team.",
+}
 LEARNING_RATES = [2e-4, 5e-4, 1e-3, 2e-3, 5e-3]
 EPOCHS = [2, 3]
 SHOTS = [2, 4, 8, 16]
@@ -51,18 +54,61 @@ def main() -> None:
         train = load_dataset(DATA / name / "train.jsonl")
         dev = load_dataset(DATA / name / "dev.jsonl")
         task = make_task(name.replace("banking-", "bank-"), SLICES[name], train, dev)
-        runs = [("majority", {}, strategy({"name": "majority"})), ("embed_classifier", {}, strategy({"name": "embed_classifier"}))]
-        runs += [("few_shot", {"k": k, "selector": sel}, strategy({"name": "few_shot", "k": k, "selector": sel}, base)) for k in shots for sel in SELECTORS]
+        runs = [
+            ("majority", {}, strategy({"name": "majority"})),
+            ("embed_classifier", {}, strategy({"name": "embed_classifier"})),
+        ]
+        runs += [
+            ("few_shot", {"k": k, "selector": sel}, strategy({"name": "few_shot", "k": k, "selector": sel}, base))
+            for k in shots
+            for sel in SELECTORS
+        ]
         if not args.skip_lora:
-            runs += [("lora", {"learning_rate": lr, "epochs": ep}, strategy({"name": "lora", "learning_rate": lr, "epochs": ep, "bf16": False, "dev_fraction": 0}, base)) for lr in lrs for ep in epochs]
+            runs += [
+                (
+                    "lora",
+                    {"learning_rate": lr, "epochs": ep},
+                    strategy(
+                        {"name": "lora", "learning_rate": lr, "epochs": ep, "bf16": False, "dev_fraction": 0}, base
+                    ),
+                )
+                for lr in lrs
+                for ep in epochs
+            ]
         for kind, settings, fitter in runs:
             evaluation, _ = evaluate(fitter, task, train, dev)
             lo, hi = evaluation.ci["accuracy"]
-            rows.append({"slice": name, "strategy": kind, **settings, "accuracy": evaluation.metrics["accuracy"], "ci_low": lo, "ci_high": hi, "macro_f1": evaluation.metrics["macro_f1"], "fit_s": evaluation.fit_seconds, "ms_per_query": evaluation.latency_ms_mean})
+            rows.append(
+                {
+                    "slice": name,
+                    "strategy": kind,
+                    **settings,
+                    "accuracy": evaluation.metrics["accuracy"],
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "macro_f1": evaluation.metrics["macro_f1"],
+                    "fit_s": evaluation.fit_seconds,
+                    "ms_per_query": evaluation.latency_ms_mean,
+                }
+            )
             r = rows[-1]
-            print(f"{name:18} {kind:16} {json.dumps(settings):40} acc {r['accuracy']:.3f} [{lo:.2f}-{hi:.2f}]  fit {r['fit_s']:6.1f}s  {r['ms_per_query']:7.1f} ms/q", flush=True)
+            print(
+                f"{name:18} {kind:16} {json.dumps(settings):40} acc {r['accuracy']:.3f} "
+                f"[{lo:.2f}-{hi:.2f}]  fit {r['fit_s']:6.1f}s  {r['ms_per_query']:7.1f} ms/q",
+                flush=True,
+            )
     summary = summarise(rows)
-    print(json.dumps({"device": base.device, "model": args.model, "seconds": time.perf_counter() - start, "rows": rows, **summary}))
+    print(
+        json.dumps(
+            {
+                "device": base.device,
+                "model": args.model,
+                "seconds": time.perf_counter() - start,
+                "rows": rows,
+                **summary,
+            }
+        )
+    )
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from _results import write_result
+
 from adaptlab.data import Dataset, load_dataset
 from adaptlab.engine.prompt import encode_text
 from adaptlab.kinds import kind
@@ -34,14 +35,17 @@ SHARED = Path(__file__).parents[2] / "shared" / "data"
 INSTRUCTIONS = {
     "banking-topup": "Route the bank customer's message about topping up their account to the right team.",
     "banking-transfers": "Route the bank customer's message about a money transfer to the right team.",
-    "restaurant8k": "Extract the booking details the user gives as a JSON object with the keys date, time, people, first_name, last_name (only those present; {} when none).",
+    "restaurant8k": "Extract the booking details the user gives as a JSON object with the keys date, time, people, "
+    "first_name, last_name (only those present; {} when none).",
 }
 
 
 def data(name: str) -> tuple[Dataset, Dataset]:
     if name == "restaurant8k":
         rows = load_dataset(SHARED / "restaurant8k" / "train.jsonl")
-        return Dataset(rows.examples[:120], "restaurant8k[:120]"), Dataset(rows.examples[120:160], "restaurant8k[120:160]")
+        return Dataset(rows.examples[:120], "restaurant8k[:120]"), Dataset(
+            rows.examples[120:160], "restaurant8k[120:160]"
+        )
     return load_dataset(DATA / name / "train.jsonl"), load_dataset(DATA / name / "dev.jsonl")
 
 
@@ -52,18 +56,36 @@ def main() -> None:
     parser.add_argument("--data", nargs="+", default=list(INSTRUCTIONS))
     parser.add_argument("--kinds", nargs="+", default=["few_shot", "lora"])
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "tune-defaults-cpu.json"))
-    parser.add_argument("--resume", action="store_true", help="keep the rows of an interrupted run (OUT's .partial.json) and measure only the rest")
-    parser.add_argument("--minutes", type=float, default=None, help="start no new tuning after this many minutes; the rest are listed as skipped")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of an interrupted run (OUT's .partial.json) and measure only the rest",
+    )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="start no new tuning after this many minutes; the rest are listed as skipped",
+    )
     args = parser.parse_args()
     partial = Path(args.out).with_suffix(".partial.json")  # an hour-long run keeps what it measured if stopped
     base = load_base_model("smollm2-135m-instruct")
     models = ModelSource(base)
-    defaults = {"few_shot": {"name": "few_shot"}, "lora": {"name": "lora", "epochs": 3, "bf16": False, "dev_fraction": 0}}
-    rows, start, skipped = (json.loads(partial.read_text())["rows"] if args.resume and partial.exists() else []), time.perf_counter(), []
+    defaults = {
+        "few_shot": {"name": "few_shot"},
+        "lora": {"name": "lora", "epochs": 3, "bf16": False, "dev_fraction": 0},
+    }
+    rows, start, skipped = (
+        (json.loads(partial.read_text())["rows"] if args.resume and partial.exists() else []),
+        time.perf_counter(),
+        [],
+    )
     print(f"{'data':18} {'seed':>4} {'kind':9} {'untuned dev':>11} {'tuned dev':>9} {'seconds':>8}  chosen")
     for name in args.data:
         train, dev = data(name)
-        task = make_task(name, INSTRUCTIONS[name], train, dev, count_tokens=lambda text: len(encode_text(base.tokenizer, text)) + 1)  # the answer budget compare gives
+        task = make_task(
+            name, INSTRUCTIONS[name], train, dev, count_tokens=lambda text: len(encode_text(base.tokenizer, text)) + 1
+        )  # the answer budget compare gives
         for seed in args.seeds:
             for k in args.kinds:
                 if any((r["data"], r["seed"], r["kind"]) == (name, seed, k) for r in rows):
@@ -73,11 +95,35 @@ def main() -> None:
                     continue
                 spec = kind(k)
                 config = spec.config.model_validate(defaults[k] | {"tune": {"trials": args.trials}})
-                tuned = tune(config, spec, task, train, dev, lambda c, seed=seed, spec=spec: spec.build(c, BuildContext(models, seed, dev=dev)), seed)
+                tuned = tune(
+                    config,
+                    spec,
+                    task,
+                    train,
+                    dev,
+                    lambda c, seed=seed, spec=spec, dev=dev: spec.build(c, BuildContext(models, seed, dev=dev)),
+                    seed,
+                )
                 r = tuned.record
-                rows.append({"data": name, "seed": seed, "kind": k, "untuned_dev": r["untuned"]["dev_score"] if r["untuned"] else None, "tuned_dev": r["best"]["dev_score"], "chosen": r["best"]["settings"], "seconds": r["seconds"], "trials": r["trials"], "metric": task.metric})
+                rows.append(
+                    {
+                        "data": name,
+                        "seed": seed,
+                        "kind": k,
+                        "untuned_dev": r["untuned"]["dev_score"] if r["untuned"] else None,
+                        "tuned_dev": r["best"]["dev_score"],
+                        "chosen": r["best"]["settings"],
+                        "seconds": r["seconds"],
+                        "trials": r["trials"],
+                        "metric": task.metric,
+                    }
+                )
                 row = rows[-1]
-                print(f"{name:18} {seed:>4} {k:9} {row['untuned_dev']:>11.3f} {row['tuned_dev']:>9.3f} {row['seconds']:>8.0f}  {row['chosen']}", flush=True)
+                print(
+                    f"{name:18} {seed:>4} {k:9} {row['untuned_dev']:>11.3f} {row['tuned_dev']:>9.3f} "
+                    f"{row['seconds']:>8.0f}  {row['chosen']}",
+                    flush=True,
+                )
                 partial.write_text(json.dumps({"bench": "tune_defaults", "complete": False, "rows": rows}) + "\n")
     spread = {}
     for name in args.data:
@@ -86,13 +132,32 @@ def main() -> None:
             gains = [r["tuned_dev"] - r["untuned_dev"] for r in mine if r["untuned_dev"] is not None]
             if not gains:
                 continue
-            spread[f"{name}/{k}"] = {"gain_min": min(gains), "gain_max": max(gains), "chosen": [r["chosen"] for r in mine]}
+            spread[f"{name}/{k}"] = {
+                "gain_min": min(gains),
+                "gain_max": max(gains),
+                "chosen": [r["chosen"] for r in mine],
+            }
     for key, s in spread.items():
-        print(f"{key:30} gain over the defaults on dev: {s['gain_min']:+.3f} to {s['gain_max']:+.3f}; chosen: {s['chosen']}")
+        print(
+            f"{key:30} gain over the defaults on dev: {s['gain_min']:+.3f} to {s['gain_max']:+.3f}; "
+            f"chosen: {s['chosen']}"
+        )
     for gap in skipped:
         print(f"not measured (over --minutes): {gap}")
     partial.unlink(missing_ok=True)
-    write_result(args.out, {"bench": "tune_defaults", "trials": args.trials, "seeds": args.seeds, "seconds": time.perf_counter() - start, "seconds_note": "this invocation's wall time; resumed rows keep their own seconds", "rows": rows, "spread": spread, "skipped": skipped})
+    write_result(
+        args.out,
+        {
+            "bench": "tune_defaults",
+            "trials": args.trials,
+            "seeds": args.seeds,
+            "seconds": time.perf_counter() - start,
+            "seconds_note": "this invocation's wall time; resumed rows keep their own seconds",
+            "rows": rows,
+            "spread": spread,
+            "skipped": skipped,
+        },
+    )
 
 
 if __name__ == "__main__":

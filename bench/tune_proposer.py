@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from _results import write_result
+
 from adaptlab.evaluation import evaluate
 from adaptlab.kinds import kind
 from adaptlab.kinds.context import BuildContext, ModelSource
@@ -48,21 +49,50 @@ def main() -> None:
     for name in args.kinds:
         spec = kind(name)
         for with_proposer in (False, True):
-            tuning = {"trials": args.trials} | ({"proposer": "writer", "proposals": args.proposals} if with_proposer else {})
+            tuning = {"trials": args.trials} | (
+                {"proposer": "writer", "proposals": args.proposals} if with_proposer else {}
+            )
             contender = spec.config.model_validate({"name": name, "tune": tuning})
             proposer = proposer_for(contender, [contender, writer], models)
             build = lambda c, spec=spec: spec.build(c, BuildContext(models, config.seed))  # noqa: E731
             tuned = tune(contender, spec, task, train, dev, build, config.seed, proposer=proposer)
             measured, _ = evaluate(build(tuned.config), tuned.task, train, test, name=name)
             r = tuned.record
-            row = {"kind": name, "proposer": with_proposer, "dev_own": r["untuned"]["dev_score"], "dev_best": r["best"]["dev_score"], "chosen": r["best"]["settings"],
-                   "test_best": measured.metrics["accuracy"], "test_best_ci": list(measured.ci["accuracy"]), "seconds": r["seconds"], "trials": r["trials"],
-                   "written": r.get("proposer"), "instructions": r["instructions"]}
+            row = {
+                "kind": name,
+                "proposer": with_proposer,
+                "dev_own": r["untuned"]["dev_score"],
+                "dev_best": r["best"]["dev_score"],
+                "chosen": r["best"]["settings"],
+                "test_best": measured.metrics["accuracy"],
+                "test_best_ci": list(measured.ci["accuracy"]),
+                "seconds": r["seconds"],
+                "trials": r["trials"],
+                "written": r.get("proposer"),
+                "instructions": r["instructions"],
+            }
             rows.append(row)
-            print(f"{name:9} {'yes' if with_proposer else 'no':8} {row['dev_own']:>7.3f} {row['dev_best']:>8.3f} {row['test_best']:>9.3f} {row['seconds']:>7.0f}  {row['chosen']}", flush=True)
+            print(
+                f"{name:9} {'yes' if with_proposer else 'no':8} {row['dev_own']:>7.3f} "
+                f"{row['dev_best']:>8.3f} {row['test_best']:>9.3f} {row['seconds']:>7.0f}  "
+                f"{row['chosen']}",
+                flush=True,
+            )
             for text in (r.get("proposer") or {}).get("instructions", []):
                 print(f"{'':27} proposed: {text[:150]!r}")
-    write_result(args.out, {"bench": "tune_proposer", "experiment": str(EXAMPLE.relative_to(EXAMPLE.parents[2])), "trials": args.trials, "proposals": args.proposals, "dev_rows": len(dev), "test_rows": len(test), "seconds": time.perf_counter() - start, "rows": rows})
+    write_result(
+        args.out,
+        {
+            "bench": "tune_proposer",
+            "experiment": str(EXAMPLE.relative_to(EXAMPLE.parents[2])),
+            "trials": args.trials,
+            "proposals": args.proposals,
+            "dev_rows": len(dev),
+            "test_rows": len(test),
+            "seconds": time.perf_counter() - start,
+            "rows": rows,
+        },
+    )
 
 
 if __name__ == "__main__":

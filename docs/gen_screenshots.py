@@ -64,7 +64,14 @@ def browser():
         raise SystemExit("Debian's chromium and chromium-driver are needed: apt-get install chromium chromium-driver")
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
@@ -81,7 +88,10 @@ def take(results: dict, out: Path) -> list[Path]:
             driver.set_window_size(WIDTH, 4000)  # tall: every section whole in the viewport, none clipped
             driver.get(report.as_uri())
             driver.execute_script(WRAP_SECTIONS)
-            found = {s.get_attribute("data-heading"): s for s in driver.find_elements("css selector", "section[data-heading]")}
+            found = {
+                s.get_attribute("data-heading"): s
+                for s in driver.find_elements("css selector", "section[data-heading]")
+            }
             shots = []
             for name, heading in SECTIONS:
                 if heading not in found:

@@ -19,9 +19,16 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 CORPUS = [
-    "my card has not arrived yet", "where is my new card", "I lost my card", "someone stole my card",
-    "the ATM swallowed my card", "my card does not work", "card_arrival lost_or_stolen_card card_swallowed",
-    "positive negative neutral", "the quick brown fox jumps over the lazy dog", "Answer with exactly one label from:",
+    "my card has not arrived yet",
+    "where is my new card",
+    "I lost my card",
+    "someone stole my card",
+    "the ATM swallowed my card",
+    "my card does not work",
+    "card_arrival lost_or_stolen_card card_swallowed",
+    "positive negative neutral",
+    "the quick brown fox jumps over the lazy dog",
+    "Answer with exactly one label from:",
 ]
 
 
@@ -42,12 +49,33 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     bpe.train_from_iterator(CORPUS * 5, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|im_end|>", pad_token="<|im_end|>", unk_token="<|endoftext|>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe,
+        bos_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        pad_token="<|im_end|>",
+        unk_token="<|endoftext|>",
+    )
     tokenizer.chat_template = CHAT_TEMPLATE
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=512,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -95,12 +123,18 @@ def hash_embedder():
 
 
 CARD_ROWS = [
-    ("my card has not arrived yet", "card_arrival"), ("where is my new card", "card_arrival"),
-    ("still waiting for my card", "card_arrival"), ("when will the card come", "card_arrival"),
-    ("I lost my card", "lost_or_stolen_card"), ("someone stole my card", "lost_or_stolen_card"),
-    ("my wallet was stolen with the card", "lost_or_stolen_card"), ("cannot find my card anywhere", "lost_or_stolen_card"),
-    ("the ATM swallowed my card", "card_swallowed"), ("machine kept my card", "card_swallowed"),
-    ("ATM did not return the card", "card_swallowed"), ("cash machine ate my card", "card_swallowed"),
+    ("my card has not arrived yet", "card_arrival"),
+    ("where is my new card", "card_arrival"),
+    ("still waiting for my card", "card_arrival"),
+    ("when will the card come", "card_arrival"),
+    ("I lost my card", "lost_or_stolen_card"),
+    ("someone stole my card", "lost_or_stolen_card"),
+    ("my wallet was stolen with the card", "lost_or_stolen_card"),
+    ("cannot find my card anywhere", "lost_or_stolen_card"),
+    ("the ATM swallowed my card", "card_swallowed"),
+    ("machine kept my card", "card_swallowed"),
+    ("ATM did not return the card", "card_swallowed"),
+    ("cash machine ate my card", "card_swallowed"),
 ]
 
 
@@ -122,7 +156,11 @@ QUESTIONS_TRAIN = [
     {"input": "What is the capital of Peru?", "output": None},
 ]
 QUESTIONS_TEST = [
-    {"input": "How much is a standing desk reimbursed?", "output": "Up to $400 once every three years.", "sources": ["handbook.md"]},
+    {
+        "input": "How much is a standing desk reimbursed?",
+        "output": "Up to $400 once every three years.",
+        "sources": ["handbook.md"],
+    },
     {"input": "How often are badges renewed?", "output": "Every 2 years.", "sources": ["faq.txt"]},
     {"input": "Who won the 1998 World Cup?", "output": None},
 ]
@@ -165,7 +203,8 @@ def write_jsonl(path: Path, rows) -> Path:
 
 
 def cards_experiment(root: Path, model_dir, train, test, strategies: str, name: str = "experiment.yaml") -> Path:
-    """The cards task on the tiny model, without baselines: `train` and `test` rows written as JSONL, `strategies` the YAML list's lines."""
+    """The cards task on the tiny model, without baselines: `train` and `test` rows written as JSONL, `strategies` the
+    YAML list's lines."""
     write_jsonl(root / "train.jsonl", train)
     write_jsonl(root / "test.jsonl", test)
     (root / name).write_text(
@@ -184,7 +223,17 @@ strategies:
 def card_experiment(tmp_path, tiny_model_dir) -> Path:
     """A small classify experiment on the tiny model: 12 training rows, 6 test rows, three strategies."""
     write_jsonl(tmp_path / "train.jsonl", CARD_ROWS)
-    write_jsonl(tmp_path / "test.jsonl", [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed"), ("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")])
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            ("my card never came", "card_arrival"),
+            ("card was stolen", "lost_or_stolen_card"),
+            ("the ATM kept it", "card_swallowed"),
+            ("where's my card", "card_arrival"),
+            ("lost card", "lost_or_stolen_card"),
+            ("ATM ate the card", "card_swallowed"),
+        ],
+    )
     (tmp_path / "experiment.yaml").write_text(
         f"""task: {{name: cards, instruction: "Route the message."}}
 data: {{train: train.jsonl, test: test.jsonl}}

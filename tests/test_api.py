@@ -12,21 +12,31 @@ def test_import_adaptlab_is_light_and_lists_its_api():
     import sys
 
     code = "import sys, adaptlab; adaptlab.Comparison; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
     assert set(adaptlab.__all__) == {"compare", "sweep", "audit_data", "Comparison", "__version__"}
     with pytest.raises(AttributeError):
-        adaptlab.nothing_here
+        _ = adaptlab.nothing_here
 
 
 def test_compare_from_a_path_returns_tables_that_match_results_json(card_experiment, tmp_path):
     heard = []
     result = adaptlab.compare(card_experiment, out=tmp_path / "run", progress=heard.append)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
-    assert result.results.model_dump(mode="json", exclude_unset=True) == saved and result.choice == saved["recommendation"]["choice"] and result.report.is_file()
+    assert (
+        result.results.model_dump(mode="json", exclude_unset=True) == saved
+        and result.choice == saved["recommendation"]["choice"]
+        and result.report.is_file()
+    )
     table = result.to_pandas()
     assert list(table.index) == [s["name"] for s in saved["strategies"]]
     for s in saved["strategies"]:
-        assert table.loc[s["name"], "accuracy"] == s["metrics"]["accuracy"] and table.loc[s["name"], "accuracy_low"] == s["ci"]["accuracy"][0]
+        assert (
+            table.loc[s["name"], "accuracy"] == s["metrics"]["accuracy"]
+            and table.loc[s["name"], "accuracy_low"] == s["ci"]["accuracy"][0]
+        )
         assert table.loc[s["name"], "p_best"] == s["p_best"]
     rows = result.predictions_to_pandas()
     assert len(rows) == len(saved["strategies"]) * 6 and set(rows["contender"]) == set(table.index)
@@ -49,5 +59,7 @@ def test_compare_takes_a_mapping_validated_like_the_yaml(card_experiment, tmp_pa
 
 
 def test_audit_data_reads_paths(card_experiment):
-    report = adaptlab.audit_data(card_experiment.parent / "train.jsonl", card_experiment.parent / "test.jsonl", instruction="Route the message.")
+    report = adaptlab.audit_data(
+        card_experiment.parent / "train.jsonl", card_experiment.parent / "test.jsonl", instruction="Route the message."
+    )
     assert set(report.scores()) == {"representative", "diverse", "balanced", "consistent", "relevant"}

@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import HashEmbedder
 
 from adaptlab.audit import audit
 from adaptlab.data import Dataset, Example, load_dataset
-
-from conftest import HashEmbedder
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "banking-cards"
 OFF_TOPIC = [
@@ -28,7 +27,9 @@ PARAPHRASES = {
 }
 LEAK_PARAPHRASES = {
     "I need help activating my new card.": "I need some help activating my new card.",
-    "I ordered my card 2 weeks ago and it still isn't here? What do I do?": "I ordered my card two weeks ago and it still is not here, what do I do?",
+    "I ordered my card 2 weeks ago and it still isn't here? What do I do?": (
+        "I ordered my card two weeks ago and it still is not here, what do I do?"
+    ),
 }
 
 
@@ -52,7 +53,9 @@ def planted():
     rows += [(LEAK_PARAPHRASES[e.input], e.output, "leak") for e in test.examples if e.input in LEAK_PARAPHRASES]
     train = Dataset([Example(i, o, n + 1) for n, (i, o, _) in enumerate(rows)], source="train.jsonl")
     truth = {n + 1: kind for n, (_, _, kind) in enumerate(rows) if kind}
-    partners = {base_row + 1 for base_row in range(10, 15)}  # the originals a conflict copies: flagged with it, by design
+    partners = {
+        base_row + 1 for base_row in range(10, 15)
+    }  # the originals a conflict copies: flagged with it, by design
     return train, test, truth, partners
 
 
@@ -60,14 +63,30 @@ def test_planted_defects_are_found_and_clean_rows_left_alone(planted):
     train, test, truth, partners = planted
     report = audit(train, test, instruction="Route the bank customer's card message to the right team.")
     flagged = {name: {f.line for f in c.flagged if f.file == "train"} for name, c in report.criteria.items()}
-    where = {"duplicate": "diverse", "near_duplicate": "diverse", "conflict": "consistent", "off_topic": "relevant", "starved": "balanced"}
-    found = [line for line, kind in truth.items() if (line in flagged[where[kind]] if kind != "leak" else _leaked(report, train, line))]
+    where = {
+        "duplicate": "diverse",
+        "near_duplicate": "diverse",
+        "conflict": "consistent",
+        "off_topic": "relevant",
+        "starved": "balanced",
+    }
+    found = [
+        line
+        for line, kind in truth.items()
+        if (line in flagged[where[kind]] if kind != "leak" else _leaked(report, train, line))
+    ]
     recall = len(found) / len(truth)
     clean = [e.line for e in train if e.line not in truth and e.line not in partners]
     false = [line for line in clean if any(line in lines for lines in flagged.values())]
-    assert recall >= 0.9, {kind: [line for line, k in truth.items() if k == kind and line not in found] for kind in where}
+    assert recall >= 0.9, {
+        kind: [line for line, k in truth.items() if k == kind and line not in found] for kind in where
+    }
     assert len(false) / len(clean) < 0.1, false
-    assert report.criteria["balanced"].stats["label_counts"]["card_swallowed"] == sum(e.output == "card_swallowed" for e in train.examples) < 6
+    assert (
+        report.criteria["balanced"].stats["label_counts"]["card_swallowed"]
+        == sum(e.output == "card_swallowed" for e in train.examples)
+        < 6
+    )
     assert {"score", "flagged", "hint"} <= set(report.to_dict()["criteria"]["diverse"])
 
 
@@ -94,7 +113,9 @@ def test_without_a_test_set_representative_is_not_scored(planted):
 
 
 def test_generate_outputs_balanced_by_length_and_json_consistency(hash_embedder):
-    rows = [Example(f"order {n}", json.dumps({"item": n}), n + 1) for n in range(30)] + [Example("order x", "{broken", 31)]
+    rows = [Example(f"order {n}", json.dumps({"item": n}), n + 1) for n in range(30)] + [
+        Example("order x", "{broken", 31)
+    ]
     report = audit(Dataset(rows), kind="generate", embedder=hash_embedder)
     assert [f.line for f in report.criteria["consistent"].flagged] == [31]
     assert "output_length_cv" in report.criteria["balanced"].stats
@@ -121,7 +142,10 @@ def test_audit_command_counts_tokens_without_loading_weights(no_weights, tiny_mo
 
     from adaptlab.cli import app
 
-    result = CliRunner().invoke(app, ["audit", str(EXAMPLE / "train.jsonl"), "--json", "--model", str(tiny_model_dir) if model == "tiny" else model])
+    result = CliRunner().invoke(
+        app,
+        ["audit", str(EXAMPLE / "train.jsonl"), "--json", "--model", str(tiny_model_dir) if model == "tiny" else model],
+    )
     assert result.exit_code == 0, result.output
     tokens = json.loads(result.stdout)["tokens"]
     assert tokens["context_length"] == context and tokens["input_max"] > tokens["input_mean"] > 1
@@ -144,7 +168,19 @@ def test_tokenizer_of_a_converted_gguf_is_its_copy():
 
 
 def test_a_generate_tasks_new_answers_are_not_missing_labels():
-    train = Dataset([Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n) for n in range(1, 21)], source="train.jsonl")
-    test = Dataset([Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n - 20) for n in range(21, 26)], source="test.jsonl")
+    train = Dataset(
+        [
+            Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n)
+            for n in range(1, 21)
+        ],
+        source="train.jsonl",
+    )
+    test = Dataset(
+        [
+            Example(f"book a table for {n} people on friday", f"INSERT INTO bookings VALUES ({n}, 'friday');", n - 20)
+            for n in range(21, 26)
+        ],
+        source="test.jsonl",
+    )
     found = audit(train, test, kind="generate", embedder=HashEmbedder()).criteria["representative"]
     assert found.score == 100.0 and not any("label" in f.reason for f in found.flagged)

@@ -1,4 +1,5 @@
-"""The README and the docs site: short, current, every link and cited results file real, and the site builds with --strict."""
+"""The README and the docs site: short, current, every link and cited results file real, and the site builds with
+--strict."""
 
 from __future__ import annotations
 
@@ -19,8 +20,16 @@ DOCS = sorted((ROOT / "docs").glob("*.md"))
 
 
 def test_readme_is_a_first_hour_not_a_manual():
-    assert len(README.splitlines()) <= 350, f"README.md has {len(README.splitlines())} lines: move detail to a docs page"
-    for section in ("## Set-up: two commands", "## The demo", "## Your own data in five minutes", "## In a notebook: the Python API", "## Where to go next"):
+    assert len(README.splitlines()) <= 350, (
+        f"README.md has {len(README.splitlines())} lines: move detail to a docs page"
+    )
+    for section in (
+        "## Set-up: two commands",
+        "## The demo",
+        "## Your own data in five minutes",
+        "## In a notebook: the Python API",
+        "## Where to go next",
+    ):
         assert section in README
 
 
@@ -33,15 +42,25 @@ def test_readme_setup_commands_are_the_makefiles():
     assert "adaptlab compare examples/banking-cards/experiment.yaml" in target("demo")
     assert "-m pytest" in target("test")
     assert "mkdocs build --strict" in target("docs") and "docs/gen_cli_reference.py" in target("docs")
-    assert re.search(r"pip install .*-e '\.\[[^\]]*\bdocs\b", makefile), "the Makefile's install must include the docs extra"
+    assert re.search(r"pip install .*-e '\.\[[^\]]*\bdocs\b", makefile), (
+        "the Makefile's install must include the docs extra"
+    )
 
 
 def test_torch_comes_from_the_configured_index_unless_torch_index_names_one():
-    """CI keeps pip's configured index; TORCH_INDEX (the README names PyTorch's CPU index) installs torch from that one."""
-    dry = lambda *args: subprocess.run(["make", "-n", "-B", "install", *args], cwd=ROOT, capture_output=True, text=True, check=True).stdout  # noqa: E731
+    """CI keeps pip's configured index; TORCH_INDEX (the README names PyTorch's CPU index) installs torch from that
+    one."""
+
+    def dry(*args):
+        return subprocess.run(
+            ["make", "-n", "-B", "install", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout  # noqa: E731
+
     torch_line = lambda out: next(line for line in out.splitlines() if "torch==" in line)  # noqa: E731
     assert "--index-url" not in torch_line(dry())
-    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in torch_line(dry("TORCH_INDEX=https://download.pytorch.org/whl/cpu"))
+    assert "--index-url https://download.pytorch.org/whl/cpu torch==2.13.0" in torch_line(
+        dry("TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    )
     assert "TORCH_INDEX=https://download.pytorch.org/whl/cpu" in README
 
 
@@ -61,10 +80,12 @@ def test_cited_results_files_exist():
 
 def test_every_readme_table_names_its_results_file():
     lines = README.splitlines()
-    starts = [i for i, line in enumerate(lines) if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))]
+    starts = [
+        i for i, line in enumerate(lines) if line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
+    ]
     assert starts, "the README shows the demo's table"
     for i in starts:
-        before = "\n".join(lines[max(0, i - 8):i])
+        before = "\n".join(lines[max(0, i - 8) : i])
         assert "bench/results/" in before, f"README table at line {i + 1} has no results file in the lines before it"
 
 
@@ -79,7 +100,7 @@ def test_every_docs_page_is_in_the_nav():
 
     def pages(nav):
         for item in nav:
-            for value in (item.values() if isinstance(item, dict) else [item]):
+            for value in item.values() if isinstance(item, dict) else [item]:
                 yield from (pages(value) if isinstance(value, list) else [value])
 
     assert sorted(pages(config["nav"])) == sorted(p.name for p in DOCS)
@@ -87,25 +108,51 @@ def test_every_docs_page_is_in_the_nav():
 
 def test_generated_references_are_current():
     """docs/cli.md (every command's --help) and docs/settings.md (every experiment key) come from the code."""
-    done = subprocess.run([sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "gen_cli_reference.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
-    for command in ("audit", "compare", "export", "finetune", "init", "recommend", "report", "serve", "sweep", "registry promote"):
+    for command in (
+        "audit",
+        "compare",
+        "export",
+        "finetune",
+        "init",
+        "recommend",
+        "report",
+        "serve",
+        "sweep",
+        "registry promote",
+    ):
         assert f"`adaptlab {command}`" in cli
 
 
-@pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None, reason="mkdocs is not installed: pip install -e '.[docs]' (make test installs it)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("mkdocs") is None,
+    reason="mkdocs is not installed: pip install -e '.[docs]' (make test installs it)",
+)
 def test_site_builds_strict(tmp_path):
     """--strict: a broken link, a missing anchor or a page left out of the nav fails the build."""
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)], capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     # the README's links into the docs land on a page, and on a heading where they name one
     for page, anchor in re.findall(r"\]\(docs/([\w-]+)\.md(?:#([\w-]+))?\)", README):
         html = site / ("" if page == "index" else page) / "index.html"
         assert html.exists(), f"README links to docs/{page}.md, not in the site"
         if anchor:
-            assert f'id="{anchor}"' in html.read_text(encoding="utf-8"), f"README links to docs/{page}.md#{anchor}: no such heading"
+            assert f'id="{anchor}"' in html.read_text(encoding="utf-8"), (
+                f"README links to docs/{page}.md#{anchor}: no such heading"
+            )
 
 
 def _screenshots():
@@ -123,7 +170,9 @@ def test_report_screenshots_are_current_and_shown():
     shots = _screenshots()
     results = json.loads(shots.DEMO_RESULTS.read_text(encoding="utf-8"))
     taken = (shots.IMG / "report.sha256").read_text(encoding="utf-8").strip()
-    assert taken == shots.page_hash(results), "the report changed since its screenshots were taken: run python docs/gen_screenshots.py"
+    assert taken == shots.page_hash(results), (
+        "the report changed since its screenshots were taken: run python docs/gen_screenshots.py"
+    )
     page = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
     for name, _ in shots.SECTIONS:
         png = (shots.IMG / name).read_bytes()
@@ -131,7 +180,8 @@ def test_report_screenshots_are_current_and_shown():
 
 
 def test_screenshots_are_taken_by_chromium(tmp_path):
-    """The script itself: one PNG per section, as wide as the page's text, none empty (skipped without Chromium, as the report test)."""
+    """The script itself: one PNG per section, as wide as the page's text, none empty (skipped without Chromium, as the
+    report test)."""
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
     shots = _screenshots()
@@ -141,5 +191,9 @@ def test_screenshots_are_taken_by_chromium(tmp_path):
     for png in taken:
         data = png.read_bytes()
         width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
-        assert data[:8] == b"\x89PNG\r\n\x1a\n" and 600 <= width <= shots.WIDTH and height >= 60, (png.name, width, height)
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and 600 <= width <= shots.WIDTH and height >= 60, (
+            png.name,
+            width,
+            height,
+        )
     assert (tmp_path / "report.sha256").read_text().strip() == shots.page_hash(results)

@@ -1,4 +1,5 @@
-"""Fine-tuning: the loop's batches and updates, dev scoring, checkpoints, kill-and-resume, SIGTERM, accelerate, outputs."""
+"""Fine-tuning: the loop's batches and updates, dev scoring, checkpoints, kill-and-resume, SIGTERM, accelerate,
+outputs."""
 
 from __future__ import annotations
 
@@ -70,7 +71,9 @@ def test_gradient_accumulation_and_a_token_budget_give_the_same_update(tiny_mode
         base = load_base_model(str(tiny_model_dir), device="cpu")
         attach_lora(base, "acc", LoraConfig(name="lora", dropout=0.0), seed=0)
         rows = training_rows(base, TASK, TRAIN)
-        settings = TrainSettings(1, 0.01, 12, 0.0, False, 0, gradient_accumulation=accumulation, max_batch_tokens=budget)
+        settings = TrainSettings(
+            1, 0.01, 12, 0.0, False, 0, gradient_accumulation=accumulation, max_batch_tokens=budget
+        )
         result = train(base.model, rows, settings, "cpu", base.tokenizer.pad_token_id)
         assert result.state.step == 1
         after.append(_lora_params(base.model))
@@ -83,7 +86,12 @@ def test_a_recomputed_prefix_gives_the_same_cache_and_gradients_with_dropout_on(
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
-    model = get_peft_model(tiny_base.model, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.5, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights=False)).train()
+    model = get_peft_model(
+        tiny_base.model,
+        PeftLoraConfig(
+            r=4, lora_alpha=8, lora_dropout=0.5, target_modules=["q_proj", "k_proj", "v_proj"], init_lora_weights=False
+        ),
+    ).train()
     params = [p for p in model.parameters() if p.requires_grad]
     shared = training_rows(tiny_base, TASK, TRAIN)[0].prompt
     results = []
@@ -93,7 +101,9 @@ def test_a_recomputed_prefix_gives_the_same_cache_and_gradients_with_dropout_on(
         kv = [t for layer in prefix_cache(model, shared, "cpu", recompute=recompute) for t in layer]
         torch.manual_seed(2 + recompute)  # the backward's recompute must replay the forward's dropout, not draw anew
         torch.autograd.backward(kv, [torch.ones_like(t) for t in kv])
-        results.append(([t.detach() for t in kv], [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params]))  # the last layer's q_proj shapes no key or value
+        results.append(
+            ([t.detach() for t in kv], [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in params])
+        )  # the last layer's q_proj shapes no key or value
     (kv_kept, grads_kept), (kv_again, grads_again) = results
     assert all(torch.equal(a, b) for a, b in zip(kv_kept, kv_again))
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(grads_kept, grads_again))
@@ -113,13 +123,18 @@ def test_micro_batches_keep_to_the_token_budget_and_the_accumulation():
 
 
 def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_shared_prefix(tiny_base, monkeypatch):
-    from adaptlab.engine import session
-
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
+    from adaptlab.engine import session
+
     torch.manual_seed(0)
-    model = get_peft_model(tiny_base.model, PeftLoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    model = get_peft_model(
+        tiny_base.model,
+        PeftLoraConfig(
+            r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+        ),
+    )
     rows = training_rows(tiny_base, TASK, TRAIN)[:5]
     pad = tiny_base.tokenizer.pad_token_id
     width = max(len(r.input_ids) for r in rows)
@@ -139,7 +154,9 @@ def test_the_answer_only_loss_matches_the_full_logits_loss_with_and_without_the_
         for got, want in zip((p.grad for p in params), expected):
             assert torch.allclose(got, want, atol=1e-5)
         model.eval()
-        assert mean_loss(model, rows, pad, "cpu", max_batch_tokens=30) == pytest.approx(plain.item(), abs=1e-5)  # several micro-batches, no gradients
+        assert mean_loss(model, rows, pad, "cpu", max_batch_tokens=30) == pytest.approx(
+            plain.item(), abs=1e-5
+        )  # several micro-batches, no gradients
         model.train()
     # a training step: the prefix runs once, micro-batches of at most 30 tokens gather its gradient
     model.zero_grad()
@@ -183,8 +200,21 @@ def test_dev_scores_stop_early_and_the_best_weights_are_kept(tiny_base):
         assert torch.equal(value, snapshots[2][name])
 
 
-SQL_ROWS = [(f"book a table for {n} at {t}", f"INSERT INTO bookings (party, time) VALUES ({n}, '{t}');") for n, t in
-            [(2, "7pm"), (4, "8pm"), (3, "noon"), (5, "6pm"), (6, "9pm"), (2, "1pm"), (8, "7pm"), (4, "5pm"), (3, "8pm"), (2, "6pm")]]
+SQL_ROWS = [
+    (f"book a table for {n} at {t}", f"INSERT INTO bookings (party, time) VALUES ({n}, '{t}');")
+    for n, t in [
+        (2, "7pm"),
+        (4, "8pm"),
+        (3, "noon"),
+        (5, "6pm"),
+        (6, "9pm"),
+        (2, "1pm"),
+        (8, "7pm"),
+        (4, "5pm"),
+        (3, "8pm"),
+        (2, "6pm"),
+    ]
+]
 SQL = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(SQL_ROWS)], source="train.jsonl")
 SQL_TASK = make_task("sql", "Write the INSERT statement.", SQL, SQL, kind="generate", max_new_tokens=24)
 
@@ -197,13 +227,21 @@ def test_generate_tasks_score_dev_by_answer_log_likelihood_without_generating(ti
 
     monkeypatch.setattr(LMSolver, "predict", no_generation)
     dev = Dataset(SQL.examples[:3], "dev.jsonl")
-    fit = strategy(LoraConfig(name="lora", epochs=2, batch_size=4, learning_rate=0.02, bf16=False, patience=None), tiny_base, seed=0)
+    fit = strategy(
+        LoraConfig(name="lora", epochs=2, batch_size=4, learning_rate=0.02, bf16=False, patience=None),
+        tiny_base,
+        seed=0,
+    )
     solver = fit.fit(SQL_TASK, Dataset(SQL.examples[3:], "train.jsonl"), dev)
     assert solver.details["dev_metric"] == "loglik" and solver.details["dev_metric_rows"] == 3
     scores = [e["score"] for e in solver.details["training"]["evals"]]
-    assert len(scores) == 2 and all(s < 0 for s in scores) and scores[1] > scores[0]  # mean log-probability rises as it learns
+    assert (
+        len(scores) == 2 and all(s < 0 for s in scores) and scores[1] > scores[0]
+    )  # mean log-probability rises as it learns
     tiny_base.model.eval()
-    assert -mean_loss(tiny_base.model, training_rows(tiny_base, SQL_TASK, dev), tiny_base.tokenizer.pad_token_id, "cpu") == pytest.approx(scores[1], abs=1e-5)  # the kept (best, last) weights
+    assert -mean_loss(
+        tiny_base.model, training_rows(tiny_base, SQL_TASK, dev), tiny_base.tokenizer.pad_token_id, "cpu"
+    ) == pytest.approx(scores[1], abs=1e-5)  # the kept (best, last) weights
 
 
 def test_dev_metric_generate_answers_only_dev_generate_rows_and_classify_keeps_accuracy(tiny_base, monkeypatch):
@@ -218,10 +256,16 @@ def test_dev_metric_generate_answers_only_dev_generate_rows_and_classify_keeps_a
 
     monkeypatch.setattr(LMSolver, "predict", recorded)
     config = dict(name="lora", epochs=1, batch_size=4, learning_rate=0.02, bf16=False)
-    solver = strategy(LoraConfig(**config, dev_metric="generate", dev_generate_rows=2), tiny_base, seed=0).fit(SQL_TASK, SQL, Dataset(SQL.examples[:5], "dev.jsonl"))
-    assert asked == [SQL.inputs[:2]] and solver.details["dev_metric"] == "chrf" and solver.details["dev_metric_rows"] == 2
+    solver = strategy(LoraConfig(**config, dev_metric="generate", dev_generate_rows=2), tiny_base, seed=0).fit(
+        SQL_TASK, SQL, Dataset(SQL.examples[:5], "dev.jsonl")
+    )
+    assert (
+        asked == [SQL.inputs[:2]] and solver.details["dev_metric"] == "chrf" and solver.details["dev_metric_rows"] == 2
+    )
     asked.clear()
-    solver = strategy(LoraConfig(**config), tiny_base, seed=0).fit(TASK, TRAIN, Dataset(TRAIN.examples[:5], "dev.jsonl"))
+    solver = strategy(LoraConfig(**config), tiny_base, seed=0).fit(
+        TASK, TRAIN, Dataset(TRAIN.examples[:5], "dev.jsonl")
+    )
     assert asked == [TRAIN.inputs[:5]] and solver.details["dev_metric"] == "accuracy"
     assert 0 <= solver.details["training"]["evals"][0]["score"] <= 1
 
@@ -232,7 +276,14 @@ def test_a_half_written_checkpoint_is_ignored_and_a_corrupt_one_is_refused(tiny_
     attach_lora(tiny_base, "ck", LoraConfig(name="lora"), seed=0)
     rows = training_rows(tiny_base, TASK, TRAIN)
     folder = tmp_path / "ckpt"
-    train(tiny_base.model, rows, TrainSettings(2, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)))
+    train(
+        tiny_base.model,
+        rows,
+        TrainSettings(2, 0.01, 4, 0.0, False, 0),
+        "cpu",
+        tiny_base.tokenizer.pad_token_id,
+        Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)),
+    )
     assert [p.name for p in checkpoints(folder)] == ["step-000004", "step-000006"]
     (folder / ".tmp-step-000008").mkdir()  # what a kill during a save leaves
     (folder / ".tmp-step-000008" / "state.json").write_text("{", encoding="utf-8")
@@ -256,7 +307,14 @@ def test_stray_folders_in_checkpoints_are_ignored_and_kept(tiny_base, tmp_path):
     assert checkpoints(folder) == []
     attach_lora(tiny_base, "ck", LoraConfig(name="lora"), seed=0)
     rows = training_rows(tiny_base, TASK, TRAIN)
-    train(tiny_base.model, rows, TrainSettings(2, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)))
+    train(
+        tiny_base.model,
+        rows,
+        TrainSettings(2, 0.01, 4, 0.0, False, 0),
+        "cpu",
+        tiny_base.tokenizer.pad_token_id,
+        Hooks(checkpoints=CheckpointFolder(folder, every=2, keep=2)),
+    )
     assert [p.name for p in checkpoints(folder)] == ["step-000004", "step-000006"]
     assert all((folder / name).is_dir() for name in stray[:-1]) and (folder / "step-000050").is_file()
 
@@ -273,7 +331,9 @@ def test_each_step_is_reported_before_its_checkpoint_is_written(tiny_base, tmp_p
     attach_lora(tiny_base, "order", LoraConfig(name="lora"), seed=0)
     rows = training_rows(tiny_base, TASK, TRAIN)
     hooks = Hooks(on_step=lambda r: events.append(("step", r.step)), checkpoints=Recorded(tmp_path, every=2))
-    train(tiny_base.model, rows, TrainSettings(1, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, hooks)
+    train(
+        tiny_base.model, rows, TrainSettings(1, 0.01, 4, 0.0, False, 0), "cpu", tiny_base.tokenizer.pad_token_id, hooks
+    )
     # so a kill between the two never leaves a checkpointed step missing from steps.jsonl
     assert events == [("step", 1), ("step", 2), ("checkpoint", 2), ("step", 3)]
 
@@ -282,10 +342,14 @@ def test_full_fine_tuning_trains_a_copy_and_saves_a_loadable_model(tiny_base, tm
     from transformers import AutoModelForCausalLM
 
     before = {n: p.detach().clone() for n, p in tiny_base.model.named_parameters()}
-    solver = strategy(FullConfig(name="full", epochs=3, batch_size=4, learning_rate=1e-2, bf16=False), tiny_base, seed=0).fit(TASK, TRAIN)
+    solver = strategy(
+        FullConfig(name="full", epochs=3, batch_size=4, learning_rate=1e-2, bf16=False), tiny_base, seed=0
+    ).fit(TASK, TRAIN)
     losses = solver.details["training"]["epoch_losses"]
     assert losses[-1] < losses[0]
-    assert all(torch.equal(p, before[n]) for n, p in tiny_base.model.named_parameters()), "the shared base model changed"
+    assert all(torch.equal(p, before[n]) for n, p in tiny_base.model.named_parameters()), (
+        "the shared base model changed"
+    )
     solver.save(tmp_path / "full")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "full").eval()
     ids = torch.tensor([[5, 6, 7, 8]])
@@ -313,8 +377,22 @@ else:
 @pytest.fixture
 def finetune_experiment(tmp_path, tiny_model_dir) -> Path:
     write_jsonl(tmp_path / "train.jsonl", CARD_ROWS)
-    write_jsonl(tmp_path / "test.jsonl", [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed")])
-    write_jsonl(tmp_path / "dev.jsonl", [("where's my card", "card_arrival"), ("lost card", "lost_or_stolen_card"), ("ATM ate the card", "card_swallowed")])
+    write_jsonl(
+        tmp_path / "test.jsonl",
+        [
+            ("my card never came", "card_arrival"),
+            ("card was stolen", "lost_or_stolen_card"),
+            ("the ATM kept it", "card_swallowed"),
+        ],
+    )
+    write_jsonl(
+        tmp_path / "dev.jsonl",
+        [
+            ("where's my card", "card_arrival"),
+            ("lost card", "lost_or_stolen_card"),
+            ("ATM ate the card", "card_swallowed"),
+        ],
+    )
     (tmp_path / "experiment.yaml").write_text(
         f"""task: {{name: cards, instruction: "Route the message."}}
 data: {{train: train.jsonl, test: test.jsonl, dev: dev.jsonl}}
@@ -329,7 +407,9 @@ strategies:
 
 def _child(*args, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run([sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, env=env, timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", CHILD, *map(str, args)], capture_output=True, text=True, env=env, timeout=300, **kwargs
+    )
 
 
 def _adapter(run: Path) -> dict:
@@ -352,9 +432,15 @@ def test_kill_9_mid_epoch_then_resume_is_bit_equal_to_an_uninterrupted_run(finet
     assert resumed.returncode == 0, resumed.stderr
     a, b = _adapter(whole), _adapter(broken)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert [(s["step"], s["lines"], s["loss"]) for s in _steps(whole)] == [(s["step"], s["lines"], s["loss"]) for s in _steps(broken)]
+    assert [(s["step"], s["lines"], s["loss"]) for s in _steps(whole)] == [
+        (s["step"], s["lines"], s["loss"]) for s in _steps(broken)
+    ]
     lineage = json.loads((broken / "lineage.json").read_text())
-    assert lineage["training"]["steps"] == 9 and lineage["data"]["dev"]["sha256"] and lineage["base_model"]["weights_sha256"]
+    assert (
+        lineage["training"]["steps"] == 9
+        and lineage["data"]["dev"]["sha256"]
+        and lineage["base_model"]["weights_sha256"]
+    )
     assert json.loads((broken / "run.json").read_text())["status"] == "completed"
 
 
@@ -402,7 +488,10 @@ def test_resuming_a_completed_run_says_so_and_trains_nothing(finetune_experiment
     from adaptlab.runs.finetune import run_finetune
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
-    files = {name: (run / name).read_bytes() for name in ("steps.jsonl", "run.json", "lineage.json", "adapter/adapter_model.safetensors")}
+    files = {
+        name: (run / name).read_bytes()
+        for name in ("steps.jsonl", "run.json", "lineage.json", "adapter/adapter_model.safetensors")
+    }
     reports, heard = [], Heard()
     again, same = run_finetune(resume=run, events=heard, on_step=reports.append)
     assert reports == [] and again == lineage and same == run
@@ -415,7 +504,23 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(finetune_experiment
     finetune_experiment.write_text(text)
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen([sys.executable, "-m", "adaptlab", "finetune", str(finetune_experiment), "--out", str(run), "--checkpoint-every", "1000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adaptlab",
+            "finetune",
+            str(finetune_experiment),
+            "--out",
+            str(run),
+            "--checkpoint-every",
+            "1000",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not ((run / "steps.jsonl").is_file() and len(_steps(run)) >= 3):
         time.sleep(0.02)
@@ -427,7 +532,13 @@ def test_sigterm_finishes_the_step_checkpoints_and_exits_143(finetune_experiment
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and info["step"] == step < 180
     assert [p.name for p in checkpoints(run / "checkpoints")] == [f"step-{step:06d}"]
-    resumed = subprocess.run([sys.executable, "-m", "adaptlab", "finetune", "--resume", str(run)], capture_output=True, text=True, env=env, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "adaptlab", "finetune", "--resume", str(run)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert [s["step"] for s in _steps(run)] == list(range(1, 181))
 
@@ -441,7 +552,12 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run", merge=True)
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in (run / "adapter").iterdir()}
     lo, hi = lineage["metrics"]["test_ci95"]["accuracy"]
-    assert lo <= lineage["metrics"]["test"]["accuracy"] <= hi and lineage["metrics"]["test"]["accuracy"] * 3 in (0, 1, 2, 3)  # 3 test rows
+    assert lo <= lineage["metrics"]["test"]["accuracy"] <= hi and lineage["metrics"]["test"]["accuracy"] * 3 in (
+        0,
+        1,
+        2,
+        3,
+    )  # 3 test rows
     assert lineage["config"]["r"] == 8 and lineage["seed"] == 0 and lineage["training"]["evals"]
     from typer.testing import CliRunner
 
@@ -451,7 +567,9 @@ def test_finetune_cli_writes_a_peft_adapter_lineage_and_merged_weights(finetune_
     version = default_registry().get(lineage["registered_as"])  # registered in compare's shape: {metric: value}, ci
     assert version.lineage["metrics"] == lineage["metrics"]["test"] and version.lineage["ci"]["accuracy"] == [lo, hi]
     listed = CliRunner().invoke(app, ["registry", "list"])
-    assert listed.exit_code == 0 and f"accuracy {lineage['metrics']['test']['accuracy']:.3f}" in listed.output, listed.output
+    assert listed.exit_code == 0 and f"accuracy {lineage['metrics']['test']['accuracy']:.3f}" in listed.output, (
+        listed.output
+    )
     model_dir = lineage["base_model"]["folder"]
     adapted = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(model_dir), run / "adapter").eval()
     merged = AutoModelForCausalLM.from_pretrained(run / "merged").eval()
@@ -467,7 +585,11 @@ def test_finetune_refuses_what_it_cannot_do(finetune_experiment, tmp_path):
     finetune_experiment.write_text(text.replace("strategies:\n", "strategies:\n  - {name: full, epochs: 1}\n"))
     with pytest.raises(ConfigError, match="choose one with --strategy"):
         run_finetune(finetune_experiment, out=tmp_path / "a")
-    finetune_experiment.write_text(text.replace("name: lora", "name: zero_shot").replace(", epochs: 3, batch_size: 4, learning_rate: 0.02, bf16: false, patience: null, dropout: 0.1", ""))
+    finetune_experiment.write_text(
+        text.replace("name: lora", "name: zero_shot").replace(
+            ", epochs: 3, batch_size: 4, learning_rate: 0.02, bf16: false, patience: null, dropout: 0.1", ""
+        )
+    )
     with pytest.raises(ConfigError, match="add a strategy"):
         run_finetune(finetune_experiment, out=tmp_path / "b")
     with pytest.raises(ConfigError, match="not a fine-tuning run folder"):
@@ -483,13 +605,42 @@ def test_accelerate_launch_two_cpu_processes_stay_in_sync_and_save_once(finetune
     accelerate = Path(sys.executable).with_name("accelerate")
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    command = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517", "-m", "adaptlab", "finetune", str(finetune_experiment), "--out", str(run), "--checkpoint-every", "3"]
+    command = [
+        str(accelerate),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29517",
+        "-m",
+        "adaptlab",
+        "finetune",
+        str(finetune_experiment),
+        "--out",
+        str(run),
+        "--checkpoint-every",
+        "3",
+    ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     lineage = json.loads((run / "lineage.json").read_text())
     assert lineage["training"]["world_size"] == 2 and lineage["training"]["steps"] == 9
     assert done.stdout.count("lineage:") == 1  # rank 0 alone reports and writes
-    assert sorted(p.name for p in run.iterdir()) == ["adapter", "checkpoints", "experiment.yaml", "lineage.json", "run.json", "steps.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == [
+        "adapter",
+        "checkpoints",
+        "experiment.yaml",
+        "lineage.json",
+        "run.json",
+        "steps.jsonl",
+    ]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000006", "step-000009"]
     assert {"rng-0.pt", "rng-1.pt"} <= {p.name for p in (run / "checkpoints" / "step-000009").iterdir()}
     assert Dist().world == 1  # this process was not part of it
@@ -501,21 +652,32 @@ def test_export_peft_and_merged_load_back_and_predict_as_before(finetune_experim
 
     from adaptlab.cli import app
     from adaptlab.engine.lm_solver import LMSolver
-    from adaptlab.runs.finetune import run_finetune
     from adaptlab.models import BaseModel, load_base_model
+    from adaptlab.runs.finetune import run_finetune
 
     lineage, run = run_finetune(finetune_experiment, out=tmp_path / "run")
     runner = CliRunner()
     for fmt in ("peft", "merged"):
         result = runner.invoke(app, ["export", str(run), "--out", str(tmp_path / fmt), "--format", fmt])
         assert result.exit_code == 0, result.output
-    assert {"adapter_config.json", "adapter_model.safetensors", "adaptlab.json"} <= {p.name for p in (tmp_path / "peft").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "adaptlab.json"} <= {
+        p.name for p in (tmp_path / "peft").iterdir()
+    }
     queries = ["my card never came", "card was stolen", "the ATM kept it", "where is it", "ATM", "stolen"]
     task = make_task("cards", "Route the message.", TRAIN, TRAIN)
     base = load_base_model(lineage["base_model"]["name"], device="cpu")
-    peft_base = BaseModel("peft", PeftModel.from_pretrained(base.model, tmp_path / "peft").eval(), base.tokenizer, "cpu", base.eot_id, base.context_length)
+    peft_base = BaseModel(
+        "peft",
+        PeftModel.from_pretrained(base.model, tmp_path / "peft").eval(),
+        base.tokenizer,
+        "cpu",
+        base.eot_id,
+        base.context_length,
+    )
     merged = load_base_model(str(tmp_path / "merged"), device="cpu")
-    from_peft = LMSolver("x", peft_base, task, adapter="default")._scores(LMSolver("x", peft_base, task, adapter="default").prompts(queries)[0], None)[0]
+    from_peft = LMSolver("x", peft_base, task, adapter="default")._scores(
+        LMSolver("x", peft_base, task, adapter="default").prompts(queries)[0], None
+    )[0]
     from_merged = LMSolver("x", merged, task)._scores(LMSolver("x", merged, task).prompts(queries)[0], None)[0]
     assert (from_peft.argmax(1) == from_merged.argmax(1)).all() and abs(from_peft - from_merged).max() < 1e-3
     from adaptlab.errors import ModelError

@@ -3,15 +3,14 @@
 import re
 
 import pytest
+from conftest import CARD_ROWS
 
-from adaptlab.runs.experiment import parse_experiment
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import AdaptlabError, ConfigError
-from adaptlab.kinds import strategy
 from adaptlab.icl.selectors import BalancedSelector, DiverseSelector, FixedSelector, SimilarSelector
+from adaptlab.kinds import strategy
+from adaptlab.runs.experiment import parse_experiment
 from adaptlab.task import make_task
-
-from conftest import CARD_ROWS
 
 TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
 TASK = make_task("cards", "Route the message.", TRAIN, TRAIN)
@@ -50,7 +49,9 @@ BASE = {"task": {"name": "t", "instruction": "x"}, "data": {"train": "a", "test"
 
 
 def test_fixed_needs_lines_and_lines_need_fixed():
-    assert parse_experiment({**BASE, "strategies": [{"name": "few_shot", "selector": "fixed", "lines": [3, 1]}]}).strategies[0].lines == [3, 1]
+    assert parse_experiment(
+        {**BASE, "strategies": [{"name": "few_shot", "selector": "fixed", "lines": [3, 1]}]}
+    ).strategies[0].lines == [3, 1]
     for bad in ({"name": "few_shot", "selector": "fixed"}, {"name": "few_shot", "lines": [1]}):
         with pytest.raises(ConfigError, match="'lines' is required with selector 'fixed'"):
             parse_experiment({**BASE, "strategies": [bad]})
@@ -58,14 +59,20 @@ def test_fixed_needs_lines_and_lines_need_fixed():
 
 @pytest.mark.parametrize("selector", ["random", "similar", "diverse", "balanced"])
 def test_every_selector_runs_through_few_shot(tiny_base, hash_embedder, selector):
-    predictions = strategy({"name": "few_shot", "k": 3, "selector": selector}, tiny_base, embedder=hash_embedder).fit(TASK, TRAIN).predict(["my card never came"])
+    predictions = (
+        strategy({"name": "few_shot", "k": 3, "selector": selector}, tiny_base, embedder=hash_embedder)
+        .fit(TASK, TRAIN)
+        .predict(["my card never came"])
+    )
     assert predictions[0].shots == 3 and predictions[0].output in TASK.labels
 
 
 def test_exact_k_fails_where_shots_would_be_dropped(tiny_base):
     tiny_base.context_length = 120
     with pytest.raises(AdaptlabError, match="6 shots do not fit"):
-        strategy({"name": "few_shot", "k": 6, "selector": "random", "exact_k": True}, tiny_base).fit(TASK, TRAIN).prompts(["my card never came"])
+        strategy({"name": "few_shot", "k": 6, "selector": "random", "exact_k": True}, tiny_base).fit(
+            TASK, TRAIN
+        ).prompts(["my card never came"])
 
 
 def test_both_choice_rules_are_reported(tiny_base):
@@ -73,7 +80,9 @@ def test_both_choice_rules_are_reported(tiny_base):
 
     test = Dataset(TRAIN.examples[:4], source="test.jsonl")
     evaluation, solver = evaluate(strategy({"name": "zero_shot"}, tiny_base), TASK, TRAIN, test)
-    assert {"accuracy", "macro_f1", "accuracy_length_normalised", "macro_f1_length_normalised"} <= set(evaluation.metrics)
+    assert {"accuracy", "macro_f1", "accuracy_length_normalised", "macro_f1_length_normalised"} <= set(
+        evaluation.metrics
+    )
     assert solver.describe()["choice_rule"].startswith("summed")
 
 
@@ -117,7 +126,8 @@ def test_bf16_is_used_only_after_it_agrees_with_fp32(tiny_base, monkeypatch):
 
 
 def test_the_bf16_check_spans_calls_so_one_query_at_a_time_is_not_trusted_at_once(tiny_base, monkeypatch):
-    """A server's requests come one by one: bf16 is decided only after BF16_CHECK_QUERIES queries, fp32 answers until then."""
+    """A server's requests come one by one: bf16 is decided only after BF16_CHECK_QUERIES queries, fp32 answers until
+    then."""
     import adaptlab.engine.lm_solver as lm
 
     monkeypatch.setattr(lm, "bf16_is_fast", lambda device: True)

@@ -8,11 +8,14 @@ from typing import Literal
 
 import httpx
 import pytest
-
 from conftest import CARD_ROWS, serving, write_jsonl
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "adaptlab"
-TEST_ROWS = [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card"), ("the ATM kept it", "card_swallowed")]
+TEST_ROWS = [
+    ("my card never came", "card_arrival"),
+    ("card was stolen", "lost_or_stolen_card"),
+    ("the ATM kept it", "card_swallowed"),
+]
 
 
 def _experiment(root: Path, model, strategies: str, baselines: bool = False) -> Path:
@@ -46,8 +49,13 @@ def fake_endpoint():
         body = await request.json()
         app.state.requests.append(body)
         system = body["messages"][0]["content"]
-        label = system.split("one label from:")[-1].split(",")[0].strip(" .") if "one label from:" in system else "hello"
-        return {"choices": [{"message": {"role": "assistant", "content": label}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+        label = (
+            system.split("one label from:")[-1].split(",")[0].strip(" .") if "one label from:" in system else "hello"
+        )
+        return {
+            "choices": [{"message": {"role": "assistant", "content": label}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2},
+        }
 
     return app
 
@@ -97,10 +105,12 @@ def longest_kind():
     return Kind("longest", "baseline", LongestConfig, build=lambda config, ctx: Longest(), load=load, tier=0, llm=False)
 
 
-def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_report(tmp_path, tiny_model_dir, tiny_base, running):
+def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_report(
+    tmp_path, tiny_model_dir, tiny_base, running
+):
     from adaptlab import kinds
-    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
     from adaptlab.serve import Limits, ServedModels, create_app
 
     kinds.register(longest_kind())
@@ -108,19 +118,26 @@ def test_a_kind_declared_in_a_test_runs_through_compare_registry_server_and_repo
         experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: longest}\n  - {name: zero_shot}\n")
         results, run_dir = run_compare(experiment, tmp_path / "run")
         ours = next(s for s in results["strategies"] if s["name"] == "longest")
-        assert ours["traits"]["family"] == "baseline" and {p["predicted"] for p in ours["predictions"]} == {"lost_or_stolen_card"}
+        assert ours["traits"]["family"] == "baseline" and {p["predicted"] for p in ours["predictions"]} == {
+            "lost_or_stolen_card"
+        }
         assert "longest" in (run_dir / "report.html").read_text()
         registry = default_registry()
         version = next(v for v in registry.versions("cards") if v.strategy == "longest")
         url = running(create_app(ServedModels(tiny_base, registry), "tiny", None, Limits()))
-        reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "hi"}]})
+        reply = httpx.post(
+            f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "lost_or_stolen_card"
         assert version.ref in [m["id"] for m in httpx.get(f"{url}/v1/models").json()["data"]]
     finally:
         kinds.unregister("longest")
 
 
-FIELD_NAMES = {"abstain", "constant"}  # kinds named like fields (Task.abstain, the `constant` trait): as a key or .get() argument they are the field
+FIELD_NAMES = {
+    "abstain",
+    "constant",
+}  # kinds named like fields (Task.abstain, the `constant` trait): as a key or .get() argument they are the field
 
 # Modules that still name a kind and are someone else's to mend: path (under src/adaptlab) -> why. Empty now; a file
 # is added here only while the work that mends it is under way, and the test fails once a listed file names no kind,
@@ -131,26 +148,49 @@ NOT_YET_MENDED: dict[str, str] = {}
 def _is_field_use(node, parents) -> bool:
     """A string used as a dict key, a subscript, a .get/.pop argument or a keyword: a field's name, not a kind's."""
     parent = parents.get(node)
-    if isinstance(parent, ast.Dict) and node in parent.keys or isinstance(parent, ast.Subscript) and parent.slice is node:
+    if (
+        isinstance(parent, ast.Dict)
+        and node in parent.keys
+        or isinstance(parent, ast.Subscript)
+        and parent.slice is node
+    ):
         return True
-    return isinstance(parent, ast.Call) and isinstance(parent.func, ast.Attribute) and parent.func.attr in ("get", "pop", "setdefault")
+    return (
+        isinstance(parent, ast.Call)
+        and isinstance(parent.func, ast.Attribute)
+        and parent.func.attr in ("get", "pop", "setdefault")
+    )
 
 
 def _docstrings(tree) -> set:
     """The docstring nodes of a module and of its classes and functions (prose may name a kind)."""
-    owners = [n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))]
-    return {n.body[0].value for n in owners if n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant) and isinstance(n.body[0].value.value, str)}
+    owners = [
+        n for n in ast.walk(tree) if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+    ]
+    return {
+        n.body[0].value
+        for n in owners
+        if n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+        and isinstance(n.body[0].value.value, str)
+    }
 
 
 def kind_names_in(path: Path, names: set[str], root: Path = SRC) -> list[str]:
-    """Each string literal in `path`'s code equal to a kind's name, as "file:line: 'name'" (docstrings, comments and field uses aside)."""
+    """Each string literal in `path`'s code equal to a kind's name, as "file:line: 'name'" (docstrings, comments and
+    field uses aside)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     prose = _docstrings(tree)
     return [
         f"{path.relative_to(root)}:{node.lineno}: {node.value!r}"
         for node in ast.walk(tree)
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names and node not in prose and not (node.value in FIELD_NAMES and _is_field_use(node, parents))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and node.value in names
+        and node not in prose
+        and not (node.value in FIELD_NAMES and _is_field_use(node, parents))
     ]
 
 
@@ -161,7 +201,9 @@ def test_no_module_names_a_kind_outside_its_own_module():
     from adaptlab import kinds
 
     names = set(kinds.names())
-    allowed = {SRC / "kinds" / "__init__.py"} | {SRC / "kinds" / f"{n}.py" for n in names} | set((SRC / "tasks").glob("*.py"))
+    allowed = (
+        {SRC / "kinds" / "__init__.py"} | {SRC / "kinds" / f"{n}.py" for n in names} | set((SRC / "tasks").glob("*.py"))
+    )
     found, mended = [], []
     for path in sorted(SRC.rglob("*.py")):
         if path in allowed:
@@ -178,16 +220,25 @@ def test_no_module_names_a_kind_outside_its_own_module():
 def test_the_kind_name_check_sees_code_and_not_prose(tmp_path):
     """The check above can fail: a comparison with a kind's name is found, the same name in a docstring is not."""
     module = tmp_path / "sniff.py"
-    module.write_text('"""lora"""\n\ndef f(solver):\n    """rag"""\n    return solver.strategy == "lora" or {"abstain": 1}\n')
+    module.write_text(
+        '"""lora"""\n\ndef f(solver):\n    """rag"""\n    return solver.strategy == "lora" or {"abstain": 1}\n'
+    )
     assert kind_names_in(module, {"lora", "rag", "abstain"}, tmp_path) == ["sniff.py:5: 'lora'"]
 
 
 def test_no_module_asks_a_solver_what_it_is_with_hasattr():
-    """A solver's abilities come from its kind's traits (Kind.reads_documents) or a declared protocol, not from hasattr."""
+    """A solver's abilities come from its kind's traits (Kind.reads_documents) or a declared protocol, not from
+    hasattr."""
     found = []
     for path in SRC.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "hasattr" and node.args and "solver" in ast.unparse(node.args[0]).lower():
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "hasattr"
+                and node.args
+                and "solver" in ast.unparse(node.args[0]).lower()
+            ):
                 found.append(f"{path.relative_to(SRC)}:{node.lineno}: {ast.unparse(node)}")
     assert not found, found
 
@@ -201,7 +252,13 @@ def test_no_library_module_imports_rich():
             continue
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            modules = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             offenders += [f"{rel}: {m}" for m in modules if m.split(".")[0] == "rich"]
     assert not offenders, offenders
 
@@ -210,35 +267,44 @@ def test_no_library_module_imports_rich():
 
 
 def test_five_contenders_of_three_kinds_with_their_own_ids_in_one_compare(tmp_path, tiny_model_dir, running):
-    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
 
     endpoint = fake_endpoint()
     url = running(endpoint)
-    experiment = _experiment(tmp_path, tiny_model_dir, f"""  - {{id: few_shot_k4, name: few_shot, k: 4, selector: random}}
+    experiment = _experiment(
+        tmp_path,
+        tiny_model_dir,
+        f"""  - {{id: few_shot_k4, name: few_shot, k: 4, selector: random}}
   - {{id: few_shot_k8, name: few_shot, k: 8, selector: random}}
   - {{id: hosted_few_shot, name: few_shot, k: 8, selector: random, model: {{base_url: "{url}/v1", name: big-model, max_retries: 0}}}}
   - {{id: lora_r8, name: lora, r: 8, epochs: 1, batch_size: 4, bf16: false}}
   - {{id: lora_r16, name: lora, r: 16, learning_rate: 0.002, epochs: 1, batch_size: 4, bf16: false}}
-""")
+""",
+    )
     results, run_dir = run_compare(experiment, tmp_path / "run")
     ids = ["few_shot_k4", "few_shot_k8", "hosted_few_shot", "lora_r8", "lora_r16"]
     assert [s["name"] for s in results["strategies"]] == ids
     assert [s["traits"]["kind"] for s in results["strategies"]] == ["few_shot"] * 3 + ["lora"] * 2
     assert results["recommendation"]["choice"] in ids
     assert {p["a"] for p in results["pairwise"]} | {p["b"] for p in results["pairwise"]} == set(ids)
-    assert endpoint.state.requests and all(len(r["messages"]) == 1 + 2 * 8 + 1 for r in endpoint.state.requests)  # k=8 shots each
+    assert endpoint.state.requests and all(
+        len(r["messages"]) == 1 + 2 * 8 + 1 for r in endpoint.state.requests
+    )  # k=8 shots each
     assert all((run_dir / "solvers" / i / "solver.json").is_file() for i in ids)
     report = (run_dir / "report.html").read_text()
     assert all(i in report for i in ids)
     versions = {v.contender: v for v in default_registry().versions("cards")}
     assert set(versions) == set(ids) and versions["lora_r16"].strategy == "lora"
-    assert json.loads((run_dir / "solvers" / "hosted_few_shot" / "solver.json").read_text())["endpoint"]["base_url"] == f"{url}/v1"
+    assert (
+        json.loads((run_dir / "solvers" / "hosted_few_shot" / "solver.json").read_text())["endpoint"]["base_url"]
+        == f"{url}/v1"
+    )
 
 
 def test_one_id_twice_is_an_error_that_says_to_give_ids():
-    from adaptlab.runs.experiment import parse_experiment
     from adaptlab.errors import ConfigError
+    from adaptlab.runs.experiment import parse_experiment
 
     base = {"task": {"name": "t", "instruction": "x"}, "data": {"train": "a", "test": "b"}}
     with pytest.raises(ConfigError, match="give each entry of one kind its own `id`"):
@@ -267,19 +333,25 @@ def _other_model(tmp_path, tiny_model_dir) -> Path:
     return other
 
 
-def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote_ones(tmp_path, tiny_model_dir, running):
-    from adaptlab.runs.compare import run_compare
+def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote_ones(
+    tmp_path, tiny_model_dir, running
+):
     from adaptlab.models import load_base_model
     from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
     from adaptlab.serve import Limits, ServedModels, create_app
 
     endpoint = fake_endpoint()
     remote = running(endpoint)
     other = _other_model(tmp_path, tiny_model_dir)
-    experiment = _experiment(tmp_path, other, f"""  - {{name: zero_shot}}
+    experiment = _experiment(
+        tmp_path,
+        other,
+        f"""  - {{name: zero_shot}}
   - {{id: lora_other, name: lora, epochs: 1, batch_size: 4, bf16: false}}
   - {{id: hosted, name: zero_shot, model: {{base_url: "{remote}/v1", name: big-model, max_retries: 0}}}}
-""")
+""",
+    )
     run_compare(experiment, tmp_path / "run")
     registry = default_registry()
     refs = {v.contender: v.ref for v in registry.versions("cards")}
@@ -289,7 +361,12 @@ def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote
     for contender in ("zero_shot", "lora_other"):
         reply = httpx.post(f"{url}/v1/chat/completions", json=ask | {"model": refs[contender]})
         message = reply.json()["error"]["message"]
-        assert reply.status_code == 503 and "other-model" in message and str(tiny_model_dir.name) in message and "/" not in message.replace("/v1", "")
+        assert (
+            reply.status_code == 503
+            and "other-model" in message
+            and str(tiny_model_dir.name) in message
+            and "/" not in message.replace("/v1", "")
+        )
     before = len(endpoint.state.requests)
     forwarded = httpx.post(f"{url}/v1/chat/completions", json=ask | {"model": refs["hosted"]})
     assert forwarded.status_code == 200 and forwarded.json()["choices"][0]["message"]["content"] == "card_arrival"
@@ -297,12 +374,16 @@ def test_the_server_refuses_a_version_fitted_on_another_base_and_forwards_remote
 
 
 def test_an_unreachable_endpoint_answers_502_not_500(tmp_path, tiny_model_dir, tiny_base, running):
-    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
     from adaptlab.serve import Limits, ServedModels, create_app
 
     endpoint = running(fake_endpoint())
-    experiment = _experiment(tmp_path, tiny_model_dir, f"""  - {{id: hosted, name: zero_shot, model: {{base_url: "{endpoint}/v1", name: big-model, max_retries: 0}}}}\n""")
+    experiment = _experiment(
+        tmp_path,
+        tiny_model_dir,
+        f"""  - {{id: hosted, name: zero_shot, model: {{base_url: "{endpoint}/v1", name: big-model, max_retries: 0}}}}\n""",
+    )
     run_compare(experiment, tmp_path / "run")
     version = default_registry().versions("cards")[-1]
     solver_json = version.folder / "solver.json"
@@ -314,13 +395,15 @@ def test_an_unreachable_endpoint_answers_502_not_500(tmp_path, tiny_model_dir, t
     (moved / "task.json").write_text((version.folder / "task.json").read_text())
     gone = default_registry().add_version("cards", "zero_shot", moved, version.lineage, contender="hosted_gone")
     url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
-    reply = httpx.post(f"{url}/v1/chat/completions", json={"model": gone.ref, "messages": [{"role": "user", "content": "hi"}]})
+    reply = httpx.post(
+        f"{url}/v1/chat/completions", json={"model": gone.ref, "messages": [{"role": "user", "content": "hi"}]}
+    )
     assert reply.status_code == 502 and "127.0.0.1:9" not in reply.text
 
 
 def test_an_adaptlab_finetune_run_is_registered_and_served(tmp_path, tiny_model_dir, tiny_base, running):
-    from adaptlab.runs.finetune import run_finetune
     from adaptlab.registry import default_registry
+    from adaptlab.runs.finetune import run_finetune
     from adaptlab.serve import Limits, ServedModels, create_app
 
     experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n")
@@ -328,23 +411,35 @@ def test_an_adaptlab_finetune_run_is_registered_and_served(tmp_path, tiny_model_
     version = default_registry().get(lineage["registered_as"])
     assert version.strategy == "lora" and version.run_id == run_dir.name
     url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
-    reply = httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": "my card never came"}]})
+    reply = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"model": version.ref, "messages": [{"role": "user", "content": "my card never came"}]},
+    )
     assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] in {o for _, o in CARD_ROWS}
 
 
 def test_a_full_fine_tune_is_served_as_its_own_model(tmp_path, tiny_model_dir, tiny_base, running):
-    from adaptlab.runs.compare import run_compare
     from adaptlab.registry import default_registry
+    from adaptlab.runs.compare import run_compare
     from adaptlab.serve import Limits, ServedModels, create_app
 
-    experiment = _experiment(tmp_path, tiny_model_dir, "  - {name: full, epochs: 1, batch_size: 4, bf16: false, learning_rate: 0.01}\n")
+    experiment = _experiment(
+        tmp_path, tiny_model_dir, "  - {name: full, epochs: 1, batch_size: 4, bf16: false, learning_rate: 0.01}\n"
+    )
     results, _ = run_compare(experiment, tmp_path / "run")
     version = default_registry().versions("cards")[-1]
     assert version.strategy == "full" and "model.safetensors" in version.files
     url = running(create_app(ServedModels(tiny_base, default_registry()), "tiny", None, Limits()))
-    replies = [httpx.post(f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": text}]}) for text, _ in TEST_ROWS]
+    replies = [
+        httpx.post(
+            f"{url}/v1/chat/completions", json={"model": version.ref, "messages": [{"role": "user", "content": text}]}
+        )
+        for text, _ in TEST_ROWS
+    ]
     assert all(r.status_code == 200 for r in replies)
-    assert [r.json()["choices"][0]["message"]["content"] for r in replies] == [p["predicted"] for p in results["strategies"][0]["predictions"]]  # as measured
+    assert [r.json()["choices"][0]["message"]["content"] for r in replies] == [
+        p["predicted"] for p in results["strategies"][0]["predictions"]
+    ]  # as measured
 
 
 def test_registry_check_load_loads_every_version_the_way_the_server_does(tmp_path, tiny_model_dir):
@@ -354,13 +449,21 @@ def test_registry_check_load_loads_every_version_the_way_the_server_does(tmp_pat
     from adaptlab.registry import default_registry
     from adaptlab.runs.compare import run_compare
 
-    run_compare(_experiment(tmp_path, tiny_model_dir, "  - {name: zero_shot}\n  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n"), tmp_path / "run")
+    run_compare(
+        _experiment(
+            tmp_path, tiny_model_dir, "  - {name: zero_shot}\n  - {name: lora, epochs: 1, batch_size: 4, bf16: false}\n"
+        ),
+        tmp_path / "run",
+    )
     ok = CliRunner().invoke(app, ["registry", "check", "--load"])
     assert ok.exit_code == 0 and "0 problem(s)" in ok.output
     version = default_registry().versions("cards")[0]
     moved = tmp_path / "moved"
     moved.mkdir()
-    info = json.loads((version.folder / "solver.json").read_text()) | {"base_model": str(tmp_path / "gone-model"), "base_sha256": None}
+    info = json.loads((version.folder / "solver.json").read_text()) | {
+        "base_model": str(tmp_path / "gone-model"),
+        "base_sha256": None,
+    }
     (moved / "solver.json").write_text(json.dumps(info))
     orphan = default_registry().add_version("cards", version.strategy, moved, version.lineage)
     bad = CliRunner().invoke(app, ["registry", "check", "--load"])

@@ -1,4 +1,5 @@
-"""LoRA's targets (all-linear unless named, recorded in the solver), QLoRA's refusal off CUDA, bench/gpu.py without a GPU."""
+"""LoRA's targets (all-linear unless named, recorded in the solver), QLoRA's refusal off CUDA, bench/gpu.py without a
+GPU."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ from adaptlab.kinds import strategy
 from adaptlab.kinds.lora import LoraConfig, attach_lora, check_quantize, trained_modules
 
 ROOT = Path(__file__).resolve().parents[1]
-EVERY_LINEAR = ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]  # a llama layer's linears, sorted; not lm_head
+EVERY_LINEAR = [
+    "down_proj",
+    "gate_proj",
+    "k_proj",
+    "o_proj",
+    "q_proj",
+    "up_proj",
+    "v_proj",
+]  # a llama layer's linears, sorted; not lm_head
 FAST = dict(epochs=1, batch_size=4, bf16=False, dev_fraction=0)  # one quick epoch, every row trained on
 
 
@@ -53,17 +62,23 @@ def test_the_solver_records_and_saves_the_modules_it_trained(tiny_base, tmp_path
     saved = json.loads((tmp_path / "solver" / "solver.json").read_text())
     assert saved["lora"] == solver.details["lora"]
     adapter_config = json.loads((tmp_path / "solver" / "adapter_config.json").read_text())
-    assert {name.rsplit(".", 1)[-1] for name in adapter_config["target_modules"]} == set(EVERY_LINEAR)  # resolved names, not the shorthand
+    assert {name.rsplit(".", 1)[-1] for name in adapter_config["target_modules"]} == set(
+        EVERY_LINEAR
+    )  # resolved names, not the shorthand
 
 
 def test_two_lora_contenders_keep_their_own_adapters(tiny_base):
     first = strategy(LoraConfig(name="lora", id="lora-a", **FAST), tiny_base, seed=0).fit(TASK, TRAIN)
-    second = strategy(LoraConfig(name="lora", id="lora-b", target_modules=["q_proj"], **FAST), tiny_base, seed=0).fit(TASK, TRAIN)
+    second = strategy(LoraConfig(name="lora", id="lora-b", target_modules=["q_proj"], **FAST), tiny_base, seed=0).fit(
+        TASK, TRAIN
+    )
     assert first.adapter != second.adapter and {first.adapter, second.adapter} <= set(tiny_base.model.peft_config)
     assert trained_modules(tiny_base.model, first.adapter)["target_modules"] == EVERY_LINEAR
 
 
-@pytest.mark.parametrize("bad", [{"target_modules": []}, {"target_modules": "all"}, {"quantize": "8bit"}, {"quantize": 4}])
+@pytest.mark.parametrize(
+    "bad", [{"target_modules": []}, {"target_modules": "all"}, {"quantize": "8bit"}, {"quantize": 4}]
+)
 def test_config_refuses_bad_targets_and_quantize(bad):
     with pytest.raises(ValidationError) as caught:
         LoraConfig(name="lora", **bad)
@@ -71,18 +86,28 @@ def test_config_refuses_bad_targets_and_quantize(bad):
 
 
 def test_quantize_4bit_on_a_cpu_is_a_config_error_naming_the_fix(tiny_base):
-    assert LoraConfig(name="lora", quantize="4bit").quantize == "4bit"  # valid as a setting; refused where it cannot run
+    assert (
+        LoraConfig(name="lora", quantize="4bit").quantize == "4bit"
+    )  # valid as a setting; refused where it cannot run
     with pytest.raises(ConfigError) as caught:
         strategy(LoraConfig(name="lora", id="q", quantize="4bit"), tiny_base, seed=0)
     message = str(caught.value)
-    assert "'q'" in message and "quantize: 4bit" in message and "CUDA GPU" in message and "pip install bitsandbytes" in message and "cpu" in message
+    assert (
+        "'q'" in message
+        and "quantize: 4bit" in message
+        and "CUDA GPU" in message
+        and "pip install bitsandbytes" in message
+        and "cpu" in message
+    )
 
 
 def test_quantize_on_a_gpu_without_bitsandbytes_says_how_to_install_it(monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     with pytest.raises(ConfigError, match=r"needs bitsandbytes: `pip install bitsandbytes`"):
         check_quantize(LoraConfig(name="lora", quantize="4bit"), "cuda:0")
     check_quantize(LoraConfig(name="lora"), "cpu")  # no quantize: nothing to refuse

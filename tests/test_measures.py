@@ -17,34 +17,81 @@ from adaptlab.knowledge.measures import (
     unsupported_figures,
 )
 
-DEDUCTIBLE = "Harbor Basic plan: the annual deductible is $1,500 per person and $3,000 per family. After the deductible, the plan pays 80% of covered costs (you pay 20% coinsurance)."
-COPAYS = "Primary care visits cost a $25 copay; specialist visits cost a $50 copay. Urgent care has a $75 copay and emergency room visits a $250 copay, waived if you are admitted."
-DATES = "Open enrollment runs from November 1, 2024 to November 15, 2024. Coverage starts January 1, 2025. The out-of-pocket maximum is $6,500 per person."
-DRUGS = "Generic drugs cost $10 for a 30-day supply; preferred brand drugs cost $40. Mail order gives a 90-day supply for two copays."
+DEDUCTIBLE = (
+    "Harbor Basic plan: the annual deductible is $1,500 per person and $3,000 per family. After the "
+    "deductible, the plan pays 80% of covered costs (you pay 20% coinsurance)."
+)
+COPAYS = (
+    "Primary care visits cost a $25 copay; specialist visits cost a $50 copay. Urgent care has a $75 "
+    "copay and emergency room visits a $250 copay, waived if you are admitted."
+)
+DATES = (
+    "Open enrollment runs from November 1, 2024 to November 15, 2024. Coverage starts January 1, 2025. "
+    "The out-of-pocket maximum is $6,500 per person."
+)
+DRUGS = (
+    "Generic drugs cost $10 for a 30-day supply; preferred brand drugs cost $40. Mail order gives a "
+    "90-day supply for two copays."
+)
 ELIGIBILITY = "New employees may enroll within 31 days of their hire date. Dependents are covered up to age 26."
 
 # (answer, passages given, reference, a person's label: does the answer state a figure its sources do not?)
 INVENTED_FIGURES = [
-    ("The deductible is $1,500 per person.", [DEDUCTIBLE], "The deductible is $1,500 per person and $3,000 per family.", False),
-    ("The deductible is $1,500.00 for an individual and $3000 for a family.", [DEDUCTIBLE], "$1,500 per person, $3,000 per family.", False),
+    (
+        "The deductible is $1,500 per person.",
+        [DEDUCTIBLE],
+        "The deductible is $1,500 per person and $3,000 per family.",
+        False,
+    ),
+    (
+        "The deductible is $1,500.00 for an individual and $3000 for a family.",
+        [DEDUCTIBLE],
+        "$1,500 per person, $3,000 per family.",
+        False,
+    ),
     ("The deductible is $2,000 per person.", [DEDUCTIBLE], "The deductible is $1,500 per person.", True),
     ("After the deductible the plan pays 80%, so you pay 20 percent.", [DEDUCTIBLE], "You pay 20% coinsurance.", False),
     ("You pay 30% coinsurance after the deductible.", [DEDUCTIBLE], "You pay 20% coinsurance.", True),
     ("A specialist visit is a $50 copay.", [COPAYS], "Specialist visits cost a $50 copay.", False),
     ("Specialist visits cost $45.", [COPAYS], "Specialist visits cost a $50 copay.", True),
-    ("Emergency room visits cost $250, waived if you are admitted.", [COPAYS], "A $250 copay, waived if admitted.", False),
+    (
+        "Emergency room visits cost $250, waived if you are admitted.",
+        [COPAYS],
+        "A $250 copay, waived if admitted.",
+        False,
+    ),
     ("You pay $25 for primary care and $50.00 for a specialist.", [COPAYS], "$25 primary care, $50 specialist.", False),
     ("1. Primary care: $25 copay\n2. Specialist: $50 copay", [COPAYS], "$25 primary care, $50 specialist.", False),
     ("Open enrollment ends on 11/15/2024.", [DATES], "Open enrollment ends November 15, 2024.", False),
     ("Open enrollment ends November 30, 2024.", [DATES], "Open enrollment ends November 15, 2024.", True),
     ("Coverage begins on 2025-01-01.", [DATES], "Coverage starts January 1, 2025.", False),
     ("Coverage starts January 1.", [DATES], "Coverage starts January 1, 2025.", False),
-    ("The plan year runs from January 1, 2025 to December 31, 2025.", [DATES], "Coverage starts January 1, 2025.", True),
+    (
+        "The plan year runs from January 1, 2025 to December 31, 2025.",
+        [DATES],
+        "Coverage starts January 1, 2025.",
+        True,
+    ),
     ("The out-of-pocket maximum is $6,500 [Harbor_Basic.pdf#page=4].", [DATES], "$6,500 per person.", False),
-    ("Generic drugs cost $10 for a 30-day supply, and mail order gives a 90-day supply.", [DRUGS], "Generic drugs cost $10 for 30 days.", False),
-    ("New employees have 31 days from their hire date to enroll.", [ELIGIBILITY], "Within 31 days of the hire date.", False),
+    (
+        "Generic drugs cost $10 for a 30-day supply, and mail order gives a 90-day supply.",
+        [DRUGS],
+        "Generic drugs cost $10 for 30 days.",
+        False,
+    ),
+    (
+        "New employees have 31 days from their hire date to enroll.",
+        [ELIGIBILITY],
+        "Within 31 days of the hire date.",
+        False,
+    ),
     ("New employees have 30 days to enroll.", [ELIGIBILITY], "Within 31 days of the hire date.", True),
-    ("The deductible is $1,500 per person.", [], "The deductible is $1,500 per person.", False),  # closed book: the reference alone supports
+    (
+        "The deductible is $1,500 per person.",
+        [],
+        "The deductible is $1,500 per person.",
+        False,
+    ),  # closed book: the reference alone supports
 ]
 
 # (answer, a person's label: does it decline to answer?)
@@ -65,13 +112,21 @@ ABSTENTIONS = [
     ("Specialist visits cost a $50 copay. I'm not sure about out-of-network specialists.", False),
     ("I don't know exactly. The plan pays 80% after the deductible.", False),
     ("Not sure, it may be 80%.", False),
-    ("Primary care costs $25 and specialists $50 once you meet the deductible, urgent care is $75, and the emergency room is $250 unless you are admitted, although I do not know the telehealth price.", False),
+    (
+        "Primary care costs $25 and specialists $50 once you meet the deductible, urgent care is "
+        "$75, and the emergency room is $250 unless you are admitted, although I do not know the "
+        "telehealth price.",
+        False,
+    ),
     ("Coverage starts January 1, 2025.", False),
 ]
 
 
 def test_invented_figures_agree_with_the_hand_labels():
-    agree = [bool(unsupported_figures(answer, given, reference)) == label for answer, given, reference, label in INVENTED_FIGURES]
+    agree = [
+        bool(unsupported_figures(answer, given, reference)) == label
+        for answer, given, reference, label in INVENTED_FIGURES
+    ]
     print(f"invented figures: the measure agrees with {sum(agree)}/{len(agree)} hand labels")
     assert [row[0] for row, ok in zip(INVENTED_FIGURES, agree) if not ok] == []
     assert len(agree) == 20 and sum(label for *_, label in INVENTED_FIGURES) == 6
@@ -158,7 +213,11 @@ def test_cites_names_a_retrieved_source():
 
 
 def test_qa_score_per_row():
-    rows = qa_rows(["the copay is $25", "I don't know", "I don't know", "the copay is $25"], ["the copay is $50", "I don't know.", "It is $25.", "Not sure."], DEFAULT_ABSTAIN)
+    rows = qa_rows(
+        ["the copay is $25", "I don't know", "I don't know", "the copay is $25"],
+        ["the copay is $50", "I don't know.", "It is $25.", "Not sure."],
+        DEFAULT_ABSTAIN,
+    )
     # row 0: 3 of 4 tokens shared: F1 0.75; row 1 abstains rightly: 1; row 2 answers an unanswerable question: 0;
     # row 3 abstains on an answerable one: 0
     assert rows["qa_score"] == pytest.approx([0.75, 1.0, 0.0, 0.0])
@@ -169,13 +228,23 @@ def test_qa_score_per_row():
 
 def test_hallucination_rate_counts_answered_unanswerable_rows():
     expected = ["The deductible is $1,500.", DEFAULT_ABSTAIN, DEFAULT_ABSTAIN, "Specialists cost $50.", DEFAULT_ABSTAIN]
-    predicted = ["The deductible is $1,500.", "The vision copay is $15.", "I don't know.", "I'm not sure.", "The documents do not mention it."]
-    rows = qa_rows(expected, predicted, DEFAULT_ABSTAIN, given=[[DEDUCTIBLE]] * 5, similarity=np.array([1.0, 0.4, 0.9, 0.8, 0.7]))
+    predicted = [
+        "The deductible is $1,500.",
+        "The vision copay is $15.",
+        "I don't know.",
+        "I'm not sure.",
+        "The documents do not mention it.",
+    ]
+    rows = qa_rows(
+        expected, predicted, DEFAULT_ABSTAIN, given=[[DEDUCTIBLE]] * 5, similarity=np.array([1.0, 0.4, 0.9, 0.8, 0.7])
+    )
     m = qa_aggregate(rows, np.arange(5))
     assert m["hallucination_rate"] == pytest.approx(1 / 3) and m["abstention_rate"] == pytest.approx(2 / 3)
     assert m["false_abstention_rate"] == 0.5
     assert m["qa_score"] == pytest.approx((1 + 0 + 1 + 0 + 1) / 5)
-    assert m["token_f1"] == pytest.approx(0.5) and m["similarity"] == pytest.approx(0.5)  # answerable rows: 1.0, and 0 for abstaining
+    assert m["token_f1"] == pytest.approx(0.5) and m["similarity"] == pytest.approx(
+        0.5
+    )  # answerable rows: 1.0, and 0 for abstaining
     assert m["unsupported_figures"] == 0.5  # answered rows 0 and 1; "$15" is in no source
     assert "recall_at_k" not in m and "citing" not in m
 
@@ -183,17 +252,27 @@ def test_hallucination_rate_counts_answered_unanswerable_rows():
 def test_empty_denominators_are_nan_and_absent_rows_leave_keys_out():
     expected = ["The copay is $25.", DEFAULT_ABSTAIN, "It starts January 1."]
     predicted = ["The copay is $25 [hb.pdf#page=2].", "I don't know.", "I don't know."]
-    gold, retrieved = [["hb.pdf#page=2"], [], ["hb.pdf"]], [["hb.pdf#page=2", "x.md"], ["x.md"], ["x.md", "hb.pdf#page=5"]]
+    gold, retrieved = (
+        [["hb.pdf#page=2"], [], ["hb.pdf"]],
+        [["hb.pdf#page=2", "x.md"], ["x.md"], ["x.md", "hb.pdf#page=5"]],
+    )
     rows = qa_rows(expected, predicted, DEFAULT_ABSTAIN, gold=gold, retrieved=retrieved)
     m = qa_aggregate(rows, np.arange(3))
     assert m["recall_at_k"] == 1.0 and m["mrr"] == pytest.approx((1 + 1 / 2) / 2) and m["citing"] == 1.0
     only_unanswerable = qa_aggregate(rows, np.array([1, 1]))  # a resample without answerable or gold rows
     assert math.isnan(only_unanswerable["token_f1"]) and math.isnan(only_unanswerable["false_abstention_rate"])
-    assert math.isnan(only_unanswerable["recall_at_k"]) and math.isnan(only_unanswerable["unsupported_figures"])  # nothing answered
+    assert math.isnan(only_unanswerable["recall_at_k"]) and math.isnan(
+        only_unanswerable["unsupported_figures"]
+    )  # nothing answered
     assert only_unanswerable["abstention_rate"] == 1.0 and only_unanswerable["qa_score"] == 1.0
     answerable_only = qa_rows(expected[:1], predicted[:1], DEFAULT_ABSTAIN)
     keys = qa_aggregate(answerable_only, np.arange(1)).keys()
-    assert "hallucination_rate" not in keys and "abstention_rate" not in keys and "similarity" not in keys and "mrr" not in keys
+    assert (
+        "hallucination_rate" not in keys
+        and "abstention_rate" not in keys
+        and "similarity" not in keys
+        and "mrr" not in keys
+    )
     assert math.isnan(qa_aggregate(qa_rows([], [], DEFAULT_ABSTAIN), np.arange(0))["qa_score"])
 
 

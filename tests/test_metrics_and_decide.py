@@ -31,20 +31,44 @@ def test_bootstrap_interval_brackets_the_mean():
 
 def evaluation(name, correct, n=40, fit=0.0, latency=100.0, labels=8, top=0.2, scores=None):
     scores = scores or [1.0] * correct + [0.0] * (n - correct)
-    return Evaluation(name, {"accuracy": sum(scores) / n}, {"accuracy": bootstrap_ci(np.array(scores))}, latency, latency, 50, 3, fit, 1000, scores, [], labels, top, {"label": "a"} if name == "majority" else {})
+    return Evaluation(
+        name,
+        {"accuracy": sum(scores) / n},
+        {"accuracy": bootstrap_ci(np.array(scores))},
+        latency,
+        latency,
+        50,
+        3,
+        fit,
+        1000,
+        scores,
+        [],
+        labels,
+        top,
+        {"label": "a"} if name == "majority" else {},
+    )
 
 
 def test_cheaper_strategy_wins_when_the_difference_is_not_significant():
-    decision = recommend([evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)], "accuracy", 8)
+    decision = recommend(
+        [evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)], "accuracy", 8
+    )
     assert decision.choice == "few_shot"
     assert "not significantly worse" in decision.reasons[1] and "0.0 s to fit vs 120.0 s" in decision.reasons[1]
 
 
 def test_significantly_better_strategy_wins_and_reasons_cite_figures():
-    decision = recommend([evaluation("zero_shot", 10, latency=80), evaluation("lora", 36, fit=120, latency=90)], "accuracy", 8)
+    decision = recommend(
+        [evaluation("zero_shot", 10, latency=80), evaluation("lora", 36, fit=120, latency=90)], "accuracy", 8
+    )
     assert decision.choice == "lora"
-    assert "0.900" in decision.reasons[0] and "beats the cheaper zero_shot: 0.900 vs 0.250, difference +0.650" in decision.reasons[1]
-    assert any("120 s to train" in r for r in decision.reasons) and any(r.startswith("lora was trained once") for r in decision.reasons)
+    assert (
+        "0.900" in decision.reasons[0]
+        and "beats the cheaper zero_shot: 0.900 vs 0.250, difference +0.650" in decision.reasons[1]
+    )
+    assert any("120 s to train" in r for r in decision.reasons) and any(
+        r.startswith("lora was trained once") for r in decision.reasons
+    )
 
 
 def test_collapse_is_warned():
@@ -59,7 +83,10 @@ def test_answers_cut_by_the_token_limit_are_warned():
     whole = evaluation("zero_shot", 10, n=30)
     whole.answers_cut, whole.answer_limit = 0, 160
     warnings = recommend([cut, whole], "accuracy", 8).warnings
-    assert "lora: 12 of 30 answers were cut at 160 tokens (task.max_new_tokens); if answers should be longer, raise it" in warnings
+    assert (
+        "lora: 12 of 30 answers were cut at 160 tokens (task.max_new_tokens); if answers should be longer, raise it"
+        in warnings
+    )
     assert not any(w.startswith("zero_shot:") for w in warnings)
 
 
@@ -69,7 +96,16 @@ def test_paired_difference_is_zero_for_identical_scores():
 
 
 def test_embed_classifier_within_the_interval_is_named_and_the_llm_questioned():
-    decision = recommend([evaluation("majority", 5, latency=0.01, labels=1, top=1.0), evaluation("embed_classifier", 35, fit=0.5, latency=10), evaluation("few_shot", 36, latency=700), evaluation("lora", 30, fit=200, latency=90)], "accuracy", 8)
+    decision = recommend(
+        [
+            evaluation("majority", 5, latency=0.01, labels=1, top=1.0),
+            evaluation("embed_classifier", 35, fit=0.5, latency=10),
+            evaluation("few_shot", 36, latency=700),
+            evaluation("lora", 30, fit=200, latency=90),
+        ],
+        "accuracy",
+        8,
+    )
     assert decision.choice == "embed_classifier"
     (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
     assert "0.875 vs 0.900" in reason and "10 ms per query vs 700 ms" in reason and "0.5 s to fit" in reason
@@ -83,18 +119,34 @@ def test_an_llm_strategy_that_does_not_beat_majority_is_called_out():
     few = evaluation("few_shot", 38, latency=700)
     decision = recommend([majority, zero, few], "accuracy", 8)
     assert decision.choice == "few_shot"
-    assert any(r.startswith("zero_shot does not beat the majority baseline significantly: 0.550 vs 0.500") for r in decision.reasons)
+    assert any(
+        r.startswith("zero_shot does not beat the majority baseline significantly: 0.550 vs 0.500")
+        for r in decision.reasons
+    )
     assert not any(r.startswith("few_shot does not beat") for r in decision.reasons)
 
 
 def test_nothing_beats_majority_means_collect_more_data():
-    decision = recommend([evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)], "accuracy", 8)
+    decision = recommend(
+        [evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)],
+        "accuracy",
+        8,
+    )
     assert decision.choice == "collect_more_data"
     assert any("always answering 'a'" in r for r in decision.reasons)
 
 
 def test_embed_classifier_best_outright_is_compared_with_the_best_llm():
-    decision = recommend([evaluation("majority", 5), evaluation("embed_classifier", 39, fit=3, latency=9), evaluation("few_shot", 30, latency=800), evaluation("lora", 28, fit=200, latency=540)], "accuracy", 8)
+    decision = recommend(
+        [
+            evaluation("majority", 5),
+            evaluation("embed_classifier", 39, fit=3, latency=9),
+            evaluation("few_shot", 30, latency=800),
+            evaluation("lora", 28, fit=200, latency=540),
+        ],
+        "accuracy",
+        8,
+    )
     assert decision.choice == "embed_classifier"
     (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
     assert "best LLM strategy, few_shot (0.975 vs 0.750" in reason and "9 ms per query vs 800 ms" in reason
@@ -107,7 +159,9 @@ def test_every_metric_gets_an_interval_and_agrees_with_the_plain_formula():
     assert metrics["macro_f1"] == pytest.approx(macro_f1(expected, predicted, ["a", "b", "c"]))
     assert set(ci) == {"accuracy", "macro_f1"} and all(lo <= metrics[k] <= hi for k, (lo, hi) in ci.items())
     f1, confusion = per_label(expected, predicted, ["a", "b", "c"])
-    assert confusion["b"] == {"a": 0, "b": 10, "c": 0, "(other)": 5} and f1["c"] == pytest.approx(2 * 5 / (2 * 5 + 0 + 5))
+    assert confusion["b"] == {"a": 0, "b": 10, "c": 0, "(other)": 5} and f1["c"] == pytest.approx(
+        2 * 5 / (2 * 5 + 0 + 5)
+    )
 
 
 def test_generate_metrics_token_f1_and_json_fields():
@@ -116,7 +170,9 @@ def test_generate_metrics_token_f1_and_json_fields():
     predicted = ['{"city": "Paris", "people": 3}', "not json"]
     metrics, ci = task_metrics("generate", expected, predicted, [], resamples=50)
     assert metrics["json_valid"] == 0.5 and metrics["field_precision"] == 0.5 and metrics["field_recall"] == 0.25
-    assert metrics["field_f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75) and {"exact_match", "token_f1", "chrf"} <= set(ci)
+    assert metrics["field_f1"] == pytest.approx(2 * 0.5 * 0.25 / 0.75) and {"exact_match", "token_f1", "chrf"} <= set(
+        ci
+    )
     assert "json_valid" not in task_metrics("generate", ["plain text"], ["plain"], [])[0]
 
 
@@ -135,7 +191,9 @@ def test_cost_per_query_fit_cost_and_break_even():
     few = evaluation("few_shot", 36, latency=720)  # 0.72 s of machine time per query
     lora = evaluation("lora", 35, fit=360, latency=360)
     costs = {e.name: strategy_cost(e, hourly=1.0) for e in (few, lora)}
-    assert costs["few_shot"]["cost_per_1k_queries"] == pytest.approx(0.2) and costs["lora"]["fit_cost"] == pytest.approx(0.1)
+    assert costs["few_shot"]["cost_per_1k_queries"] == pytest.approx(0.2) and costs["lora"][
+        "fit_cost"
+    ] == pytest.approx(0.1)
     (row,) = break_even(costs)
     assert row["queries"] == 1000  # $0.10 to fit, $0.10 less per 1k queries
     slower = {"few_shot": costs["few_shot"], "lora": strategy_cost(evaluation("lora", 35, fit=360, latency=900), 1.0)}
@@ -150,20 +208,29 @@ def test_sweep_measures_each_size_and_finds_the_crossover(card_experiment, tmp_p
     from adaptlab.cli import app
     from adaptlab.runs.sweep import crossover, sample
 
-    result = CliRunner().invoke(app, ["sweep", str(card_experiment), "--sizes", "4,8", "--seeds", "2", "--out", str(tmp_path / "sweep")])
+    result = CliRunner().invoke(
+        app, ["sweep", str(card_experiment), "--sizes", "4,8", "--seeds", "2", "--out", str(tmp_path / "sweep")]
+    )
     assert result.exit_code == 0, result.output
     sweep = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert sweep["sizes"] == [4, 8, 12] and set(sweep["curve"]) == {"zero_shot", "few_shot", "lora"}
     assert len(sweep["runs"]) == (2 + 2 + 1) * 3
-    assert [(c["fine_tuned"], c["prompted"]) for c in sweep["comparisons"]] == [("lora", "zero_shot"), ("lora", "few_shot")]
+    assert [(c["fine_tuned"], c["prompted"]) for c in sweep["comparisons"]] == [
+        ("lora", "zero_shot"),
+        ("lora", "few_shot"),
+    ]
     assert "overtakes" in result.stdout
-    assert crossover([{"n": 8, "difference": 0.1, "ci95": [0.05, 0.2]}, {"n": 16, "difference": -0.01, "ci95": [-0.1, 0.1]}]) == {"crossover_n": None, "significant_from_n": None}
+    assert crossover(
+        [{"n": 8, "difference": 0.1, "ci95": [0.05, 0.2]}, {"n": 16, "difference": -0.01, "ci95": [-0.1, 0.1]}]
+    ) == {"crossover_n": None, "significant_from_n": None}
     from conftest import CARD_ROWS
 
     from adaptlab.data import Dataset, Example
 
     rows = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)])
-    assert [e.line for e in sample(rows, 4, 1)] == sorted(e.line for e in sample(rows, 4, 1)) and len(sample(rows, 99, 0)) == 12
+    assert [e.line for e in sample(rows, 4, 1)] == sorted(e.line for e in sample(rows, 4, 1)) and len(
+        sample(rows, 99, 0)
+    ) == 12
 
 
 def test_constraints_rule_strategies_out_and_add_reasons():
@@ -175,14 +242,37 @@ def test_constraints_rule_strategies_out_and_add_reasons():
     plain = recommend([few, lora], "accuracy", 8)
     assert plain.choice == "few_shot"
     fast = recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=300), costs)
-    assert fast.choice == "lora" and any("latency target: p95 700 ms per query measured, 300 ms allowed" in r for r in fast.reasons)
-    broke = recommend([evaluation("few_shot", 30, latency=700), evaluation("lora", 36, fit=200, latency=90)], "accuracy", 8, ConstraintsConfig(training_budget_usd=0.01), costs)
+    assert fast.choice == "lora" and any(
+        "latency target: p95 700 ms per query measured, 300 ms allowed" in r for r in fast.reasons
+    )
+    broke = recommend(
+        [evaluation("few_shot", 30, latency=700), evaluation("lora", 36, fit=200, latency=90)],
+        "accuracy",
+        8,
+        ConstraintsConfig(training_budget_usd=0.01),
+        costs,
+    )
     assert broke.choice == "few_shot" and any("training budget" in r for r in broke.reasons)
-    assert recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=10), costs).choice == "none_meets_the_constraints"
-    churn = recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=300, data_changes="weekly", queries_per_month=5000), costs, break_even(costs))
+    assert (
+        recommend([few, lora], "accuracy", 8, ConstraintsConfig(latency_target_ms=10), costs).choice
+        == "none_meets_the_constraints"
+    )
+    churn = recommend(
+        [few, lora],
+        "accuracy",
+        8,
+        ConstraintsConfig(latency_target_ms=300, data_changes="weekly", queries_per_month=5000),
+        costs,
+        break_even(costs),
+    )
     assert any("changes weekly" in r and "retrained" in r for r in churn.reasons)
     assert any("5,000 queries a month you are" in r and "break-even" in r for r in churn.reasons)
-    shared = recommend([evaluation("few_shot", 30, latency=700), evaluation("full", 38, fit=50, latency=90)], "accuracy", 8, ConstraintsConfig(one_model_many_tasks=True))
+    shared = recommend(
+        [evaluation("few_shot", 30, latency=700), evaluation("full", 38, fit=50, latency=90)],
+        "accuracy",
+        8,
+        ConstraintsConfig(one_model_many_tasks=True),
+    )
     assert shared.choice == "few_shot" and any("full is ruled out" in r for r in shared.reasons)
 
 
@@ -197,14 +287,24 @@ def test_questionnaire_advice_weighs_each_factor_and_names_the_settling_experime
     assert many.choice == "lora" and any("2,000,000 queries" in r for r in many.reasons)
     assert "adaptlab compare" in many.reasons[-1] and "adaptlab sweep" in many.reasons[-1]
     no_gpu = advise(500, "classify", ConstraintsConfig(training_hardware="none"))
-    assert no_gpu.choice in ("zero_shot", "few_shot") and "lora" not in no_gpu.reasons[-1] and any("embedding classifier" in r for r in no_gpu.reasons)
+    assert (
+        no_gpu.choice in ("zero_shot", "few_shot")
+        and "lora" not in no_gpu.reasons[-1]
+        and any("embedding classifier" in r for r in no_gpu.reasons)
+    )
     assert advise(3, "classify", ConstraintsConfig()).choice == "collect_more_data"
     assert advise(60, "classify", ConstraintsConfig(data_changes="daily")).choice == "few_shot"
     answers = tmp_path / "a.yaml"
     answers.write_text("labeled_examples: 40\ntask_kind: classify\none_model_many_tasks: 'yes'\n")
     result = CliRunner().invoke(app, ["recommend", "--questionnaire", "--answers", str(answers)])
-    assert result.exit_code == 0 and result.stdout.startswith("Leaning: few_shot") and "share one base model" in result.stdout
-    interactive = CliRunner().invoke(app, ["recommend", "--questionnaire"], input="400\ngenerate\n\n\ngpu\nrarely\nspecialised\nstrict\nno\n")
+    assert (
+        result.exit_code == 0
+        and result.stdout.startswith("Leaning: few_shot")
+        and "share one base model" in result.stdout
+    )
+    interactive = CliRunner().invoke(
+        app, ["recommend", "--questionnaire"], input="400\ngenerate\n\n\ngpu\nrarely\nspecialised\nstrict\nno\n"
+    )
     assert interactive.exit_code == 0 and "Leaning: lora" in interactive.stdout
 
 
@@ -213,11 +313,20 @@ def _advised_kind(name: str, **traits):
     from adaptlab.config import StrategyConfig
     from adaptlab.kinds import Kind
 
-    return Kind(name, traits.pop("family", "fine_tuned"), StrategyConfig, build=lambda config, ctx: None, load=lambda folder, ctx: None, tier=traits.pop("tier", 3), **traits)
+    return Kind(
+        name,
+        traits.pop("family", "fine_tuned"),
+        StrategyConfig,
+        build=lambda config, ctx: None,
+        load=lambda folder, ctx: None,
+        tier=traits.pop("tier", 3),
+        **traits,
+    )
 
 
 def test_a_kind_registered_with_its_traits_is_advised_by_them():
-    """A fine-tune that also keeps examples in its prompt wins where both count (many examples, data that changes daily),
+    """A fine-tune that also keeps examples in its prompt wins where both count (many examples, data that changes
+    daily),
     is named in the settling experiment, and is ruled out by the same constraints as any kind that trains."""
     from adaptlab import kinds
     from adaptlab.config import ConstraintsConfig
@@ -228,15 +337,26 @@ def test_a_kind_registered_with_its_traits_is_advised_by_them():
     kinds.register(_advised_kind("tuned_shots", short_prompts=True, examples_in_prompt=True))
     try:
         advised = advise(500, "generate", busy)
-        assert advised.choice == "tuned_shots" and "tuned_shots" in advised.reasons[-1] and "adaptlab sweep" in advised.reasons[-1]
-        assert advise(500, "generate", ConstraintsConfig(queries_per_month=2_000_000)).choice == "lora"  # a tie: table order
+        assert (
+            advised.choice == "tuned_shots"
+            and "tuned_shots" in advised.reasons[-1]
+            and "adaptlab sweep" in advised.reasons[-1]
+        )
+        assert (
+            advise(500, "generate", ConstraintsConfig(queries_per_month=2_000_000)).choice == "lora"
+        )  # a tie: table order
         assert advise(500, "generate", busy.model_copy(update={"training_hardware": "none"})).choice == "few_shot"
     finally:
         kinds.unregister("tuned_shots")
     kinds.register(_advised_kind("own_tune", own_weights=True, short_prompts=True, examples_in_prompt=True))
     try:
-        assert advise(500, "generate", busy).choice == "own_tune" and "own_tune" in advise(500, "generate", busy).reasons[-1]
-        assert "own_tune" not in advise(500, "generate", ConstraintsConfig()).reasons[-1]  # no more votes than lora: a second run, as full
+        assert (
+            advise(500, "generate", busy).choice == "own_tune"
+            and "own_tune" in advise(500, "generate", busy).reasons[-1]
+        )
+        assert (
+            "own_tune" not in advise(500, "generate", ConstraintsConfig()).reasons[-1]
+        )  # no more votes than lora: a second run, as full
         shared = advise(500, "generate", busy.model_copy(update={"one_model_many_tasks": True}))
         assert shared.choice == "lora" and "own_tune" not in shared.reasons[-1]
     finally:
@@ -256,7 +376,14 @@ def test_no_training_hardware_rules_out_every_kind_that_trains_whatever_else_fav
     try:
         trainers = [k.name for k in kinds.kinds() if k.trains]
         assert "eager_tune" in trainers and len(trainers) >= 3
-        favoured = ConstraintsConfig(training_hardware="none", queries_per_month=5_000_000, latency_target_ms=50, domain="specialised", format_control="strict", data_changes="daily")
+        favoured = ConstraintsConfig(
+            training_hardware="none",
+            queries_per_month=5_000_000,
+            latency_target_ms=50,
+            domain="specialised",
+            format_control="strict",
+            data_changes="daily",
+        )
         for examples in (5, 60, 500, 5000):
             for task_kind in ("classify", "generate", "qa"):
                 advice = advise(examples, task_kind, favoured)
@@ -276,11 +403,17 @@ def test_cheaper_means_fewer_dollars_at_the_stated_volume_not_the_kind():
     from adaptlab.decide.recommend import HORIZON_MONTHS, Costing
 
     hosted, local = evaluation("few_shot", 31, latency=400), evaluation("lora", 30, fit=600, latency=90)
-    costs = {"few_shot": {"cost_per_1k_queries": 2.0, "fit_cost": 0.0}, "lora": {"cost_per_1k_queries": 0.0025, "fit_cost": 0.0167}}
+    costs = {
+        "few_shot": {"cost_per_1k_queries": 2.0, "fit_cost": 0.0},
+        "lora": {"cost_per_1k_queries": 0.0025, "fit_cost": 0.0167},
+    }
     busy = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=100_000), costs)
     assert busy.choice == "lora"
     (reason,) = [r for r in busy.reasons if "so prefer it" in r]
-    assert f"$3.02 vs $2400.00 over {HORIZON_MONTHS} months at 100,000 queries a month" in reason and "(a default" not in reason
+    assert (
+        f"$3.02 vs $2400.00 over {HORIZON_MONTHS} months at 100,000 queries a month" in reason
+        and "(a default" not in reason
+    )
     quiet = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=0), costs)
     assert quiet.choice == "few_shot"  # no queries: only the fit cost counts, and the hosted model has none
     default = Costing.of(costs, None)

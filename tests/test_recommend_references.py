@@ -32,7 +32,21 @@ QA_REMEDY = "try a bigger or remote model, retrieval settings (rag's k and retri
 def evaluation(name, scores, metric="qa_score", flags=(), latency=100.0, fit=0.0):
     scores = [float(s) for s in scores]
     traits = {"kind": name} | TRAITS[name]
-    return Evaluation(name, {metric: float(np.mean(scores))}, {metric: bootstrap_ci(np.array(scores))}, latency, latency, 50, 3, fit, 1000, scores, [], traits=traits, flags=list(flags))
+    return Evaluation(
+        name,
+        {metric: float(np.mean(scores))},
+        {metric: bootstrap_ci(np.array(scores))},
+        latency,
+        latency,
+        50,
+        3,
+        fit,
+        1000,
+        scores,
+        [],
+        traits=traits,
+        flags=list(flags),
+    )
 
 
 def right(*rows, n=40):
@@ -53,8 +67,13 @@ def test_an_always_abstaining_llm_is_never_recommended_and_is_named_as_degenerat
     assert decision.choice == "extract"
     assert f"lora is not recommended: it {declined}" in decision.reasons
     assert f"lora: {declined} — not recommended" in decision.warnings
-    assert "extract answers better than always saying the abstain answer (abstain) significantly: 0.850 vs 0.500 (difference +0.350" in " ".join(decision.reasons)
-    assert not any(w.startswith("abstain:") or w.startswith("extract:") for w in decision.warnings)  # flags only for flagged contenders
+    assert (
+        "extract answers better than always saying the abstain answer (abstain) significantly: 0.850 "
+        "vs 0.500 (difference +0.350" in " ".join(decision.reasons)
+    )
+    assert not any(
+        w.startswith("abstain:") or w.startswith("extract:") for w in decision.warnings
+    )  # flags only for flagged contenders
 
 
 def test_a_reference_without_an_llm_that_beats_every_llm_is_the_recommendation():
@@ -66,7 +85,10 @@ def test_a_reference_without_an_llm_that_beats_every_llm_is_the_recommendation()
     decision = recommend([constant, lora, few, nearest], "chrf")
     assert decision.choice == "nearest"
     (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
-    assert "nearest scores +19.000 chrf against the best LLM strategy, lora (70.000 vs 51.000" in reason and "8 ms per query vs 90 ms" in reason
+    assert (
+        "nearest scores +19.000 chrf against the best LLM strategy, lora (70.000 vs 51.000" in reason
+        and "8 ms per query vs 90 ms" in reason
+    )
 
 
 def test_a_reference_without_an_llm_not_told_apart_from_the_best_llm_wins_whatever_it_costs():
@@ -75,11 +97,17 @@ def test_a_reference_without_an_llm_not_told_apart_from_the_best_llm_wins_whatev
     constant = evaluation("constant", [20.0] * 30, "chrf")
     nearest = evaluation("nearest", [79.0, 59.0] * 15, "chrf", latency=8)
     lora = evaluation("lora", [60.0, 80.0] * 15, "chrf", latency=90, fit=200)
-    costs = {"nearest": {"cost_per_1k_queries": None, "fit_cost": 0.0}, "lora": {"cost_per_1k_queries": 0.01, "fit_cost": 0.05}}
+    costs = {
+        "nearest": {"cost_per_1k_queries": None, "fit_cost": 0.0},
+        "lora": {"cost_per_1k_queries": 0.01, "fit_cost": 0.05},
+    }
     decision = recommend([constant, lora, nearest], "chrf", 0, None, costs)
     assert decision.choice == "nearest"
     (reason,) = [r for r in decision.reasons if r.startswith("the task may not need an LLM")]
-    assert "nearest is not significantly worse than lora (69.000 vs 70.000, difference +1.000" in reason and "needs no LLM" in reason
+    assert (
+        "nearest is not significantly worse than lora (69.000 vs 70.000, difference +1.000" in reason
+        and "needs no LLM" in reason
+    )
 
 
 def test_an_llm_best_but_not_beating_the_trivial_reference_means_collect_more_data_in_the_tasks_words():
@@ -89,7 +117,10 @@ def test_an_llm_best_but_not_beating_the_trivial_reference_means_collect_more_da
     decision = recommend([abstain, rag, extract], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert decision.choice == COLLECT_MORE_DATA
     (reason,) = [r for r in decision.reasons if r.startswith("no contender answers better than")]
-    assert reason.startswith("no contender answers better than always saying the abstain answer (abstain) significantly: the best, rag, has qa_score 0.550 vs 0.500 (difference +0.050")
+    assert reason.startswith(
+        "no contender answers better than always saying the abstain answer (abstain) significantly: "
+        "the best, rag, has qa_score 0.550 vs 0.500 (difference +0.050"
+    )
     assert "McNemar exact p=0.688" in reason and reason.endswith(QA_REMEDY)
 
 
@@ -102,11 +133,25 @@ def test_a_cheaper_llm_not_beating_the_trivial_reference_is_not_preferred_to_the
     zero = evaluation("zero_shot", right((0, 16), (20, 28), (34, 38)), "accuracy", latency=80)
     decision = recommend([majority, zero, lora], "accuracy", 8)
     assert decision.choice == "lora"
-    assert any(r.startswith("zero_shot does not beat the majority baseline significantly: 0.700 vs 0.500") for r in decision.reasons)
-    assert any(r.startswith("lora answers better than always answering 'a' (majority) significantly: 0.750 vs 0.500") for r in decision.reasons)
+    assert any(
+        r.startswith("zero_shot does not beat the majority baseline significantly: 0.700 vs 0.500")
+        for r in decision.reasons
+    )
+    assert any(
+        r.startswith("lora answers better than always answering 'a' (majority) significantly: 0.750 vs 0.500")
+        for r in decision.reasons
+    )
     assert not any("so prefer it" in r for r in decision.reasons)
-    worded = recommend([majority, zero, lora], "accuracy", 8, trivial_words="always answering the most frequent training label")
-    assert any(r.startswith("lora answers better than always answering the most frequent training label (majority: 'a') significantly: 0.750") for r in worded.reasons)
+    worded = recommend(
+        [majority, zero, lora], "accuracy", 8, trivial_words="always answering the most frequent training label"
+    )
+    assert any(
+        r.startswith(
+            "lora answers better than always answering the most frequent training label (majority: "
+            "'a') significantly: 0.750"
+        )
+        for r in worded.reasons
+    )
 
 
 def test_a_flagged_contender_with_the_highest_score_is_skipped_for_the_best_usable_one():
@@ -116,9 +161,13 @@ def test_a_flagged_contender_with_the_highest_score_is_skipped_for_the_best_usab
     lora = evaluation("lora", [80.0 + s for s in swing], "chrf", flags=[cut], fit=200)
     few = evaluation("few_shot", [60.0 + s for s in swing], "chrf", latency=700)
     zero = evaluation("zero_shot", [40.0 + s for s in swing], "chrf", latency=600)
-    decision = recommend([constant, lora, few, zero], "chrf", 0, trivial_words="always answering the most frequent training output")
+    decision = recommend(
+        [constant, lora, few, zero], "chrf", 0, trivial_words="always answering the most frequent training output"
+    )
     assert decision.choice == "few_shot"
-    assert decision.reasons[0].startswith("few_shot scored the highest chrf of the contenders that can be recommended: 60.000")
+    assert decision.reasons[0].startswith(
+        "few_shot scored the highest chrf of the contenders that can be recommended: 60.000"
+    )
     assert f"lora is not recommended: it {cut}" in decision.reasons
     assert decision.warnings == [f"lora: {cut} — not recommended"]
 
@@ -130,25 +179,42 @@ def test_every_contender_flagged_the_trivial_reference_decides():
     rag = evaluation("rag", right((0, 19)), flags=[same])
     nothing = recommend([abstain, lora, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert nothing.choice == COLLECT_MORE_DATA
-    assert nothing.reasons[0].startswith("no contender answers better than always saying the abstain answer (abstain) significantly: the best, lora")
-    assert f"lora is not recommended: it {same}" in nothing.reasons and f"rag is not recommended: it {same}" in nothing.reasons
+    assert nothing.reasons[0].startswith(
+        "no contender answers better than always saying the abstain answer (abstain) significantly: the best, lora"
+    )
+    assert (
+        f"lora is not recommended: it {same}" in nothing.reasons
+        and f"rag is not recommended: it {same}" in nothing.reasons
+    )
     # a flagged contender that does beat the trivial reference, with no usable one left: recommended, with a caution
     cut = "ran to the token limit on 60% of the test rows"
     long = evaluation("lora", right((0, 36)), flags=[cut], fit=60)
     decision = recommend([abstain, long, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert decision.choice == "lora"
-    assert f"lora is recommended although it {cut}: no contender without such findings is left to recommend; read its answers before relying on it" in decision.reasons
-    assert f"lora: {cut} — recommended only because no contender without such findings is left; check its answers" in decision.warnings
+    assert (
+        f"lora is recommended although it {cut}: no contender without such findings is left to "
+        "recommend; read its answers before relying on it" in decision.reasons
+    )
+    assert (
+        f"lora: {cut} — recommended only because no contender without such findings is left; check its answers"
+        in decision.warnings
+    )
 
 
 def test_a_lookup_above_the_trivial_reference_is_chosen_where_an_llm_as_far_above_is_not():
-    # 12 questions, the first 3 unanswerable: abstain 0.25; extract and rag each right on 3 more rows (McNemar 3 to 0: p=0.25)
+    # 12 questions, the first 3 unanswerable: abstain 0.25; extract and rag each right on 3 more rows (McNemar 3 to 0:
+    # p=0.25)
     abstain = evaluation("abstain", right((0, 3), n=12))
     extract = evaluation("extract", right((0, 6), n=12), latency=5)
     rag = evaluation("rag", right((0, 6), n=12), latency=900)
     decision = recommend([abstain, extract, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert decision.choice == "extract"
-    assert any(r.startswith("extract scores above always saying the abstain answer (abstain), but the test rows cannot tell them apart") for r in decision.reasons)
+    assert any(
+        r.startswith(
+            "extract scores above always saying the abstain answer (abstain), but the test rows cannot tell them apart"
+        )
+        for r in decision.reasons
+    )
     assert any(r.startswith("rag does not beat the abstain baseline significantly") for r in decision.reasons)
     alone = recommend([abstain, rag], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
     assert alone.choice == COLLECT_MORE_DATA  # an LLM must beat the trivial reference in the paired test
@@ -160,5 +226,7 @@ def test_a_contender_significantly_below_the_trivial_reference_is_said_to_answer
     rag = evaluation("rag", right((0, 1)), latency=900)
     lora = evaluation("lora", right((0, 40)), latency=100)
     decision = recommend([abstain, rag, lora], "qa_score", 0, trivial_words=QA_WORDS, remedy=QA_REMEDY)
-    assert any(r.startswith("rag answers worse than the abstain baseline: 0.025 vs 0.250") for r in decision.reasons), decision.reasons
+    assert any(r.startswith("rag answers worse than the abstain baseline: 0.025 vs 0.250") for r in decision.reasons), (
+        decision.reasons
+    )
     assert not any(r.startswith("rag does not beat") for r in decision.reasons)

@@ -1,6 +1,5 @@
 """Remote models: a real HTTP OpenAI-compatible server on 127.0.0.1 (a small FastAPI fake started here)."""
 
-
 import asyncio
 import json
 import socket
@@ -62,9 +61,21 @@ def _app(fake: Fake):
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
         if body.get("logprobs") and query in fake.logprobs:
             top = [{"token": t, "logprob": lp} for t, lp in fake.logprobs[query].items()]
-            choice["logprobs"] = {"content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]}
+            choice["logprobs"] = {
+                "content": [{"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
+            }
         prompt_tokens = sum(len(m["content"].split()) for m in body["messages"])
-        return {"id": "x", "object": "chat.completion", "model": body["model"], "choices": [choice], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()), "total_tokens": prompt_tokens + len(text.split())}}
+        return {
+            "id": "x",
+            "object": "chat.completion",
+            "model": body["model"],
+            "choices": [choice],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": len(text.split()),
+                "total_tokens": prompt_tokens + len(text.split()),
+            },
+        }
 
     return app
 
@@ -95,7 +106,12 @@ def _client(url, **kw) -> ChatClient:
 
 def test_answers_are_parsed_to_labels_logprobs_fill_in_and_unparseable_ones_count_wrong(endpoint):
     fake, url = endpoint
-    fake.answers = {"my card never came": "card_arrival", "ATM ate it": " Card_Swallowed.", "lost it": "Hmm, hard to say", "what?": "no idea"}
+    fake.answers = {
+        "my card never came": "card_arrival",
+        "ATM ate it": " Card_Swallowed.",
+        "lost it": "Hmm, hard to say",
+        "what?": "no idea",
+    }
     fake.logprobs = {"lost it": {"Hmm": -0.3, "lost": -0.9, "card": -1.2}}
     solver = RemoteSolver("zero_shot", _client(url), TASK)
     predictions = solver.predict(["my card never came", "ATM ate it", "lost it", "what?"])
@@ -157,11 +173,16 @@ def test_compare_few_shot_on_a_remote_model_against_lora_on_the_local_one(endpoi
     from adaptlab.runs.compare import run_compare
 
     fake, url = endpoint
-    fake.answers = {"my card never came": "card_arrival", "card was stolen": "lost_or_stolen_card", "the ATM kept it": "card_swallowed"}
+    fake.answers = {
+        "my card never came": "card_arrival",
+        "card was stolen": "lost_or_stolen_card",
+        "the ATM kept it": "card_swallowed",
+    }
     monkeypatch.setenv("FAKE_KEY", "k")
     text = card_experiment.read_text().replace(
         "  - {name: few_shot, k: 2, selector: random}\n",
-        f"  - {{name: few_shot, k: 2, selector: random, model: {{base_url: '{url}', name: fake-model, api_key_env: FAKE_KEY, price_input_per_1k: 0.5, price_output_per_1k: 1.5}}}}\n",
+        f"  - {{name: few_shot, k: 2, selector: random, model: {{base_url: '{url}', name: "
+        f"fake-model, api_key_env: FAKE_KEY, price_input_per_1k: 0.5, price_output_per_1k: 1.5}}}}\n",
     )
     card_experiment.write_text(text)
     results, run_dir = run_compare(card_experiment, card_experiment.parent / "run")
@@ -170,14 +191,17 @@ def test_compare_few_shot_on_a_remote_model_against_lora_on_the_local_one(endpoi
     assert remote["solver"]["base_model"] == {"base_url": url, "name": "fake-model"}
     assert remote["metrics"]["accuracy"] == pytest.approx(0.5) and remote["solver"]["unparseable"] == 3
     usage = remote["solver"]["usage"]
-    assert remote["solver"]["cost_usd"] == pytest.approx((usage["prompt_tokens"] * 0.5 + usage["completion_tokens"] * 1.5) / 1000)
+    assert remote["solver"]["cost_usd"] == pytest.approx(
+        (usage["prompt_tokens"] * 0.5 + usage["completion_tokens"] * 1.5) / 1000
+    )
     assert all(len(r["messages"]) == 1 + 2 * 2 + 1 for r in fake.requests)  # system, 2 shots, query
     assert by_name["lora"]["solver"]["base_model"] == results["base_model"]
     assert (run_dir / "solvers" / "few_shot" / "solver.json").is_file()
 
 
 def _scripted(*answers):
-    """A ChatClient over an httpx MockTransport that answers (status, JSON body) in turn; returns (client, bodies it saw)."""
+    """A ChatClient over an httpx MockTransport that answers (status, JSON body) in turn; returns (client, bodies it
+    saw)."""
     import httpx
 
     seen, queue = [], list(answers)
@@ -187,11 +211,17 @@ def _scripted(*answers):
         status, body = queue.pop(0)
         return httpx.Response(status, json=body, headers={"Retry-After": "0"})
 
-    return ChatClient(RemoteModelConfig(base_url="http://fake/v1", name="fake-model", max_retries=0), transport=httpx.MockTransport(handle)), seen
+    return ChatClient(
+        RemoteModelConfig(base_url="http://fake/v1", name="fake-model", max_retries=0),
+        transport=httpx.MockTransport(handle),
+    ), seen
 
 
 def _ok(**choice):
-    return 200, {"choices": [{"message": {"role": "assistant", "content": "card_arrival"}} | choice], "usage": {"prompt_tokens": 7, "completion_tokens": 1}}
+    return 200, {
+        "choices": [{"message": {"role": "assistant", "content": "card_arrival"}} | choice],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 1},
+    }
 
 
 NO_LOGPROBS = (400, {"error": {"message": "logprobs is not supported"}})
@@ -222,13 +252,31 @@ def test_asking_again_without_logprobs_does_not_use_up_the_retries():
         (200, [1, 2], "not an OpenAI chat completion"),
         (200, {"choices": [{"message": {"content": ["a", "b"]}}]}, r"message.content is list, not text"),
         (200, {"choices": [{"message": {"content": "a"}}], "usage": [3]}, "usage is list, not an object"),
-        (200, {"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "many"}}, "usage.prompt_tokens is 'many', not a token count"),
-        (200, {"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": -1}}, "usage.completion_tokens is -1"),
+        (
+            200,
+            {"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "many"}},
+            "usage.prompt_tokens is 'many', not a token count",
+        ),
+        (
+            200,
+            {"choices": [{"message": {"content": "a"}}], "usage": {"completion_tokens": -1}},
+            "usage.completion_tokens is -1",
+        ),
         (*_ok(logprobs={"content": [5]}), r"logprobs.content\[0\] is 5, not an object"),
         (*_ok(logprobs={"content": "tokens"}), "logprobs.content is str, not a list"),
         (*_ok(logprobs=[1]), "choices\\[0\\].logprobs is list, not an object"),
-        (*_ok(logprobs={"content": [{"top_logprobs": [{"logprob": -0.1}]}]}), r"top_logprobs\[0\] is \{'logprob': -0.1\}"),
-        (*_ok(logprobs={"content": [{"top_logprobs": [{"token": "a", "logprob": -0.1}, {"token": "b", "logprob": "low"}]}]}), r"top_logprobs\[1\] is"),
+        (
+            *_ok(logprobs={"content": [{"top_logprobs": [{"logprob": -0.1}]}]}),
+            r"top_logprobs\[0\] is \{'logprob': -0.1\}",
+        ),
+        (
+            *_ok(
+                logprobs={
+                    "content": [{"top_logprobs": [{"token": "a", "logprob": -0.1}, {"token": "b", "logprob": "low"}]}]
+                }
+            ),
+            r"top_logprobs\[1\] is",
+        ),
         (*_ok(logprobs={"content": [{"top_logprobs": "ab"}]}), "top_logprobs is str, not a list"),
     ],
 )
@@ -239,8 +287,22 @@ def test_odd_answers_are_a_remote_error_that_says_what_is_wrong(status, body, ma
 
 
 def test_well_formed_logprobs_and_their_absence_are_read():
-    top = {"content": [{"token": "card", "logprob": -0.1, "top_logprobs": [{"token": "card", "logprob": -0.1}, {"token": "lost", "logprob": -3}]}]}
-    for logprobs, expected in [(top, {"card": -0.1, "lost": -3.0}), (None, None), ({"content": None}, None), ({"content": []}, None), ({"content": [{"token": "a", "top_logprobs": []}]}, None)]:
+    top = {
+        "content": [
+            {
+                "token": "card",
+                "logprob": -0.1,
+                "top_logprobs": [{"token": "card", "logprob": -0.1}, {"token": "lost", "logprob": -3}],
+            }
+        ]
+    }
+    for logprobs, expected in [
+        (top, {"card": -0.1, "lost": -3.0}),
+        (None, None),
+        ({"content": None}, None),
+        ({"content": []}, None),
+        ({"content": [{"token": "a", "top_logprobs": []}]}, None),
+    ]:
         client, _ = _scripted(_ok(logprobs=logprobs))
         reply = client.chat([{"role": "user", "content": "hi"}], 4)
         assert reply.first_token_logprobs == expected and (reply.prompt_tokens, reply.completion_tokens) == (7, 1)

@@ -1,4 +1,5 @@
-"""Repeats (issue 17, item 1): a seed-dependent contender fitted several times, combined, and read by the recommendation."""
+"""Repeats (issue 17, item 1): a seed-dependent contender fitted several times, combined, and read by the
+recommendation."""
 
 import json
 
@@ -12,7 +13,21 @@ from adaptlab.metrics import bootstrap_ci
 
 def evaluation(name, scores, fit=0.0):
     scores = [float(s) for s in scores]
-    return Evaluation(name, {"accuracy": float(np.mean(scores))}, {"accuracy": bootstrap_ci(np.array(scores))}, 100, 100, 50, 3, fit, 1000, scores, [], 8, 0.2)
+    return Evaluation(
+        name,
+        {"accuracy": float(np.mean(scores))},
+        {"accuracy": bootstrap_ci(np.array(scores))},
+        100,
+        100,
+        50,
+        3,
+        fit,
+        1000,
+        scores,
+        [],
+        8,
+        0.2,
+    )
 
 
 def test_repeats_average_per_row_and_the_interval_counts_the_seed():
@@ -36,9 +51,15 @@ def test_two_level_interval_of_identical_repeats_is_the_rows_interval():
 
 def test_the_recommendation_quotes_the_spread_and_calls_a_gap_inside_it_a_seed_effect():
     few = evaluation("few_shot", [1.0] * 31 + [0.0] * 9)
-    lora = combine([evaluation("lora", [1.0] * 34 + [0.0] * 6, fit=100), evaluation("lora", [1.0] * 28 + [0.0] * 12, fit=100)], "accuracy", [0, 1])
+    lora = combine(
+        [evaluation("lora", [1.0] * 34 + [0.0] * 6, fit=100), evaluation("lora", [1.0] * 28 + [0.0] * 12, fit=100)],
+        "accuracy",
+        [0, 1],
+    )
     decision = recommend([few, lora], "accuracy", 8)
-    assert any("lora's 2 repeats (seeds 0-1) scored 0.850, 0.700 accuracy: a spread of 0.150" in r for r in decision.reasons)
+    assert any(
+        "lora's 2 repeats (seeds 0-1) scored 0.850, 0.700 accuracy: a spread of 0.150" in r for r in decision.reasons
+    )
     assert any("is within the spread of lora's repeats (0.150): it may be a seed effect" in r for r in decision.reasons)
     once = recommend([few, evaluation("lora", [1.0] * 34 + [0.0] * 6, fit=100)], "accuracy", 8)
     assert any(r.startswith("lora was trained once (repeats: 1)") for r in once.reasons)
@@ -50,7 +71,9 @@ def test_compare_repeats_only_the_contenders_whose_seed_matters(card_experiment,
 
     from adaptlab.cli import app
 
-    text = card_experiment.read_text(encoding="utf-8").replace("strategies:\n", "repeats: 2\nbaselines: false\nstrategies:\n")
+    text = card_experiment.read_text(encoding="utf-8").replace(
+        "strategies:\n", "repeats: 2\nbaselines: false\nstrategies:\n"
+    )
     card_experiment.write_text(text, encoding="utf-8")
     result = CliRunner().invoke(app, ["compare", str(card_experiment), "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output

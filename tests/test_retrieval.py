@@ -1,10 +1,9 @@
 """Retrieval: each retriever finds the chunk that holds the answer; hybrid fuses the two rankings by rank."""
 
 import pytest
+from conftest import HashEmbedder
 
 from adaptlab.knowledge.retrieval import RRF_K, make_retriever
-
-from conftest import HashEmbedder
 
 CHUNKS = [
     "The PerksPlus program reimburses up to 1000 dollars a year for gym memberships.",
@@ -18,7 +17,14 @@ CHUNKS = [
 @pytest.mark.parametrize("kind", ["bm25", "dense", "hybrid"])
 def test_each_retriever_ranks_the_answering_chunk_first(kind):
     index = make_retriever(kind, CHUNKS, HashEmbedder())
-    found = index.search(["how much does PerksPlus pay for the gym", "paid time off days per year", "family deductible of the standard plan"], k=3)
+    found = index.search(
+        [
+            "how much does PerksPlus pay for the gym",
+            "paid time off days per year",
+            "family deductible of the standard plan",
+        ],
+        k=3,
+    )
     assert [hits[0][0] for hits in found] == [0, 1, 2]
     assert all(len(hits) <= 3 and [s for _, s in hits] == sorted((s for _, s in hits), reverse=True) for hits in found)
 
@@ -65,7 +71,11 @@ def test_the_index_is_rebuilt_only_for_changed_files(tiny_base, tmp_path, monkey
     assert again.rebuilt == [] and read == [] and [c.text for c in again.chunks] == [c.text for c in first.chunks]
     (docs / "doc2.txt").write_text("The Northwind Standard plan now has a deductible of 2500 dollars.")
     changed = build_index(docs, tiny_base.tokenizer, "hybrid", HashEmbedder(), size=64, overlap=8)
-    assert changed.rebuilt == ["doc2.txt"] and read == ["doc2.txt"] and changed.files["doc2.txt"] != first.files["doc2.txt"]
+    assert (
+        changed.rebuilt == ["doc2.txt"]
+        and read == ["doc2.txt"]
+        and changed.files["doc2.txt"] != first.files["doc2.txt"]
+    )
     assert "2500" in changed.search(["standard plan deductible"], k=1)[0][0][0].text
     other = build_index(docs, tiny_base.tokenizer, "bm25", size=32, overlap=8)  # other chunk settings: chunked again
     assert len(other.rebuilt) == 5

@@ -1,4 +1,5 @@
-"""Run folders and exports: unique run folders, no writing into someone else's folder, exports that read only their own run."""
+"""Run folders and exports: unique run folders, no writing into someone else's folder, exports that read only their own
+run."""
 
 from __future__ import annotations
 
@@ -36,8 +37,12 @@ def test_runs_started_in_the_same_second_get_their_own_folders(card_experiment, 
         with pytest.raises(Stop):
             start(card_experiment)
     runs = sorted((adaptlab_home() / "runs").iterdir())
-    assert len(runs) == 4 and all(sorted(p.name for p in run.iterdir()) in (["experiment.yaml"], ["experiment.yaml", "run.json"]) for run in runs)
-    names = [re.fullmatch(r"[0-9]{8}-[0-9]{6}-cards(-lora)?-[0-9a-f]{6}", run.name) for run in runs]  # <UTC time>-<task>[-<strategy>]-<6 hex>
+    assert len(runs) == 4 and all(
+        sorted(p.name for p in run.iterdir()) in (["experiment.yaml"], ["experiment.yaml", "run.json"]) for run in runs
+    )
+    names = [
+        re.fullmatch(r"[0-9]{8}-[0-9]{6}-cards(-lora)?-[0-9a-f]{6}", run.name) for run in runs
+    ]  # <UTC time>-<task>[-<strategy>]-<6 hex>
     assert all(names) and sum(bool(n.group(1)) for n in names) == 2
 
 
@@ -137,7 +142,11 @@ def test_atomic_folder_never_deletes_what_it_did_not_create(tmp_path, monkeypatc
         with atomic_folder(tmp_path / "renamed") as tmp:
             (tmp / "mine.txt").write_text("mine", encoding="utf-8")
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-failed", "existing", "late"]  # every temp folder of its own is gone
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".tmp-failed",
+        "existing",
+        "late",
+    ]  # every temp folder of its own is gone
 
     with atomic_folder(tmp_path / "done") as tmp:
         (tmp / "mine.txt").write_text("mine", encoding="utf-8")
@@ -152,17 +161,27 @@ def test_rows_held_out_for_fine_tunings_dev_split_are_held_out_of_the_few_shot_p
 
     from adaptlab.runs.compare import run_compare
 
-    cards_experiment(tmp_path, tiny_model_dir, [(f"{text} ({i})", label) for i in range(4) for text, label in CARD_ROWS], [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card")], """  - {name: few_shot, k: 2, selector: random}
+    cards_experiment(
+        tmp_path,
+        tiny_model_dir,
+        [(f"{text} ({i})", label) for i in range(4) for text, label in CARD_ROWS],
+        [("my card never came", "card_arrival"), ("card was stolen", "lost_or_stolen_card")],
+        """  - {name: few_shot, k: 2, selector: random}
   - {name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0.25}
   - {id: lora_all, name: lora, epochs: 1, batch_size: 8, bf16: false, dev_fraction: 0}
-""", "e.yaml")
+""",
+        "e.yaml",
+    )
     results, run_dir = run_compare(tmp_path / "e.yaml", tmp_path / "run")
     held = results["data"]["held_out_for_dev"]
     assert held["rows"] == 12 and len(set(held["lines"])) == 12
     pool = json.loads((run_dir / "solvers" / "few_shot" / "pool.json").read_text())["examples"]
     assert len(pool) == 36 and not {e["line"] for e in pool} & set(held["lines"])
     lora, lora_all = (next(s for s in results["strategies"] if s["name"] == n)["solver"] for n in ("lora", "lora_all"))
-    assert (lora["train_rows"], lora["dev_rows"]) == (36, 12) and (lora_all["train_rows"], lora_all["dev_rows"]) == (36, 0)
+    assert (lora["train_rows"], lora["dev_rows"]) == (36, 12) and (lora_all["train_rows"], lora_all["dev_rows"]) == (
+        36,
+        0,
+    )
 
 
 def test_the_published_json_schemas_are_generated_from_the_result_models():
@@ -172,8 +191,12 @@ def test_the_published_json_schemas_are_generated_from_the_result_models():
 
     folder = Path(__file__).parents[1] / "docs" / "schema"
     for name, schema in schemas().items():
-        assert json.loads((folder / name).read_text(encoding="utf-8")) == schema, f"docs/schema/{name} is out of date: run python -m adaptlab.results docs/schema"
-    assert (folder.parent / "results.md").read_text(encoding="utf-8") == reference(), "docs/results.md is out of date: run python -m adaptlab.results docs/schema"
+        assert json.loads((folder / name).read_text(encoding="utf-8")) == schema, (
+            f"docs/schema/{name} is out of date: run python -m adaptlab.results docs/schema"
+        )
+    assert (folder.parent / "results.md").read_text(encoding="utf-8") == reference(), (
+        "docs/results.md is out of date: run python -m adaptlab.results docs/schema"
+    )
 
 
 def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path):
@@ -183,12 +206,37 @@ def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path)
     from adaptlab.report import write_report
     from adaptlab.results import load_results
 
-    old = {  # a classify run from before every metric had an interval (ci95: the headline's only) and before flags and traits
-        "task": {"name": "cards", "instruction": "Route it.", "kind": "classify", "labels": ["a", "b"], "metric": "accuracy"},
-        "base_model": "smollm2-135m-instruct", "data": {"train": "train.jsonl", "test": "test.jsonl"}, "seed": 0,
+    # a classify run from before every metric had an interval (ci95: the headline's only) and before flags and traits
+    old = {
+        "task": {
+            "name": "cards",
+            "instruction": "Route it.",
+            "kind": "classify",
+            "labels": ["a", "b"],
+            "metric": "accuracy",
+        },
+        "base_model": "smollm2-135m-instruct",
+        "data": {"train": "train.jsonl", "test": "test.jsonl"},
+        "seed": 0,
         "environment": {"python": "3.11.7", "machine": "x86_64", "device": "cpu"},
-        "strategies": [{"name": "majority", "metrics": {"accuracy": 0.5}, "ci95": [0.2, 0.8], "latency_ms_mean": 0.1, "latency_ms_p95": 0.1, "prompt_tokens_mean": 0, "completion_tokens_mean": 0, "fit_seconds": 0.0, "peak_rss_mb": 300, "predictions": [{"input": "x", "expected": "a", "predicted": "a"}]}],
-        "recommendation": {"choice": "majority", "reasons": ["only one"]}, "cost_assumptions": {"device": "cpu"}, "audit": {}, "notes": ["baselines ran"],
+        "strategies": [
+            {
+                "name": "majority",
+                "metrics": {"accuracy": 0.5},
+                "ci95": [0.2, 0.8],
+                "latency_ms_mean": 0.1,
+                "latency_ms_p95": 0.1,
+                "prompt_tokens_mean": 0,
+                "completion_tokens_mean": 0,
+                "fit_seconds": 0.0,
+                "peak_rss_mb": 300,
+                "predictions": [{"input": "x", "expected": "a", "predicted": "a"}],
+            }
+        ],
+        "recommendation": {"choice": "majority", "reasons": ["only one"]},
+        "cost_assumptions": {"device": "cpu"},
+        "audit": {},
+        "notes": ["baselines ran"],
     }
     (tmp_path / "results.json").write_text(json.dumps(old), encoding="utf-8")
     results = load_results(tmp_path / "results.json")
@@ -200,7 +248,9 @@ def test_results_of_an_older_run_load_and_a_broken_one_names_its_field(tmp_path)
     with pytest.raises(AdaptlabError, match=r"results.json: field strategies.0.metrics.accuracy"):
         load_results(tmp_path / "results.json")
     page = write_report(tmp_path).read_text(encoding="utf-8")
-    assert "field strategies.0.metrics.accuracy" in page and "the report shows what it can" in page  # shown as far as it goes, and said
+    assert (
+        "field strategies.0.metrics.accuracy" in page and "the report shows what it can" in page
+    )  # shown as far as it goes, and said
 
 
 def test_a_compare_that_stopped_resumes_with_the_contenders_it_finished(card_experiment, tmp_path, monkeypatch):
@@ -223,7 +273,10 @@ def test_a_compare_that_stopped_resumes_with_the_contenders_it_finished(card_exp
     assert json.loads((tmp_path / "run" / "run.json").read_text(encoding="utf-8"))["status"] == "failed"
     finished = sorted(p.stem for p in (tmp_path / "run" / "contenders").glob("*.json"))
     assert finished == sorted(measured) and "lora" not in finished
-    first = {name: json.loads((tmp_path / "run" / "contenders" / f"{name}.json").read_text(encoding="utf-8"))["evaluation"] for name in finished}
+    first = {
+        name: json.loads((tmp_path / "run" / "contenders" / f"{name}.json").read_text(encoding="utf-8"))["evaluation"]
+        for name in finished
+    }
 
     heard = []
 

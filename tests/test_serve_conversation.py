@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import CARD_ROWS
 
 CHAT = "/v1/chat/completions"
 ZED = "My name is Zed and I collect old brass keys."
 NAME_TURNS = [("user", ZED), ("assistant", "Nice to meet you. How can I help?"), ("user", "What is my name?")]
-CHAT_ROWS = [("hello", "hi there"), ("where is my new card", "it is on its way"), ("I lost my card", "I will block it"), ("thanks", "you are welcome")]
+CHAT_ROWS = [
+    ("hello", "hi there"),
+    ("where is my new card", "it is on its way"),
+    ("I lost my card", "I will block it"),
+    ("thanks", "you are welcome"),
+]
 
 
 class NoRegistry:
@@ -73,8 +77,17 @@ def served(tmp_path, tiny_base):
     cards = Task("cards", "Route the message.", "classify", tuple(sorted({o for _, o in CARD_ROWS})))
     refs = {
         "zero_shot": _register(registry, tmp_path, tiny_base, chat, CHAT_ROWS, {"name": "zero_shot"}),
-        "few_shot": _register(registry, tmp_path, tiny_base, chat, CHAT_ROWS, {"name": "few_shot", "k": 1, "selector": "random"}),
-        "lora": _register(registry, tmp_path, tiny_base, chat, CHAT_ROWS, {"name": "lora", "epochs": 1, "batch_size": 4, "bf16": False, "dev_fraction": 0, "patience": None}),
+        "few_shot": _register(
+            registry, tmp_path, tiny_base, chat, CHAT_ROWS, {"name": "few_shot", "k": 1, "selector": "random"}
+        ),
+        "lora": _register(
+            registry,
+            tmp_path,
+            tiny_base,
+            chat,
+            CHAT_ROWS,
+            {"name": "lora", "epochs": 1, "batch_size": 4, "bf16": False, "dev_fraction": 0, "patience": None},
+        ),
         "classify": _register(registry, tmp_path, tiny_base, cards, CARD_ROWS, {"name": "zero_shot"}),
     }
     app = create_app(ServedModels(tiny_base, registry), "tiny", None, Limits())
@@ -113,19 +126,27 @@ def test_every_version_answers_from_the_first_turn_of_the_conversation(served, b
         assert f"User: {ZED}\nAssistant:" in prompt
     else:  # the turns go through the chat template as turns
         assert f"<|im_start|>user\n{ZED}<|im_end|>" in prompt and "<|im_start|>assistant\nNice to meet you" in prompt
-    _, _, other = _chat_prompt(client, built, refs[version], [("user", "My name is Amy and I collect old brass keys.")] + NAME_TURNS[1:])
+    _, _, other = _chat_prompt(
+        client, built, refs[version], [("user", "My name is Amy and I collect old brass keys.")] + NAME_TURNS[1:]
+    )
     assert other != ids
     _, alone, single = _chat_prompt(client, built, refs[version], NAME_TURNS[2:])
     assert not isinstance(alone, History) and ZED not in base.tokenizer.decode(single)
     usage = reply.json()["usage"]
-    assert usage["prompt_tokens"] == len(ids) and "history_turns_dropped" not in usage and "x-history-turns-dropped" not in reply.headers
+    assert (
+        usage["prompt_tokens"] == len(ids)
+        and "history_turns_dropped" not in usage
+        and "x-history-turns-dropped" not in reply.headers
+    )
 
 
 def test_a_streamed_conversation_builds_the_same_prompt_as_a_plain_one(served, built):
     client, refs, base = served
     _, _, plain = _chat_prompt(client, built, refs["zero_shot"], NAME_TURNS)
     start = len(built)
-    streamed = client.post(CHAT, json=_ask(refs["zero_shot"], NAME_TURNS, stream=True, stream_options={"include_usage": True}))
+    streamed = client.post(
+        CHAT, json=_ask(refs["zero_shot"], NAME_TURNS, stream=True, stream_options={"include_usage": True})
+    )
     assert streamed.status_code == 200
     _, query, ids = _only(built, start)
     assert ids == plain and ZED in base.tokenizer.decode(ids)
@@ -136,15 +157,22 @@ def test_a_streamed_conversation_builds_the_same_prompt_as_a_plain_one(served, b
 def _long_history(exchanges: int) -> list[tuple[str, str]]:
     """A conversation of `exchanges` long exchanges (any six of its turns overflow the tiny model's context) whose last
     question is about its first turn; each turn starts with a marker of its own ("question 03:")."""
-    filler = "Zebras quietly navigate mountainous valleys; kettles whistle beside purple umbrellas while seventeen jugglers argue. " * 2
+    filler = (
+        "Zebras quietly navigate mountainous valleys; kettles whistle beside purple umbrellas while "
+        "seventeen jugglers argue. " * 2
+    )
     turns = [("user", ZED), ("assistant", "Noted. " + filler)]
     for i in range(1, exchanges):
         turns += [("user", f"question {i:02d}: {filler}"), ("assistant", f"answer {i:02d}: {filler}")]
     return turns + [("user", "What is my name?")]
 
 
-@pytest.mark.parametrize(("version", "stream"), [("zero_shot", False), ("zero_shot", True), ("lora", False), ("classify", False)])
-def test_a_history_too_long_for_the_context_is_answered_from_its_latest_turns_and_says_how_many_it_dropped(served, built, version, stream):
+@pytest.mark.parametrize(
+    ("version", "stream"), [("zero_shot", False), ("zero_shot", True), ("lora", False), ("classify", False)]
+)
+def test_a_history_too_long_for_the_context_is_answered_from_its_latest_turns_and_says_how_many_it_dropped(
+    served, built, version, stream
+):
     client, refs, base = served
     turns = _long_history(12)
     start = len(built)
@@ -165,7 +193,9 @@ def test_a_history_too_long_for_the_context_is_answered_from_its_latest_turns_an
     first_kept, last_dropped = turns[dropped][1], turns[dropped - 1][1]
     assert ZED not in prompt and "What is my name?" in prompt
     assert first_kept.split(":")[0] in prompt and last_dropped.split(":")[0] not in prompt
-    assert ids == solver.prompts([query.dropping(dropped)])[0][0]  # the prompt is the one of the history less those turns
+    assert (
+        ids == solver.prompts([query.dropping(dropped)])[0][0]
+    )  # the prompt is the one of the history less those turns
 
 
 def test_a_single_user_message_is_answered_as_before(served, built):
@@ -203,4 +233,7 @@ def test_the_conversation_counts_the_turns_its_solver_drops():
     assert turns_dropped(whole) == 0 and turns_dropped("plain text") == 0 and turns_dropped(History(whole.turns)) == 0
     shorter = whole.dropping(2).dropping(2)
     assert turns_dropped(whole) == 4 == len(whole.spoken) - len(shorter.spoken) and shorter.system == "be kind"
-    assert shorter == History(whole.turns).dropping(2).dropping(2) and shorter.turns == History(whole.turns).dropping(4).turns
+    assert (
+        shorter == History(whole.turns).dropping(2).dropping(2)
+        and shorter.turns == History(whole.turns).dropping(4).turns
+    )

@@ -1,4 +1,5 @@
-"""The server's parts on their own: request checks, failures as answers (503 with a request id, never 500), token usage of
+"""The server's parts on their own: request checks, failures as answers (503 with a request id, never 500), token usage
+of
 task versions, and the rule that keeps serve/ readable. Apps here run on the tiny model, without a compare run."""
 
 import ast
@@ -10,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import CARD_ROWS, serving
 
 from adaptlab.data.conversation import History
@@ -45,7 +45,11 @@ def _ask(text: str, model: str = "tiny", **extra) -> dict:
         (lambda r: r.max_tokens_of({"max_tokens": 513}, 512), 400, "invalid_max_tokens"),
         (lambda r: r.max_tokens_of({"max_tokens": True}, 512), 400, "invalid_max_tokens"),
         (lambda r: r.chat_messages({"messages": [{"role": "human", "content": "hi"}]}, 64, 100), 400, None),
-        (lambda r: r.chat_messages({"messages": [{"role": "user", "content": "x" * 101}]}, 64, 100), 400, "context_length_exceeded"),
+        (
+            lambda r: r.chat_messages({"messages": [{"role": "user", "content": "x" * 101}]}, 64, 100),
+            400,
+            "context_length_exceeded",
+        ),
         (lambda r: r.chat_messages({"messages": [{"role": "user", "content": " "}]}, 64, 100), 400, "empty_prompt"),
         (lambda r: r.completion_prompt({"prompt": "hi", "stream": True}, 100), 400, "unsupported_stream"),
         (lambda r: r.last_user_text([{"role": "system", "content": "be brief"}]), 400, "empty_prompt"),
@@ -65,7 +69,9 @@ def test_stream_options_are_read_only_on_a_stream_and_must_be_an_object():
     from adaptlab.serve.guard import ApiError
     from adaptlab.serve.routes import stream_usage_of
 
-    assert stream_usage_of({"stream": True, "stream_options": {"include_usage": True}}) and not stream_usage_of({"stream": True})
+    assert stream_usage_of({"stream": True, "stream_options": {"include_usage": True}}) and not stream_usage_of(
+        {"stream": True}
+    )
     assert not stream_usage_of({"stream_options": "ignored when not streamed"})
     with pytest.raises(ApiError, match="stream_options must be an object"):  # was an AttributeError mid-stream
         stream_usage_of({"stream": True, "stream_options": ["include_usage"]})
@@ -77,11 +83,20 @@ def test_the_model_input_is_token_ids_for_the_base_model_and_the_text_for_a_task
     from adaptlab.serve.guard import ApiError
     from adaptlab.serve.requests import model_input
 
-    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "lost my card"}, {"role": "assistant", "content": "ok"}, {"role": "user", "content": "the ATM kept it"}]
+    messages = [
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "lost my card"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "the ATM kept it"},
+    ]
     assert model_input(tiny_base, messages, True, 8) == encode_messages(tiny_base.tokenizer, messages)
     assert model_input(tiny_base, "lost my card", True, 8) == encode_text(tiny_base.tokenizer, "lost my card")
     asked = model_input(tiny_base, messages, False, 8)  # a conversation: a task version answers from every turn
-    assert isinstance(asked, History) and [t.content for t in asked.spoken] == ["lost my card", "ok", "the ATM kept it"] and asked.system == "be brief"
+    assert (
+        isinstance(asked, History)
+        and [t.content for t in asked.spoken] == ["lost my card", "ok", "the ATM kept it"]
+        and asked.system == "be brief"
+    )
     assert model_input(tiny_base, "lost my card", False, 8) == "lost my card"
     with pytest.raises(ApiError) as long:
         model_input(tiny_base, "card " * 400, True, 200)  # ~400 + 200 tokens > the context of 512
@@ -100,8 +115,16 @@ def test_known_failures_keep_their_status_and_the_rest_is_a_503_with_a_request_i
     assert api_error_of(RemoteError("no answer within 30 s"), "cards").status == 504
     assert api_error_of(AdaptlabError("the query is over the context"), "cards").code == "context_length_exceeded"
     error = api_error_of(RuntimeError("CUDA out of memory at /srv/weights"), "cards")
-    assert error.status == 503 and error.retry_after and error.request_id.startswith("req_") and "/srv" not in error.message
-    assert dict(error.headers())[b"x-request-id"] == error.request_id.encode() and error.request_id in error.body().decode()
+    assert (
+        error.status == 503
+        and error.retry_after
+        and error.request_id.startswith("req_")
+        and "/srv" not in error.message
+    )
+    assert (
+        dict(error.headers())[b"x-request-id"] == error.request_id.encode()
+        and error.request_id in error.body().decode()
+    )
     assert any(error.request_id in r.getMessage() and r.exc_info for r in caplog.records)
 
 
@@ -112,8 +135,11 @@ def _by_id(records, request_id: str):
     return [r for r in records if request_id in r.getMessage()]
 
 
-def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_and_the_server_goes_on(tiny_base, caplog, monkeypatch):
-    """A torch RuntimeError (here: an injected out-of-memory) raised while a batch runs reaches each of its requests as a 503
+def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_and_the_server_goes_on(
+    tiny_base, caplog, monkeypatch
+):
+    """A torch RuntimeError (here: an injected out-of-memory) raised while a batch runs reaches each of its requests as
+    a 503
     with its own request id, the traceback is in the log under the ids, and the next request is answered."""
     from adaptlab.engine.session import Session
 
@@ -140,7 +166,10 @@ def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_a
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             first = asyncio.ensure_future(client.post(CHAT, json=_ask("hello", max_tokens=4)))
             await until(lambda: sizes)
-            batch = [asyncio.ensure_future(client.post(CHAT, json=_ask(f"hello {i}", max_tokens=4, stream=i == 3))) for i in range(4)]
+            batch = [
+                asyncio.ensure_future(client.post(CHAT, json=_ask(f"hello {i}", max_tokens=4, stream=i == 3)))
+                for i in range(4)
+            ]
             await until(lambda: app.state.batcher.waiting == 4)
             gate.set()
             replies = await asyncio.gather(first, *batch)
@@ -160,7 +189,9 @@ def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_a
     traced = {i for i in ids if any(r.exc_info for r in _by_id(caplog.records, i))}
     assert len(traced) == 2  # one traceback per failed batch, under the id of its first request answered
     assert all("CUDA out of memory (injected)" in logging.Formatter().format(r) for r in caplog.records if r.exc_info)
-    for request_id in set(ids) - traced:  # the other requests of a batch log a line naming the id its traceback is under
+    for request_id in (
+        set(ids) - traced
+    ):  # the other requests of a batch log a line naming the id its traceback is under
         assert any(t in _by_id(caplog.records, request_id)[0].getMessage() for t in traced)
 
 
@@ -177,7 +208,11 @@ def test_an_exception_in_a_route_answers_503_with_a_request_id_never_500(tiny_ba
         assert reply.status_code == 503 and reply.json()["error"]["request_id"] == reply.headers["x-request-id"]
         assert "database is locked" not in reply.text and client.get("/health").status_code == 200
     logged = _by_id(caplog.records, reply.headers["x-request-id"])
-    assert logged and "GET /v1/models" in logged[0].getMessage() and "database is locked (injected)" in logging.Formatter().format(logged[0])
+    assert (
+        logged
+        and "GET /v1/models" in logged[0].getMessage()
+        and "database is locked (injected)" in logging.Formatter().format(logged[0])
+    )
 
 
 # --- usage: what a task version sent ------------------------------------------------------------
@@ -201,11 +236,21 @@ def test_task_versions_report_the_prompt_tokens_they_sent_and_references_report_
     app = _app(tiny_base, registry)
     text = "my card never came"
     with TestClient(app, base_url="http://localhost") as client:
-        used = {name: client.post(CHAT, json=_ask(text, ref)).json()["usage"]["prompt_tokens"] for name, ref in refs.items()}
-        streamed = [line for line in client.post(CHAT, json=_ask(text, refs["zero_shot"], stream=True, stream_options={"include_usage": True})).text.splitlines() if '"usage"' in line]
+        used = {
+            name: client.post(CHAT, json=_ask(text, ref)).json()["usage"]["prompt_tokens"] for name, ref in refs.items()
+        }
+        streamed = [
+            line
+            for line in client.post(
+                CHAT, json=_ask(text, refs["zero_shot"], stream=True, stream_options={"include_usage": True})
+            ).text.splitlines()
+            if '"usage"' in line
+        ]
         completion = client.post("/v1/completions", json={"model": refs["zero_shot"], "prompt": text}).json()["usage"]
         sent = app.state.server.models.solver(refs["zero_shot"]).predict([text])[0].prompt_tokens
-    assert used["zero_shot"] == sent > 0 and completion["prompt_tokens"] == sent  # what the solver's prompt held, in tokens
+    assert (
+        used["zero_shot"] == sent > 0 and completion["prompt_tokens"] == sent
+    )  # what the solver's prompt held, in tokens
     assert f'"prompt_tokens": {sent}' in streamed[0]
     assert used["few_shot"] > used["zero_shot"]  # two shots in the prompt cost tokens
     assert used["majority"] == 0  # a reference that asks no model sends no prompt

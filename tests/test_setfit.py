@@ -1,4 +1,5 @@
-"""setfit: a tiny sentence embedder tuned on label pairs, then a logistic head; saved without pickle, loaded to the same answers."""
+"""setfit: a tiny sentence embedder tuned on label pairs, then a logistic head; saved without pickle, loaded to the same
+answers."""
 
 import json
 from types import SimpleNamespace
@@ -13,26 +14,54 @@ from adaptlab.kinds.setfit import WEIGHTS, SetFitSolver, draw_pairs
 from adaptlab.task import make_task
 
 ROWS = [
-    ("rain is falling all day", "weather"), ("the sky is grey and cloudy", "weather"), ("a storm with thunder tonight", "weather"),
-    ("sunny and warm this morning", "weather"), ("snow covers the hills", "weather"), ("strong wind and cold rain", "weather"),
-    ("fog over the valley at dawn", "weather"), ("hot sun and clear sky", "weather"),
-    ("the striker scored a goal", "football"), ("the referee gave a penalty", "football"), ("the keeper saved the shot", "football"),
-    ("our team won the match", "football"), ("a late goal won the cup", "football"), ("the coach picked the team", "football"),
-    ("the match ended in a draw", "football"), ("fans cheered the striker", "football"),
-    ("bake the bread in the oven", "cooking"), ("chop the onions and garlic", "cooking"), ("stir the soup with a spoon", "cooking"),
-    ("fry the eggs in butter", "cooking"), ("boil the pasta in salted water", "cooking"), ("season the soup with pepper", "cooking"),
-    ("roast the chicken in the oven", "cooking"), ("mix flour butter and eggs", "cooking"),
+    ("rain is falling all day", "weather"),
+    ("the sky is grey and cloudy", "weather"),
+    ("a storm with thunder tonight", "weather"),
+    ("sunny and warm this morning", "weather"),
+    ("snow covers the hills", "weather"),
+    ("strong wind and cold rain", "weather"),
+    ("fog over the valley at dawn", "weather"),
+    ("hot sun and clear sky", "weather"),
+    ("the striker scored a goal", "football"),
+    ("the referee gave a penalty", "football"),
+    ("the keeper saved the shot", "football"),
+    ("our team won the match", "football"),
+    ("a late goal won the cup", "football"),
+    ("the coach picked the team", "football"),
+    ("the match ended in a draw", "football"),
+    ("fans cheered the striker", "football"),
+    ("bake the bread in the oven", "cooking"),
+    ("chop the onions and garlic", "cooking"),
+    ("stir the soup with a spoon", "cooking"),
+    ("fry the eggs in butter", "cooking"),
+    ("boil the pasta in salted water", "cooking"),
+    ("season the soup with pepper", "cooking"),
+    ("roast the chicken in the oven", "cooking"),
+    ("mix flour butter and eggs", "cooking"),
 ]
-TESTS = [("cold rain and wind today", "weather"), ("clear sky and warm sun", "weather"), ("the striker won the match", "football"),
-         ("a penalty goal for the team", "football"), ("fry the onions in butter", "cooking"), ("bake the chicken in the oven", "cooking")]
+TESTS = [
+    ("cold rain and wind today", "weather"),
+    ("clear sky and warm sun", "weather"),
+    ("the striker won the match", "football"),
+    ("a penalty goal for the team", "football"),
+    ("fry the onions in butter", "cooking"),
+    ("bake the chicken in the oven", "cooking"),
+]
 TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(ROWS)], source="train.jsonl")
 TEST = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(TESTS)], source="test.jsonl")
 TASK = make_task("topics", "Name the topic.", TRAIN, TEST)
-FAST = {"name": "setfit", "pairs": 6, "epochs": 2, "batch_size": 12, "learning_rate": 2e-3}  # 24 rows x 6 = 144 pairs: 2 epochs of 12 steps, a hidden-32 model
+FAST = {
+    "name": "setfit",
+    "pairs": 6,
+    "epochs": 2,
+    "batch_size": 12,
+    "learning_rate": 2e-3,
+}  # 24 rows x 6 = 144 pairs: 2 epochs of 12 steps, a hidden-32 model
 
 
 def _tiny_bert(folder, hidden: int):
-    """A 2-layer BERT with a WordPiece vocabulary of the test sentences, saved as a HF folder (sentence-transformers mean-pools it)."""
+    """A 2-layer BERT with a WordPiece vocabulary of the test sentences, saved as a HF folder (sentence-transformers
+    mean-pools it)."""
     import torch
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
@@ -40,11 +69,32 @@ def _tiny_bert(folder, hidden: int):
     wordpiece = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
     wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    wordpiece.train_from_iterator([t for t, _ in ROWS + TESTS] * 3, trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    wordpiece.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=wordpiece, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    wordpiece.train_from_iterator(
+        [t for t, _ in ROWS + TESTS] * 3,
+        trainers.WordPieceTrainer(vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]),
+    )
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=wordpiece,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
     torch.manual_seed(0)
-    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64)).save_pretrained(folder)
+    BertModel(
+        BertConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=hidden,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=2 * hidden,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
@@ -75,20 +125,39 @@ def test_setfit_tunes_fits_saves_and_loads_to_the_same_answers(tiny_embedder, tm
     before = tiny_embedder.encode(TRAIN.inputs)
     steps = []
     solver = strategy(FAST, embedder=tiny_embedder, seed=0, on_step=steps.append).fit(TASK, TRAIN)
-    assert np.array_equal(tiny_embedder.encode(TRAIN.inputs), before)  # it tuned its own copy, not the embedder it was given
+    assert np.array_equal(
+        tiny_embedder.encode(TRAIN.inputs), before
+    )  # it tuned its own copy, not the embedder it was given
     assert _margin(solver.embedder, ROWS) > _margin(tiny_embedder, ROWS) + 0.1  # same-label sentences pulled together
     predicted = [p.output for p in solver.predict(TEST.inputs)]
     assert sum(p == e for p, e in zip(predicted, TEST.outputs)) >= 4, predicted  # chance is 2 of 6
     info = solver.describe()
-    assert info["contrastive"] | {"train_loss": None, "seconds": None} == {"pairs_per_example": 6, "pairs": 144, "similar_pairs": 72, "epochs": 2, "steps": 24, "batch_size": 12,
-                                                                       "learning_rate": 2e-3, "loss": "CosineSimilarityLoss", "train_loss": None, "seconds": None}
+    assert info["contrastive"] | {"train_loss": None, "seconds": None} == {
+        "pairs_per_example": 6,
+        "pairs": 144,
+        "similar_pairs": 72,
+        "epochs": 2,
+        "steps": 24,
+        "batch_size": 12,
+        "learning_rate": 2e-3,
+        "loss": "CosineSimilarityLoss",
+        "train_loss": None,
+        "seconds": None,
+    }
     assert info["fit_seconds"] >= info["contrastive"]["seconds"] > 0 and info["contrastive"]["train_loss"] > 0
     assert [s.step for s in steps] == list(range(1, 25)) and steps[-1].total_steps == 24 and steps[-1].epoch == 2
 
     solver.save(tmp_path / "sf")
-    assert sorted(p.name for p in (tmp_path / "sf").iterdir()) == ["setfit.safetensors", "solver.json"]  # no pickle, one flat folder
+    assert sorted(p.name for p in (tmp_path / "sf").iterdir()) == [
+        "setfit.safetensors",
+        "solver.json",
+    ]  # no pickle, one flat folder
     saved = json.loads((tmp_path / "sf" / "solver.json").read_text())
-    assert saved["strategy"] == "setfit" and saved["classes"] == ["cooking", "football", "weather"] and saved["contrastive"]["pairs"] == 144
+    assert (
+        saved["strategy"] == "setfit"
+        and saved["classes"] == ["cooking", "football", "weather"]
+        and saved["contrastive"]["pairs"] == 144
+    )
     loaded = SetFitSolver.load(tmp_path / "sf", SimpleNamespace(embedder=tiny_embedder))
     queries = TEST.inputs + ["something else entirely", "rain"]
     assert [p.output for p in loaded.predict(queries)] == [p.output for p in solver.predict(queries)]
@@ -136,7 +205,11 @@ def test_one_label_is_a_data_error_naming_the_file(hash_embedder):
     "entry, expected",
     [
         ({"pairs": 0}, "'strategies[0].pairs': Input should be greater than 0, got 0"),
-        ({"pairs": 5}, "'strategies[0].pairs': Value error, must be an even number (half same-label pairs, half different-label pairs); try 6, got 5"),
+        (
+            {"pairs": 5},
+            "'strategies[0].pairs': Value error, must be an even number (half same-label pairs, half "
+            "different-label pairs); try 6, got 5",
+        ),
         ({"epochs": 0}, "'strategies[0].epochs'"),
         ({"iterations": 20}, "unknown key 'strategies[0].iterations'"),
     ],

@@ -10,14 +10,39 @@ import numpy as np
 import pytest
 
 from adaptlab.decide import recommend
-from adaptlab.decide.statistics import MCNEMAR, PERMUTATION, Z_POWER, holm, p_best, paired_test, pairwise, power, power_summary
+from adaptlab.decide.statistics import (
+    MCNEMAR,
+    PERMUTATION,
+    Z_POWER,
+    holm,
+    p_best,
+    paired_test,
+    pairwise,
+    power,
+    power_summary,
+)
 from adaptlab.evaluation import Evaluation
 from adaptlab.metrics import bootstrap_ci, chrf, label_f1, label_ids, macro_f1, per_label, task_metrics
 
 
 def evaluation(name, scores, latency=100.0, fit=0.0, metric="accuracy"):
     scores = [float(s) for s in scores]
-    return Evaluation(name, {metric: float(np.mean(scores))}, {metric: bootstrap_ci(np.array(scores))}, latency, latency, 50, 3, fit, 1000, scores, [], 8, 0.2, {"label": "a"} if name == "majority" else {})
+    return Evaluation(
+        name,
+        {metric: float(np.mean(scores))},
+        {metric: bootstrap_ci(np.array(scores))},
+        latency,
+        latency,
+        50,
+        3,
+        fit,
+        1000,
+        scores,
+        [],
+        8,
+        0.2,
+        {"label": "a"} if name == "majority" else {},
+    )
 
 
 # chrF: sacrebleu against adaptlab's hand-written chrF (removed), whose values on these strings were recorded before
@@ -29,12 +54,18 @@ def evaluation(name, scores, latency=100.0, fit=0.0, metric="accuracy"):
         ("the cat sat", "the cat sat", 100.0),
         ("xyz", "abc", 0.0),
         ("the cat sat", "the cat sat on the mat", 49.59348409966009),
-        ("SELECT name FROM users WHERE id = 3", "SELECT name FROM users WHERE id=3", 100.0),  # whitespace removed, as before
+        (
+            "SELECT name FROM users WHERE id = 3",
+            "SELECT name FROM users WHERE id=3",
+            100.0,
+        ),  # whitespace removed, as before
         ('{"city": "Paris", "people": 2}', '{"city": "Rome", "people": 4}', 63.21102874480706),
         ("Hello World", "hello world", 37.53968253968254),  # case-sensitive, as before
     ],
 )
-def test_chrf_from_sacrebleu_matches_the_old_figures_on_strings_of_six_characters_or_more(hypothesis, reference, before):
+def test_chrf_from_sacrebleu_matches_the_old_figures_on_strings_of_six_characters_or_more(
+    hypothesis, reference, before
+):
     assert chrf(hypothesis, reference) == pytest.approx(before, abs=1e-9)
 
 
@@ -43,7 +74,10 @@ def test_chrf_documented_difference_short_strings_average_only_the_orders_they_h
     # P=1, R=(1/4+1/7)/2, F2 = 5PR/(4P+R). The old chrF also averaged orders 3-6 as P=R=0: 7.80.
     recall = (1 / 4 + 1 / 7) / 2
     assert chrf("ab", "abcdefgh") == pytest.approx(100 * 5 * recall / (4 + recall), abs=1e-9)
-    assert chrf("ab", "abcdefgh") == pytest.approx(23.404255319148938, abs=1e-9) and chrf("ab", "abcdefgh") > 7.801418439716313
+    assert (
+        chrf("ab", "abcdefgh") == pytest.approx(23.404255319148938, abs=1e-9)
+        and chrf("ab", "abcdefgh") > 7.801418439716313
+    )
     assert chrf("", "") == chrf("  ", " ") == 100.0  # identical empty answers: 100 (sacrebleu alone says 0)
     assert chrf("", "abc") == chrf("abc", "") == 0.0
 
@@ -53,12 +87,24 @@ def test_chrf_documented_difference_short_strings_average_only_the_orders_they_h
 
 def test_per_label_and_macro_f1_keep_the_old_semantics():
     expected = ["a", "a", "b", "b", "c", "c", "a", "b"]
-    predicted = ["a", "b", "b", "b", "c", "a", "x", "a"]  # "x" is outside the labels: a false negative for "a", no label of its own
-    # by hand: a tp=1 fp=2 fn=2 -> 2/6; b tp=2 fp=1 fn=1 -> 4/6; c tp=1 fp=0 fn=1 -> 2/3; d never occurs -> 0, not in the macro
+    predicted = [
+        "a",
+        "b",
+        "b",
+        "b",
+        "c",
+        "a",
+        "x",
+        "a",
+    ]  # "x" is outside the labels: a false negative for "a", no label of its own
+    # by hand: a tp=1 fp=2 fn=2 -> 2/6; b tp=2 fp=1 fn=1 -> 4/6; c tp=1 fp=0 fn=1 -> 2/3; d never occurs -> 0, not in
+    # the macro
     f1, _ = per_label(expected, predicted, ["a", "b", "c", "d"])
     assert f1 == pytest.approx({"a": 2 / 6, "b": 4 / 6, "c": 2 / 3, "d": 0.0})
     assert macro_f1(expected, predicted, ["a", "b", "c", "d"]) == pytest.approx((2 / 6 + 4 / 6 + 2 / 3) / 3)
-    assert task_metrics("classify", expected, predicted, ["a", "b", "c", "d"])[0]["macro_f1"] == pytest.approx((2 / 6 + 4 / 6 + 2 / 3) / 3)
+    assert task_metrics("classify", expected, predicted, ["a", "b", "c", "d"])[0]["macro_f1"] == pytest.approx(
+        (2 / 6 + 4 / 6 + 2 / 3) / 3
+    )
     assert macro_f1(["x"], ["y"], ["a", "b"]) == 0.0  # no label occurs: 0, as before
 
 
@@ -84,9 +130,13 @@ def test_bca_interval_contains_the_mean_and_is_scipys():
     scores = np.array([1.0] * 33 + [0.0] * 7)
     lo, hi = bootstrap_ci(scores)
     assert lo < scores.mean() < hi
-    direct = bootstrap((scores,), np.mean, n_resamples=1000, method="BCa", rng=np.random.default_rng(0)).confidence_interval
+    direct = bootstrap(
+        (scores,), np.mean, n_resamples=1000, method="BCa", rng=np.random.default_rng(0)
+    ).confidence_interval
     assert (lo, hi) == pytest.approx((direct.low, direct.high))
-    percentile = bootstrap((scores,), np.mean, n_resamples=1000, method="percentile", rng=np.random.default_rng(0)).confidence_interval
+    percentile = bootstrap(
+        (scores,), np.mean, n_resamples=1000, method="percentile", rng=np.random.default_rng(0)
+    ).confidence_interval
     assert (lo, hi) != pytest.approx((percentile.low, percentile.high))  # a skewed proportion: BCa moves the interval
     metrics, ci = task_metrics("classify", ["a"] * 33 + ["b"] * 7, ["a"] * 40, ["a", "b"], resamples=1000)
     assert ci["accuracy"] == pytest.approx((lo, hi))  # the headline's interval is this one
@@ -101,7 +151,9 @@ def test_bca_falls_back_when_it_is_undefined(monkeypatch):
         bootstrap_distribution = np.linspace(0, 1, 101)
 
     monkeypatch.setattr(scipy.stats, "bootstrap", lambda *a, **k: Nan())
-    assert bootstrap_ci(np.array([0.0, 1.0, 1.0])) == pytest.approx((0.025, 0.975))  # BCa nan: the percentile interval of the same resamples
+    assert bootstrap_ci(np.array([0.0, 1.0, 1.0])) == pytest.approx(
+        (0.025, 0.975)
+    )  # BCa nan: the percentile interval of the same resamples
 
 
 # paired tests
@@ -146,7 +198,12 @@ def test_pairwise_reports_the_test_raw_and_holm_p_values_and_power():
     assert [r["p_holm"] for r in rows] == pytest.approx(holm([r["p_value"] for r in rows]))
     assert rows[1]["p_holm"] == pytest.approx(3 * 2 / 2**16) and rows[1]["ci95"][0] > 0
     assert rows[1]["detectable_difference"] == pytest.approx(Z_POWER * math.sqrt(16 / 40 / 40))
-    chrf_rows = pairwise([evaluation("a", [50.0 + i % 5 for i in range(30)], metric="chrf"), evaluation("b", [49.0 + i % 3 for i in range(30)], metric="chrf")])
+    chrf_rows = pairwise(
+        [
+            evaluation("a", [50.0 + i % 5 for i in range(30)], metric="chrf"),
+            evaluation("b", [49.0 + i % 3 for i in range(30)], metric="chrf"),
+        ]
+    )
     assert chrf_rows[0]["test"] == PERMUTATION and 0 <= chrf_rows[0]["p_value"] <= 1
 
 
@@ -183,7 +240,12 @@ def test_power_summary_is_between_the_top_two():
     lora = evaluation("lora", [1] * 31 + [0] * 9, fit=120, latency=90)
     zero = evaluation("zero_shot", [1] * 10 + [0] * 30)
     summary = power_summary([zero, few, lora], "accuracy")
-    assert summary == {"metric": "accuracy", "rows": 40, "between": ["lora", "few_shot"], "difference": pytest.approx(0.025)} | power(lora.scores, few.scores)
+    assert summary == {
+        "metric": "accuracy",
+        "rows": 40,
+        "between": ["lora", "few_shot"],
+        "difference": pytest.approx(0.025),
+    } | power(lora.scores, few.scores)
     assert summary["rows_to_settle"] == math.ceil(Z_POWER**2 * (1 / 40) / 0.025**2) == 314
     assert power_summary([zero], "accuracy") is None
 
@@ -215,12 +277,22 @@ def test_inconclusive_between_the_top_two_names_power_and_a_default_by_cost():
     decision = recommend([few, lora], "accuracy", 8)
     assert decision.choice == "few_shot"
     (inconclusive,) = [r for r in decision.reasons if r.startswith("inconclusive")]
-    # one discordant row in 40: detectable 2.80 * sqrt(1/40 / 40) = 0.070; rows for a gap of 0.025: ceil(2.80^2 * (1/40) / 0.025^2) = 314
+    # one discordant row in 40: detectable 2.80 * sqrt(1/40 / 40) = 0.070; rows for a gap of 0.025: ceil(2.80^2 * (1/40)
+    # / 0.025^2) = 314
     assert inconclusive.startswith("inconclusive between lora and few_shot: difference +0.025 accuracy (95% CI ")
-    assert "McNemar exact p=1.000); the test split (40 rows) could detect differences of about 0.070 (80% power, 5% level); about 314 rows would settle a gap this size" in inconclusive
-    assert "few_shot is a default by cost, not a measured winner: it is the cheapest contender not significantly worse than lora" in decision.reasons
+    assert (
+        "McNemar exact p=1.000); the test split (40 rows) could detect differences of about 0.070 "
+        "(80% power, 5% level); about 314 rows would settle a gap this size" in inconclusive
+    )
+    assert (
+        "few_shot is a default by cost, not a measured winner: it is the cheapest contender not "
+        "significantly worse than lora" in decision.reasons
+    )
     chance = p_best({"few_shot": few.scores, "lora": lora.scores})["few_shot"]
-    assert f"P(best) for few_shot: {chance:.0%}, the share of 1,000 bootstrap resamples" in " ".join(decision.reasons) and 0.0 < chance < 0.5
+    assert (
+        f"P(best) for few_shot: {chance:.0%}, the share of 1,000 bootstrap resamples" in " ".join(decision.reasons)
+        and 0.0 < chance < 0.5
+    )
 
 
 def test_inconclusive_with_the_best_also_the_cheaper_says_so():
@@ -228,11 +300,16 @@ def test_inconclusive_with_the_best_also_the_cheaper_says_so():
     lora = evaluation("lora", [1] * 30 + [0] * 10, fit=120, latency=90)
     decision = recommend([few, lora], "accuracy", 8)
     assert decision.choice == "few_shot"
-    assert any(r.startswith("few_shot is a default by cost, not a measured winner: it scored highest and lora is not cheaper") for r in decision.reasons)
+    assert any(
+        r.startswith("few_shot is a default by cost, not a measured winner: it scored highest and lora is not cheaper")
+        for r in decision.reasons
+    )
 
 
 def test_a_clear_winner_is_not_called_inconclusive():
-    decision = recommend([evaluation("zero_shot", [1] * 10 + [0] * 30), evaluation("lora", [1] * 36 + [0] * 4, fit=120)], "accuracy", 8)
+    decision = recommend(
+        [evaluation("zero_shot", [1] * 10 + [0] * 30), evaluation("lora", [1] * 36 + [0] * 4, fit=120)], "accuracy", 8
+    )
     assert decision.choice == "lora"
     assert not any("inconclusive" in r or "default by cost" in r for r in decision.reasons)
     assert any(r.startswith("P(best) for lora: 100%") for r in decision.reasons)
@@ -243,24 +320,60 @@ def test_compare_table_shows_p_best_and_the_detectable_difference():
     from rich.console import Console
 
     from adaptlab.cli.compare import results_table
-
     from adaptlab.results import CompareResults
 
     row = {"input": "x", "expected": "a", "predicted": "a"}
-    strategy = {"solver": {}, "predictions": [row] * 40, "ci": {"accuracy": [0.6, 0.85]}, "metrics": {"accuracy": 0.775, "macro_f1": 0.7}, "labels_predicted": 2, "fit_seconds": 0.0, "latency_ms_mean": 10, "latency_ms_p95": 12, "prompt_tokens_mean": 50, "completion_tokens_mean": 1, "peak_rss_mb": 900, "cost_per_1k_queries": 0.01}
+    strategy = {
+        "solver": {},
+        "predictions": [row] * 40,
+        "ci": {"accuracy": [0.6, 0.85]},
+        "metrics": {"accuracy": 0.775, "macro_f1": 0.7},
+        "labels_predicted": 2,
+        "fit_seconds": 0.0,
+        "latency_ms_mean": 10,
+        "latency_ms_p95": 12,
+        "prompt_tokens_mean": 50,
+        "completion_tokens_mean": 1,
+        "peak_rss_mb": 900,
+        "cost_per_1k_queries": 0.01,
+    }
     results = {
-        "task": {"name": "cards", "instruction": "Route it.", "kind": "classify", "metric": "accuracy", "labels": ["a", "b"]},
-        "base_model": "m", "data": {}, "seed": 0, "environment": {}, "recommendation": {"choice": "few_shot", "reasons": []}, "cost_assumptions": {}, "audit": {},
+        "task": {
+            "name": "cards",
+            "instruction": "Route it.",
+            "kind": "classify",
+            "metric": "accuracy",
+            "labels": ["a", "b"],
+        },
+        "base_model": "m",
+        "data": {},
+        "seed": 0,
+        "environment": {},
+        "recommendation": {"choice": "few_shot", "reasons": []},
+        "cost_assumptions": {},
+        "audit": {},
         "strategies": [strategy | {"name": "few_shot", "p_best": 0.62}, strategy | {"name": "lora", "p_best": 0.38}],
-        "power": {"metric": "accuracy", "rows": 40, "between": ["few_shot", "lora"], "difference": 0.025, "detectable_difference": 0.07, "rows_to_settle": 314},
+        "power": {
+            "metric": "accuracy",
+            "rows": 40,
+            "between": ["few_shot", "lora"],
+            "difference": 0.025,
+            "detectable_difference": 0.07,
+            "rows_to_settle": 314,
+        },
     }
     console = Console(width=200, record=True)
     console.print(results_table(CompareResults.model_validate(results)))
     text = " ".join(console.export_text().split())  # the footer wraps at the table's width
     assert "P(best)" in text and "62%" in text and "38%" in text
-    assert "40 test rows can detect a difference in accuracy of about 0.070 between few_shot and lora (80% power, 5% level); their gap of +0.025 needs about 314 rows" in text
+    assert (
+        "40 test rows can detect a difference in accuracy of about 0.070 between few_shot and lora "
+        "(80% power, 5% level); their gap of +0.025 needs about 314 rows" in text
+    )
     old = results | {"strategies": [{k: v for k, v in s.items() if k != "p_best"} for s in results["strategies"]]}
     del old["power"]
     console = Console(width=200, record=True)
-    console.print(results_table(CompareResults.model_validate(old)))  # results.json written before P(best): a dash, no footer
+    console.print(
+        results_table(CompareResults.model_validate(old))
+    )  # results.json written before P(best): a dash, no footer
     assert "detect" not in console.export_text()

@@ -1,10 +1,10 @@
 """Every strategy through the one Solver contract on the tiny model: fit, predict, save."""
 
 import json
-
 from types import SimpleNamespace
 
 import pytest
+from conftest import CARD_ROWS
 
 from adaptlab.data import Dataset, Example
 from adaptlab.icl.selectors import SimilarSelector
@@ -14,10 +14,11 @@ from adaptlab.kinds.lora import LoraConfig
 from adaptlab.kinds.majority import majority_label
 from adaptlab.task import make_task
 
-from conftest import CARD_ROWS
-
 TRAIN = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)], source="train.jsonl")
-TEST = Dataset([Example("my card never came", "card_arrival", 1), Example("the ATM kept it", "card_swallowed", 2)], source="test.jsonl")
+TEST = Dataset(
+    [Example("my card never came", "card_arrival", 1), Example("the ATM kept it", "card_swallowed", 2)],
+    source="test.jsonl",
+)
 TASK = make_task("cards", "Route the message.", TRAIN, TEST)
 FAST_LORA = LoraConfig(name="lora", epochs=3, batch_size=4, learning_rate=0.02, bf16=False)
 
@@ -33,7 +34,9 @@ def strategies(base, embedder):
     }
 
 
-@pytest.mark.parametrize("which", ["majority", "embed_classifier", "zero_shot", "few_shot_random", "few_shot_similar", "lora"])
+@pytest.mark.parametrize(
+    "which", ["majority", "embed_classifier", "zero_shot", "few_shot_random", "few_shot_similar", "lora"]
+)
 def test_solver_contract(tiny_base, hash_embedder, tmp_path, which):
     solver = strategies(tiny_base, hash_embedder)[which].fit(TASK, TRAIN)
     predictions = solver.predict(TEST.inputs)
@@ -49,12 +52,18 @@ def test_solver_contract(tiny_base, hash_embedder, tmp_path, which):
 
 def test_few_shot_prompts_are_longer_than_zero_shot(tiny_base):
     zero = strategy({"name": "zero_shot"}, tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
-    few = strategy({"name": "few_shot", "k": 3, "selector": "random"}, tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    few = (
+        strategy({"name": "few_shot", "k": 3, "selector": "random"}, tiny_base).fit(TASK, TRAIN).prompts(TEST.inputs)[0]
+    )
     assert all(len(f) > len(z) for f, z in zip(few, zero))
 
 
 def test_similar_selector_picks_nearest(hash_embedder):
-    pool = [Example("the ATM swallowed my card", "card_swallowed"), Example("I lost my card", "lost_or_stolen_card"), Example("where is my new card", "card_arrival")]
+    pool = [
+        Example("the ATM swallowed my card", "card_swallowed"),
+        Example("I lost my card", "lost_or_stolen_card"),
+        Example("where is my new card", "card_arrival"),
+    ]
     (chosen,) = SimilarSelector(pool, 1, hash_embedder).select(["ATM swallowed the card"])
     assert chosen[0].output == "card_swallowed"
 
@@ -82,7 +91,9 @@ def test_lora_learns_and_leaves_the_base_model_alone(tiny_base, tmp_path):
     with torch.inference_mode():
         assert zero_after == [TASK.labels[i] for i in base_scores.argmax(axis=1)]
     lora.save(tmp_path / "lora")
-    assert {"adapter_config.json", "adapter_model.safetensors", "solver.json"} <= {p.name for p in (tmp_path / "lora").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "solver.json"} <= {
+        p.name for p in (tmp_path / "lora").iterdir()
+    }
 
 
 def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model_dir, tmp_path):
@@ -103,7 +114,12 @@ def test_saved_adapter_loads_in_peft_and_predicts_the_same(tiny_base, tiny_model
 def test_lora_training_is_deterministic_for_a_seed(tiny_model_dir):
     from adaptlab.models import load_base_model
 
-    runs = [strategy(FAST_LORA, load_base_model(str(tiny_model_dir), "cpu"), seed=3).fit(TASK, TRAIN).details["training"]["epoch_losses"] for _ in range(2)]
+    runs = [
+        strategy(FAST_LORA, load_base_model(str(tiny_model_dir), "cpu"), seed=3)
+        .fit(TASK, TRAIN)
+        .details["training"]["epoch_losses"]
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
 
 
@@ -112,7 +128,9 @@ def test_generate_task_predicts_text(tiny_base):
     task = make_task("echo", "Repeat the word twice.", train, train, kind="generate", max_new_tokens=5)
     solver = strategy({"name": "zero_shot"}, tiny_base).fit(task, train)
     predictions = solver.predict(train.inputs)
-    assert len(predictions) == 4 and all(isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions)
+    assert len(predictions) == 4 and all(
+        isinstance(p.output, str) and 1 <= p.completion_tokens <= 5 for p in predictions
+    )
 
 
 def test_majority_tie_goes_to_the_label_that_sorts_first():
@@ -131,9 +149,19 @@ def test_embed_classifier_saves_as_json_and_reloads_to_the_same_answers(hash_emb
 
 
 def test_embed_classifier_handles_two_classes(hash_embedder):
-    train = Dataset([Example(i, o, n) for n, (i, o) in enumerate([("good film", "pos"), ("great film", "pos"), ("bad film", "neg"), ("awful film", "neg")])])
+    train = Dataset(
+        [
+            Example(i, o, n)
+            for n, (i, o) in enumerate(
+                [("good film", "pos"), ("great film", "pos"), ("bad film", "neg"), ("awful film", "neg")]
+            )
+        ]
+    )
     task = make_task("s", "Sentiment.", train, train)
-    assert [p.output for p in strategy({"name": "embed_classifier"}, embedder=hash_embedder).fit(task, train).predict(train.inputs)] == train.outputs
+    assert [
+        p.output
+        for p in strategy({"name": "embed_classifier"}, embedder=hash_embedder).fit(task, train).predict(train.inputs)
+    ] == train.outputs
 
 
 def test_a_training_example_longer_than_the_context_is_an_error_with_its_line(tiny_base):

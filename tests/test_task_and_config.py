@@ -2,9 +2,9 @@
 
 import pytest
 
-from adaptlab.runs.experiment import parse_experiment
 from adaptlab.data import Dataset, Example
 from adaptlab.errors import ConfigError, DataError
+from adaptlab.runs.experiment import parse_experiment
 from adaptlab.task import Task, infer_kind, make_task
 
 
@@ -25,7 +25,10 @@ def test_distinct_outputs_mean_generate():
 
 def test_answer_length_comes_from_the_training_answers_unless_the_experiment_sets_it():
     train = ds([(f"q{i}", " ".join(["w"] * (10 + 5 * i))) for i in range(10)])  # 10 .. 55 words
-    words = lambda text: len(text.split()) + 1  # a stand-in tokenizer: a token per word, + end of turn
+
+    def words(text):
+        return len(text.split()) + 1  # a stand-in tokenizer: a token per word, + end of turn
+
     task = make_task("t", "Do it.", train, ds([("q", "w w")]), "generate", count_tokens=words)
     assert task.max_new_tokens == 56 + 16 and "56 tokens" in task.max_new_tokens_from
     long = ds([(f"q{i}", " ".join(["w"] * 200)) for i in range(3)])
@@ -43,7 +46,11 @@ def test_unknown_test_label_names_the_line():
     assert (p.code, p.file, p.line, p.field) == ("unknown_label", "test.jsonl", 2, "output")
 
 
-BASE = {"task": {"name": "t", "instruction": "Do it."}, "data": {"train": "a", "test": "b"}, "strategies": [{"name": "zero_shot"}]}
+BASE = {
+    "task": {"name": "t", "instruction": "Do it."},
+    "data": {"train": "a", "test": "b"},
+    "strategies": [{"name": "zero_shot"}],
+}
 
 
 def test_defaults_are_filled():
@@ -57,7 +64,11 @@ def test_defaults_are_filled():
         ({"extra": 1}, "unknown key 'extra'"),
         ({"strategies": [{"name": "few_shot", "k": -1}]}, "'strategies[0].k'"),
         ({"strategies": [{"name": "few_shot", "kk": 3}]}, "unknown key 'strategies[0].kk'"),
-        ({"strategies": [{"name": "magic"}]}, "must be one of zero_shot, few_shot, rag, lora, full, majority, embed_classifier, setfit, constant, nearest, abstain, extract; got 'magic'"),
+        (
+            {"strategies": [{"name": "magic"}]},
+            "must be one of zero_shot, few_shot, rag, lora, full, majority, embed_classifier, "
+            "setfit, constant, nearest, abstain, extract; got 'magic'",
+        ),
         ({"strategies": [{"name": "zero_shot"}, {"name": "zero_shot"}]}, "listed twice"),
         ({"task": {"name": "Bad Name", "instruction": "x"}}, "'task.name'"),
         ({"strategies": []}, "'strategies'"),
@@ -81,7 +92,10 @@ def test_answer_endings_are_inferred_only_where_every_training_output_shows_them
     assert sql.stop == () and sql.ends == (";",) and "every one ends with ';'" in sql.stops_from
     lines = task_on(["date: 9th", "time: 10pm"])
     assert lines.stop == ("\n",) and lines.ends == () and "one line" in lines.stops_from
-    for outputs in (["SELECT a\nFROM b;", "SELECT c\nFROM d"], ["SELECT a;\nSELECT b;", "SELECT c\nFROM d;"]):  # one output does not end so; one holds it twice
+    for outputs in (
+        ["SELECT a\nFROM b;", "SELECT c\nFROM d"],
+        ["SELECT a;\nSELECT b;", "SELECT c\nFROM d;"],
+    ):  # one output does not end so; one holds it twice
         mixed = task_on(outputs)
         assert mixed.stop == () and mixed.ends == () and mixed.stops_from == ""
     given = task_on(["date: 9th", "time: 10pm"], stop=("|",))

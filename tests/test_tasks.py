@@ -30,7 +30,12 @@ def _branches(tree: ast.AST, names: set[str]) -> list[int]:
 def test_no_module_outside_tasks_branches_on_a_task_kind():
     """Everything but tasks/ reads a task kind's traits and specs; none asks "is this a qa task?"."""
     names = set(task_kind_names())
-    found = [f"{path.relative_to(SRC)}:{line}" for path in SRC.rglob("*.py") if "tasks" not in path.relative_to(SRC).parts for line in _branches(ast.parse(path.read_text(encoding="utf-8")), names)]
+    found = [
+        f"{path.relative_to(SRC)}:{line}"
+        for path in SRC.rglob("*.py")
+        if "tasks" not in path.relative_to(SRC).parts
+        for line in _branches(ast.parse(path.read_text(encoding="utf-8")), names)
+    ]
     assert not found, "modules branching on a task kind's name:\n" + "\n".join(found)
 
 
@@ -49,7 +54,13 @@ def test_every_task_kind_declares_its_references_and_headline():
 
 
 def test_metric_specs_drive_the_cli_columns():
-    assert [m.name for m in task_kind("qa").columns("qa_score")] == ["token_f1", "abstention_rate", "hallucination_rate", "unsupported_figures", "recall_at_k"]
+    assert [m.name for m in task_kind("qa").columns("qa_score")] == [
+        "token_f1",
+        "abstention_rate",
+        "hallucination_rate",
+        "unsupported_figures",
+        "recall_at_k",
+    ]
     assert task_kind("generate").metric("chrf").digits == 1 and task_kind("generate").metric("chrf").scale == 100
     assert task_kind("qa").metric("hallucination_rate").higher_is_better is False
 
@@ -57,17 +68,39 @@ def test_metric_specs_drive_the_cli_columns():
 def test_degenerate_checks():
     qa, generate = task_kind("qa"), task_kind("generate")
     expected = ["It is $500.", "Ten days.", "I don't know", "Twelve."]
-    assert qa.checks(expected, ["I don't know"] * 4, [False] * 4, "I don't know") == ["abstained on 100% of the answerable questions (3 of 3)"]
-    assert qa.checks(expected, ["It is $500.", "Ten days.", "I don't know", "Twelve."], [False] * 4, "I don't know") == []
-    assert generate.checks(["a", "b", "c", "d", "e"], ["x"] * 4 + ["y"], [False] * 5) == ["gave the same answer ('x') to 80% of the test rows"]
-    assert generate.checks(["a", "b"], ["a b", "b"], [True, False]) == ["ran to the token limit on 50% of the test rows (answers cut, often repeating themselves)"]
+    assert qa.checks(expected, ["I don't know"] * 4, [False] * 4, "I don't know") == [
+        "abstained on 100% of the answerable questions (3 of 3)"
+    ]
+    assert (
+        qa.checks(expected, ["It is $500.", "Ten days.", "I don't know", "Twelve."], [False] * 4, "I don't know") == []
+    )
+    assert generate.checks(["a", "b", "c", "d", "e"], ["x"] * 4 + ["y"], [False] * 5) == [
+        "gave the same answer ('x') to 80% of the test rows"
+    ]
+    assert generate.checks(["a", "b"], ["a b", "b"], [True, False]) == [
+        "ran to the token limit on 50% of the test rows (answers cut, often repeating themselves)"
+    ]
     assert task_kind("classify").checks(["a", "b", "c"], ["a", "b", "c"], []) == []
 
 
 def test_a_plugin_task_kind_is_one_registration():
-    rows = lambda expected, predicted, labels, context=None: {"len": np.array([float(len(p) == len(e)) for e, p in zip(expected, predicted)])}  # noqa: E731
-    spec = TaskKind("same_length", "an answer as long as the reference", "length_match", "len", (Metric("length_match", "length match", "answers as long as the reference"),), rows,
-                    lambda r, idx: {"length_match": float(r["len"][idx].mean())}, ("constant", "nearest"), "always the most frequent output", "more data", lambda *a, **k: [], generates=True)
+    def rows(expected, predicted, labels, context=None):
+        return {"len": np.array([float(len(p) == len(e)) for e, p in zip(expected, predicted)])}  # noqa: E731
+
+    spec = TaskKind(
+        "same_length",
+        "an answer as long as the reference",
+        "length_match",
+        "len",
+        (Metric("length_match", "length match", "answers as long as the reference"),),
+        rows,
+        lambda r, idx: {"length_match": float(r["len"][idx].mean())},
+        ("constant", "nearest"),
+        "always the most frequent output",
+        "more data",
+        lambda *a, **k: [],
+        generates=True,
+    )
     register(spec)
     try:
         from adaptlab.metrics import task_metrics
@@ -113,12 +146,18 @@ def test_evaluate_flags_a_constant_output_generator_but_not_the_constant_referen
     from adaptlab.task import Task
 
     train = Dataset([Example(f"say {w}", f"{w} {w}", i + 1) for i, w in enumerate(["card", "lost", "atm", "card"])])
-    test = Dataset([Example(f"please say {w}", f"{w} {w}", i + 1) for i, w in enumerate(["new", "old", "red", "blue", "card"])])
+    test = Dataset(
+        [Example(f"please say {w}", f"{w} {w}", i + 1) for i, w in enumerate(["new", "old", "red", "blue", "card"])]
+    )
     task = Task("echo", "Repeat the word twice.", "generate")
     llm, _ = evaluate(_Always("card card"), task, train, test, traits=kinds.kind("zero_shot").traits())
     assert llm.flags == ["gave the same answer ('card card') to 100% of the test rows"]
-    reference, _ = evaluate(kinds.strategy({"name": "constant"}), task, train, test, traits=kinds.kind("constant").traits())
-    assert reference.predictions[0]["predicted"] == "card card" and reference.flags == []  # one answer is the reference's design
+    reference, _ = evaluate(
+        kinds.strategy({"name": "constant"}), task, train, test, traits=kinds.kind("constant").traits()
+    )
+    assert (
+        reference.predictions[0]["predicted"] == "card card" and reference.flags == []
+    )  # one answer is the reference's design
 
 
 def test_priced_qa_task_ranks_by_utility_and_only_qa_can_be_priced():
@@ -129,12 +168,18 @@ def test_priced_qa_task_ranks_by_utility_and_only_qa_can_be_priced():
 
     costs = AnswerCosts(right_answer=2, hallucination=3, wrong_abstention=1)
     task = Task("kb", "Answer.", "qa", costs=costs)
-    assert task.metric == "utility" and task.spec.row_key == "utility" and Task("kb", "Answer.", "qa").metric == "qa_score"
+    assert (
+        task.metric == "utility" and task.spec.row_key == "utility" and Task("kb", "Answer.", "qa").metric == "qa_score"
+    )
     assert Task.from_dict(task.to_dict()) == task
     expected, predicted = ["It is $500.", "Ten days.", "I don't know"], ["It is $500.", "I don't know", "Twelve."]
     assert row_scores(task.spec, expected, predicted, task.scoring).tolist() == [2.0, -1.0, -3.0]
     metrics, ci = task_metrics(task.spec, expected, predicted, [], resamples=50, qa=task.scoring)
-    assert metrics["utility"] == pytest.approx(-2 / 3) and metrics["qa_score"] == pytest.approx(1 / 3) and "utility" in ci
-    rows = Dataset([Example("a", "x", 1), Example("b", "y", 2), Example("c", "x", 3), Example("d", "y", 4)], "train.jsonl")
+    assert (
+        metrics["utility"] == pytest.approx(-2 / 3) and metrics["qa_score"] == pytest.approx(1 / 3) and "utility" in ci
+    )
+    rows = Dataset(
+        [Example("a", "x", 1), Example("b", "y", 2), Example("c", "x", 3), Example("d", "y", 4)], "train.jsonl"
+    )
     with pytest.raises(ConfigError, match="task.costs"):
         make_task("t", "i", rows, rows, "classify", costs=costs)

@@ -35,7 +35,10 @@ def sql_value(value):
 def make_row(messages):
     """messages: [(text, slots)] -> {"input", "output"}."""
     lines = [f"{i}. {text}" for i, (text, _) in enumerate(messages, 1)]
-    tuples = [f"  ({i}, " + ", ".join(sql_value(slots.get(s)) for s in SLOTS) + ")" for i, (_, slots) in enumerate(messages, 1)]
+    tuples = [
+        f"  ({i}, " + ", ".join(sql_value(slots.get(s)) for s in SLOTS) + ")"
+        for i, (_, slots) in enumerate(messages, 1)
+    ]
     return {"input": "\n".join(lines), "output": HEADER + "\n" + ",\n".join(tuples) + ";"}
 
 
@@ -48,7 +51,7 @@ def read_messages(path: Path):
         if slots:
             context, user = row["input"].split("\n", 1)
             assert context.startswith("Assistant requested: ") and user.startswith("User: "), row
-            out.append((user[len("User: "):], slots))
+            out.append((user[len("User: ") :], slots))
     return out
 
 
@@ -77,8 +80,10 @@ def main(source: Path, target: Path) -> None:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
         counts = [tokens(r["output"]) for r in rows]
         sizes = [r["input"].count("\n") + 1 for r in rows]
-        print(f"{split}: {len(rows)} rows, {pos} messages, {min(sizes)}-{max(sizes)} per row; "
-              f"answer tokens min {min(counts)} median {statistics.median(counts)} max {max(counts)}")
+        print(
+            f"{split}: {len(rows)} rows, {pos} messages, {min(sizes)}-{max(sizes)} per row; "
+            f"answer tokens min {min(counts)} median {statistics.median(counts)} max {max(counts)}"
+        )
 
 
 if __name__ == "__main__":

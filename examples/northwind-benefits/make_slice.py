@@ -21,7 +21,6 @@ import random
 import re
 import shutil
 import string
-from collections import Counter
 from pathlib import Path
 
 from pypdf import PdfReader
@@ -50,30 +49,94 @@ NONSENSE = "nonsensical question; the documents do not say"
 #   answered:     the documents answer it (page given)               -> dropped
 #   off_topic:    unrelated to the company; the documents do not say -> kept, output null
 DONTKNOW = {
-    "What are the key benefits of the Northwind Platinum plan?": ("unanswerable", "no Platinum plan exists; only Health Plus and Standard are offered (Benefit_Options.pdf#page=3)"),
-    "How does the Northwind Health Plus work in California?": ("unanswerable", f"nothing state-specific; California is only named for external appeals ({HP}#page=84-85) and legal venue (#page=104)"),
+    "What are the key benefits of the Northwind Platinum plan?": (
+        "unanswerable",
+        "no Platinum plan exists; only Health Plus and Standard are offered (Benefit_Options.pdf#page=3)",
+    ),
+    "How does the Northwind Health Plus work in California?": (
+        "unanswerable",
+        f"nothing state-specific; California is only named for external appeals ({HP}#page=84-85) "
+        "and legal venue (#page=104)",
+    ),
     "Should employees stay home when sick?": ("unanswerable", "no sick-leave or attendance policy in the handbook"),
-    "Can standing desks be reimbursed?": ("unanswerable", "desks are not mentioned; PerksPlus lists fitness equipment and excludes non-fitness expenses (PerksPlus.pdf#page=3)"),
+    "Can standing desks be reimbursed?": (
+        "unanswerable",
+        "desks are not mentioned; PerksPlus lists fitness equipment and excludes non-fitness "
+        "expenses (PerksPlus.pdf#page=3)",
+    ),
     "Can deductibles be paid by check?": ("unanswerable", "payment methods for deductibles are not described"),
-    "How does the Northwind Standard plan handle postnatal yoga?": ("unanswerable", "the Standard plan never mentions yoga (only PerksPlus lists yoga classes)"),
-    "Are domestic partners eligible for the Northwind Health Plus plan?": ("unanswerable", "domestic partners are not mentioned; eligibility rules are not given"),
-    "Are teenage children covered under the insurance?": ("unanswerable", f"dependents are mentioned ({STD}#page=89) but no age rules for children"),
-    "What is the process for submitting a claim requiring evidence of medical necessity to Northwind Health?": ("answered", f"{HP}#page=92-93 (evidence of medical necessity), {STD}#page=88"),
-    "What is the role of the Manager of Technical Product Marketing at Contoso Electronics?": ("unanswerable", "no such role in role_library.pdf or the handbook's role list"),
-    "What is the process for obtaining prior authorization for services under the Northwind Health Plus plan?": ("answered", f"{HP}#page=63-67 (prior authorization)"),
+    "How does the Northwind Standard plan handle postnatal yoga?": (
+        "unanswerable",
+        "the Standard plan never mentions yoga (only PerksPlus lists yoga classes)",
+    ),
+    "Are domestic partners eligible for the Northwind Health Plus plan?": (
+        "unanswerable",
+        "domestic partners are not mentioned; eligibility rules are not given",
+    ),
+    "Are teenage children covered under the insurance?": (
+        "unanswerable",
+        f"dependents are mentioned ({STD}#page=89) but no age rules for children",
+    ),
+    "What is the process for submitting a claim requiring evidence of medical necessity to Northwind Health?": (
+        "answered",
+        f"{HP}#page=92-93 (evidence of medical necessity), {STD}#page=88",
+    ),
+    "What is the role of the Manager of Technical Product Marketing at Contoso Electronics?": (
+        "unanswerable",
+        "no such role in role_library.pdf or the handbook's role list",
+    ),
+    "What is the process for obtaining prior authorization for services under the Northwind Health Plus plan?": (
+        "answered",
+        f"{HP}#page=63-67 (prior authorization)",
+    ),
     "What is the policy for working from home?": ("unanswerable", "no remote-work policy in the handbook"),
     "How can employees refer new hires?": ("unanswerable", "no referral programme in the documents"),
-    "What are the benefits of choosing an in-network provider with Northwind Standard?": ("answered", f"{STD}#page=4-5 (in-network providers)"),
-    "How does Northwind Health Plus handle Coordination of Benefits (COB)?": ("answered", f"{HP}#page=77-81 (coordination of benefits)"),
-    "What is the role of the clinical review process in the Northwind Health Plus plan?": ("answered", f"{HP}#page=72 (clinical review)"),
-    "What are the requirements for data security at Contoso Electronics?": ("answered", "employee_handbook.pdf#page=9-10 (data security policies)"),
-    "What is the role of Contoso Electronics in the aerospace industry?": ("answered", "employee_handbook.pdf#page=3 (electronic components for commercial and military aircraft)"),
-    "Is there a plan with no deductible?": ("answered", f"both plans have one: Health Plus $1,500/$3,000 in-network ({HP}#page=13), Standard $2,000/$4,000 ({STD}#page=13); some services are exempt"),
-    "What are the cost implications of choosing an out-of-network provider under Northwind Health Plus?": ("answered", f"{HP}#page=4-7 (non-participating providers, higher costs, balance billing)"),
-    "What is the policy for coverage of rehabilitation services under Northwind Health Plus?": ("answered", f"{HP}#page=50 (rehabilitation therapy)"),
-    "What is the role of Northwind Standard in relation to in-network and non-participating providers?": ("answered", f"{STD}#page=4-6 (in-network and non-participating providers)"),
-    "What is the coverage for mental health and substance abuse treatments under the Northwind Health Plus plan?": ("answered", f"{HP}#page=3 (same as medical/surgical coverage), copays #page=11; Benefit_Options.pdf#page=3"),
-    "What is the process for obtaining prior authorization for a medical service or treatment under Northwind Health Plus?": ("answered", f"{HP}#page=63-67 (prior authorization)"),
+    "What are the benefits of choosing an in-network provider with Northwind Standard?": (
+        "answered",
+        f"{STD}#page=4-5 (in-network providers)",
+    ),
+    "How does Northwind Health Plus handle Coordination of Benefits (COB)?": (
+        "answered",
+        f"{HP}#page=77-81 (coordination of benefits)",
+    ),
+    "What is the role of the clinical review process in the Northwind Health Plus plan?": (
+        "answered",
+        f"{HP}#page=72 (clinical review)",
+    ),
+    "What are the requirements for data security at Contoso Electronics?": (
+        "answered",
+        "employee_handbook.pdf#page=9-10 (data security policies)",
+    ),
+    "What is the role of Contoso Electronics in the aerospace industry?": (
+        "answered",
+        "employee_handbook.pdf#page=3 (electronic components for commercial and military aircraft)",
+    ),
+    "Is there a plan with no deductible?": (
+        "answered",
+        f"both plans have one: Health Plus $1,500/$3,000 in-network ({HP}#page=13), Standard "
+        f"$2,000/$4,000 ({STD}#page=13); some services are exempt",
+    ),
+    "What are the cost implications of choosing an out-of-network provider under Northwind Health Plus?": (
+        "answered",
+        f"{HP}#page=4-7 (non-participating providers, higher costs, balance billing)",
+    ),
+    "What is the policy for coverage of rehabilitation services under Northwind Health Plus?": (
+        "answered",
+        f"{HP}#page=50 (rehabilitation therapy)",
+    ),
+    "What is the role of Northwind Standard in relation to in-network and non-participating providers?": (
+        "answered",
+        f"{STD}#page=4-6 (in-network and non-participating providers)",
+    ),
+    "What is the coverage for mental health and substance abuse treatments under the Northwind Health Plus plan?": (
+        "answered",
+        f"{HP}#page=3 (same as medical/surgical coverage), copays #page=11; Benefit_Options.pdf#page=3",
+    ),
+    "What is the process for obtaining prior authorization for a medical service or treatment under "
+    "Northwind Health Plus?": (
+        "answered",
+        f"{HP}#page=63-67 (prior authorization)",
+    ),
     "What is the capital of France?": ("off_topic", TRIVIA),
     'Who wrote the novel "Pride and Prejudice"?': ("off_topic", TRIVIA),
     "What is the chemical symbol for gold?": ("off_topic", TRIVIA),
@@ -153,7 +216,13 @@ def main(source: Path, target: Path) -> None:
     if missing or stale:
         raise SystemExit(f"DONTKNOW out of date: missing {missing}, not in the file {stale}")
     by_category = {c: [q for q in questions if DONTKNOW[q][0] == c] for c in ("unanswerable", "answered", "off_topic")}
-    print("questions_dontknow.jsonl:", len(questions), "rows;", {c: len(qs) for c, qs in by_category.items()}, "(answered: dropped)")
+    print(
+        "questions_dontknow.jsonl:",
+        len(questions),
+        "rows;",
+        {c: len(qs) for c, qs in by_category.items()},
+        "(answered: dropped)",
+    )
     clash = [q for q in questions if norm(q) in seen and DONTKNOW[q][0] != "answered"]
     if clash:
         raise SystemExit(f"kept as unanswerable but also in questions.jsonl: {clash}")
@@ -187,5 +256,7 @@ def main(source: Path, target: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"the shared northwind folder (default {DEFAULT_SOURCE})")
+    parser.add_argument(
+        "--source", type=Path, default=DEFAULT_SOURCE, help=f"the shared northwind folder (default {DEFAULT_SOURCE})"
+    )
     main(parser.parse_args().source.resolve(), HERE)

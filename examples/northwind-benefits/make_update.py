@@ -483,7 +483,9 @@ def main() -> None:
     for change in CHANGES:
         where = ", ".join(f"p{p}" + (f" x{n}" if n > 1 else "") for p, n in change.pages.items())
         print(f"  {change.what}: {change.old!r} -> {change.new!r}  ({where})")
-    print(f"  pages changed: {changed_pages}; all other {len(new_pdf.pages) - len(changed_pages)} pages' text identical")
+    print(
+        f"  pages changed: {changed_pages}; all other {len(new_pdf.pages) - len(changed_pages)} pages' text identical"
+    )
     print(f"  sha256 {hashlib.sha256(TARGET.read_bytes()).hexdigest()}")
 
 

@@ -8,7 +8,13 @@ use, so `import adaptlab` stays light (no torch).
 """
 
 __version__ = "0.1.0"
-__all__ = ["compare", "sweep", "audit_data", "Comparison", "__version__"]  # audit_data: `adaptlab.audit` is the audit package
+__all__ = [
+    "compare",
+    "sweep",
+    "audit_data",
+    "Comparison",
+    "__version__",
+]  # audit_data: `adaptlab.audit` is the audit package
 
 
 def __getattr__(name: str):

@@ -7,7 +7,8 @@
     result.to_pandas()             # one row per contender: metrics, intervals, P(best), time, cost
     result.predictions_to_pandas() # one row per test example and contender
     result.run_dir                 # results.json, report.html, the saved solvers
-    result.results                 # results.json, typed (adaptlab.results.CompareResults: docs/schema/results.schema.json)
+    result.results                 # results.json, typed (adaptlab.results.CompareResults:
+    docs/schema/results.schema.json)
     result.mlflow                  # with compare(..., mlflow=True): where MLflow has the runs and the model version
 
 `experiment` is a YAML path, a mapping shaped like the YAML (paths relative to the
@@ -20,9 +21,10 @@ with the same errors. `progress` is a callable that gets every message, or an
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from adaptlab.results import CompareResults
 from adaptlab.runs.events import Events
@@ -43,12 +45,15 @@ def _events(progress) -> Events | None:
         return progress
     if callable(progress):
         return _Messages(progress)
-    raise TypeError(f"progress must be a callable taking a message, or an adaptlab.runs.Events; got {type(progress).__name__}")
+    raise TypeError(
+        f"progress must be a callable taking a message, or an adaptlab.runs.Events; got {type(progress).__name__}"
+    )
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """A finished compare: results.json's content, typed (adaptlab.results.CompareResults), and the run folder it was written to."""
+    """A finished compare: results.json's content, typed (adaptlab.results.CompareResults), and the run folder it was
+    written to."""
 
     results: CompareResults
     run_dir: Path
@@ -88,7 +93,19 @@ class Comparison:
                 row[key] = value
                 if key in s.ci:
                     row[f"{key}_low"], row[f"{key}_high"] = s.ci[key]
-            row |= {k: getattr(s, k) for k in ("p_best", "fit_seconds", "latency_ms_mean", "latency_ms_p95", "prompt_tokens_mean", "peak_rss_mb", "cost_per_1k_queries", "fit_cost")}
+            row |= {
+                k: getattr(s, k)
+                for k in (
+                    "p_best",
+                    "fit_seconds",
+                    "latency_ms_mean",
+                    "latency_ms_p95",
+                    "prompt_tokens_mean",
+                    "peak_rss_mb",
+                    "cost_per_1k_queries",
+                    "fit_cost",
+                )
+            }
             rows.append(row)
         return pd.DataFrame(rows).set_index("contender")
 
@@ -96,11 +113,27 @@ class Comparison:
         """One row per test example and contender: the input, the expected and the predicted answer, and its line."""
         import pandas as pd
 
-        rows = [{"contender": s.name, **p.model_dump(exclude={"passages"}, exclude_unset=True), "passages": [g["source"] for g in p.passages or []]} for s in self.results.strategies for p in s.predictions]
+        rows = [
+            {
+                "contender": s.name,
+                **p.model_dump(exclude={"passages"}, exclude_unset=True),
+                "passages": [g["source"] for g in p.passages or []],
+            }
+            for s in self.results.strategies
+            for p in s.predictions
+        ]
         return pd.DataFrame(rows)
 
 
-def compare(experiment=None, *, out: str | Path | None = None, model: str | None = None, progress=None, mlflow: bool | str | None = None, resume: str | Path | None = None) -> Comparison:
+def compare(
+    experiment=None,
+    *,
+    out: str | Path | None = None,
+    model: str | None = None,
+    progress=None,
+    mlflow: bool | str | None = None,
+    resume: str | Path | None = None,
+) -> Comparison:
     """Fit every contender of `experiment`, measure each on the same test rows, recommend one (`adaptlab compare`).
 
     `mlflow` logs the finished run to MLflow (adaptlab.integrations.mlflow): a tracking URI; True (the experiment's
@@ -114,12 +147,23 @@ def compare(experiment=None, *, out: str | Path | None = None, model: str | None
 
     if resume is not None:
         if experiment is not None or model or out:
-            raise ConfigError(f"resume continues {resume} with the experiment, model and folder it recorded; leave the experiment, model and out off")
+            raise ConfigError(
+                f"resume continues {resume} with the experiment, model and folder it recorded; leave "
+                "the experiment, model and out off"
+            )
         experiment = unfinished(Path(resume))
     read = experiment_of(experiment)  # once: the run and its MLflow settings come from the same reading of the file
-    tracking = _tracking(read[0], mlflow)  # before any fitting: a missing mlflow extra fails in a second, not after the run
+    tracking = _tracking(
+        read[0], mlflow
+    )  # before any fitting: a missing mlflow extra fails in a second, not after the run
     events = _events(progress)
-    results, run_dir = run_compare(read, Path(out) if out else None, events=events, model=model, resume=Path(resume) if resume is not None else None)
+    results, run_dir = run_compare(
+        read,
+        Path(out) if out else None,
+        events=events,
+        model=model,
+        resume=Path(resume) if resume is not None else None,
+    )
     if tracking:
         from adaptlab.integrations.mlflow import log_run
         from adaptlab.integrations.mlflow_summary import masked
@@ -127,7 +171,15 @@ def compare(experiment=None, *, out: str | Path | None = None, model: str | None
         record = log_run(run_dir, tracking)
         champion = record["champion"]
         if events:
-            events.message(f"mlflow: runs logged to experiment {record['experiment']!r} at {masked(record['tracking_uri'])}" + (f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} of model {record['registered_model']!r}, alias {champion['alias']!r}" if champion else "; no contender recommended, so no model version registered"))
+            events.message(
+                f"mlflow: runs logged to experiment {record['experiment']!r} at {masked(record['tracking_uri'])}"
+                + (
+                    f"; {champion['ref']} ({champion['contender']}) is version {champion['version']} "
+                    f"of model {record['registered_model']!r}, alias {champion['alias']!r}"
+                    if champion
+                    else "; no contender recommended, so no model version registered"
+                )
+            )
     return Comparison(CompareResults.model_validate(results), run_dir)
 
 
@@ -140,12 +192,28 @@ def _tracking(config, setting):
     return tracking_for(setting, config.mlflow)
 
 
-def sweep(experiment, *, sizes: tuple[int, ...] | None = None, seeds: int = 3, out: str | Path | None = None, progress=None, model: str | None = None) -> dict:
-    """The learning curve (`adaptlab sweep`): prompting against fine-tuning at each training-set size; sweep.json's content.
+def sweep(
+    experiment,
+    *,
+    sizes: tuple[int, ...] | None = None,
+    seeds: int = 3,
+    out: str | Path | None = None,
+    progress=None,
+    model: str | None = None,
+) -> dict:
+    """The learning curve (`adaptlab sweep`): prompting against fine-tuning at each training-set size; sweep.json's
+    content.
     `model` replaces the experiment's base model, as compare's does."""
     from adaptlab.runs.sweep import DEFAULT_SIZES, run_sweep
 
-    return run_sweep(experiment, tuple(sizes or DEFAULT_SIZES), seeds, Path(out) if out else None, events=_events(progress), model=model)
+    return run_sweep(
+        experiment,
+        tuple(sizes or DEFAULT_SIZES),
+        seeds,
+        Path(out) if out else None,
+        events=_events(progress),
+        model=model,
+    )
 
 
 def audit_data(train, test=None, *, instruction: str | None = None, kind: str | None = None):

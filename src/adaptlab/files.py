@@ -8,7 +8,7 @@ import secrets
 import shutil
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from adaptlab.errors import AdaptlabError
@@ -56,11 +56,12 @@ def write_text_new(path: Path, text: str) -> None:
 
 
 def new_folder(parent: Path, stem: str) -> Path:
-    """Create and return `parent/<UTC time>-<stem>-<6 hex digits>`: unique even for two runs started in the same second."""
+    """Create and return `parent/<UTC time>-<stem>-<6 hex digits>`: unique even for two runs started in the same
+    second."""
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     while True:  # 16M suffixes per second and stem; mkdir, not exists(), decides who gets a name
-        folder = parent / f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{stem}-{secrets.token_hex(3)}"
+        folder = parent / f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{stem}-{secrets.token_hex(3)}"
         try:
             folder.mkdir()
             return folder
@@ -79,14 +80,19 @@ def atomic_folder(target: Path):
     if target.exists():
         raise AdaptlabError(f"{target} already exists; remove it or choose another folder")
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))  # its own name: never another writer's
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent)
+    )  # its own name: never another writer's
     try:
         yield tmp
         for path in tmp.rglob("*"):
             if path.is_file():
                 fsync(path)
         if target.exists():
-            raise AdaptlabError(f"{target} appeared while it was being written (another process?); it was left as it is, remove it and try again")
+            raise AdaptlabError(
+                f"{target} appeared while it was being written (another process?); it was left as it "
+                "is, remove it and try again"
+            )
         os.rename(tmp, target)  # a non-empty folder at `target` makes this fail, never replaced
         fsync(target.parent)
     finally:

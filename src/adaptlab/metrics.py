@@ -8,7 +8,6 @@ from functools import lru_cache
 
 import numpy as np
 
-
 from adaptlab.tasks import TaskKind, task_kind
 
 
@@ -34,7 +33,9 @@ def label_f1(expected_ids: np.ndarray, predicted_ids: np.ndarray, n_labels: int)
         return np.zeros((resamples, 0)), np.zeros((resamples, 0), dtype=bool)
     offset = np.arange(resamples)[:, None] * width
     e, p = (e + offset).ravel(), (p + offset).ravel()
-    f1 = f1_score(e, p, labels=(np.arange(n_labels)[None, :] + offset).ravel(), average=None, zero_division=0).reshape(resamples, n_labels)
+    f1 = f1_score(e, p, labels=(np.arange(n_labels)[None, :] + offset).ravel(), average=None, zero_division=0).reshape(
+        resamples, n_labels
+    )
     occurs = np.bincount(e, minlength=resamples * width) + np.bincount(p, minlength=resamples * width)
     return f1, occurs.reshape(resamples, width)[:, :n_labels] > 0
 
@@ -57,7 +58,8 @@ def _chrf_metric():
 
 
 def chrf(hypothesis: str, reference: str) -> float:
-    """Sentence chrF (Popovic 2015) on a 0-100 scale, by sacrebleu: character n-gram F-beta, n = 1..6, beta 2, spaces removed.
+    """Sentence chrF (Popovic 2015) on a 0-100 scale, by sacrebleu: character n-gram F-beta, n = 1..6, beta 2, spaces
+    removed.
 
     sacrebleu averages precision and recall over the n-gram orders that both strings are long enough for, so a
     string under 6 characters (spaces removed) is scored on fewer orders: "ab" against "abcdefgh" scores 23.4
@@ -69,9 +71,12 @@ def chrf(hypothesis: str, reference: str) -> float:
     return float(_chrf_metric().sentence_score(hypothesis, [reference]).score)
 
 
-def row_scores(kind: TaskKind | str, expected: list[str], predicted: list[str], scoring: dict | None = None) -> np.ndarray:
+def row_scores(
+    kind: TaskKind | str, expected: list[str], predicted: list[str], scoring: dict | None = None
+) -> np.ndarray:
     """The headline metric per test row, as the task kind defines it (1/0 correct, sentence chrF, the qa score or
-    utility). `kind`: a task's `spec`, or a kind's name; `scoring`: the task's (`Task.scoring`: the abstain answer, costs)."""
+    utility). `kind`: a task's `spec`, or a kind's name; `scoring`: the task's (`Task.scoring`: the abstain answer,
+    costs)."""
     spec = _spec(kind)
     return spec.rows(expected, predicted, [], scoring)[spec.row_key]
 
@@ -105,13 +110,28 @@ def json_fields(text: str) -> dict | None:
     return out
 
 
-def row_table(kind: TaskKind | str, expected: list[str], predicted: list[str], qa: dict | None = None, labels: list[str] | None = None) -> dict[str, np.ndarray]:
+def row_table(
+    kind: TaskKind | str,
+    expected: list[str],
+    predicted: list[str],
+    qa: dict | None = None,
+    labels: list[str] | None = None,
+) -> dict[str, np.ndarray]:
     """Per-row values every metric of the task kind is built from, so bootstrap resamples only re-aggregate
     (adaptlab.tasks: each kind's `rows`); `qa`: what an abstaining kind's rows read beside the answers."""
     return _spec(kind).rows(expected, predicted, labels or [], qa)
 
 
-def task_metrics(kind: TaskKind | str, expected: list[str], predicted: list[str], labels: list[str], resamples: int = 0, seed: int = 0, qa: dict | None = None, rows: dict[str, np.ndarray] | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+def task_metrics(
+    kind: TaskKind | str,
+    expected: list[str],
+    predicted: list[str],
+    labels: list[str],
+    resamples: int = 0,
+    seed: int = 0,
+    qa: dict | None = None,
+    rows: dict[str, np.ndarray] | None = None,
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
     """Every scalar metric of the task, and (with `resamples`) its 95% bootstrap interval: BCa for the headline
     metric (the mean of its per-row scores, see `bootstrap_ci`), percentile for the others.
 
@@ -133,18 +153,29 @@ def task_metrics(kind: TaskKind | str, expected: list[str], predicted: list[str]
         return {}, {}
     spec = _spec(kind)
     rows = rows if rows is not None else row_table(spec, expected, predicted, qa, labels)
-    metrics = {k: v for k, v in spec.aggregate(rows, np.arange(len(expected))).items() if not np.isnan(v)}  # a rate with no rows (nothing answered) is left out
+    metrics = {
+        k: v for k, v in spec.aggregate(rows, np.arange(len(expected))).items() if not np.isnan(v)
+    }  # a rate with no rows (nothing answered) is left out
     if not resamples:
         return metrics, {}
-    draws = spec.resampled(rows, np.random.default_rng(seed).integers(0, len(expected), size=(resamples, len(expected))))
-    ci = {k: (float(np.nanpercentile(draws[k], 2.5)), float(np.nanpercentile(draws[k], 97.5))) for k in metrics if k in draws}
+    draws = spec.resampled(
+        rows, np.random.default_rng(seed).integers(0, len(expected), size=(resamples, len(expected)))
+    )
+    ci = {
+        k: (float(np.nanpercentile(draws[k], 2.5)), float(np.nanpercentile(draws[k], 97.5)))
+        for k in metrics
+        if k in draws
+    }
     if spec.headline in ci:
         ci[spec.headline] = bootstrap_ci(rows[spec.row_key], resamples, seed)
     return metrics, ci
 
 
-def per_label(expected: list[str], predicted: list[str], labels: list[str]) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
-    """Per-label F1 (0 for a label that never occurs) and the confusion matrix {expected: {predicted: count}} (answers outside the labels as "(other)")."""
+def per_label(
+    expected: list[str], predicted: list[str], labels: list[str]
+) -> tuple[dict[str, float], dict[str, dict[str, int]]]:
+    """Per-label F1 (0 for a label that never occurs) and the confusion matrix {expected: {predicted: count}} (answers
+    outside the labels as "(other)")."""
     f1, _ = label_f1(label_ids(expected, labels), label_ids(predicted, labels), len(labels))
     columns = list(labels) + ["(other)"]
     confusion = {e: {c: 0 for c in columns} for e in labels}
@@ -170,8 +201,19 @@ def bootstrap_ci(scores: np.ndarray, resamples: int = 1000, seed: int = 0) -> tu
 
     with warnings.catch_warnings():  # a nan interval (DegenerateDataWarning) is handled below
         warnings.simplefilter("ignore")
-        result = bootstrap((scores,), np.mean, n_resamples=resamples, method="BCa", confidence_level=0.95, vectorized=True, rng=np.random.default_rng(seed))
+        result = bootstrap(
+            (scores,),
+            np.mean,
+            n_resamples=resamples,
+            method="BCa",
+            confidence_level=0.95,
+            vectorized=True,
+            rng=np.random.default_rng(seed),
+        )
     lo, hi = result.confidence_interval
     if np.isfinite(lo) and np.isfinite(hi):
         return (float(lo), float(hi))
-    return (float(np.percentile(result.bootstrap_distribution, 2.5)), float(np.percentile(result.bootstrap_distribution, 97.5)))
+    return (
+        float(np.percentile(result.bootstrap_distribution, 2.5)),
+        float(np.percentile(result.bootstrap_distribution, 97.5)),
+    )

@@ -60,5 +60,8 @@ class Table(Generic[T]):
         for point in entry_points(group=self.group):
             item = point.load()
             if not isinstance(item, self.kind):
-                raise ConfigError(f"entry point {point.name!r} in group {self.group} names {item!r}, not an {self.kind.__module__}.{self.kind.__name__}")
+                raise ConfigError(
+                    f"entry point {point.name!r} in group {self.group} names {item!r}, not an "
+                    f"{self.kind.__module__}.{self.kind.__name__}"
+                )
             self._table[item.name] = item

@@ -45,15 +45,23 @@ class TaskRecord(_Open):
     labels: list[str] = Field([], description="classify: the label set, sorted")
     metric: str = Field(description="the headline metric every contender is ranked by")
     max_new_tokens: int | None = Field(None, description="generated answers: the longest, in tokens")
-    max_new_tokens_from: str | None = Field(None, description="where that limit came from (the experiment, or the training answers)")
+    max_new_tokens_from: str | None = Field(
+        None, description="where that limit came from (the experiment, or the training answers)"
+    )
     stop: list[str] | None = Field(None, description="generated answers end before the first of these")
     ends: list[str] | None = Field(None, description="generated answers end right after the first of these")
-    stops_from: str | None = Field(None, description="where stop and ends came from: the experiment, or the training outputs")
+    stops_from: str | None = Field(
+        None, description="where stop and ends came from: the experiment, or the training outputs"
+    )
     stop_loops: bool | None = Field(None, description="generated answers that begin repeating themselves end there")
     abstain: str | None = Field(None, description="qa: the answer that means the documents do not say")
-    list_labels: bool | None = Field(None, description="classify: false when a tuned instruction leaves the label list out")
+    list_labels: bool | None = Field(
+        None, description="classify: false when a tuned instruction leaves the label list out"
+    )
     descriptions: dict[str, str] | None = Field(None, description="classify: what each label means (task.labels)")
-    costs: dict[str, float] | None = Field(None, description="qa: task.costs, when the answers are priced (the metric is then utility)")
+    costs: dict[str, float] | None = Field(
+        None, description="qa: task.costs, when the answers are priced (the metric is then utility)"
+    )
 
 
 class PredictionRow(_Closed):
@@ -63,20 +71,31 @@ class PredictionRow(_Closed):
     expected: str
     predicted: str
     line: int | None = Field(None, description="the row's 1-based line in the test file")
-    conversation: str | None = Field(None, description="conversations: the id of the conversation this answer is a turn of (its \"id\", else \"line N\"); input is then its recent turns written out")
-    turn: int | None = Field(None, description="conversations: the answer's 0-based index in that conversation's messages")
+    conversation: str | None = Field(
+        None,
+        description='conversations: the id of the conversation this answer is a turn of (its "id", else "line '
+        'N"); input is then its recent turns written out',
+    )
+    turn: int | None = Field(
+        None, description="conversations: the answer's 0-based index in that conversation's messages"
+    )
     shots: int | None = Field(None, description="examples in its prompt")
     cut: bool | None = Field(None, description="generated answers: stopped by the token limit, not by the model")
-    looped: bool | None = Field(None, description="generated answers: ended where it began repeating itself (task.stop_loops)")
+    looped: bool | None = Field(
+        None, description="generated answers: ended where it began repeating itself (task.stop_loops)"
+    )
     sources: list[str] | None = Field(None, description="knowledge tasks: the pages that hold the answer")
     passages: list[dict[str, Any]] | None = Field(None, description="what retrieval gave it: source, text, score")
 
 
 class Contender(_Closed):
-    """One contender: its scores with their intervals, its answers, and what it cost (`evaluation.Evaluation` plus costs and P(best))."""
+    """One contender: its scores with their intervals, its answers, and what it cost (`evaluation.Evaluation` plus costs
+    and P(best))."""
 
     name: str = Field(description="the contender's id in the experiment")
-    metrics: dict[str, float] = Field(description="every metric of the task kind (docs: task kinds), the headline among them")
+    metrics: dict[str, float] = Field(
+        description="every metric of the task kind (docs: task kinds), the headline among them"
+    )
     ci: dict[str, Interval] = Field(description="each metric's 95% bootstrap interval")
     latency_ms_mean: float = Field(description="per query: its engine time plus an equal share of the work around it")
     latency_ms_p95: float
@@ -85,33 +104,56 @@ class Contender(_Closed):
     completion_tokens_mean: float = Field(description="tokens generated per query")
     fit_seconds: float = Field(description="wall time of fitting (training, indexing, or nothing)")
     predict_seconds: float | None = Field(None, description="wall time of answering every test row")
-    latency_overhead_ms: float | None = Field(None, description="per query: the time outside the engine, included in latency")
+    latency_overhead_ms: float | None = Field(
+        None, description="per query: the time outside the engine, included in latency"
+    )
     peak_rss_mb: float = Field(description="the process's peak resident memory while fitting and predicting")
     predictions: list[PredictionRow] = Field(description="every test row with its answer, in test-file order")
     labels_predicted: int | None = Field(None, description="classify: distinct labels among the answers")
     top_label_share: float | None = Field(None, description="classify: the share of the most frequent answer")
     per_label_f1: dict[str, float] | None = Field(None, description="classify: F1 per label")
     confusion: dict[str, dict[str, int]] | None = Field(None, description="classify: expected label -> answer -> count")
-    solver: dict[str, Any] = Field({}, description="the saved solver's description: the kind's own record (settings, training, retrieval, tuning, registered_as)")
+    solver: dict[str, Any] = Field(
+        {},
+        description="the saved solver's description: the kind's own record (settings, training, retrieval, "
+        "tuning, registered_as)",
+    )
     traits: dict[str, Any] = Field({}, description="the kind's traits: kind, family, tier, llm, constant, own_weights")
     answers_cut: int | None = Field(None, description="generated answers stopped by the token limit")
     answer_limit: int | None = Field(None, description="that limit (task.max_new_tokens)")
-    answers_looped: int | None = Field(None, description="generated answers ended where they began repeating themselves")
+    answers_looped: int | None = Field(
+        None, description="generated answers ended where they began repeating themselves"
+    )
     repeats: list[float] | None = Field(None, description="repeats > 1: each repeat's headline score")
     repeat_seeds: list[int] | None = Field(None, description="the seeds of those repeats")
-    flags: list[str] = Field([], description="degenerate answers found, in words: such a contender is not recommended while a usable one exists")
-    cost_per_1k_queries: float | None = Field(None, description="dollars: measured machine time at the hourly price, or an endpoint's token prices; null when unknown")
+    flags: list[str] = Field(
+        [],
+        description="degenerate answers found, in words: such a contender is not recommended while a usable one exists",
+    )
+    cost_per_1k_queries: float | None = Field(
+        None,
+        description="dollars: measured machine time at the hourly price, or an endpoint's token prices; null "
+        "when unknown",
+    )
     fit_cost: float | None = Field(None, description="dollars, once")
     basis: str | None = Field(None, description="what the costs rest on")
-    upkeep_per_month: float | None = Field(None, description="knowledge tasks with data_changes: dollars a month to keep it current")
-    upkeep_basis: str | None = Field(None, description="what that rests on (a measured re-index, or an estimated retrain)")
-    p_best: float | None = Field(None, description="the probability it is best, over bootstrap resamples of the test rows")
+    upkeep_per_month: float | None = Field(
+        None, description="knowledge tasks with data_changes: dollars a month to keep it current"
+    )
+    upkeep_basis: str | None = Field(
+        None, description="what that rests on (a measured re-index, or an estimated retrain)"
+    )
+    p_best: float | None = Field(
+        None, description="the probability it is best, over bootstrap resamples of the test rows"
+    )
 
 
 class Recommendation(_Closed):
     choice: str = Field(description="a contender's id, or collect_more_data")
     reasons: list[str] = Field(description="the evidence behind the choice, one finding each")
-    warnings: list[str] = Field([], description="what could undermine it: degenerate answers, too few rows, seed effects")
+    warnings: list[str] = Field(
+        [], description="what could undermine it: degenerate answers, too few rows, seed effects"
+    )
 
 
 class Pair(_Closed):
@@ -142,7 +184,9 @@ class Power(_Closed):
 class BreakEven(_Closed):
     fine_tuned: str
     prompted: str
-    queries: int | str | None = Field(description="the query volume from which fine-tuning is cheaper in total, or why it never or always is")
+    queries: int | str | None = Field(
+        description="the query volume from which fine-tuning is cheaper in total, or why it never or always is"
+    )
     why: str
 
 
@@ -157,11 +201,14 @@ class UpdateSide(_Closed):
 class UpdateRecord(_Closed):
     before: UpdateSide
     after: UpdateSide
-    absorb: dict[str, Any] = Field(description="how the change was absorbed: how (re-index, retrain, none), seconds, dollars, estimate, note")
+    absorb: dict[str, Any] = Field(
+        description="how the change was absorbed: how (re-index, retrain, none), seconds, dollars, estimate, note"
+    )
 
 
 class Updates(_Closed):
-    """Knowledge tasks: every contender asked about a change to the documents, before and after it, without retraining."""
+    """Knowledge tasks: every contender asked about a change to the documents, before and after it, without
+    retraining."""
 
     docs: str
     test: str
@@ -174,16 +221,22 @@ class Updates(_Closed):
 class ModelInfo(_Closed):
     """The base model as it was loaded (`BaseModel.info`): where from, at what precision, on which device."""
 
-    name: str = Field(description="as the experiment named it: the embedded default's name, a folder, a .gguf or a Hub id")
+    name: str = Field(
+        description="as the experiment named it: the embedded default's name, a folder, a .gguf or a Hub id"
+    )
     folder: str | None = Field(None, description="the local files loaded (a Hub id: its cached snapshot)")
     revision: str | None = Field(None, description="a Hub id's commit sha (the snapshot's)")
-    dtype: Literal["bf16", "fp16", "fp32"] = Field(description="the weights' precision once loaded (model.dtype, with auto resolved: fp32 on the CPU, the checkpoint's dtype on a GPU)")
+    dtype: Literal["bf16", "fp16", "fp32"] = Field(
+        description="the weights' precision once loaded (model.dtype, with auto resolved: fp32 on the CPU, the "
+        "checkpoint's dtype on a GPU)"
+    )
     device: str = Field(description="where the model ran: cpu or cuda:N")
     parameters: int | None = Field(None, description="the model's parameters")
 
 
 def _model_named(value):
-    """An experiment's `model:` as results record it: a name stays a name; {path|id, ...} its name; an endpoint {base_url, name}."""
+    """An experiment's `model:` as results record it: a name stays a name; {path|id, ...} its name; an endpoint
+    {base_url, name}."""
     if isinstance(value, BaseModel):
         return {"base_url": value.base_url, "name": value.name} if hasattr(value, "base_url") else str(value)
     return value
@@ -194,21 +247,37 @@ class CompareResults(_Closed):
 
     task: TaskRecord = Field(description="the task as the run saw it")
     base_model: str | dict[str, Any] = Field(description="the base model's name or folder (or an endpoint)")
-    model: ModelInfo | None = Field(None, description="the base model as loaded: its files, revision, dtype and device (absent for an endpoint, and in runs before it was recorded)")
-    data: dict[str, Any] = Field(description="the data files and their content hashes; knowledge tasks: the documents and passages")
+    model: ModelInfo | None = Field(
+        None,
+        description="the base model as loaded: its files, revision, dtype and device (absent for an endpoint, "
+        "and in runs before it was recorded)",
+    )
+    data: dict[str, Any] = Field(
+        description="the data files and their content hashes; knowledge tasks: the documents and passages"
+    )
     seed: int = Field(description="example selection and training; contenders with repeats used seed..seed+N-1")
     repeats: int = Field(1, description="the experiment's repeats")
     environment: dict[str, str] = Field(description="python, machine, device")
     strategies: list[Contender] = Field(description="every contender, references first, in the order they ran")
     recommendation: Recommendation = Field(description="the choice with its reasons and warnings")
-    pairwise: list[Pair] = Field([], description="every two contenders: paired difference, interval, test, Holm-adjusted p")
+    pairwise: list[Pair] = Field(
+        [], description="every two contenders: paired difference, interval, test, Holm-adjusted p"
+    )
     power: Power | None = Field(None, description="what the test split could detect between the top two")
-    break_even_queries: list[BreakEven] = Field([], description="per fine-tuned/prompted pair: when fine-tuning pays back")
-    constraints: dict[str, Any] = Field({}, description="the experiment's constraints, as the recommendation weighed them")
-    cost_assumptions: dict[str, Any] = Field(description="the prices the costs rest on: device, dollars_per_hour and the experiment's costs")
+    break_even_queries: list[BreakEven] = Field(
+        [], description="per fine-tuned/prompted pair: when fine-tuning pays back"
+    )
+    constraints: dict[str, Any] = Field(
+        {}, description="the experiment's constraints, as the recommendation weighed them"
+    )
+    cost_assumptions: dict[str, Any] = Field(
+        description="the prices the costs rest on: device, dollars_per_hour and the experiment's costs"
+    )
     audit: dict[str, Any] = Field(description="the training data's audit (audit.AuditReport.to_dict)")
     updates: Updates | None = None
-    distillation: dict[str, dict[str, Any]] | None = Field(None, description="per student: its teacher, both scores, the labeling's cost")
+    distillation: dict[str, dict[str, Any]] | None = Field(
+        None, description="per student: its teacher, both scores, the labeling's cost"
+    )
 
     @field_validator("base_model", mode="before")
     @classmethod
@@ -235,7 +304,10 @@ class SweepResults(_Closed):
     seeds: int
     runs: list[SweepRun]
     curve: dict[str, list[dict[str, float]]] = Field(description="per contender: [{n, mean}]")
-    comparisons: list[dict[str, Any]] = Field(description="per fine-tuned/prompted pair: the difference per size with its interval, crossover_n, significant_from_n")
+    comparisons: list[dict[str, Any]] = Field(
+        description="per fine-tuned/prompted pair: the difference per size with its interval, crossover_n, "
+        "significant_from_n"
+    )
 
 
 class Lineage(_Closed):
@@ -276,7 +348,9 @@ def write_results(path: Path, content: dict | BaseModel) -> dict:
     try:
         typed = content if isinstance(content, model) else model.model_validate(content)
     except ValidationError as exc:
-        raise AdaptlabError(f"adaptlab built a {Path(path).name} its own schema refuses (a bug; please report it): {exc}") from None
+        raise AdaptlabError(
+            f"adaptlab built a {Path(path).name} its own schema refuses (a bug; please report it): {exc}"
+        ) from None
     out = typed.model_dump(mode="json", exclude_unset=True)
     write_json(Path(path), out)
     return out
@@ -301,17 +375,23 @@ def _load(path: Path, model: type[BaseModel], upgrade=None):
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise AdaptlabError(f"{path}: cannot be read as JSON ({exc}); it is written by adaptlab, rerun the command that made it") from None
+        raise AdaptlabError(
+            f"{path}: cannot be read as JSON ({exc}); it is written by adaptlab, rerun the command that made it"
+        ) from None
     try:
         return model.model_validate(upgrade(content) if upgrade else content)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise AdaptlabError(f"{path}: field {where}: {first['msg']} ({exc.error_count()} problem(s)); it does not match the {path.name} this adaptlab reads (docs/schema/)") from None
+        raise AdaptlabError(
+            f"{path}: field {where}: {first['msg']} ({exc.error_count()} problem(s)); it does not "
+            f"match the {path.name} this adaptlab reads (docs/schema/)"
+        ) from None
 
 
 def upgrade(content: dict) -> dict:
-    """results.json of older runs in today's shape: `ci95` (the headline's interval only) becomes `ci`; keys since dropped go."""
+    """results.json of older runs in today's shape: `ci95` (the headline's interval only) becomes `ci`; keys since
+    dropped go."""
     content = dict(content)
     content.pop("notes", None)  # the baselines note, before the references were task kinds'
     strategies = []
@@ -330,9 +410,12 @@ def schemas() -> dict[str, dict]:
 
 def reference() -> str:
     """docs/results.md: every file's fields, table by table, from the models' own descriptions."""
-    parts = ["# What a run writes\n", "Generated from `adaptlab.results` (`python -m adaptlab.results`); the JSON Schemas beside it in",
-             "`docs/schema/` are the exact contract. Load a file with `adaptlab.results.load_results` (or",
-             "`load_sweep`, `load_lineage`) to get it typed, an older run's upgraded.\n"]
+    parts = [
+        "# What a run writes\n",
+        "Generated from `adaptlab.results` (`python -m adaptlab.results`); the JSON Schemas beside it in",
+        "`docs/schema/` are the exact contract. Load a file with `adaptlab.results.load_results` (or",
+        "`load_sweep`, `load_lineage`) to get it typed, an older run's upgraded.\n",
+    ]
     seen: set[str] = set()
     for name, model in FILES.items():
         parts.append(f"## {name}\n\n{_doc(model)}\n")
@@ -346,7 +429,10 @@ def _tables(model: type[BaseModel], seen: set[str]) -> list[str]:
     nested = []
     for field, info in model.model_fields.items():
         kind = _type_name(info.annotation)
-        out.append(f"| `{field}` | {kind} | {'yes' if info.is_required() else ''} | {(info.description or '').replace('|', '/')} |")
+        out.append(
+            f"| `{field}` | {kind} | {'yes' if info.is_required() else ''} | "
+            f"{(info.description or '').replace('|', '/')} |"
+        )
         nested += [m for m in _models_in(info.annotation) if m.__name__ not in seen]
     out.append("")
     for sub in nested:

@@ -10,9 +10,10 @@ Evaluation, comparison and (later) the registry and server only see this contrac
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from adaptlab.data import Dataset
 from adaptlab.task import Task
@@ -54,7 +55,9 @@ class DocumentReader(Solver, Protocol):
 
     index: Any  # knowledge.index: the index it reads; `.kind` names its retriever
 
-    def reindexed(self, index: Any) -> "DocumentReader": ...  # the same solver reading another index (the documents after a change)
+    def reindexed(
+        self, index: Any
+    ) -> DocumentReader: ...  # the same solver reading another index (the documents after a change)
 
 
 class Strategy(Protocol):
@@ -66,13 +69,17 @@ class Strategy(Protocol):
 
     name: str
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> Solver: ...
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> Solver: ...
 
 
 BATCH = 8  # timed_batches: queries per timed batch; each query is charged its batch's wall time / size
 
 
-def timed_batches(inputs: list[str], answer: Callable[[list[str]], list[Prediction]], progress: Progress | None = None) -> list[Prediction]:
+def timed_batches(
+    inputs: list[str], answer: Callable[[list[str]], list[Prediction]], progress: Progress | None = None
+) -> list[Prediction]:
     """Answers for `inputs` from `answer` (one Prediction per query of a batch), BATCH queries at a time, each charged
     its batch's wall time / size: the non-LLM solvers' predict."""
     out = []

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from adaptlab.data import Dataset
 from adaptlab.errors import ConfigError, DataError, Problem
@@ -34,7 +34,11 @@ class AnswerCosts:
     wrong_abstention: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
-        return {"right_answer": self.right_answer, "hallucination": self.hallucination, "wrong_abstention": self.wrong_abstention}
+        return {
+            "right_answer": self.right_answer,
+            "hallucination": self.hallucination,
+            "wrong_abstention": self.wrong_abstention,
+        }
 
 
 @dataclass(frozen=True)
@@ -58,11 +62,23 @@ class Task:
     max_new_tokens_from: str = ""  # generate: where max_new_tokens came from (the experiment, or the training answers)
     abstain: str = DEFAULT_ABSTAIN  # qa: the answer that means "the documents do not say"
     list_labels: bool = True  # classify: the system turn lists the labels (a tuned instruction may leave them out)
-    descriptions: tuple[tuple[str, str], ...] = ()  # classify: (label, what it means) from task.labels, shown in the label list
-    ends: tuple[str, ...] = ()  # generated answers: the answer ends after the first of these (inferred from the training outputs: `answer_endings`)
+    descriptions: tuple[
+        tuple[str, str], ...
+    ] = ()  # classify: (label, what it means) from task.labels, shown in the label list
+    ends: tuple[
+        str, ...
+        # generated answers: the answer ends after the first of these (inferred from the training outputs:
+        # `answer_endings`)
+    ] = ()
     stops_from: str = ""  # where stop and ends came from (the experiment, or the training outputs)
-    stop_loops: bool = True  # generated answers: a row that begins repeating itself ends there (engine.generate.loop_start)
-    costs: AnswerCosts | None = None  # qa: what right answers, hallucinations and wrong abstentions are worth; the headline is then their mean (`utility`)
+    stop_loops: bool = (
+        True  # generated answers: a row that begins repeating itself ends there (engine.generate.loop_start)
+    )
+    costs: AnswerCosts | None = (
+        # qa: what right answers, hallucinations and wrong abstentions are worth; the headline is then their mean
+        # (`utility`)
+        None
+    )
 
     @property
     def spec(self):
@@ -75,7 +91,8 @@ class Task:
 
     @property
     def scoring(self) -> dict | None:
-        """What the task kind's per-row scores read from the task itself beside the answers (qa: the abstain answer, the costs)."""
+        """What the task kind's per-row scores read from the task itself beside the answers (qa: the abstain answer, the
+        costs)."""
         if not self.spec.abstains:
             return None
         return {"abstain": self.abstain} | ({"costs": self.costs} if self.costs else {})
@@ -92,7 +109,8 @@ class Task:
         return self.spec.generates
 
     def parse_label(self, text: str) -> str | None:
-        """The label a free-text answer names, or None: exact, then case-insensitive, then the longest label it starts with or contains.
+        """The label a free-text answer names, or None: exact, then case-insensitive, then the longest label it starts
+        with or contains.
 
         >>> Task("t", "i", "classify", ("card_arrival", "card_swallowed")).parse_label(" Card_Arrival.")
         'card_arrival'
@@ -106,17 +124,47 @@ class Task:
         if answer.lower() in lowered:
             return lowered[answer.lower()]
         by_length = sorted(lowered, key=len, reverse=True)
-        return next((lowered[lab] for lab in by_length if answer.lower().startswith(lab)), None) or next((lowered[lab] for lab in by_length if lab in answer.lower()), None)
+        return next((lowered[lab] for lab in by_length if answer.lower().startswith(lab)), None) or next(
+            (lowered[lab] for lab in by_length if lab in answer.lower()), None
+        )
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Task":
+    def from_dict(cls, data: dict) -> Task:
         """The inverse of `to_dict` (what solver.json and the registry's task.json hold)."""
-        return cls(data["name"], data["instruction"], data["kind"], tuple(data["labels"]), data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS), tuple(data.get("stop", ())), data.get("max_new_tokens_from", ""), data.get("abstain", DEFAULT_ABSTAIN), data.get("list_labels", True), tuple((k, v) for k, v in data.get("descriptions", {}).items()), tuple(data.get("ends", ())), data.get("stops_from", ""), data.get("stop_loops", True), AnswerCosts(**data["costs"]) if data.get("costs") else None)
+        return cls(
+            data["name"],
+            data["instruction"],
+            data["kind"],
+            tuple(data["labels"]),
+            data.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
+            tuple(data.get("stop", ())),
+            data.get("max_new_tokens_from", ""),
+            data.get("abstain", DEFAULT_ABSTAIN),
+            data.get("list_labels", True),
+            tuple((k, v) for k, v in data.get("descriptions", {}).items()),
+            tuple(data.get("ends", ())),
+            data.get("stops_from", ""),
+            data.get("stop_loops", True),
+            AnswerCosts(**data["costs"]) if data.get("costs") else None,
+        )
 
     def to_dict(self) -> dict:
-        out = {"name": self.name, "instruction": self.instruction, "kind": self.kind, "labels": list(self.labels), "metric": self.metric}
+        out = {
+            "name": self.name,
+            "instruction": self.instruction,
+            "kind": self.kind,
+            "labels": list(self.labels),
+            "metric": self.metric,
+        }
         if self.generates:
-            out |= {"max_new_tokens": self.max_new_tokens, "max_new_tokens_from": self.max_new_tokens_from, "stop": list(self.stop), "ends": list(self.ends), "stops_from": self.stops_from, "stop_loops": self.stop_loops}
+            out |= {
+                "max_new_tokens": self.max_new_tokens,
+                "max_new_tokens_from": self.max_new_tokens_from,
+                "stop": list(self.stop),
+                "ends": list(self.ends),
+                "stops_from": self.stops_from,
+                "stop_loops": self.stop_loops,
+            }
         if self.spec.abstains:
             out["abstain"] = self.abstain
         if not self.list_labels:
@@ -171,20 +219,40 @@ def answer_endings(outputs: list[str]) -> tuple[tuple[str, ...], tuple[str, ...]
     return (), (), ""
 
 
-def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: Kind | None = None, max_new_tokens: int | None = None, stop: tuple[str, ...] | None = None, count_tokens: Callable[[str], int] | None = None, abstain: str = DEFAULT_ABSTAIN, descriptions: dict[str, str] | None = None, costs: AnswerCosts | None = None, stop_loops: bool = True) -> Task:
+def make_task(
+    name: str,
+    instruction: str,
+    train: Dataset,
+    test: Dataset,
+    kind: Kind | None = None,
+    max_new_tokens: int | None = None,
+    stop: tuple[str, ...] | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+    abstain: str = DEFAULT_ABSTAIN,
+    descriptions: dict[str, str] | None = None,
+    costs: AnswerCosts | None = None,
+    stop_loops: bool = True,
+) -> Task:
     """Build the Task, inferring its kind from `train`; a test label unseen in train is an error.
 
     Generate and qa tasks answer in at most `max_new_tokens`; left out, it comes from the training answers
     (`answer_budget`, counted with `count_tokens`, the model's tokenizer). `descriptions` (classify) says what labels
-    mean; a label the training outputs do not use is an error. `costs` (qa) prices the answers: the headline is then their mean value.
+    mean; a label the training outputs do not use is an error. `costs` (qa) prices the answers: the headline is then
+    their mean value.
     `stop` None: the stop and end strings the training outputs show (`answer_endings`); () or strings: those only.
     """
     kind = kind or infer_kind(train)
     spec = task_kind(kind)
     if costs and not spec.priced:
-        raise ConfigError(f"task.costs prices right answers, hallucinations and abstentions, which only a task kind that may abstain has; this is a {kind} task: remove task.costs")
+        raise ConfigError(
+            "task.costs prices right answers, hallucinations and abstentions, which only a task "
+            f"kind that may abstain has; this is a {kind} task: remove task.costs"
+        )
     if descriptions and not spec.labelled:
-        raise ConfigError(f"task.labels describes labels, but this is a {kind} task (free-text answers, no label set): remove task.labels, or set task.kind: classify")
+        raise ConfigError(
+            f"task.labels describes labels, but this is a {kind} task (free-text answers, no label "
+            "set): remove task.labels, or set task.kind: classify"
+        )
     if not spec.labelled:
         if max_new_tokens is not None:
             limit, source = max_new_tokens, "the experiment (task.max_new_tokens)"
@@ -198,16 +266,45 @@ def make_task(name: str, instruction: str, train: Dataset, test: Dataset, kind: 
             stop, ends, stops_from = (), (), ""
         else:
             stop, ends, stops_from = tuple(stop), (), "the experiment (task.stop)" if stop else ""
-        return Task(name, instruction, kind, max_new_tokens=limit, stop=stop, max_new_tokens_from=source, abstain=abstain, ends=ends, stops_from=stops_from, stop_loops=stop_loops, costs=costs)
+        return Task(
+            name,
+            instruction,
+            kind,
+            max_new_tokens=limit,
+            stop=stop,
+            max_new_tokens_from=source,
+            abstain=abstain,
+            ends=ends,
+            stops_from=stops_from,
+            stop_loops=stop_loops,
+            costs=costs,
+        )
     labels = tuple(sorted(set(train.outputs)))
     unknown = [e for e in test if e.output not in set(labels)]
     if unknown:
         problems = [
-            Problem("unknown_label", test.source, e.line, "output", f"label {e.output!r} does not occur in the training data", "add training examples with this label, or fix its spelling")
+            Problem(
+                "unknown_label",
+                test.source,
+                e.line,
+                "output",
+                f"label {e.output!r} does not occur in the training data",
+                "add training examples with this label, or fix its spelling",
+            )
             for e in unknown[:100]
         ]
         raise DataError(problems, truncated=len(unknown) > 100)
     strange = [label for label in descriptions or {} if label not in labels]
     if strange:
-        raise ConfigError(f"task.labels describes {', '.join(map(repr, strange))}, which no training output uses; the labels are: {', '.join(labels)}. Fix the spelling or remove {'it' if len(strange) == 1 else 'them'}")
-    return Task(name, instruction, kind, labels, descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})))
+        raise ConfigError(
+            f"task.labels describes {', '.join(map(repr, strange))}, which no training output uses; "
+            f"the labels are: {', '.join(labels)}. Fix the spelling or remove "
+            f"{'it' if len(strange) == 1 else 'them'}"
+        )
+    return Task(
+        name,
+        instruction,
+        kind,
+        labels,
+        descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})),
+    )

@@ -32,13 +32,27 @@ class AuditReport:
     tokens: dict
 
     def to_dict(self) -> dict:
-        return {"criteria": {k: c.to_dict() for k, c in self.criteria.items()}, "leakage": self.leakage, "tokens": self.tokens}
+        return {
+            "criteria": {k: c.to_dict() for k, c in self.criteria.items()},
+            "leakage": self.leakage,
+            "tokens": self.tokens,
+        }
 
     def scores(self) -> dict[str, float | None]:
         return {k: c.score for k, c in self.criteria.items()}
 
 
-def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify", instruction: str | None = None, embedder=None, count_tokens=None, context_length: int | None = None, k_shots: int = 4) -> AuditReport:
+def audit(
+    train: Dataset,
+    test: Dataset | None = None,
+    *,
+    kind: str = "classify",
+    instruction: str | None = None,
+    embedder=None,
+    count_tokens=None,
+    context_length: int | None = None,
+    k_shots: int = 4,
+) -> AuditReport:
     """Audit `train` (against `test` when given). `count_tokens(text) -> int` enables the token figures."""
     from adaptlab.models.embedder import encode_cached
 
@@ -46,7 +60,9 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
         from adaptlab.models.embedder import default_embedder
 
         embedder = default_embedder()
-    labelled = task_kind(kind).labelled  # label checks (coverage of labels, balance, spelling variants) only where answers are labels
+    labelled = task_kind(
+        kind
+    ).labelled  # label checks (coverage of labels, balance, spelling variants) only where answers are labels
     vectors = encode_cached(embedder, train.inputs)
     sims = vectors @ vectors.T  # 10k rows: 400 MB, computed once for every criterion
     test_vectors = encode_cached(embedder, test.inputs) if test is not None and len(test) else None
@@ -56,7 +72,16 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
             "representative": criteria.representative(train, vectors, test, test_vectors, labelled),
             "diverse": whole.diverse(labelled),
             "balanced": criteria.balanced(train, labelled),
-            "consistent": whole.per_conversation(criteria.consistent(train, sims, whole.row_pairs(labelled), labelled, keys=[_history_key(e) for e in train], groups=whole.group_of_row)),
+            "consistent": whole.per_conversation(
+                criteria.consistent(
+                    train,
+                    sims,
+                    whole.row_pairs(labelled),
+                    labelled,
+                    keys=[_history_key(e) for e in train],
+                    groups=whole.group_of_row,
+                )
+            ),
             "relevant": whole.relevant(instruction, embedder),
         }
     else:
@@ -79,8 +104,13 @@ def audit(train: Dataset, test: Dataset | None = None, *, kind: str = "classify"
 
 
 def _history_key(e) -> str:
-    """A row's input as identical inputs are compared: a conversation turn by its whole history, not its recent turns."""
-    return normalise_text(str(History(e.input.turns, recent=None))) if isinstance(e.input, History) else normalise_text(e.input)
+    """A row's input as identical inputs are compared: a conversation turn by its whole history, not its recent
+    turns."""
+    return (
+        normalise_text(str(History(e.input.turns, recent=None)))
+        if isinstance(e.input, History)
+        else normalise_text(e.input)
+    )
 
 
 class _Conversations:
@@ -97,8 +127,15 @@ class _Conversations:
             for i in c.rows:
                 self.group_of_row[i] = n
         self.classified = all(train.examples[c.rows[-1]].turn is None for c in self.items)  # a label per conversation
-        # each conversation as one row: its text, and its label when conversations are classified ("" when answered turn by turn)
-        self.view = Dataset([Example(c.text, train.examples[c.rows[-1]].output if self.classified else "", c.line, conversation=c.id) for c in self.items], train.source)
+        # each conversation as one row: its text, and its label when conversations are classified ("" when answered turn
+        # by turn)
+        self.view = Dataset(
+            [
+                Example(c.text, train.examples[c.rows[-1]].output if self.classified else "", c.line, conversation=c.id)
+                for c in self.items
+            ],
+            train.source,
+        )
         self.vectors = encode_cached(embedder, self.view.inputs)
         self.sims = self.vectors @ self.vectors.T
         self.near = criteria.close_pairs(self.sims, self.view.inputs)
@@ -118,8 +155,16 @@ class _Conversations:
         turns = [len(c.spoken) for c in self.items]
         if not (self.classified and labelled):
             others = self.sims[~np.eye(len(self.items), dtype=bool)]
-            found.stats = {"within_label_similarity": {}, "mean_similarity_between_conversations": round(float(others.mean()), 3) if others.size else None}
-        found.stats |= {"unit": "conversation", "conversations": len(self.items), "turns_mean": round(float(np.mean(turns)), 1), "turns_max": int(max(turns))}
+            found.stats = {
+                "within_label_similarity": {},
+                "mean_similarity_between_conversations": round(float(others.mean()), 3) if others.size else None,
+            }
+        found.stats |= {
+            "unit": "conversation",
+            "conversations": len(self.items),
+            "turns_mean": round(float(np.mean(turns)), 1),
+            "turns_max": int(max(turns)),
+        }
         found.hint = "remove duplicated conversations; add conversations that go differently"
         return found
 
@@ -131,14 +176,16 @@ class _Conversations:
         return found
 
     def per_conversation(self, criterion: Criterion) -> Criterion:
-        """A row criterion whose flags are by line, one per conversation at most: scored by the conversations flagged."""
+        """A row criterion whose flags are by line, one per conversation at most: scored by the conversations
+        flagged."""
         found = self._named(criterion)
         found.score = criteria.flagged_score(len({f.line for f in found.flagged}), len(self.items))
         found.stats["unit"] = "conversation"
         return found
 
     def row_pairs(self, labelled: bool) -> dict[int, list[int]]:
-        """Near-duplicate conversations as pairs of rows (their last answers), for the label checks of classified conversations."""
+        """Near-duplicate conversations as pairs of rows (their last answers), for the label checks of classified
+        conversations."""
         if not labelled:
             return {}
         last = [c.rows[-1] for c in self.items]
@@ -151,9 +198,17 @@ def _conversation_leakage(whole: _Conversations, test: Dataset, embedder) -> lis
     and both conversation ids."""
     from adaptlab.models.embedder import encode_cached
 
-    pairs = {p["test_line"]: {"test_line": p["test_line"], "train_line": p["train_line"], "kind": "exact" if p["how"] == "turn" else "id",
-                              "test_conversation": p["test_conversation"], "train_conversation": p["train_conversation"], "turns": p["turns"]}
-             for p in conversation_leaks(whole.train, test)}
+    pairs = {
+        p["test_line"]: {
+            "test_line": p["test_line"],
+            "train_line": p["train_line"],
+            "kind": "exact" if p["how"] == "turn" else "id",
+            "test_conversation": p["test_conversation"],
+            "train_conversation": p["train_conversation"],
+            "turns": p["turns"],
+        }
+        for p in conversation_leaks(whole.train, test)
+    }
     items = conversations_of(test)
     vectors = encode_cached(embedder, [c.text for c in items])
     sims = vectors @ whole.vectors.T
@@ -166,11 +221,29 @@ def _conversation_leakage(whole: _Conversations, test: Dataset, embedder) -> lis
             continue
         same = train_by_text.get(normalise_text(c.text))
         if same is not None:
-            out.append({"test_line": c.line, "train_line": same.line, "kind": "exact", "test_conversation": c.id, "train_conversation": same.id, "turns": []})
+            out.append(
+                {
+                    "test_line": c.line,
+                    "train_line": same.line,
+                    "kind": "exact",
+                    "test_conversation": c.id,
+                    "train_conversation": same.id,
+                    "turns": [],
+                }
+            )
         elif sims[row, best[row]] >= NEAR_DUPLICATE:
             other = whole.items[best[row]]
-            out.append({"test_line": c.line, "train_line": other.line, "kind": "near", "similarity": round(float(sims[row, best[row]]), 3),
-                        "test_conversation": c.id, "train_conversation": other.id, "turns": []})
+            out.append(
+                {
+                    "test_line": c.line,
+                    "train_line": other.line,
+                    "kind": "near",
+                    "similarity": round(float(sims[row, best[row]]), 3),
+                    "test_conversation": c.id,
+                    "train_conversation": other.id,
+                    "turns": [],
+                }
+            )
     return out
 
 
@@ -189,7 +262,14 @@ def _leakage(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vec
         if normalise_text(e.input) in exact:
             pairs.append({"test_line": e.line, "train_line": exact[normalise_text(e.input)], "kind": "exact"})
         elif sims[row, best[row]] >= NEAR_DUPLICATE:
-            pairs.append({"test_line": e.line, "train_line": train.examples[best[row]].line, "kind": "near", "similarity": round(float(sims[row, best[row]]), 3)})
+            pairs.append(
+                {
+                    "test_line": e.line,
+                    "train_line": train.examples[best[row]].line,
+                    "kind": "near",
+                    "similarity": round(float(sims[row, best[row]]), 3),
+                }
+            )
     return pairs
 
 
@@ -202,7 +282,12 @@ def _tokens(train: Dataset, count_tokens, k_shots: int, context_length: int | No
     if count_tokens is None:
         return {}
     # a conversation's turn is prompted with its whole history (every turn, not only the recent ones its text shows)
-    inputs = np.array([count_tokens(str(History(e.input.turns, recent=None)) if isinstance(e.input, History) else e.input) for e in train])
+    inputs = np.array(
+        [
+            count_tokens(str(History(e.input.turns, recent=None)) if isinstance(e.input, History) else e.input)
+            for e in train
+        ]
+    )
     outputs = np.array([count_tokens(e.output) for e in train])
     per_example = inputs + outputs
     tokens = {
@@ -217,7 +302,12 @@ def _tokens(train: Dataset, count_tokens, k_shots: int, context_length: int | No
     }
     if train.conversations:
         tokens["conversations"] = _conversation_lengths(train, count_tokens, context_length)
-        if not all(e.turn is None for e in train):  # answered turn by turn: a fine-tune trains each conversation once, whole (data/split.py whole_conversations)
+        if not all(
+            e.turn is None
+            for e in train
+            # answered turn by turn: a fine-tune trains each conversation once, whole (data/split.py
+            # whole_conversations)
+        ):
             tokens["training_tokens_per_epoch_excluding_prompt_template"] = tokens["conversations"]["tokens_total"]
     return tokens
 

@@ -48,8 +48,12 @@ class Criterion:
     stats: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"score": self.score, "flagged": [asdict(f) for f in self.flagged], "hint": self.hint, "stats": self.stats}
-
+        return {
+            "score": self.score,
+            "flagged": [asdict(f) for f in self.flagged],
+            "hint": self.hint,
+            "stats": self.stats,
+        }
 
 
 def normalise_text(text: str) -> str:
@@ -61,25 +65,49 @@ def flagged_score(flagged_rows: int, total: int) -> float:
     return round(100 * (1 - flagged_rows / total), 1) if total else 100.0
 
 
-def representative(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None, labelled: bool = True) -> Criterion:
+def representative(
+    train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None, labelled: bool = True
+) -> Criterion:
     """How well train covers the test inputs: the share whose nearest training input is close (classify:
     and every test label has training examples; a generate task's answers are new text by design)."""
     if test is None or not len(test):
-        return Criterion("representative", None, [], "no test set or production sample given: pass --test to measure coverage")
+        return Criterion(
+            "representative", None, [], "no test set or production sample given: pass --test to measure coverage"
+        )
     nearest = (test_vectors @ vectors.T).max(axis=1)
-    flags = [Flag(e.line, f"test row's nearest training input has similarity {s:.2f} (< {COVERED})", "test") for e, s in zip(test, nearest) if s < COVERED]
+    flags = [
+        Flag(e.line, f"test row's nearest training input has similarity {s:.2f} (< {COVERED})", "test")
+        for e, s in zip(test, nearest)
+        if s < COVERED
+    ]
     covered = float(np.mean(nearest >= COVERED))
     if not labelled:
-        return Criterion("representative", round(100 * covered, 1), flags, "add training examples like the flagged test rows", {"covered_share": round(covered, 3)})
+        return Criterion(
+            "representative",
+            round(100 * covered, 1),
+            flags,
+            "add training examples like the flagged test rows",
+            {"covered_share": round(covered, 3)},
+        )
     train_labels = set(train.outputs)
     missing = sorted({e.output for e in test} - train_labels)
-    flags += [Flag(e.line, f"test label {e.output!r} has no training example", "test") for e in test if e.output in missing]
+    flags += [
+        Flag(e.line, f"test label {e.output!r} has no training example", "test") for e in test if e.output in missing
+    ]
     per_label = {}
     for label in sorted({e.output for e in test}):
         rows = [s for e, s in zip(test, nearest) if e.output == label]
         per_label[label] = round(float(np.mean([s >= COVERED for s in rows])), 3)
-    hint = "add training examples like the flagged test rows" + (f"; add examples for {', '.join(missing)}" if missing else "")
-    return Criterion("representative", round(100 * covered * (1 - len(missing) / max(1, len(per_label))), 1), flags, hint, {"covered_share": round(covered, 3), "per_label_coverage": per_label, "missing_labels": missing})
+    hint = "add training examples like the flagged test rows" + (
+        f"; add examples for {', '.join(missing)}" if missing else ""
+    )
+    return Criterion(
+        "representative",
+        round(100 * covered * (1 - len(missing) / max(1, len(per_label))), 1),
+        flags,
+        hint,
+        {"covered_share": round(covered, 3), "per_label_coverage": per_label, "missing_labels": missing},
+    )
 
 
 def _grams(text: str, n: int = 4) -> set[str]:
@@ -113,14 +141,27 @@ def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Cri
         seen[key] = e.line
         earlier = [j for j in near.get(i, []) if train.examples[j].output == e.output]
         if earlier:
-            flags.append(Flag(e.line, f"near duplicate of line {train.examples[earlier[0]].line} (cosine {sims[i, earlier[0]]:.2f})"))
+            flags.append(
+                Flag(
+                    e.line,
+                    f"near duplicate of line {train.examples[earlier[0]].line} (cosine {sims[i, earlier[0]]:.2f})",
+                )
+            )
     spread = {}
     for label in sorted(set(train.outputs)):
         idx = [i for i, e in enumerate(train) if e.output == label]
         if len(idx) > 1:
             block = sims[np.ix_(idx, idx)]
-            spread[label] = round(float((block.sum() - len(idx)) / (len(idx) * (len(idx) - 1))), 3)  # mean pairwise similarity
-    return Criterion("diverse", flagged_score(len(flags), len(train)), flags, "remove duplicates; add differently worded examples to labels with high within-label similarity", {"within_label_similarity": spread})
+            spread[label] = round(
+                float((block.sum() - len(idx)) / (len(idx) * (len(idx) - 1))), 3
+            )  # mean pairwise similarity
+    return Criterion(
+        "diverse",
+        flagged_score(len(flags), len(train)),
+        flags,
+        "remove duplicates; add differently worded examples to labels with high within-label similarity",
+        {"within_label_similarity": spread},
+    )
 
 
 def balanced(train: Dataset, labelled: bool) -> Criterion:
@@ -128,22 +169,47 @@ def balanced(train: Dataset, labelled: bool) -> Criterion:
     if not labelled:
         lengths = np.array([len(e.output) for e in train], dtype=float)
         z = (lengths - lengths.mean()) / (lengths.std() or 1.0)
-        flags = [Flag(e.line, f"output length {int(n)} is {zz:+.1f} standard deviations from the mean") for e, n, zz in zip(train, lengths, z) if abs(zz) > 3]
+        flags = [
+            Flag(e.line, f"output length {int(n)} is {zz:+.1f} standard deviations from the mean")
+            for e, n, zz in zip(train, lengths, z)
+            if abs(zz) > 3
+        ]
         cv = float(lengths.std() / lengths.mean()) if lengths.mean() else 0.0
-        return Criterion("balanced", flagged_score(len(flags), len(train)), flags, "check the flagged outputs' length and shape", {"output_length_mean": round(float(lengths.mean()), 1), "output_length_cv": round(cv, 3)})
+        return Criterion(
+            "balanced",
+            flagged_score(len(flags), len(train)),
+            flags,
+            "check the flagged outputs' length and shape",
+            {"output_length_mean": round(float(lengths.mean()), 1), "output_length_cv": round(cv, 3)},
+        )
     counts = Counter(train.outputs)
     k, n = len(counts), len(train)
     entropy = -sum(c / n * math.log(c / n) for c in counts.values())
     normalised = entropy / math.log(k) if k > 1 else 1.0
     mean = n / k
     starved = {label for label, c in counts.items() if c < 0.5 * mean}
-    flags = [Flag(e.line, f"label {e.output!r} has {counts[e.output]} examples, under half the mean of {mean:.0f}") for e in train if e.output in starved]
-    stats = {"label_counts": dict(sorted(counts.items())), "imbalance_ratio": round(max(counts.values()) / min(counts.values()), 2), "normalised_entropy": round(normalised, 3)}
+    flags = [
+        Flag(e.line, f"label {e.output!r} has {counts[e.output]} examples, under half the mean of {mean:.0f}")
+        for e in train
+        if e.output in starved
+    ]
+    stats = {
+        "label_counts": dict(sorted(counts.items())),
+        "imbalance_ratio": round(max(counts.values()) / min(counts.values()), 2),
+        "normalised_entropy": round(normalised, 3),
+    }
     hint = f"add examples for {', '.join(sorted(starved))}" if starved else "the labels are balanced"
     return Criterion("balanced", round(100 * normalised * (1 - len(starved) / k), 1), flags, hint, stats)
 
 
-def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], labelled: bool, keys: list[str] | None = None, groups: list | None = None) -> Criterion:
+def consistent(
+    train: Dataset,
+    sims: np.ndarray,
+    near: dict[int, list[int]],
+    labelled: bool,
+    keys: list[str] | None = None,
+    groups: list | None = None,
+) -> Criterion:
     """Same or near-identical inputs with different outputs; JSON that does not parse; label spelling variants.
 
     `keys`: each row's input as identical inputs are compared (default: its text, case, spacing and punctuation
@@ -184,7 +250,12 @@ def consistent(train: Dataset, sims: np.ndarray, near: dict[int, list[int]], lab
                     if e.output in group and e.output != main:
                         flags.setdefault(e.line, f"label {e.output!r} looks like a spelling variant of {main!r}")
     found = [Flag(line, reason) for line, reason in sorted(flags.items())]
-    return Criterion("consistent", flagged_score(len(found), len(train)), found, "give identical inputs one output; fix misspelled labels and malformed JSON")
+    return Criterion(
+        "consistent",
+        flagged_score(len(found), len(train)),
+        found,
+        "give identical inputs one output; fix misspelled labels and malformed JSON",
+    )
 
 
 def _neighbour_disagreements(train: Dataset, sims: np.ndarray, groups: list | None = None) -> list[tuple[int, str]]:
@@ -203,7 +274,9 @@ def _neighbour_disagreements(train: Dataset, sims: np.ndarray, groups: list | No
     for i, row in enumerate(nearest):
         label, count = Counter(outputs[j] for j in row).most_common(1)[0]
         if label != outputs[i] and count >= k - 1:
-            found.append((train.examples[i].line, f"labelled {outputs[i]!r} but {count} of its {k} nearest rows are {label!r}"))
+            found.append(
+                (train.examples[i].line, f"labelled {outputs[i]!r} but {count} of its {k} nearest rows are {label!r}")
+            )
     return found
 
 
@@ -218,9 +291,17 @@ def relevant(train: Dataset, vectors: np.ndarray, sims: np.ndarray, instruction:
         if BOILERPLATE.match(e.input):
             flags.append(Flag(e.line, "input is empty or boilerplate"))
         elif c < OFF_TOPIC:
-            flags.append(Flag(e.line, f"far from the rest of the data (mean similarity to its {k} nearest rows {c:.2f})"))
+            flags.append(
+                Flag(e.line, f"far from the rest of the data (mean similarity to its {k} nearest rows {c:.2f})")
+            )
     stats = {"mean_neighbour_similarity": round(float(closeness.mean()), 3)}
     if instruction and embedder is not None:
         to_task = vectors @ embedder.encode([instruction])[0]
         stats["mean_similarity_to_instruction"] = round(float(to_task.mean()), 3)
-    return Criterion("relevant", flagged_score(len(flags), len(train)), flags, "remove or relabel rows that do not belong to this task", stats)
+    return Criterion(
+        "relevant",
+        flagged_score(len(flags), len(train)),
+        flags,
+        "remove or relabel rows that do not belong to this task",
+        stats,
+    )

@@ -20,7 +20,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
-    rich_markup_mode=None,  # plain help: brackets in help text (pip install 'adaptlab[mlflow]') print as written, switches as switches
+    # plain help: brackets in help text (pip install 'adaptlab[mlflow]') print as written, switches as switches
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 err = Console(stderr=True)
@@ -35,8 +36,13 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", help="Print adaptlab's version and exit.", callback=_version, is_eager=True)) -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print adaptlab's version and exit.", callback=_version, is_eager=True
+    ),
+) -> None:
     """Fine-tune or prompt? Build both on your labeled data, measure them side by side, and see which to use."""
+
 
 from adaptlab.cli import audit as _audit  # noqa: E402,F401  (registers the command)
 from adaptlab.cli import compare as _compare  # noqa: E402,F401
@@ -57,7 +63,9 @@ def main() -> None:
     try:
         app()
     except AdaptlabError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # data text like "[/x]" is not markup
+        err.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )  # data text like "[/x]" is not markup
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")

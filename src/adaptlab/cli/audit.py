@@ -21,14 +21,17 @@ SHOWN_PER_CRITERION = 8
 @app.command()
 def audit(
     train: Path = typer.Argument(..., help="Training data (JSONL or CSV)."),
-    test: Path = typer.Option(None, "--test", help="Test data or a sample of production inputs, for coverage and leakage."),
+    test: Path = typer.Option(
+        None, "--test", help="Test data or a sample of production inputs, for coverage and leakage."
+    ),
     instruction: str = typer.Option(None, "--instruction", help="The task's instruction, for relevance."),
     model: str = typer.Option(EMBEDDED_NAME, "--model", help="Whose tokenizer counts the tokens."),
     as_json: bool = typer.Option(False, "--json", help="Print the report (or the data problems) as JSON."),
     input_col: str = typer.Option("input", "--input-col", help="CSV: the input column."),
     output_col: str = typer.Option("output", "--output-col", help="CSV: the output column."),
 ) -> None:
-    """Score TRAIN on the five criteria (representative, diverse, balanced, consistent, relevant), with the rows that cost points."""
+    """Score TRAIN on the five criteria (representative, diverse, balanced, consistent, relevant), with the rows that
+    cost points."""
     from adaptlab.audit import audit as run_audit
     from adaptlab.data import load_dataset
     from adaptlab.engine.prompt import encode_text
@@ -46,7 +49,14 @@ def audit(
         from adaptlab.models.base import load_tokenizer
 
         tokenizer, context = load_tokenizer(model)  # the weights are not needed to count tokens
-        report = run_audit(train_set, test_set, kind=infer_kind(train_set), instruction=instruction, count_tokens=lambda t: len(encode_text(tokenizer, t)), context_length=context)
+        report = run_audit(
+            train_set,
+            test_set,
+            kind=infer_kind(train_set),
+            instruction=instruction,
+            count_tokens=lambda t: len(encode_text(tokenizer, t)),
+            context_length=context,
+        )
     if as_json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -55,27 +65,69 @@ def audit(
     for name, criterion in report.to_dict()["criteria"].items():
         flags = criterion["flagged"]
         if flags:
-            console.print(f"\n[bold]{name}[/]: {len(flags)} rows; {escape(criterion['hint'])}", highlight=False, soft_wrap=True)
+            console.print(
+                f"\n[bold]{name}[/]: {len(flags)} rows; {escape(criterion['hint'])}", highlight=False, soft_wrap=True
+            )
             for f in flags[:SHOWN_PER_CRITERION]:
-                console.print(f"  {escape(f['file'])} line {f['line']}: {escape(f['reason'])}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"  {escape(f['file'])} line {f['line']}: {escape(f['reason'])}", highlight=False, soft_wrap=True
+                )
             if len(flags) > SHOWN_PER_CRITERION:
                 console.print(f"  ... and {len(flags) - SHOWN_PER_CRITERION} more (--json lists them all)")
     if report.leakage and "test_conversation" in report.leakage[0]:
-        console.print(f"\n[bold red]leakage[/]: {len(report.leakage)} test conversations also in train: " + ", ".join(
-            escape(f"{p['test_conversation']} (test {p['test_line']}) ~ {p['train_conversation']} (train {p['train_line']}, {p['kind']})") for p in report.leakage[:10]), highlight=False, soft_wrap=True)
+        console.print(
+            f"\n[bold red]leakage[/]: {len(report.leakage)} test conversations also in train: "
+            + ", ".join(
+                escape(
+                    f"{p['test_conversation']} (test {p['test_line']}) ~ {p['train_conversation']} "
+                    f"(train {p['train_line']}, {p['kind']})"
+                )
+                for p in report.leakage[:10]
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
     elif report.leakage:
-        console.print(f"\n[bold red]leakage[/]: {len(report.leakage)} test rows also in train: " + ", ".join(f"test {p['test_line']} ~ train {p['train_line']}" for p in report.leakage[:10]), highlight=False, soft_wrap=True)
+        console.print(
+            f"\n[bold red]leakage[/]: {len(report.leakage)} test rows also in train: "
+            + ", ".join(f"test {p['test_line']} ~ train {p['train_line']}" for p in report.leakage[:10]),
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.tokens:
         t = report.tokens
-        console.print(f"\ntokens: input mean {t['input_mean']} (max {t['input_max']}), output mean {t['output_mean']} (max {t['output_max']}); about {t['training_tokens_per_epoch_excluding_prompt_template']} training tokens per epoch before the prompt template; {t['prompt_tokens_added_by_k_shots']['k']} shots add about {t['prompt_tokens_added_by_k_shots']['tokens']} prompt tokens per query", highlight=False, soft_wrap=True)
+        console.print(
+            f"\ntokens: input mean {t['input_mean']} (max {t['input_max']}), output mean "
+            f"{t['output_mean']} (max {t['output_max']}); about "
+            f"{t['training_tokens_per_epoch_excluding_prompt_template']} training tokens per epoch "
+            f"before the prompt template; {t['prompt_tokens_added_by_k_shots']['k']} shots add about "
+            f"{t['prompt_tokens_added_by_k_shots']['tokens']} prompt tokens per query",
+            highlight=False,
+            soft_wrap=True,
+        )
         if "conversations" in t:
             c = t["conversations"]
-            console.print(f"conversations: {c['count']}, {c['turns_mean']} turns on average (max {c['turns_max']}), {c['answers_mean']} answers learned each; "
-                          f"{c['tokens_mean']} tokens on average (max {c['tokens_max']}) before the chat template", highlight=False, soft_wrap=True)
+            console.print(
+                f"conversations: {c['count']}, {c['turns_mean']} turns on average (max "
+                f"{c['turns_max']}), {c['answers_mean']} answers learned each; "
+                f"{c['tokens_mean']} tokens on average (max {c['tokens_max']}) before the chat template",
+                highlight=False,
+                soft_wrap=True,
+            )
             if c["longer_than_context"]:
-                console.print(f"[bold red]conversations longer than the {t['context_length']}-token context[/]: lines {', '.join(map(str, c['longer_than_context'][:20]))}", highlight=False, soft_wrap=True)
+                console.print(
+                    f"[bold red]conversations longer than the {t['context_length']}-token "
+                    f"context[/]: lines {', '.join(map(str, c['longer_than_context'][:20]))}",
+                    highlight=False,
+                    soft_wrap=True,
+                )
         if t["longer_than_context"]:
-            console.print(f"[bold red]longer than the {t['context_length']}-token context[/]: lines {', '.join(map(str, t['longer_than_context'][:20]))}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[bold red]longer than the {t['context_length']}-token context[/]: lines "
+                f"{', '.join(map(str, t['longer_than_context'][:20]))}",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def audit_table(report: dict, title: str) -> Table:
@@ -84,5 +136,7 @@ def audit_table(report: dict, title: str) -> Table:
     for name, justify in (("criterion", "left"), ("score", "right"), ("rows flagged", "right"), ("what to do", "left")):
         table.add_column(name, justify=justify)
     for name, c in report["criteria"].items():
-        table.add_row(name, "n/a" if c["score"] is None else f"{c['score']:.0f}", str(len(c["flagged"])), escape(c["hint"]))
+        table.add_row(
+            name, "n/a" if c["score"] is None else f"{c['score']:.0f}", str(len(c["flagged"])), escape(c["hint"])
+        )
     return table

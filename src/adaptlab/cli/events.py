@@ -28,7 +28,14 @@ class RichEvents(Events):
 
     @contextmanager
     def bars(self):
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+        columns = [
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        ]
         with Progress(*columns, console=self.console) as progress:
             self.progress = progress
             try:
@@ -39,7 +46,9 @@ class RichEvents(Events):
     def bar(self, label: str, total: int | None, completed: int = 0) -> Bar:
         if self.progress is None:
             return Bar()
-        return _RichBar(self.progress, self.progress.add_task(escape(label), total=total, completed=completed, info="", start=False))
+        return _RichBar(
+            self.progress, self.progress.add_task(escape(label), total=total, completed=completed, info="", start=False)
+        )
 
 
 class _RichBar(Bar):

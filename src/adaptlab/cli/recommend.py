@@ -14,7 +14,13 @@ QUESTIONS = [
     ("queries_per_month", "Expected queries per month (blank: unknown)?", int, "", None),
     ("latency_target_ms", "Latency target per query in ms (blank: none)?", float, "", None),
     ("training_hardware", "Hardware to train on?", str, "cpu", ("none", "cpu", "gpu")),
-    ("data_changes", "How often does the labeled data change?", str, "rarely", ("rarely", "monthly", "weekly", "daily")),
+    (
+        "data_changes",
+        "How often does the labeled data change?",
+        str,
+        "rarely",
+        ("rarely", "monthly", "weekly", "daily"),
+    ),
     ("domain", "How specialised is the domain?", str, "general", ("general", "specialised")),
     ("format_control", "How strictly must outputs follow a format?", str, "loose", ("loose", "strict")),
     ("one_model_many_tasks", "Must one model serve many tasks?", str, "no", ("yes", "no")),
@@ -23,10 +29,17 @@ QUESTIONS = [
 
 @app.command()
 def recommend(
-    questionnaire: bool = typer.Option(False, "--questionnaire", help="Answer a few questions (or pass --answers) for advice before any data is measured."),
-    answers: Path = typer.Option(None, "--answers", help="A YAML file with the answers (keys: " + ", ".join(q[0] for q in QUESTIONS) + ")."),
+    questionnaire: bool = typer.Option(
+        False,
+        "--questionnaire",
+        help="Answer a few questions (or pass --answers) for advice before any data is measured.",
+    ),
+    answers: Path = typer.Option(
+        None, "--answers", help="A YAML file with the answers (keys: " + ", ".join(q[0] for q in QUESTIONS) + ")."
+    ),
 ) -> None:
-    """Advice on prompting vs fine-tuning before measuring; after measuring, `adaptlab compare` recommends from the evidence."""
+    """Advice on prompting vs fine-tuning before measuring; after measuring, `adaptlab compare` recommends from the
+    evidence."""
     import yaml
 
     from adaptlab.config import ConstraintsConfig
@@ -34,7 +47,10 @@ def recommend(
     from adaptlab.errors import ConfigError
 
     if not questionnaire:
-        raise ConfigError("pass --questionnaire (with --answers FILE to skip the questions); with data, run `adaptlab compare EXPERIMENT.yaml`, which recommends from measurements")
+        raise ConfigError(
+            "pass --questionnaire (with --answers FILE to skip the questions); with data, run "
+            "`adaptlab compare EXPERIMENT.yaml`, which recommends from measurements"
+        )
     if answers:
         given = yaml.safe_load(answers.read_text(encoding="utf-8")) or {}
         if not isinstance(given, dict):
@@ -43,7 +59,9 @@ def recommend(
         given = {}
         for key, text, kind, default, choices in QUESTIONS:
             while True:
-                raw = typer.prompt(text + (f" [{'/'.join(choices)}]" if choices else ""), default=default, show_default=bool(default)).strip()
+                raw = typer.prompt(
+                    text + (f" [{'/'.join(choices)}]" if choices else ""), default=default, show_default=bool(default)
+                ).strip()
                 if not raw:
                     break
                 if choices and raw not in choices:

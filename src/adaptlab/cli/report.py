@@ -10,8 +10,13 @@ from adaptlab.cli import app
 
 
 @app.command()
-def report(run: Path = typer.Argument(..., help="A compare run folder (with results.json; a sweep.json beside it adds the learning curve).")) -> None:
-    """Write RUN/report.html: recommendation, table with intervals, cost chart, learning curve, audit, confusion matrices, disagreements."""
+def report(
+    run: Path = typer.Argument(
+        ..., help="A compare run folder (with results.json; a sweep.json beside it adds the learning curve)."
+    ),
+) -> None:
+    """Write RUN/report.html: recommendation, table with intervals, cost chart, learning curve, audit, confusion
+    matrices, disagreements."""
     from adaptlab.errors import ConfigError
     from adaptlab.report import write_report
 

@@ -1,9 +1,9 @@
 """Which fields of a data file hold the input and the output: the names a file has, and a guess from common ones.
 
-    >>> guess_pair(("id", "Text", "label"))
-    ('Text', 'label')
-    >>> guess_pair(("review", "stars")) is None
-    True
+>>> guess_pair(("id", "Text", "label"))
+('Text', 'label')
+>>> guess_pair(("review", "stars")) is None
+True
 """
 
 from __future__ import annotations
@@ -15,8 +15,33 @@ from pathlib import Path
 
 # Names teams and public data sets give the two sides, most specific first: a file with both `question` and
 # `text` (the passage) asks the question; one with `answer` and `label` answers.
-INPUT_NAMES = ("input", "prompt", "question", "query", "instruction", "utterance", "sentence", "text", "message", "content", "review", "document")
-OUTPUT_NAMES = ("output", "completion", "answer", "response", "label", "intent", "category", "class", "target", "sentiment", "summary")
+INPUT_NAMES = (
+    "input",
+    "prompt",
+    "question",
+    "query",
+    "instruction",
+    "utterance",
+    "sentence",
+    "text",
+    "message",
+    "content",
+    "review",
+    "document",
+)
+OUTPUT_NAMES = (
+    "output",
+    "completion",
+    "answer",
+    "response",
+    "label",
+    "intent",
+    "category",
+    "class",
+    "target",
+    "sentiment",
+    "summary",
+)
 CHAT_FIELD = "messages"  # OpenAI chat fine-tuning lines: no columns to choose
 JSONL_LINES_READ = 20  # the fields of the first lines' objects, in case an optional one is missing from the first
 
@@ -64,7 +89,9 @@ def _datasets_columns(path: Path) -> tuple[str, ...]:
     return () if isinstance(loaded, datasets.DatasetDict) else tuple(loaded.column_names)
 
 
-def guess_pair(columns: tuple[str, ...], input_col: str | None = None, output_col: str | None = None) -> tuple[str, str] | None:
+def guess_pair(
+    columns: tuple[str, ...], input_col: str | None = None, output_col: str | None = None
+) -> tuple[str, str] | None:
     """(input, output) columns: the ones given, else the first of INPUT_NAMES / OUTPUT_NAMES present (case aside);
     None when a side has no known name."""
     by_name = {c.strip().lower(): c for c in reversed(columns)}  # the first of two spellings wins

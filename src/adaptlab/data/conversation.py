@@ -8,7 +8,9 @@ that reads inputs as text (similarity, retrieval, the audit, results.json) reads
 recent turns written out; prompts read `turns`, the messages themselves, and send
 them through the model's chat template.
 
-    >>> h = History((Turn("user", "What's my balance?"), Turn("assistant", "In checking or savings?"), Turn("user", "Checking.")))
+    >>> turns = Turn("user", "What's my balance?"), Turn("assistant", "In checking or savings?")
+    >>> turns += (Turn("user", "Checking."),)
+    >>> h = History(turns)
     >>> str(h)
     "User: What's my balance?\\nAssistant: In checking or savings?\\nUser: Checking."
     >>> [t.role for t in h.turns], len(h.dropping(2).turns)
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RECENT_TURNS = 6  # a history's text (what similarity and retrieval read) holds its last turns, the ones that decide the answer
+RECENT_TURNS = (
+    6  # a history's text (what similarity and retrieval read) holds its last turns, the ones that decide the answer
+)
 SPEAKERS = {"user": "User", "assistant": "Assistant"}
 
 
@@ -63,7 +67,8 @@ class History(str):
         return tuple(t for t in self.turns if t.role != "system")
 
     def asking(self, text: str) -> History:
-        """This history with its last turn (the user's, to be answered) reading `text` instead (rag: the passages, then it)."""
+        """This history with its last turn (the user's, to be answered) reading `text` instead (rag: the passages, then
+        it)."""
         last = self.turns[-1]
         return History(self.turns[:-1] + (Turn(last.role, text, last.weight),), self.recent)
 

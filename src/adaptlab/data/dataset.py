@@ -19,7 +19,9 @@ class Example:
     line: int | None = None
     sources: tuple[str, ...] = ()  # knowledge tasks: the passages that hold the answer ("handbook.pdf#page=3")
     old_output: str | None = None  # update questions: the answer before the documents changed (the stale fact)
-    conversation: str | None = None  # conversations: the id of the conversation this answer is a turn of (its "id", else "line N")
+    conversation: str | None = (
+        None  # conversations: the id of the conversation this answer is a turn of (its "id", else "line N")
+    )
     turn: int | None = None  # ... and the answer's index in that conversation's messages
 
 

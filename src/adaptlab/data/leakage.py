@@ -53,7 +53,9 @@ def conversations_of(data: Dataset) -> list[Conversation]:
         turns = tuple(last.input.turns) if isinstance(last.input, History) else (Turn("user", last.input),)
         if last.turn is not None or not (isinstance(last.input, History) and last.input.recent is None):
             turns += (Turn("assistant", last.output),)  # the answer is a turn; a classified conversation's label is not
-        found.append(Conversation(conversation if conversation is not None else f"line {line}", line, tuple(rows), turns))
+        found.append(
+            Conversation(conversation if conversation is not None else f"line {line}", line, tuple(rows), turns)
+        )
     return found
 
 
@@ -67,7 +69,8 @@ def turn_key(e: Example) -> tuple:
 
 
 def synthetic_id(e: Example) -> bool:
-    """Whether the conversation id is the loader's "line N" (the line had no id): such ids name lines, not conversations."""
+    """Whether the conversation id is the loader's "line N" (the line had no id): such ids name lines, not
+    conversations."""
     return e.conversation == f"line {e.line}"
 
 
@@ -88,8 +91,16 @@ def conversation_leaks(train: Dataset, test: Dataset) -> list[dict]:
         if not found and same_id is None:
             continue
         other = found[0][1] if found else same_id
-        leaks.append({"test_conversation": conversation.id, "test_line": conversation.line, "train_conversation": other.conversation, "train_line": other.line,
-                      "how": "turn" if found else "id", "turns": [e.turn for e, _ in found]})
+        leaks.append(
+            {
+                "test_conversation": conversation.id,
+                "test_line": conversation.line,
+                "train_conversation": other.conversation,
+                "train_line": other.line,
+                "how": "turn" if found else "id",
+                "turns": [e.turn for e, _ in found],
+            }
+        )
     return leaks
 
 
@@ -98,7 +109,13 @@ def _leak_text(leak: dict, train: Dataset) -> str:
     if leak["how"] == "id":
         return f"conversation id {leak['test_conversation']!r} is also in {train.source} line {leak['train_line']}"
     turns = [t for t in leak["turns"] if t is not None]
-    what = f"{len(leak['turns'])} of its turns ({', '.join(map(str, turns))})" if turns and len(leak["turns"]) > 1 else f"its turn {turns[0]}" if turns else "its turns"
+    what = (
+        f"{len(leak['turns'])} of its turns ({', '.join(map(str, turns))})"
+        if turns and len(leak["turns"]) > 1
+        else f"its turn {turns[0]}"
+        if turns
+        else "its turns"
+    )
     return f"{what} (history and answer) also in {where}"
 
 
@@ -117,8 +134,21 @@ def check_leakage(train: Dataset, test: Dataset, allow: bool = False) -> list[st
     if not pairs:
         return []
     if allow:
-        return [f"{test.source} line {e.line}: its input is also in {train.source} line {n} (allowed by data.allow_overlap)" for e, n in pairs]
-    problems = [Problem("leakage", test.source, e.line, "input", f"the same input is in {train.source} line {n}", "remove it from one split, or set data.allow_overlap: true") for e, n in pairs[:100]]
+        return [
+            f"{test.source} line {e.line}: its input is also in {train.source} line {n} (allowed by data.allow_overlap)"
+            for e, n in pairs
+        ]
+    problems = [
+        Problem(
+            "leakage",
+            test.source,
+            e.line,
+            "input",
+            f"the same input is in {train.source} line {n}",
+            "remove it from one split, or set data.allow_overlap: true",
+        )
+        for e, n in pairs[:100]
+    ]
     raise DataError(problems, truncated=len(pairs) > 100)
 
 
@@ -127,14 +157,28 @@ def _check_conversations(train: Dataset, test: Dataset, allow: bool) -> list[str
     if not leaks:
         return []
     if allow:
-        return [f"{test.source} line {p['test_line']}: conversation {p['test_conversation']}: {_leak_text(p, train)} (allowed by data.allow_overlap)" for p in leaks]
-    problems = [Problem("leakage", test.source, p["test_line"], "id" if p["how"] == "id" else "messages", f"conversation {p['test_conversation']}: {_leak_text(p, train)}",
-                        "split by conversation (a conversation's turns all on one side), or set data.allow_overlap: true") for p in leaks[:100]]
+        return [
+            f"{test.source} line {p['test_line']}: conversation {p['test_conversation']}: "
+            f"{_leak_text(p, train)} (allowed by data.allow_overlap)"
+            for p in leaks
+        ]
+    problems = [
+        Problem(
+            "leakage",
+            test.source,
+            p["test_line"],
+            "id" if p["how"] == "id" else "messages",
+            f"conversation {p['test_conversation']}: {_leak_text(p, train)}",
+            "split by conversation (a conversation's turns all on one side), or set data.allow_overlap: true",
+        )
+        for p in leaks[:100]
+    ]
     raise DataError(problems, truncated=len(leaks) > 100)
 
 
 def group_key(e: Example, conversations: bool) -> str:
-    """The key a split keeps rows together by: a row's conversation (its id and line), else its input (case and spacing aside)."""
+    """The key a split keeps rows together by: a row's conversation (its id and line), else its input (case and spacing
+    aside)."""
     return f"{e.conversation}\0{e.line}" if conversations else _key(e.input)
 
 
@@ -152,7 +196,9 @@ def linked_conversations(groups: dict[str, list[Example]]) -> dict[str, list[Exa
 
     owner: dict[tuple, str] = {}
     for key, rows in groups.items():
-        for mark in [("turn", turn_key(e)) for e in rows] + [("id", e.conversation) for e in rows[:1] if not synthetic_id(e)]:
+        for mark in [("turn", turn_key(e)) for e in rows] + [
+            ("id", e.conversation) for e in rows[:1] if not synthetic_id(e)
+        ]:
             if mark not in owner:
                 owner[mark] = key
                 continue

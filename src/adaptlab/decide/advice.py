@@ -18,7 +18,8 @@ kind a package registers is advised by what it declares, never by its name:
     specialised domain, strict format       +1 trains, each
 
 A kind ruled out stays out, however many votes other factors give it: it is neither the
-leaning nor in the settling experiment. The candidates are the kinds that run a language model and can answer the task kind; the
+leaning nor in the settling experiment. The candidates are the kinds that run a language model and can answer the task
+kind; the
 references (no language model) stand beside every comparison and are not voted on, and a
 kind that reads documents is left out: the questions ask nothing about documents. A tie
 goes to the cheaper kind (its tier), then to one sharing its base model, then to table order.
@@ -26,7 +27,7 @@ goes to the cheaper kind (its tier), then to one sharing its base model, then to
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from adaptlab import kinds
 from adaptlab.config import ConstraintsConfig
@@ -36,9 +37,14 @@ from adaptlab.tasks import task_kind as kind_of
 
 
 def candidates(task_kind: str) -> list[Kind]:
-    """The kinds advice weighs for `task_kind`, in table order: language-model kinds that answer it and need no documents."""
+    """The kinds advice weighs for `task_kind`, in table order: language-model kinds that answer it and need no
+    documents."""
     references = set(kind_of(task_kind).references)
-    return [k for k in kinds.kinds() if k.llm and k.answers(task_kind) and k.name not in references and not k.reads_documents]
+    return [
+        k
+        for k in kinds.kinds()
+        if k.llm and k.answers(task_kind) and k.name not in references and not k.reads_documents
+    ]
 
 
 def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig) -> Decision:
@@ -55,38 +61,64 @@ def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig
 
     reasons = []
     if labeled_examples < 20:
-        reasons.append(f"{labeled_examples} labeled examples are too few to fine-tune on or to measure anything with confidence (a 20-row test set has a ±0.2 interval on accuracy)")
+        reasons.append(
+            f"{labeled_examples} labeled examples are too few to fine-tune on or to measure anything "
+            "with confidence (a 20-row test set has a ±0.2 interval on accuracy)"
+        )
         vote(1, lambda k: not k.trains)
     elif labeled_examples < 200:
-        reasons.append(f"{labeled_examples} labeled examples: enough for few-shot prompting and a LoRA trial; fine-tuning on this few often trails good prompting (it did on the bundled intent slice)")
+        reasons.append(
+            f"{labeled_examples} labeled examples: enough for few-shot prompting and a LoRA trial; "
+            "fine-tuning on this few often trails good prompting (it did on the bundled intent "
+            "slice)"
+        )
         vote(2, lambda k: k.examples_in_prompt)
         vote(1, lambda k: k.trains)
     else:
-        reasons.append(f"{labeled_examples} labeled examples: enough to fine-tune; prompts can only carry a handful of them")
+        reasons.append(
+            f"{labeled_examples} labeled examples: enough to fine-tune; prompts can only carry a handful of them"
+        )
         vote(2, lambda k: k.trains)
     if c.training_hardware == "none":
         reasons.append("no machine to train on: prompting only")
         ruled_out |= {k.name for k in pool if k.trains}
     if c.one_model_many_tasks:
-        reasons.append("one model must serve many tasks: prompts and LoRA adapters share one base model; full fine-tuning does not")
+        reasons.append(
+            "one model must serve many tasks: prompts and LoRA adapters share one base model; full fine-tuning does not"
+        )
         ruled_out |= {k.name for k in pool if k.own_weights}
     if c.data_changes in ("weekly", "daily"):
-        reasons.append(f"the data changes {c.data_changes}: prompts pick up new examples at once; a fine-tuned model needs retraining")
+        reasons.append(
+            f"the data changes {c.data_changes}: prompts pick up new examples at once; a fine-tuned "
+            "model needs retraining"
+        )
         vote(1, lambda k: k.examples_in_prompt)
     if c.queries_per_month is not None and c.queries_per_month >= 1_000_000:
-        reasons.append(f"{c.queries_per_month:,} queries a month: short prompts (fine-tuned) cost less per query, which can pay back training")
+        reasons.append(
+            f"{c.queries_per_month:,} queries a month: short prompts (fine-tuned) cost less per "
+            "query, which can pay back training"
+        )
         vote(1, lambda k: k.short_prompts)
     if c.latency_target_ms is not None and c.latency_target_ms < 300:
-        reasons.append(f"a {c.latency_target_ms:.0f} ms latency target favours short prompts (fine-tuned models, or no LLM at all for classification)")
+        reasons.append(
+            f"a {c.latency_target_ms:.0f} ms latency target favours short prompts (fine-tuned "
+            "models, or no LLM at all for classification)"
+        )
         vote(1, lambda k: k.short_prompts)
     if c.domain == "specialised":
-        reasons.append("a specialised domain: the base model may lack its vocabulary, which fine-tuning can add and prompting cannot")
+        reasons.append(
+            "a specialised domain: the base model may lack its vocabulary, which fine-tuning can add "
+            "and prompting cannot"
+        )
         vote(1, lambda k: k.trains)
     if c.format_control == "strict":
         reasons.append("strict output format: fine-tuning usually holds a format more reliably than instructions")
         vote(1, lambda k: k.trains)
     if kind_of(task_kind).labelled:
-        reasons.append("a classification task: measure a plain embedding classifier too; on the bundled intent slice it beat every LLM strategy")
+        reasons.append(
+            "a classification task: measure a plain embedding classifier too; on the bundled intent "
+            "slice it beat every LLM strategy"
+        )
     left = [k for k in pool if k.name not in ruled_out]
     order = {k.name: i for i, k in enumerate(pool)}
     best = max(left, key=lambda k: (votes[k.name], -k.tier, not k.own_weights, -order[k.name]), default=None)
@@ -98,7 +130,8 @@ def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig
 
 
 def settling_experiment(left: list[Kind], votes: dict[str, int]) -> str:
-    """The last reason: the `adaptlab compare` (and, where a kind trains, `adaptlab sweep`) that measures what was guessed.
+    """The last reason: the `adaptlab compare` (and, where a kind trains, `adaptlab sweep`) that measures what was
+    guessed.
 
     A kind that trains a whole model per task waits for a second run when one that trains over the shared base got as
     many votes: it costs more to fit and to serve, and the first run shows whether training pays at all.
@@ -108,6 +141,7 @@ def settling_experiment(left: list[Kind], votes: dict[str, int]) -> str:
     strategies = ", ".join(k.name for k in tried) + " and the references" if tried else "the references"
     trains = any(k.trains for k in tried)
     return (
-        f"this is a leaning, not a measurement: label at least 100 examples (hold out 30%), then run `adaptlab compare` with {strategies}"
+        "this is a leaning, not a measurement: label at least 100 examples (hold out 30%), then run "
+        f"`adaptlab compare` with {strategies}"
         + ("; `adaptlab sweep` shows from how many examples fine-tuning overtakes prompting" if trains else "")
     )

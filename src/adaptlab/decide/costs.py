@@ -21,11 +21,26 @@ def strategy_cost(e: Evaluation, hourly: float) -> dict:
         usage, cost = e.solver.get("usage") or {}, e.solver.get("cost_usd")
         requests = usage.get("requests") or 0
         per_query = cost / requests if cost is not None and requests else None
-        return {"cost_per_1k_queries": None if per_query is None else per_query * 1000, "fit_cost": 0.0, "basis": "endpoint tokens at the model's prices" if per_query is not None else "no prices set for this endpoint"}
-    return {"cost_per_1k_queries": e.latency_ms_mean / 1000 / 3600 * hourly * 1000, "fit_cost": e.fit_seconds / 3600 * hourly, "basis": f"measured machine time at ${hourly:g}/hour"}
+        return {
+            "cost_per_1k_queries": None if per_query is None else per_query * 1000,
+            "fit_cost": 0.0,
+            "basis": "endpoint tokens at the model's prices"
+            if per_query is not None
+            else "no prices set for this endpoint",
+        }
+    return {
+        "cost_per_1k_queries": e.latency_ms_mean / 1000 / 3600 * hourly * 1000,
+        "fit_cost": e.fit_seconds / 3600 * hourly,
+        "basis": f"measured machine time at ${hourly:g}/hour",
+    }
 
 
-CHANGES_PER_MONTH = {"rarely": 1 / 12, "monthly": 1.0, "weekly": 52 / 12, "daily": 365 / 12}  # constraints.data_changes as a rate ("rarely": once a year)
+CHANGES_PER_MONTH = {
+    "rarely": 1 / 12,
+    "monthly": 1.0,
+    "weekly": 52 / 12,
+    "daily": 365 / 12,
+}  # constraints.data_changes as a rate ("rarely": once a year)
 
 
 def upkeep_cost(update: dict | None, data_changes: str | None) -> dict:
@@ -36,11 +51,16 @@ def upkeep_cost(update: dict | None, data_changes: str | None) -> dict:
     from adaptlab.evaluation.freshness import absorbed_by
 
     absorb, rate = update["absorb"], CHANGES_PER_MONTH[data_changes]
-    return {"upkeep_per_month": absorb["dollars"] * rate, "upkeep_basis": f"{absorbed_by(absorb)} ({absorb['seconds']:.1f} s, ${absorb['dollars']:.4f}) {rate:.3g} times a month (data_changes: {data_changes})"}
+    return {
+        "upkeep_per_month": absorb["dollars"] * rate,
+        "upkeep_basis": f"{absorbed_by(absorb)} ({absorb['seconds']:.1f} s, ${absorb['dollars']:.4f}) {rate:.3g} "
+        f"times a month (data_changes: {data_changes})",
+    }
 
 
 def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -> list[dict]:
-    """For each fine-tuned contender against each prompted one (`families`: id -> family): the query volume at which the fit cost is paid back.
+    """For each fine-tuned contender against each prompted one (`families`: id -> family): the query volume at which the
+    fit cost is paid back.
 
     queries = (fit cost difference) / (per-query saving); "from the first query" when
     fine-tuning costs no more to fit; "never" when it does not cost less per query.
@@ -54,15 +74,46 @@ def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -
         for prompted in (n for n in costs if families.get(n) == "prompted"):
             t, p = costs[tuned], costs[prompted]
             if t["cost_per_1k_queries"] is None or p["cost_per_1k_queries"] is None:
-                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": None, "why": "a per-query cost is unknown (set the endpoint's prices)"})
+                out.append(
+                    {
+                        "fine_tuned": tuned,
+                        "prompted": prompted,
+                        "queries": None,
+                        "why": "a per-query cost is unknown (set the endpoint's prices)",
+                    }
+                )
                 continue
             saving = (p["cost_per_1k_queries"] - t["cost_per_1k_queries"]) / 1000
             extra_fit = t["fit_cost"] - p["fit_cost"]
             if extra_fit <= 0:
-                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": "from the first query", "why": f"{tuned} cost no more to fit than {prompted}"})
+                out.append(
+                    {
+                        "fine_tuned": tuned,
+                        "prompted": prompted,
+                        "queries": "from the first query",
+                        "why": f"{tuned} cost no more to fit than {prompted}",
+                    }
+                )
             elif saving <= 0:
-                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": "never", "why": f"{tuned} costs {t['cost_per_1k_queries']:.4g} per 1k queries, not less than {prompted}'s {p['cost_per_1k_queries']:.4g}"})
+                out.append(
+                    {
+                        "fine_tuned": tuned,
+                        "prompted": prompted,
+                        "queries": "never",
+                        "why": f"{tuned} costs {t['cost_per_1k_queries']:.4g} per 1k queries, not less than "
+                        f"{prompted}'s {p['cost_per_1k_queries']:.4g}",
+                    }
+                )
             else:
-                queries = math.ceil(round(extra_fit / saving, 6))  # round first: 0.1 / 0.0001 is 1000.0000000000001 in floats
-                out.append({"fine_tuned": tuned, "prompted": prompted, "queries": queries, "why": f"${extra_fit:.4g} more to fit, ${saving * 1000:.4g} less per 1k queries"})
+                queries = math.ceil(
+                    round(extra_fit / saving, 6)
+                )  # round first: 0.1 / 0.0001 is 1000.0000000000001 in floats
+                out.append(
+                    {
+                        "fine_tuned": tuned,
+                        "prompted": prompted,
+                        "queries": queries,
+                        "why": f"${extra_fit:.4g} more to fit, ${saving * 1000:.4g} less per 1k queries",
+                    }
+                )
     return out

@@ -12,12 +12,19 @@ def seed_reasons(choice: str, evaluations: list[Evaluation], metric: str) -> lis
     """What the seed did: each repeated contender's spread, and whether the gap between the top two lies within it;
     for a fine-tuned contender trained once, that its interval does not cover the seed."""
     out = [
-        f"{e.name}'s {len(e.repeats)} repeats (seeds {e.repeat_seeds[0]}-{e.repeat_seeds[-1]}) scored {', '.join(f'{r:.3f}' for r in e.repeats)} {metric}: a spread of {max(e.repeats) - min(e.repeats):.3f}, inside its interval"
-        for e in evaluations if e.repeats
+        f"{e.name}'s {len(e.repeats)} repeats (seeds {e.repeat_seeds[0]}-{e.repeat_seeds[-1]}) "
+        f"scored {', '.join(f'{r:.3f}' for r in e.repeats)} {metric}: a spread of "
+        f"{max(e.repeats) - min(e.repeats):.3f}, inside its interval"
+        for e in evaluations
+        if e.repeats
     ]
     once = [e.name for e in evaluations if not e.repeats and e.family == "fine_tuned"]
     if once:
-        out.append(f"{', '.join(once)} {'was' if len(once) == 1 else 'were'} trained once (repeats: 1): the interval covers the test rows, not the seed (data order and initial weights can move a small fine-tune by several points); set repeats: 3 to measure that")
+        out.append(
+            f"{', '.join(once)} {'was' if len(once) == 1 else 'were'} trained once (repeats: 1): the "
+            "interval covers the test rows, not the seed (data order and initial weights can move a "
+            "small fine-tune by several points); set repeats: 3 to measure that"
+        )
     pair = top_two(evaluations, metric)
     if pair:
         best, runner_up = pair
@@ -25,7 +32,10 @@ def seed_reasons(choice: str, evaluations: list[Evaluation], metric: str) -> lis
         spreads = [(e.name, max(e.repeats) - min(e.repeats)) for e in pair if e.repeats]
         for name, spread in spreads:
             if gap < spread:
-                out.append(f"the gap between {best.name} and {runner_up.name} ({gap:.3f}) is within the spread of {name}'s repeats ({spread:.3f}): it may be a seed effect")
+                out.append(
+                    f"the gap between {best.name} and {runner_up.name} ({gap:.3f}) is within the "
+                    f"spread of {name}'s repeats ({spread:.3f}): it may be a seed effect"
+                )
                 break
     return out
 
@@ -52,7 +62,11 @@ def knowledge_reasons(choice: str, evaluations: list[Evaluation]) -> list[str]:
             beside = ", ".join(f"{e.name} {e.metrics[key]:.0%}" for e in others if key in e.metrics)
             out.append(f"{chosen.name} {words.format(rate(chosen, key))}" + (f"; {beside}" if beside else ""))
     if "recall_at_k" in chosen.metrics:
-        out.append(f"{chosen.name}'s retriever put a gold source among the passages for {rate(chosen, 'recall_at_k')} of the questions with sources (MRR {chosen.metrics['mrr']:.2f})")
+        out.append(
+            f"{chosen.name}'s retriever put a gold source among the passages for "
+            f"{rate(chosen, 'recall_at_k')} of the questions with sources (MRR "
+            f"{chosen.metrics['mrr']:.2f})"
+        )
     return out
 
 
@@ -69,11 +83,20 @@ def freshness_reasons(choice: str, updates: dict, data_changes: str | None) -> l
 
     from adaptlab.evaluation.freshness import absorbed_by
 
-    others = "; ".join(f"{name} {stale(u)}, {absorbed_by(u['absorb'])}" for name, u in updates.items() if name != choice)
-    out = [f"after the documents changed, {choice} still gave the old fact in {stale(mine)} of the update questions ({mine['absorb']['note']})" + (f"; {others}" if others else "")]
+    others = "; ".join(
+        f"{name} {stale(u)}, {absorbed_by(u['absorb'])}" for name, u in updates.items() if name != choice
+    )
+    out = [
+        f"after the documents changed, {choice} still gave the old fact in {stale(mine)} of the "
+        f"update questions ({mine['absorb']['note']})" + (f"; {others}" if others else "")
+    ]
     if data_changes is not None:
         from adaptlab.decide.costs import CHANGES_PER_MONTH
 
         rate = CHANGES_PER_MONTH[data_changes]
-        out.append(f"the documents change {data_changes} (~{rate:.3g} times a month): keeping {choice} current costs ${mine['absorb']['dollars'] * rate:.4f} a month ({absorbed_by(mine['absorb'])}), counted in its total")
+        out.append(
+            f"the documents change {data_changes} (~{rate:.3g} times a month): keeping {choice} "
+            f"current costs ${mine['absorb']['dollars'] * rate:.4f} a month "
+            f"({absorbed_by(mine['absorb'])}), counted in its total"
+        )
     return out

@@ -42,7 +42,9 @@ class Decision:
     choice: str
     reasons: list[str]
     warnings: list[str] = field(default_factory=list)
-    p_best: dict[str, float] = field(default_factory=dict)  # every contender's probability of being best (results.json keeps it per strategy)
+    p_best: dict[str, float] = field(
+        default_factory=dict
+    )  # every contender's probability of being best (results.json keeps it per strategy)
 
     def to_dict(self) -> dict:
         return {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
@@ -55,7 +57,8 @@ HORIZON_MONTHS = 12  # fit cost is paid once, queries every month: totals are ov
 @dataclass(frozen=True)
 class Costing:
     """What "cheaper" means: total dollars over the horizon at the stated volume (fit cost + per-query cost x
-    queries + keeping it current as the documents change, when measured), from the cost model; a contender whose cost is unknown (an endpoint without prices) sorts last.
+    queries + keeping it current as the documents change, when measured), from the cost model; a contender whose cost is
+    unknown (an endpoint without prices) sorts last.
     Without costs (hand-built evaluations), the kind's tier and then latency order them."""
 
     totals: dict = field(default_factory=dict)  # contender -> dollars over the horizon, or None when unknown
@@ -63,12 +66,17 @@ class Costing:
     stated: bool = False  # the volume came from constraints.queries_per_month
 
     @classmethod
-    def of(cls, costs: dict[str, dict] | None, queries_per_month: int | None) -> "Costing":
+    def of(cls, costs: dict[str, dict] | None, queries_per_month: int | None) -> Costing:
         volume = queries_per_month if queries_per_month is not None else DEFAULT_QUERIES_PER_MONTH
         totals = {}
         for name, c in (costs or {}).items():
             per_1k = c.get("cost_per_1k_queries")
-            totals[name] = None if per_1k is None else (c.get("fit_cost") or 0.0) + (per_1k * volume / 1000 + c.get("upkeep_per_month", 0.0)) * HORIZON_MONTHS
+            totals[name] = (
+                None
+                if per_1k is None
+                else (c.get("fit_cost") or 0.0)
+                + (per_1k * volume / 1000 + c.get("upkeep_per_month", 0.0)) * HORIZON_MONTHS
+            )
         return cls(totals, volume, queries_per_month is not None)
 
     def key(self, e: Evaluation) -> tuple:
@@ -82,7 +90,9 @@ class Costing:
         a, b = self.totals.get(cheap.name), self.totals.get(dear.name)
         money = ""
         if a is not None and b is not None:
-            volume = f"{self.queries_per_month:,} queries a month" + ("" if self.stated else " (a default: set constraints.queries_per_month)")
+            volume = f"{self.queries_per_month:,} queries a month" + (
+                "" if self.stated else " (a default: set constraints.queries_per_month)"
+            )
             money = f"${a:.2f} vs ${b:.2f} over {HORIZON_MONTHS} months at {volume}; "
         words = f"{money}{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
         if dear.family == "fine_tuned" or not cheap.llm:
@@ -91,7 +101,8 @@ class Costing:
 
 
 def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
-    """A warning when a classifier predicts few of the labels or mostly one label (a constant baseline excepted: that is its design)."""
+    """A warning when a classifier predicts few of the labels or mostly one label (a constant baseline excepted: that is
+    its design)."""
     if e.constant:
         return []
     out = []
@@ -107,16 +118,33 @@ def cut_warnings(e: Evaluation) -> list[str]:
     answers began repeating themselves and were ended there (task.stop_loops)."""
     out = []
     if e.answers_cut:
-        out.append(f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} tokens (task.max_new_tokens); if answers should be longer, raise it")
+        out.append(
+            f"{e.name}: {e.answers_cut} of {len(e.predictions)} answers were cut at {e.answer_limit} "
+            "tokens (task.max_new_tokens); if answers should be longer, raise it"
+        )
     if e.answers_looped:
-        out.append(f"{e.name}: {e.answers_looped} of {len(e.predictions)} answers began repeating themselves and were ended there, one copy of the repeated span kept (task.stop_loops)")
+        out.append(
+            f"{e.name}: {e.answers_looped} of {len(e.predictions)} answers began repeating "
+            "themselves and were ended there, one copy of the repeated span kept (task.stop_loops)"
+        )
     return out
 
 
-REMEDY = "collect more (or cleaner) labeled data before choosing"  # what to try when nothing beats the trivial reference (recommend's `remedy`)
+# what to try when nothing beats the trivial reference (recommend's `remedy`)
+REMEDY = "collect more (or cleaner) labeled data before choosing"
 
 
-def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, constraints: ConstraintsConfig | None = None, costs: dict[str, dict] | None = None, break_even: list[dict] | None = None, updates: dict | None = None, trivial_words: str | None = None, remedy: str | None = None) -> Decision:
+def recommend(
+    evaluations: list[Evaluation],
+    metric: str,
+    n_labels: int = 0,
+    constraints: ConstraintsConfig | None = None,
+    costs: dict[str, dict] | None = None,
+    break_even: list[dict] | None = None,
+    updates: dict | None = None,
+    trivial_words: str | None = None,
+    remedy: str | None = None,
+) -> Decision:
     """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on.
 
     `costs` (decide.costs.strategy_cost per contender) make "cheaper" mean fewer dollars over HORIZON_MONTHS at
@@ -128,17 +156,41 @@ def recommend(evaluations: list[Evaluation], metric: str, n_labels: int = 0, con
         raise ValueError("nothing to recommend from: no evaluations")
     constraints = constraints or ConstraintsConfig()
     everything = evaluations
-    chances = p_best({e.name: e.scores for e in everything})  # over every contender measured, as results.json and the table show it
+    chances = p_best(
+        {e.name: e.scores for e in everything}
+    )  # over every contender measured, as results.json and the table show it
     evaluations, ruled_out = rule_out(evaluations, constraints, costs)
     if not evaluations:
-        return Decision(NONE_FITS, ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"], _warnings(everything, n_labels), chances)
-    decision = _choose(evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month), trivial_words, remedy)
+        return Decision(
+            NONE_FITS,
+            ruled_out + ["no strategy meets the constraints; relax one of them, or measure on faster hardware"],
+            _warnings(everything, n_labels),
+            chances,
+        )
+    decision = _choose(
+        evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month), trivial_words, remedy
+    )
     family = next((e.family for e in evaluations if e.name == decision.choice), None)
-    reasons = decision.reasons + seed_reasons(decision.choice, evaluations, metric) + knowledge_reasons(decision.choice, evaluations) + freshness_reasons(decision.choice, updates or {}, constraints.data_changes) + ruled_out + factor_reasons(decision.choice, constraints, break_even, family)
+    reasons = (
+        decision.reasons
+        + seed_reasons(decision.choice, evaluations, metric)
+        + knowledge_reasons(decision.choice, evaluations)
+        + freshness_reasons(decision.choice, updates or {}, constraints.data_changes)
+        + ruled_out
+        + factor_reasons(decision.choice, constraints, break_even, family)
+    )
     return Decision(decision.choice, reasons, _warnings(everything, n_labels, decision.choice), chances)
 
 
-def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: dict[str, float], costing: Costing | None = None, trivial_words: str | None = None, remedy: str | None = None) -> Decision:
+def _choose(
+    evaluations: list[Evaluation],
+    metric: str,
+    n_labels: int,
+    chances: dict[str, float],
+    costing: Costing | None = None,
+    trivial_words: str | None = None,
+    remedy: str | None = None,
+) -> Decision:
     """The choice among the contenders that can be recommended (`recommendable`): the best by `metric`, or the
     cheapest not significantly worse (a contender without an LLM first); with none, COLLECT_MORE_DATA."""
     costing = costing or Costing()
@@ -146,10 +198,18 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: 
     words = trivial_words or _trivial_words(trivial)
     pool = recommendable(evaluations, trivial)
     if not pool:
-        return Decision(COLLECT_MORE_DATA, _nothing_beats(evaluations, trivial, metric, words, remedy or REMEDY) + flag_reasons(evaluations))
+        return Decision(
+            COLLECT_MORE_DATA,
+            _nothing_beats(evaluations, trivial, metric, words, remedy or REMEDY) + flag_reasons(evaluations),
+        )
     best = max(pool, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
     choice, cheaper = _prefer_cheaper(best, pool, metric, costing)
-    reasons = [_best_words(best, evaluations, metric)] + flag_reasons(evaluations, choice) + cheaper + _no_llm_needed(choice, best, evaluations, metric, costing)
+    reasons = (
+        [_best_words(best, evaluations, metric)]
+        + flag_reasons(evaluations, choice)
+        + cheaper
+        + _no_llm_needed(choice, best, evaluations, metric, costing)
+    )
     reasons += inconclusive_reasons(pool, metric, choice, costing)
     reasons.append(_chance_words(choice, metric, chances))
     reasons += _running_words(choice) + _floor_reasons(choice, evaluations, trivial, metric, words)
@@ -157,12 +217,14 @@ def _choose(evaluations: list[Evaluation], metric: str, n_labels: int, chances: 
 
 
 def trivial_reference(evaluations: list[Evaluation]) -> Evaluation | None:
-    """The task's trivial reference: the contender that gives one answer whatever the input (majority, constant, abstain)."""
+    """The task's trivial reference: the contender that gives one answer whatever the input (majority, constant,
+    abstain)."""
     return next((e for e in evaluations if e.constant), None)
 
 
 def beats(e: Evaluation, reference: Evaluation | None) -> bool:
-    """`e` scores higher than `reference` on the same rows, significantly (paired test at ALPHA); anything beats no reference."""
+    """`e` scores higher than `reference` on the same rows, significantly (paired test at ALPHA); anything beats no
+    reference."""
     if reference is None:
         return True
     diff, _, _ = paired_difference(e.scores, reference.scores)
@@ -192,58 +254,98 @@ def _trivial_words(trivial: Evaluation | None) -> str:
 
 
 def _reference_words(trivial: Evaluation, words: str) -> str:
-    """"always answering the most frequent training label (majority: 'a')": the words, the reference and its answer."""
+    """ "always answering the most frequent training label (majority: 'a')": the words, the reference and its answer."""
     label = trivial.solver.get("label")
     return f"{words} ({trivial.name}" + (f": {label!r})" if label is not None and repr(label) not in words else ")")
 
 
 def _versus(a: Evaluation, b: Evaluation, metric: str) -> str:
-    """a's score against b's on the same rows: "0.520 vs 0.500 (difference +0.020, 95% paired CI ...; McNemar exact p=...)"."""
+    """a's score against b's on the same rows: "0.520 vs 0.500 (difference +0.020, 95% paired CI ...; McNemar exact
+    p=...)"."""
     diff, lo, hi = paired_difference(a.scores, b.scores)
     test, p = paired_test(a.scores, b.scores)
-    return f"{a.metrics[metric]:.3f} vs {b.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI {lo:+.3f} to {hi:+.3f}; {test} {_p(p)})"
+    return (
+        f"{a.metrics[metric]:.3f} vs {b.metrics[metric]:.3f} (difference {diff:+.3f}, 95% paired CI "
+        f"{lo:+.3f} to {hi:+.3f}; {test} {_p(p)})"
+    )
 
 
-def _nothing_beats(evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str, remedy: str) -> list[str]:
-    """Why nothing is recommended: no contender beats the trivial reference significantly; the best one's figures and what to try."""
+def _nothing_beats(
+    evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str, remedy: str
+) -> list[str]:
+    """Why nothing is recommended: no contender beats the trivial reference significantly; the best one's figures and
+    what to try."""
     others = [e for e in evaluations if not e.constant]
     if not others:
-        return [f"only the trivial reference, {_reference_words(trivial, words)}, was measured: there is nothing to compare it with; add contenders, and {remedy}"]
+        return [
+            f"only the trivial reference, {_reference_words(trivial, words)}, was measured: there is "
+            f"nothing to compare it with; add contenders, and {remedy}"
+        ]
     top = max(others, key=lambda e: e.metrics[metric])
-    return [f"no contender answers better than {_reference_words(trivial, words)} significantly: the best, {top.name}, has {metric} {_versus(top, trivial, metric)}; {remedy}"]
+    return [
+        f"no contender answers better than {_reference_words(trivial, words)} significantly: the "
+        f"best, {top.name}, has {metric} {_versus(top, trivial, metric)}; {remedy}"
+    ]
 
 
 def _best_words(best: Evaluation, evaluations: list[Evaluation], metric: str) -> str:
     lo, hi = best.ci.get(metric, (float("nan"), float("nan")))
-    among = "" if all(e.metrics[metric] <= best.metrics[metric] for e in evaluations) else " of the contenders that can be recommended"
-    return f"{best.name} scored the highest {metric}{among}: {best.metrics[metric]:.3f} (95% CI {lo:.3f}-{hi:.3f}, n={len(best.scores)})"
+    among = (
+        ""
+        if all(e.metrics[metric] <= best.metrics[metric] for e in evaluations)
+        else " of the contenders that can be recommended"
+    )
+    return (
+        f"{best.name} scored the highest {metric}{among}: {best.metrics[metric]:.3f} (95% CI "
+        f"{lo:.3f}-{hi:.3f}, n={len(best.scores)})"
+    )
 
 
-def _prefer_cheaper(best: Evaluation, pool: list[Evaluation], metric: str, costing: Costing) -> tuple[Evaluation, list[str]]:
+def _prefer_cheaper(
+    best: Evaluation, pool: list[Evaluation], metric: str, costing: Costing
+) -> tuple[Evaluation, list[str]]:
     """The first contender not significantly worse than `best`: below an LLM `best`, one without an LLM first (cheaper
-    or not: then the task may not need an LLM), then the cheaper ones in cost order; with a reason per contender tried."""
+    or not: then the task may not need an LLM), then the cheaper ones in cost order; with a reason per contender
+    tried."""
+
     def order(e: Evaluation) -> tuple:
         return (e.llm or not best.llm, costing.key(e))
 
     reasons = []
-    for e in sorted((e for e in pool if e is not best and (costing.key(e) < costing.key(best) or (best.llm and not e.llm))), key=order):
+    for e in sorted(
+        (e for e in pool if e is not best and (costing.key(e) < costing.key(best) or (best.llm and not e.llm))),
+        key=order,
+    ):
         cheaper = costing.key(e) < costing.key(best)
         diff, dlo, dhi = paired_difference(best.scores, e.scores)
         test, p = paired_test(best.scores, e.scores)
         interval = f"(95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
         if p < ALPHA:
-            reasons.append(f"{best.name} beats the {'cheaper ' if cheaper else ''}{e.name}: {best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} {interval}")
+            reasons.append(
+                f"{best.name} beats the {'cheaper ' if cheaper else ''}{e.name}: "
+                f"{best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} "
+                f"{interval}"
+            )
             continue
         figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} {interval}"
         if best.llm and not e.llm:
-            reasons.append(f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} ({figures}) and {'far cheaper' if cheaper else 'needs no LLM'}: {costing.words(e, best)}")
+            reasons.append(
+                f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} "
+                f"({figures}) and {'far cheaper' if cheaper else 'needs no LLM'}: "
+                f"{costing.words(e, best)}"
+            )
         else:
-            reasons.append(f"{e.name} is not significantly worse: {figures}, and it is cheaper ({costing.words(e, best)}), so prefer it")
+            reasons.append(
+                f"{e.name} is not significantly worse: {figures}, and it is cheaper "
+                f"({costing.words(e, best)}), so prefer it"
+            )
         return e, reasons
     return best, reasons
 
 
-def _no_llm_needed(choice: Evaluation, best: Evaluation, evaluations: list[Evaluation], metric: str, costing: Costing) -> list[str]:
+def _no_llm_needed(
+    choice: Evaluation, best: Evaluation, evaluations: list[Evaluation], metric: str, costing: Costing
+) -> list[str]:
     """A contender without an LLM best outright: its margin over the best LLM contender, and what it saves."""
     llm = [e for e in evaluations if e.llm]
     if choice is not best or best.llm or not llm:
@@ -252,32 +354,55 @@ def _no_llm_needed(choice: Evaluation, best: Evaluation, evaluations: list[Evalu
     diff, dlo, dhi = paired_difference(best.scores, top.scores)
     test, p = paired_test(best.scores, top.scores)
     return [
-        f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM strategy, {top.name} "
-        f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)}), at {costing.words(best, top)}"
+        f"the task may not need an LLM: {best.name} scores {diff:+.3f} {metric} against the best LLM "
+        f"strategy, {top.name} "
+        f"({best.metrics[metric]:.3f} vs {top.metrics[metric]:.3f}, 95% paired CI {dlo:+.3f} to "
+        f"{dhi:+.3f}; {test} {_p(p)}), at {costing.words(best, top)}"
     ]
 
 
 def _running_words(choice: Evaluation) -> list[str]:
     if choice.family == "fine_tuned":
-        return [f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens"]
+        return [
+            f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in "
+            f"{choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt "
+            "tokens"
+        ]
     if choice.llm:
-        return [f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt tokens"]
+        return [
+            f"{choice.name} needs no training; it answers in {choice.latency_ms_mean:.0f} ms per "
+            f"query with {choice.prompt_tokens_mean:.0f} prompt tokens"
+        ]
     return []
 
 
-def _floor_reasons(choice: Evaluation, evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str) -> list[str]:
+def _floor_reasons(
+    choice: Evaluation, evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str
+) -> list[str]:
     """The choice against the trivial reference, and every other contender that does not beat it significantly."""
     if trivial is None:
         return []
     if beats(choice, trivial):
-        out = [f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: {_versus(choice, trivial, metric)}"]
+        out = [
+            f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: "
+            f"{_versus(choice, trivial, metric)}"
+        ]
     else:  # a lookup without an LLM, above the trivial reference but not significantly
-        out = [f"{choice.name} scores above {_reference_words(trivial, words)}, but the test rows cannot tell them apart: {_versus(choice, trivial, metric)}; it needs no LLM, so it is the better bet until more test rows say otherwise"]
-    return out + [_short_of(e, trivial, metric) for e in evaluations if not e.constant and e is not choice and not beats(e, trivial)]
+        out = [
+            f"{choice.name} scores above {_reference_words(trivial, words)}, but the test rows "
+            f"cannot tell them apart: {_versus(choice, trivial, metric)}; it needs no LLM, so it is "
+            "the better bet until more test rows say otherwise"
+        ]
+    return out + [
+        _short_of(e, trivial, metric)
+        for e in evaluations
+        if not e.constant and e is not choice and not beats(e, trivial)
+    ]
 
 
 def _short_of(e: Evaluation, trivial: Evaluation, metric: str) -> str:
-    """A contender that does not beat the trivial reference: worse than it (significantly), or not told apart from it."""
+    """A contender that does not beat the trivial reference: worse than it (significantly), or not told apart from
+    it."""
     if beats(trivial, e):
         return f"{e.name} answers worse than the {trivial.name} baseline: {_versus(e, trivial, metric)}"
     return f"{e.name} does not beat the {trivial.name} baseline significantly: {_versus(e, trivial, metric)}"
@@ -289,7 +414,10 @@ def flag_reasons(evaluations: list[Evaluation], choice: Evaluation | None = None
     out = []
     for e in (e for e in evaluations if e.flags):
         if e is choice:
-            out.append(f"{e.name} is recommended although it {'; '.join(e.flags)}: no contender without such findings is left to recommend; read its answers before relying on it")
+            out.append(
+                f"{e.name} is recommended although it {'; '.join(e.flags)}: no contender without "
+                "such findings is left to recommend; read its answers before relying on it"
+            )
         else:
             out.append(f"{e.name} is not recommended: it {'; '.join(e.flags)}")
     return out
@@ -299,10 +427,19 @@ def flag_warnings(e: Evaluation, choice: str | None = None) -> list[str]:
     """A warning per contender with degenerate answers, its findings in words."""
     if not e.flags:
         return []
-    return [f"{e.name}: {'; '.join(e.flags)} — " + ("recommended only because no contender without such findings is left; check its answers" if e.name == choice else "not recommended")]
+    return [
+        f"{e.name}: {'; '.join(e.flags)} — "
+        + (
+            "recommended only because no contender without such findings is left; check its answers"
+            if e.name == choice
+            else "not recommended"
+        )
+    ]
 
 
-def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Evaluation, costing: Costing | None = None) -> list[str]:
+def inconclusive_reasons(
+    evaluations: list[Evaluation], metric: str, choice: Evaluation, costing: Costing | None = None
+) -> list[str]:
     """When the paired test cannot tell the best from the runner-up: "inconclusive", with what the test split could
     detect and the rows that would settle the gap; and the choice named for what it then is, a default by cost."""
     pair = top_two(evaluations, metric)
@@ -315,22 +452,45 @@ def inconclusive_reasons(evaluations: list[Evaluation], metric: str, choice: Eva
     diff, dlo, dhi = paired_difference(best.scores, runner_up.scores)
     split = power(best.scores, runner_up.scores)
     n = len(best.scores)
-    words = f"inconclusive between {best.name} and {runner_up.name}: difference {diff:+.3f} {metric} (95% CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+    words = (
+        f"inconclusive between {best.name} and {runner_up.name}: difference {diff:+.3f} {metric} (95% CI "
+        f"{dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+    )
     if split["detectable_difference"] is None:
-        words += f"; the two differ by the same amount on all {n} test rows, which gives no spread to size a detectable difference by"
+        words += (
+            f"; the two differ by the same amount on all {n} test rows, which gives no spread to size a "
+            "detectable difference by"
+        )
     else:
-        words += f"; the test split ({n} rows) could detect differences of about {split['detectable_difference']:.3f} (80% power, 5% level)"
-        words += f"; about {split['rows_to_settle']:,} rows would settle a gap this size" if split["rows_to_settle"] else "; the observed gap is 0, which no number of rows would settle"
+        words += (
+            f"; the test split ({n} rows) could detect differences of about "
+            f"{split['detectable_difference']:.3f} (80% power, 5% level)"
+        )
+        words += (
+            f"; about {split['rows_to_settle']:,} rows would settle a gap this size"
+            if split["rows_to_settle"]
+            else "; the observed gap is 0, which no number of rows would settle"
+        )
     if choice is best:
-        default = f"{best.name} is a default by cost, not a measured winner: it scored highest and {runner_up.name} is not cheaper ({(costing or Costing()).words(best, runner_up)})"
+        default = (
+            f"{best.name} is a default by cost, not a measured winner: it scored highest and "
+            f"{runner_up.name} is not cheaper ({(costing or Costing()).words(best, runner_up)})"
+        )
     else:
-        default = f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender not significantly worse than {best.name}"
+        default = (
+            f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender "
+            f"not significantly worse than {best.name}"
+        )
     return [words, default]
 
 
 def _chance_words(choice: Evaluation, metric: str, chances: dict[str, float]) -> str:
     others = sorted(((name, p) for name, p in chances.items() if name != choice.name), key=lambda item: -item[1])[:3]
-    words = f"P(best) for {choice.name}: {chances.get(choice.name, float('nan')):.0%}, the share of {P_BEST_RESAMPLES:,} bootstrap resamples of the test rows in which it scores the highest {metric}"
+    words = (
+        f"P(best) for {choice.name}: {chances.get(choice.name, float('nan')):.0%}, the share of "
+        f"{P_BEST_RESAMPLES:,} bootstrap resamples of the test rows in which it scores the highest "
+        f"{metric}"
+    )
     return words + (" (" + ", ".join(f"{name} {p:.0%}" for name, p in others) + ")" if others else "")
 
 

@@ -20,7 +20,9 @@ MCNEMAR = "McNemar exact"
 PERMUTATION = "paired permutation"
 
 
-def paired_difference(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+def paired_difference(
+    a: list[float], b: list[float], resamples: int = 2000, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of a - b over the same rows, with its 95% paired-bootstrap (percentile) interval."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
     rng = np.random.default_rng(seed)
@@ -50,7 +52,15 @@ def paired_test(a: list[float], b: list[float], resamples: int = 9999, seed: int
         return PERMUTATION, 1.0
     from scipy.stats import permutation_test
 
-    result = permutation_test((x, y), lambda u, v, axis: np.mean(u - v, axis=axis), permutation_type="samples", vectorized=True, n_resamples=resamples, alternative="two-sided", rng=np.random.default_rng(seed))
+    result = permutation_test(
+        (x, y),
+        lambda u, v, axis: np.mean(u - v, axis=axis),
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=resamples,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
+    )
     return PERMUTATION, float(min(1.0, result.pvalue))
 
 
@@ -90,7 +100,10 @@ def power(a: list[float], b: list[float]) -> dict:
     if spread == 0:
         return {"detectable_difference": None, "rows_to_settle": None}
     gap = float(d.mean())
-    return {"detectable_difference": Z_POWER * spread / math.sqrt(n), "rows_to_settle": math.ceil((Z_POWER * spread / abs(gap)) ** 2) if gap else None}
+    return {
+        "detectable_difference": Z_POWER * spread / math.sqrt(n),
+        "rows_to_settle": math.ceil((Z_POWER * spread / abs(gap)) ** 2) if gap else None,
+    }
 
 
 def p_best(scores: dict[str, list[float]], resamples: int = P_BEST_RESAMPLES, seed: int = 0) -> dict[str, float]:
@@ -104,7 +117,9 @@ def p_best(scores: dict[str, list[float]], resamples: int = P_BEST_RESAMPLES, se
     if n == 0:
         return {name: 1 / len(names) for name in names}
     rng = np.random.default_rng(seed)
-    counts = np.stack([np.bincount(row, minlength=n) for row in rng.integers(0, n, size=(resamples, n))])  # resample x row: times drawn
+    counts = np.stack(
+        [np.bincount(row, minlength=n) for row in rng.integers(0, n, size=(resamples, n))]
+    )  # resample x row: times drawn
     means = counts @ table.T / n  # resample x contender
     top = np.isclose(means, means.max(axis=1, keepdims=True), rtol=1e-12, atol=1e-12)
     share = (top / top.sum(axis=1, keepdims=True)).mean(axis=0)
@@ -121,14 +136,18 @@ def pairwise(evaluations: list, resamples: int = 2000, seed: int = 0) -> list[di
         for b in evaluations[i + 1 :]:
             diff, lo, hi = paired_difference(a.scores, b.scores, resamples, seed)
             test, p_value = paired_test(a.scores, b.scores, seed=seed)
-            out.append({"a": a.name, "b": b.name, "difference": diff, "ci95": [lo, hi], "test": test, "p_value": p_value} | power(a.scores, b.scores))
+            out.append(
+                {"a": a.name, "b": b.name, "difference": diff, "ci95": [lo, hi], "test": test, "p_value": p_value}
+                | power(a.scores, b.scores)
+            )
     for row, adjusted in zip(out, holm([r["p_value"] for r in out])):
         row["p_holm"] = adjusted
     return out
 
 
 def top_two(evaluations: list, metric: str) -> tuple | None:
-    """The best contender by `metric` and the runner-up (ties: the cheaper tier, then the faster, first), or None with fewer than two."""
+    """The best contender by `metric` and the runner-up (ties: the cheaper tier, then the faster, first), or None with
+    fewer than two."""
     if len(evaluations) < 2:
         return None
     ranked = sorted(evaluations, key=lambda e: (-e.metrics[metric], e.tier, e.latency_ms_mean))
@@ -136,9 +155,15 @@ def top_two(evaluations: list, metric: str) -> tuple | None:
 
 
 def power_summary(evaluations: list, metric: str) -> dict | None:
-    """results.json's "power": what the test split can detect between the top two contenders, and the rows that would settle their gap."""
+    """results.json's "power": what the test split can detect between the top two contenders, and the rows that would
+    settle their gap."""
     pair = top_two(evaluations, metric)
     if pair is None:
         return None
     best, runner_up = pair
-    return {"metric": metric, "rows": len(best.scores), "between": [best.name, runner_up.name], "difference": float(np.mean(best.scores) - np.mean(runner_up.scores))} | power(best.scores, runner_up.scores)
+    return {
+        "metric": metric,
+        "rows": len(best.scores),
+        "between": [best.name, runner_up.name],
+        "difference": float(np.mean(best.scores) - np.mean(runner_up.scores)),
+    } | power(best.scores, runner_up.scores)

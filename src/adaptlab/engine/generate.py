@@ -63,7 +63,22 @@ class Answer(NamedTuple):
     looped: bool = False  # ended because it began repeating itself (the repeats dropped, one copy kept)
 
 
-def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: str, max_new_tokens: int = 128, progress: Progress | None = None, stop: tuple[str, ...] = (), sinks: list[Sink | None] | None = None, memory_mb: int = MEMORY_MB, max_batch: int = MAX_BATCH, bf16: bool = False, ends: tuple[str, ...] = (), stop_loops: bool = True) -> list[Answer]:
+def generate(
+    model,
+    tokenizer,
+    prompts: list[list[int]],
+    eot_id: int,
+    device: str,
+    max_new_tokens: int = 128,
+    progress: Progress | None = None,
+    stop: tuple[str, ...] = (),
+    sinks: list[Sink | None] | None = None,
+    memory_mb: int = MEMORY_MB,
+    max_batch: int = MAX_BATCH,
+    bf16: bool = False,
+    ends: tuple[str, ...] = (),
+    stop_loops: bool = True,
+) -> list[Answer]:
     """Greedy completions of each prompt, in order; `progress` is told as batches finish.
 
     An answer ends before the first `stop` string, after the first `ends` string, at the end of turn, or (with
@@ -76,7 +91,11 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
     sinks = sinks or [None] * len(prompts)
     shared = common_prefix(prompts)[: min(len(p) for p in prompts) - 1]  # every row keeps a token of its own
     answers: list[Answer | None] = [None] * len(prompts)
-    with torch.inference_mode(), native_attention(model), torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+    with (
+        torch.inference_mode(),
+        native_attention(model),
+        torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16),
+    ):
         clock = time.perf_counter()
         prefix = prefix_kv(model, shared, device)
         for batch in _batches(prompts, len(shared), max_new_tokens, bytes_per_token(model, bf16), memory_mb, max_batch):
@@ -92,8 +111,18 @@ def generate(model, tokenizer, prompts: list[list[int]], eot_id: int, device: st
     return answers
 
 
-def _decode(model, prefix, start: int, rests: list[list[int]], rows: list["AnswerRow"], pad: int, device: str, max_new_tokens: int) -> list[Answer]:
-    """Decode one batch: each row's own prompt tokens (left-padded) after the shared prefix, then greedy steps (a `Session`
+def _decode(
+    model,
+    prefix,
+    start: int,
+    rests: list[list[int]],
+    rows: list[AnswerRow],
+    pad: int,
+    device: str,
+    max_new_tokens: int,
+) -> list[Answer]:
+    """Decode one batch: each row's own prompt tokens (left-padded) after the shared prefix, then greedy steps (a
+    `Session`
     that starts full and only shrinks)."""
     session = Session(model, pad, device, prefix, start, PREFILL_TOKENS)
     session.join(rests, rows, max_new_tokens)
@@ -112,13 +141,19 @@ def pad_token(tokenizer, eot_id: int) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
 
 
-def _batches(prompts: list[list[int]], shared: int, max_new_tokens: int, per_token: int, memory_mb: int, max_batch: int) -> list[list[int]]:
+def _batches(
+    prompts: list[list[int]], shared: int, max_new_tokens: int, per_token: int, memory_mb: int, max_batch: int
+) -> list[list[int]]:
     """Prompt indices by batch: sorted by length, each batch's cache within the budget (one row at least)."""
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     budget = memory_mb * 2**20
     batches: list[list[int]] = []
     for i in order:
-        if batches and len(batches[-1]) < max_batch and (len(batches[-1]) + 1) * (len(prompts[i]) + max_new_tokens) * per_token <= budget:
+        if (
+            batches
+            and len(batches[-1]) < max_batch
+            and (len(batches[-1]) + 1) * (len(prompts[i]) + max_new_tokens) * per_token <= budget
+        ):
             batches[-1].append(i)  # sorted: this prompt is the batch's longest
         else:
             batches.append([i])
@@ -142,7 +177,9 @@ class Ending(NamedTuple):
 
     def cut(self, text: str) -> int | None:
         """Where the answer in `text` ends (before the first stop string, after the first end string), or None."""
-        found = [i for i in (text.find(s) for s in self.stop if s) if i >= 0] + [i + len(s) for s, i in ((s, text.find(s)) for s in self.ends if s) if i >= 0]
+        found = [i for i in (text.find(s) for s in self.stop if s) if i >= 0] + [
+            i + len(s) for s, i in ((s, text.find(s)) for s in self.ends if s) if i >= 0
+        ]
         return min(found) if found else None
 
     @property
@@ -239,7 +276,13 @@ class AnswerRow:
     def finish(self) -> Answer:
         """The final answer; hands the rest of it to the sink."""
         text = _answer(self.tokenizer.decode(self.ids, skip_special_tokens=True), self.ending)
-        if self.sink and self.sink.wants_text and not self.cancelled and text.startswith(self.sent) and len(text) > len(self.sent):
+        if (
+            self.sink
+            and self.sink.wants_text
+            and not self.cancelled
+            and text.startswith(self.sent)
+            and len(text) > len(self.sent)
+        ):
             self.sink.put(text[len(self.sent) :])
             self.sent = text
         return Answer(text, self.generated, not self.ended and not self.cancelled, looped=self.looped)

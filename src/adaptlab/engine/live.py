@@ -13,7 +13,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from adaptlab.engine.generate import MAX_BATCH, MEMORY_MB, Answer, Ending, Sink, bytes_per_token, pad_token, AnswerRow, stop_tokens
+from adaptlab.engine.generate import (
+    MAX_BATCH,
+    MEMORY_MB,
+    Answer,
+    AnswerRow,
+    Ending,
+    Sink,
+    bytes_per_token,
+    pad_token,
+    stop_tokens,
+)
 from adaptlab.engine.session import Session
 
 RAW = Ending(loops=False)  # the base model's own answers: only its end of turn and the token limit end them
@@ -27,7 +37,9 @@ class Generation:
     max_new_tokens: int  # tokens an answer may have, at most
     ending: Ending = RAW  # stop and end strings, and whether a row that loops ends there
     adapter: str | None = None  # the LoRA adapter on while it runs; None: every adapter off
-    prompt: Callable[[object], list[int]] = field(default=list)  # a request's input to its prompt's token ids (raises for one that cannot be answered)
+    prompt: Callable[[object], list[int]] = field(
+        default=list
+    )  # a request's input to its prompt's token ids (raises for one that cannot be answered)
 
 
 class LiveBatch:
@@ -53,7 +65,8 @@ class LiveBatch:
         return self.session.live
 
     def fits(self, prompts: list[list[int]]) -> bool:
-        """Whether rows for all of `prompts` fit beside the live ones: at most `max_rows`, their keys and values (prompt +
+        """Whether rows for all of `prompts` fit beside the live ones: at most `max_rows`, their keys and values (prompt
+        +
         answer, padded to the longest) within the memory budget. An empty batch takes one row of any length."""
         rows = self.rows + len(prompts)
         if rows <= 1:

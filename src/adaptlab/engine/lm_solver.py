@@ -50,7 +50,19 @@ class LMSolver:
     token) is computed too and reported beside it as `length_normalised`.
     """
 
-    def __init__(self, strategy: str, base: BaseModel, task: Task, shots: ShotSelector | None = None, adapter: str | None = None, details: dict | None = None, exact_shots: bool = False, owns_model: bool = False, saved: dict | None = None, files: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        strategy: str,
+        base: BaseModel,
+        task: Task,
+        shots: ShotSelector | None = None,
+        adapter: str | None = None,
+        details: dict | None = None,
+        exact_shots: bool = False,
+        owns_model: bool = False,
+        saved: dict | None = None,
+        files: dict[str, dict] | None = None,
+    ):
         self.strategy = strategy
         self.base = base
         self.task = task
@@ -60,7 +72,9 @@ class LMSolver:
         self.exact_shots = exact_shots
         self.owns_model = owns_model  # full fine-tuning: the weights are this solver's own and are saved with it
         self.saved = saved or {}  # what its strategy adds to solver.json to rebuild it (few_shot: the shot selection)
-        self.files = files or {}  # further JSON files it saves beside solver.json, by name (few_shot: pool.json, the example pool)
+        self.files = (
+            files or {}
+        )  # further JSON files it saves beside solver.json, by name (few_shot: pool.json, the example pool)
         self.precision: str | None = None  # decided on the first classify call: "fp32" or "bf16"
         self.precision_note = ""
         self._checked = self._agreed = 0  # queries scored in both precisions so far, and how many chose the same label
@@ -91,30 +105,51 @@ class LMSolver:
                 if len(ids) <= room or not shots:
                     break
                 if self.exact_shots:
-                    raise AdaptlabError(f"{wanted} shots do not fit the {self.base.context_length}-token context with room for the answer ({len(ids)} tokens) for query {query[:60]!r}; lower few_shot.k or drop exact_k to use fewer shots where needed")
+                    raise AdaptlabError(
+                        f"{wanted} shots do not fit the {self.base.context_length}-token context "
+                        f"with room for the answer ({len(ids)} tokens) for query {query[:60]!r}; "
+                        "lower few_shot.k or drop exact_k to use fewer shots where needed"
+                    )
                 shots.pop()
             while len(ids) > room and isinstance(query, History) and len(query.spoken) > 1:
                 query = query.dropping(2)  # a conversation too long for the context loses its oldest exchange first
                 ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
             if len(ids) > room:
-                raise AdaptlabError(f"a query's prompt is {len(ids)} tokens, over the model's {self.base.context_length}-token context less {self._answer_room()} for the answer; shorten the instruction or the input ({query[:60]!r}...)")
+                raise AdaptlabError(
+                    f"a query's prompt is {len(ids)} tokens, over the model's "
+                    f"{self.base.context_length}-token context less {self._answer_room()} for the "
+                    f"answer; shorten the instruction or the input ({query[:60]!r}...)"
+                )
             prompts.append(ids)
             counts.append(len(shots))
         return prompts, counts
 
-    def predict(self, inputs: list[str], progress: Progress | None = None, sinks: list[Sink | None] | None = None) -> list[Prediction]:
-        """One Prediction per input, in order; generate tasks hand each answer to its sink as it is made (the server's streams)."""
+    def predict(
+        self, inputs: list[str], progress: Progress | None = None, sinks: list[Sink | None] | None = None
+    ) -> list[Prediction]:
+        """One Prediction per input, in order; generate tasks hand each answer to its sink as it is made (the server's
+        streams)."""
         prompts, counts = self.prompts(inputs)
         with _adapter(self.base, self.adapter):
             if self.task.spec.labelled:
                 scores, lengths, seconds = self._scores(prompts, progress)
                 summed, normalised = scores.argmax(axis=1), (scores / lengths).argmax(axis=1)
                 return [
-                    Prediction(self.task.labels[b], len(p), len(self._label_ids[b]), float(s), c, {"length_normalised": self.task.labels[n]})
+                    Prediction(
+                        self.task.labels[b],
+                        len(p),
+                        len(self._label_ids[b]),
+                        float(s),
+                        c,
+                        {"length_normalised": self.task.labels[n]},
+                    )
                     for b, n, p, s, c in zip(summed, normalised, prompts, seconds, counts)
                 ]
             answers = self._generate(prompts, progress, sinks)
-            return [Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut, looped=a.looped) for a, p, c in zip(answers, prompts, counts)]
+            return [
+                Prediction(a.text, len(p), a.tokens, a.seconds, c, cut=a.cut, looped=a.looped)
+                for a, p, c in zip(answers, prompts, counts)
+            ]
 
     def generation(self) -> Generation | None:
         """How a server decodes this solver's answers in a live batch that requests join (engine/live.py), from each
@@ -123,7 +158,9 @@ class LMSolver:
             return None
         self.precision, self.precision_note = "fp32", GENERATE_PRECISION
         ending = Ending(self.task.stop, self.task.ends, self.task.stop_loops)
-        return Generation(self.base, self.task.max_new_tokens, ending, self.adapter, lambda query: self.prompts([query])[0][0])
+        return Generation(
+            self.base, self.task.max_new_tokens, ending, self.adapter, lambda query: self.prompts([query])[0][0]
+        )
 
     def reset_precision(self) -> None:
         """Decide bf16 against fp32 again, from scratch (the weights changed: after fine-tuning)."""
@@ -133,7 +170,19 @@ class LMSolver:
     def _generate(self, prompts, progress, sinks):
         """Greedy answers, in fp32 (see GENERATE_PRECISION)."""
         self.precision, self.precision_note = "fp32", GENERATE_PRECISION
-        return generate(self.base.model, self.base.tokenizer, prompts, self.base.eot_id, self.base.device, self.task.max_new_tokens, progress=progress, stop=self.task.stop, sinks=sinks, ends=self.task.ends, stop_loops=self.task.stop_loops)
+        return generate(
+            self.base.model,
+            self.base.tokenizer,
+            prompts,
+            self.base.eot_id,
+            self.base.device,
+            self.task.max_new_tokens,
+            progress=progress,
+            stop=self.task.stop,
+            sinks=sinks,
+            ends=self.task.ends,
+            stop_loops=self.task.stop_loops,
+        )
 
     def _scores(self, prompts, progress):
         """Label scores, in bf16 where it is fast and chooses the same labels as fp32 on the first queries."""
@@ -159,7 +208,9 @@ class LMSolver:
                 self.precision = "fp32"
             elif self._checked >= BF16_CHECK_QUERIES:
                 self.precision = "bf16"
-            self.precision_note = f"bf16 chose the same label as fp32 for {self._agreed} of the first {self._checked} queries"
+            self.precision_note = (
+                f"bf16 chose the same label as fp32 for {self._agreed} of the first {self._checked} queries"
+            )
             if tail:  # only when this call completed the check: the precision is decided
                 more_scores, _, more_seconds = run(tail, self.precision == "bf16", progress)
                 scores, seconds = np.concatenate([scores, more_scores]), np.concatenate([seconds, more_seconds])
@@ -172,7 +223,9 @@ class LMSolver:
             "base_model": self.base.name,
             "adapter": self.adapter,
             "shots": self.shots.describe() if self.shots else None,
-            "choice_rule": "summed label log-probability (length-normalised reported beside it)" if self.task.spec.labelled else "greedy",
+            "choice_rule": "summed label log-probability (length-normalised reported beside it)"
+            if self.task.spec.labelled
+            else "greedy",
             "precision": self.precision,
             "precision_note": self.precision_note,
             **self.details,
@@ -191,7 +244,16 @@ class LMSolver:
         if self.owns_model:
             self.base.model.save_pretrained(folder, safe_serialization=True)
             self.base.tokenizer.save_pretrained(folder)
-        write_solver_json(folder, self, self.task, self.files, base_sha256=weights_digest(self.base.name)["weights_sha256"], base_dtype=self.base.dtype, **self.saved, **extra)
+        write_solver_json(
+            folder,
+            self,
+            self.task,
+            self.files,
+            base_sha256=weights_digest(self.base.name)["weights_sha256"],
+            base_dtype=self.base.dtype,
+            **self.saved,
+            **extra,
+        )
 
     def _answer_room(self) -> int:
         if self.task.spec.labelled:

@@ -30,7 +30,15 @@ def common_prefix(sequences: list[list[int]]) -> list[int]:
     return first[:n]
 
 
-def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], device: str, progress: Progress | None = None, max_group: int = 16, max_cached_tokens: int = 16384) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def label_logprobs(
+    model,
+    prompts: list[list[int]],
+    labels: list[list[int]],
+    device: str,
+    progress: Progress | None = None,
+    max_group: int = 16,
+    max_cached_tokens: int = 16384,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Summed log-probability of each label's ids after each prompt.
 
     The prompts' common prefix runs once per call. Then each group of queries runs
@@ -80,10 +88,16 @@ def label_logprobs(model, prompts: list[list[int]], labels: list[list[int]], dev
             own = torch.tensor([len(r) for r in rests], device=device)
             ids = torch.tensor([[pad] * (widest - len(r)) + r + packed for r in rests], device=device)
             mask = _packed_label_mask(len(shared), own, widest, segment, offset)
-            query = (torch.arange(widest, device=device)[None] - (widest - own)[:, None]).clamp(min=0)  # the padding's positions are never attended
+            query = (torch.arange(widest, device=device)[None] - (widest - own)[:, None]).clamp(
+                min=0
+            )  # the padding's positions are never attended
             positions = len(shared) + torch.cat([query, own[:, None] + offset[None]], dim=1)
-            out, _ = run_with_cache(model, ids, prefix, positions=positions, attention_mask=mask, logits_to_keep=len(packed) + 1)
-            logp = torch.log_softmax(out.logits.float(), dim=-1)  # [n, 1 + packed, vocab]: the query's last token, then the labels'
+            out, _ = run_with_cache(
+                model, ids, prefix, positions=positions, attention_mask=mask, logits_to_keep=len(packed) + 1
+            )
+            logp = torch.log_softmax(
+                out.logits.float(), dim=-1
+            )  # [n, 1 + packed, vocab]: the query's last token, then the labels'
             total = logp[:, 0, first_tokens]  # each label's first token
             if len(packed):
                 later = logp[:, 1:].gather(-1, targets.expand(n, -1)[..., None])[..., 0]  # [n, packed]
@@ -107,8 +121,11 @@ def _packed_label_mask(prefix: int, own, widest: int, segment, offset):
     mask = torch.zeros(n, widest + k, prefix + widest + k, dtype=torch.bool, device=device)
     mask[:, :, :prefix] = True  # everyone sees the shared prefix
     causal = q[:, None] >= q[None, :]
-    # the query's tokens: causal over its own tokens; a padding token sees itself too (a row that sees nothing gives NaN)
-    mask[:, :widest, prefix : prefix + widest] = (causal[None] & real[:, None, :]) | torch.eye(widest, dtype=torch.bool, device=device)[None]
+    # the query's tokens: causal over its own tokens; a padding token sees itself too (a row that sees nothing gives
+    # NaN)
+    mask[:, :widest, prefix : prefix + widest] = (causal[None] & real[:, None, :]) | torch.eye(
+        widest, dtype=torch.bool, device=device
+    )[None]
     mask[:, widest:, prefix : prefix + widest] = real[:, None, :]  # labels see the whole query, not its padding
     same_label = (segment[:, None] == segment[None, :]) & (offset[None, :] <= offset[:, None])
     mask[:, widest:, prefix + widest :] = same_label  # each label sees its own earlier tokens only

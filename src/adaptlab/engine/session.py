@@ -20,7 +20,8 @@ rows of different lengths and ages decode together.
 - Rows that ended (end of turn, a stop, their token budget, a cancelled stream) leave the
   batch once a quarter of it is done (a copy of the cache, worth it when many are done), or at
   the next join.
-- Attention runs grouped-query attention natively (`_gqa_attention`, on while `native_attention` is) instead of copying the
+- Attention runs grouped-query attention natively (`_gqa_attention`, on while `native_attention` is) instead of copying
+the
   keys and values once per query head, as transformers does on CPU whenever a mask is given
   (always, with left padding).
 """
@@ -32,7 +33,11 @@ from typing import NamedTuple, Protocol
 
 ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 TRAINING_ATTENTION = "adaptlab_training"  # the one training on a CPU uses
-EXPLICIT_SCORES = 2**21  # attention scores per layer (batch x heads x queries x keys) up to which training computes them explicitly: 4 MB in bf16
+EXPLICIT_SCORES = (
+    2**21
+    # attention scores per layer (batch x heads x queries x keys) up to which training computes them explicitly: 4 MB in
+    # bf16
+)
 PREFILL_TOKENS = 4096  # prompt tokens per forward pass (all rows together)
 DROP_AT = 0.75  # finished rows leave the batch once the live ones are this share of it or fewer
 
@@ -46,7 +51,8 @@ class Row(Protocol):
 
 
 class _Part(NamedTuple):
-    """Rows' decoding state: their cache, mask [rows, columns], next positions [rows, 1] and pending logits [rows, vocab]."""
+    """Rows' decoding state: their cache, mask [rows, columns], next positions [rows, 1] and pending logits [rows,
+    vocab]."""
 
     cache: object
     mask: object
@@ -63,7 +69,15 @@ class Session:
     ...     ended = session.step()                         # rows that ended at this step
     """
 
-    def __init__(self, model, pad: int, device: str, prefix: list | None = None, start: int = 0, prefill_tokens: int = PREFILL_TOKENS):
+    def __init__(
+        self,
+        model,
+        pad: int,
+        device: str,
+        prefix: list | None = None,
+        start: int = 0,
+        prefill_tokens: int = PREFILL_TOKENS,
+    ):
         self.model, self.pad, self.device = model, pad, device
         self.prefix, self.start = prefix, start  # a shared prefix's keys and values per layer, and its length
         self.prefill_tokens = prefill_tokens
@@ -82,10 +96,15 @@ class Session:
         return self.state.mask.shape[1] if self.state else self.start
 
     def join(self, prompts: list[list[int]], rows: list, max_new_tokens: int) -> None:
-        """Run `prompts` (each after the shared prefix) and add their rows, which get up to `max_new_tokens` tokens each."""
+        """Run `prompts` (each after the shared prefix) and add their rows, which get up to `max_new_tokens` tokens
+        each."""
         with _running(self.model):
             if not self.live:
-                self.rows, self.budgets, self.state = [], [], None  # nothing to keep: the newcomers' cache is the batch's
+                self.rows, self.budgets, self.state = (
+                    [],
+                    [],
+                    None,
+                )  # nothing to keep: the newcomers' cache is the batch's
                 self.state = self._prefill(prompts, max_new_tokens)
             else:
                 self._merge(self._prefill(prompts, 0), max_new_tokens)
@@ -93,7 +112,8 @@ class Session:
         self.budgets += [max_new_tokens] * len(rows)
 
     def step(self) -> list:
-        """Give every live row its next token, then run the batch one token further; the rows that ended at this step."""
+        """Give every live row its next token, then run the batch one token further; the rows that ended at this
+        step."""
         if self.state is None:
             return []
         tokens = self.state.logits.argmax(-1).tolist()
@@ -119,7 +139,8 @@ class Session:
         return self.rows[b].done or self.budgets[b] <= 0
 
     def _prefill(self, rests: list[list[int]], room: int) -> _Part:
-        """The rows' own prompt tokens (left-padded) after the shared prefix, in a cache with `room` columns to spare."""
+        """The rows' own prompt tokens (left-padded) after the shared prefix, in a cache with `room` columns to
+        spare."""
         import torch
         from transformers.cache_utils import Cache
 
@@ -127,15 +148,26 @@ class Session:
         width = max(len(r) for r in rests)
         capacity = start + width + room
         layers = self.model.config.num_hidden_layers
-        cache = Cache(layers=[_buffer_class()(capacity, self.prefix[layer] if self.prefix else None) for layer in range(layers)])
+        cache = Cache(
+            layers=[_buffer_class()(capacity, self.prefix[layer] if self.prefix else None) for layer in range(layers)]
+        )
         ids = torch.tensor([[self.pad] * (width - len(r)) + r for r in rests], device=device)
         own = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rests], device=device)
         mask = torch.cat([torch.ones(len(rests), start, dtype=own.dtype, device=device), own], dim=1)
         positions = start + (own.cumsum(-1) - 1).clamp(min=0)
-        chunk = max(16, self.prefill_tokens // len(rests))  # the prompts run in slices: bounded activations and attention scores
+        chunk = max(
+            16, self.prefill_tokens // len(rests)
+        )  # the prompts run in slices: bounded activations and attention scores
         for at in range(0, width, chunk):
             end = min(width, at + chunk)
-            out = self.model(input_ids=ids[:, at:end], attention_mask=mask[:, : start + end], position_ids=positions[:, at:end], cache=cache, use_cache=True, logits_to_keep=1)
+            out = self.model(
+                input_ids=ids[:, at:end],
+                attention_mask=mask[:, : start + end],
+                position_ids=positions[:, at:end],
+                cache=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
         return _Part(cache, mask, positions[:, -1:] + 1, out.logits[:, -1])
 
     def _forward(self, tokens: list[int]) -> None:
@@ -144,7 +176,13 @@ class Session:
 
         cache, mask, positions, _ = self.state
         mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=1)
-        out = self.model(input_ids=torch.tensor(tokens, device=self.device)[:, None], attention_mask=mask, position_ids=positions, cache=cache, use_cache=True)
+        out = self.model(
+            input_ids=torch.tensor(tokens, device=self.device)[:, None],
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+        )
         self.state = _Part(cache, mask, positions + 1, out.logits[:, -1])
 
     def _select(self, keep: list[int]) -> None:
@@ -158,7 +196,8 @@ class Session:
         self.rows, self.budgets = [self.rows[b] for b in keep], [self.budgets[b] for b in keep]
 
     def _merge(self, new: _Part, max_new_tokens: int) -> None:
-        """One batch of the live rows and the newcomers (`new`): own columns right-aligned, trimmed to the widest row."""
+        """One batch of the live rows and the newcomers (`new`): own columns right-aligned, trimmed to the widest
+        row."""
         import torch
         from transformers.cache_utils import Cache
 
@@ -174,7 +213,12 @@ class Session:
             values = _packed([before.values[index], joining.values], start, width, capacity, dim=2)
             layers.append(_buffer_class().holding(keys, values, start + width))
         mask = _packed([old_mask, new.mask], start, width, start + width, dim=1)
-        self.state = _Part(Cache(layers=layers), mask, torch.cat([old.positions[index], new.positions]), torch.cat([old.logits[index], new.logits]))
+        self.state = _Part(
+            Cache(layers=layers),
+            mask,
+            torch.cat([old.positions[index], new.positions]),
+            torch.cat([old.logits[index], new.logits]),
+        )
         self.rows, self.budgets = [self.rows[b] for b in keep], [self.budgets[b] for b in keep]
 
 
@@ -239,7 +283,9 @@ def _buffer_class():
             if self._k is None:
                 batch, heads, _, dim = key_states.shape
                 self.device = key_states.device
-                self._k = torch.empty(batch, heads, self.capacity, dim, dtype=key_states.dtype, device=key_states.device)
+                self._k = torch.empty(
+                    batch, heads, self.capacity, dim, dtype=key_states.dtype, device=key_states.device
+                )
                 self._v = torch.empty_like(self._k)
                 if self.prefix is not None:
                     k, v = self.prefix
@@ -264,16 +310,28 @@ def _buffer_class():
     return _Buffer
 
 
-def _gqa_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
+def _gqa_attention(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs
+):
     """Scaled dot-product attention with grouped-query heads handled by torch (no copy of keys and values per head)."""
     import torch.nn.functional as F
 
     causal = attention_mask is None and query.shape[2] > 1
-    out = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, scale=scaling, is_causal=causal, enable_gqa=key.shape[1] != query.shape[1])
+    out = F.scaled_dot_product_attention(
+        query,
+        key,
+        value,
+        attn_mask=attention_mask,
+        scale=scaling,
+        is_causal=causal,
+        enable_gqa=key.shape[1] != query.shape[1],
+    )
     return out.transpose(1, 2).contiguous(), None
 
 
-def _training_attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs):
+def _training_attention(
+    module, query, key, value, attention_mask, dropout: float = 0.0, scaling=None, is_causal=None, **kwargs
+):
     """Attention for training on a CPU: explicit matrix products and a softmax while the scores are small
     (at most EXPLICIT_SCORES per layer), `_gqa_attention` above that.
 
@@ -291,12 +349,16 @@ def _training_attention(module, query, key, value, attention_mask, dropout: floa
         key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
     scores = torch.matmul(query, key.transpose(2, 3)) * (query.shape[-1] ** -0.5 if scaling is None else scaling)
     if attention_mask is None:  # causal, the new tokens last
-        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(key.shape[2] - query.shape[2])
+        attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril(
+            key.shape[2] - query.shape[2]
+        )
     if attention_mask.dtype == torch.bool:
         scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
     else:
         scores = scores + attention_mask
-    weights = torch.softmax(scores, dim=-1)  # in bf16 under autocast: computed in float32, kept (for the backward pass) in bf16
+    weights = torch.softmax(
+        scores, dim=-1
+    )  # in bf16 under autocast: computed in float32, kept (for the backward pass) in bf16
     return torch.matmul(weights, value).transpose(1, 2).contiguous(), None
 
 
@@ -306,7 +368,9 @@ class native_attention:
 
     def __init__(self, model, training: bool = False):
         self.config = model.config
-        self.name, self.function = (TRAINING_ATTENTION, _training_attention) if training else (ATTENTION, _gqa_attention)
+        self.name, self.function = (
+            (TRAINING_ATTENTION, _training_attention) if training else (ATTENTION, _gqa_attention)
+        )
 
     def __enter__(self):
         from transformers import AttentionInterface

@@ -36,15 +36,24 @@ class Evaluation:
     latency_ms_p50: float | None = None
     per_label_f1: dict[str, float] | None = None  # classify
     confusion: dict[str, dict[str, int]] | None = None  # classify: expected -> predicted -> count
-    traits: dict = field(default_factory=dict)  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
+    traits: dict = field(
+        default_factory=dict
+    )  # the kind's traits (adaptlab.kinds): kind, family, tier, llm, constant, own_weights
     answers_cut: int | None = None  # generate: answers stopped by the token limit, not by the model
     answers_looped: int | None = None  # generate: answers ended where they began repeating themselves (task.stop_loops)
     answer_limit: int | None = None  # generate: that limit (task.max_new_tokens)
     predict_seconds: float | None = None  # wall time of answering every test row
-    latency_overhead_ms: float | None = None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
+    latency_overhead_ms: float | None = (
+        None  # per query: time outside the engine (prompts, shots, embeddings), included in latency
+    )
     repeats: list[float] | None = None  # repeats > 1: each repeat's headline score (evaluation.repeats.combine)
     repeat_seeds: list[int] | None = None
-    flags: list[str] = field(default_factory=list)  # degenerate answers found (the task kind's checks), in words: such a contender is not recommended while a usable one exists
+    flags: list[str] = field(
+        default_factory=list
+        # degenerate answers found (the task kind's checks), in words: such a contender is not recommended while a
+        # usable
+        # one exists
+    )
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
@@ -79,8 +88,19 @@ class Evaluation:
         return out
 
 
-def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_progress: Progress | None = None, predict_progress: Progress | None = None, name: str | None = None, traits: dict | None = None, dev: Dataset | None = None) -> tuple[Evaluation, Solver]:
-    """Fit `strategy` on `train` (`dev` for fine-tuning's checkpoints), predict every `test` row, and measure quality and cost.
+def evaluate(
+    strategy: Strategy,
+    task: Task,
+    train: Dataset,
+    test: Dataset,
+    fit_progress: Progress | None = None,
+    predict_progress: Progress | None = None,
+    name: str | None = None,
+    traits: dict | None = None,
+    dev: Dataset | None = None,
+) -> tuple[Evaluation, Solver]:
+    """Fit `strategy` on `train` (`dev` for fine-tuning's checkpoints), predict every `test` row, and measure quality
+    and cost.
 
     `name` is the contender's id (default: the strategy's name), `traits` its kind's. Its peak RSS starts from the
     memory in use (`release_memory`), not from what the work before it left cached.
@@ -98,7 +118,9 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     predicted = [p.output for p in predictions]
     spec = task.spec
     context = spec.context(task, test, predictions) if spec.context else None
-    rows = row_table(spec, expected, predicted, context, list(task.labels))  # per-row values, computed once for the scores and every metric
+    rows = row_table(
+        spec, expected, predicted, context, list(task.labels)
+    )  # per-row values, computed once for the scores and every metric
     scores = rows[spec.row_key]
     # Latency the same way for every contender: each answer's own engine time plus an equal share of what the
     # solver did around it (prompt building, shot selection, query embeddings): from the raw input to the answer.
@@ -110,10 +132,14 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
         other = [p.alternatives[rule] for p in predictions]
-        metrics |= {f"{name}_{rule}": value for name, value in task_metrics(spec, expected, other, list(task.labels))[0].items()}
+        metrics |= {
+            f"{name}_{rule}": value for name, value in task_metrics(spec, expected, other, list(task.labels))[0].items()
+        }
     f1, confusion = per_label(expected, predicted, list(task.labels)) if spec.labelled else (None, None)
     cut = [p.cut for p in predictions]
-    flags = [] if (traits or {}).get("constant") else spec.checks(expected, predicted, cut, task.abstain)  # a constant reference gives one answer by design
+    flags = (
+        [] if (traits or {}).get("constant") else spec.checks(expected, predicted, cut, task.abstain)
+    )  # a constant reference gives one answer by design
     return Evaluation(
         name=name or strategy.name,
         metrics=metrics,
@@ -144,7 +170,13 @@ def evaluate(strategy: Strategy, task: Task, train: Dataset, test: Dataset, fit_
 
 def prediction_row(example, prediction) -> dict:
     """One test row as results.json keeps it: the question, both answers, and what the strategy was given."""
-    row = {"input": example.input, "expected": example.output, "predicted": prediction.output, "line": example.line, "shots": prediction.shots}
+    row = {
+        "input": example.input,
+        "expected": example.output,
+        "predicted": prediction.output,
+        "line": example.line,
+        "shots": prediction.shots,
+    }
     if example.conversation is not None:  # a conversation's turn: input is the History's recent turns, as text
         row["conversation"] = example.conversation
         if example.turn is not None:

@@ -40,18 +40,27 @@ class Update:
 
 
 def load_update(config, root: Path, documents, abstain: str) -> Update:
-    """data.updates read: the changed files (named against data.docs) and the update questions, every one with its old answer."""
+    """data.updates read: the changed files (named against data.docs) and the update questions, every one with its old
+    answer."""
     folder, questions_file = root / config.data.updates.docs, root / config.data.updates.test
     names = [name for _, name in document_files(folder)]
     known = {name for _, name in document_files(documents.path)}
     questions = load_dataset(questions_file, abstain=abstain)
     missing = [e.line for e in questions if e.old_output is None]
     if missing:
-        raise ConfigError(f"{questions_file}: line {missing[0]} has no \"old_output\" ({len(missing)} lines lack it): an update question says the answer before the change too, e.g. {{\"input\": ..., \"output\": \"The deductible is $2,500.\", \"old_output\": \"The deductible is $2,000.\"}}")
-    return Update(documents.updated(folder), questions, [n for n in names if n in known], [n for n in names if n not in known])
+        raise ConfigError(
+            f'{questions_file}: line {missing[0]} has no "old_output" ({len(missing)} lines lack '
+            f'it): an update question says the answer before the change too, e.g. {{"input": ..., '
+            f'"output": "The deductible is $2,500.", "old_output": "The deductible is $2,000."}}'
+        )
+    return Update(
+        documents.updated(folder), questions, [n for n in names if n in known], [n for n in names if n not in known]
+    )
 
 
-def measure_update(solver, task: Task, update: Update, family: str, fit_seconds: float, dollars_per_hour: float, progress=None) -> dict:
+def measure_update(
+    solver, task: Task, update: Update, family: str, fit_seconds: float, dollars_per_hour: float, progress=None
+) -> dict:
     """One contender on the update questions, before and after the change (results.json's `updates.contenders[id]`)."""
     questions = update.questions
     before = solver.predict(questions.inputs, progress)
@@ -59,12 +68,24 @@ def measure_update(solver, task: Task, update: Update, family: str, fit_seconds:
         index = update.documents.index(solver.index.kind)
         after = solver.reindexed(index).predict(questions.inputs, progress)
         seconds = update.documents.seconds[solver.index.kind]
-        absorb = {"how": "re-index", "seconds": seconds, "files": list(index.rebuilt), "note": f"re-indexed {len(index.rebuilt)} changed file(s) in {seconds:.1f} s; no training"}
+        absorb = {
+            "how": "re-index",
+            "seconds": seconds,
+            "files": list(index.rebuilt),
+            "note": f"re-indexed {len(index.rebuilt)} changed file(s) in {seconds:.1f} s; no training",
+        }
     else:  # answers from its weights: asked again all the same (nothing is copied), then what keeping it current takes
         after = solver.predict(questions.inputs, progress)
         if family == "fine_tuned":
             seconds = fit_seconds
-            absorb = {"how": "retrain", "seconds": seconds, "estimate": True, "note": f"answers from weights trained before the change; absorbing it takes a retrain, estimated at the fit this comparison measured ({seconds:.0f} s), not measured on the new documents"}
+            absorb = {
+                "how": "retrain",
+                "seconds": seconds,
+                "estimate": True,
+                "note": "answers from weights trained before the change; absorbing it takes a retrain, "
+                f"estimated at the fit this comparison measured ({seconds:.0f} s), not measured on "
+                "the new documents",
+            }
         else:
             seconds = 0.0
             absorb = {"how": "none", "seconds": 0.0, "note": "answers from weights no document update reaches"}
@@ -73,7 +94,8 @@ def measure_update(solver, task: Task, update: Update, family: str, fit_seconds:
 
 
 def absorbed_by(absorb: dict) -> str:
-    """How a contender absorbs an update, in words for tables: "re-index", "none", or "retrain (estimate)" where its cost was not measured."""
+    """How a contender absorbs an update, in words for tables: "re-index", "none", or "retrain (estimate)" where its
+    cost was not measured."""
     return absorb["how"] + (" (estimate)" if absorb.get("estimate") else "")
 
 
@@ -92,7 +114,13 @@ def _side(task: Task, questions: Dataset, predictions) -> dict:
 
 
 def _row(example, prediction, stale: float) -> dict:
-    row = {"input": example.input, "expected": example.output, "old": example.old_output, "predicted": prediction.output, "stale": bool(stale)}
+    row = {
+        "input": example.input,
+        "expected": example.output,
+        "old": example.old_output,
+        "predicted": prediction.output,
+        "stale": bool(stale),
+    }
     if prediction.passages:  # what a rag answer read: the old page before the update, the new one after
         row["passages"] = [{"source": p["source"], "text": p["text"]} for p in prediction.passages]
     return row

@@ -50,7 +50,9 @@ def combine(runs: list[Evaluation], metric: str, seeds: list[int]) -> Evaluation
         scores=matrix.mean(axis=0).tolist(),
         latency_ms_mean=float(np.mean([r.latency_ms_mean for r in runs])),
         latency_ms_p95=float(np.mean([r.latency_ms_p95 for r in runs])),
-        latency_ms_p50=None if any(r.latency_ms_p50 is None for r in runs) else float(np.mean([r.latency_ms_p50 for r in runs])),
+        latency_ms_p50=None
+        if any(r.latency_ms_p50 is None for r in runs)
+        else float(np.mean([r.latency_ms_p50 for r in runs])),
         fit_seconds=float(np.mean([r.fit_seconds for r in runs])),
         peak_rss_mb=float(max(r.peak_rss_mb for r in runs)),
         repeats=[r.metrics[metric] for r in runs],

@@ -95,7 +95,10 @@ def load_checkpoint(path: Path, rank: int = 0) -> Resume:
         rng_file = path / f"rng-{rank}.pt"
         rng = torch.load(rng_file if rng_file.is_file() else path / "rng-0.pt", weights_only=True)
     except Exception as exc:  # safetensors, pickle and JSON each fail their own way; all mean: unreadable
-        raise AdaptlabError(f"{path}: checkpoint cannot be read ({type(exc).__name__}: {exc}); delete this folder to resume from the one before it") from None
+        raise AdaptlabError(
+            f"{path}: checkpoint cannot be read ({type(exc).__name__}: {exc}); delete this folder to "
+            "resume from the one before it"
+        ) from None
     return Resume(state, trainable, states["optimizer"], states["scheduler"], rng, best)
 
 

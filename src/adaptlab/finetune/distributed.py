@@ -15,7 +15,7 @@ class Dist:
     accelerator: object = None
 
     @classmethod
-    def from_env(cls, device: str) -> "Dist":
+    def from_env(cls, device: str) -> Dist:
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls()

@@ -30,14 +30,28 @@ def find_source(source: Path) -> tuple[Path, str, dict]:
     if (source / "lineage.json").is_file():
         lineage = json.loads((source / "lineage.json").read_text(encoding="utf-8"))
         output = lineage.get("output")
-        if not isinstance(output, str) or not output or not _inside(source, source / output) or not (source / output).is_dir():
-            raise ConfigError(f"{source / 'lineage.json'}: output {output!r} is not a folder inside the run folder {source}; it should name the run's adapter/ or model/ (as adaptlab finetune wrote it)")
+        if (
+            not isinstance(output, str)
+            or not output
+            or not _inside(source, source / output)
+            or not (source / output).is_dir()
+        ):
+            raise ConfigError(
+                f"{source / 'lineage.json'}: output {output!r} is not a folder inside the run folder "
+                f"{source}; it should name the run's adapter/ or model/ (as adaptlab finetune wrote "
+                "it)"
+            )
         return source / output, lineage["base_model"]["name"], lineage
     if (source / "solver.json").is_file():
         info = json.loads((source / "solver.json").read_text(encoding="utf-8"))
-        if isinstance(info.get("base_model"), str) and ((source / ADAPTER_FILES[0]).is_file() or (source / "config.json").is_file()):
+        if isinstance(info.get("base_model"), str) and (
+            (source / ADAPTER_FILES[0]).is_file() or (source / "config.json").is_file()
+        ):
             return source, info["base_model"], info
-    raise ConfigError(f"{source}: not a fine-tuning result; pass an `adaptlab finetune` run folder (with lineage.json) or a compare run's solvers/ID folder of a fine-tuned contender")
+    raise ConfigError(
+        f"{source}: not a fine-tuning result; pass an `adaptlab finetune` run folder (with "
+        "lineage.json) or a compare run's solvers/ID folder of a fine-tuned contender"
+    )
 
 
 def export(source: Path, fmt: str, out: Path) -> Path:
@@ -48,7 +62,10 @@ def export(source: Path, fmt: str, out: Path) -> Path:
         raise ConfigError(f"{out} already exists; choose a new output folder")
     escaping = [p.name for p in weights.iterdir() if not _inside(Path(source), p)]
     if escaping:
-        raise ConfigError(f"{weights}: {', '.join(escaping)} point outside {source} (links); copy the files themselves in, then export again")
+        raise ConfigError(
+            f"{weights}: {', '.join(escaping)} point outside {source} (links); copy the files "
+            "themselves in, then export again"
+        )
     is_adapter = (weights / ADAPTER_FILES[0]).is_file()
     if fmt == "peft" and not is_adapter:
         raise ConfigError(f"{source} holds full fine-tuned weights, not an adapter; export it with --format merged")
@@ -59,7 +76,15 @@ def export(source: Path, fmt: str, out: Path) -> Path:
         for path in weights.iterdir():
             if path.is_file() and path.name != "solver.json":
                 shutil.copyfile(path, tmp / path.name)
-        (tmp / "adaptlab.json").write_text(json.dumps({"base_model": base_name, "source": str(Path(source).resolve()), "lineage": info}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (tmp / "adaptlab.json").write_text(
+            json.dumps(
+                {"base_model": base_name, "source": str(Path(source).resolve()), "lineage": info},
+                indent=2,
+                ensure_ascii=False,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     return out
 
 
@@ -85,11 +110,16 @@ def _inside(folder: Path, path: Path) -> bool:
 
 def _check_base(base_name: str, info: dict) -> None:
     """Refuse to export over a base model whose weights differ from the ones it was trained on."""
-    expected = (info.get("base_model") or {}).get("weights_sha256") if isinstance(info.get("base_model"), dict) else None
+    expected = (
+        (info.get("base_model") or {}).get("weights_sha256") if isinstance(info.get("base_model"), dict) else None
+    )
     if not expected:
         return
     from adaptlab.models.base import weights_digest
 
     found = weights_digest(base_name)["weights_sha256"]
     if found != expected:
-        raise ModelError(f"base model {base_name!r} has different weights (sha256 {found[:12]}...) from the ones this adapter was trained on ({expected[:12]}...); use the same base model")
+        raise ModelError(
+            f"base model {base_name!r} has different weights (sha256 {found[:12]}...) from the ones "
+            f"this adapter was trained on ({expected[:12]}...); use the same base model"
+        )

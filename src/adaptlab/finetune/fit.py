@@ -10,8 +10,8 @@ adapter over the shared base model (kinds/lora.py), or every weight of a fresh c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Callable
 
 import numpy as np
 
@@ -41,13 +41,28 @@ from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import Task
 
-Prepare = Callable[[BaseModel, Task, TrainConfig, int], tuple[BaseModel, "str | None"]]  # -> (model to train, adapter name or None: every weight)
+Prepare = Callable[
+    [BaseModel, Task, TrainConfig, int], tuple[BaseModel, "str | None"]
+]  # -> (model to train, adapter name or None: every weight)
 
 
 class FineTune:
-    """Fine-tuning as a Strategy. After `fit`, `result` holds what the loop measured (and whether it was interrupted)."""
+    """Fine-tuning as a Strategy. After `fit`, `result` holds what the loop measured (and whether it was
+    interrupted)."""
 
-    def __init__(self, base: BaseModel, config: TrainConfig, prepare: Prepare, seed: int = 0, on_step: Callable[[StepReport], None] | None = None, dev: Dataset | None = None, checkpoints=None, should_stop: Callable[[], bool] | None = None, resume: Resume | None = None, documents=None):
+    def __init__(
+        self,
+        base: BaseModel,
+        config: TrainConfig,
+        prepare: Prepare,
+        seed: int = 0,
+        on_step: Callable[[StepReport], None] | None = None,
+        dev: Dataset | None = None,
+        checkpoints=None,
+        should_stop: Callable[[], bool] | None = None,
+        resume: Resume | None = None,
+        documents=None,
+    ):
         self.base = base
         self.config = config
         self.prepare = prepare
@@ -62,7 +77,9 @@ class FineTune:
         self.result: TrainResult | None = None
         self.reading: TrainResult | None = None  # train_on documents: the pass over the documents' text
         if config.train_on == "documents" and documents is None:
-            raise ConfigError(f"strategy {config.key!r} has train_on: documents, but the experiment names no documents: set data.docs")
+            raise ConfigError(
+                f"strategy {config.key!r} has train_on: documents, but the experiment names no documents: set data.docs"
+            )
 
     def fit(self, task: Task, train_set: Dataset, dev: Dataset | None = None, progress=None) -> LMSolver:
         cfg = self.config
@@ -71,8 +88,21 @@ class FineTune:
         base, adapter = self.prepare(self.base, task, cfg, self.seed)
         solver = LMSolver(self.name, base, task, adapter=adapter, owns_model=adapter is None)
         bf16 = bf16_is_fast(base.device) if cfg.bf16 == "auto" else bool(cfg.bf16)
-        settings = TrainSettings(cfg.epochs, cfg.learning_rate, cfg.batch_size, cfg.warmup_ratio, bf16, self.seed, cfg.gradient_accumulation, cfg.length_grouped, cfg.eval_every, cfg.patience if dev is not None else None, cfg.max_batch_tokens)
+        settings = TrainSettings(
+            cfg.epochs,
+            cfg.learning_rate,
+            cfg.batch_size,
+            cfg.warmup_ratio,
+            bf16,
+            self.seed,
+            cfg.gradient_accumulation,
+            cfg.length_grouped,
+            cfg.eval_every,
+            cfg.patience if dev is not None else None,
+            cfg.max_batch_tokens,
+        )
         metric, dev_rows, score = dev_scorer(solver, dev, cfg, settings) if dev is not None else (None, 0, None)
+
         def on_step(report: StepReport) -> None:
             if self.on_step:
                 self.on_step(report)
@@ -80,9 +110,19 @@ class FineTune:
                 progress(1)  # one optimizer step
 
         offset = 0
-        if cfg.train_on == "documents" and self.resume is None:  # a resumed run's checkpoint already holds what the documents taught
+        if (
+            cfg.train_on == "documents" and self.resume is None
+        ):  # a resumed run's checkpoint already holds what the documents taught
             offset = self._read_documents(base, settings, rows, on_step)
-        after_reading = (lambda report: on_step(replace(report, step=report.step + offset, total_steps=report.total_steps + offset))) if offset else on_step
+        after_reading = (
+            (
+                lambda report: on_step(
+                    replace(report, step=report.step + offset, total_steps=report.total_steps + offset)
+                )
+            )
+            if offset
+            else on_step
+        )
         hooks = Hooks(after_reading, score, self.checkpoints, self.should_stop)
         self.result = train(base.model, rows, settings, base.device, base.tokenizer.pad_token_id, hooks, self.resume)
         solver.reset_precision()  # decide bf16 again on the trained weights
@@ -108,13 +148,24 @@ class FineTune:
         pair_steps = math.ceil(len(pair_rows) / settings.batch_size) * settings.epochs
 
         def report(r: StepReport) -> None:
-            on_step(replace(r, total_steps=r.total_steps + pair_steps, rows=()))  # rows index the passages, not the training lines
+            on_step(
+                replace(r, total_steps=r.total_steps + pair_steps, rows=())
+            )  # rows index the passages, not the training lines
 
-        self.reading = train(base.model, rows, reading, base.device, base.tokenizer.pad_token_id, Hooks(report, None, None, self.should_stop))
+        self.reading = train(
+            base.model,
+            rows,
+            reading,
+            base.device,
+            base.tokenizer.pad_token_id,
+            Hooks(report, None, None, self.should_stop),
+        )
         return self.reading.total_steps
 
 
-def fit_and_dev(task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfig, seed: int) -> tuple[Dataset, Dataset | None]:
+def fit_and_dev(
+    task: Task, train: Dataset, dev: Dataset | None, cfg: TrainConfig, seed: int
+) -> tuple[Dataset, Dataset | None]:
     """The rows to train on and the dev rows that pick the best checkpoint: a given dev file, else
     `dev_fraction` of train held out (stratified by label on classify tasks; whole conversations on conversation
     data, whose training rows are then one per conversation). Decided here only."""
@@ -131,9 +182,21 @@ def training_rows(base: BaseModel, task: Task, data: Dataset) -> list[TrainRow]:
         if isinstance(e.input, History) and not task.spec.labelled:
             row = conversation_row(base, task, e.input, e.output)
         else:
-            row = TrainRow(encode_messages(base.tokenizer, build_messages(task, [], e.input)), encode_answer(base.tokenizer, e.output, base.eot_id))
+            row = TrainRow(
+                encode_messages(base.tokenizer, build_messages(task, [], e.input)),
+                encode_answer(base.tokenizer, e.output, base.eot_id),
+            )
         if len(row.input_ids) > base.context_length:
-            problems.append(Problem("too_long", data.source, e.line, None, f"{len(row.input_ids)} tokens after templating, over the model's context of {base.context_length}", "shorten the example or remove it"))
+            problems.append(
+                Problem(
+                    "too_long",
+                    data.source,
+                    e.line,
+                    None,
+                    f"{len(row.input_ids)} tokens after templating, over the model's context of {base.context_length}",
+                    "shorten the example or remove it",
+                )
+            )
         rows.append(row)
     if problems:
         raise DataError(problems[:100], truncated=len(problems) > 100)
@@ -157,8 +220,13 @@ def conversation_row(base: BaseModel, task: Task, history: History, answer: str)
             start = len(encode_messages(base.tokenizer, messages[:at]))
             said = encode_answer(base.tokenizer, turn["content"], base.eot_id)
             if ids[start : start + len(said)] != said:
-                raise AdaptlabError(f"{base.name}'s chat template renders an earlier assistant turn ({turn['content'][:40]!r}) differently once later turns follow, so a conversation cannot be trained in one pass with it; "
-                                    "train on single exchanges (one assistant answer per line), or use a model whose template keeps earlier turns as written")
+                raise AdaptlabError(
+                    f"{base.name}'s chat template renders an earlier assistant turn "
+                    f"({turn['content'][:40]!r}) differently once later turns follow, so a "
+                    "conversation cannot be trained in one pass with it; "
+                    "train on single exchanges (one assistant answer per line), or use a model whose "
+                    "template keeps earlier turns as written"
+                )
             spans.append((start, start + len(said)))
     first = min(s for s, _ in spans)
     learn = [False] * (len(ids) - first)
@@ -182,12 +250,23 @@ def document_rows(base: BaseModel, chunks) -> list[TrainRow]:
     return rows
 
 
-def dev_scorer(solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: TrainSettings) -> tuple[str, int, Callable[[], float]]:
-    """How the dev split is scored (cfg.dev_metric resolved): the metric's name, the rows it reads, and the scoring function (higher is better)."""
+def dev_scorer(
+    solver: LMSolver, dev: Dataset, cfg: TrainConfig, settings: TrainSettings
+) -> tuple[str, int, Callable[[], float]]:
+    """How the dev split is scored (cfg.dev_metric resolved): the metric's name, the rows it reads, and the scoring
+    function (higher is better)."""
     task, base = solver.task, solver.base
     if cfg.dev_metric == "loglik" or (cfg.dev_metric == "auto" and task.generates):
         rows = training_rows(base, task, dev)
-        return "loglik", len(rows), lambda: -mean_loss(base.model, rows, base.tokenizer.pad_token_id, base.device, settings.bf16, settings.max_batch_tokens)
+        return (
+            "loglik",
+            len(rows),
+            lambda: (
+                -mean_loss(
+                    base.model, rows, base.tokenizer.pad_token_id, base.device, settings.bf16, settings.max_batch_tokens
+                )
+            ),
+        )
     if task.generates:
         dev = Dataset(dev.examples[: cfg.dev_generate_rows], dev.source)
     return task.metric, len(dev), lambda: dev_score(solver, dev)

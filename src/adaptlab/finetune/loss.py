@@ -29,8 +29,12 @@ from adaptlab.engine.kv import KV, run_with_cache
 from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
-CPU_PAD_TO = 64  # micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; bench/results/lora-memory-cpu.json)
-CPU_BATCH_TOKENS = 256  # micro-batch budget on a CPU: with CPU_PAD_TO, a LoRA epoch on every linear layer of booking-sql peaks at 2.7 GB RSS, 3.7 GB at 512 unpadded, as fast (bench/results/lora-memory-cpu.json)
+# micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their
+# memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; bench/results/lora-memory-cpu.json)
+CPU_PAD_TO = 64
+# micro-batch budget on a CPU: with CPU_PAD_TO, a LoRA epoch on every linear layer of booking-sql peaks at 2.7 GB RSS,
+# 3.7 GB at 512 unpadded, as fast (bench/results/lora-memory-cpu.json)
+CPU_BATCH_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ def shared_prefix(rows: list[TrainRow]) -> list[int]:
 
 def token_budget(max_batch_tokens: int | None, device: str) -> float:
     """The micro-batch budget in padded tokens: the setting, else CPU_BATCH_TOKENS on a CPU and no bound on a GPU
-    (there a 135M model's batch fits easily, and a small batch is bound by kernel launches, so splitting it costs time)."""
+    (there a 135M model's batch fits easily, and a small batch is bound by kernel launches, so splitting it costs
+    time)."""
     return max_batch_tokens or (CPU_BATCH_TOKENS if device == "cpu" else math.inf)
 
 
@@ -94,7 +99,8 @@ def micro_batches(batch: list[TrainRow], skip: int, accumulation: int, max_token
 
 
 def batch_loss(model, batch: list[TrainRow], shared: list[int], pad_id: int, device: str, prefix: KV | None = None):
-    """Mean cross-entropy over the batch's answer tokens, running the shared prefix once (or on `prefix`, its cache, when given).
+    """Mean cross-entropy over the batch's answer tokens, running the shared prefix once (or on `prefix`, its cache,
+    when given).
 
     Logits are computed only where the next token is an answer token: the output
     layer is 49,152 wide, so 8 rows x 300 positions of fp32 logits are 472 MB (and
@@ -116,8 +122,11 @@ def batch_loss(model, batch: list[TrainRow], shared: list[int], pad_id: int, dev
     return torch.nn.functional.cross_entropy(out.logits.float(), targets)
 
 
-def mean_loss(model, rows: list[TrainRow], pad_id: int, device: str, bf16: bool = False, max_batch_tokens: int | None = None) -> float:
-    """Mean cross-entropy over `rows`' answer tokens, without gradients (teacher forcing); dropout is the caller's (eval mode)."""
+def mean_loss(
+    model, rows: list[TrainRow], pad_id: int, device: str, bf16: bool = False, max_batch_tokens: int | None = None
+) -> float:
+    """Mean cross-entropy over `rows`' answer tokens, without gradients (teacher forcing); dropout is the caller's (eval
+    mode)."""
     import torch
 
     shared = shared_prefix(rows) if shares_prefix(device, 1) else []
@@ -150,7 +159,8 @@ def prefix_cache(model, shared: list[int], device: str, recompute: bool = False)
 
 
 def _answer_positions(labels):
-    """Which positions predict an answer token ([batch, n] bool; the model keeps only their logits), and those tokens in the same order."""
+    """Which positions predict an answer token ([batch, n] bool; the model keeps only their logits), and those tokens in
+    the same order."""
     import torch
 
     following = labels[:, 1:]
@@ -160,11 +170,14 @@ def _answer_positions(labels):
 
 
 def _collate(batch: list[TrainRow], pad_id: int, device: str):
-    """Right-pad a batch to its own longest row (dynamic padding); on a CPU a width over CPU_PAD_TO tokens is rounded up to a multiple of it."""
+    """Right-pad a batch to its own longest row (dynamic padding); on a CPU a width over CPU_PAD_TO tokens is rounded up
+    to a multiple of it."""
     import torch
 
     width = max(len(r.input_ids) for r in batch)
-    if device == "cpu" and width > CPU_PAD_TO:  # short rows (a classification's ~25 tokens) are not padded: that would cost more than it saves
+    if (
+        device == "cpu" and width > CPU_PAD_TO
+    ):  # short rows (a classification's ~25 tokens) are not padded: that would cost more than it saves
         width = -(-width // CPU_PAD_TO) * CPU_PAD_TO
     ids = [r.input_ids + [pad_id] * (width - len(r.input_ids)) for r in batch]
     labels = [r.labels + [IGNORE] * (width - len(r.labels)) for r in batch]

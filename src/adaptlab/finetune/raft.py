@@ -38,8 +38,18 @@ class Raft:
         self.tune.dev = held
         solver = self.tune.fit(task, rows, held, progress)
         solver.strategy = self.name
-        details = {"index_seconds": round(self.documents.seconds[self.retriever], 3), "chunk_tokens": self.documents.size, "chunk_overlap": self.documents.overlap, "documents_rebuilt": list(index.rebuilt)}
-        solver.details["raft"] = {"without_gold": self.without_gold, "rows_without_gold": dropped, "rows_with_sources": sum(bool(e.sources) for e in train), "k": self.k}
+        details = {
+            "index_seconds": round(self.documents.seconds[self.retriever], 3),
+            "chunk_tokens": self.documents.size,
+            "chunk_overlap": self.documents.overlap,
+            "documents_rebuilt": list(index.rebuilt),
+        }
+        solver.details["raft"] = {
+            "without_gold": self.without_gold,
+            "rows_without_gold": dropped,
+            "rows_with_sources": sum(bool(e.sources) for e in train),
+            "k": self.k,
+        }
         return RagSolver(solver, index, self.k, details)
 
     def with_retrieved(self, index, data: Dataset, task: Task, share: float) -> tuple[Dataset, int]:

@@ -17,12 +17,22 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from adaptlab.engine.session import native_attention
 from adaptlab.finetune.distributed import Dist
-from adaptlab.finetune.loss import TrainRow, autocast_bf16, batch_loss, micro_batches, prefix_cache, shares_prefix, shared_prefix, token_budget
+from adaptlab.finetune.loss import (
+    TrainRow,
+    autocast_bf16,
+    batch_loss,
+    micro_batches,
+    prefix_cache,
+    shared_prefix,
+    shares_prefix,
+    token_budget,
+)
 
 GROUP_SPAN = 4  # length grouping sorts windows of this many batches (small: batches still vary between epochs)
 
@@ -39,7 +49,9 @@ class TrainSettings:
     length_grouped: bool = True
     eval_every: int | None = None  # steps; None scores the dev split after each epoch
     patience: int | None = None  # dev scores without improvement before stopping
-    max_batch_tokens: int | None = None  # padded tokens per micro-batch; None: CPU_BATCH_TOKENS on a CPU, unbounded elsewhere
+    max_batch_tokens: int | None = (
+        None  # padded tokens per micro-batch; None: CPU_BATCH_TOKENS on a CPU, unbounded elsewhere
+    )
 
 
 @dataclass
@@ -72,10 +84,20 @@ class TrainResult:
     def to_dict(self) -> dict:
         s = self.state
         return {
-            "steps": s.step, "total_steps": self.total_steps, "tokens": s.tokens, "seconds": s.seconds,
-            "tokens_per_second": s.tokens / s.seconds if s.seconds else None, "epoch_losses": s.epoch_losses,
-            "evals": s.evals, "best_dev_score": s.best_score, "best_step": s.best_step, "stopped_early": s.stopped_early,
-            "restored_best": self.restored_best, "bf16": self.bf16, "world_size": self.world_size, "interrupted": self.interrupted,
+            "steps": s.step,
+            "total_steps": self.total_steps,
+            "tokens": s.tokens,
+            "seconds": s.seconds,
+            "tokens_per_second": s.tokens / s.seconds if s.seconds else None,
+            "epoch_losses": s.epoch_losses,
+            "evals": s.evals,
+            "best_dev_score": s.best_score,
+            "best_step": s.best_step,
+            "stopped_early": s.stopped_early,
+            "restored_best": self.restored_best,
+            "bf16": self.bf16,
+            "world_size": self.world_size,
+            "interrupted": self.interrupted,
         }
 
 
@@ -125,7 +147,15 @@ class Resume:
     best: dict | None
 
 
-def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad_id: int, hooks: Hooks | None = None, resume: Resume | None = None) -> TrainResult:
+def train(
+    model,
+    rows: list[TrainRow],
+    settings: TrainSettings,
+    device: str,
+    pad_id: int,
+    hooks: Hooks | None = None,
+    resume: Resume | None = None,
+) -> TrainResult:
     """Train the parameters of `model` that require grad on `rows`; returns what it measured."""
     import torch
 
@@ -171,7 +201,9 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
             state.stopped_early = settings.patience is not None and state.bad_evals >= settings.patience
         return score
 
-    attention = native_attention(model, training=True) if device == "cpu" else contextlib.nullcontext()  # engine/session.py: _training_attention
+    attention = (
+        native_attention(model, training=True) if device == "cpu" else contextlib.nullcontext()
+    )  # engine/session.py: _training_attention
     attention.__enter__()
     model.train()
     try:
@@ -179,7 +211,9 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
             batches = epoch_batches(lengths, settings.batch_size, settings.seed, state.epoch, settings.length_grouped)
             while state.batch < len(batches) and not state.stopped_early:
                 batch = batches[state.batch]
-                loss, tokens = _step(runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist)
+                loss, tokens = _step(
+                    runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist
+                )
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
@@ -198,8 +232,20 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
                         score = score_dev()
                     state.epoch, state.batch = state.epoch + 1, 0
                 stop = bool(hooks.should_stop and dist.any(hooks.should_stop()))
-                if hooks.on_step:  # before the checkpoint: a crash between them must not leave a checkpointed step unlogged
-                    hooks.on_step(StepReport(state.step, total, min(state.epoch + (state.batch > 0), settings.epochs), loss, state.tokens / max(state.seconds, 1e-9), tuple(batch), score))
+                if (
+                    hooks.on_step
+                ):  # before the checkpoint: a crash between them must not leave a checkpointed step unlogged
+                    hooks.on_step(
+                        StepReport(
+                            state.step,
+                            total,
+                            min(state.epoch + (state.batch > 0), settings.epochs),
+                            loss,
+                            state.tokens / max(state.seconds, 1e-9),
+                            tuple(batch),
+                            score,
+                        )
+                    )
                 if hooks.checkpoints and (stop or hooks.checkpoints.due(state.step)):
                     hooks.checkpoints.save(state, named, optimizer, scheduler, best, dist)
                 if stop:
@@ -219,17 +265,30 @@ def train(model, rows: list[TrainRow], settings: TrainSettings, device: str, pad
     return result
 
 
-def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, device: str, settings: TrainSettings, dist: Dist) -> tuple[float, int]:
+def _step(
+    runner,
+    model,
+    batch: list[TrainRow],
+    shared: list[int],
+    pad_id: int,
+    device: str,
+    settings: TrainSettings,
+    dist: Dist,
+) -> tuple[float, int]:
     """One optimizer step's gradients, over micro-batches; the loss is the mean over the batch's answer tokens."""
     import torch
 
-    parts = micro_batches(batch, len(shared), settings.gradient_accumulation, token_budget(settings.max_batch_tokens, device))
+    parts = micro_batches(
+        batch, len(shared), settings.gradient_accumulation, token_budget(settings.max_batch_tokens, device)
+    )
     answer_tokens = sum(r.learned for r in batch)
     prefix = leaves = None
     if shared:  # run once for the whole step; the micro-batches gather its gradient, sent back through it at the end
         with autocast_bf16(device, settings.bf16):
             prefix = prefix_cache(model, shared, device, recompute=len(parts) > 1)
-        leaves = [(k.detach().requires_grad_(k.requires_grad), v.detach().requires_grad_(v.requires_grad)) for k, v in prefix]
+        leaves = [
+            (k.detach().requires_grad_(k.requires_grad), v.detach().requires_grad_(v.requires_grad)) for k, v in prefix
+        ]
     total = 0.0
     for i, part in enumerate(parts):
         sync = contextlib.nullcontext() if i == len(parts) - 1 or dist.world == 1 else runner.no_sync()
@@ -239,7 +298,12 @@ def _step(runner, model, batch: list[TrainRow], shared: list[int], pad_id: int, 
         loss.backward()  # frees this micro-batch's activations before the next one runs
         total += loss.item()
     if prefix is not None:
-        pairs = [(t, leaf.grad) for kv, kv_leaves in zip(prefix, leaves) for t, leaf in zip(kv, kv_leaves) if leaf.grad is not None]
+        pairs = [
+            (t, leaf.grad)
+            for kv, kv_leaves in zip(prefix, leaves)
+            for t, leaf in zip(kv, kv_leaves)
+            if leaf.grad is not None
+        ]
         if pairs:
             torch.autograd.backward([t for t, _ in pairs], [g for _, g in pairs])
     return total, sum(len(r.input_ids) for r in batch)

@@ -24,9 +24,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from adaptlab.data import Dataset
+from adaptlab.data.conversation import History
 from adaptlab.icl.strategies import prompted_solver
 from adaptlab.solver import Prediction, Progress
-from adaptlab.data.conversation import History
 from adaptlab.task import Task
 
 
@@ -41,7 +41,9 @@ def with_passages(query: str, hits) -> str:
     Question: How many days?
     """
     blocks = [f"[{chunk.source}]\n{chunk.text.strip()}" for chunk, _ in hits]
-    if isinstance(query, History):  # a conversation: the passages ride in its last user turn, the turns before stay turns
+    if isinstance(
+        query, History
+    ):  # a conversation: the passages ride in its last user turn, the turns before stay turns
         return query.asking("\n\n".join(blocks + [f"Question: {query.turns[-1].content}"]))
     return "\n\n".join(blocks + [f"Question: {query}"])
 
@@ -52,9 +54,16 @@ class Rag:
     def __init__(self, base, name: str, documents, k: int, retriever: str):
         self.base, self.name, self.documents, self.k, self.retriever = base, name, documents, k, retriever
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> "RagSolver":
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> RagSolver:
         index = self.documents.index(self.retriever)
-        details = {"index_seconds": round(self.documents.seconds[self.retriever], 3), "chunk_tokens": self.documents.size, "chunk_overlap": self.documents.overlap, "documents_rebuilt": list(index.rebuilt)}
+        details = {
+            "index_seconds": round(self.documents.seconds[self.retriever], 3),
+            "chunk_tokens": self.documents.size,
+            "chunk_overlap": self.documents.overlap,
+            "documents_rebuilt": list(index.rebuilt),
+        }
         return RagSolver(prompted_solver(self.name, self.base, task), index, self.k, details)
 
 
@@ -75,24 +84,44 @@ class RagSolver:
     def predict(self, inputs: list[str], progress: Progress | None = None, sinks=None) -> list[Prediction]:
         start = time.perf_counter()
         hits = self.index.search(inputs, self.k)
-        searched = (time.perf_counter() - start) / max(len(inputs), 1)  # retrieval runs as one batch: its time shared per query
+        searched = (time.perf_counter() - start) / max(
+            len(inputs), 1
+        )  # retrieval runs as one batch: its time shared per query
         self.retrieval_seconds += searched * len(inputs)
         queries = [with_passages(q, h) for q, h in zip(inputs, hits)]
-        answers = self.inner.predict(queries, progress, sinks=sinks) if sinks is not None else self.inner.predict(queries, progress)
+        answers = (
+            self.inner.predict(queries, progress, sinks=sinks)
+            if sinks is not None
+            else self.inner.predict(queries, progress)
+        )
         return [
-            replace(p, seconds=p.seconds + searched, passages=tuple({"source": c.source, "id": c.id, "score": round(s, 4), "text": c.text} for c, s in h))
+            replace(
+                p,
+                seconds=p.seconds + searched,
+                passages=tuple({"source": c.source, "id": c.id, "score": round(s, 4), "text": c.text} for c, s in h),
+            )
             for p, h in zip(answers, hits)
         ]
 
-    def reindexed(self, index) -> "RagSolver":
+    def reindexed(self, index) -> RagSolver:
         """The same solver reading another index (the documents after a change): nothing retrains."""
         return RagSolver(self.inner, index, self.k, self.details)
 
     def describe(self) -> dict:
-        return self.inner.describe() | {"retrieval": {"retriever": self.index.kind, "k": self.k, "chunks": len(self.index.chunks), "documents": len(self.index.files), "seconds": round(self.retrieval_seconds, 3), **self.details}}
+        return self.inner.describe() | {
+            "retrieval": {
+                "retriever": self.index.kind,
+                "k": self.k,
+                "chunks": len(self.index.chunks),
+                "documents": len(self.index.files),
+                "seconds": round(self.retrieval_seconds, 3),
+                **self.details,
+            }
+        }
 
     def save(self, folder: Path) -> None:
-        """The prompted solver's files, with the index: chunks.json (+ vectors.npy) and the documents' hashes in solver.json."""
+        """The prompted solver's files, with the index: chunks.json (+ vectors.npy) and the documents' hashes in
+        solver.json."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.inner.save(folder, retrieval={"k": self.k, **self.index.save(folder)})

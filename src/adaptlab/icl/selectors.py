@@ -36,7 +36,10 @@ class FixedSelector:
         by_line = {e.line: e for e in pool}
         missing = [n for n in lines if n not in by_line]
         if missing:
-            raise ConfigError(f"few_shot.lines: line {missing[0]} of {source} holds no example; use line numbers of non-blank lines (1-based)")
+            raise ConfigError(
+                f"few_shot.lines: line {missing[0]} of {source} holds no example; use line numbers "
+                "of non-blank lines (1-based)"
+            )
         self.chosen = [by_line[n] for n in lines]
         self.k = len(self.chosen)
 

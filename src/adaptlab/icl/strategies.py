@@ -30,7 +30,17 @@ class ZeroShot:
 class FewShot:
     """k training examples as user/assistant turns before each query."""
 
-    def __init__(self, base, name: str, k: int, selector: str, seed: int = 0, embedder=None, lines: list[int] | None = None, exact_k: bool = False):
+    def __init__(
+        self,
+        base,
+        name: str,
+        k: int,
+        selector: str,
+        seed: int = 0,
+        embedder=None,
+        lines: list[int] | None = None,
+        exact_k: bool = False,
+    ):
         self.base, self.name, self.k, self.selector, self.seed, self.embedder = base, name, k, selector, seed, embedder
         self.lines, self.exact_k = lines, exact_k
 
@@ -45,12 +55,32 @@ class FewShot:
             from adaptlab.models.embedder import default_embedder
 
             shots = EMBEDDING_SELECTORS[self.selector](train.examples, self.k, self.embedder or default_embedder())
-        selection = {"k": self.k, "selector": self.selector, "seed": self.seed, "lines": self.lines, "exact_k": self.exact_k}
-        pool = {"source": train.source, "sha256": train.content_hash, "examples": [{"input": input_json(e.input), "output": e.output, "line": e.line} for e in train]}
-        return prompted_solver(self.name, self.base, task, shots, self.exact_k, saved={"selection": selection}, files={"pool.json": pool})
+        selection = {
+            "k": self.k,
+            "selector": self.selector,
+            "seed": self.seed,
+            "lines": self.lines,
+            "exact_k": self.exact_k,
+        }
+        pool = {
+            "source": train.source,
+            "sha256": train.content_hash,
+            "examples": [{"input": input_json(e.input), "output": e.output, "line": e.line} for e in train],
+        }
+        return prompted_solver(
+            self.name, self.base, task, shots, self.exact_k, saved={"selection": selection}, files={"pool.json": pool}
+        )
 
 
-def prompted_solver(name: str, model, task: Task, shots=None, exact_k: bool = False, saved: dict | None = None, files: dict[str, dict] | None = None):
+def prompted_solver(
+    name: str,
+    model,
+    task: Task,
+    shots=None,
+    exact_k: bool = False,
+    saved: dict | None = None,
+    files: dict[str, dict] | None = None,
+):
     """The solver for a prompt: the engine on a local model, or HTTP requests to a remote one; `saved` (solver.json
     fields) and `files` (JSON files beside it) are what the strategy keeps to rebuild it."""
     if isinstance(model, BaseModel):
@@ -67,6 +97,8 @@ def saved_pool(folder) -> Dataset:
 
     from adaptlab.data import Example
 
-
     pool = json.loads((Path(folder) / "pool.json").read_text(encoding="utf-8"))
-    return Dataset([Example(input_from_json(e["input"]), e["output"], e["line"]) for e in pool["examples"]], pool.get("source", "pool"))
+    return Dataset(
+        [Example(input_from_json(e["input"]), e["output"], e["line"]) for e in pool["examples"]],
+        pool.get("source", "pool"),
+    )

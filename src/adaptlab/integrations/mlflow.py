@@ -38,13 +38,27 @@ import yaml
 
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import write_json
-from adaptlab.integrations.mlflow_summary import contender_configs, default_config, epoch_ms, figures, flattened, masked, model_tag, run_note
+from adaptlab.integrations.mlflow_summary import (
+    contender_configs,
+    default_config,
+    epoch_ms,
+    figures,
+    flattened,
+    masked,
+    model_tag,
+    run_note,
+)
 from adaptlab.results import CompareResults, load_results
 
 CHAMPION = "champion"  # the alias MLflow clients load: models:/<task>@champion
 RECORD = "mlflow.json"  # in the run folder: where its runs and model version went
 INSTALL = "pip install 'adaptlab[mlflow]'"
-DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")  # MLflow's SQLAlchemy stores (they need sqlalchemy and alembic)
+DATABASE_SCHEMES = (
+    "sqlite",
+    "postgresql",
+    "mysql",
+    "mssql",
+)  # MLflow's SQLAlchemy stores (they need sqlalchemy and alembic)
 
 
 class TrackingError(AdaptlabError):
@@ -53,7 +67,8 @@ class TrackingError(AdaptlabError):
 
 @dataclass(frozen=True)
 class Tracking:
-    """Where a compare is logged: an MLflow tracking URI (the registry too) and an experiment name (None: the task's)."""
+    """Where a compare is logged: an MLflow tracking URI (the registry too) and an experiment name (None: the
+    task's)."""
 
     uri: str
     experiment: str | None = None
@@ -61,7 +76,8 @@ class Tracking:
 
 @dataclass(frozen=True)
 class Link:
-    """Where a registry version goes in MLflow: the store, the experiment and model names, and its compare's child run (if logged)."""
+    """Where a registry version goes in MLflow: the store, the experiment and model names, and its compare's child run
+    (if logged)."""
 
     uri: str
     experiment: str
@@ -77,9 +93,12 @@ def default_uri() -> str:
 
 
 def normalised(uri: str) -> str:
-    """`uri` with a relative SQLite path made absolute, so mlflow.json names the same file from any working directory."""
+    """`uri` with a relative SQLite path made absolute, so mlflow.json names the same file from any working
+    directory."""
     if not uri or not uri.strip():
-        raise ConfigError("the MLflow tracking URI is empty; give one such as sqlite:///mlflow.db or http://127.0.0.1:5000")
+        raise ConfigError(
+            "the MLflow tracking URI is empty; give one such as sqlite:///mlflow.db or http://127.0.0.1:5000"
+        )
     prefix = "sqlite:///"
     path = uri[len(prefix) :]
     if uri.startswith(prefix) and not path.startswith("/") and ":memory:" not in path:
@@ -96,7 +115,11 @@ def tracking_for(setting, configured) -> Tracking | None:
         return None
     if not isinstance(setting, (str, bool, type(None))):
         raise ConfigError(f"mlflow must be a tracking URI, True, False or None; got {setting!r}")
-    uri = setting if isinstance(setting, str) else (configured.tracking_uri if configured else None) or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+    uri = (
+        setting
+        if isinstance(setting, str)
+        else (configured.tracking_uri if configured else None) or os.environ.get("MLFLOW_TRACKING_URI") or default_uri()
+    )
     tracking = Tracking(normalised(uri), configured.experiment if configured else None)
     require_mlflow(tracking.uri, "leave off --mlflow/--mlflow-uri and remove the experiment's `mlflow:` field")
     _reach(tracking.uri)
@@ -114,7 +137,10 @@ def require_mlflow(uri: str, otherwise: str):
             import alembic  # noqa: F401  (MLflow's database stores create and migrate their tables with these)
             import sqlalchemy  # noqa: F401
     except ImportError as exc:
-        raise ConfigError(f"MLflow tracking ({masked(uri)}) needs the mlflow extra, which is not installed (cannot import {exc.name or exc}); install it with `{INSTALL}`, or {otherwise}") from None
+        raise ConfigError(
+            f"MLflow tracking ({masked(uri)}) needs the mlflow extra, which is not installed (cannot "
+            f"import {exc.name or exc}); install it with `{INSTALL}`, or {otherwise}"
+        ) from None
     return mlflow
 
 
@@ -124,7 +150,10 @@ def log_run(run_dir, tracking: Tracking | str, registry=None) -> dict:
     run_dir = Path(run_dir)
     tracking = Tracking(normalised(tracking)) if isinstance(tracking, str) else tracking
     if not (run_dir / "results.json").is_file() or not (run_dir / "experiment.yaml").is_file():
-        raise ConfigError(f"{run_dir} holds no results.json and experiment.yaml: it is not a finished compare run folder; log the folder `adaptlab compare` printed")
+        raise ConfigError(
+            f"{run_dir} holds no results.json and experiment.yaml: it is not a finished compare run "
+            "folder; log the folder `adaptlab compare` printed"
+        )
     results = load_results(run_dir / "results.json")
     experiment = yaml.safe_load((run_dir / "experiment.yaml").read_text(encoding="utf-8"))
     require_mlflow(tracking.uri, "log without MLflow")
@@ -138,8 +167,14 @@ def log_run(run_dir, tracking: Tracking | str, registry=None) -> dict:
             record = _log(run_dir, results, experiment, tracking, registry)
     except AdaptlabError:
         raise
-    except Exception as exc:  # MLflow's own failures (a server down, a locked database): the run folder is complete regardless
-        raise TrackingError(f"{run_dir} is complete, but logging it to MLflow at {masked(tracking.uri)} failed ({_said(exc)}); fix that, then log the folder again with adaptlab.integrations.mlflow.log_run({str(run_dir)!r}, {masked(tracking.uri)!r})") from exc
+    except (
+        Exception
+    ) as exc:  # MLflow's own failures (a server down, a locked database): the run folder is complete regardless
+        raise TrackingError(
+            f"{run_dir} is complete, but logging it to MLflow at {masked(tracking.uri)} failed "
+            f"({_said(exc)}); fix that, then log the folder again with "
+            f"adaptlab.integrations.mlflow.log_run({str(run_dir)!r}, {masked(tracking.uri)!r})"
+        ) from exc
     finally:
         if own:
             registry.close()
@@ -157,9 +192,20 @@ def link_of(registry, ref: str, uri: str | None = None) -> Link | None:
         return None
     uri = normalised(uri or record["tracking_uri"])
     # with a record, leaving off --mlflow-uri is no way out: promote reads the record and needs mlflow regardless
-    require_mlflow(uri, f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that fitted {version.ref} logged to {masked(record['tracking_uri'])})" if record else "promote without --mlflow-uri")
+    require_mlflow(
+        uri,
+        f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that "
+        f"fitted {version.ref} logged to {masked(record['tracking_uri'])})"
+        if record
+        else "promote without --mlflow-uri",
+    )
     if record is not None and record["tracking_uri"] == uri:
-        return Link(uri, record.get("experiment") or version.task, record.get("registered_model") or version.task, (record.get("runs") or {}).get(version.contender or version.strategy))
+        return Link(
+            uri,
+            record.get("experiment") or version.task,
+            record.get("registered_model") or version.task,
+            (record.get("runs") or {}).get(version.contender or version.strategy),
+        )
     return Link(uri, version.task, version.task)
 
 
@@ -170,12 +216,17 @@ def _record(path: Path) -> dict:
     except (OSError, ValueError):
         record = None
     if not isinstance(record, dict) or not isinstance(record.get("tracking_uri"), str):
-        raise ConfigError(f"{path} is not an MLflow record adaptlab wrote (no tracking_uri); log the run again with adaptlab.integrations.mlflow.log_run, or move the file aside to promote without moving MLflow's alias")
+        raise ConfigError(
+            f"{path} is not an MLflow record adaptlab wrote (no tracking_uri); log the run again "
+            "with adaptlab.integrations.mlflow.log_run, or move the file aside to promote without "
+            "moving MLflow's alias"
+        )
     return record
 
 
 def move_champion(version, link: Link) -> str:
-    """Give `version` MLflow's `champion` alias in link.model, registering it there first if MLflow lacks it; returns its MLflow version."""
+    """Give `version` MLflow's `champion` alias in link.model, registering it there first if MLflow lacks it; returns
+    its MLflow version."""
     require_mlflow(link.uri, "promote without MLflow")
     from mlflow import MlflowClient
 
@@ -189,7 +240,11 @@ def move_champion(version, link: Link) -> str:
     except AdaptlabError:
         raise
     except Exception as exc:  # MLflow's own failures; adaptlab's registry has promoted the version already
-        raise TrackingError(f"{version.ref} is promoted in adaptlab's registry, but moving MLflow's {CHAMPION!r} alias at {masked(link.uri)} failed ({_said(exc)}); fix that, then run `adaptlab registry promote {version.ref}` again") from exc
+        raise TrackingError(
+            f"{version.ref} is promoted in adaptlab's registry, but moving MLflow's {CHAMPION!r} "
+            f"alias at {masked(link.uri)} failed ({_said(exc)}); fix that, then run `adaptlab "
+            f"registry promote {version.ref}` again"
+        ) from exc
     return str(found.version)
 
 
@@ -204,9 +259,25 @@ def _log(run_dir: Path, results: CompareResults, experiment: dict, tracking: Tra
     name = tracking.experiment or task
     experiment_id = _experiment(client, name, tracking.uri)
     status = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
-    common = {"task": task, "train_sha256": results.data.get("train_hash"), "test_sha256": results.data.get("test_hash"), "adaptlab_run": run_dir.name}
-    parent_tags = {"task_kind": results.task.kind, "metric": results.task.metric, "recommendation": choice, "base_model": model_tag(results.base_model), "adaptlab_run_dir": str(run_dir.resolve()), "mlflow.source.name": "adaptlab compare", "mlflow.source.type": "LOCAL", "mlflow.note.content": run_note(results)}
-    parent_id = client.create_run(experiment_id, start_time=epoch_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags).info.run_id
+    common = {
+        "task": task,
+        "train_sha256": results.data.get("train_hash"),
+        "test_sha256": results.data.get("test_hash"),
+        "adaptlab_run": run_dir.name,
+    }
+    parent_tags = {
+        "task_kind": results.task.kind,
+        "metric": results.task.metric,
+        "recommendation": choice,
+        "base_model": model_tag(results.base_model),
+        "adaptlab_run_dir": str(run_dir.resolve()),
+        "mlflow.source.name": "adaptlab compare",
+        "mlflow.source.type": "LOCAL",
+        "mlflow.note.content": run_note(results),
+    }
+    parent_id = client.create_run(
+        experiment_id, start_time=epoch_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags
+    ).info.run_id
     running = [parent_id]  # marked FAILED if logging stops half-way
     try:
         _log_batch(client, parent_id, params=flattened({k: v for k, v in experiment.items() if k != "strategies"}))
@@ -218,13 +289,33 @@ def _log(run_dir: Path, results: CompareResults, experiment: dict, tracking: Tra
         for s in results.strategies:
             key, traits, solver = s.name, s.traits, s.solver
             kind = traits.get("kind", key)
-            tags = common | {"mlflow.parentRunId": parent_id, "contender": key, "kind": kind, "family": traits.get("family"), "base_model": model_tag(solver.get("base_model")), "registry_ref": solver.get("registered_as")}
-            child_id = runs[key] = client.create_run(experiment_id, run_name=key, tags={k: v for k, v in tags.items() if v is not None}).info.run_id
+            tags = common | {
+                "mlflow.parentRunId": parent_id,
+                "contender": key,
+                "kind": kind,
+                "family": traits.get("family"),
+                "base_model": model_tag(solver.get("base_model")),
+                "registry_ref": solver.get("registered_as"),
+            }
+            child_id = runs[key] = client.create_run(
+                experiment_id, run_name=key, tags={k: v for k, v in tags.items() if v is not None}
+            ).info.run_id
             running.append(child_id)
-            _log_batch(client, child_id, params=flattened(configs.get(key) or default_config(kind)), metrics=figures(s.model_dump(mode="json")))
+            _log_batch(
+                client,
+                child_id,
+                params=flattened(configs.get(key) or default_config(kind)),
+                metrics=figures(s.model_dump(mode="json")),
+            )
             with tempfile.TemporaryDirectory() as tmp:
                 path = Path(tmp) / "predictions.jsonl"
-                path.write_text("".join(json.dumps(p.model_dump(mode="json", exclude_unset=True), ensure_ascii=False) + "\n" for p in s.predictions), encoding="utf-8")
+                path.write_text(
+                    "".join(
+                        json.dumps(p.model_dump(mode="json", exclude_unset=True), ensure_ascii=False) + "\n"
+                        for p in s.predictions
+                    ),
+                    encoding="utf-8",
+                )
                 client.log_artifact(child_id, str(path))
             if key == choice and solver.get("registered_as"):
                 version = registry.get(solver["registered_as"], verify=True)
@@ -237,7 +328,15 @@ def _log(run_dir: Path, results: CompareResults, experiment: dict, tracking: Tra
             client.set_terminated(run_id, "FAILED")
         raise
     client.set_terminated(parent_id, "FINISHED", end_time=epoch_ms(status.get("updated")))
-    return {"tracking_uri": tracking.uri, "experiment": name, "experiment_id": experiment_id, "parent_run_id": parent_id, "runs": runs, "registered_model": task, "champion": champion}
+    return {
+        "tracking_uri": tracking.uri,
+        "experiment": name,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent_id,
+        "runs": runs,
+        "registered_model": task,
+        "champion": champion,
+    }
 
 
 def _experiment(client, name: str, uri: str) -> str:
@@ -246,12 +345,16 @@ def _experiment(client, name: str, uri: str) -> str:
     if found is None:
         return client.create_experiment(name, artifact_location=_artifact_root(uri))
     if found.lifecycle_stage == "deleted":
-        raise TrackingError(f"MLflow experiment {name!r} at {masked(uri)} is deleted; restore it in MLflow, or name another with the experiment's `mlflow.experiment`")
+        raise TrackingError(
+            f"MLflow experiment {name!r} at {masked(uri)} is deleted; restore it in MLflow, or name "
+            "another with the experiment's `mlflow.experiment`"
+        )
     return found.experiment_id
 
 
 def _artifact_root(uri: str) -> str | None:
-    """A SQLite store's artifacts: mlartifacts/ beside its file (MLflow's default, ./mlruns, would follow the working directory)."""
+    """A SQLite store's artifacts: mlartifacts/ beside its file (MLflow's default, ./mlruns, would follow the working
+    directory)."""
     if not uri.startswith("sqlite:///"):
         return None  # a server or another store keeps its own artifact root
     database = Path(uri[len("sqlite:///") :])
@@ -269,7 +372,11 @@ def _reach(uri: str) -> None:
         with _quiet(), _one_try():
             MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # MLflow's own errors: an unreachable server, a file that is not an MLflow database
-        raise ConfigError(f"cannot use the MLflow tracking store {masked(uri)} ({_said(exc)}); check the URI (--mlflow-uri, the experiment's mlflow.tracking_uri or $MLFLOW_TRACKING_URI) or start the server") from None
+        raise ConfigError(
+            f"cannot use the MLflow tracking store {masked(uri)} ({_said(exc)}); check the URI "
+            "(--mlflow-uri, the experiment's mlflow.tracking_uri or $MLFLOW_TRACKING_URI) or start "
+            "the server"
+        ) from None
 
 
 @contextmanager
@@ -287,30 +394,56 @@ def _one_try():
 
 
 def _register(client, link: Link, version):
-    """Log `version`'s verified files as `solver/` under its run (a new run when compare logged none) and make them a model version."""
+    """Log `version`'s verified files as `solver/` under its run (a new run when compare logged none) and make them a
+    model version."""
     from mlflow.exceptions import MlflowException
 
     run_id, new = link.run_id, link.run_id is None
-    tags = {"registry_ref": version.ref, "contender": version.contender or version.strategy, "kind": version.strategy, "adaptlab_run": version.run_id or ""}
+    tags = {
+        "registry_ref": version.ref,
+        "contender": version.contender or version.strategy,
+        "kind": version.strategy,
+        "adaptlab_run": version.run_id or "",
+    }
     if new:  # a version from a compare or finetune that was not logged: a run of its own in the task's experiment
         run_tags = tags | {"task": version.task, "mlflow.source.name": "adaptlab registry promote"}
-        run_id = client.create_run(_experiment(client, link.experiment, link.uri), run_name=version.ref, tags=run_tags).info.run_id
+        run_id = client.create_run(
+            _experiment(client, link.experiment, link.uri), run_name=version.ref, tags=run_tags
+        ).info.run_id
     client.log_artifacts(run_id, str(version.folder), "solver")
     if new:
         client.set_terminated(run_id, "FINISHED")
     try:
-        client.create_registered_model(link.model, tags={"task": version.task}, description=f"adaptlab task {version.task}: each version is a registry version (task@vN); '{CHAMPION}' is the promoted or recommended one")
+        client.create_registered_model(
+            link.model,
+            tags={"task": version.task},
+            description=f"adaptlab task {version.task}: each version is a registry version (task@vN); "
+            f"'{CHAMPION}' is the promoted or recommended one",
+        )
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
     source = f"{client.get_run(run_id).info.artifact_uri}/solver"
-    return client.create_model_version(link.model, source, run_id=run_id, tags=tags, description=f"adaptlab {version.ref} ({version.contender or version.strategy}, kind {version.strategy})")
+    return client.create_model_version(
+        link.model,
+        source,
+        run_id=run_id,
+        tags=tags,
+        description=f"adaptlab {version.ref} ({version.contender or version.strategy}, kind {version.strategy})",
+    )
 
 
 def _model_version_of(client, model: str, version):
     """The MLflow version of `model` that holds registry version `version` (the same ref from the same run), or None."""
     found = client.search_model_versions(f"name = '{model}'")  # task names are [a-z0-9._-]: nothing to escape
-    return next((v for v in found if v.tags.get("registry_ref") == version.ref and v.tags.get("adaptlab_run", "") == (version.run_id or "")), None)
+    return next(
+        (
+            v
+            for v in found
+            if v.tags.get("registry_ref") == version.ref and v.tags.get("adaptlab_run", "") == (version.run_id or "")
+        ),
+        None,
+    )
 
 
 def _log_batch(client, run_id: str, params: dict | None = None, metrics: dict | None = None) -> None:
@@ -327,7 +460,8 @@ def _log_batch(client, run_id: str, params: dict | None = None, metrics: dict | 
 
 
 def _said(exc: BaseException) -> str:
-    """An exception in one line: its type and the first line of its message (SQLAlchemy's add the SQL and a link), any URI's password masked."""
+    """An exception in one line: its type and the first line of its message (SQLAlchemy's add the SQL and a link), any
+    URI's password masked."""
     text = masked(str(exc).strip())
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -335,7 +469,10 @@ def _said(exc: BaseException) -> str:
 @contextmanager
 def _quiet():
     """MLflow's database set-up logs each migration at INFO; a compare's output is not the place for them."""
-    loggers = [logging.getLogger(name) for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.tracking._model_registry.fluent")]
+    loggers = [
+        logging.getLogger(name)
+        for name in ("mlflow.store.db.utils", "alembic.runtime.migration", "mlflow.tracking._model_registry.fluent")
+    ]
     levels = [log.level for log in loggers]
     for log in loggers:
         log.setLevel(logging.WARNING)

@@ -1,6 +1,7 @@
 """What a compare run folder tells MLflow, as plain values: the parameters (experiment keys dotted), a contender's
 metrics and figures, the tags' model names, the parent run's note and times; and `masked`, which hides a URI's
-password wherever adaptlab shows or logs the URI. Pure functions over results.json and experiment.yaml; no mlflow import.
+password wherever adaptlab shows or logs the URI. Pure functions over results.json and experiment.yaml; no mlflow
+import.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def masked(text: str) -> str:
 
 
 def figures(strategy: dict) -> dict[str, float]:
-    """A contender's metrics, each metric's 95% interval as `<metric>_low` / `<metric>_high`, and every other figure it has."""
+    """A contender's metrics, each metric's 95% interval as `<metric>_low` / `<metric>_high`, and every other figure it
+    has."""
     out = {}
     for key, value in strategy.get("metrics", {}).items():
         if _number(value):
@@ -48,13 +50,16 @@ def _number(value) -> bool:
 
 def flattened(mapping: dict, prefix: str = "") -> dict[str, str]:
     """Nested keys dotted (`model.base_url`); values as the YAML would write them (strings as they are, the rest JSON),
-    any URI's password masked (a parameter is shown to everyone who reads the run: `mlflow.tracking_uri` may hold one)."""
+    any URI's password masked (a parameter is shown to everyone who reads the run: `mlflow.tracking_uri` may hold
+    one)."""
     out = {}
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
             out |= flattened(value, f"{prefix}{key}.")
         else:
-            out[_key(f"{prefix}{key}")] = masked(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+            out[_key(f"{prefix}{key}")] = masked(
+                value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            )
     return out
 
 
@@ -80,7 +85,11 @@ def model_tag(model) -> str | None:
 def run_note(results: CompareResults) -> str:
     """The parent run's description: the recommendation, its reasons and warnings (Markdown)."""
     rec = results.recommendation
-    return "\n".join([f"**Recommendation: {rec.choice}**", ""] + [f"- {r}" for r in rec.reasons] + [f"- warning: {w}" for w in rec.warnings])
+    return "\n".join(
+        [f"**Recommendation: {rec.choice}**", ""]
+        + [f"- {r}" for r in rec.reasons]
+        + [f"- warning: {w}" for w in rec.warnings]
+    )
 
 
 def epoch_ms(stamp: str | None) -> int | None:

@@ -28,15 +28,29 @@ names a `Kind` object), or, in a script or a test, with `register(Kind(...))`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from adaptlab.errors import ConfigError
 from adaptlab.plugins import Table
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
-BUILT_IN = ("zero_shot", "few_shot", "rag", "lora", "full", "majority", "embed_classifier", "setfit", "constant", "nearest", "abstain", "extract")  # modules of this package, in table order
+BUILT_IN = (
+    "zero_shot",
+    "few_shot",
+    "rag",
+    "lora",
+    "full",
+    "majority",
+    "embed_classifier",
+    "setfit",
+    "constant",
+    "nearest",
+    "abstain",
+    "extract",
+)  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.kinds"
 
 
@@ -53,16 +67,39 @@ class Kind:
     llm: bool = True  # runs a language model (the baselines do not)
     constant: bool = False  # gives one answer whatever the input (a floor: beating it means something was learned)
     own_weights: bool = False  # makes a whole new model per task (cannot share one base model across tasks)
-    trained_share: float = 0.0  # the share of the shared base model's parameters it trains (adapters: models.memory.ADAPTER_SHARE), for the memory check before loading
-    tasks: tuple[str, ...] = ()  # the task kinds it can answer (adaptlab.tasks); () for every kind. A task kind's `references` name the kinds run beside every comparison
+    # the share of the shared base model's parameters it trains (adapters: models.memory.ADAPTER_SHARE), for the memory
+    # check before loading
+    trained_share: float = 0.0
+    tasks: tuple[
+        str, ...
+        # the task kinds it can answer (adaptlab.tasks); () for every kind. A task kind's `references` name the kinds
+        # run
+        # beside every comparison
+    ] = ()
     servable: bool = True  # adaptlab serve can answer with a saved solver of this kind
     summary: str = ""
-    space: dict | None = None  # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable (prompted LLM kinds also search the instruction)
-    acting: Callable[[dict], dict] | None = None  # tuning: settings as they act, so draws that act alike are fitted once (few_shot k 0: no selector)
-    examples_in_prompt: bool = False  # training examples ride in its prompts, picked per query: a few dozen are enough, and new ones count at once, without retraining
-    short_prompts: bool = False  # trained to answer from the query alone: no examples or passages in its prompts, so cheap and quick per query (a fine-tune)
-    reads_documents: bool = False  # answers from an index of the documents, read at query time: needs data.docs; its solver is a `solver.DocumentReader`, and a document change is absorbed by re-indexing, not retraining
-    export_shots: Callable[[Path, dict], "ExportedShots"] | None = None  # vLLM export of a saved prompted solver: (its folder, its solver.json) -> the shots its prompt carries; None: no shots (the instruction only)
+    space: dict | None = (
+        # `tune:` searches these settings: name -> ("choice", [values]) or ("log", low, high); None: not tunable
+        # (prompted LLM kinds also search the instruction)
+        None
+    )
+    acting: Callable[[dict], dict] | None = (
+        None  # tuning: settings as they act, so draws that act alike are fitted once (few_shot k 0: no selector)
+    )
+    # training examples ride in its prompts, picked per query: a few dozen are enough, and new ones count at once,
+    # without retraining
+    examples_in_prompt: bool = False
+    # trained to answer from the query alone: no examples or passages in its prompts, so cheap and quick per query (a
+    # fine-tune)
+    short_prompts: bool = False
+    # answers from an index of the documents, read at query time: needs data.docs; its solver is a
+    # `solver.DocumentReader`, and a document change is absorbed by re-indexing, not retraining
+    reads_documents: bool = False
+    export_shots: Callable[[Path, dict], ExportedShots] | None = (
+        # vLLM export of a saved prompted solver: (its folder, its solver.json) -> the shots its prompt carries; None:
+        # no shots (the instruction only)
+        None
+    )
 
     def answers(self, task_kind: str) -> bool:
         """Whether it can answer tasks of `task_kind`."""
@@ -74,18 +111,33 @@ class Kind:
         return self.family == "fine_tuned"
 
     def traits(self, config=None) -> dict:
-        """What results.json records of the kind beside each contender; `config` (its entry) may make it fine-tuned (rag with fine_tune)."""
+        """What results.json records of the kind beside each contender; `config` (its entry) may make it fine-tuned (rag
+        with fine_tune)."""
         family = getattr(config, "family", None) or self.family
         tier = max(self.tier, 3) if family == "fine_tuned" else self.tier
-        return {"kind": self.name, "family": family, "tier": tier, "llm": self.llm, "constant": self.constant, "own_weights": self.own_weights}
+        return {
+            "kind": self.name,
+            "family": family,
+            "tier": tier,
+            "llm": self.llm,
+            "constant": self.constant,
+            "own_weights": self.own_weights,
+        }
 
 
 @dataclass(frozen=True)
 class ExportedShots:
-    """What a saved prompted solver puts before each query, for a server that sees only messages (`adaptlab export --format vllm`)."""
+    """What a saved prompted solver puts before each query, for a server that sees only messages (`adaptlab export
+    --format vllm`)."""
 
-    shots: list[dict] | None  # the {"input", "output"} turns before every query; None: chosen per query (`extra` carries what chooses them)
-    extra: dict = field(default_factory=dict)  # further prompts.json fields for client.py (few_shot: its selection, and the pool when shots are chosen per query)
+    shots: (
+        list[dict] | None
+    )  # the {"input", "output"} turns before every query; None: chosen per query (`extra` carries what chooses them)
+    extra: dict = field(
+        default_factory=dict
+        # further prompts.json fields for client.py (few_shot: its selection, and the pool when shots are chosen per
+        # query)
+    )
     note: str = ""  # what the user must know, said after the version's ref ("picks its 3 shots per query ...")
 
 
@@ -120,7 +172,8 @@ def names(family: str | None = None) -> tuple[str, ...]:
 
 
 def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step=None, documents=None, **extra):
-    """The Strategy an experiment entry describes (a mapping or a kind's config), on `base`: for scripts, notebooks and tests.
+    """The Strategy an experiment entry describes (a mapping or a kind's config), on `base`: for scripts, notebooks and
+    tests.
 
     >>> strategy({"name": "majority"}).fit(task, train)    # doctest: +SKIP
     """
@@ -128,4 +181,7 @@ def strategy(spec, base=None, *, seed: int = 0, embedder=None, dev=None, on_step
 
     k = kind(spec["name"] if isinstance(spec, dict) else spec.name)
     config = k.config.model_validate(spec) if isinstance(spec, dict) else spec
-    return k.build(config, BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, documents, extra))
+    return k.build(
+        config,
+        BuildContext(ModelSource(base) if base is not None else None, seed, on_step, dev, embedder, documents, extra),
+    )

@@ -33,7 +33,9 @@ class Abstain:
 
     name = NAME
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> ConstantSolver:
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> ConstantSolver:
         if progress:
             progress(len(train))
         return ConstantSolver(NAME, task, task.abstain, {"rule": "always the task's abstain answer"})
@@ -44,4 +46,15 @@ def load(folder: Path, context=None) -> ConstantSolver:
     return ConstantSolver.load_as(NAME, folder)
 
 
-KIND = Kind(NAME, "baseline", AbstainConfig, build=lambda config, ctx: Abstain(), load=load, tier=0, llm=False, constant=True, tasks=("qa",), summary="always the abstain answer")
+KIND = Kind(
+    NAME,
+    "baseline",
+    AbstainConfig,
+    build=lambda config, ctx: Abstain(),
+    load=load,
+    tier=0,
+    llm=False,
+    constant=True,
+    tasks=("qa",),
+    summary="always the abstain answer",
+)

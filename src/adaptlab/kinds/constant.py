@@ -46,7 +46,7 @@ class ConstantSolver:
         write_solver_json(folder, self, self.task)
 
     @classmethod
-    def load_as(cls, strategy: str, folder: Path) -> "ConstantSolver":
+    def load_as(cls, strategy: str, folder: Path) -> ConstantSolver:
         """Rebuild a saved fixed-answer solver of kind `strategy` from its solver.json."""
         info = read_solver_json(folder, strategy)
         details = {k: v for k, v in info.items() if k not in ("task", "strategy", "answer")}
@@ -58,11 +58,18 @@ class Constant:
 
     name = NAME
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> ConstantSolver:
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> ConstantSolver:
         answer = majority_label(train.outputs)
         if progress:
             progress(len(train))
-        return ConstantSolver(NAME, task, answer, {"train_count": train.outputs.count(answer), "train_rows": len(train), "tie_rule": TIE_RULE})
+        return ConstantSolver(
+            NAME,
+            task,
+            answer,
+            {"train_count": train.outputs.count(answer), "train_rows": len(train), "tie_rule": TIE_RULE},
+        )
 
 
 def load(folder: Path, context=None) -> ConstantSolver:
@@ -70,4 +77,15 @@ def load(folder: Path, context=None) -> ConstantSolver:
     return ConstantSolver.load_as(NAME, folder)
 
 
-KIND = Kind(NAME, "baseline", ConstantConfig, build=lambda config, ctx: Constant(), load=load, tier=0, llm=False, constant=True, tasks=("generate",), summary="always the most frequent training output")
+KIND = Kind(
+    NAME,
+    "baseline",
+    ConstantConfig,
+    build=lambda config, ctx: Constant(),
+    load=load,
+    tier=0,
+    llm=False,
+    constant=True,
+    tasks=("generate",),
+    summary="always the most frequent training output",
+)

@@ -8,9 +8,10 @@ that is not the model the solver was measured on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from adaptlab.config import RemoteModelConfig
 from adaptlab.data import Dataset
@@ -32,7 +33,8 @@ class ModelSource:
         self.remote = [] if isinstance(default, BaseModel) else [default]
 
     def get(self, choice: str | RemoteModelConfig | None):
-        """A BaseModel for a local model (a name, a {path|id, dtype, device} entry; None: the experiment's), a ChatClient for an endpoint."""
+        """A BaseModel for a local model (a name, a {path|id, dtype, device} entry; None: the experiment's), a
+        ChatClient for an endpoint."""
         if choice is None:
             return self.default
         if isinstance(choice, RemoteModelConfig):
@@ -45,7 +47,9 @@ class ModelSource:
         if key not in self.local:
             from adaptlab.models import load_base_model
 
-            self.local[key] = load_base_model(key, device=self.default.device if isinstance(self.default, BaseModel) else None)
+            self.local[key] = load_base_model(
+                key, device=self.default.device if isinstance(self.default, BaseModel) else None
+            )
         return self.local[key]
 
     def close(self) -> None:
@@ -123,7 +127,8 @@ def client_for(info: dict):
 
 
 def check_base(info: dict, base: BaseModel) -> None:
-    """Refuse `base` unless it is the model `info` (solver.json) was fitted on: same weights, or same name when no hash was kept."""
+    """Refuse `base` unless it is the model `info` (solver.json) was fitted on: same weights, or same name when no hash
+    was kept."""
     from adaptlab.models.base import weights_digest
 
     expected = info.get("base_sha256")
@@ -134,7 +139,10 @@ def check_base(info: dict, base: BaseModel) -> None:
     elif info.get("base_model") == base.name:
         return
     fitted, offered = _shown(str(info.get("base_model"))), _shown(base.name)
-    raise BaseMismatch(f"this version was fitted on base model {fitted!r}, not on {offered!r}: serve it with `adaptlab serve --model` naming its base, or fit it again on {offered!r}")
+    raise BaseMismatch(
+        f"this version was fitted on base model {fitted!r}, not on {offered!r}: serve it with "
+        f"`adaptlab serve --model` naming its base, or fit it again on {offered!r}"
+    )
 
 
 def _shown(name: str) -> str:

@@ -28,7 +28,15 @@ class EmbedClassifierConfig(StrategyConfig):
 class EmbedClassifierSolver:
     strategy = NAME
 
-    def __init__(self, task: Task, classes: list[str], coef: np.ndarray, intercept: np.ndarray, embedder, details: dict | None = None):
+    def __init__(
+        self,
+        task: Task,
+        classes: list[str],
+        coef: np.ndarray,
+        intercept: np.ndarray,
+        embedder,
+        details: dict | None = None,
+    ):
         self.task, self.classes, self.coef, self.intercept = task, classes, coef, intercept
         self.embedder = embedder
         self.details = details or {}
@@ -44,10 +52,12 @@ class EmbedClassifierSolver:
         return {"strategy": self.strategy, "embedder": "all-MiniLM-L6-v2", "classifier": HEAD, **self.details}
 
     def save(self, folder: Path) -> None:
-        write_solver_json(folder, self, self.task, classes=self.classes, coef=self.coef.tolist(), intercept=self.intercept.tolist())
+        write_solver_json(
+            folder, self, self.task, classes=self.classes, coef=self.coef.tolist(), intercept=self.intercept.tolist()
+        )
 
     @classmethod
-    def load(cls, folder: Path, context=None) -> "EmbedClassifierSolver":
+    def load(cls, folder: Path, context=None) -> EmbedClassifierSolver:
         """Rebuild a saved classifier from its solver.json (the embedder from `context`, else the default one)."""
         info = read_solver_json(folder, NAME)
         embedder = getattr(context, "embedder", None)
@@ -60,7 +70,14 @@ class EmbedClassifierSolver:
     @classmethod
     def from_saved(cls, info: dict, embedder, details: dict | None = None):
         """The solver a solver.json describes (its task, classes and head), answering through `embedder`."""
-        return cls(Task.from_dict(info["task"]), info["classes"], np.array(info["coef"], dtype=np.float32), np.array(info["intercept"], dtype=np.float32), embedder, details)
+        return cls(
+            Task.from_dict(info["task"]),
+            info["classes"],
+            np.array(info["coef"], dtype=np.float32),
+            np.array(info["intercept"], dtype=np.float32),
+            embedder,
+            details,
+        )
 
 
 def fit_head(vectors: np.ndarray, outputs: list[str], seed: int = 0) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -84,7 +101,9 @@ class EmbedClassifier:
     def __init__(self, embedder=None, seed: int = 0):
         self.embedder, self.seed = embedder, seed
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> EmbedClassifierSolver:
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> EmbedClassifierSolver:
         from adaptlab.models.embedder import default_embedder, encode_cached
 
         self.embedder = self.embedder or default_embedder()
@@ -95,4 +114,14 @@ class EmbedClassifier:
         return EmbedClassifierSolver(task, classes, coef, intercept, self.embedder, {"train_hash": train.content_hash})
 
 
-KIND = Kind(NAME, "baseline", EmbedClassifierConfig, build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed), load=EmbedClassifierSolver.load, tier=1, llm=False, tasks=("classify",), summary="logistic regression on sentence embeddings")
+KIND = Kind(
+    NAME,
+    "baseline",
+    EmbedClassifierConfig,
+    build=lambda config, ctx: EmbedClassifier(ctx.embedder, seed=ctx.seed),
+    load=EmbedClassifierSolver.load,
+    tier=1,
+    llm=False,
+    tasks=("classify",),
+    summary="logistic regression on sentence embeddings",
+)

@@ -22,10 +22,26 @@ class FewShotConfig(StrategyConfig):
     """k training examples as user/assistant turns before the query."""
 
     name: Literal["few_shot"]
-    k: int = Field(4, ge=0, description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is full (docs/defaults.md: why 4); 0 is the zero-shot prompt (a tuner may choose it).")
-    selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field("similar", description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded sample for every query; 'fixed': the training lines listed in `lines`.")
-    lines: list[int] | None = Field(None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order.")
-    exact_k: bool = Field(False, description="Fail when k shots do not fit the context, instead of using fewer (the count used is recorded per query).")
+    k: int = Field(
+        4,
+        ge=0,
+        description="Number of examples in each prompt; fewer are used if the pool is smaller or the context is "
+        "full (docs/defaults.md: why 4); 0 is the zero-shot prompt (a tuner may choose it).",
+    )
+    selector: Literal["random", "similar", "diverse", "balanced", "fixed"] = Field(
+        "similar",
+        description="'similar': the k nearest training inputs by embedding; 'diverse': maximal marginal "
+        "relevance; 'balanced': round robin over labels, most similar first; 'random': one seeded "
+        "sample for every query; 'fixed': the training lines listed in `lines`.",
+    )
+    lines: list[int] | None = Field(
+        None, description="selector 'fixed': 1-based line numbers of the training examples to use, in order."
+    )
+    exact_k: bool = Field(
+        False,
+        description="Fail when k shots do not fit the context, instead of using fewer (the count used is "
+        "recorded per query).",
+    )
     model: ModelChoice | None = Field(None, description=MODEL_HELP)
 
     @property
@@ -40,14 +56,32 @@ class FewShotConfig(StrategyConfig):
 
 
 def build(config: FewShotConfig, ctx) -> FewShot:
-    return FewShot(ctx.model(config.model), NAME, k=config.k, selector=config.selector, seed=ctx.seed, embedder=ctx.embedder, lines=config.lines, exact_k=config.exact_k)
+    return FewShot(
+        ctx.model(config.model),
+        NAME,
+        k=config.k,
+        selector=config.selector,
+        seed=ctx.seed,
+        embedder=ctx.embedder,
+        lines=config.lines,
+        exact_k=config.exact_k,
+    )
 
 
 def load(folder: Path, ctx):
     """The saved solver: its example pool and selection settings, on the model it was fitted on."""
     info = read_solver_json(folder, NAME)
     s = info["selection"]
-    strategy = FewShot(ctx.base_for(info), NAME, k=s["k"], selector=s["selector"], seed=s["seed"], embedder=ctx.embedder, lines=s["lines"], exact_k=s["exact_k"])
+    strategy = FewShot(
+        ctx.base_for(info),
+        NAME,
+        k=s["k"],
+        selector=s["selector"],
+        seed=s["seed"],
+        embedder=ctx.embedder,
+        lines=s["lines"],
+        exact_k=s["exact_k"],
+    )
     return strategy.fit(Task.from_dict(info["task"]), saved_pool(folder))
 
 
@@ -70,8 +104,13 @@ def export_shots(folder: Path, info: dict) -> ExportedShots:
         return ExportedShots([], {"selection": s})
     pool = saved_pool(folder)
     if s["selector"] in EMBEDDING_SELECTORS:
-        note = f"picks its {s['k']} shots per query by embedding similarity (selector {s['selector']!r}): client.py needs adaptlab and its embedder installed to choose them"
-        return ExportedShots(None, {"selection": s, "pool": [{"input": e.input, "output": e.output, "line": e.line} for e in pool]}, note)
+        note = (
+            f"picks its {s['k']} shots per query by embedding similarity (selector {s['selector']!r}): "
+            "client.py needs adaptlab and its embedder installed to choose them"
+        )
+        return ExportedShots(
+            None, {"selection": s, "pool": [{"input": e.input, "output": e.output, "line": e.line} for e in pool]}, note
+        )
     if s["selector"] == "random":
         chosen = RandomSelector(pool.examples, s["k"], s["seed"]).chosen
     elif s["selector"] == "fixed":
@@ -82,4 +121,16 @@ def export_shots(folder: Path, info: dict) -> ExportedShots:
 
 
 SPACE = {"k": ("choice", [0, 1, 2, 4, 8, 16]), "selector": ("choice", ["similar", "diverse", "balanced", "random"])}
-KIND = Kind(NAME, "prompted", FewShotConfig, build=build, load=load, tier=2, summary="k training examples in every prompt", space=SPACE, acting=acting, examples_in_prompt=True, export_shots=export_shots)
+KIND = Kind(
+    NAME,
+    "prompted",
+    FewShotConfig,
+    build=build,
+    load=load,
+    tier=2,
+    summary="k training examples in every prompt",
+    space=SPACE,
+    acting=acting,
+    examples_in_prompt=True,
+    export_shots=export_shots,
+)

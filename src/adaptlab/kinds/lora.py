@@ -41,10 +41,32 @@ class LoraConfig(TrainConfig):
     name: Literal["lora"]
     r: int = Field(8, gt=0, description="LoRA rank.")
     alpha: int = Field(16, gt=0, description="LoRA scaling numerator (scale = alpha / r).")
-    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input. 0 by default: 0.05 scored the same on the three examples (2 seeds each) and trained 11-26% slower with more memory (docs/defaults.md).")
-    target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(ALL_LINEAR, description="Module names that get adapters (e.g. [q_proj, k_proj, v_proj, o_proj]), or all-linear: every linear layer of the architecture but the output head (PEFT's all-linear; on llama-shaped models q, k, v, o, gate, up and down). The names trained are in the solver's details (lora.target_modules).")
-    quantize: Literal["4bit"] | None = Field(None, description="4bit: QLoRA. The base model is loaded again in 4-bit (bitsandbytes NF4, bf16 compute) and the adapter trained over that copy; the saved adapter loads onto the usual base model. Needs a CUDA GPU and `pip install bitsandbytes` (or adaptlab[qlora]); leave out to train over the shared base model as loaded.")
-    learning_rate: float = Field(5e-3, gt=0, description="Peak learning rate (linear warm-up, cosine decay); docs/defaults.md: why 5e-3 at 135M parameters.")
+    dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Dropout on the LoRA input. 0 by default: 0.05 scored the same on the three examples (2 "
+        "seeds each) and trained 11-26% slower with more memory (docs/defaults.md).",
+    )
+    target_modules: Annotated[list[str], Field(min_length=1)] | Literal["all-linear"] = Field(
+        ALL_LINEAR,
+        description="Module names that get adapters (e.g. [q_proj, k_proj, v_proj, o_proj]), or all-linear: "
+        "every linear layer of the architecture but the output head (PEFT's all-linear; on "
+        "llama-shaped models q, k, v, o, gate, up and down). The names trained are in the solver's "
+        "details (lora.target_modules).",
+    )
+    quantize: Literal["4bit"] | None = Field(
+        None,
+        description="4bit: QLoRA. The base model is loaded again in 4-bit (bitsandbytes NF4, bf16 compute) and "
+        "the adapter trained over that copy; the saved adapter loads onto the usual base model. "
+        "Needs a CUDA GPU and `pip install bitsandbytes` (or adaptlab[qlora]); leave out to train "
+        "over the shared base model as loaded.",
+    )
+    learning_rate: float = Field(
+        5e-3,
+        gt=0,
+        description="Peak learning rate (linear warm-up, cosine decay); docs/defaults.md: why 5e-3 at 135M parameters.",
+    )
 
 
 def attach_lora(base: BaseModel, name: str, cfg: LoraConfig, seed: int) -> str:
@@ -55,7 +77,9 @@ def attach_lora(base: BaseModel, name: str, cfg: LoraConfig, seed: int) -> str:
 
     adapter = re.sub(r"\W", "_", name)
     targets = cfg.target_modules if cfg.target_modules == ALL_LINEAR else list(cfg.target_modules)
-    peft_config = PeftLoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM")
+    peft_config = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, target_modules=targets, task_type="CAUSAL_LM"
+    )
     torch.manual_seed(seed)  # the adapter's initial weights
     model = base.model
     if isinstance(model, PeftModel):
@@ -71,12 +95,19 @@ def attach_lora(base: BaseModel, name: str, cfg: LoraConfig, seed: int) -> str:
 
 
 def trained_modules(model, adapter: str) -> dict:
-    """What an attached adapter trains: the module names it sits on (as `target_modules` would name them), how many layers, how many weights."""
+    """What an attached adapter trains: the module names it sits on (as `target_modules` would name them), how many
+    layers, how many weights."""
     from peft.tuners.lora import LoraLayer
 
-    layers = [name for name, module in model.named_modules() if isinstance(module, LoraLayer) and adapter in module.lora_A]
+    layers = [
+        name for name, module in model.named_modules() if isinstance(module, LoraLayer) and adapter in module.lora_A
+    ]
     weights = sum(p.numel() for name, p in model.named_parameters() if "lora_" in name and f".{adapter}." in name)
-    return {"target_modules": sorted({name.rsplit(".", 1)[-1] for name in layers}), "layers": len(layers), "trainable_parameters": weights}
+    return {
+        "target_modules": sorted({name.rsplit(".", 1)[-1] for name in layers}),
+        "layers": len(layers),
+        "trainable_parameters": weights,
+    }
 
 
 def check_quantize(cfg: LoraConfig, device: str) -> None:
@@ -84,22 +115,42 @@ def check_quantize(cfg: LoraConfig, device: str) -> None:
     if cfg.quantize is None:
         return
     if not device.startswith("cuda"):
-        raise ConfigError(f"strategy {cfg.key!r} has quantize: {cfg.quantize} (QLoRA), which needs a CUDA GPU; the base model is on {device}. Run it on a machine with one (and `pip install bitsandbytes`), or remove quantize")
+        raise ConfigError(
+            f"strategy {cfg.key!r} has quantize: {cfg.quantize} (QLoRA), which needs a CUDA GPU; the "
+            f"base model is on {device}. Run it on a machine with one (and `pip install "
+            "bitsandbytes`), or remove quantize"
+        )
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise ConfigError(f"strategy {cfg.key!r} has quantize: {cfg.quantize} (QLoRA), which needs bitsandbytes: `pip install bitsandbytes` (or `pip install adaptlab[qlora]`), or remove quantize")
+        raise ConfigError(
+            f"strategy {cfg.key!r} has quantize: {cfg.quantize} (QLoRA), which needs bitsandbytes: "
+            "`pip install bitsandbytes` (or `pip install adaptlab[qlora]`), or remove quantize"
+        )
 
 
 def quantized_copy(base: BaseModel) -> BaseModel:
-    """The base model loaded again in 4-bit NF4 on its GPU, bf16 compute, ready for an adapter (QLoRA); the shared copy stays as it was."""
+    """The base model loaded again in 4-bit NF4 on its GPU, bf16 compute, ready for an adapter (QLoRA); the shared copy
+    stays as it was."""
     import torch
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from adaptlab.models.base import resolve_model_folder
 
-    four_bit = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16, bnb_4bit_use_double_quant=True)
-    model = AutoModelForCausalLM.from_pretrained(resolve_model_folder(base.name), local_files_only=True, quantization_config=four_bit, dtype=torch.bfloat16, device_map={"": base.device})
-    # Norms and embeddings to fp32, inputs' gradients on; the loop keeps its own memory settings (no checkpointing here).
+    four_bit = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        bnb_4bit_use_double_quant=True,
+    )
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model_folder(base.name),
+        local_files_only=True,
+        quantization_config=four_bit,
+        dtype=torch.bfloat16,
+        device_map={"": base.device},
+    )
+    # Norms and embeddings to fp32, inputs' gradients on; the loop keeps its own memory settings (no checkpointing
+    # here).
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return replace(base, model=model)
 
@@ -130,7 +181,10 @@ def load_adapter(base: BaseModel, folder: Path, name: str) -> str:
                 model.delete_adapter(name)
         else:
             wrapped.unload()  # the base model's own layers back in place
-        raise AdaptlabError(f"the adapter does not load onto base model {base.name!r} ({type(exc).__name__}); was it trained on another base?") from None
+        raise AdaptlabError(
+            f"the adapter does not load onto base model {base.name!r} ({type(exc).__name__}); was it "
+            "trained on another base?"
+        ) from None
     base.model = wrapped
     base.model.eval()
     return name
@@ -140,7 +194,9 @@ def _prepare(base: BaseModel, task: Task, cfg: LoraConfig, seed: int):
     check_quantize(cfg, base.device)
     if cfg.quantize:
         base = quantized_copy(base)
-    return base, attach_lora(base, f"{task.name}_{cfg.key}", cfg, seed)  # by key: two lora contenders of one run keep their own adapters
+    return base, attach_lora(
+        base, f"{task.name}_{cfg.key}", cfg, seed
+    )  # by key: two lora contenders of one run keep their own adapters
 
 
 class LoraFineTune(FineTune):
@@ -155,7 +211,9 @@ class LoraFineTune(FineTune):
 def build(config: LoraConfig, ctx) -> FineTune:
     base = ctx.model(config.model)
     check_quantize(config, base.device)  # when the contender is built, before its data is read or a step is trained
-    return LoraFineTune(base, config, _prepare, seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, documents=ctx.documents, **ctx.extra)
+    return LoraFineTune(
+        base, config, _prepare, seed=ctx.seed, on_step=ctx.on_step, dev=ctx.dev, documents=ctx.documents, **ctx.extra
+    )
 
 
 def load(folder: Path, ctx) -> LMSolver:
@@ -170,5 +228,20 @@ def load_saved_adapter(base: BaseModel, folder: Path) -> str:
     return load_adapter(base, folder, "v_" + hashlib.sha256(str(Path(folder).resolve()).encode()).hexdigest()[:12])
 
 
-SPACE = {"learning_rate": ("log", 5e-4, 1e-2), "epochs": ("choice", [1, 2, 3, 5]), "r": ("choice", [4, 8, 16])}  # docs/defaults.md: below 5e-4 underfit, above 1e-2 diverged, on both data sets
-KIND = Kind(NAME, "fine_tuned", LoraConfig, build=build, load=load, tier=3, short_prompts=True, trained_share=ADAPTER_SHARE, summary="a LoRA adapter over the shared base model", space=SPACE)
+SPACE = {
+    "learning_rate": ("log", 5e-4, 1e-2),
+    "epochs": ("choice", [1, 2, 3, 5]),
+    "r": ("choice", [4, 8, 16]),
+}  # docs/defaults.md: below 5e-4 underfit, above 1e-2 diverged, on both data sets
+KIND = Kind(
+    NAME,
+    "fine_tuned",
+    LoraConfig,
+    build=build,
+    load=load,
+    tier=3,
+    short_prompts=True,
+    trained_share=ADAPTER_SHARE,
+    summary="a LoRA adapter over the shared base model",
+    space=SPACE,
+)

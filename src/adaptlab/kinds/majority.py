@@ -39,13 +39,18 @@ class MajoritySolver:
         return timed_batches(inputs, lambda batch: [Prediction(self.label, 0, 0, 0.0) for _ in batch], progress)
 
     def describe(self) -> dict:
-        return {"strategy": self.strategy, "label": self.label, "train_label_counts": self.counts, "tie_rule": "most frequent; ties go to the label that sorts first"}
+        return {
+            "strategy": self.strategy,
+            "label": self.label,
+            "train_label_counts": self.counts,
+            "tie_rule": "most frequent; ties go to the label that sorts first",
+        }
 
     def save(self, folder: Path) -> None:
         write_solver_json(folder, self, self.task)
 
     @classmethod
-    def load(cls, folder: Path, context=None) -> "MajoritySolver":
+    def load(cls, folder: Path, context=None) -> MajoritySolver:
         """Rebuild a saved majority solver from its solver.json."""
         info = read_solver_json(folder, NAME)
         return cls(Task.from_dict(info["task"]), info["label"], info.get("train_label_counts", {}))
@@ -56,8 +61,21 @@ class Majority:
 
     name = NAME
 
-    def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None) -> MajoritySolver:
+    def fit(
+        self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None
+    ) -> MajoritySolver:
         return MajoritySolver(task, majority_label(train.outputs), dict(sorted(train.label_counts().items())))
 
 
-KIND = Kind(NAME, "baseline", MajorityConfig, build=lambda config, ctx: Majority(), load=MajoritySolver.load, tier=0, llm=False, constant=True, tasks=("classify",), summary="always the most frequent training label")
+KIND = Kind(
+    NAME,
+    "baseline",
+    MajorityConfig,
+    build=lambda config, ctx: Majority(),
+    load=MajoritySolver.load,
+    tier=0,
+    llm=False,
+    constant=True,
+    tasks=("classify",),
+    summary="always the most frequent training label",
+)

@@ -34,10 +34,26 @@ class RagConfig(StrategyConfig):
 
     name: Literal["rag"]
     k: int = Field(4, gt=0, le=50, description="Passages placed in each prompt (docs/defaults.md: why 4).")
-    retriever: Literal["bm25", "dense", "hybrid"] = Field("hybrid", description="bm25: word overlap (bm25s); dense: the sentence embedder's cosine; hybrid: both, fused by reciprocal rank (docs/knowledge.md: how they were chosen).")
+    retriever: Literal["bm25", "dense", "hybrid"] = Field(
+        "hybrid",
+        description="bm25: word overlap (bm25s); dense: the sentence embedder's cosine; hybrid: both, fused by "
+        "reciprocal rank (docs/knowledge.md: how they were chosen).",
+    )
     model: ModelChoice | None = Field(None, description=MODEL_HELP)
-    fine_tune: LoraConfig | None = Field(None, description="RAFT: train a LoRA adapter ({name: lora, epochs, learning_rate, ...}) on the training questions with their retrieved passages in the prompt; it then answers with retrieval as plain rag does.")
-    without_gold: float = Field(0.2, ge=0, le=1, description="fine_tune: share of the answerable training rows (those naming sources) whose gold passages are replaced by the next retrieved ones, so the model learns to cope when retrieval misses (RAFT's 80/20; docs/defaults.md).")
+    fine_tune: LoraConfig | None = Field(
+        None,
+        description="RAFT: train a LoRA adapter ({name: lora, epochs, learning_rate, ...}) on the training "
+        "questions with their retrieved passages in the prompt; it then answers with retrieval as "
+        "plain rag does.",
+    )
+    without_gold: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="fine_tune: share of the answerable training rows (those naming sources) whose gold passages "
+        "are replaced by the next retrieved ones, so the model learns to cope when retrieval misses "
+        "(RAFT's 80/20; docs/defaults.md).",
+    )
 
     @property
     def seeded(self) -> bool:
@@ -50,13 +66,18 @@ class RagConfig(StrategyConfig):
     @model_validator(mode="after")
     def _local_when_trained(self):
         if self.fine_tune is not None and self.model is not None and not isinstance(self.model, str):
-            raise ValueError("fine_tune trains local weights: a rag contender with fine_tune cannot name an endpoint as its model")
+            raise ValueError(
+                "fine_tune trains local weights: a rag contender with fine_tune cannot name an endpoint as its model"
+            )
         return self
 
 
 def build(config: RagConfig, ctx):
     if ctx.documents is None:
-        raise ConfigError(f"strategy {config.key!r} (rag) retrieves from documents: set data.docs in the experiment to a folder of .pdf .md .txt .html files")
+        raise ConfigError(
+            f"strategy {config.key!r} (rag) retrieves from documents: set data.docs in the "
+            "experiment to a folder of .pdf .md .txt .html files"
+        )
     if config.fine_tune is None:
         return Rag(ctx.model(config.model), NAME, ctx.documents, config.k, config.retriever)
     from adaptlab.finetune.fit import FineTune
@@ -70,7 +91,8 @@ def build(config: RagConfig, ctx):
 
 
 def load(folder: Path, ctx) -> RagSolver:
-    """The saved index (chunks.json, vectors.npy) and prompt (and a RAFT adapter), on the model it was fitted on (`ctx.base_for` refuses another)."""
+    """The saved index (chunks.json, vectors.npy) and prompt (and a RAFT adapter), on the model it was fitted on
+    (`ctx.base_for` refuses another)."""
     from adaptlab.knowledge.index import load_index
 
     info = read_solver_json(folder, NAME)
@@ -82,4 +104,14 @@ def load(folder: Path, ctx) -> RagSolver:
     return RagSolver(prompted_solver(NAME, base, task), index, retrieval["k"])
 
 
-KIND = Kind(NAME, "prompted", RagConfig, build=build, load=load, tier=2, reads_documents=True, summary="retrieved passages of the documents in every prompt", space={"k": ("choice", [1, 2, 4, 8]), "retriever": ("choice", ["bm25", "dense", "hybrid"])})
+KIND = Kind(
+    NAME,
+    "prompted",
+    RagConfig,
+    build=build,
+    load=load,
+    tier=2,
+    reads_documents=True,
+    summary="retrieved passages of the documents in every prompt",
+    space={"k": ("choice", [1, 2, 4, 8]), "retriever": ("choice", ["bm25", "dense", "hybrid"])},
+)

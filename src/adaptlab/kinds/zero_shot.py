@@ -33,4 +33,6 @@ def load(folder: Path, ctx):
     return prompted_solver(NAME, ctx.base_for(info), Task.from_dict(info["task"]))
 
 
-KIND = Kind(NAME, "prompted", ZeroShotConfig, build=build, load=load, tier=2, summary="the instruction only", space={})  # tuning searches its instruction
+KIND = Kind(
+    NAME, "prompted", ZeroShotConfig, build=build, load=load, tier=2, summary="the instruction only", space={}
+)  # tuning searches its instruction

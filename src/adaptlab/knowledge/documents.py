@@ -55,7 +55,8 @@ class Chunk:
 
 
 def read_documents(path: str | Path) -> list[Page]:
-    """Every page of a folder's documents (sorted by file name), or of a JSONL file; errors list every unreadable file."""
+    """Every page of a folder's documents (sorted by file name), or of a JSONL file; errors list every unreadable
+    file."""
     pages, problems = [], []
     for f, name in document_files(path):
         try:
@@ -68,15 +69,40 @@ def read_documents(path: str | Path) -> list[Page]:
 
 
 def document_files(path: str | Path) -> list[tuple[Path, str]]:
-    """The files under `path` as (file, name in the folder), sorted; a JSONL file is one (`read_file` refuses unsupported types)."""
+    """The files under `path` as (file, name in the folder), sorted; a JSONL file is one (`read_file` refuses
+    unsupported types)."""
     path = Path(path)
     if path.is_file() and path.suffix == ".jsonl":
         return [(path, path.name)]
     if not path.is_dir():
-        raise DataError([Problem("no_documents", str(path), None, None, "not a folder of documents or a .jsonl file", "give data.docs a folder of " + " ".join(SUFFIXES) + " files, or a .jsonl of {\"id\", \"text\"}")])
-    files = sorted((f, f.relative_to(path).as_posix()) for f in path.rglob("*") if f.is_file() and not f.name.startswith("."))
+        raise DataError(
+            [
+                Problem(
+                    "no_documents",
+                    str(path),
+                    None,
+                    None,
+                    "not a folder of documents or a .jsonl file",
+                    "give data.docs a folder of " + " ".join(SUFFIXES) + ' files, or a .jsonl of {"id", "text"}',
+                )
+            ]
+        )
+    files = sorted(
+        (f, f.relative_to(path).as_posix()) for f in path.rglob("*") if f.is_file() and not f.name.startswith(".")
+    )
     if not files:
-        raise DataError([Problem("no_documents", str(path), None, None, "the folder holds no documents", "add " + " ".join(SUFFIXES) + " files")])
+        raise DataError(
+            [
+                Problem(
+                    "no_documents",
+                    str(path),
+                    None,
+                    None,
+                    "the folder holds no documents",
+                    "add " + " ".join(SUFFIXES) + " files",
+                )
+            ]
+        )
     return files
 
 
@@ -102,13 +128,26 @@ def read_file(f: Path, name: str) -> list[Page]:
     if suffix == ".jsonl":
         return _read_jsonl(f)
     if suffix not in SUFFIXES:
-        raise DataError([Problem("unsupported_document", name, None, None, f"{f.suffix or 'no suffix'}: not a document type adaptlab reads", "convert it to " + ", ".join(SUFFIXES) + ", or move it out of the folder")])
+        raise DataError(
+            [
+                Problem(
+                    "unsupported_document",
+                    name,
+                    None,
+                    None,
+                    f"{f.suffix or 'no suffix'}: not a document type adaptlab reads",
+                    "convert it to " + ", ".join(SUFFIXES) + ", or move it out of the folder",
+                )
+            ]
+        )
     if suffix == ".pdf":
         return _read_pdf(f, name)
     try:
         text = f.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError([Problem("unreadable_document", name, None, None, f"not UTF-8 text (byte {exc.start})", "save it as UTF-8")]) from None
+        raise DataError(
+            [Problem("unreadable_document", name, None, None, f"not UTF-8 text (byte {exc.start})", "save it as UTF-8")]
+        ) from None
     if suffix in (".html", ".htm"):
         text = _html_text(text)
     return [Page(name, None, text)] if text.strip() else []
@@ -121,17 +160,52 @@ def _read_pdf(f: Path, name: str) -> list[Page]:
     try:
         reader = PdfReader(f)
         if reader.is_encrypted:
-            raise DataError([Problem("encrypted_pdf", name, None, None, "the PDF is encrypted", "save an unencrypted copy")])
+            raise DataError(
+                [Problem("encrypted_pdf", name, None, None, "the PDF is encrypted", "save an unencrypted copy")]
+            )
         pages = []
         for number, page in enumerate(reader.pages, 1):
             try:
                 pages.append(Page(name, number, page.extract_text() or ""))
             except Exception as exc:  # pypdf raises many types for a damaged page
-                raise DataError([Problem("unreadable_pdf", name, None, None, f"page {number}: cannot extract its text ({type(exc).__name__}: {exc})", "repair or re-export the PDF")]) from None
+                raise DataError(
+                    [
+                        Problem(
+                            "unreadable_pdf",
+                            name,
+                            None,
+                            None,
+                            f"page {number}: cannot extract its text ({type(exc).__name__}: {exc})",
+                            "repair or re-export the PDF",
+                        )
+                    ]
+                ) from None
     except (PdfReadError, OSError, ValueError) as exc:
-        raise DataError([Problem("unreadable_pdf", name, None, None, f"not a readable PDF ({type(exc).__name__}: {exc})", "repair or re-export the PDF")]) from None
+        raise DataError(
+            [
+                Problem(
+                    "unreadable_pdf",
+                    name,
+                    None,
+                    None,
+                    f"not a readable PDF ({type(exc).__name__}: {exc})",
+                    "repair or re-export the PDF",
+                )
+            ]
+        ) from None
     if pages and not any(p.text.strip() for p in pages):
-        raise DataError([Problem("image_only_pdf", name, None, None, f"none of its {len(pages)} pages has text (scanned or image-only?)", "run OCR on it first, or export it with its text")])
+        raise DataError(
+            [
+                Problem(
+                    "image_only_pdf",
+                    name,
+                    None,
+                    None,
+                    f"none of its {len(pages)} pages has text (scanned or image-only?)",
+                    "run OCR on it first, or export it with its text",
+                )
+            ]
+        )
     return [p for p in pages if p.text.strip()]
 
 
@@ -143,11 +217,24 @@ def _read_jsonl(path: Path) -> list[Page]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            problems.append(Problem("bad_json", str(path), line_no, None, f"not JSON ({exc.msg})", "one JSON object per line"))
+            problems.append(
+                Problem("bad_json", str(path), line_no, None, f"not JSON ({exc.msg})", "one JSON object per line")
+            )
             continue
-        missing = [k for k in ("id", "text") if not isinstance(row, dict) or not isinstance(row.get(k), str) or not row.get(k)]
+        missing = [
+            k for k in ("id", "text") if not isinstance(row, dict) or not isinstance(row.get(k), str) or not row.get(k)
+        ]
         if missing:
-            problems.append(Problem("missing_field", str(path), line_no, missing[0], "a non-empty string is required", 'each line: {"id": ..., "text": ..., "title": ...}'))
+            problems.append(
+                Problem(
+                    "missing_field",
+                    str(path),
+                    line_no,
+                    missing[0],
+                    "a non-empty string is required",
+                    'each line: {"id": ..., "text": ..., "title": ...}',
+                )
+            )
             continue
         pages.append(Page(row["id"], None, row["text"], row.get("title") or ""))
     if problems:

@@ -27,7 +27,9 @@ class KnowledgeIndex:
     chunks: list[Chunk]
     retriever: Index
     files: dict[str, str]  # document name -> sha256 of its bytes
-    rebuilt: list[str] = field(default_factory=list)  # documents read and chunked by this build (the rest came from the cache)
+    rebuilt: list[str] = field(
+        default_factory=list
+    )  # documents read and chunked by this build (the rest came from the cache)
     kind: str = "bm25"
     vectors: np.ndarray | None = None  # dense and hybrid: the chunks' embeddings
 
@@ -35,12 +37,18 @@ class KnowledgeIndex:
         return [[(self.chunks[i], score) for i, score in hits] for hits in self.retriever.search(queries, k)]
 
     def save(self, folder: Path) -> dict:
-        """chunks.json (+ vectors.npy) in `folder`: JSON and NumPy only, no pickle. Returns what solver.json records of it."""
+        """chunks.json (+ vectors.npy) in `folder`: JSON and NumPy only, no pickle. Returns what solver.json records of
+        it."""
         folder = Path(folder)
         write_json(folder / "chunks.json", {"files": self.files, "chunks": [asdict(c) for c in self.chunks]})
         if self.vectors is not None:
             np.save(folder / "vectors.npy", np.asarray(self.vectors, dtype=np.float32), allow_pickle=False)
-        return {"retriever": self.kind, "chunks": len(self.chunks), "documents": self.files, "chunks_sha256": sha256_file(folder / "chunks.json")}
+        return {
+            "retriever": self.kind,
+            "chunks": len(self.chunks),
+            "documents": self.files,
+            "chunks_sha256": sha256_file(folder / "chunks.json"),
+        }
 
 
 def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
@@ -56,7 +64,10 @@ def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
         stored = folder / "vectors.npy"
         vectors = np.load(stored, allow_pickle=False) if kind != "bm25" and stored.is_file() else None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise AdaptlabError(f"{folder}: the saved passages (chunks.json, vectors.npy) cannot be read ({type(exc).__name__}); register the version again") from None
+        raise AdaptlabError(
+            f"{folder}: the saved passages (chunks.json, vectors.npy) cannot be read "
+            f"({type(exc).__name__}); register the version again"
+        ) from None
     texts = [c.text for c in chunks]
     embedder = embedder_for(kind, embedder)
     if kind != "bm25" and vectors is None:
@@ -66,8 +77,17 @@ def load_index(folder: Path, kind: str, embedder=None) -> KnowledgeIndex:
     return KnowledgeIndex(chunks, make_retriever(kind, texts, embedder, vectors), saved["files"], [], kind, vectors)
 
 
-def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None, size: int = 256, overlap: int = 32, updates: str | Path | None = None) -> KnowledgeIndex:
-    """Chunks of every document under `path` and a `kind` retriever over them; every unreadable file is listed in one error.
+def build_index(
+    path: str | Path,
+    tokenizer,
+    kind: str = "hybrid",
+    embedder=None,
+    size: int = 256,
+    overlap: int = 32,
+    updates: str | Path | None = None,
+) -> KnowledgeIndex:
+    """Chunks of every document under `path` and a `kind` retriever over them; every unreadable file is listed in one
+    error.
 
     `updates`: a folder of changed documents, each replacing the file of its name under `path`. Those
     are read, chunked and embedded afresh whatever the caches hold, so the build's time is what
@@ -102,13 +122,29 @@ def build_index(path: str | Path, tokenizer, kind: str = "hybrid", embedder=None
         raise DataError(problems[:100], truncated=len(problems) > 100)
     chunks = [c for _, group in chunks_by_file for c in group]
     if not chunks:
-        raise DataError([Problem("no_text", str(path), None, None, "the documents hold no text to index", "add documents with text")])
+        raise DataError(
+            [
+                Problem(
+                    "no_text", str(path), None, None, "the documents hold no text to index", "add documents with text"
+                )
+            ]
+        )
     vectors = None
     if kind != "bm25":  # each file's vectors, cached by their texts
         from adaptlab.models.embedder import encode_cached
 
-        vectors = np.concatenate([np.asarray(embedder.encode([c.text for c in g]), dtype=np.float32) if name in fresh else encode_cached(embedder, [c.text for c in g]) for name, g in chunks_by_file if g])
-    return KnowledgeIndex(chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), files, rebuilt, kind, vectors)
+        vectors = np.concatenate(
+            [
+                np.asarray(embedder.encode([c.text for c in g]), dtype=np.float32)
+                if name in fresh
+                else encode_cached(embedder, [c.text for c in g])
+                for name, g in chunks_by_file
+                if g
+            ]
+        )
+    return KnowledgeIndex(
+        chunks, make_retriever(kind, [c.text for c in chunks], embedder, vectors), files, rebuilt, kind, vectors
+    )
 
 
 def _tokenizer_id(tokenizer) -> str:
@@ -122,18 +158,38 @@ class Documents:
     Strategies share it: rag retrieves from it, fine-tuning with `train_on: documents` reads its passages.
     """
 
-    def __init__(self, path: str | Path, tokenizer, embedder=None, size: int = 256, overlap: int = 32, updates: str | Path | None = None):
-        self.path, self.tokenizer, self.embedder, self.size, self.overlap = Path(path), tokenizer, embedder, size, overlap
-        self.updates = Path(updates) if updates is not None else None  # changed documents replacing those of the same name (`build_index`)
+    def __init__(
+        self,
+        path: str | Path,
+        tokenizer,
+        embedder=None,
+        size: int = 256,
+        overlap: int = 32,
+        updates: str | Path | None = None,
+    ):
+        self.path, self.tokenizer, self.embedder, self.size, self.overlap = (
+            Path(path),
+            tokenizer,
+            embedder,
+            size,
+            overlap,
+        )
+        self.updates = (
+            Path(updates) if updates is not None else None
+        )  # changed documents replacing those of the same name (`build_index`)
         self.built: dict[str, KnowledgeIndex] = {}
-        self.seconds: dict[str, float] = {}  # retriever kind -> seconds its build took (chunk cache hits make later ones quick)
+        self.seconds: dict[
+            str, float
+        ] = {}  # retriever kind -> seconds its build took (chunk cache hits make later ones quick)
 
     def index(self, kind: str = "bm25") -> KnowledgeIndex:
         if kind not in self.built:
             import time
 
             start = time.perf_counter()
-            self.built[kind] = build_index(self.path, self.tokenizer, kind, self.embedder, self.size, self.overlap, self.updates)
+            self.built[kind] = build_index(
+                self.path, self.tokenizer, kind, self.embedder, self.size, self.overlap, self.updates
+            )
             self.seconds[kind] = time.perf_counter() - start
         return self.built[kind]
 
@@ -146,7 +202,7 @@ class Documents:
         """Document name -> sha256 of its bytes."""
         return self._any().files
 
-    def updated(self, updates: str | Path) -> "Documents":
+    def updated(self, updates: str | Path) -> Documents:
         """These documents after a change: the files in `updates` replace those of the same name."""
         return Documents(self.path, self.tokenizer, self.embedder, self.size, self.overlap, updates)
 

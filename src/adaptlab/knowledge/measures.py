@@ -32,7 +32,8 @@ REFUSALS = (
 )
 ABSTAIN_MAX_WORDS = 30  # a longer answer is an answer, whatever it opens with
 PIVOTS = ("but", "however", "although", "though")  # "I'm not sure, but I think ..." goes on to answer
-REFERRALS = r"\b(ask|contact|check|call|consult|reach out|refer to|speak (to|with)|talk to)\b"  # "..., but ask HR" still declines
+# "..., but ask HR" still declines
+REFERRALS = r"\b(ask|contact|check|call|consult|reach out|refer to|speak (to|with)|talk to)\b"
 
 _CONTRACTIONS = (
     (r"\bcan'?t\b|\bcan not\b", "cannot"),
@@ -111,7 +112,7 @@ def is_abstention(text: str, abstain: str) -> bool:
         return False
     refuses = _refusals(refusal)
     clauses = _clauses(text)
-    for i, (clause, ends) in enumerate(clauses):
+    for i, (clause, ends) in enumerate(clauses):  # noqa: B007 (i is read after the loop)
         if refuses.search(_plain(clause)):
             break
         if figures(clause) or ends:  # facts first, or the first sentence is over: an answer
@@ -127,8 +128,13 @@ def is_abstention(text: str, abstain: str) -> bool:
     return True
 
 
-_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_MONTH = (
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_MONTHS = {
+    m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)
+}
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _DATES = (  # (pattern, which groups hold year, month, day); tried in this order, each match blanked before the next
     (re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b"), (1, 2, 3)),
@@ -145,7 +151,10 @@ _NOT_FIGURES = re.compile(
     r"|^[ \t]*\d{1,2}[.)][ \t]+(?=\S)",  # a list marker at a line's start: "1. ", "2) "
     re.IGNORECASE | re.MULTILINE,
 )
-_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:(?:st|nd|rd|th)|\s*(thousand|million|billion)|(k))?(?!\w)", re.IGNORECASE)
+_NUMBER = re.compile(
+    r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?:(?:st|nd|rd|th)|\s*(thousand|million|billion)|(k))?(?!\w)",
+    re.IGNORECASE,
+)
 _SCALE = {"thousand": 1000, "million": 10**6, "billion": 10**9, "k": 1000}
 
 
@@ -300,7 +309,8 @@ def cites(answer: str, retrieved: list[str]) -> bool:
     or "[hb.pdf]" for any page), or its document's file name ("hb.pdf"). An id without an extension (a JSONL
     row's) counts only in brackets, so "42" in "$42" is no citation.
 
-    >>> cites("The copay is $25 [hb.pdf#page=3].", ["hb.pdf#page=3"]), cites("See hb.pdf.", ["hb.pdf#page=9"]), cites("$42", ["42"])
+    >>> cited = cites("The copay is $25 [hb.pdf#page=3].", ["hb.pdf#page=3"])
+    >>> cited, cites("See hb.pdf.", ["hb.pdf#page=9"]), cites("$42", ["42"])
     (True, True, False)
     """
     text = answer.lower()
@@ -343,14 +353,25 @@ def qa_rows(
     rows["rouge_l"] = np.array([rouge_l(p, e) for e, p in zip(expected, predicted)]) * kept
     if similarity is not None:
         rows["similarity"] = np.asarray(similarity, dtype=float) * kept
-    rows["unsupported"] = np.array([float(bool(unsupported_figures(p, g, e))) for e, p, g in zip(expected, predicted, passages, strict=True)]) * kept
+    rows["unsupported"] = (
+        np.array(
+            [float(bool(unsupported_figures(p, g, e))) for e, p, g in zip(expected, predicted, passages, strict=True)]
+        )
+        * kept
+    )
     rows["qa_score"] = np.where(answerable == 1, f1, abstained)
     if retrieved is not None:
         rows["has_retrieval"] = np.array([float(bool(r)) for r in retrieved])
         rows["cites"] = np.array([float(cites(p, r)) for p, r in zip(predicted, retrieved, strict=True)])
         if gold is not None:
-            scores = np.array([retrieval_scores(g, r) for g, r in zip(gold, retrieved, strict=True)], dtype=float).reshape(n, 2)
-            rows |= {"has_gold": np.array([float(bool(g)) for g in gold]), "recall_at_k": scores[:, 0], "reciprocal_rank": scores[:, 1]}
+            scores = np.array(
+                [retrieval_scores(g, r) for g, r in zip(gold, retrieved, strict=True)], dtype=float
+            ).reshape(n, 2)
+            rows |= {
+                "has_gold": np.array([float(bool(g)) for g in gold]),
+                "recall_at_k": scores[:, 0],
+                "reciprocal_rank": scores[:, 1],
+            }
     return rows
 
 
@@ -379,7 +400,10 @@ def qa_aggregate(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, floa
         out["hallucination_rate"] = _mean(r["answered"], ~answerable)
     out["unsupported_figures"] = _mean(r["unsupported"], answered)
     if "has_gold" in rows and rows["has_gold"].any():
-        out |= {"recall_at_k": _mean(r["recall_at_k"], r["has_gold"] == 1), "mrr": _mean(r["reciprocal_rank"], r["has_gold"] == 1)}
+        out |= {
+            "recall_at_k": _mean(r["recall_at_k"], r["has_gold"] == 1),
+            "mrr": _mean(r["reciprocal_rank"], r["has_gold"] == 1),
+        }
     if "has_retrieval" in rows and rows["has_retrieval"].any():
         out["citing"] = _mean(r["cites"], answered & (r["has_retrieval"] == 1))
     return out

@@ -24,7 +24,9 @@ KINDS = ("bm25", "dense", "hybrid")
 
 
 class Index(Protocol):
-    def search(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]: ...  # per query: (chunk index, score), best first
+    def search(
+        self, queries: list[str], k: int
+    ) -> list[list[tuple[int, float]]]: ...  # per query: (chunk index, score), best first
 
 
 class BM25Index:
@@ -40,7 +42,10 @@ class BM25Index:
         k = min(k, self.size)
         tokens = self._bm25s.tokenize(queries, stopwords="en", show_progress=False)
         ids, scores = self.retriever.retrieve(tokens, k=k, show_progress=False)
-        return [[(int(i), float(s)) for i, s in zip(row_ids, row_scores) if s > 0] for row_ids, row_scores in zip(ids, scores)]
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores) if s > 0]
+            for row_ids, row_scores in zip(ids, scores)
+        ]
 
 
 class DenseIndex:
@@ -75,7 +80,8 @@ class HybridIndex:
 
 
 def embedder_for(kind: str, embedder):
-    """The embedder a `kind` retriever needs: the one given, else the default one (loaded once per process); bm25 needs none."""
+    """The embedder a `kind` retriever needs: the one given, else the default one (loaded once per process); bm25 needs
+    none."""
     if embedder is not None or kind == "bm25":
         return embedder
     from adaptlab.models.embedder import default_embedder

@@ -1,4 +1,5 @@
-"""`BaseModel`: a causal LM with its tokenizer and chat template, loaded only from local files (a Hub id from its cache)."""
+"""`BaseModel`: a causal LM with its tokenizer and chat template, loaded only from local files (a Hub id from its
+cache)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,14 @@ class BaseModel:
 
     def info(self) -> dict:
         """The model as loaded, for results.json and a version's lineage (`results.ModelInfo`)."""
-        return {"name": self.name, "folder": self.folder, "revision": self.revision, "dtype": self.dtype, "device": self.device, "parameters": self.parameters}
+        return {
+            "name": self.name,
+            "folder": self.folder,
+            "revision": self.revision,
+            "dtype": self.dtype,
+            "device": self.device,
+            "parameters": self.parameters,
+        }
 
     @property
     def parameters(self) -> int:
@@ -41,7 +49,8 @@ class BaseModel:
 
 
 def model_source(choice) -> Path:
-    """The model's local files, as given: the embedded GGUF, a .gguf file, a HF folder, or a Hub id's cached snapshot (nothing converted)."""
+    """The model's local files, as given: the embedded GGUF, a .gguf file, a HF folder, or a Hub id's cached snapshot
+    (nothing converted)."""
     spec = spec_of(choice)
     if spec.source == EMBEDDED_NAME:
         return embedded_gguf()
@@ -54,12 +63,14 @@ def model_source(choice) -> Path:
         return hub_folder(spec.source, spec.revision, spec.download)
     raise ModelError(
         f"model {spec.source!r} not found: use '{EMBEDDED_NAME}' (embedded), a local Hugging Face model "
-        "folder (with config.json), a .gguf file, or a Hub id such as Qwen/Qwen2.5-1.5B-Instruct (read from the local Hugging Face cache)"
+        "folder (with config.json), a .gguf file, or a Hub id such as Qwen/Qwen2.5-1.5B-Instruct "
+        "(read from the local Hugging Face cache)"
     )
 
 
 def resolve_model_folder(choice) -> Path:
-    """The local folder holding a model's safetensors: the embedded default, a GGUF file, a HF folder or a Hub id's snapshot."""
+    """The local folder holding a model's safetensors: the embedded default, a GGUF file, a HF folder or a Hub id's
+    snapshot."""
     source = model_source(choice)
     return cached_gguf_folder(source) if source.is_file() else source
 
@@ -94,7 +105,10 @@ def _gguf_tokenizer(gguf: Path) -> tuple[Any, int | None]:
         metadata, _ = read_gguf_metadata(str(gguf))
         context = metadata.get(f"{metadata['general.architecture']}.context_length")
     except Exception as exc:  # transformers raises many types for unreadable files
-        raise ModelError(f"{gguf}: cannot read this GGUF file's tokenizer ({type(exc).__name__}: {exc}); check it is a complete, supported GGUF") from None
+        raise ModelError(
+            f"{gguf}: cannot read this GGUF file's tokenizer ({type(exc).__name__}: {exc}); check it "
+            "is a complete, supported GGUF"
+        ) from None
     return tokenizer, int(context) if context is not None else None
 
 
@@ -103,7 +117,8 @@ def load_base_model(choice, device: str | None = None, trained_share: float = 0.
 
     `choice`: a name, folder, .gguf or Hub id, or a `ModelSpec` (or the experiment's `model:` mapping) with
     dtype and device. `device` is used where the spec leaves the device to `auto`. The memory the weights
-    (and, with `trained_share` > 0, their training state: `memory.memory_need`) need is checked against what is free first.
+    (and, with `trained_share` > 0, their training state: `memory.memory_need`) need is checked against what is free
+    first.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -115,10 +130,14 @@ def load_base_model(choice, device: str | None = None, trained_share: float = 0.
     folder = resolve_model_folder(spec)
     device = chosen_device(spec, device)
     dtype = chosen_dtype(spec, device, folder)
-    check_memory(spec.source, memory_need(folder, BYTES_PER_PARAMETER[dtype], trained_share), free_memory(device), device, dtype)
+    check_memory(
+        spec.source, memory_need(folder, BYTES_PER_PARAMETER[dtype], trained_share), free_memory(device), device, dtype
+    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, trust_remote_code=False, dtype=getattr(torch, TORCH_DTYPES[dtype]))
+        model = AutoModelForCausalLM.from_pretrained(
+            folder, local_files_only=True, trust_remote_code=False, dtype=getattr(torch, TORCH_DTYPES[dtype])
+        )
     except Exception as exc:
         raise ModelError(f"{folder}: cannot load the model ({type(exc).__name__}: {exc})") from None
     model.to(device).eval()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from functools import cache
 
 
-@lru_cache(maxsize=None)
+@cache
 def bf16_is_fast(device: str) -> bool:
     """True where bf16 math is supported and faster than fp32 on this device.
 
@@ -33,7 +33,8 @@ def bf16_is_fast(device: str) -> bool:
 
 
 def default_device() -> str:
-    """This process's accelerator: its rank's GPU under `accelerate launch`/torchrun, else the first GPU, else the CPU."""
+    """This process's accelerator: its rank's GPU under `accelerate launch`/torchrun, else the first GPU, else the
+    CPU."""
     import os
 
     import torch

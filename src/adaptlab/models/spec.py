@@ -1,9 +1,9 @@
 """`ModelSpec`: which local model to load, at what precision, on which device (the experiment's `model:`).
 
-    >>> ModelSpec("Qwen/Qwen2.5-1.5B-Instruct", dtype="bf16").dtype
-    'bf16'
-    >>> str(spec_of("smollm2-135m-instruct"))
-    'smollm2-135m-instruct'
+>>> ModelSpec("Qwen/Qwen2.5-1.5B-Instruct", dtype="bf16").dtype
+'bf16'
+>>> str(spec_of("smollm2-135m-instruct"))
+'smollm2-135m-instruct'
 """
 
 from __future__ import annotations
@@ -42,8 +42,17 @@ def spec_of(choice) -> ModelSpec:
     if hasattr(choice, "spec"):  # config.LocalModelConfig
         return choice.spec()
     if isinstance(choice, dict) and (choice.get("path") or choice.get("id")):  # a recorded LocalModelConfig
-        return ModelSpec(choice.get("path") or choice["id"], choice.get("revision"), bool(choice.get("download")), choice.get("dtype", "auto"), choice.get("device", "auto"))
-    raise ModelError(f"model {choice!r} is not a local model: give a name, a folder, a .gguf file, a Hub id, or {{path|id, dtype, device}}")
+        return ModelSpec(
+            choice.get("path") or choice["id"],
+            choice.get("revision"),
+            bool(choice.get("download")),
+            choice.get("dtype", "auto"),
+            choice.get("device", "auto"),
+        )
+    raise ModelError(
+        f"model {choice!r} is not a local model: give a name, a folder, a .gguf file, a Hub id, or "
+        f"{{path|id, dtype, device}}"
+    )
 
 
 def chosen_device(spec: ModelSpec, fallback: str | None) -> str:
@@ -58,7 +67,10 @@ def chosen_device(spec: ModelSpec, fallback: str | None) -> str:
 
         index = int(device.split(":")[1])
         if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-            raise ModelError(f"model {spec.source!r}: device {spec.device} asked for, but torch sees {torch.cuda.device_count()} GPU(s); set model.device to auto or cpu")
+            raise ModelError(
+                f"model {spec.source!r}: device {spec.device} asked for, but torch sees "
+                f"{torch.cuda.device_count()} GPU(s); set model.device to auto or cpu"
+            )
     return device
 
 
@@ -79,7 +91,8 @@ def chosen_dtype(spec: ModelSpec, device: str, folder: Path) -> str:
 
 
 def checkpoint_dtype(folder: Path) -> str | None:
-    """The dtype config.json says the weights were saved in (`torch_dtype`, or `dtype` since transformers 5), as bf16/fp16/fp32."""
+    """The dtype config.json says the weights were saved in (`torch_dtype`, or `dtype` since transformers 5), as
+    bf16/fp16/fp32."""
     try:
         config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -12,7 +12,8 @@ MIGRATIONS = [
     """
     CREATE TABLE datasets (sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, rows INTEGER NOT NULL, created TEXT NOT NULL);
     CREATE TABLE runs (
-        id TEXT PRIMARY KEY, kind TEXT NOT NULL, folder TEXT, config TEXT NOT NULL, metrics TEXT, status TEXT NOT NULL, created TEXT NOT NULL
+        id TEXT PRIMARY KEY, kind TEXT NOT NULL, folder TEXT, config TEXT NOT NULL, metrics TEXT,
+        status TEXT NOT NULL, created TEXT NOT NULL
     );
     CREATE TABLE versions (
         task TEXT NOT NULL, version INTEGER NOT NULL, strategy TEXT NOT NULL, run_id TEXT REFERENCES runs(id),
@@ -22,7 +23,8 @@ MIGRATIONS = [
     CREATE TABLE promotions (task TEXT PRIMARY KEY, version INTEGER NOT NULL, promoted TEXT NOT NULL,
         FOREIGN KEY (task, version) REFERENCES versions(task, version));
     """,
-    # 2: a version records its contender's id beside its kind (`strategy`): few_shot_k4 and few_shot_k8 are both few_shot
+    # 2: a version records its contender's id beside its kind (`strategy`): few_shot_k4 and few_shot_k8 are both
+    # few_shot
     """
     ALTER TABLE versions ADD COLUMN contender TEXT;
     """,

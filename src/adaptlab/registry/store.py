@@ -18,14 +18,18 @@ import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import fsync, sha256_file
 from adaptlab.registry.db import connect
 
-ALLOWED_SUFFIXES = (".safetensors", ".json", ".jinja")  # weights, configs, a tokenizer's chat template: never code or pickle
+ALLOWED_SUFFIXES = (
+    ".safetensors",
+    ".json",
+    ".jinja",
+)  # weights, configs, a tokenizer's chat template: never code or pickle
 REF = re.compile(r"^(?P<task>[a-z0-9][a-z0-9._-]{0,63})(?:@v(?P<version>[1-9][0-9]{0,8}))?$")
 
 
@@ -51,14 +55,26 @@ class Version:
         return f"{self.task}@v{self.version}"
 
     def to_dict(self) -> dict:
-        return {"ref": self.ref, "strategy": self.strategy, "contender": self.contender or self.strategy, "run_id": self.run_id, "folder": str(self.folder), "files": self.files, "lineage": self.lineage, "created": self.created, "promoted": self.promoted}
+        return {
+            "ref": self.ref,
+            "strategy": self.strategy,
+            "contender": self.contender or self.strategy,
+            "run_id": self.run_id,
+            "folder": str(self.folder),
+            "files": self.files,
+            "lineage": self.lineage,
+            "created": self.created,
+            "promoted": self.promoted,
+        }
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
     """'task' or 'task@vN', validated before anything touches the disk."""
     match = REF.match(ref or "")
     if not match:
-        raise ConfigError(f"{ref!r} is not a task name or task@vN (lower-case letters, digits, '.', '_', '-'; versions from v1)")
+        raise ConfigError(
+            f"{ref!r} is not a task name or task@vN (lower-case letters, digits, '.', '_', '-'; versions from v1)"
+        )
     return match["task"], int(match["version"]) if match["version"] else None
 
 
@@ -77,13 +93,30 @@ class Registry:
     def add_dataset(self, sha256: str, source: str, rows: int) -> None:
         self.db.execute("INSERT OR IGNORE INTO datasets VALUES (?, ?, ?, ?)", (sha256, source, rows, _now()))
 
-    def add_run(self, run_id: str, kind: str, folder: str | None, config: dict, metrics: dict | None, status: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)", (run_id, kind, folder, json.dumps(config), json.dumps(metrics), status, _now()))
+    def add_run(
+        self, run_id: str, kind: str, folder: str | None, config: dict, metrics: dict | None, status: str
+    ) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (run_id, kind, folder, json.dumps(config), json.dumps(metrics), status, _now()),
+        )
 
-    def add_version(self, task: str, strategy: str, source: Path, lineage: dict, run_id: str | None = None, extra: dict[str, dict] | None = None, contender: str | None = None) -> Version:
-        """Copy the weight, JSON and tokenizer files of `source` (plus `extra` JSON files) in as the task's next version of kind `strategy`."""
+    def add_version(
+        self,
+        task: str,
+        strategy: str,
+        source: Path,
+        lineage: dict,
+        run_id: str | None = None,
+        extra: dict[str, dict] | None = None,
+        contender: str | None = None,
+    ) -> Version:
+        """Copy the weight, JSON and tokenizer files of `source` (plus `extra` JSON files) in as the task's next version
+        of kind `strategy`."""
         parse_ref(task)
-        files = sorted(p for p in Path(source).iterdir() if p.is_file() and p.suffix in ALLOWED_SUFFIXES) if source else []
+        files = (
+            sorted(p for p in Path(source).iterdir() if p.is_file() and p.suffix in ALLOWED_SUFFIXES) if source else []
+        )
         if not files and not extra:
             raise RegistryError(f"{source}: no .safetensors or .json files to register")
         key = uuid.uuid4().hex
@@ -105,14 +138,29 @@ class Registry:
         fsync(final.parent)
         return self._insert_version(task, strategy, run_id, final, hashes, lineage, contender)
 
-    def _insert_version(self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict, contender: str | None) -> Version:
+    def _insert_version(
+        self, task, strategy, run_id, folder: Path, hashes: dict, lineage: dict, contender: str | None
+    ) -> Version:
         created = _now()
-        self.db.execute("BEGIN IMMEDIATE")  # versions are numbered under the write lock: concurrent writers never collide
+        self.db.execute(
+            "BEGIN IMMEDIATE"
+        )  # versions are numbered under the write lock: concurrent writers never collide
         try:
             version = self._next_version(task)
             self.db.execute(
-                "INSERT INTO versions (task, version, strategy, run_id, folder, files, lineage, created, contender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task, version, strategy, run_id, str(folder.relative_to(self.root)), json.dumps(hashes), json.dumps(lineage, ensure_ascii=False), created, contender),
+                "INSERT INTO versions (task, version, strategy, run_id, folder, files, lineage, "
+                "created, contender) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    task,
+                    version,
+                    strategy,
+                    run_id,
+                    str(folder.relative_to(self.root)),
+                    json.dumps(hashes),
+                    json.dumps(lineage, ensure_ascii=False),
+                    created,
+                    contender,
+                ),
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -121,34 +169,50 @@ class Registry:
         return Version(task, version, strategy, run_id, folder, hashes, lineage, created, contender=contender)
 
     def _next_version(self, task: str) -> int:
-        return self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE task = ?", (task,)).fetchone()[0]
+        return self.db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM versions WHERE task = ?", (task,)).fetchone()[
+            0
+        ]
 
     def promote(self, ref: str) -> Version:
         version = self.get(ref, verify=True)
-        self.db.execute("INSERT INTO promotions VALUES (?, ?, ?) ON CONFLICT(task) DO UPDATE SET version = excluded.version, promoted = excluded.promoted", (version.task, version.version, _now()))
+        self.db.execute(
+            "INSERT INTO promotions VALUES (?, ?, ?) ON CONFLICT(task) DO UPDATE SET version = "
+            "excluded.version, promoted = excluded.promoted",
+            (version.task, version.version, _now()),
+        )
         return self.get(version.ref)
 
     def remove(self, ref: str) -> Version:
-        """Delete version `task@vN`'s files; its row stays, marked removed, so the number is never given again. The promoted version is refused."""
+        """Delete version `task@vN`'s files; its row stays, marked removed, so the number is never given again. The
+        promoted version is refused."""
         task, number = parse_ref(ref)
         if number is None:
-            raise RegistryError(f"{ref!r} names a task, not a version: give task@vN (`adaptlab registry list {task}` shows them)")
+            raise RegistryError(
+                f"{ref!r} names a task, not a version: give task@vN (`adaptlab registry list {task}` shows them)"
+            )
         self.db.execute("BEGIN IMMEDIATE")  # the promoted check and the mark together: a promote cannot slip in between
         try:
             version = self.get(ref)
             if version.promoted:
-                raise RegistryError(f"{version.ref} is the promoted version of {task!r} (what `adaptlab serve` answers for it): promote another first (`adaptlab registry promote {task}@vN`)")
+                raise RegistryError(
+                    f"{version.ref} is the promoted version of {task!r} (what `adaptlab serve` "
+                    f"answers for it): promote another first (`adaptlab registry promote {task}@vN`)"
+                )
             self.db.execute("UPDATE versions SET removed = ? WHERE task = ? AND version = ?", (_now(), task, number))
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        shutil.rmtree(version.folder, ignore_errors=True)  # after the row: a crash between them leaves files `gc` deletes, never a row without files
+        shutil.rmtree(
+            version.folder, ignore_errors=True
+        )  # after the row: a crash between them leaves files `gc` deletes, never a row without files
         return version
 
     def unused(self) -> list[Version]:
         """Versions no alias and no run refers to: not promoted, and the run that registered them has no folder on disk
-        any more (or recorded none). A run folder recorded as a relative path is taken as still there (it cannot be checked)."""
+        any more (or recorded none). A run folder recorded as a relative path is taken as still there (it cannot be
+        checked)."""
+
         def run_is_there(v: Version) -> bool:
             folder = self.run_folder(v.run_id) if v.run_id else None
             return folder is not None and (not folder.is_absolute() or folder.is_dir())
@@ -161,7 +225,11 @@ class Registry:
         referenced = {v.folder.resolve() for v in self.versions()}
         found = []
         for task_dir in (p for p in self.artifacts.iterdir() if p.is_dir()):
-            found += [task_dir] if task_dir.name.startswith(".tmp-") else [f for f in task_dir.iterdir() if f.is_dir() and f.resolve() not in referenced]
+            found += (
+                [task_dir]
+                if task_dir.name.startswith(".tmp-")
+                else [f for f in task_dir.iterdir() if f.is_dir() and f.resolve() not in referenced]
+            )
         now = time.time()
         return sorted(f for f in found if now - f.stat().st_mtime >= older_than_s)
 
@@ -169,8 +237,13 @@ class Registry:
 
     def versions(self, task: str | None = None) -> list[Version]:
         """The task's (or every task's) versions, removed ones left out, oldest first."""
-        query = "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.removed IS NULL"
-        rows = self.db.execute(query + (" AND v.task = ?" if task else "") + " ORDER BY v.task, v.version", (task,) if task else ()).fetchall()
+        query = (
+            "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task "
+            "= v.task WHERE v.removed IS NULL"
+        )
+        rows = self.db.execute(
+            query + (" AND v.task = ?" if task else "") + " ORDER BY v.task, v.version", (task,) if task else ()
+        ).fetchall()
         return [self._version(row) for row in rows]
 
     def get(self, ref: str, verify: bool = False) -> Version:
@@ -179,19 +252,37 @@ class Registry:
         if number is None:
             row = self.db.execute("SELECT version FROM promotions WHERE task = ?", (task,)).fetchone()
             if row is None:
-                known = self.db.execute("SELECT COUNT(*) FROM versions WHERE task = ? AND removed IS NULL", (task,)).fetchone()[0]
-                raise RegistryError(f"task {task!r} has no promoted version" + (f"; promote one of its {known} versions with `adaptlab registry promote {task}@vN`" if known else "; it has no versions (compare registers what it fits)"))
+                known = self.db.execute(
+                    "SELECT COUNT(*) FROM versions WHERE task = ? AND removed IS NULL", (task,)
+                ).fetchone()[0]
+                raise RegistryError(
+                    f"task {task!r} has no promoted version"
+                    + (
+                        f"; promote one of its {known} versions with `adaptlab registry promote {task}@vN`"
+                        if known
+                        else "; it has no versions (compare registers what it fits)"
+                    )
+                )
             number = row[0]
-        row = self.db.execute("SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON p.task = v.task WHERE v.task = ? AND v.version = ?", (task, number)).fetchone()
+        row = self.db.execute(
+            "SELECT v.*, p.version AS promoted_version FROM versions v LEFT JOIN promotions p ON "
+            "p.task = v.task WHERE v.task = ? AND v.version = ?",
+            (task, number),
+        ).fetchone()
         if row is None:
             raise RegistryError(f"no version {task}@v{number}; `adaptlab registry list` shows what there is")
         if row["removed"]:
-            raise RegistryError(f"{task}@v{number} was removed ({row['removed']}, by `adaptlab registry rm` or `gc`): its files are gone; `adaptlab registry list` shows what there is")
+            raise RegistryError(
+                f"{task}@v{number} was removed ({row['removed']}, by `adaptlab registry rm` or "
+                "`gc`): its files are gone; `adaptlab registry list` shows what there is"
+            )
         version = self._version(row)
         if verify:
             problems = self._problems(version)
             if problems:
-                raise RegistryError(f"{version.ref} cannot be used: {'; '.join(problems)}; run `adaptlab registry check`")
+                raise RegistryError(
+                    f"{version.ref} cannot be used: {'; '.join(problems)}; run `adaptlab registry check`"
+                )
         return version
 
     def run_folder(self, run_id: str) -> Path | None:
@@ -202,7 +293,11 @@ class Registry:
     def check(self) -> tuple[list[str], list[str]]:
         """(problems, notes): rows whose files are missing or corrupt; artifact folders no row points at."""
         problems = [f"{version.ref}: {p}" for version in self.versions() for p in self._problems(version)]
-        notes = [f"{folder}: files of an interrupted write or removal (no version points at them); `adaptlab registry gc` deletes them" for folder in self.leftovers()]
+        notes = [
+            f"{folder}: files of an interrupted write or removal (no version points at them); "
+            "`adaptlab registry gc` deletes them"
+            for folder in self.leftovers()
+        ]
         return problems, notes
 
     def stale(self) -> dict[str, list[str]]:
@@ -220,7 +315,18 @@ class Registry:
         return out
 
     def _version(self, row: sqlite3.Row) -> Version:
-        return Version(row["task"], row["version"], row["strategy"], row["run_id"], self.root / row["folder"], json.loads(row["files"]), json.loads(row["lineage"]), row["created"], row["promoted_version"] == row["version"], row["contender"])
+        return Version(
+            row["task"],
+            row["version"],
+            row["strategy"],
+            row["run_id"],
+            self.root / row["folder"],
+            json.loads(row["files"]),
+            json.loads(row["lineage"]),
+            row["created"],
+            row["promoted_version"] == row["version"],
+            row["contender"],
+        )
 
 
 _HASHES: dict[tuple, str] = {}  # (path, size, mtime) -> sha256: the server asks on every GET /v1/models
@@ -236,7 +342,11 @@ def changed_documents(version: Version) -> list[str]:
     if root.is_file():
         files = [(root, root.name)]
     else:
-        files = [(f, f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")] if root.is_dir() else []
+        files = (
+            [(f, f.relative_to(root).as_posix()) for f in root.rglob("*") if f.is_file() and not f.name.startswith(".")]
+            if root.is_dir()
+            else []
+        )
     now = {}
     for f, name in files:
         stat = f.stat()
@@ -260,4 +370,4 @@ def _fsync_and_hash(path: Path) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

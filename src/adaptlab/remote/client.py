@@ -42,16 +42,23 @@ class ChatClient:
         if config.api_key_env:
             key = os.environ.get(config.api_key_env)
             if not key:
-                raise ConfigError(f"model {config.name!r} at {config.base_url}: environment variable {config.api_key_env} is not set; export the API key there")
+                raise ConfigError(
+                    f"model {config.name!r} at {config.base_url}: environment variable "
+                    f"{config.api_key_env} is not set; export the API key there"
+                )
             headers["Authorization"] = f"Bearer {key}"
-        self.http = httpx.Client(base_url=config.base_url.rstrip("/") + "/", headers=headers, timeout=config.timeout_s, transport=transport)
+        self.http = httpx.Client(
+            base_url=config.base_url.rstrip("/") + "/", headers=headers, timeout=config.timeout_s, transport=transport
+        )
         self.logprobs = True  # switched off when the endpoint rejects the parameter
 
     def describe(self) -> dict:
         """Where the model is; the API key is never part of it."""
         return {"base_url": self.config.base_url, "name": self.config.name}
 
-    def chat_many(self, conversations: list[list[dict]], max_tokens: int, stop: list[str] | None = None, progress=None) -> list[Reply]:
+    def chat_many(
+        self, conversations: list[list[dict]], max_tokens: int, stop: list[str] | None = None, progress=None
+    ) -> list[Reply]:
         """One reply per conversation, in order, at most `max_concurrency` requests in flight."""
 
         def one(messages):
@@ -64,7 +71,8 @@ class ChatClient:
             return list(pool.map(one, conversations))
 
     def chat(self, messages: list[dict], max_tokens: int, stop: list[str] | None = None) -> Reply:
-        """One greedy reply; a timeout, connection error, 429 or 5xx is retried up to `max_retries` times, anything else is a RemoteError."""
+        """One greedy reply; a timeout, connection error, 429 or 5xx is retried up to `max_retries` times, anything else
+        is a RemoteError."""
         import httpx
 
         body = {"model": self.config.name, "messages": messages, "max_tokens": max_tokens, "temperature": 0}
@@ -84,16 +92,26 @@ class ChatClient:
                     return _reply(response, time.perf_counter() - start, attempt)
                 problem = f"HTTP {response.status_code}: {_error_text(response)}"
                 if response.status_code in (401, 403):
-                    raise RemoteError(f"{self.config.base_url} refused the request ({problem}); check the API key" + (f" in ${self.config.api_key_env}" if self.config.api_key_env else " (set model.api_key_env)"))
+                    raise RemoteError(
+                        f"{self.config.base_url} refused the request ({problem}); check the API key"
+                        + (f" in ${self.config.api_key_env}" if self.config.api_key_env else " (set model.api_key_env)")
+                    )
                 if response.status_code not in RETRY_STATUS:
                     raise RemoteError(f"{self.config.base_url} model {self.config.name!r}: {problem}")
                 wait = _retry_after(response)
             if attempt < self.config.max_retries:
-                time.sleep(wait if wait is not None else min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2))
-        raise RemoteError(f"{self.config.base_url} model {self.config.name!r}: {problem} after {self.config.max_retries + 1} attempts; check that the server is up, or raise model.timeout_s / model.max_retries")
+                time.sleep(
+                    wait if wait is not None else min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.5 + random.random() / 2)
+                )
+        raise RemoteError(
+            f"{self.config.base_url} model {self.config.name!r}: {problem} after "
+            f"{self.config.max_retries + 1} attempts; check that the server is up, or raise "
+            "model.timeout_s / model.max_retries"
+        )
 
     def _post(self, body: dict):
-        """One request; an endpoint that rejects log-probs (400 naming them) is asked again without, and not asked for them again.
+        """One request; an endpoint that rejects log-probs (400 naming them) is asked again without, and not asked for
+        them again.
 
         That second request is a negotiation, not a retry: it does not use up `max_retries`.
         """
@@ -109,7 +127,8 @@ class ChatClient:
 
 
 def _reply(response, seconds: float, retries: int) -> Reply:
-    """The Reply in a 200 answer; an answer that is not an OpenAI chat completion (malformed log-probs included) is a RemoteError."""
+    """The Reply in a 200 answer; an answer that is not an OpenAI chat completion (malformed log-probs included) is a
+    RemoteError."""
     try:
         data = response.json()
         choice = data["choices"][0]
@@ -132,7 +151,8 @@ def _reply(response, seconds: float, retries: int) -> Reply:
 
 
 def _first_token_logprobs(response, logprobs) -> dict[str, float] | None:
-    """{token: logprob} of the first token's top alternatives; None when the endpoint sent none (null or empty lists)."""
+    """{token: logprob} of the first token's top alternatives; None when the endpoint sent none (null or empty
+    lists)."""
     if logprobs is None:
         return None
     if not isinstance(logprobs, dict):
@@ -151,8 +171,14 @@ def _first_token_logprobs(response, logprobs) -> dict[str, float] | None:
         raise _malformed(response, f"{where}[0].top_logprobs is {type(top).__name__}, not a list")
     result = {}
     for n, entry in enumerate(top):
-        if not isinstance(entry, dict) or not isinstance(entry.get("token"), str) or not _is_number(entry.get("logprob")):
-            raise _malformed(response, f"{where}[0].top_logprobs[{n}] is {entry!r}, not {{'token': text, 'logprob': number}}")
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("token"), str)
+            or not _is_number(entry.get("logprob"))
+        ):
+            raise _malformed(
+                response, f"{where}[0].top_logprobs[{n}] is {entry!r}, not {{'token': text, 'logprob': number}}"
+            )
         result[entry["token"]] = float(entry["logprob"])
     return result
 
@@ -162,7 +188,10 @@ def _is_number(value) -> bool:
 
 
 def _malformed(response, what: str) -> RemoteError:
-    return RemoteError(f"the endpoint's answer is not an OpenAI chat completion: {what} ({response.text[:200]!r}); check that base_url points at an OpenAI-compatible server")
+    return RemoteError(
+        f"the endpoint's answer is not an OpenAI chat completion: {what} ({response.text[:200]!r}); "
+        "check that base_url points at an OpenAI-compatible server"
+    )
 
 
 def _retry_after(response) -> float | None:
@@ -174,7 +203,8 @@ def _retry_after(response) -> float | None:
 
 
 def _error_text(response) -> str:
-    """The endpoint's error message: `{"error": {"message": ...}}`, `{"error": "..."}`, a JSON string, or else the raw body."""
+    """The endpoint's error message: `{"error": {"message": ...}}`, `{"error": "..."}`, a JSON string, or else the raw
+    body."""
     try:
         data = response.json()
     except ValueError:

@@ -23,9 +23,18 @@ SHOWN_UNPARSEABLE = 20
 
 
 class RemoteSolver:
-    """A task answered by an OpenAI-compatible endpoint; `saved` and `files` as LMSolver's (what its strategy saves to rebuild it)."""
+    """A task answered by an OpenAI-compatible endpoint; `saved` and `files` as LMSolver's (what its strategy saves to
+    rebuild it)."""
 
-    def __init__(self, strategy: str, client: ChatClient, task: Task, shots=None, saved: dict | None = None, files: dict[str, dict] | None = None):
+    def __init__(
+        self,
+        strategy: str,
+        client: ChatClient,
+        task: Task,
+        shots=None,
+        saved: dict | None = None,
+        files: dict[str, dict] | None = None,
+    ):
         self.strategy = strategy
         self.client = client
         self.task = task
@@ -49,7 +58,9 @@ class RemoteSolver:
             self.usage["completion_tokens"] += reply.completion_tokens
             self.usage["retries"] += reply.retries
             output = self._label(query, reply) if classify else _cut(reply.text, self.task)
-            predictions.append(Prediction(output, reply.prompt_tokens, reply.completion_tokens, reply.seconds, len(shots)))
+            predictions.append(
+                Prediction(output, reply.prompt_tokens, reply.completion_tokens, reply.seconds, len(shots))
+            )
         return predictions
 
     def _label(self, query: str, reply) -> str:
@@ -66,12 +77,18 @@ class RemoteSolver:
         config = self.client.config
         cost = None
         if config.price_input_per_1k is not None or config.price_output_per_1k is not None:
-            cost = (self.usage["prompt_tokens"] * (config.price_input_per_1k or 0) + self.usage["completion_tokens"] * (config.price_output_per_1k or 0)) / 1000
+            cost = (
+                self.usage["prompt_tokens"] * (config.price_input_per_1k or 0)
+                + self.usage["completion_tokens"] * (config.price_output_per_1k or 0)
+            ) / 1000
         return {
             "strategy": self.strategy,
             "base_model": self.client.describe(),
             "shots": self.shots.describe() if self.shots else None,
-            "choice_rule": "answer text parsed to a label (labels listed in the prompt); the first token's top log-probs where the text names none" if self.task.spec.labelled else "greedy (temperature 0)",
+            "choice_rule": "answer text parsed to a label (labels listed in the prompt); the first token's top "
+            "log-probs where the text names none"
+            if self.task.spec.labelled
+            else "greedy (temperature 0)",
             "usage": dict(self.usage),
             "cost_usd": cost,
             "labels_from_logprobs": self.by_logprobs,
@@ -80,9 +97,18 @@ class RemoteSolver:
         }
 
     def save(self, folder: Path, **extra) -> None:
-        """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's files;
+        """solver.json with the endpoint's settings (the name of the key's variable, never the key), and the strategy's
+        files;
         `extra`: further solver.json fields from a solver that wraps this one (a RagSolver's index)."""
-        write_solver_json(folder, self, self.task, self.files, endpoint=self.client.config.model_dump(mode="json"), **self.saved, **extra)
+        write_solver_json(
+            folder,
+            self,
+            self.task,
+            self.files,
+            endpoint=self.client.config.model_dump(mode="json"),
+            **self.saved,
+            **extra,
+        )
 
 
 def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str | None:
@@ -100,7 +126,8 @@ def label_from_logprobs(top: dict[str, float], labels: tuple[str, ...]) -> str |
 
 
 def _cut(text: str, task: Task) -> str:
-    """The answer in an endpoint's reply: before the first stop string, after the first end string (the endpoint saw only the stops)."""
+    """The answer in an endpoint's reply: before the first stop string, after the first end string (the endpoint saw
+    only the stops)."""
     from adaptlab.engine.generate import Ending
 
     end = Ending(task.stop, task.ends).cut(text)

@@ -26,8 +26,15 @@ from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prep
 from adaptlab.runs.tune import check_tunable, proposer_for, tune_contender
 
 
-def run_compare(experiment, out: Path | None = None, events: Events | None = None, model: str | None = None, resume: Path | None = None) -> tuple[dict, Path]:
-    """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content and the run folder.
+def run_compare(
+    experiment,
+    out: Path | None = None,
+    events: Events | None = None,
+    model: str | None = None,
+    resume: Path | None = None,
+) -> tuple[dict, Path]:
+    """Run the experiment's contenders (a YAML path, a mapping or an ExperimentConfig); returns results.json's content
+    and the run folder.
 
     `model`, when given, replaces the experiment's base model (and is recorded as the one used);
     `events` hears the progress (default: nothing is shown); `resume`: a run folder a compare left
@@ -43,14 +50,23 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
     refuse_taken(out, f"choose another --out, or leave it off for a new folder under {adaptlab_home() / 'runs'}")
     run = CompareRun(config.model_copy(update={"model": model}) if model else config, root, events)
     run.run_dir = Path(resume).resolve() if resume is not None else claim(out, run.task.name, run.resolved)
-    run.resumed = finished_contenders(run.run_dir, run.train.content_hash, run.test.content_hash) if resume is not None else {}
+    run.resumed = (
+        finished_contenders(run.run_dir, run.train.content_hash, run.test.content_hash) if resume is not None else {}
+    )
     registry = default_registry()
     try:
         with lifetime(run.run_dir, "compare", registry, config=run.resolved):
             run.start(registry)
             evaluations = [run.measure(contender) for contender in run.contenders]
             results = run.conclude(evaluations)
-            finish(run.run_dir, "compare", registry, run.resolved, {e.name: e.metrics for e in evaluations} | {"recommendation": results["recommendation"]["choice"]}, recommendation=results["recommendation"]["choice"])
+            finish(
+                run.run_dir,
+                "compare",
+                registry,
+                run.resolved,
+                {e.name: e.metrics for e in evaluations} | {"recommendation": results["recommendation"]["choice"]},
+                recommendation=results["recommendation"]["choice"],
+            )
     finally:
         run.close()
         registry.close()
@@ -58,7 +74,8 @@ def run_compare(experiment, out: Path | None = None, events: Events | None = Non
 
 
 class CompareRun:
-    """One compare run's state, step by step: what every contender shares (data, base model, documents, prices) and what has been measured."""
+    """One compare run's state, step by step: what every contender shares (data, base model, documents, prices) and what
+    has been measured."""
 
     def __init__(self, config: ExperimentConfig, root: Path, events: Events):
         """Read and check everything a config error could stop, before the model loads or the run is registered."""
@@ -66,7 +83,9 @@ class CompareRun:
         self.resolved = resolved(config, root)  # once: experiment.yaml, run.json and the registry record the same
         self.prepared = prepare(config, root)
         self.test, self.task = self.prepared.test, self.prepared.task
-        self.train, self.dev, self.held_out = equal_data(config, self.prepared.train, self.prepared.dev, self.task.spec.labelled)
+        self.train, self.dev, self.held_out = equal_data(
+            config, self.prepared.train, self.prepared.dev, self.task.spec.labelled
+        )
         for warning in self.prepared.warnings:
             events.message(warning, "warning")
         contenders = with_references(config, self.task.spec)
@@ -78,14 +97,28 @@ class CompareRun:
         self.run_dir: Path | None = None
         self.resumed: dict[str, dict] = {}
         self.models = None
-        self.local_model: dict | None = None  # the local base model as loaded (results.json `model`); None with an endpoint
-        self.ran_on: dict[str, dict | None] = {}  # contender id -> the local model its saved solver answered with, as loaded (a version's lineage `model`)
+        self.local_model: dict | None = (
+            None  # the local base model as loaded (results.json `model`); None with an endpoint
+        )
+        self.ran_on: dict[
+            str, dict | None
+            # contender id -> the local model its saved solver answered with, as loaded (a version's lineage `model`)
+        ] = {}
         self.updates: dict[str, dict] = {}
 
     def _summary(self) -> str:
         task, held_out = self.task, self.held_out
-        return (f"task {task.name}: {task.kind}" + (f" over {len(task.labels)} labels" if task.labels else "") + f"; {len(self.prepared.train)} training and {len(self.test)} test examples"
-                + (f" ({held_out['rows']} training rows held out as the dev split fine-tuning and tuning score on, from every contender)" if held_out else ""))
+        return (
+            f"task {task.name}: {task.kind}"
+            + (f" over {len(task.labels)} labels" if task.labels else "")
+            + f"; {len(self.prepared.train)} training and {len(self.test)} test examples"
+            + (
+                f" ({held_out['rows']} training rows held out as the dev split fine-tuning and "
+                "tuning score on, from every contender)"
+                if held_out
+                else ""
+            )
+        )
 
     def start(self, registry) -> None:
         """Load the base model, audit the training data, read the documents (and their update), record the data."""
@@ -95,8 +128,19 @@ class CompareRun:
         config, events, task = self.config, self.events, self.task
         base, models = self._models()
         with events.status("auditing the training data"):
-            self.audit = audit(self.prepared.train, self.test, kind=task.kind, instruction=task.instruction, count_tokens=lambda t: len(encode_text(base.tokenizer, t)), context_length=base.context_length)
-        events.message("audit: " + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in self.audit.scores().items()) + (f"; {len(self.audit.leakage)} near-duplicate test rows" if self.audit.leakage else ""))
+            self.audit = audit(
+                self.prepared.train,
+                self.test,
+                kind=task.kind,
+                instruction=task.instruction,
+                count_tokens=lambda t: len(encode_text(base.tokenizer, t)),
+                context_length=base.context_length,
+            )
+        events.message(
+            "audit: "
+            + ", ".join(f"{k} {'n/a' if v is None else f'{v:.0f}'}" for k, v in self.audit.scores().items())
+            + (f"; {len(self.audit.leakage)} near-duplicate test rows" if self.audit.leakage else "")
+        )
         self.base, self.models = base, models
         self.documents = documents_for(config, self.root, base)
         self.update = load_update(config, self.root, self.documents, task.abstain) if config.data.updates else None
@@ -117,55 +161,108 @@ class CompareRun:
 
         config, events = self.config, self.events
         remote = isinstance(config.model, RemoteModelConfig)
-        named = [c.model for c in self.contenders if getattr(c, "model", None) is not None and not isinstance(c.model, RemoteModelConfig)]
+        named = [
+            c.model
+            for c in self.contenders
+            if getattr(c, "model", None) is not None and not isinstance(c.model, RemoteModelConfig)
+        ]
         local = (named[0] if named else EMBEDDED_NAME) if remote else config.model
         with events.status(f"loading base model {local} (the first load converts the embedded GGUF once)"):
             clock = time.perf_counter()
             base = load_base_model(local, trained_share=self._trained_share())
-        events.message(f"base model {base.name}: {base.parameters / 1e6:.1f}M parameters on {base.device} ({base.info()['dtype']}), loaded in {time.perf_counter() - clock:.1f} s")
+        events.message(
+            f"base model {base.name}: {base.parameters / 1e6:.1f}M parameters on {base.device} "
+            f"({base.info()['dtype']}), loaded in {time.perf_counter() - clock:.1f} s"
+        )
         if remote:
-            events.message(f"prompted contenders call {config.model.name} at {config.model.base_url}; token counts use {base.name}'s tokenizer", "note")
+            events.message(
+                f"prompted contenders call {config.model.name} at {config.model.base_url}; token "
+                f"counts use {base.name}'s tokenizer",
+                "note",
+            )
             self.local_model = None
             return base, experiment_models(config.model)
         self.local_model = base.info()
         return base, ModelSource(base)
 
     def _trained_share(self) -> float:
-        """The largest share of the experiment's base model a contender trains in place (adapters), for its memory check."""
-        return max((kinds.kind(c.name).trained_share for c in self.contenders if getattr(c, "model", None) is None), default=0.0)
+        """The largest share of the experiment's base model a contender trains in place (adapters), for its memory
+        check."""
+        return max(
+            (kinds.kind(c.name).trained_share for c in self.contenders if getattr(c, "model", None) is None),
+            default=0.0,
+        )
 
     def measure(self, contender):
-        """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher labels its students' rows.
+        """One contender: tuned first if it asks, fitted and measured (once per repeat), saved, registered; a teacher
+        labels its students' rows.
         Its record is written as soon as it is done (contenders/ID.json), so `--resume` can take it as measured."""
-        if contender.key in self.resumed and contender.key not in self.distillation.teachers.values():  # a teacher runs again: its labels are not kept
+        if (
+            contender.key in self.resumed and contender.key not in self.distillation.teachers.values()
+        ):  # a teacher runs again: its labels are not kept
             record = self.resumed[contender.key]
-            self.events.message(f"{contender.key}: as measured before the run stopped ({record['evaluation']['solver'].get('registered_as')})")
+            self.events.message(
+                f"{contender.key}: as measured before the run stopped "
+                f"({record['evaluation']['solver'].get('registered_as')})"
+            )
             if record.get("update") is not None:
                 self.updates[contender.key] = record["update"]
             return evaluation_of(record["evaluation"])
         evaluation = self._measure(contender)
-        keep_contender(self.run_dir, evaluation, self.updates.get(contender.key), self.train.content_hash, self.test.content_hash)
+        keep_contender(
+            self.run_dir, evaluation, self.updates.get(contender.key), self.train.content_hash, self.test.content_hash
+        )
         return evaluation
 
     def _measure(self, contender):
         kind = kinds.kind(contender.name)
         task, tuning = self.task, None
         rows = self.distillation.train_for(contender, self.train)  # a student's: train plus its teacher's labels
-        if contender.tune is not None:  # settings searched on the dev rows (trials fit on `rows`), then measured as any contender is
-            contender, task, tuning = tune_contender(contender, kind, self.task, rows, self.dev, self.test, partial(self._build, kind), self.config.seed, self.events, proposer_for(contender, self.contenders, self.models))
+        if (
+            contender.tune is not None
+        ):  # settings searched on the dev rows (trials fit on `rows`), then measured as any contender is
+            contender, task, tuning = tune_contender(
+                contender,
+                kind,
+                self.task,
+                rows,
+                self.dev,
+                self.test,
+                partial(self._build, kind),
+                self.config.seed,
+                self.events,
+                proposer_for(contender, self.contenders, self.models),
+            )
         seeds = [self.config.seed + i for i in range(repeats_of(contender, self.config))]
-        runs = [self._fit_and_predict(contender, kind, task, rows, seed, f" (repeat {i + 1}/{len(seeds)})" if len(seeds) > 1 else "") for i, seed in enumerate(seeds)]
+        runs = [
+            self._fit_and_predict(
+                contender, kind, task, rows, seed, f" (repeat {i + 1}/{len(seeds)})" if len(seeds) > 1 else ""
+            )
+            for i, seed in enumerate(seeds)
+        ]
         evaluation = combine(runs, self.task.metric, seeds)
         self.distillation.record(contender, evaluation)
         if tuning is not None:
             evaluation.solver["tuning"] = tuning
-        version = register(self.registry, self.run_dir.name, task, contender, evaluation, rows, self.run_dir / "solvers" / contender.key, self.config.seed, self.documents, self.ran_on.get(contender.key))
+        version = register(
+            self.registry,
+            self.run_dir.name,
+            task,
+            contender,
+            evaluation,
+            rows,
+            self.run_dir / "solvers" / contender.key,
+            self.config.seed,
+            self.documents,
+            self.ran_on.get(contender.key),
+        )
         evaluation.solver["registered_as"] = version.ref
         self.events.message(f"{contender.key}: registered as {version.ref}")
         return evaluation
 
     def _model_info(self, contender, kind, solver) -> dict | None:
-        """The local model `solver` answers with, as loaded (files, revision, dtype, device): its own (a full fine-tune's
+        """The local model `solver` answers with, as loaded (files, revision, dtype, device): its own (a full
+        fine-tune's
         copy), else the one its contender names. None for a reference or an endpoint."""
         from adaptlab.models import BaseModel
 
@@ -179,32 +276,70 @@ class CompareRun:
         from adaptlab.kinds.context import BuildContext
 
         dev = contender_dev(contender, self.dev, self.prepared.dev is not None)
-        return kind.build(contender, BuildContext(self.models, self.config.seed if seed is None else seed, on_step=on_step, dev=dev, documents=self.documents))
+        return kind.build(
+            contender,
+            BuildContext(
+                self.models,
+                self.config.seed if seed is None else seed,
+                on_step=on_step,
+                dev=dev,
+                documents=self.documents,
+            ),
+        )
 
     def _fit_and_predict(self, contender, kind, task, rows, seed: int, repeat: str):
-        """Fit with `seed` and answer every test row, with progress bars; the first repeat's solver is saved (and labels, and meets the update)."""
+        """Fit with `seed` and answer every test row, with progress bars; the first repeat's solver is saved (and
+        labels, and meets the update)."""
         label = contender.key + repeat
         with self.events.bars():
             strategy = self._build(kind, contender, seed, on_step=TrainingBar(self.events, label))
             predicting = self.events.bar(f"{label}: predicting", len(self.test))
-            measured, solver = evaluate(strategy, task, rows, self.test, predict_progress=predicting.advance, name=contender.key, traits=kind.traits(contender))
+            measured, solver = evaluate(
+                strategy,
+                task,
+                rows,
+                self.test,
+                predict_progress=predicting.advance,
+                name=contender.key,
+                traits=kind.traits(contender),
+            )
         if seed == self.config.seed:
             solver.save(self.run_dir / "solvers" / contender.key)
-            self.ran_on[contender.key] = self._model_info(contender, kind, solver)  # the info, not the model: a full fine-tune's copy is freed after
-            self.distillation.label(contender.key, solver, self.task, self.hourly)  # a teacher answers data.unlabeled; the labels are kept
+            self.ran_on[contender.key] = self._model_info(
+                contender, kind, solver
+            )  # the info, not the model: a full fine-tune's copy is freed after
+            self.distillation.label(
+                contender.key, solver, self.task, self.hourly
+            )  # a teacher answers data.unlabeled; the labels are kept
             if self.update is not None:  # the same solver, asked again after the documents change
                 with self.events.bars():
                     bar = self.events.bar(f"{label}: update questions", 2 * len(self.update.questions))
-                    self.updates[contender.key] = measure_update(solver, task, self.update, measured.family, measured.fit_seconds, self.hourly, bar.advance)
+                    self.updates[contender.key] = measure_update(
+                        solver, task, self.update, measured.family, measured.fit_seconds, self.hourly, bar.advance
+                    )
         return measured
 
     def conclude(self, evaluations: list) -> dict:
         """Costs, the recommendation and the statistics; results.json written (validated), then the report."""
         config, task = self.config, self.task
         self.close()
-        costs = {e.name: strategy_cost(e, self.hourly) | upkeep_cost(self.updates.get(e.name), config.constraints.data_changes) for e in evaluations}
+        costs = {
+            e.name: strategy_cost(e, self.hourly)
+            | upkeep_cost(self.updates.get(e.name), config.constraints.data_changes)
+            for e in evaluations
+        }
         paybacks = break_even(costs, {e.name: e.family for e in evaluations})
-        decision = recommend(evaluations, task.metric, len(task.labels), config.constraints, costs, paybacks, self.updates, trivial_words=task.spec.trivial_words, remedy=task.spec.remedy)
+        decision = recommend(
+            evaluations,
+            task.metric,
+            len(task.labels),
+            config.constraints,
+            costs,
+            paybacks,
+            self.updates,
+            trivial_words=task.spec.trivial_words,
+            remedy=task.spec.remedy,
+        )
         results = {
             "task": task.to_dict(),
             "base_model": config.model,
@@ -212,19 +347,34 @@ class CompareRun:
             "data": self._data(),
             "seed": config.seed,
             "repeats": config.repeats,
-            "environment": {"python": platform.python_version(), "machine": platform.machine(), "device": self.base.device},
+            "environment": {
+                "python": platform.python_version(),
+                "machine": platform.machine(),
+                "device": self.base.device,
+            },
             "strategies": [e.to_dict() | costs[e.name] | {"p_best": decision.p_best[e.name]} for e in evaluations],
             "recommendation": decision.to_dict(),
             "pairwise": pairwise(evaluations),
             "power": power_summary(evaluations, task.metric),
             "break_even_queries": paybacks,
             "constraints": config.constraints.model_dump(),
-            "cost_assumptions": {"device": self.base.device, "dollars_per_hour": self.hourly, **config.costs.model_dump()},
+            "cost_assumptions": {
+                "device": self.base.device,
+                "dollars_per_hour": self.hourly,
+                **config.costs.model_dump(),
+            },
             "audit": self.audit.to_dict(),
         }
         if self.update is not None:
             update = self.update
-            results["updates"] = {"docs": str(update.documents.updates), "test": str(self.root / config.data.updates.test), "changed": update.changed, "added": update.added, "questions": len(update.questions), "contenders": self.updates}
+            results["updates"] = {
+                "docs": str(update.documents.updates),
+                "test": str(self.root / config.data.updates.test),
+                "changed": update.changed,
+                "added": update.added,
+                "questions": len(update.questions),
+                "contenders": self.updates,
+            }
         results |= self.distillation.results(evaluations, costs, task.metric)
         results = write_results(self.run_dir / "results.json", results)
         self._report()
@@ -233,17 +383,32 @@ class CompareRun:
     def _data(self) -> dict:
         """results.json's `data`: the files and their hashes, the dev rows held out, the documents."""
         config, root = self.config, self.root
-        out = {"train": str(root / config.data.train), "test": str(root / config.data.test), "train_hash": self.train.content_hash, "test_hash": self.test.content_hash}
-        return out | ({"held_out_for_dev": self.held_out} if self.held_out else {}) | (documents_summary(self.documents) if self.documents else {})
+        out = {
+            "train": str(root / config.data.train),
+            "test": str(root / config.data.test),
+            "train_hash": self.train.content_hash,
+            "test_hash": self.test.content_hash,
+        }
+        return (
+            out
+            | ({"held_out_for_dev": self.held_out} if self.held_out else {})
+            | (documents_summary(self.documents) if self.documents else {})
+        )
 
     def _report(self) -> None:
-        """report.html; a report that fails to render is a warning: results.json is already written and `adaptlab report` can retry."""
+        """report.html; a report that fails to render is a warning: results.json is already written and `adaptlab
+        report` can retry."""
         from adaptlab.report import write_report
 
         try:
             write_report(self.run_dir)
         except Exception as exc:  # noqa: BLE001 - the measurements are saved; a report bug must not lose them
-            self.events.message(f"the report could not be written ({type(exc).__name__}: {exc}); the results are in {self.run_dir / 'results.json'}: try `adaptlab report {self.run_dir}` after updating adaptlab, and please report it", "warning")
+            self.events.message(
+                f"the report could not be written ({type(exc).__name__}: {exc}); the results are in "
+                f"{self.run_dir / 'results.json'}: try `adaptlab report {self.run_dir}` after "
+                "updating adaptlab, and please report it",
+                "warning",
+            )
 
     def close(self) -> None:
         """Free the base model (once)."""
@@ -256,7 +421,12 @@ def keep_contender(run_dir: Path, evaluation, update: dict | None, train_hash: s
     """contenders/ID.json: a measured contender, with the data it was measured on (what `--resume` reuses)."""
     from adaptlab.files import write_json
 
-    record = {"evaluation": evaluation.to_dict() | {"scores": evaluation.scores}, "update": update, "train_hash": train_hash, "test_hash": test_hash}
+    record = {
+        "evaluation": evaluation.to_dict() | {"scores": evaluation.scores},
+        "update": update,
+        "train_hash": train_hash,
+        "test_hash": test_hash,
+    }
     (run_dir / "contenders").mkdir(exist_ok=True)
     write_json(run_dir / "contenders" / f"{evaluation.name}.json", record)
 
@@ -269,7 +439,10 @@ def finished_contenders(run_dir: Path, train_hash: str, test_hash: str) -> dict[
     for path in sorted((run_dir / "contenders").glob("*.json")) if (run_dir / "contenders").is_dir() else []:
         record = json.loads(path.read_text(encoding="utf-8"))
         if (record["train_hash"], record["test_hash"]) != (train_hash, test_hash):
-            raise ConfigError(f"{run_dir}: the training or test data changed since this run measured {path.stem} (content hashes differ); start a new compare instead of resuming")
+            raise ConfigError(
+                f"{run_dir}: the training or test data changed since this run measured {path.stem} "
+                "(content hashes differ); start a new compare instead of resuming"
+            )
         out[path.stem] = record
     return out
 
@@ -287,9 +460,15 @@ def unfinished(run_dir: Path) -> Path:
 
     status = json.loads((run_dir / "run.json").read_text(encoding="utf-8")) if (run_dir / "run.json").is_file() else {}
     if status.get("run") != "compare" or not (run_dir / "experiment.yaml").is_file():
-        raise ConfigError(f"{run_dir}: not a compare run folder (no run.json of a compare beside experiment.yaml); pass the folder `adaptlab compare` printed")
+        raise ConfigError(
+            f"{run_dir}: not a compare run folder (no run.json of a compare beside experiment.yaml); "
+            "pass the folder `adaptlab compare` printed"
+        )
     if status.get("status") == "completed":
-        raise ConfigError(f"{run_dir} completed ({status.get('updated', '?')}): nothing to resume; its results are in results.json. To run it again: adaptlab compare --refresh {run_dir}")
+        raise ConfigError(
+            f"{run_dir} completed ({status.get('updated', '?')}): nothing to resume; its results are "
+            f"in results.json. To run it again: adaptlab compare --refresh {run_dir}"
+        )
     return run_dir / "experiment.yaml"
 
 
@@ -303,23 +482,46 @@ def recorded_experiment(run: str | Path) -> Path:
         registry.close()
     path = folder / "experiment.yaml"
     if not path.is_file():
-        raise ConfigError(f"{run}: no compare run with a recorded experiment.yaml there (looked in {folder}); give a run folder, or a run id from `adaptlab registry list`")
+        raise ConfigError(
+            f"{run}: no compare run with a recorded experiment.yaml there (looked in {folder}); give "
+            "a run folder, or a run id from `adaptlab registry list`"
+        )
     return path
 
 
 def repeats_of(strategy_config, config: ExperimentConfig) -> int:
-    """How many times a contender is fitted: its own `repeats`, else the experiment's, when its seed matters; else once."""
+    """How many times a contender is fitted: its own `repeats`, else the experiment's, when its seed matters; else
+    once."""
     return (strategy_config.repeats or config.repeats) if strategy_config.seeded else 1
 
 
 def documents_summary(documents) -> dict:
     """What results.json records of the documents: their hashes, the passages, and each index's build time."""
     chunks = documents.chunks
-    return {"docs": str(documents.path), "documents": documents.files, "chunks": len(chunks), "chunk_tokens": documents.size, "chunk_overlap": documents.overlap, "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()}}
+    return {
+        "docs": str(documents.path),
+        "documents": documents.files,
+        "chunks": len(chunks),
+        "chunk_tokens": documents.size,
+        "chunk_overlap": documents.overlap,
+        "index_seconds": {k: round(v, 3) for k, v in documents.seconds.items()},
+    }
 
 
-def register(registry, run_id: str, task, strategy_config, evaluation, train, folder: Path, seed: int, documents=None, model: dict | None = None):
-    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next version;
+def register(
+    registry,
+    run_id: str,
+    task,
+    strategy_config,
+    evaluation,
+    train,
+    folder: Path,
+    seed: int,
+    documents=None,
+    model: dict | None = None,
+):
+    """Record a saved solver (it holds all it needs: weights, example pool, base model identity) as the task's next
+    version;
     `model`: the local model it ran on, as loaded (`BaseModel.info`).
 
     A contender that read the documents (indexed them, or was fitted on a knowledge task) records their hashes,
@@ -334,18 +536,36 @@ def register(registry, run_id: str, task, strategy_config, evaluation, train, fo
         "metrics": evaluation.metrics,
         "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
-    if documents is not None and (evaluation.family == "fine_tuned" or kinds.kind(strategy_config.name).reads_documents):
+    if documents is not None and (
+        evaluation.family == "fine_tuned" or kinds.kind(strategy_config.name).reads_documents
+    ):
         lineage["documents"] = {"path": str(Path(documents.path).resolve()), "files": documents.files}
-    return registry.add_version(task.name, strategy_config.name, folder, lineage, run_id=run_id, extra={"task.json": task.to_dict()}, contender=strategy_config.key)
+    return registry.add_version(
+        task.name,
+        strategy_config.name,
+        folder,
+        lineage,
+        run_id=run_id,
+        extra={"task.json": task.to_dict()},
+        contender=strategy_config.key,
+    )
 
 
 def with_references(config: ExperimentConfig, task_kind) -> list:
-    """The contenders to run: the task kind's references first (`baselines: true`; those not listed), then the experiment's own.
+    """The contenders to run: the task kind's references first (`baselines: true`; those not listed), then the
+    experiment's own.
     A listed kind that cannot answer this kind of task is a ConfigError."""
     wrong = [s.key for s in config.strategies if not kinds.kind(s.name).answers(task_kind.name)]
     if wrong:
         k = kinds.kind(next(s.name for s in config.strategies if s.key == wrong[0]))
-        raise ConfigError(f"strategy {wrong[0]!r} ({k.name}) answers {', '.join(k.tasks)} tasks, but this task is {task_kind.name}; remove it from strategies")
+        raise ConfigError(
+            f"strategy {wrong[0]!r} ({k.name}) answers {', '.join(k.tasks)} tasks, but this task is "
+            f"{task_kind.name}; remove it from strategies"
+        )
     listed = {s.name for s in config.strategies}
-    extra = [kinds.kind(name).config(name=name) for name in task_kind.references if name not in listed] if config.baselines else []
+    extra = (
+        [kinds.kind(name).config(name=name) for name in task_kind.references if name not in listed]
+        if config.baselines
+        else []
+    )
     return extra + list(config.strategies)

@@ -31,6 +31,7 @@ from adaptlab.errors import ConfigError
 from adaptlab.runs.events import Events
 from adaptlab.runs.prepare import training_of
 
+
 @dataclass(frozen=True)
 class Labels:
     """A teacher's answers to the unlabeled inputs, and what giving them cost."""
@@ -45,7 +46,16 @@ class Labels:
 
     def details(self) -> dict:
         """What a student's solver details record of its extra rows."""
-        return {"teacher": self.teacher, "rows": len(self.examples), "seconds": self.seconds, "cost_usd": self.cost_usd, "tokens": dict(self.tokens), "cost_basis": self.basis, "unusable": self.unusable, "agreement_with_gold": None}  # no gold for unlabeled inputs
+        return {
+            "teacher": self.teacher,
+            "rows": len(self.examples),
+            "seconds": self.seconds,
+            "cost_usd": self.cost_usd,
+            "tokens": dict(self.tokens),
+            "cost_basis": self.basis,
+            "unusable": self.unusable,
+            "agreement_with_gold": None,
+        }  # no gold for unlabeled inputs
 
 
 class Distillation:
@@ -57,7 +67,9 @@ class Distillation:
     def __init__(self, config, root: Path, contenders: list, test: Dataset, events: Events | None = None):
         self.teachers = {s.key: t for s in contenders if (t := teacher_of(s))}
         self.contenders = ordered(contenders, self.teachers, config.data.unlabeled)
-        self.unlabeled = load_unlabeled(root / config.data.unlabeled, config.data.input_col) if config.data.unlabeled else None
+        self.unlabeled = (
+            load_unlabeled(root / config.data.unlabeled, config.data.input_col) if config.data.unlabeled else None
+        )
         self.events = events or Events()
         self.labels: dict[str, Labels] = {}
         if self.unlabeled is not None:
@@ -70,10 +82,15 @@ class Distillation:
         if teacher is None:
             return train
         labels = self.labels[teacher]
-        return Dataset(train.examples + labels.examples, f"{train.source} and {self.unlabeled.source} (labeled by {teacher})", train.instruction)
+        return Dataset(
+            train.examples + labels.examples,
+            f"{train.source} and {self.unlabeled.source} (labeled by {teacher})",
+            train.instruction,
+        )
 
     def label(self, key: str, solver, task, hourly: float) -> None:
-        """When contender `key` teaches, its solver answers every unlabeled input; the labels are kept, the solver is not."""
+        """When contender `key` teaches, its solver answers every unlabeled input; the labels are kept, the solver is
+        not."""
         if key not in self.teachers.values():
             return
         before = solver.describe()
@@ -85,19 +102,32 @@ class Distillation:
             start = time.perf_counter()
             predictions = solver.predict(inputs, bar.advance)
             seconds = time.perf_counter() - start
-        tokens = {"prompt": sum(p.prompt_tokens for p in predictions), "completion": sum(p.completion_tokens for p in predictions)}
+        tokens = {
+            "prompt": sum(p.prompt_tokens for p in predictions),
+            "completion": sum(p.completion_tokens for p in predictions),
+        }
         if remote:  # its usage at its prices: the solver's running total, after less before
             after = solver.describe().get("cost_usd")
             cost = None if after is None else after - (before.get("cost_usd") or 0.0)
             basis = "endpoint tokens at the model's prices" if cost is not None else "no prices set for this endpoint"
         else:
             cost, basis = seconds / 3600 * hourly, f"measured machine time at ${hourly:g}/hour"
-        usable = [Example(e.input, p.output.strip(), e.line) for e, p in zip(self.unlabeled, predictions) if _usable(p.output, task)]
+        usable = [
+            Example(e.input, p.output.strip(), e.line)
+            for e, p in zip(self.unlabeled, predictions)
+            if _usable(p.output, task)
+        ]
         self.labels[key] = Labels(key, usable, seconds, cost, tokens, basis, len(inputs) - len(usable))
         shown = "cost unknown (no prices set)" if cost is None else _dollars(cost)
-        self.events.message(f"{key}: labeled {len(usable)} of {len(inputs)} unlabeled inputs for {students} in {seconds:.3g} s, {shown}")
+        self.events.message(
+            f"{key}: labeled {len(usable)} of {len(inputs)} unlabeled inputs for {students} in {seconds:.3g} s, {shown}"
+        )
         if len(usable) < len(inputs):
-            self.events.message(f"{key}: {len(inputs) - len(usable)} of its answers to data.unlabeled name no label (or are empty); {students} trains without those rows", "warning")
+            self.events.message(
+                f"{key}: {len(inputs) - len(usable)} of its answers to data.unlabeled name no label "
+                f"(or are empty); {students} trains without those rows",
+                "warning",
+            )
 
     def record(self, strategy_config, evaluation) -> None:
         """A student's results note where its extra rows came from and what they cost."""
@@ -106,7 +136,8 @@ class Distillation:
             evaluation.solver["distillation"] = self.labels[teacher].details()
 
     def results(self, evaluations: list, costs: dict, metric: str) -> dict:
-        """results.json's `distillation`: per student, its teacher, both scores, the labeling's cost and both costs per query."""
+        """results.json's `distillation`: per student, its teacher, both scores, the labeling's cost and both costs per
+        query."""
         if not self.teachers:
             return {}
         by_name = {e.name: e for e in evaluations}
@@ -130,7 +161,8 @@ class Distillation:
 
 
 def teacher_of(strategy_config) -> str | None:
-    """The id a contender learns labels from: its training settings' `teacher` (lora, full, rag's fine_tune), else None."""
+    """The id a contender learns labels from: its training settings' `teacher` (lora, full, rag's fine_tune), else
+    None."""
     training = training_of(strategy_config)
     return getattr(training, "teacher", None) if training is not None else None
 
@@ -140,19 +172,36 @@ def ordered(contenders: list, teachers: dict[str, str], unlabeled: str | None) -
     an unknown or self teacher, a cycle, teachers without data.unlabeled, or data.unlabeled without teachers."""
     ids = [s.key for s in contenders]
     if unlabeled and not teachers:
-        raise ConfigError(f"data.unlabeled is {unlabeled!r}, but no contender names a teacher to label it: add `teacher: <id>` to a lora or full contender (one of {', '.join(ids)}), or remove data.unlabeled")
+        raise ConfigError(
+            f"data.unlabeled is {unlabeled!r}, but no contender names a teacher to label it: add "
+            f"`teacher: <id>` to a lora or full contender (one of {', '.join(ids)}), or remove "
+            "data.unlabeled"
+        )
     for student, teacher in teachers.items():
         if teacher == student:
-            raise ConfigError(f"contender {student!r} names itself as its teacher; name another contender's id ({', '.join(i for i in ids if i != student)})")
+            raise ConfigError(
+                f"contender {student!r} names itself as its teacher; name another contender's id "
+                f"({', '.join(i for i in ids if i != student)})"
+            )
         if teacher not in ids:
-            raise ConfigError(f"contender {student!r}: teacher {teacher!r} is not a contender of this experiment; name one of {', '.join(i for i in ids if i != student)}")
+            raise ConfigError(
+                f"contender {student!r}: teacher {teacher!r} is not a contender of this experiment; "
+                f"name one of {', '.join(i for i in ids if i != student)}"
+            )
         if not unlabeled:
-            raise ConfigError(f"contender {student!r} names teacher {teacher!r}, but the experiment has no data.unlabeled: set data.unlabeled to a JSONL file of {{\"input\": ...}} lines for the teacher to label, or remove `teacher`")
+            raise ConfigError(
+                f"contender {student!r} names teacher {teacher!r}, but the experiment has no "
+                f'data.unlabeled: set data.unlabeled to a JSONL file of {{"input": ...}} lines for '
+                "the teacher to label, or remove `teacher`"
+            )
     out, placed, waiting = [], set(), list(contenders)
     while waiting:
         ready = next((s for s in waiting if teachers.get(s.key) in (None, *placed)), None)
         if ready is None:
-            raise ConfigError(f"the teachers form a cycle ({_cycle(waiting[0].key, teachers)}): a contender cannot learn from its own student; remove one `teacher`")
+            raise ConfigError(
+                f"the teachers form a cycle ({_cycle(waiting[0].key, teachers)}): a contender cannot "
+                "learn from its own student; remove one `teacher`"
+            )
         out.append(ready)
         placed.add(ready.key)
         waiting.remove(ready)
@@ -164,7 +213,7 @@ def _cycle(start: str, teachers: dict[str, str]) -> str:
     path = [start]
     while (nxt := teachers[path[-1]]) not in path:  # every contender left waiting has a teacher
         path.append(nxt)
-    return " learns from ".join(path[path.index(nxt):] + [nxt])
+    return " learns from ".join(path[path.index(nxt) :] + [nxt])
 
 
 def _usable(output: str, task) -> bool:
@@ -173,20 +222,35 @@ def _usable(output: str, task) -> bool:
 
 
 def findings(student: str, entry: dict) -> list[str]:
-    """The distillation's numbers in words, for the report: quality beside the teacher's, the labeling's cost, each per-query cost."""
+    """The distillation's numbers in words, for the report: quality beside the teacher's, the labeling's cost, each
+    per-query cost."""
     metric, teacher = entry["metric"], entry["teacher"]
     s, t = entry["student_score"], entry["teacher_score"]
     (slo, shi), (tlo, thi) = entry["student_ci"], entry["teacher_ci"]
-    quality = f"{student} scored {metric} {s:.3f} (95% CI {slo:.3f}-{shi:.3f}); its teacher {teacher} {t:.3f} ({tlo:.3f}-{thi:.3f})"
+    quality = (
+        f"{student} scored {metric} {s:.3f} (95% CI {slo:.3f}-{shi:.3f}); its teacher {teacher} {t:.3f} "
+        f"({tlo:.3f}-{thi:.3f})"
+    )
     if t > 0:
         quality += f": {s / t:.0%} of the teacher's score"
     quality += "; the intervals overlap, so the test rows do not tell them apart" if slo <= thi and tlo <= shi else ""
     labeling = entry["labeling"]
-    cost = "at an unknown cost (set the endpoint's prices)" if labeling["cost_usd"] is None else f"for {_dollars(labeling['cost_usd'])}"
-    out = [quality, f"{teacher} labeled {labeling['rows']} unlabeled inputs in {labeling['seconds']:.3g} s {cost}; {student} trained on them beside the training rows"]
+    cost = (
+        "at an unknown cost (set the endpoint's prices)"
+        if labeling["cost_usd"] is None
+        else f"for {_dollars(labeling['cost_usd'])}"
+    )
+    out = [
+        quality,
+        f"{teacher} labeled {labeling['rows']} unlabeled inputs in {labeling['seconds']:.3g} s "
+        f"{cost}; {student} trained on them beside the training rows",
+    ]
     sc, tc = entry["student_cost_per_1k_queries"], entry["teacher_cost_per_1k_queries"]
     if sc is None or tc is None:
-        out.append(f"per 1,000 queries: {student} {_dollars(sc)}, {teacher} {_dollars(tc)} (a cost is unknown: set the endpoint's prices)")
+        out.append(
+            f"per 1,000 queries: {student} {_dollars(sc)}, {teacher} {_dollars(tc)} (a cost is "
+            "unknown: set the endpoint's prices)"
+        )
     elif sc < tc:
         out.append(f"per 1,000 queries {student} costs {_dollars(sc)}, {sc / tc:.1%} of {teacher}'s {_dollars(tc)}")
     else:

@@ -56,5 +56,7 @@ class TrainingBar:
 
     def __call__(self, report) -> None:
         if self.bar is None:
-            self.bar = self.events.bar(f"{self.label}: training", report.total_steps, completed=report.step - 1 if self.resumed else 0)
+            self.bar = self.events.bar(
+                f"{self.label}: training", report.total_steps, completed=report.step - 1 if self.resumed else 0
+            )
         self.bar.update(report.step, report.describe())

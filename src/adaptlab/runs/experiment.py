@@ -1,4 +1,5 @@
-"""Reading an experiment file: YAML in, a validated `ExperimentConfig` out, or errors that name the key and the bad value.
+"""Reading an experiment file: YAML in, a validated `ExperimentConfig` out, or errors that name the key and the bad
+value.
 
 Each strategy entry is validated by its own kind's config model (adaptlab.kinds finds
 it by `name`), so a kind added by a plugin is read like a built-in one.
@@ -21,7 +22,10 @@ def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
     """Parse and validate an experiment YAML; returns it with the folder paths are relative to."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: no such experiment file; pass the path of a YAML file such as examples/banking-cards/experiment.yaml")
+        raise ConfigError(
+            f"{path}: no such experiment file; pass the path of a YAML file such as "
+            "examples/banking-cards/experiment.yaml"
+        )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -55,7 +59,9 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
                 problems.append(f"  - '{where}': expected a mapping with a name, got {entry!r}")
                 continue
             if entry.get("name") not in kinds.names():
-                problems.append(f"  - '{where}.name' must be one of {', '.join(kinds.names())}; got {entry.get('name')!r}")
+                problems.append(
+                    f"  - '{where}.name' must be one of {', '.join(kinds.names())}; got {entry.get('name')!r}"
+                )
                 continue
             try:
                 parsed.append(kinds.kind(entry["name"]).config.model_validate(entry))
@@ -71,7 +77,10 @@ def parse_experiment(raw: dict, source: str = "<experiment>") -> ExperimentConfi
     ids = [s.key for s in config.strategies]
     dupes = sorted({n for n in ids if ids.count(n) > 1})
     if dupes:
-        raise ConfigError(f"{source}: contender {dupes[0]!r} is listed twice; give each entry of one kind its own `id` (e.g. id: {dupes[0]}_2)")
+        raise ConfigError(
+            f"{source}: contender {dupes[0]!r} is listed twice; give each entry of one kind its own "
+            f"`id` (e.g. id: {dupes[0]}_2)"
+        )
     check_local_bases(config, source)
     return config
 
@@ -86,13 +95,18 @@ def check_local_bases(config: ExperimentConfig, source: str = "<experiment>") ->
         training = training_of(strategy)
         if training is not None and training.model is None and not isinstance(getattr(strategy, "model", None), str):
             raise ConfigError(
-                f"{source}: strategies[{i}] ({strategy.key}) fine-tunes, which needs local weights, but the experiment's model is the endpoint "
-                f"{config.model.name!r} at {config.model.base_url}; set its own local base, e.g. `model: Qwen/Qwen2.5-1.5B-Instruct` (a Hub id in the local cache, a folder or {EMBEDDED_NAME}) on that contender"
+                f"{source}: strategies[{i}] ({strategy.key}) fine-tunes, which needs local weights, "
+                "but the experiment's model is the endpoint "
+                f"{config.model.name!r} at {config.model.base_url}; set its own local base, e.g. "
+                "`model: Qwen/Qwen2.5-1.5B-Instruct` (a Hub id in the local cache, a folder or "
+                f"{EMBEDDED_NAME}) on that contender"
             )
 
 
 def _describe(error: dict, prefix: tuple = ()) -> str:
-    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in prefix + tuple(error["loc"])).replace(".[", "[")
+    loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in prefix + tuple(error["loc"])).replace(
+        ".[", "["
+    )
     if error["type"] == "extra_forbidden":
         return f"  - unknown key '{loc}'; remove it or check its spelling"
     value = error.get("input")

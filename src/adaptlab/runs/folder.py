@@ -1,19 +1,20 @@
 """The run folder every command writes: `run.json` says what ran, how it stands, and with which config.
 
-    run.json          {"run": compare | sweep | finetune, "status": running | interrupted | completed, "config", "updated", ...}
-    experiment.yaml   the resolved experiment (defaults filled in, data paths absolute)
-    results.json      compare: every contender's measurements and the recommendation
-    solvers/ID/       compare: each contender's saved solver (what `kinds` load back)
-    sweep.json        sweep: the learning curve
-    lineage.json      finetune: the trained result and where it came from
-    report.html       compare: the self-contained report
-    mlflow.json       compare with MLflow tracking: the store, the runs and the registered model version
+run.json          {"run": compare | sweep | finetune, "status": running | interrupted | completed, "config", "updated",
+...}
+experiment.yaml   the resolved experiment (defaults filled in, data paths absolute)
+results.json      compare: every contender's measurements and the recommendation
+solvers/ID/       compare: each contender's saved solver (what `kinds` load back)
+sweep.json        sweep: the learning curve
+lineage.json      finetune: the trained result and where it came from
+report.html       compare: the self-contained report
+mlflow.json       compare with MLflow tracking: the store, the runs and the registered model version
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from adaptlab.files import write_json
@@ -30,4 +31,4 @@ def mark(run_dir: Path, run: str, status: str, **fields) -> dict:
 
 def now() -> str:
     """The time a run folder records: UTC, to the second."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -45,7 +45,8 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 
 @dataclass(frozen=True)
 class Entry:
-    """One contender of the written experiment: its kind, settings with their comments, and why it is (or is not) there."""
+    """One contender of the written experiment: its kind, settings with their comments, and why it is (or is not)
+    there."""
 
     kind: str
     comment: str
@@ -83,8 +84,18 @@ class Initialized:
         return f"adaptlab compare {shlex.quote(str(self.folder / 'experiment.yaml'))}"
 
 
-def init_experiment(data: str | Path, *, docs: str | Path | None = None, out: str | Path | None = None, test_fraction: float = 0.3, seed: int = 0,
-                    name: str | None = None, input_col: str | None = None, output_col: str | None = None, gpu: bool | None = None) -> Initialized:
+def init_experiment(
+    data: str | Path,
+    *,
+    docs: str | Path | None = None,
+    out: str | Path | None = None,
+    test_fraction: float = 0.3,
+    seed: int = 0,
+    name: str | None = None,
+    input_col: str | None = None,
+    output_col: str | None = None,
+    gpu: bool | None = None,
+) -> Initialized:
     """Read `data`, split it, and write train.jsonl, test.jsonl and a commented experiment.yaml into `out` (default: a
     new folder named after the data file, beside it). `gpu` None: whether this machine has one."""
     data = Path(data)
@@ -92,11 +103,19 @@ def init_experiment(data: str | Path, *, docs: str | Path | None = None, out: st
         raise ConfigError(f"--test-fraction must be between 0 and 1, got {test_fraction}")
     name = name if name is not None else task_name(data)
     if not re.match(NAME_PATTERN, name):
-        raise ConfigError(f"--name must be lower-case letters, digits, '.', '_' or '-' (up to 64, starting with a letter or digit), got {name!r}")
+        raise ConfigError(
+            "--name must be lower-case letters, digits, '.', '_' or '-' (up to 64, starting with a "
+            f"letter or digit), got {name!r}"
+        )
     if docs is not None and not Path(docs).exists():
-        raise ConfigError(f"--docs {docs}: no such folder or file; pass a folder of .pdf .md .txt .html files, or a .jsonl of {{\"id\", \"text\"}}")
+        raise ConfigError(
+            f"--docs {docs}: no such folder or file; pass a folder of .pdf .md .txt .html files, or "
+            f'a .jsonl of {{"id", "text"}}'
+        )
     folder = _empty_folder(data, out)
-    dataset, found, columns, columns_from = read_examples(data, input_col, output_col, abstain=DEFAULT_ABSTAIN if docs else None)
+    dataset, found, columns, columns_from = read_examples(
+        data, input_col, output_col, abstain=DEFAULT_ABSTAIN if docs else None
+    )
     kind, reason = _kind(dataset, docs is not None)
     spec = task_kind(kind)
     train, test, notes = split_rows(dataset, test_fraction, seed, spec.labelled)
@@ -105,12 +124,26 @@ def init_experiment(data: str | Path, *, docs: str | Path | None = None, out: st
 
         gpu = default_device().startswith("cuda")
     strategies = contenders(spec, docs is not None, len(train), gpu)
-    text = experiment_text(name=name, kind=kind, reason=reason, instruction=dataset.instruction, source=data, seed=seed, train=len(train), test=len(test),
-                           labels=sorted(set(dataset.outputs)) if spec.labelled else [], docs=_relative(docs, folder) if docs else None, strategies=strategies, references=spec.references)
+    text = experiment_text(
+        name=name,
+        kind=kind,
+        reason=reason,
+        instruction=dataset.instruction,
+        source=data,
+        seed=seed,
+        train=len(train),
+        test=len(test),
+        labels=sorted(set(dataset.outputs)) if spec.labelled else [],
+        docs=_relative(docs, folder) if docs else None,
+        strategies=strategies,
+        references=spec.references,
+    )
     _check(text, folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = (folder / "train.jsonl", folder / "test.jsonl", folder / "experiment.yaml")
-    if dataset.conversations:  # each conversation's own line, as it is in the data file: it loads back as the same conversation
+    if (
+        dataset.conversations
+    ):  # each conversation's own line, as it is in the data file: it loads back as the same conversation
         lines = source_lines(data)
         write_text_atomic(files[0], _lines_of(train, lines))
         write_text_atomic(files[1], _lines_of(test, lines))
@@ -119,19 +152,46 @@ def init_experiment(data: str | Path, *, docs: str | Path | None = None, out: st
         write_text_atomic(files[1], _jsonl(test, spec.abstains))
     write_text_atomic(files[2], text)
     if dataset.conversations:
-        split = (f"seed {seed}, {test_fraction:g} of the conversations, held out whole ({len({(e.conversation, e.line) for e in train})} train, "
-                 f"{len({(e.conversation, e.line) for e in test})} test)" + (", stratified by label" if spec.labelled else ""))
+        split = (
+            f"seed {seed}, {test_fraction:g} of the conversations, held out whole "
+            f"({len({(e.conversation, e.line) for e in train})} train, "
+            f"{len({(e.conversation, e.line) for e in test})} test)"
+            + (", stratified by label" if spec.labelled else "")
+        )
     else:
-        split = f"seed {seed}, {test_fraction:g} of the distinct inputs" + (", stratified by label" if spec.labelled else "")
+        split = f"seed {seed}, {test_fraction:g} of the distinct inputs" + (
+            ", stratified by label" if spec.labelled else ""
+        )
     answers = [e.output for e in dataset if not (spec.abstains and e.output == DEFAULT_ABSTAIN)]
     words = sorted(len(a.split()) for a in answers)
     return Initialized(
-        data=data, rows=len(dataset), found=found, columns=columns, columns_from=columns_from, kind=kind, kind_reason=reason,
-        labels={label: (sum(e.output == label for e in train), sum(e.output == label for e in test)) for label in sorted(set(dataset.outputs))} if spec.labelled else {},
+        data=data,
+        rows=len(dataset),
+        found=found,
+        columns=columns,
+        columns_from=columns_from,
+        kind=kind,
+        kind_reason=reason,
+        labels={
+            label: (sum(e.output == label for e in train), sum(e.output == label for e in test))
+            for label in sorted(set(dataset.outputs))
+        }
+        if spec.labelled
+        else {},
         answer_words=(words[0], words[len(words) // 2], words[-1]) if words and not spec.labelled else None,
-        unanswerable=len(dataset) - len(answers), train=len(train), test=len(test), split=split, folder=folder, files=files,
-        contenders=tuple(s.kind for s in strategies if not s.off), references=spec.references,
-        warnings=dataset.warnings[:5] + ([f"... and {len(dataset.warnings) - 5} more duplicate rows"] if len(dataset.warnings) > 5 else []) + notes + _test_size_warning(len(test)))
+        unanswerable=len(dataset) - len(answers),
+        train=len(train),
+        test=len(test),
+        split=split,
+        folder=folder,
+        files=files,
+        contenders=tuple(s.kind for s in strategies if not s.off),
+        references=spec.references,
+        warnings=dataset.warnings[:5]
+        + ([f"... and {len(dataset.warnings) - 5} more duplicate rows"] if len(dataset.warnings) > 5 else [])
+        + notes
+        + _test_size_warning(len(test)),
+    )
 
 
 def task_name(data: Path) -> str:
@@ -143,8 +203,15 @@ def task_name(data: Path) -> str:
 def _empty_folder(data: Path, out: str | Path | None) -> Path:
     folder = Path(out) if out is not None else data.parent / (data.stem if data.suffix else f"{data.name}-experiment")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        what = "a file" if not folder.is_dir() else f"not empty ({', '.join(sorted(p.name for p in folder.iterdir())[:5])})"
-        raise ConfigError(f"{folder} is {what}: adaptlab init writes into a new or empty folder; pass another with --out, or remove it")
+        what = (
+            "a file"
+            if not folder.is_dir()
+            else f"not empty ({', '.join(sorted(p.name for p in folder.iterdir())[:5])})"
+        )
+        raise ConfigError(
+            f"{folder} is {what}: adaptlab init writes into a new or empty folder; pass another with "
+            "--out, or remove it"
+        )
     return folder
 
 
@@ -157,15 +224,41 @@ def read_examples(data: Path, input_col: str | None, output_col: str | None, abs
     if not found:  # unreadable: loading it names the problem, with its line
         return load_dataset(data, min_examples=2, abstain=abstain), found, None, "the file's own input/output fields"
     if CHAT_FIELD in found and not (input_col or output_col):
-        return load_dataset(data, min_examples=2, abstain=abstain), found, None, "the chat messages: the user message is the input, the last assistant message the output"
+        return (
+            load_dataset(data, min_examples=2, abstain=abstain),
+            found,
+            None,
+            "the chat messages: the user message is the input, the last assistant message the output",
+        )
     shown = ", ".join(found) or "none could be read"
     for given in (input_col, output_col):
         if given and found and given not in found:
-            raise DataError([Problem("missing_column", str(data), None, given, f"no such column (found: {shown})", "pass one of those with --input-col / --output-col")])
+            raise DataError(
+                [
+                    Problem(
+                        "missing_column",
+                        str(data),
+                        None,
+                        given,
+                        f"no such column (found: {shown})",
+                        "pass one of those with --input-col / --output-col",
+                    )
+                ]
+            )
     pair = guess_pair(found, input_col, output_col)
     if pair is None:
-        raise DataError([Problem("unknown_columns", str(data), None, None, f"cannot tell which columns hold the input and the output (found: {shown})",
-                                 "name them: --input-col COLUMN --output-col COLUMN (e.g. --input-col text --output-col label)")])
+        raise DataError(
+            [
+                Problem(
+                    "unknown_columns",
+                    str(data),
+                    None,
+                    None,
+                    f"cannot tell which columns hold the input and the output (found: {shown})",
+                    "name them: --input-col COLUMN --output-col COLUMN (e.g. --input-col text --output-col label)",
+                )
+            ]
+        )
     how = "given" if input_col and output_col else "guessed from their names; --input-col / --output-col choose others"
     how = "the file's own fields" if pair == ("input", "output") and not input_col else how
     return load_dataset(data, min_examples=2, input_col=pair[0], output_col=pair[1], abstain=abstain), found, pair, how
@@ -176,23 +269,40 @@ def _kind(data: Dataset, documents: bool) -> tuple[str, str]:
     if documents:
         from adaptlab.runs.prepare import document_kind
 
-        return document_kind().name, f"--docs names documents: answers come from them, or {DEFAULT_ABSTAIN!r} where they do not say"
+        return (
+            document_kind().name,
+            f"--docs names documents: answers come from them, or {DEFAULT_ABSTAIN!r} where they do not say",
+        )
     kind = infer_kind(data)
     counts = Counter(data.outputs)
     distinct, rows = len(counts), len(data)
     long = sum(1 for o in counts if len(o) > MAX_LABEL_CHARS or "\n" in o)
     if task_kind(kind).labelled:
-        return kind, f"{distinct} distinct outputs over {rows} rows ({rows / distinct:.1f} each on average), none over {MAX_LABEL_CHARS} characters or a line: a label set"
+        return (
+            kind,
+            f"{distinct} distinct outputs over {rows} rows ({rows / distinct:.1f} each on average), "
+            f"none over {MAX_LABEL_CHARS} characters or a line: a label set",
+        )
     if distinct < 2:
         return kind, "every row has the same output: there is no label set to choose from"
     if long:
-        return kind, f"{long} of {distinct} distinct outputs are longer than {MAX_LABEL_CHARS} characters or span lines: free text"
+        return (
+            kind,
+            f"{long} of {distinct} distinct outputs are longer than {MAX_LABEL_CHARS} characters or "
+            "span lines: free text",
+        )
     if distinct > MAX_LABELS:
         return kind, f"{distinct} distinct outputs: more than the {MAX_LABELS} a label set may have"
-    return kind, f"{distinct} distinct outputs over {rows} rows: too few repeats for a label set (each must be seen twice on average)"
+    return (
+        kind,
+        f"{distinct} distinct outputs over {rows} rows: too few repeats for a label set (each must "
+        "be seen twice on average)",
+    )
 
 
-def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tuple[list[Example], list[Example], list[str]]:
+def split_rows(
+    data: Dataset, fraction: float, seed: int, stratify: bool
+) -> tuple[list[Example], list[Example], list[str]]:
     """(train, test, notes): a seeded `fraction` of the distinct inputs held out to test on (at least MIN_TEST_ROWS,
     leaving as many to train on), proportionally per label when `stratify`, every label keeping a training row.
     Rows sharing an input (case and spacing aside) stay on one side: compare refuses a test input seen in training.
@@ -204,10 +314,23 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
         groups = linked_conversations(groups)
     what = "distinct conversations" if data.conversations else "distinct inputs"
     if len(groups) < 2 * MIN_TEST_ROWS:
-        raise DataError([Problem("too_few_examples", data.source, None, None, f"{len(groups)} {what}, too few to split: adaptlab init needs {2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
-                                 "add labeled rows, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
+        raise DataError(
+            [
+                Problem(
+                    "too_few_examples",
+                    data.source,
+                    None,
+                    None,
+                    f"{len(groups)} {what}, too few to split: adaptlab init needs "
+                    f"{2 * MIN_TEST_ROWS} ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
+                    "add labeled rows, or write train.jsonl and test.jsonl yourself (docs/experiment.md)",
+                )
+            ]
+        )
     count = min(max(round(len(groups) * fraction), MIN_TEST_ROWS), len(groups) - MIN_TEST_ROWS)
-    firsts = Dataset([Example(key, rows[0].output, rows[0].line) for key, rows in groups.items()], data.source)  # a group's key as its input
+    firsts = Dataset(
+        [Example(key, rows[0].output, rows[0].line) for key, rows in groups.items()], data.source
+    )  # a group's key as its input
     _, held = split_dev(firsts, (count + 0.5) / len(firsts), seed, stratify)  # int(n * fraction) == count exactly
     held_keys = {e.input for e in held}
     notes = []
@@ -221,14 +344,23 @@ def split_rows(data: Dataset, fraction: float, seed: int, stratify: bool) -> tup
                 trained |= outputs
                 moved += 1
         if moved:
-            notes.append(f"{moved} test row{'s' if moved > 1 else ''} went back to train so that every label has a training row")
+            notes.append(
+                f"{moved} test row{'s' if moved > 1 else ''} went back to train so that every label has a training row"
+            )
         rare = sorted(label for label, n in Counter(data.outputs).items() if n == 1)
         if rare:
-            notes.append(f"{len(rare)} label{'s have' if len(rare) > 1 else ' has'} one row only ({', '.join(rare[:5])}{', ...' if len(rare) > 5 else ''}): in train, never tested")
+            notes.append(
+                f"{len(rare)} label{'s have' if len(rare) > 1 else ' has'} one row only "
+                f"({', '.join(rare[:5])}{', ...' if len(rare) > 5 else ''}): in train, never tested"
+            )
     shared = sum(len(rows) for rows in groups.values() if len(rows) > 1)
     if shared:
-        notes.append(f"{shared} conversations share a turn or an id with another: each such group is on one side of the split" if data.conversations else
-                     f"{shared} rows share their input with another row (case and spacing aside): each such group is on one side of the split")
+        notes.append(
+            f"{shared} conversations share a turn or an id with another: each such group is on one side of the split"
+            if data.conversations
+            else f"{shared} rows share their input with another row (case and spacing aside): each such "
+            "group is on one side of the split"
+        )
     held_rows = {id(e) for key in held_keys for e in groups[key]}
     return [e for e in data if id(e) not in held_rows], [e for e in data if id(e) in held_rows], notes
 
@@ -240,9 +372,20 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
     by_conversation = rows_by_group(data, conversations=True)
     conversations, groups = len(by_conversation), linked_conversations(by_conversation)
     if len(groups) < 2 or len(data) < 2 * MIN_TEST_ROWS:
-        raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers, too few to split: adaptlab init needs 2 conversations "
-                                 f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
-                                 "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
+        raise DataError(
+            [
+                Problem(
+                    "too_few_examples",
+                    data.source,
+                    None,
+                    None,
+                    f"{conversations} conversations with {len(data)} answers, too few to split: "
+                    "adaptlab init needs 2 conversations "
+                    f"and {2 * MIN_TEST_ROWS} answers ({MIN_TEST_ROWS} to test on, {MIN_TEST_ROWS} to learn from)",
+                    "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)",
+                )
+            ]
+        )
     keys = list(groups)
     random.Random(seed).shuffle(keys)
     wanted = max(1, round(conversations * fraction))
@@ -258,13 +401,32 @@ def _split_conversations(data: Dataset, fraction: float, seed: int) -> tuple[lis
         held_conversations += len({(e.conversation, e.line) for e in rows})
         held_rows += len(rows)
     if held_rows < MIN_TEST_ROWS:
-        raise DataError([Problem("too_few_examples", data.source, None, None, f"{conversations} conversations with {len(data)} answers: no split leaves {MIN_TEST_ROWS} answers on each side "
-                                 "with whole conversations", "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)")])
+        raise DataError(
+            [
+                Problem(
+                    "too_few_examples",
+                    data.source,
+                    None,
+                    None,
+                    f"{conversations} conversations with {len(data)} answers: no split leaves "
+                    f"{MIN_TEST_ROWS} answers on each side "
+                    "with whole conversations",
+                    "add conversations, or write train.jsonl and test.jsonl yourself (docs/experiment.md)",
+                )
+            ]
+        )
     test = {id(e) for key in held for e in groups[key]}
     notes = []
-    linked = sum(len({(e.conversation, e.line) for e in rows}) for rows in groups.values() if len({(e.conversation, e.line) for e in rows}) > 1)
+    linked = sum(
+        len({(e.conversation, e.line) for e in rows})
+        for rows in groups.values()
+        if len({(e.conversation, e.line) for e in rows}) > 1
+    )
     if linked:
-        notes.append(f"{linked} conversations share a turn (history and answer) or an id with another: each such group is on one side of the split")
+        notes.append(
+            f"{linked} conversations share a turn (history and answer) or an id with another: each "
+            "such group is on one side of the split"
+        )
     return [e for e in data if id(e) not in test], [e for e in data if id(e) in test], notes
 
 
@@ -276,9 +438,15 @@ def _test_size_warning(rows: int) -> list[str]:
     def needed(difference: float) -> int:
         return math.ceil(DISAGREE * (Z_POWER / difference) ** 2)
 
-    return [(f"the test split has {rows} rows: two contenders would have to differ by about {detectable:.2f} on a 0-1 score such as accuracy to be told apart "
-             f"(80% power, 5% level, when they disagree on 3 rows in 10); a useful test needs about {needed(COARSE)} rows to tell apart {COARSE:g} "
-             f"and {needed(USEFUL)} to tell apart {USEFUL:g}: add labeled rows, or raise --test-fraction")]
+    return [
+        (
+            f"the test split has {rows} rows: two contenders would have to differ by about "
+            f"{detectable:.2f} on a 0-1 score such as accuracy to be told apart "
+            "(80% power, 5% level, when they disagree on 3 rows in 10); a useful test needs about "
+            f"{needed(COARSE)} rows to tell apart {COARSE:g} "
+            f"and {needed(USEFUL)} to tell apart {USEFUL:g}: add labeled rows, or raise --test-fraction"
+        )
+    ]
 
 
 def contenders(spec, documents: bool, train_rows: int, gpu: bool) -> list[Entry]:
@@ -289,19 +457,38 @@ def contenders(spec, documents: bool, train_rows: int, gpu: bool) -> list[Entry]
 
     able = [k for k in kinds.kinds() if k.llm and k.answers(spec.name)]
     prompted = [k for k in able if k.family == "prompted"]
-    picks = [next((k for k in prompted if not k.examples_in_prompt and not k.reads_documents), None), next((k for k in prompted if k.examples_in_prompt), None)]
+    picks = [
+        next((k for k in prompted if not k.examples_in_prompt and not k.reads_documents), None),
+        next((k for k in prompted if k.examples_in_prompt), None),
+    ]
     picks += [next((k for k in prompted if k.reads_documents), None)] if documents else []
     out = [Entry(k.name, k.summary) for k in picks if k is not None]
     adapter = next((k for k in able if k.trains and not k.own_weights), None)
     if adapter is None:
         return out
-    why = f"Fine-tuning is listed from {FINE_TUNE_MIN_ROWS} training rows: its 10% dev split then holds the {MIN_DEV_ROWS} rows it picks its best checkpoint by"
+    why = (
+        f"Fine-tuning is listed from {FINE_TUNE_MIN_ROWS} training rows: its 10% dev split then holds "
+        f"the {MIN_DEV_ROWS} rows it picks its best checkpoint by"
+    )
     if train_rows < FINE_TUNE_MIN_ROWS:
-        return out + [Entry(adapter.name, adapter.summary, note=f"{why}; here {train_rows}: left out (uncomment to try it anyway).", off=True)]
+        return out + [
+            Entry(
+                adapter.name,
+                adapter.summary,
+                note=f"{why}; here {train_rows}: left out (uncomment to try it anyway).",
+                off=True,
+            )
+        ]
     if gpu:
-        return out + [Entry(adapter.name, adapter.summary, note=f"{why} (here {train_rows}). A GPU: the default 3 epochs.")]
+        return out + [
+            Entry(adapter.name, adapter.summary, note=f"{why} (here {train_rows}). A GPU: the default 3 epochs.")
+        ]
     minutes = train_rows * CPU_EPOCHS * CPU_SECONDS_PER_ROW[spec.labelled] / 60
-    epochs = (CPU_EPOCHS, f"on a CPU: about {max(1, round(minutes))} min on 2 cores ({train_rows} rows x {CPU_EPOCHS} x ~{CPU_SECONDS_PER_ROW[spec.labelled]} s); the default is 3")
+    epochs = (
+        CPU_EPOCHS,
+        f"on a CPU: about {max(1, round(minutes))} min on 2 cores ({train_rows} rows x {CPU_EPOCHS} "
+        f"x ~{CPU_SECONDS_PER_ROW[spec.labelled]} s); the default is 3",
+    )
     return out + [Entry(adapter.name, adapter.summary, {"epochs": epochs}, note=f"{why} (here {train_rows}).")]
 
 
@@ -319,36 +506,79 @@ def _line(text: str, comment: str, width: int = 33) -> str:
     return f"{text:<{width - 1}} # {comment}" if comment else text
 
 
-def experiment_text(*, name: str, kind: str, reason: str, instruction: str | None, source: Path, seed: int, train: int, test: int, labels: list[str],
-                    docs: str | None, strategies: list[Entry], references: tuple[str, ...]) -> str:
+def experiment_text(
+    *,
+    name: str,
+    kind: str,
+    reason: str,
+    instruction: str | None,
+    source: Path,
+    seed: int,
+    train: int,
+    test: int,
+    labels: list[str],
+    docs: str | None,
+    strategies: list[Entry],
+    references: tuple[str, ...],
+) -> str:
     """The commented experiment.yaml: every line a user may change says what it does."""
     spec = task_kind(kind)
     if instruction is None:
-        instruction = ("Read the message and reply with the one label that fits it best." if spec.labelled else
-                       f"Answer the question from the documents. If they do not say, answer \"{DEFAULT_ABSTAIN}\"." if spec.abstains else
-                       "Read the input and write the output for it.")
-        said = "# EDIT the instruction: a generic placeholder. Say what the inputs are and what a right answer is, in your team's words;"
+        instruction = (
+            "Read the message and reply with the one label that fits it best."
+            if spec.labelled
+            else f'Answer the question from the documents. If they do not say, answer "{DEFAULT_ABSTAIN}".'
+            if spec.abstains
+            else "Read the input and write the output for it."
+        )
+        said = (
+            "# EDIT the instruction: a generic placeholder. Say what the inputs are and what a right "
+            "answer is, in your team's words;"
+        )
     else:
-        said = "# The instruction is the data's shared system message; edit it to say what the task is, in your team's words;"
-    lines = [f"# Written by `adaptlab init {source}`: {train + test} rows split into train.jsonl and test.jsonl.",
-             "# Edit task.instruction below, then run `adaptlab compare` on this file.",
-             "task:", f"  name: {json.dumps(name)}", f"  {said}",
-             "  # every prompt starts with it" + (" (the label list is added for you)." if spec.labelled else "."),
-             f"  instruction: {json.dumps(instruction, ensure_ascii=False)}", _line(f"  kind: {kind}", f"inferred: {reason}")]
+        said = (
+            "# The instruction is the data's shared system message; edit it to say what the task is, in "
+            "your team's words;"
+        )
+    lines = [
+        f"# Written by `adaptlab init {source}`: {train + test} rows split into train.jsonl and test.jsonl.",
+        "# Edit task.instruction below, then run `adaptlab compare` on this file.",
+        "task:",
+        f"  name: {json.dumps(name)}",
+        f"  {said}",
+        "  # every prompt starts with it" + (" (the label list is added for you)." if spec.labelled else "."),
+        f"  instruction: {json.dumps(instruction, ensure_ascii=False)}",
+        _line(f"  kind: {kind}", f"inferred: {reason}"),
+    ]
     if labels:
         shown = ", ".join(f"{json.dumps(label, ensure_ascii=False)}: what it means" for label in labels[:3])
-        lines.append(f"  # labels: {{{shown}{', ...' if len(labels) > 3 else ''}}}   # optional: each label's meaning, in every prompt")
-    lines += [_line("data:", "paths are relative to this file"), _line("  train: train.jsonl", f"{train} rows, written by adaptlab init"),
-              _line("  test: test.jsonl", f"{test} held-out rows every contender is measured on")]
+        lines.append(
+            f"  # labels: {{{shown}{', ...' if len(labels) > 3 else ''}}}   # optional: each label's "
+            "meaning, in every prompt"
+        )
+    lines += [
+        _line("data:", "paths are relative to this file"),
+        _line("  train: train.jsonl", f"{train} rows, written by adaptlab init"),
+        _line("  test: test.jsonl", f"{test} held-out rows every contender is measured on"),
+    ]
     lines += [_line(f"  docs: {json.dumps(docs)}", "the documents the answers come from")] if docs else []
-    lines += [_line(f"model: {DEFAULT_MODEL}", "the embedded default; a local Hugging Face folder or .gguf too (or compare --model)"),
-              _line(f"seed: {seed}", "example selection and training; recorded with the results"),
-              f"# The task kind's references run too ({' and '.join(references)}): baselines is true by default.",
-              "# An LLM contender is recommended only when it beats them; `baselines: false` skips them.", "strategies:"]
+    lines += [
+        _line(
+            f"model: {DEFAULT_MODEL}",
+            "the embedded default; a local Hugging Face folder or .gguf too (or compare --model)",
+        ),
+        _line(f"seed: {seed}", "example selection and training; recorded with the results"),
+        f"# The task kind's references run too ({' and '.join(references)}): baselines is true by default.",
+        "# An LLM contender is recommended only when it beats them; `baselines: false` skips them.",
+        "strategies:",
+    ]
     for entry in strategies:
         lines += [f"  # {entry.note}"] if entry.note else []
         lines.append(_line(f"  {'# ' if entry.off else ''}- name: {entry.kind}", entry.comment))
-        lines += [_line(f"  {'# ' if entry.off else ''}  {key}: {json.dumps(value)}", why) for key, (value, why) in entry.settings.items()]
+        lines += [
+            _line(f"  {'# ' if entry.off else ''}  {key}: {json.dumps(value)}", why)
+            for key, (value, why) in entry.settings.items()
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -363,6 +593,7 @@ def _check(text: str, folder: Path) -> None:
 
 def _jsonl(rows: list[Example], abstains: bool) -> str:
     """input/output lines; an abstain answer as null (a question the documents do not answer), sources kept."""
+
     def line(e: Example) -> dict:
         out = {"input": e.input, "output": None if abstains and e.output == DEFAULT_ABSTAIN else e.output}
         return out | ({"sources": list(e.sources)} if e.sources else {})
@@ -376,7 +607,9 @@ def source_lines(data: Path) -> dict[int, str]:
     if data.is_dir() or data.suffix.lower() == ".parquet":
         from adaptlab.data.load import _Collector, _datasets_rows, _parquet_rows
 
-        rows = _datasets_rows(data, _Collector(str(data))) if data.is_dir() else _parquet_rows(data, _Collector(str(data)))
+        rows = (
+            _datasets_rows(data, _Collector(str(data))) if data.is_dir() else _parquet_rows(data, _Collector(str(data)))
+        )
         return {n: json.dumps(row, ensure_ascii=False, default=str) for n, row in enumerate(rows, start=1)}
     raw = data.read_bytes()
     raw = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw

@@ -29,7 +29,8 @@ def refuse_taken(out: Path | None, hint: str) -> None:
 
 
 def claim(out: Path | None, name: str, config: dict) -> Path:
-    """The run's folder (`out`, else a new one under $ADAPTLAB_HOME/runs named after `name`), absolute as the registry records it,
+    """The run's folder (`out`, else a new one under $ADAPTLAB_HOME/runs named after `name`), absolute as the registry
+    records it,
     with the resolved experiment written as experiment.yaml: created, never overwritten, so of two runs given the same
     folder at once one stops here."""
     run_dir = Path(out).resolve() if out else new_folder(adaptlab_home() / "runs", name)
@@ -44,7 +45,8 @@ def claim(out: Path | None, name: str, config: dict) -> Path:
 @contextmanager
 def lifetime(run_dir: Path, run: str, registry=None, config: dict | None = None, speaks: bool = True, **fields):
     """run.json (and the registry's run record) say `running` inside the block; an exception marks both `failed`
-    with the error, unless it carries a `run_status` of its own. `speaks`: False on processes that write nothing (ranks > 0)."""
+    with the error, unless it carries a `run_status` of its own. `speaks`: False on processes that write nothing (ranks
+    > 0)."""
     if speaks:
         mark(run_dir, run, "running", config=config, error=None, **fields)
         if registry is not None:

@@ -27,20 +27,43 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
     kind = config.task.kind or (document_kind().name if config.data.docs else None)
     reads_documents = kind is not None and task_kind(kind).documents
     if config.data.docs and not reads_documents:
-        raise ConfigError(f"data.docs is set, so this is a knowledge task: task.kind must be {document_kind().name} (or left out), not {kind!r}")
+        raise ConfigError(
+            "data.docs is set, so this is a knowledge task: task.kind must be "
+            f"{document_kind().name} (or left out), not {kind!r}"
+        )
     if config.data.updates and not config.data.docs:
         raise ConfigError("data.updates changes documents: set data.docs to the documents it changes")
     if reads_documents and not config.data.docs:
-        raise ConfigError(f"task.kind {kind} answers from documents: set data.docs to a folder of .pdf .md .txt .html files (or a .jsonl of {{\"id\", \"text\"}})")
+        raise ConfigError(
+            f"task.kind {kind} answers from documents: set data.docs to a folder of .pdf .md .txt "
+            f'.html files (or a .jsonl of {{"id", "text"}})'
+        )
     abstains = kind is not None and task_kind(kind).abstains
-    columns = {"input_col": config.data.input_col, "output_col": config.data.output_col, "abstain": config.task.abstain if abstains else None}
+    columns = {
+        "input_col": config.data.input_col,
+        "output_col": config.data.output_col,
+        "abstain": config.task.abstain if abstains else None,
+    }
     train = load_dataset(root / config.data.train, min_examples=2, **columns)
     test = load_dataset(root / config.data.test, **columns)
     dev = load_dataset(root / config.data.dev, **columns) if config.data.dev else None
     warnings = train.warnings + test.warnings + check_leakage(train, test, config.data.allow_overlap)
     if dev is not None:
         warnings += dev.warnings + check_leakage(dev, test, config.data.allow_overlap)
-    task = make_task(config.task.name, config.task.instruction, train, test, kind, config.task.max_new_tokens, None if config.task.stop is None else tuple(config.task.stop), _answer_tokens(config.model), config.task.abstain, config.task.labels, _costs(config), config.task.stop_loops)
+    task = make_task(
+        config.task.name,
+        config.task.instruction,
+        train,
+        test,
+        kind,
+        config.task.max_new_tokens,
+        None if config.task.stop is None else tuple(config.task.stop),
+        _answer_tokens(config.model),
+        config.task.abstain,
+        config.task.labels,
+        _costs(config),
+        config.task.stop_loops,
+    )
     return Prepared(train, test, dev, task, warnings)
 
 
@@ -79,7 +102,11 @@ def _answer_tokens(model):
 def resolved(config: ExperimentConfig, root: Path) -> dict:
     """The config with every default filled in and data paths made absolute (what a run folder records)."""
     data = config.model_dump(mode="json")
-    data["data"] |= {k: str((root / data["data"][k]).resolve()) for k in ("train", "test", "dev", "docs", "unlabeled") if data["data"].get(k)}
+    data["data"] |= {
+        k: str((root / data["data"][k]).resolve())
+        for k in ("train", "test", "dev", "docs", "unlabeled")
+        if data["data"].get(k)
+    }
     if data["data"].get("updates"):
         data["data"]["updates"] = {k: str((root / v).resolve()) for k, v in data["data"]["updates"].items()}
     return data
@@ -91,10 +118,14 @@ def documents_for(config: ExperimentConfig, root: Path, base):
         return None
     from adaptlab.knowledge.index import Documents
 
-    return Documents(root / config.data.docs, base.tokenizer, size=config.data.chunk_tokens, overlap=config.data.chunk_overlap)
+    return Documents(
+        root / config.data.docs, base.tokenizer, size=config.data.chunk_tokens, overlap=config.data.chunk_overlap
+    )
 
 
-def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, classify: bool, seed: int | None = None) -> tuple[Dataset, Dataset | None, dict | None]:
+def equal_data(
+    config: ExperimentConfig, train: Dataset, dev: Dataset | None, classify: bool, seed: int | None = None
+) -> tuple[Dataset, Dataset | None, dict | None]:
     """The rows every contender learns from, and the dev rows fine-tuning picks its checkpoint on.
 
     Without a dev file, fine-tuning holds out `dev_fraction` of train (the largest any
@@ -106,13 +137,19 @@ def equal_data(config: ExperimentConfig, train: Dataset, dev: Dataset | None, cl
     seed = config.seed if seed is None else seed
     if dev is not None:
         return train, dev, None
-    fractions = [t.dev_fraction for s in config.strategies if (t := training_of(s)) is not None] + [s.tune.dev_fraction for s in config.strategies if s.tune is not None]
+    fractions = [t.dev_fraction for s in config.strategies if (t := training_of(s)) is not None] + [
+        s.tune.dev_fraction for s in config.strategies if s.tune is not None
+    ]
     if not fractions or max(fractions) == 0:
         return train, None, None
     rows, held = split_dev(train, max(fractions), seed, classify)
     if held is None:
         return train, None, None
-    why = f"the dev split fine-tuning and tuning score on (dev_fraction {max(fractions)}, seed {seed}): left out of every contender's training rows and few-shot pool, so all see the same {len(rows)} rows"
+    why = (
+        f"the dev split fine-tuning and tuning score on (dev_fraction {max(fractions)}, seed {seed}): "
+        f"left out of every contender's training rows and few-shot pool, so all see the same {len(rows)} "
+        "rows"
+    )
     return rows, held, {"rows": len(held), "lines": [e.line for e in held], "why": why}
 
 
@@ -124,7 +161,8 @@ def contender_dev(strategy_config, dev: Dataset | None, from_file: bool) -> Data
 
 
 def training_of(strategy_config) -> TrainConfig | None:
-    """A contender's training settings: its own when it is a fine-tuning kind, its `fine_tune` (rag's RAFT), else None."""
+    """A contender's training settings: its own when it is a fine-tuning kind, its `fine_tune` (rag's RAFT), else
+    None."""
     if isinstance(strategy_config, TrainConfig):
         return strategy_config
     tune = getattr(strategy_config, "fine_tune", None)

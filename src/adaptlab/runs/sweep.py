@@ -20,8 +20,8 @@ import numpy as np
 
 from adaptlab import kinds
 from adaptlab.data import Dataset
-from adaptlab.evaluation.repeats import two_level_ci
 from adaptlab.evaluation import evaluate
+from adaptlab.evaluation.repeats import two_level_ci
 from adaptlab.runs.events import Events
 from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare
@@ -37,7 +37,14 @@ def sample(train: Dataset, n: int, seed: int) -> Dataset:
     return Dataset([train.examples[i] for i in keep], train.source, train.instruction)
 
 
-def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3, out: Path | None = None, events: Events | None = None, model: str | None = None) -> dict:
+def run_sweep(
+    experiment,
+    sizes: tuple[int, ...] = DEFAULT_SIZES,
+    seeds: int = 3,
+    out: Path | None = None,
+    events: Events | None = None,
+    model: str | None = None,
+) -> dict:
     """Measure the experiment's prompting and fine-tuning strategies at each training-set size; writes sweep.json.
     `model` replaces the experiment's base model."""
     from adaptlab.kinds.context import BuildContext, ModelSource
@@ -53,31 +60,65 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
     if not any(family[s.key] == "prompted" for s in chosen) or not any(family[s.key] == "fine_tuned" for s in chosen):
         from adaptlab.errors import ConfigError
 
-        raise ConfigError(f"{experiment if isinstance(experiment, (str, Path)) else 'the experiment'}: a sweep compares prompting with fine-tuning; list at least one of {', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}")
+        raise ConfigError(
+            f"{experiment if isinstance(experiment, (str, Path)) else 'the experiment'}: a sweep "
+            "compares prompting with fine-tuning; list at least one of "
+            f"{', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}"
+        )
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
     from adaptlab.config import RemoteModelConfig
 
     if isinstance(config.model, RemoteModelConfig):
         from adaptlab.errors import ConfigError
 
-        raise ConfigError("adaptlab sweep runs on a local base model; the experiment's model is an endpoint: pass --model with a local model (the prompted side can keep its endpoint as a strategy's own model)")
+        raise ConfigError(
+            "adaptlab sweep runs on a local base model; the experiment's model is an endpoint: pass "
+            "--model with a local model (the prompted side can keep its endpoint as a strategy's own "
+            "model)"
+        )
     models = ModelSource(load_base_model(config.model))
     documents = documents_for(config, root, models.default)
     runs = []  # {"strategy", "n", "seed", "score", "scores"}
     for n in points:
         for seed in range(seeds if n < len(train) else 1):
             subset = sample(train, n, config.seed + seed)
-            rows, dev, _ = equal_data(config, subset, prepared.dev, task.spec.labelled, config.seed + seed)  # both sides learn from the same rows
+            rows, dev, _ = equal_data(
+                config, subset, prepared.dev, task.spec.labelled, config.seed + seed
+            )  # both sides learn from the same rows
             for strategy_config in chosen:
-                strategy = kinds.kind(strategy_config.name).build(strategy_config, BuildContext(models, config.seed + seed, dev=contender_dev(strategy_config, dev, prepared.dev is not None), documents=documents))
+                strategy = kinds.kind(strategy_config.name).build(
+                    strategy_config,
+                    BuildContext(
+                        models,
+                        config.seed + seed,
+                        dev=contender_dev(strategy_config, dev, prepared.dev is not None),
+                        documents=documents,
+                    ),
+                )
                 evaluation, _ = evaluate(strategy, task, rows, test, name=strategy_config.key)
-                runs.append({"strategy": strategy_config.key, "n": n, "seed": seed, "score": evaluation.metrics[task.metric], "scores": evaluation.scores})
-                events.message(f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}")
+                runs.append(
+                    {
+                        "strategy": strategy_config.key,
+                        "n": n,
+                        "seed": seed,
+                        "score": evaluation.metrics[task.metric],
+                        "scores": evaluation.scores,
+                    }
+                )
+                events.message(
+                    f"n={n} seed={seed} {strategy_config.key}: {task.metric} {evaluation.metrics[task.metric]:.3f}"
+                )
     models.close()
-    result = {"task": task.to_dict(), "metric": task.metric, "sizes": points, "seeds": seeds, "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs], **summarize(runs, points, family)}
+    result = {
+        "task": task.to_dict(),
+        "metric": task.metric,
+        "sizes": points,
+        "seeds": seeds,
+        "runs": [{k: v for k, v in r.items() if k != "scores"} for r in runs],
+        **summarize(runs, points, family),
+    }
     if out:
         from adaptlab.results import write_results
-
         from adaptlab.runs.folder import mark
         from adaptlab.runs.prepare import resolved
 
@@ -89,28 +130,51 @@ def run_sweep(experiment, sizes: tuple[int, ...] = DEFAULT_SIZES, seeds: int = 3
 
 
 def summarize(runs: list[dict], sizes: list[int], family: dict[str, str] | None = None) -> dict:
-    """Mean score per contender and size; per fine-tuned/prompted pair (`family`: id -> family) the difference per size and the crossover."""
+    """Mean score per contender and size; per fine-tuned/prompted pair (`family`: id -> family) the difference per size
+    and the crossover."""
     strategies = list(dict.fromkeys(r["strategy"] for r in runs))
     family = family or {s: kinds.kind(s).family for s in strategies if s in kinds.names()}
-    curve = {s: {n: float(np.mean([r["score"] for r in runs if r["strategy"] == s and r["n"] == n])) for n in sizes} for s in strategies}
+    curve = {
+        s: {n: float(np.mean([r["score"] for r in runs if r["strategy"] == s and r["n"] == n])) for n in sizes}
+        for s in strategies
+    }
     comparisons = []
     for tuned in (s for s in strategies if family.get(s) == "fine_tuned"):
         for prompted in (s for s in strategies if family.get(s) == "prompted"):
             by_size = []
-            for n in sizes:  # per seed, the two contenders' per-row differences; the interval resamples seeds, then rows
-                a = [r["scores"] for r in sorted((r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"])]
-                b = [r["scores"] for r in sorted((r for r in runs if r["strategy"] == prompted and r["n"] == n), key=lambda r: r["seed"])]
+            for (
+                n
+            ) in sizes:  # per seed, the two contenders' per-row differences; the interval resamples seeds, then rows
+                a = [
+                    r["scores"]
+                    for r in sorted(
+                        (r for r in runs if r["strategy"] == tuned and r["n"] == n), key=lambda r: r["seed"]
+                    )
+                ]
+                b = [
+                    r["scores"]
+                    for r in sorted(
+                        (r for r in runs if r["strategy"] == prompted and r["n"] == n), key=lambda r: r["seed"]
+                    )
+                ]
                 differences = np.array(a, dtype=float) - np.array(b, dtype=float)
                 lo, hi = two_level_ci(differences)
                 by_size.append({"n": n, "difference": float(differences.mean()), "ci95": [lo, hi]})
             comparisons.append({"fine_tuned": tuned, "prompted": prompted, "by_size": by_size, **crossover(by_size)})
-    return {"curve": {s: [{"n": n, "mean": v} for n, v in c.items()] for s, c in curve.items()}, "comparisons": comparisons}
+    return {
+        "curve": {s: [{"n": n, "mean": v} for n, v in c.items()] for s, c in curve.items()},
+        "comparisons": comparisons,
+    }
 
 
 def crossover(by_size: list[dict]) -> dict:
     """The smallest size from which fine-tuning's mean stays ahead, and from which its interval stays above 0.
 
-    >>> crossover([{"n": 8, "difference": -0.2, "ci95": [-0.3, -0.1]}, {"n": 16, "difference": 0.05, "ci95": [-0.02, 0.1]}, {"n": 32, "difference": 0.1, "ci95": [0.02, 0.2]}])
+    >>> crossover([
+    ...     {"n": 8, "difference": -0.2, "ci95": [-0.3, -0.1]},
+    ...     {"n": 16, "difference": 0.05, "ci95": [-0.02, 0.1]},
+    ...     {"n": 32, "difference": 0.1, "ci95": [0.02, 0.2]},
+    ... ])
     {'crossover_n': 16, 'significant_from_n': 32}
     """
 
@@ -122,4 +186,7 @@ def crossover(by_size: list[dict]) -> dict:
             found = row["n"]
         return found
 
-    return {"crossover_n": first_from(lambda r: r["difference"] > 0), "significant_from_n": first_from(lambda r: r["ci95"][0] > 0)}
+    return {
+        "crossover_n": first_from(lambda r: r["difference"] > 0),
+        "significant_from_n": first_from(lambda r: r["ci95"][0] > 0),
+    }

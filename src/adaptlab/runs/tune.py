@@ -28,8 +28,8 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import numpy as np
 
@@ -57,8 +57,10 @@ class Proposer:
 
 PROPOSER_TASK = Task(
     "instruction-proposer",
-    "You improve the instructions given to a language model. You are shown an instruction, the share of examples it got right, "
-    "and examples the model answered wrongly while following it. Write one new, complete instruction under which the model would "
+    "You improve the instructions given to a language model. You are shown an instruction, the share "
+    "of examples it got right, "
+    "and examples the model answered wrongly while following it. Write one new, complete instruction "
+    "under which the model would "
     "answer such examples correctly. Reply with the new instruction only.",
     "generate",
     max_new_tokens=200,
@@ -76,35 +78,69 @@ def instructions(task: Task) -> list[tuple[str, Task]]:
             *([("own, labels without meanings", replace(task, descriptions=()))] if task.descriptions else []),
             ("own, no label list", replace(task, list_labels=False)),
             ("terse", replace(task, instruction="Answer with the label only.")),
-            ("detailed", replace(task, instruction=f"{own} Read the whole message, decide which one category fits it best, and answer with that category's name exactly as written, nothing else.")),
+            (
+                "detailed",
+                replace(
+                    task,
+                    instruction=f"{own} Read the whole message, decide which one category fits it best, and "
+                    "answer with that category's name exactly as written, nothing else.",
+                ),
+            ),
         ]
     return [
         ("own", task),
         ("terse", replace(task, instruction=f"{own} Answer briefly: only what was asked.")),
-        ("detailed", replace(task, instruction=f"{own} Answer completely and precisely, in the form a correct answer takes, and add nothing else.")),
+        (
+            "detailed",
+            replace(
+                task,
+                instruction=f"{own} Answer completely and precisely, in the form a correct answer takes, and add "
+                "nothing else.",
+            ),
+        ),
     ]
 
 
 def check_tunable(strategy_config, kind, contenders: list) -> None:
-    """A ConfigError for tune: on a kind with nothing to search, or a proposer that is not another prompted contender."""
+    """A ConfigError for tune: on a kind with nothing to search, or a proposer that is not another prompted
+    contender."""
     from adaptlab.kinds import kind as kind_of
 
     if strategy_config.tune is None:
         return
     if kind.space is None:
-        raise ConfigError(f"strategy {strategy_config.key!r} ({kind.name}) has tune:, but {kind.name} has no settings to search; remove tune: from it")
+        raise ConfigError(
+            f"strategy {strategy_config.key!r} ({kind.name}) has tune:, but {kind.name} has no "
+            "settings to search; remove tune: from it"
+        )
     name = strategy_config.tune.proposer
     if name is None:
         return
     if not (kind.family == "prompted" and kind.llm):
-        raise ConfigError(f"strategy {strategy_config.key!r}: tune.proposer writes instructions, but {kind.name} has no instruction to tune; remove tune.proposer (it is for zero_shot, few_shot and rag)")
-    prompted = [s.key for s in contenders if s.key != strategy_config.key and kind_of(s.name).family == "prompted" and kind_of(s.name).llm]
+        raise ConfigError(
+            f"strategy {strategy_config.key!r}: tune.proposer writes instructions, but {kind.name} "
+            "has no instruction to tune; remove tune.proposer (it is for zero_shot, few_shot and "
+            "rag)"
+        )
+    prompted = [
+        s.key
+        for s in contenders
+        if s.key != strategy_config.key and kind_of(s.name).family == "prompted" and kind_of(s.name).llm
+    ]
     if name not in prompted:
-        raise ConfigError(f"strategy {strategy_config.key!r}: tune.proposer {name!r} is not another prompted contender of this experiment; name one of: {', '.join(prompted) or '(none: add a zero_shot contender on the model that should write, e.g. an endpoint)'}")
+        raise ConfigError(
+            f"strategy {strategy_config.key!r}: tune.proposer {name!r} is not another prompted "
+            "contender of this experiment; name one of: "
+            + (
+                ", ".join(prompted)
+                or "(none: add a zero_shot contender on the model that should write, e.g. an endpoint)"
+            )
+        )
 
 
 def proposer_for(strategy_config, contenders: list, models) -> Proposer | None:
-    """The Proposer a tuned contender names (None without `tune.proposer`): a zero-shot prompt on that contender's model."""
+    """The Proposer a tuned contender names (None without `tune.proposer`): a zero-shot prompt on that contender's
+    model."""
     name = strategy_config.tune.proposer if strategy_config.tune else None
     if name is None:
         return None
@@ -113,28 +149,50 @@ def proposer_for(strategy_config, contenders: list, models) -> Proposer | None:
     other = next(s for s in contenders if s.key == name)
     model = models.get(getattr(other, "model", None))
     context = getattr(model, "context_length", None)  # a small local context keeps most of it for the prompt
-    task = replace(PROPOSER_TASK, max_new_tokens=min(PROPOSER_TASK.max_new_tokens, context // 8)) if context else PROPOSER_TASK
+    task = (
+        replace(PROPOSER_TASK, max_new_tokens=min(PROPOSER_TASK.max_new_tokens, context // 8))
+        if context
+        else PROPOSER_TASK
+    )
     solver = ZeroShot(model, "proposer").fit(task, Dataset([], "none"))
     return Proposer(name, solver, strategy_config.tune.proposals)
 
 
-def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, build: Callable, seed: int, progress: Callable | None = None, proposer: Proposer | None = None) -> Tuned:
+def tune(
+    strategy_config,
+    kind,
+    task: Task,
+    train: Dataset,
+    dev: Dataset | None,
+    build: Callable,
+    seed: int,
+    progress: Callable | None = None,
+    proposer: Proposer | None = None,
+) -> Tuned:
     """Search `strategy_config`'s settings on `dev` (never test); `build(config)` makes the Strategy a trial fits.
-    `progress(trial_number, record)` hears each finished trial; `proposer` adds instructions written from trial 0's errors."""
+    `progress(trial_number, record)` hears each finished trial; `proposer` adds instructions written from trial 0's
+    errors."""
     import optuna
 
     if dev is None or len(dev) == 0:
-        raise ConfigError(f"strategy {strategy_config.key!r} has tune:, but there are no dev rows to score its trials on: give data.dev, or keep tune.dev_fraction above 0 with enough training rows (8 or more held out)")
+        raise ConfigError(
+            f"strategy {strategy_config.key!r} has tune:, but there are no dev rows to score its "
+            "trials on: give data.dev, or keep tune.dev_fraction above 0 with enough training rows "
+            "(8 or more held out)"
+        )
     budget = strategy_config.tune
     space = _space(kind.space, strategy_config)
     variants = instructions(task) if kind.family == "prompted" and kind.llm else []
     base = strategy_config.model_dump()
     trials: list[dict] = []
-    measured: dict[str, dict] = {}  # settings as they act -> dev score, seconds, answers, and the trial that recorded them
+    measured: dict[
+        str, dict
+    ] = {}  # settings as they act -> dev score, seconds, answers, and the trial that recorded them
     acting = kind.acting or (lambda settings: settings)
 
     def measure(settings: dict, instruction: str | None) -> dict:
-        """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings as they act."""
+        """Fit the settings (with the named instruction variant) on train and score them on dev, once per settings as
+        they act."""
         key = json.dumps(acting(settings | {"instruction": instruction}), sort_keys=True)
         if key not in measured:
             start = time.perf_counter()
@@ -142,7 +200,12 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
             solver = build(config).fit(dict(variants)[instruction] if variants else task, train, dev=dev)
             answers = [p.output for p in _predict(solver, dev.inputs)]
             score = float(np.mean(row_scores(task.spec, dev.outputs, answers, task.scoring)))
-            measured[key] = {"dev_score": score, "seconds": round(time.perf_counter() - start, 2), "answers": answers, "trial": None}
+            measured[key] = {
+                "dev_score": score,
+                "seconds": round(time.perf_counter() - start, 2),
+                "answers": answers,
+                "trial": None,
+            }
         return measured[key]
 
     def objective(trial) -> float:
@@ -150,11 +213,26 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         name = trial.suggest_categorical("instruction", [n for n, _ in variants]) if variants else None
         tried = settings | ({"instruction": name} if variants else {})
         result = measure(settings, name)
-        if result["trial"] is not None:  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
-            trials.append({"trial": trial.number, "settings": tried, "dev_score": result["dev_score"], "seconds": 0.0, "repeat_of": result["trial"]})
+        if (
+            result["trial"] is not None
+        ):  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
+            trials.append(
+                {
+                    "trial": trial.number,
+                    "settings": tried,
+                    "dev_score": result["dev_score"],
+                    "seconds": 0.0,
+                    "repeat_of": result["trial"],
+                }
+            )
             return result["dev_score"]
         result["trial"] = trial.number
-        record = {"trial": trial.number, "settings": tried, "dev_score": result["dev_score"], "seconds": result["seconds"]}
+        record = {
+            "trial": trial.number,
+            "settings": tried,
+            "dev_score": result["dev_score"],
+            "seconds": result["seconds"],
+        }
         trials.append(record)
         if progress:
             progress(trial.number, record)
@@ -166,19 +244,28 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
     if proposer is not None and variants:  # trial 0 is fitted first: its errors are what the proposer reads
         first = measure(untuned, "own")
         proposals = propose(proposer, task, dev, first["dev_score"], first["answers"])
-        variants += [(f"proposed {i + 1}", replace(task, instruction=text)) for i, text in enumerate(proposals["instructions"])]
+        variants += [
+            (f"proposed {i + 1}", replace(task, instruction=text)) for i, text in enumerate(proposals["instructions"])
+        ]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | ({"instruction": [n for n, _ in variants]} if variants else {})
+    grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | (
+        {"instruction": [n for n, _ in variants]} if variants else {}
+    )
     small = len(grid) == len(space) + bool(variants) and math.prod(len(v) for v in grid.values()) <= budget.trials
-    sampler = optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)  # a space the budget covers is tried whole
+    sampler = (
+        optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)
+    )  # a space the budget covers is tried whole
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.enqueue_trial(untuned | ({"instruction": "own"} if variants else {}))  # trial 0: the untuned settings
     timeout = max(1.0, budget.budget_minutes * 60 - (time.perf_counter() - start)) if budget.budget_minutes else None
     study.optimize(objective, n_trials=budget.trials, timeout=timeout, catch=(AdaptlabError,))
     done = trials
     if not done:
-        raise AdaptlabError(f"strategy {strategy_config.key!r}: no tuning trial finished (see the errors above); loosen tune: or fix the settings")
+        raise AdaptlabError(
+            f"strategy {strategy_config.key!r}: no tuning trial finished (see the errors above); "
+            "loosen tune: or fix the settings"
+        )
     best = max(done, key=lambda r: (r["dev_score"], -r["trial"]))  # ties: the earliest (the untuned settings first)
     settings = {k: v for k, v in best["settings"].items() if k != "instruction"}
     chosen = dict(variants)[best["settings"]["instruction"]] if variants else task
@@ -186,10 +273,18 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
         "budget": budget.model_dump(),
         "trials_run": len(done),
         "seconds": round(time.perf_counter() - start, 2),
-        "searched": {name: list(spec[1]) if spec[0] == "choice" else [spec[1], spec[2]] for name, spec in space.items()} | ({"instruction": [n for n, _ in variants]} if variants else {}),
-        "instructions": {n: t.instruction + ("" if t.list_labels else " (no label list)") + (" (labels with their meanings)" if t.list_labels and t.descriptions else "") for n, t in variants},
+        "searched": {name: list(spec[1]) if spec[0] == "choice" else [spec[1], spec[2]] for name, spec in space.items()}
+        | ({"instruction": [n for n, _ in variants]} if variants else {}),
+        "instructions": {
+            n: t.instruction
+            + ("" if t.list_labels else " (no label list)")
+            + (" (labels with their meanings)" if t.list_labels and t.descriptions else "")
+            for n, t in variants
+        },
         "trials": done,
-        "untuned": {"settings": done[0]["settings"], "dev_score": done[0]["dev_score"]} if done[0]["trial"] == 0 else None,
+        "untuned": {"settings": done[0]["settings"], "dev_score": done[0]["dev_score"]}
+        if done[0]["trial"] == 0
+        else None,
         "best": {"settings": best["settings"], "dev_score": best["dev_score"], "trial": best["trial"]},
         "dev_rows": len(dev),
     }
@@ -201,7 +296,10 @@ def tune(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None,
 def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers: list[str]) -> dict:
     """`proposer.count` new instructions, each written from the task's own instruction, its dev score and a different
     handful of the dev rows it got wrong (the worst first); what tuning records of them."""
-    rows = sorted(zip(row_scores(task.spec, dev.outputs, answers, task.scoring), dev.inputs, dev.outputs, answers), key=lambda r: r[0])
+    rows = sorted(
+        zip(row_scores(task.spec, dev.outputs, answers, task.scoring), dev.inputs, dev.outputs, answers),
+        key=lambda r: r[0],
+    )
     wrong = [r[1:] for r in rows if r[0] < 1]
     start = time.perf_counter()
     texts, rejected, errors, shown, predictions = [], [], [], 0, []
@@ -221,7 +319,10 @@ def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers:
         "errors": errors,  # proposals that failed (the endpoint, or a prompt over the context even without rows)
         "rows_shown": shown,
         "seconds": round(time.perf_counter() - start, 2),
-        "tokens": {"prompt": sum(p.prompt_tokens for p in predictions), "completion": sum(p.completion_tokens for p in predictions)},
+        "tokens": {
+            "prompt": sum(p.prompt_tokens for p in predictions),
+            "completion": sum(p.completion_tokens for p in predictions),
+        },
     }
 
 
@@ -249,13 +350,20 @@ def proposal_prompt(task: Task, score: float, wrong: list[tuple[str, str, str]])
     <BLANKLINE>
     Write the new instruction.
     """
-    shown = "".join(f"Input: {i}\nExpected answer: {o}\nThe model answered: {a}\n\n" for i, o, a in wrong) or "(none: every dev example was answered right)\n\n"
+    shown = (
+        "".join(f"Input: {i}\nExpected answer: {o}\nThe model answered: {a}\n\n" for i, o, a in wrong)
+        or "(none: every dev example was answered right)\n\n"
+    )
     labels = f"The answer must be one of these labels: {', '.join(task.labels)}.\n" if task.spec.labelled else ""
-    return f"Instruction: {task.instruction}\n{labels}Share right on the dev examples: {score:.2f}\nExamples answered wrongly:\n{shown}Write the new instruction."
+    return (
+        f"Instruction: {task.instruction}\n{labels}Share right on the dev examples: "
+        f"{score:.2f}\nExamples answered wrongly:\n{shown}Write the new instruction."
+    )
 
 
 def clean_proposal(text: str) -> str:
-    """A proposer's answer as an instruction: a leading "New instruction:" label and quotes dropped, up to the first blank line.
+    """A proposer's answer as an instruction: a leading "New instruction:" label and quotes dropped, up to the first
+    blank line.
 
     >>> clean_proposal('New instruction: "Name the colour of the thing."\\n\\nThis helps because...')
     'Name the colour of the thing.'
@@ -271,12 +379,20 @@ def _predict(solver, inputs: list[str]):
 
 
 def _space(space: dict, config) -> dict:
-    """The kind's space with the contender's own value of each setting inside it (so trial 0 can be the untuned settings)."""
+    """The kind's space with the contender's own value of each setting inside it (so trial 0 can be the untuned
+    settings)."""
     out = {}
     for name, spec in space.items():
         value = getattr(config, name)
         if spec[0] == "choice":
-            out[name] = ("choice", list(spec[1]) if value in spec[1] else sorted([*spec[1], value], key=str) if isinstance(value, str) else sorted([*spec[1], value]))
+            out[name] = (
+                "choice",
+                list(spec[1])
+                if value in spec[1]
+                else sorted([*spec[1], value], key=str)
+                if isinstance(value, str)
+                else sorted([*spec[1], value]),
+            )
         else:
             out[name] = ("log", min(spec[1], value), max(spec[2], value))
     return out
@@ -288,18 +404,48 @@ def _suggest(trial, name: str, spec: tuple):
     return float(f"{trial.suggest_float(name, spec[1], spec[2], log=True):.3g}")
 
 
-def tune_contender(strategy_config, kind, task: Task, train: Dataset, dev: Dataset | None, test: Dataset, build: Callable, seed: int, events, proposer: Proposer | None = None) -> tuple[object, Task, dict]:
+def tune_contender(
+    strategy_config,
+    kind,
+    task: Task,
+    train: Dataset,
+    dev: Dataset | None,
+    test: Dataset,
+    build: Callable,
+    seed: int,
+    events,
+    proposer: Proposer | None = None,
+) -> tuple[object, Task, dict]:
     """`tune`, then the untuned settings measured on test too (the report shows both figures): the contender's best
     config, its task (instruction) and the record results.json keeps under its solver's `tuning`."""
     from adaptlab.evaluation import evaluate
 
     with events.bars():
-        bar = events.bar(f"{strategy_config.key}: tuning on {len(dev) if dev is not None else 0} dev rows", strategy_config.tune.trials)
-        tuned = tune(strategy_config, kind, task, train, dev, build, seed, lambda number, record: bar.update(number + 1, f"trial {number}: dev {record['dev_score']:.3f}"), proposer)
+        bar = events.bar(
+            f"{strategy_config.key}: tuning on {len(dev) if dev is not None else 0} dev rows",
+            strategy_config.tune.trials,
+        )
+        tuned = tune(
+            strategy_config,
+            kind,
+            task,
+            train,
+            dev,
+            build,
+            seed,
+            lambda number, record: bar.update(number + 1, f"trial {number}: dev {record['dev_score']:.3f}"),
+            proposer,
+        )
     record = tuned.record
     if "proposer" in record:
         shown = record["proposer"]
-        events.message(f"{strategy_config.key}: {shown['id']} proposed {len(shown['instructions'])} instruction(s) from {shown['rows_shown']} dev rows trial 0 got wrong, in {shown['seconds']:.0f} s" + (f" ({len(shown['rejected'])} empty or repeated, dropped)" if shown["rejected"] else ""), "warning" if shown["errors"] else "info")
+        events.message(
+            f"{strategy_config.key}: {shown['id']} proposed {len(shown['instructions'])} "
+            f"instruction(s) from {shown['rows_shown']} dev rows trial 0 got wrong, in "
+            f"{shown['seconds']:.0f} s"
+            + (f" ({len(shown['rejected'])} empty or repeated, dropped)" if shown["rejected"] else ""),
+            "warning" if shown["errors"] else "info",
+        )
         for error in shown["errors"]:
             events.message(f"{strategy_config.key}: a proposal by {shown['id']} failed: {error}", "warning")
     if record["untuned"] is not None:
@@ -308,9 +454,16 @@ def tune_contender(strategy_config, kind, task: Task, train: Dataset, dev: Datas
         else:
             with events.bars():
                 bar = events.bar(f"{strategy_config.key}: untuned settings on test", len(test))
-                measured, _ = evaluate(build(strategy_config), task, train, test, predict_progress=bar.advance, name=strategy_config.key)
+                measured, _ = evaluate(
+                    build(strategy_config), task, train, test, predict_progress=bar.advance, name=strategy_config.key
+                )
             record["untuned"]["test"] = {"score": measured.metrics[task.metric], "ci": list(measured.ci[task.metric])}
-    events.message(f"{strategy_config.key}: tuned in {record['seconds']:.0f} s over {record['trials_run']} trials; best on dev {record['best']['dev_score']:.3f} ({_words(record['best']['settings'])})" + (f", untuned {record['untuned']['dev_score']:.3f}" if record["untuned"] else ""))
+    events.message(
+        f"{strategy_config.key}: tuned in {record['seconds']:.0f} s over {record['trials_run']} "
+        f"trials; best on dev {record['best']['dev_score']:.3f} "
+        f"({_words(record['best']['settings'])})"
+        + (f", untuned {record['untuned']['dev_score']:.3f}" if record["untuned"] else "")
+    )
     return tuned.config, tuned.task, record
 
 

@@ -22,8 +22,15 @@ from adaptlab.serve.state import Limits, ServerState
 __all__ = ["MODEL_NAME", "Limits", "create_app"]
 
 
-def create_app(models: ServedModels, base_name: str, api_key: str | None = None, limits: Limits = Limits(), allowed_hosts: tuple[str, ...] = ()):
-    """The FastAPI app serving `models`, the base model under `base_name`; `api_key` None serves loopback Host names only."""
+def create_app(
+    models: ServedModels,
+    base_name: str,
+    api_key: str | None = None,
+    limits: Limits = Limits(),
+    allowed_hosts: tuple[str, ...] = (),
+):
+    """The FastAPI app serving `models`, the base model under `base_name`; `api_key` None serves loopback Host names
+    only."""
     from fastapi import FastAPI
 
     from adaptlab.serve import failures, routes

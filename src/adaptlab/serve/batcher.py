@@ -30,10 +30,9 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 class QueueFull(Exception):
@@ -56,7 +55,7 @@ class Running(Sequence):
     """A lane's batch while it runs, as its run function sees it: a sequence of the payloads so far, more of the lane's
     requests admitted while it runs (`admit`), and each answer handed over as soon as it is ready (`answer`)."""
 
-    def __init__(self, batcher: "Batcher", key: tuple, jobs: list[Job]):
+    def __init__(self, batcher: Batcher, key: tuple, jobs: list[Job]):
         self.batcher, self.key, self.jobs = batcher, key, jobs
         self.max_rows = batcher.max_batch  # requests running together, at most
 
@@ -89,7 +88,14 @@ class Batcher:
     """Lanes of waiting requests and the one worker thread that runs them: `run_batch(key, batch)` answers a lane's
     batch (a `Running`) with one result per payload, in order; an exception it raises fails every request of it."""
 
-    def __init__(self, run_batch: Callable[[tuple, list], list], max_queue: int = 64, max_batch: int = 8, wait_s: float = 0.03, max_wait_s: float | None = None):
+    def __init__(
+        self,
+        run_batch: Callable[[tuple, list], list],
+        max_queue: int = 64,
+        max_batch: int = 8,
+        wait_s: float = 0.03,
+        max_wait_s: float | None = None,
+    ):
         self.run_batch = run_batch
         self.max_queue = max_queue
         self.max_wait_s = max_wait_s
@@ -121,7 +127,8 @@ class Batcher:
         return job.future
 
     def drop(self, future: Future) -> bool:
-        """Take a request that is still queued out of its lane (its client went away); False if it already runs or ran."""
+        """Take a request that is still queued out of its lane (its client went away); False if it already runs or
+        ran."""
         with self._cond:
             for key, lane in self._lanes.items():
                 for job in lane:
@@ -136,7 +143,8 @@ class Batcher:
 
     def _queued_seconds(self, joining: tuple | None = None) -> float:
         """How long the waiting work takes, from each lane's batch times so far; with `joining`, the work ahead of
-        one more request for that lane (the batches before the one it would join). An empty queue: 0, always admitted."""
+        one more request for that lane (the batches before the one it would join). An empty queue: 0, always
+        admitted."""
         total = 0.0
         for key, lane in self._lanes.items():
             batches = len(lane) // self.max_batch if key == joining else math.ceil(len(lane) / self.max_batch)
@@ -198,7 +206,11 @@ class Batcher:
         """Up to `room` of lane `key`'s waiting jobs for its running batch, unless another lane's head waited longer."""
         with self._cond:
             lane = self._lanes.get(key)
-            if room <= 0 or not lane or any(k != key and other[0].queued_at < lane[0].queued_at for k, other in self._lanes.items()):
+            if (
+                room <= 0
+                or not lane
+                or any(k != key and other[0].queued_at < lane[0].queued_at for k, other in self._lanes.items())
+            ):
                 return []
             taken = [lane.popleft() for _ in range(min(room, len(lane)))]
             if not lane:
@@ -228,7 +240,9 @@ class Batcher:
             results = self.run_batch(running.key, running)
             for i, result in zip(range(len(running)), results):
                 running.answer(i, result)
-            for i in range(len(results), len(running)):  # a run_batch that answered too few must not leave a request hanging
+            for i in range(
+                len(results), len(running)
+            ):  # a run_batch that answered too few must not leave a request hanging
                 running.answer(i, RuntimeError("the batch returned no answer for this request"))
         except BaseException as exc:  # every request of the batch learns of it; the worker goes on
             for job in running.jobs:

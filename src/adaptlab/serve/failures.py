@@ -35,11 +35,22 @@ def api_error_of(exc: Exception, model: str) -> ApiError:
     """What the client of `model` is told when its request (or its whole batch) failed with `exc`."""
     if isinstance(exc, LoadFailed):
         why = exc.public or "its files failed verification or loading"
-        return ApiError(503, f"the model {model!r} cannot be loaded now ({why}); the other models are still served", "server_error", retry_after=30)
+        return ApiError(
+            503,
+            f"the model {model!r} cannot be loaded now ({why}); the other models are still served",
+            "server_error",
+            retry_after=30,
+        )
     if isinstance(exc, RemoteError):  # a version fitted on an endpoint: that endpoint failed
         log.error("the endpoint of %s failed: %s", model, exc)
         timeout = "no answer within" in str(exc)
-        return ApiError(504 if timeout else 502, f"the endpoint {model!r} was fitted on did not answer {'in time' if timeout else 'properly'}; the server log has the details", "server_error", retry_after=5)
+        return ApiError(
+            504 if timeout else 502,
+            f"the endpoint {model!r} was fitted on did not answer "
+            f"{'in time' if timeout else 'properly'}; the server log has the details",
+            "server_error",
+            retry_after=5,
+        )
     if isinstance(exc, AdaptlabError):
         return ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None)
     return unexpected(exc, f"model {model!r}")
@@ -59,7 +70,10 @@ def unexpected(exc: BaseException, where: str) -> ApiError:
     else:
         exc.add_note(LOGGED_AS + rid)  # printed with the traceback, so the id is found in any log that shows it
         log.error("request %s (%s) failed: %s", rid, where, type(exc).__name__, exc_info=exc)
-    message = f"the server failed on this request ({type(exc).__name__}); retry in a few seconds, and if it keeps failing, report request id {rid}: the server log has the details under it"
+    message = (
+        f"the server failed on this request ({type(exc).__name__}); retry in a few seconds, and if it "
+        f"keeps failing, report request id {rid}: the server log has the details under it"
+    )
     return ApiError(503, message, "server_error", retry_after=5, request_id=rid)
 
 
@@ -73,8 +87,17 @@ async def on_invalid_body(request, exc: RequestValidationError):
 
 async def on_http_error(request, exc: HTTPException):
     """Starlette's own 404 and 405, OpenAI-shaped."""
-    messages = {404: f"no route {request.url.path!r}; the API is under /v1", 405: f"{request.method} is not allowed on {request.url.path!r}"}
-    return error_response(ApiError(exc.status_code, messages.get(exc.status_code, str(exc.detail)), code="not_found" if exc.status_code == 404 else None))
+    messages = {
+        404: f"no route {request.url.path!r}; the API is under /v1",
+        405: f"{request.method} is not allowed on {request.url.path!r}",
+    }
+    return error_response(
+        ApiError(
+            exc.status_code,
+            messages.get(exc.status_code, str(exc.detail)),
+            code="not_found" if exc.status_code == 404 else None,
+        )
+    )
 
 
 async def on_client_gone(request, exc: ClientGone):
@@ -82,7 +105,12 @@ async def on_client_gone(request, exc: ClientGone):
     return error_response(ApiError(499, "the client closed the request"))
 
 
-HANDLERS = {ApiError: on_api_error, RequestValidationError: on_invalid_body, HTTPException: on_http_error, ClientGone: on_client_gone}
+HANDLERS = {
+    ApiError: on_api_error,
+    RequestValidationError: on_invalid_body,
+    HTTPException: on_http_error,
+    ClientGone: on_client_gone,
+}
 
 
 class Fallback:

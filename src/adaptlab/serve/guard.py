@@ -19,9 +19,18 @@ _BRACKETS = re.compile(rb"[\[\]{}]")
 
 
 class ApiError(Exception):
-    """An answer other than 200, in OpenAI's error shape; a failure the server logged carries the `request_id` it is logged under."""
+    """An answer other than 200, in OpenAI's error shape; a failure the server logged carries the `request_id` it is
+    logged under."""
 
-    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", code: str | None = None, retry_after: int | None = None, request_id: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        retry_after: int | None = None,
+        request_id: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.kind, self.code, self.retry_after = status, message, kind, code, retry_after
         self.request_id = request_id
@@ -75,13 +84,31 @@ class Guard:
         if not self.api_key and _hostname(headers.get("host", "")) not in self.allowed_hosts:
             # Without a key the server trusts this machine only; a web page could otherwise reach
             # it through a DNS name that resolves to 127.0.0.1 (DNS rebinding).
-            raise ApiError(403, "the Host header names no loopback address; without an API key only localhost is served (adaptlab serve --allow-host NAME widens it)", "permission_error", "host_not_allowed")
+            raise ApiError(
+                403,
+                "the Host header names no loopback address; without an API key only localhost is "
+                "served (adaptlab serve --allow-host NAME widens it)",
+                "permission_error",
+                "host_not_allowed",
+            )
         if self.api_key and scope["path"] not in OPEN_PATHS:
             given = headers.get("authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {self.api_key}".encode()):
-                raise ApiError(401, "missing or wrong API key (Authorization: Bearer ...)", "authentication_error", "invalid_api_key")
-        if scope["method"] == "POST" and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
-            raise ApiError(415, "send the body as JSON with the header Content-Type: application/json", code="unsupported_media_type")
+                raise ApiError(
+                    401,
+                    "missing or wrong API key (Authorization: Bearer ...)",
+                    "authentication_error",
+                    "invalid_api_key",
+                )
+        if (
+            scope["method"] == "POST"
+            and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"
+        ):
+            raise ApiError(
+                415,
+                "send the body as JSON with the header Content-Type: application/json",
+                code="unsupported_media_type",
+            )
         length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_body_bytes):
             raise ApiError(413, f"request body over {self.max_body_bytes} bytes", code="request_too_large")

@@ -48,10 +48,15 @@ class ServedModels:
         """The base model, every task with a promoted version, and every version."""
         versions = self.registry.versions()
         servable = {k.name for k in kinds.kinds() if k.servable}
-        return [self.base.name] + sorted({v.task for v in versions if v.promoted}) + [v.ref for v in versions if v.strategy in servable]
+        return (
+            [self.base.name]
+            + sorted({v.task for v in versions if v.promoted})
+            + [v.ref for v in versions if v.strategy in servable]
+        )
 
     def stale(self) -> dict[str, list[str]]:
-        """Served names (versions, and tasks by their promoted version) whose documents changed since: name -> changed files."""
+        """Served names (versions, and tasks by their promoted version) whose documents changed since: name -> changed
+        files."""
         versions = self.registry.versions()
         by_ref = {v.ref: changed for v in versions if (changed := changed_documents(v))}
         return by_ref | {v.task: by_ref[v.ref] for v in versions if v.promoted and v.ref in by_ref}
@@ -67,7 +72,8 @@ class ServedModels:
             raise ModelNotFound(f"the model {name!r} does not exist; GET /v1/models lists the ones served") from None
 
     def solver(self, name: str):
-        """None for the base model itself, else the solver of the version `name` resolves to (loaded once, files verified)."""
+        """None for the base model itself, else the solver of the version `name` resolves to (loaded once, files
+        verified)."""
         version = self.find(name)
         if version is None:
             return None
@@ -102,6 +108,8 @@ class ServedModels:
             return self._own[key]
         if len(self._own) >= self.max_models:
             dropped, _ = self._own.popitem(last=False)
-            self._solvers = {ref: s for ref, s in self._solvers.items() if getattr(getattr(s, "base", None), "name", None) != dropped}
+            self._solvers = {
+                ref: s for ref, s in self._solvers.items() if getattr(getattr(s, "base", None), "name", None) != dropped
+            }
         self._own[key] = load_base_model(key, device=self.base.device)
         return self._own[key]

@@ -1,4 +1,5 @@
-"""Reading and checking what a client sent, before anything is queued: the JSON body, `model`, `max_tokens`, the messages or prompt.
+"""Reading and checking what a client sent, before anything is queued: the JSON body, `model`, `max_tokens`, the
+messages or prompt.
 
 Each check is a plain function that returns the checked value or raises an ApiError (400
 or 404, OpenAI-shaped) saying what to send instead; none of them needs a running server.
@@ -12,7 +13,11 @@ A task version answers a single question as that text, and a conversation (an as
 turn before the last user turn) as a `Conversation`: the whole History, which its solver
 sends through the chat template and shortens, oldest turns first, to fit its context.
 
-    >>> asked = task_input([{"role": "user", "content": "I'm Zed."}, {"role": "assistant", "content": "Hi Zed."}, {"role": "user", "content": "My name?"}])
+    >>> asked = task_input([
+    ...     {"role": "user", "content": "I'm Zed."},
+    ...     {"role": "assistant", "content": "Hi Zed."},
+    ...     {"role": "user", "content": "My name?"},
+    ... ])
     >>> [t.content for t in asked.spoken], asked.dropping(2).spoken[0].content, asked.dropped
     (["I'm Zed.", 'Hi Zed.', 'My name?'], 'My name?', 2)
 """
@@ -43,7 +48,9 @@ async def read_json(request, max_depth: int) -> dict:
     try:
         json.dumps(body, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # "\ud800": a lone surrogate escape parses, but is no text a tokenizer can take
-        raise ApiError(400, "the request body holds a lone surrogate escape (like \\ud800), which is not valid Unicode text") from None
+        raise ApiError(
+            400, "the request body holds a lone surrogate escape (like \\ud800), which is not valid Unicode text"
+        ) from None
     return body
 
 
@@ -67,12 +74,17 @@ def max_tokens_of(body: dict, limit: int) -> int:
     if value is None:
         return min(128, limit)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit:
-        raise ApiError(400, f"max_tokens must be an integer from 1 to {limit}, got {json.dumps(value)[:40]}", code="invalid_max_tokens")
+        raise ApiError(
+            400,
+            f"max_tokens must be an integer from 1 to {limit}, got {json.dumps(value)[:40]}",
+            code="invalid_max_tokens",
+        )
     return value
 
 
 def chat_messages(body: dict, max_messages: int, max_chars: int) -> list[dict]:
-    """The chat request's `messages`: 1 to `max_messages` of them, each a known role with string content, some text in all."""
+    """The chat request's `messages`: 1 to `max_messages` of them, each a known role with string content, some text in
+    all."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or len(messages) > max_messages:
         raise ApiError(400, f"messages must be a list of 1 to {max_messages} messages")
@@ -93,7 +105,9 @@ def completion_prompt(body: dict, max_chars: int) -> str:
     if not prompt.strip():
         raise ApiError(400, "the prompt is empty; send some text", code="empty_prompt")
     if body.get("stream"):
-        raise ApiError(400, "stream is supported on /v1/chat/completions; send this request without it", code="unsupported_stream")
+        raise ApiError(
+            400, "stream is supported on /v1/chat/completions; send this request without it", code="unsupported_stream"
+        )
     return prompt
 
 
@@ -112,12 +126,12 @@ class Conversation(History):
 
     dropped: int
 
-    def __new__(cls, turns: tuple[Turn, ...], recent: int | None = RECENT_TURNS, original: "Conversation | None" = None):
+    def __new__(cls, turns: tuple[Turn, ...], recent: int | None = RECENT_TURNS, original: Conversation | None = None):
         made = super().__new__(cls, turns, recent)
         made.original, made.dropped = made if original is None else original, 0
         return made
 
-    def dropping(self, n: int) -> "Conversation":
+    def dropping(self, n: int) -> Conversation:
         kept = super().dropping(n)
         kept = Conversation(kept.turns, kept.recent, self.original)
         self.original.dropped = len(self.original.spoken) - len(kept.spoken)
@@ -153,4 +167,9 @@ def model_input(base, prompt: str | list[dict], is_base: bool, max_tokens: int) 
 def check_context(prompt_tokens: int, max_tokens: int, context_length: int) -> None:
     """The prompt and the answer must fit the model's context together (400 naming the three numbers otherwise)."""
     if prompt_tokens + max_tokens > context_length:
-        raise ApiError(400, f"the prompt is {prompt_tokens} tokens and max_tokens {max_tokens}: over the model's context of {context_length} tokens; shorten the prompt or lower max_tokens", code="context_length_exceeded")
+        raise ApiError(
+            400,
+            f"the prompt is {prompt_tokens} tokens and max_tokens {max_tokens}: over the model's "
+            f"context of {context_length} tokens; shorten the prompt or lower max_tokens",
+            code="context_length_exceeded",
+        )

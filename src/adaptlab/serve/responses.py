@@ -1,4 +1,5 @@
-"""What the server answers with, in OpenAI's shapes: a chat completion, a text completion, their usage, an error, a stream of events.
+"""What the server answers with, in OpenAI's shapes: a chat completion, a text completion, their usage, an error, a
+stream of events.
 
     >>> usage(Answer("hi", prompt_tokens=12, completion_tokens=2))
     {'prompt_tokens': 12, 'completion_tokens': 2, 'total_tokens': 14}
@@ -35,7 +36,11 @@ def finish_reason(cut: bool) -> str:
 def usage(answer: Answer) -> dict:
     """The tokens the answer cost: sent to the model, generated, and both; and the conversation's turns left out of the
     prompt to fit the context, when there were any."""
-    tokens = {"prompt_tokens": answer.prompt_tokens, "completion_tokens": answer.completion_tokens, "total_tokens": answer.prompt_tokens + answer.completion_tokens}
+    tokens = {
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "total_tokens": answer.prompt_tokens + answer.completion_tokens,
+    }
     return tokens | ({"history_turns_dropped": answer.turns_dropped} if answer.turns_dropped else {})
 
 
@@ -45,27 +50,54 @@ def dropped_header(turns: int) -> dict[str, str]:
 
 
 def with_sources(response: dict, sources: list | None) -> dict:
-    """A rag version's answer carries the passages it was given: an extra top-level field clients that do not know it ignore."""
+    """A rag version's answer carries the passages it was given: an extra top-level field clients that do not know it
+    ignore."""
     return response | {"sources": sources} if sources else response
 
 
 def chat_completion(rid: str, created: int, model: str, answer: Answer) -> dict:
     """A whole (not streamed) chat answer: OpenAI's chat.completion object."""
-    choice = {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": finish_reason(answer.cut)}
-    return with_sources({"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": [choice], "usage": usage(answer)}, answer.sources)
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": answer.text},
+        "finish_reason": finish_reason(answer.cut),
+    }
+    return with_sources(
+        {
+            "id": rid,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [choice],
+            "usage": usage(answer),
+        },
+        answer.sources,
+    )
 
 
 def text_completion(model: str, answer: Answer) -> dict:
     """A /v1/completions answer: OpenAI's text_completion object."""
     choice = {"index": 0, "text": answer.text, "finish_reason": finish_reason(answer.cut)}
-    return with_sources({"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()), "model": model, "choices": [choice], "usage": usage(answer)}, answer.sources)
+    return with_sources(
+        {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": usage(answer),
+        },
+        answer.sources,
+    )
 
 
 class EventStream(StreamingResponse):
     """Server-sent events that call `closed` when the response ends, finished or cut off by the client."""
 
     def __init__(self, events, closed, headers: dict[str, str] | None = None):
-        super().__init__(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"} | (headers or {}))
+        super().__init__(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"} | (headers or {})
+        )
         self.closed = closed
 
     async def __call__(self, scope, receive, send):

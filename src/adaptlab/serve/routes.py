@@ -21,8 +21,24 @@ from adaptlab.serve.batcher import QueueFull
 from adaptlab.serve.failures import ClientGone, api_error_of
 from adaptlab.serve.guard import ApiError
 from adaptlab.serve.models import ModelNotFound
-from adaptlab.serve.requests import chat_messages, check_n, completion_prompt, max_tokens_of, model_input, model_of, read_json
-from adaptlab.serve.responses import EventStream, chat_completion, dropped_header, error_response, finish_reason, text_completion, usage
+from adaptlab.serve.requests import (
+    chat_messages,
+    check_n,
+    completion_prompt,
+    max_tokens_of,
+    model_input,
+    model_of,
+    read_json,
+)
+from adaptlab.serve.responses import (
+    EventStream,
+    chat_completion,
+    dropped_header,
+    error_response,
+    finish_reason,
+    text_completion,
+    usage,
+)
 from adaptlab.serve.state import ServerState
 from adaptlab.serve.stream import DONE, Stream, chunk
 from adaptlab.serve.worker import Answer, turns_dropped
@@ -55,15 +71,37 @@ async def ready(request: Request):
     if not (server.ready and batcher and batcher.alive):
         return error_response(ApiError(503, "not ready", "server_error", retry_after=1))
     if batcher.stalled(stall_s):
-        return error_response(ApiError(503, f"the model worker has made no progress for {stall_s:g} s with requests waiting", "server_error", retry_after=5))
-    return {"status": "ready", "waiting": batcher.waiting, "batches": batcher.batches, "batched_requests": batcher.batched_requests, **server.stats}
+        return error_response(
+            ApiError(
+                503,
+                f"the model worker has made no progress for {stall_s:g} s with requests waiting",
+                "server_error",
+                retry_after=5,
+            )
+        )
+    return {
+        "status": "ready",
+        "waiting": batcher.waiting,
+        "batches": batcher.batches,
+        "batched_requests": batcher.batched_requests,
+        **server.stats,
+    }
 
 
 async def list_models(request: Request):
     """The base model under its served name, then every task and version; those whose documents changed say so."""
     server = server_of(request)
-    names, stale = await asyncio.to_thread(lambda: ([server.base_name] + server.models.names()[1:], server.models.stale()))
-    return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "adaptlab"} | ({"stale": True, "changed": stale[n]} if n in stale else {}) for n in names]}
+    names, stale = await asyncio.to_thread(
+        lambda: ([server.base_name] + server.models.names()[1:], server.models.stale())
+    )
+    return {
+        "object": "list",
+        "data": [
+            {"id": n, "object": "model", "created": 0, "owned_by": "adaptlab"}
+            | ({"stale": True, "changed": stale[n]} if n in stale else {})
+            for n in names
+        ],
+    }
 
 
 async def chat(request: Request):
@@ -78,7 +116,9 @@ async def chat(request: Request):
     created, rid = int(time.time()), f"chatcmpl-{uuid.uuid4().hex}"
     if not body.get("stream"):
         answer = await outcome(request, queued)
-        return JSONResponse(chat_completion(rid, created, queued.model, answer), headers=dropped_header(answer.turns_dropped))
+        return JSONResponse(
+            chat_completion(rid, created, queued.model, answer), headers=dropped_header(answer.turns_dropped)
+        )
     return await chat_stream(request, queued, rid, created, include_usage)
 
 
@@ -91,7 +131,13 @@ async def completions(request: Request):
     return text_completion(queued.model, await outcome(request, queued))
 
 
-ROUTES = [("/health", "GET", health), ("/ready", "GET", ready), ("/v1/models", "GET", list_models), ("/v1/chat/completions", "POST", chat), ("/v1/completions", "POST", completions)]
+ROUTES = [
+    ("/health", "GET", health),
+    ("/ready", "GET", ready),
+    ("/v1/models", "GET", list_models),
+    ("/v1/chat/completions", "POST", chat),
+    ("/v1/completions", "POST", completions),
+]
 
 
 def stream_usage_of(body: dict) -> bool:
@@ -124,7 +170,12 @@ async def submit(request: Request, body: dict, prompt: str | list[dict]) -> Queu
     try:  # a lane per model and, for the base model, per max_tokens (a version's own settings decide its length)
         future = batcher.submit((name, max_tokens if version is None else 0), (payload, stream))
     except QueueFull as exc:
-        raise ApiError(429, f"the server is busy (too many requests, or too much work, waiting); retry in {exc.retry_after} s", "rate_limit_error", retry_after=exc.retry_after) from None
+        raise ApiError(
+            429,
+            f"the server is busy (too many requests, or too much work, waiting); retry in {exc.retry_after} s",
+            "rate_limit_error",
+            retry_after=exc.retry_after,
+        ) from None
     return Queued(model, future, stream, payload)
 
 
@@ -145,7 +196,8 @@ def answer_of(done: asyncio.Future, model: str) -> Answer:
 
 
 async def chat_stream(request: Request, queued: Queued, rid: str, created: int, include_usage: bool) -> EventStream:
-    """A streamed chat answer. The first piece or the end decides the status: a failure before any text is still a proper error code."""
+    """A streamed chat answer. The first piece or the end decides the status: a failure before any text is still a
+    proper error code."""
     done = asyncio.wrap_future(queued.future)
     done.add_done_callback(lambda _: queued.stream.close())
     first = asyncio.ensure_future(queued.stream.pieces.get())
@@ -161,11 +213,14 @@ async def chat_stream(request: Request, queued: Queued, rid: str, created: int, 
 
     # The first piece comes after the prompt was built: how many of a conversation's turns it left out is known now.
     headers = dropped_header(turns_dropped(queued.query))
-    return EventStream(chat_events(queued, done, first.result(), (rid, created, queued.model), include_usage), closed, headers)
+    return EventStream(
+        chat_events(queued, done, first.result(), (rid, created, queued.model), include_usage), closed, headers
+    )
 
 
 async def chat_events(queued: Queued, done: asyncio.Future, piece, head: tuple, include_usage: bool):
-    """The stream's events: the role, each piece as generated, any rest of the answer, the finish (with usage if asked), [DONE].
+    """The stream's events: the role, each piece as generated, any rest of the answer, the finish (with usage if asked),
+    [DONE].
     `head` is each chunk's (id, created, model)."""
     sent = ""
     try:
@@ -175,7 +230,9 @@ async def chat_events(queued: Queued, done: asyncio.Future, piece, head: tuple, 
             yield chunk(*head, {"content": piece})
             piece = await queued.stream.pieces.get()
         answer = answer_of(done, queued.model)
-        if answer.text.startswith(sent) and answer.text != sent:  # answers that are not generated token by token: a label
+        if (
+            answer.text.startswith(sent) and answer.text != sent
+        ):  # answers that are not generated token by token: a label
             yield chunk(*head, {"content": answer.text[len(sent) :]})
         yield chunk(*head, {}, finish_reason(answer.cut), usage(answer) if include_usage else None, answer.sources)
         yield "data: [DONE]\n\n"
@@ -194,7 +251,8 @@ async def client_left_first(request: Request, waiting: asyncio.Future) -> bool:
 
 
 def give_up(request: Request, queued: Queued) -> ClientGone:
-    """The client went away before its answer: the request leaves the queue, or its row stops; the ClientGone to raise."""
+    """The client went away before its answer: the request leaves the queue, or its row stops; the ClientGone to
+    raise."""
     server_of(request).abandon(queued.future, queued.stream)
     return ClientGone()
 

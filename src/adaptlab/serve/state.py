@@ -1,4 +1,5 @@
-"""What every route of one server shares: its `Limits`, the served models, the batcher that runs them, and what disconnects cost.
+"""What every route of one server shares: its `Limits`, the served models, the batcher that runs them, and what
+disconnects cost.
 
 One `ServerState` per app, on `app.state.server`; the routes (serve/routes.py) read it from
 their request, so they are plain functions.
@@ -50,14 +51,17 @@ class ServerState:
     async def lifespan(self, app):
         """Start the model's worker; at shutdown, /ready says 503 while the queue drains."""
         limits = self.limits
-        self.batcher = app.state.batcher = Batcher(partial(run_batch, self.models), limits.max_queue, limits.max_batch, max_wait_s=limits.max_wait_s)
+        self.batcher = app.state.batcher = Batcher(
+            partial(run_batch, self.models), limits.max_queue, limits.max_batch, max_wait_s=limits.max_wait_s
+        )
         self.ready = True
         yield
         self.ready = False
         await asyncio.to_thread(self.batcher.close)
 
     def abandon(self, future, stream: Stream) -> None:
-        """The client went away: a queued request leaves the queue, a running row stops at its next token (counted in `stats`)."""
+        """The client went away: a queued request leaves the queue, a running row stops at its next token (counted in
+        `stats`)."""
         stream.cancelled = True
         if self.batcher.drop(future):
             self.stats["dropped_queued"] += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Callable
+from collections.abc import Callable
 
 DONE = None  # the queue's end marker
 
@@ -17,7 +17,9 @@ DONE = None  # the queue's end marker
 class Stream:
     """A `Sink` (engine/generate.py) whose pieces go to an asyncio queue on `loop`."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, beat: Callable[[], None] = lambda: None, wants_text: bool = True):
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, beat: Callable[[], None] = lambda: None, wants_text: bool = True
+    ):
         self.loop = loop
         self.wants_text = wants_text  # False: a plain (non-streamed) request, only its cancel flag and tokens matter
         self.pieces: asyncio.Queue = asyncio.Queue()
@@ -40,9 +42,23 @@ class Stream:
         self.pieces.put_nowait(DONE)
 
 
-def chunk(rid: str, created: int, model: str, delta: dict, finish: str | None = None, usage: dict | None = None, sources: list | None = None) -> str:
+def chunk(
+    rid: str,
+    created: int,
+    model: str,
+    delta: dict,
+    finish: str | None = None,
+    usage: dict | None = None,
+    sources: list | None = None,
+) -> str:
     """One server-sent event in OpenAI's chat.completion.chunk shape (a rag answer's last one carries its `sources`)."""
-    body = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    body = {
+        "id": rid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
     if usage is not None:
         body["usage"] = usage
     if sources:

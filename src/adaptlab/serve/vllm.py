@@ -1,4 +1,5 @@
-"""`adaptlab export --format vllm VERSION... --out OUT`: registered versions as a folder that vLLM serves on a GPU machine.
+"""`adaptlab export --format vllm VERSION... --out OUT`: registered versions as a folder that vLLM serves on a GPU
+machine.
 
     OUT/serve.sh           vllm serve BASE --served-model-name NAME --enable-lora
                            --lora-modules task@vN=OUT/adapters/task-vN ... --max-lora-rank R --max-loras N
@@ -53,8 +54,13 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
     from adaptlab.solver import read_solver_json
 
     if not refs:
-        raise ConfigError("name at least one registry version to export (task@vN, or a task for its promoted version); `adaptlab registry list` shows them")
-    if Path(out).exists():  # before the base model's tokenizer and digest are loaded (atomic_folder checks again at the rename)
+        raise ConfigError(
+            "name at least one registry version to export (task@vN, or a task for its promoted "
+            "version); `adaptlab registry list` shows them"
+        )
+    if Path(
+        out
+    ).exists():  # before the base model's tokenizer and digest are loaded (atomic_folder checks again at the rename)
         raise ConfigError(f"{out} already exists; remove it or choose another folder")
     registry = registry or default_registry()
     versions, aliases = {}, {}
@@ -97,7 +103,11 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
             for path in base_folder.iterdir():
                 if path.is_file():
                     shutil.copyfile(path, tmp / "base" / path.name)
-        prompts = {"base": {"name": base_name, "served_name": served, "end_of_turn_id": eot_id}, "aliases": aliases, "versions": entries}
+        prompts = {
+            "base": {"name": base_name, "served_name": served, "end_of_turn_id": eot_id},
+            "aliases": aliases,
+            "versions": entries,
+        }
         (tmp / "prompts.json").write_text(json.dumps(prompts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         script = tmp / "serve.sh"
         script.write_text(serve_script(base_ref, served, result.adapters, max(ranks, default=0)), encoding="utf-8")
@@ -109,10 +119,15 @@ def export_vllm(refs: list[str], out: Path, registry=None) -> VllmExport:
 
 def serve_script(base: str, served: str, adapters: list[str], rank: int) -> str:
     """serve.sh: `vllm serve` with every adapter as a LoRA module; extra arguments are passed on to vllm."""
-    base_line = 'BASE="${ADAPTLAB_VLLM_BASE:-$HERE/base}"' if base == "$HERE/base" else f"BASE=\"${{ADAPTLAB_VLLM_BASE:-{_dq(base)}}}\""
+    base_line = (
+        'BASE="${ADAPTLAB_VLLM_BASE:-$HERE/base}"'
+        if base == "$HERE/base"
+        else f'BASE="${{ADAPTLAB_VLLM_BASE:-{_dq(base)}}}"'
+    )
     lines = [
         "#!/bin/sh",
-        "# Written by `adaptlab export --format vllm`. Extra arguments go to vllm serve, e.g.: sh serve.sh --port 8000 --api-key KEY",
+        "# Written by `adaptlab export --format vllm`. Extra arguments go to vllm serve, e.g.: sh "
+        "serve.sh --port 8000 --api-key KEY",
         "# ADAPTLAB_VLLM_BASE overrides where the base model folder is on this machine.",
         "set -eu",
         'HERE="$(cd "$(dirname "$0")" && pwd)"',
@@ -121,7 +136,10 @@ def serve_script(base: str, served: str, adapters: list[str], rank: int) -> str:
     ]
     if adapters:
         modules = " ".join(f'"{ref}=$HERE/adapters/{_folder_name(ref)}"' for ref in adapters)
-        lines += [f"  --enable-lora --lora-modules {modules} \\", f"  --max-lora-rank {vllm_rank(rank)} --max-loras {len(adapters)} \\"]
+        lines += [
+            f"  --enable-lora --lora-modules {modules} \\",
+            f"  --max-lora-rank {vllm_rank(rank)} --max-loras {len(adapters)} \\",
+        ]
     lines.append('  "$@"')
     return "\n".join(lines) + "\n"
 
@@ -134,7 +152,10 @@ def vllm_rank(rank: int) -> int:
     """
     fits = next((r for r in VLLM_RANKS if r >= rank), None)
     if fits is None:
-        raise ConfigError(f"LoRA rank {rank} is above {VLLM_RANKS[-1]}, the largest vLLM serves; fit the adapter again with a smaller lora.r")
+        raise ConfigError(
+            f"LoRA rank {rank} is above {VLLM_RANKS[-1]}, the largest vLLM serves; fit the adapter "
+            "again with a smaller lora.r"
+        )
     return fits
 
 
@@ -151,18 +172,35 @@ def _refusal(version, info: dict) -> str | None:
     ref, k = version.ref, kinds.kind(version.strategy)
     leave_out = f"serve it with `adaptlab serve`, or leave {ref} out of the export"
     if not k.llm:
-        return f"{ref} is a {version.strategy} version: it runs no language model, so vLLM has nothing to serve; {leave_out}"
+        return (
+            f"{ref} is a {version.strategy} version: it runs no language model, so vLLM has nothing to "
+            f"serve; {leave_out}"
+        )
     if k.own_weights:
-        return f"{ref} is a {version.strategy} fine-tune (a whole model of its own, not an adapter over the shared base): export it with `adaptlab export {version.folder} --out OUT --format merged` and start its own `vllm serve OUT`; leave it out of this export"
+        return (
+            f"{ref} is a {version.strategy} fine-tune (a whole model of its own, not an adapter over the "
+            f"shared base): export it with `adaptlab export {version.folder} --out OUT --format merged` "
+            "and start its own `vllm serve OUT`; leave it out of this export"
+        )
     if k.reads_documents:
-        return f"{ref} is a {version.strategy} version: it retrieves passages of its documents for every question, which vLLM cannot do; {leave_out}"
+        return (
+            f"{ref} is a {version.strategy} version: it retrieves passages of its documents for every "
+            f"question, which vLLM cannot do; {leave_out}"
+        )
     if isinstance(info.get("base_model"), dict):
         endpoint = info["base_model"]
-        return f"{ref} was fitted on the endpoint {endpoint.get('base_url')} (model {endpoint.get('model')!r}), not on a local base model; call that endpoint, or leave {ref} out"
+        return (
+            f"{ref} was fitted on the endpoint {endpoint.get('base_url')} (model "
+            f"{endpoint.get('model')!r}), not on a local base model; call that endpoint, or leave {ref} "
+            "out"
+        )
     if not isinstance(info.get("base_model"), str):
         return f"{ref}: its solver.json names no base model; {leave_out}"
     if k.family == "fine_tuned" and not (version.folder / ADAPTER_FILES[0]).is_file():
-        return f"{ref} is a {version.strategy} version without a PEFT adapter; vLLM serves fine-tuned versions only as LoRA adapters; {leave_out}"
+        return (
+            f"{ref} is a {version.strategy} version without a PEFT adapter; vLLM serves fine-tuned "
+            f"versions only as LoRA adapters; {leave_out}"
+        )
     return None
 
 
@@ -172,12 +210,16 @@ def _one_base(infos: dict[str, dict]) -> str:
         bases.setdefault(info["base_model"], []).append(ref)
     if len(bases) > 1:
         listed = "; ".join(f"{', '.join(refs)} on {_shown(name)!r}" for name, refs in bases.items())
-        raise ConfigError(f"one vLLM server serves one base model, but these versions were fitted on {len(bases)}: {listed}; export each base model's versions to a folder of its own")
+        raise ConfigError(
+            f"one vLLM server serves one base model, but these versions were fitted on {len(bases)}: "
+            f"{listed}; export each base model's versions to a folder of its own"
+        )
     return next(iter(bases))
 
 
 def _base_folder(base_name: str, infos: dict[str, dict]) -> tuple[Path, bool]:
-    """(the base model's safetensors folder, whether to copy it into OUT), after checking its weights are the versions' own."""
+    """(the base model's safetensors folder, whether to copy it into OUT), after checking its weights are the versions'
+    own."""
     from adaptlab.models.base import model_source, resolve_model_folder, weights_digest
 
     folder = resolve_model_folder(base_name)  # a GGUF is converted once (cached) here
@@ -185,7 +227,11 @@ def _base_folder(base_name: str, infos: dict[str, dict]) -> tuple[Path, bool]:
     for ref, info in infos.items():
         expected = info.get("base_sha256")
         if expected and expected != found:
-            raise ModelError(f"{ref} was fitted on base model {_shown(base_name)!r} with other weights (sha256 {expected[:12]}...) than the ones there now ({found[:12]}...); restore those weights, or fit {ref} again")
+            raise ModelError(
+                f"{ref} was fitted on base model {_shown(base_name)!r} with other weights (sha256 "
+                f"{expected[:12]}...) than the ones there now ({found[:12]}...); restore those "
+                f"weights, or fit {ref} again"
+            )
     return folder, model_source(base_name).is_file()
 
 
@@ -202,7 +248,14 @@ def _entry(version, info: dict, model: str, shots: list | None) -> dict:
     from adaptlab.task import Task
 
     task = Task.from_dict(info["task"])
-    return {"kind": version.strategy, "contender": version.contender or version.strategy, "model": model, "system": system_text(task), "shots": shots, "task": task.to_dict()}
+    return {
+        "kind": version.strategy,
+        "contender": version.contender or version.strategy,
+        "model": model,
+        "system": system_text(task),
+        "shots": shots,
+        "task": task.to_dict(),
+    }
 
 
 def _shots(version, info: dict):
@@ -235,7 +288,9 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
     where = (
         f"base/ holds the base model ({_shown(base_name)}, converted from GGUF to safetensors): copy this whole folder."
         if copied
-        else f"The base model is NOT copied here: serve.sh names its folder\n  {base_ref}\nCopy that folder to the GPU machine too, and set ADAPTLAB_VLLM_BASE=/its/path there if the path differs."
+        else f"The base model is NOT copied here: serve.sh names its folder\n  {base_ref}\nCopy that "
+        "folder to the GPU machine too, and set ADAPTLAB_VLLM_BASE=/its/path there if the path "
+        "differs."
     )
     lines = [
         "vLLM export written by `adaptlab export --format vllm`",
@@ -264,7 +319,8 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
         "tokenized whole by vLLM, where adaptlab keeps special-token text in user messages as plain text;",
         "an answer that begins repeating itself runs on to max_new_tokens (adaptlab ends it there: task.stop_loops).",
         "Not exportable to vLLM: majority and embed_classifier (no language model), full fine-tunes",
-        "(`adaptlab export FOLDER --out OUT --format merged`, then `vllm serve OUT`), rag (retrieval runs in adaptlab).",
+        "(`adaptlab export FOLDER --out OUT --format merged`, then `vllm serve OUT`), rag (retrieval "
+        "runs in adaptlab).",
     ]
     if result.notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in result.notes]

@@ -46,8 +46,16 @@ def conversation(query) -> str | list[dict]:
         return query
     turns = [{"role": t["role"], "content": t["content"]} for t in query]
     roles = [t["role"] for t in turns]
-    if not turns or roles[-1] != "user" or any(r not in ("system", "user", "assistant") for r in roles) or "system" in roles[1:]:
-        raise SystemExit(f"a conversation is user and assistant turns (one system turn first, if any) ending on the user's turn to answer; got roles {roles}")
+    if (
+        not turns
+        or roles[-1] != "user"
+        or any(r not in ("system", "user", "assistant") for r in roles)
+        or "system" in roles[1:]
+    ):
+        raise SystemExit(
+            "a conversation is user and assistant turns (one system turn first, if any) ending on "
+            f"the user's turn to answer; got roles {roles}"
+        )
     return turns if "assistant" in roles else turns[-1]["content"]
 
 
@@ -59,7 +67,13 @@ def written_out(turns: list[dict]) -> str:
 class Client:
     """The exported versions (prompts.json), asked over vLLM's HTTP API."""
 
-    def __init__(self, url: str = "http://localhost:8000", prompts: Path = HERE / "prompts.json", api_key: str | None = None, timeout: float = 120):
+    def __init__(
+        self,
+        url: str = "http://localhost:8000",
+        prompts: Path = HERE / "prompts.json",
+        api_key: str | None = None,
+        timeout: float = 120,
+    ):
         self.url = url.rstrip("/")
         if self.url.endswith("/v1"):
             self.url = self.url[: -len("/v1")]
@@ -77,14 +91,17 @@ class Client:
         return self.versions[name]
 
     def messages(self, name: str, query) -> list[dict]:
-        """The chat messages adaptlab sends for `query` (a text, or a conversation's turns): system turn, shots as user/assistant turns, the query."""
+        """The chat messages adaptlab sends for `query` (a text, or a conversation's turns): system turn, shots as
+        user/assistant turns, the query."""
         entry = self.version(name)
         query = conversation(query)
         turns = [{"role": "user", "content": query}] if isinstance(query, str) else query
         system = entry["system"] + "".join(f"\n\n{t['content']}" for t in turns if t["role"] == "system")
         spoken = [t for t in turns if t["role"] != "system"]
         messages = [{"role": "system", "content": system}]
-        asked = query if isinstance(query, str) else written_out(spoken[-RECENT_TURNS:])  # what similarity reads, as adaptlab's History
+        asked = (
+            query if isinstance(query, str) else written_out(spoken[-RECENT_TURNS:])
+        )  # what similarity reads, as adaptlab's History
         for shot in self._shots(name, entry, asked):
             messages += [{"role": "user", "content": shot["input"]}, {"role": "assistant", "content": shot["output"]}]
         if entry["task"].get("labels") and len(spoken) > 1:  # a labelled conversation is classified as one text
@@ -97,9 +114,16 @@ class Client:
         if entry["task"].get("labels"):  # a label set: the labels are scored, not generated
             scores = self.label_scores(name, query)
             return max(entry["task"]["labels"], key=lambda label: scores[label])  # ties: the first label, as adaptlab
-        body = {"model": entry["model"], "messages": self.messages(name, query), "temperature": 0, "max_tokens": entry["task"].get("max_new_tokens", 128)}
+        body = {
+            "model": entry["model"],
+            "messages": self.messages(name, query),
+            "temperature": 0,
+            "max_tokens": entry["task"].get("max_new_tokens", 128),
+        }
         ends = entry["task"].get("ends") or []
-        if entry["task"].get("stop") or ends:  # an end string stops the answer too, and is kept (vLLM drops what stops it)
+        if (
+            entry["task"].get("stop") or ends
+        ):  # an end string stops the answer too, and is kept (vLLM drops what stops it)
             body["stop"] = list(entry["task"].get("stop") or []) + list(ends)
         reply = self._post("/v1/chat/completions", body)
         text = reply["choices"][0]["message"]["content"] or ""
@@ -111,11 +135,30 @@ class Client:
         """Each label's summed log-probability, end of turn included, after the version's prompt for `query`."""
         entry = self.version(name)
         served = self.base["served_name"]
-        prompt = self._post("/tokenize", {"model": served, "messages": self.messages(name, query), "add_generation_prompt": True, "add_special_tokens": False})["tokens"]
+        prompt = self._post(
+            "/tokenize",
+            {
+                "model": served,
+                "messages": self.messages(name, query),
+                "add_generation_prompt": True,
+                "add_special_tokens": False,
+            },
+        )["tokens"]
         scores = {}
         for label in entry["task"]["labels"]:
-            answer = self._post("/tokenize", {"model": served, "prompt": label, "add_special_tokens": False})["tokens"] + [self.base["end_of_turn_id"]]
-            reply = self._post("/v1/completions", {"model": entry["model"], "prompt": prompt + answer, "max_tokens": 1, "temperature": 0, "prompt_logprobs": 0})
+            answer = self._post("/tokenize", {"model": served, "prompt": label, "add_special_tokens": False})[
+                "tokens"
+            ] + [self.base["end_of_turn_id"]]
+            reply = self._post(
+                "/v1/completions",
+                {
+                    "model": entry["model"],
+                    "prompt": prompt + answer,
+                    "max_tokens": 1,
+                    "temperature": 0,
+                    "prompt_logprobs": 0,
+                },
+            )
             steps = reply["choices"][0]["prompt_logprobs"][len(prompt) :]
             scores[label] = sum(step[str(token)]["logprob"] for step, token in zip(steps, answer))
         return scores
@@ -147,18 +190,30 @@ class Client:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
-            raise SystemExit(f"{self.url}{path} answered {exc.code}: {exc.read().decode(errors='replace')[:500]}") from None
+            raise SystemExit(
+                f"{self.url}{path} answered {exc.code}: {exc.read().decode(errors='replace')[:500]}"
+            ) from None
         except urllib.error.URLError as exc:
-            raise SystemExit(f"cannot reach the vLLM server at {self.url} ({exc.reason}); start it with `sh serve.sh`, or pass --url") from None
+            raise SystemExit(
+                f"cannot reach the vLLM server at {self.url} ({exc.reason}); start it with `sh serve.sh`, or pass --url"
+            ) from None
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Ask a version exported for vLLM.")
     parser.add_argument("version", nargs="?", help="task@vN (see --list)")
     parser.add_argument("queries", nargs="*", help="queries; none: one per line from stdin")
-    parser.add_argument("--url", default=os.environ.get("ADAPTLAB_VLLM_URL", "http://localhost:8000"), help="the vLLM server (default: $ADAPTLAB_VLLM_URL or http://localhost:8000)")
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("ADAPTLAB_VLLM_URL", "http://localhost:8000"),
+        help="the vLLM server (default: $ADAPTLAB_VLLM_URL or http://localhost:8000)",
+    )
     parser.add_argument("--list", action="store_true", help="list the versions and the model name each one calls")
-    parser.add_argument("--chat", action="store_true", help="each query (argument or stdin line) is a conversation as JSON: {\"messages\": [...]} or a list of turns")
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help='each query (argument or stdin line) is a conversation as JSON: {"messages": [...]} or a list of turns',
+    )
     args = parser.parse_args(argv)
     client = Client(args.url)
     if args.list or not args.version:

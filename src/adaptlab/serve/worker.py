@@ -61,7 +61,9 @@ def run_batch(models, key: tuple, batch) -> list[Answer | Exception]:
     payload (model input, its Stream)."""
     name, max_tokens = key
     solver = load_solver(models, name)
-    generation = base_generation(models.base, max_tokens) if solver is None else getattr(solver, "generation", lambda: None)()
+    generation = (
+        base_generation(models.base, max_tokens) if solver is None else getattr(solver, "generation", lambda: None)()
+    )
     if generation is not None:
         return live_answers(generation, batch)
     return solver_answers(solver, [c for c, _ in batch], [s for _, s in batch])
@@ -88,7 +90,8 @@ def base_generation(base, max_tokens: int):
 
 def live_answers(generation, batch) -> list[Answer | Exception]:
     """A generating lane's answers: its requests join one LiveBatch between decoding steps (those that arrive while it
-    runs too, through `batch.admit`), each answered as soon as its row ends; it ends when no row is left and none waits."""
+    runs too, through `batch.admit`), each answered as soon as its row ends; it ends when no row is left and none
+    waits."""
     from adaptlab.engine.live import LiveBatch
     from adaptlab.engine.lm_solver import _adapter
 
@@ -103,7 +106,9 @@ def live_answers(generation, batch) -> list[Answer | Exception]:
             if not live.rows and not waiting:
                 break
             for i, answer in live.step():
-                answers[i] = Answer(answer.text, len(prompts[i]), answer.tokens, answer.cut, turns_dropped=turns_dropped(batch[i][0]))
+                answers[i] = Answer(
+                    answer.text, len(prompts[i]), answer.tokens, answer.cut, turns_dropped=turns_dropped(batch[i][0])
+                )
                 batch.answer(i, answers[i])
     return [answers[i] for i in range(len(batch))]
 
@@ -131,13 +136,19 @@ def _joining(live, waiting: deque, batch, generation, prompts: dict, answers: di
 
 
 def solver_answers(solver, inputs: list[str], streams: list) -> list[Answer | Exception]:
-    """A task version's answers; a query it refuses (too long for the context) fails alone, the others are answered one by one."""
+    """A task version's answers; a query it refuses (too long for the context) fails alone, the others are answered one
+    by one."""
     try:
-        predictions = solver.predict(inputs, sinks=streams) if getattr(solver, "streams", False) else solver.predict(inputs)
+        predictions = (
+            solver.predict(inputs, sinks=streams) if getattr(solver, "streams", False) else solver.predict(inputs)
+        )
     except AdaptlabError as exc:
         if len(inputs) == 1:
             return [exc]
         return [answer for one, stream in zip(inputs, streams) for answer in solver_answers(solver, [one], [stream])]
     # prompt_tokens: what the solver actually sent to its model (instruction, shots, passages and the query). The
     # references that ask no language model (majority, nearest, extract, ...) send no prompt, so 0 is their true count.
-    return [Answer(p.output, p.prompt_tokens, p.completion_tokens, p.cut, list(p.passages) or None, turns_dropped(q)) for p, q in zip(predictions, inputs)]
+    return [
+        Answer(p.output, p.prompt_tokens, p.completion_tokens, p.cut, list(p.passages) or None, turns_dropped(q))
+        for p, q in zip(predictions, inputs)
+    ]

@@ -19,8 +19,9 @@ A package adds a task kind through the `adaptlab.tasks` entry point group (namin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from adaptlab.plugins import Table
 
@@ -55,19 +56,31 @@ class TaskKind:
     headline: str  # the metric that ranks contenders: the mean of the per-row `row_key` scores
     row_key: str  # the per-row array of `rows` whose mean is the headline
     metrics: tuple[Metric, ...]
-    rows: Callable[..., dict[str, np.ndarray]]  # (expected, predicted, labels, context) -> per-row arrays every metric is built from
+    rows: Callable[
+        ..., dict[str, np.ndarray]
+    ]  # (expected, predicted, labels, context) -> per-row arrays every metric is built from
     aggregate: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, float]]  # (rows, row indices) -> every metric
-    references: tuple[str, ...]  # strategy kinds run beside the contenders (`baselines: true`): the trivial one first, then the non-LLM one
+    references: tuple[
+        str, ...
+    ]  # strategy kinds run beside the contenders (`baselines: true`): the trivial one first, then the non-LLM one
     trivial_words: str  # what the trivial reference does, in words ("always answering I don't know")
     remedy: str  # what to try when no contender answers better than the trivial reference
     checks: Callable[..., list[str]]  # degenerate answers: (expected, predicted, cut, abstain) -> findings in words
-    labelled: bool = False  # answers are one label of a set: labels are scored (not generated), dev splits stratified by label, confusion matrices
+    # answers are one label of a set: labels are scored (not generated), dev splits stratified by label, confusion
+    # matrices
+    labelled: bool = False
     generates: bool = False  # answers are generated text, cut at task.max_new_tokens
     abstains: bool = False  # an answer may be task.abstain ("the documents do not say"); the qa measures apply
     documents: bool = False  # answers from the team's documents (data.docs): the kind inferred when documents are given
-    resample: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = None  # vectorised aggregate over (resamples, rows) indices; None loops over `aggregate`
-    context: Callable[..., dict] | None = None  # (task, test, predictions) -> what `rows` needs beside the answers (qa: passages given, similarities)
-    priced: str = ""  # the headline when the task prices its answers (task.costs; qa: utility); "": this kind cannot be priced
+    resample: Callable[[dict[str, np.ndarray], np.ndarray], dict[str, np.ndarray]] | None = (
+        None  # vectorised aggregate over (resamples, rows) indices; None loops over `aggregate`
+    )
+    context: Callable[..., dict] | None = (
+        None  # (task, test, predictions) -> what `rows` needs beside the answers (qa: passages given, similarities)
+    )
+    priced: str = (
+        ""  # the headline when the task prices its answers (task.costs; qa: utility); "": this kind cannot be priced
+    )
     extra: dict[str, Any] = field(default_factory=dict)
 
     def metric(self, name: str) -> Metric:
@@ -123,7 +136,9 @@ def same_answer(predicted: list[str], what: str = "answer") -> list[str]:
 
     top, n = Counter(predicted).most_common(1)[0]
     share = n / len(predicted)
-    return [f"gave the same {what} ({_clip(top)!r}) to {share:.0%} of the test rows"] if share >= SAME_ANSWER_SHARE else []
+    return (
+        [f"gave the same {what} ({_clip(top)!r}) to {share:.0%} of the test rows"] if share >= SAME_ANSWER_SHARE else []
+    )
 
 
 def cut_answers(cut: list[bool]) -> list[str]:
@@ -131,7 +146,11 @@ def cut_answers(cut: list[bool]) -> list[str]:
     if not cut:
         return []
     share = sum(cut) / len(cut)
-    return [f"ran to the token limit on {share:.0%} of the test rows (answers cut, often repeating themselves)"] if share >= CUT_SHARE else []
+    return (
+        [f"ran to the token limit on {share:.0%} of the test rows (answers cut, often repeating themselves)"]
+        if share >= CUT_SHARE
+        else []
+    )
 
 
 def _clip(text: str, n: int = 40) -> str:

@@ -15,19 +15,34 @@ from adaptlab.tasks import Metric, TaskKind, same_answer
 
 METRICS = (
     Metric("accuracy", "accuracy", "the share of test rows answered with the expected label"),
-    Metric("macro_f1", "macro-F1", "the unweighted mean of per-label F1 over the labels that occur (expected or predicted)", column="macro_f1"),
+    Metric(
+        "macro_f1",
+        "macro-F1",
+        "the unweighted mean of per-label F1 over the labels that occur (expected or predicted)",
+        column="macro_f1",
+    ),
 )
 
 
-def rows(expected: list[str], predicted: list[str], labels: list[str], context: dict | None = None) -> dict[str, np.ndarray]:
+def rows(
+    expected: list[str], predicted: list[str], labels: list[str], context: dict | None = None
+) -> dict[str, np.ndarray]:
     """Per row: 1/0 correct, and each answer's label id (for macro-F1 over any resample)."""
-    return {"exact": np.array([float(e == p) for e, p in zip(expected, predicted)]), "expected_ids": label_ids(expected, labels), "predicted_ids": label_ids(predicted, labels), "n_labels": np.array([len(labels)])}
+    return {
+        "exact": np.array([float(e == p) for e, p in zip(expected, predicted)]),
+        "expected_ids": label_ids(expected, labels),
+        "predicted_ids": label_ids(predicted, labels),
+        "n_labels": np.array([len(labels)]),
+    }
 
 
 def resample(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
     """accuracy and macro-F1 for each row of `idx` (resamples x rows of indices), all resamples at once."""
     n_labels = int(rows["n_labels"][0])
-    return {"accuracy": rows["exact"][idx].mean(axis=1), "macro_f1": macro(*label_f1(rows["expected_ids"][idx], rows["predicted_ids"][idx], n_labels))}
+    return {
+        "accuracy": rows["exact"][idx].mean(axis=1),
+        "macro_f1": macro(*label_f1(rows["expected_ids"][idx], rows["predicted_ids"][idx], n_labels)),
+    }
 
 
 def aggregate(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
