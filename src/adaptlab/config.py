@@ -241,10 +241,16 @@ class LocalModelConfig(_Strict):
         """The adaptlab.models.ModelSpec it describes."""
         from adaptlab.models.spec import ModelSpec
 
-        return ModelSpec(self.path or self.id, self.revision, self.download, self.dtype, self.device)
+        return ModelSpec(self._source(), self.revision, self.download, self.dtype, self.device)
 
     def __str__(self) -> str:
-        return self.path or self.id
+        return self._source()
+
+    def _source(self) -> str:
+        """The folder or Hub id: `_one_source` makes sure there is exactly one."""
+        source = self.path or self.id
+        assert source is not None
+        return source
 
 
 class RemoteModelConfig(_Strict):

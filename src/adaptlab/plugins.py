@@ -12,17 +12,23 @@ built-in module holds a `KIND`, and another package adds its own through the gro
 from __future__ import annotations
 
 import importlib
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from adaptlab.errors import ConfigError
 
-T = TypeVar("T")
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Named)
 
 
 class Table(Generic[T]):
     """A name -> declaration table, filled on first use (so importing it imports no built-in module)."""
 
-    def __init__(self, package: str, built_in: tuple[str, ...], group: str, kind: type, noun: str):
+    def __init__(self, package: str, built_in: tuple[str, ...], group: str, kind: type[T], noun: str):
         self.package, self.built_in, self.group, self.kind, self.noun = package, built_in, group, kind, noun
         self._table: dict[str, T] = {}
         self._loaded = False

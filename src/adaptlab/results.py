@@ -237,8 +237,10 @@ class ModelInfo(_Closed):
 def _model_named(value):
     """An experiment's `model:` as results record it: a name stays a name; {path|id, ...} its name; an endpoint
     {base_url, name}."""
+    from adaptlab.config import RemoteModelConfig  # the only experiment `model:` with a base_url
+
     if isinstance(value, BaseModel):
-        return {"base_url": value.base_url, "name": value.name} if hasattr(value, "base_url") else str(value)
+        return {"base_url": value.base_url, "name": value.name} if isinstance(value, RemoteModelConfig) else str(value)
     return value
 
 
@@ -334,7 +336,11 @@ class Lineage(_Closed):
         return value | {"name": _model_named(value["name"])} if isinstance(value, dict) and "name" in value else value
 
 
-FILES = {"results.json": CompareResults, "sweep.json": SweepResults, "lineage.json": Lineage}
+FILES: dict[str, type[BaseModel]] = {
+    "results.json": CompareResults,
+    "sweep.json": SweepResults,
+    "lineage.json": Lineage,
+}
 
 
 def write_results(path: Path, content: dict | BaseModel) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from adaptlab.data import Dataset
 from adaptlab.errors import ConfigError, DataError, Problem
@@ -148,8 +149,8 @@ class Task:
             AnswerCosts(**data["costs"]) if data.get("costs") else None,
         )
 
-    def to_dict(self) -> dict:
-        out = {
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
             "name": self.name,
             "instruction": self.instruction,
             "kind": self.kind,
@@ -301,10 +302,11 @@ def make_task(
             f"the labels are: {', '.join(labels)}. Fix the spelling or remove "
             f"{'it' if len(strange) == 1 else 'them'}"
         )
+    described = descriptions or {}
     return Task(
         name,
         instruction,
         kind,
         labels,
-        descriptions=tuple((label, descriptions[label]) for label in labels if label in (descriptions or {})),
+        descriptions=tuple((label, described[label]) for label in labels if label in described),
     )

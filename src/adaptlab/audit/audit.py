@@ -14,6 +14,7 @@ in turns and tokens.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -249,10 +250,10 @@ def _conversation_leakage(whole: _Conversations, test: Dataset, embedder) -> lis
 
 def _leakage(train: Dataset, vectors: np.ndarray, test: Dataset | None, test_vectors: np.ndarray | None) -> list[dict]:
     """Pairs (test line, train line) whose inputs are the same or near duplicates."""
-    if test_vectors is None:
+    if test is None or test_vectors is None:  # test vectors come from test rows
         return []
 
-    exact = {}
+    exact: dict[str, int | None] = {}
     for e in train:
         exact.setdefault(normalise_text(e.input), e.line)
     sims = test_vectors @ vectors.T
@@ -290,7 +291,7 @@ def _tokens(train: Dataset, count_tokens, k_shots: int, context_length: int | No
     )
     outputs = np.array([count_tokens(e.output) for e in train])
     per_example = inputs + outputs
-    tokens = {
+    tokens: dict[str, Any] = {
         "input_mean": round(float(inputs.mean()), 1),
         "input_max": int(inputs.max()),
         "output_mean": round(float(outputs.mean()), 1),

@@ -132,7 +132,8 @@ def close_pairs(sims: np.ndarray, texts: list[str]) -> dict[int, list[int]]:
 
 def diverse(train: Dataset, sims: np.ndarray, near: dict[int, list[int]]) -> Criterion:
     """Exact and near duplicates (same output), and how spread each label's inputs are."""
-    flags, seen = [], {}
+    flags = []
+    seen: dict[tuple[str, str], int | None] = {}
     for i, e in enumerate(train):
         key = (normalise_text(e.input), e.output)
         if key in seen:
@@ -214,7 +215,7 @@ def consistent(
 
     `keys`: each row's input as identical inputs are compared (default: its text, case, spacing and punctuation
     aside); `groups`: rows of one group (a conversation's turns) are not each other's neighbours."""
-    flags: dict[int, str] = {}
+    flags: dict[int | None, str] = {}  # line -> why (an Example's line is None when it was made in memory)
     # In generation a small change of input can rightly change the output ("order 9" vs
     # "order 19"), so there only identical inputs count; in classification near-identical ones do too.
     pairs = near if labelled else {}
@@ -258,7 +259,9 @@ def consistent(
     )
 
 
-def _neighbour_disagreements(train: Dataset, sims: np.ndarray, groups: list | None = None) -> list[tuple[int, str]]:
+def _neighbour_disagreements(
+    train: Dataset, sims: np.ndarray, groups: list | None = None
+) -> list[tuple[int | None, str]]:
     """Rows whose label differs from the one shared by at least 4 of their 5 nearest rows (outside their own group)."""
     k = min(NEIGHBOURS, len(train) - 1)
     if k < NEIGHBOURS:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.markup import escape
 from rich.table import Table
 
@@ -74,66 +74,81 @@ def audit(
                 )
             if len(flags) > SHOWN_PER_CRITERION:
                 console.print(f"  ... and {len(flags) - SHOWN_PER_CRITERION} more (--json lists them all)")
-    if report.leakage and "test_conversation" in report.leakage[0]:
+    _print_leakage(console, report.leakage)
+    if report.tokens:
+        _print_tokens(console, report.tokens)
+
+
+def _print_leakage(console: Console, leakage: list[dict]) -> None:
+    """The test conversations (or rows) also in the training data, the first ten of them."""
+    if leakage and "test_conversation" in leakage[0]:
         console.print(
-            f"\n[bold red]leakage[/]: {len(report.leakage)} test conversations also in train: "
+            f"\n[bold red]leakage[/]: {len(leakage)} test conversations also in train: "
             + ", ".join(
                 escape(
                     f"{p['test_conversation']} (test {p['test_line']}) ~ {p['train_conversation']} "
                     f"(train {p['train_line']}, {p['kind']})"
                 )
-                for p in report.leakage[:10]
+                for p in leakage[:10]
             ),
             highlight=False,
             soft_wrap=True,
         )
-    elif report.leakage:
+    elif leakage:
         console.print(
-            f"\n[bold red]leakage[/]: {len(report.leakage)} test rows also in train: "
-            + ", ".join(f"test {p['test_line']} ~ train {p['train_line']}" for p in report.leakage[:10]),
+            f"\n[bold red]leakage[/]: {len(leakage)} test rows also in train: "
+            + ", ".join(f"test {p['test_line']} ~ train {p['train_line']}" for p in leakage[:10]),
             highlight=False,
             soft_wrap=True,
         )
-    if report.tokens:
-        t = report.tokens
+
+
+def _print_tokens(console: Console, t: dict) -> None:
+    """The token counts: inputs, outputs and shots, conversations, and the rows longer than the context."""
+    console.print(
+        f"\ntokens: input mean {t['input_mean']} (max {t['input_max']}), output mean "
+        f"{t['output_mean']} (max {t['output_max']}); about "
+        f"{t['training_tokens_per_epoch_excluding_prompt_template']} training tokens per epoch "
+        f"before the prompt template; {t['prompt_tokens_added_by_k_shots']['k']} shots add about "
+        f"{t['prompt_tokens_added_by_k_shots']['tokens']} prompt tokens per query",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if "conversations" in t:
+        c = t["conversations"]
         console.print(
-            f"\ntokens: input mean {t['input_mean']} (max {t['input_max']}), output mean "
-            f"{t['output_mean']} (max {t['output_max']}); about "
-            f"{t['training_tokens_per_epoch_excluding_prompt_template']} training tokens per epoch "
-            f"before the prompt template; {t['prompt_tokens_added_by_k_shots']['k']} shots add about "
-            f"{t['prompt_tokens_added_by_k_shots']['tokens']} prompt tokens per query",
+            f"conversations: {c['count']}, {c['turns_mean']} turns on average (max "
+            f"{c['turns_max']}), {c['answers_mean']} answers learned each; "
+            f"{c['tokens_mean']} tokens on average (max {c['tokens_max']}) before the chat template",
             highlight=False,
             soft_wrap=True,
         )
-        if "conversations" in t:
-            c = t["conversations"]
+        if c["longer_than_context"]:
             console.print(
-                f"conversations: {c['count']}, {c['turns_mean']} turns on average (max "
-                f"{c['turns_max']}), {c['answers_mean']} answers learned each; "
-                f"{c['tokens_mean']} tokens on average (max {c['tokens_max']}) before the chat template",
+                f"[bold red]conversations longer than the {t['context_length']}-token "
+                f"context[/]: lines {', '.join(map(str, c['longer_than_context'][:20]))}",
                 highlight=False,
                 soft_wrap=True,
             )
-            if c["longer_than_context"]:
-                console.print(
-                    f"[bold red]conversations longer than the {t['context_length']}-token "
-                    f"context[/]: lines {', '.join(map(str, c['longer_than_context'][:20]))}",
-                    highlight=False,
-                    soft_wrap=True,
-                )
-        if t["longer_than_context"]:
-            console.print(
-                f"[bold red]longer than the {t['context_length']}-token context[/]: lines "
-                f"{', '.join(map(str, t['longer_than_context'][:20]))}",
-                highlight=False,
-                soft_wrap=True,
-            )
+    if t["longer_than_context"]:
+        console.print(
+            f"[bold red]longer than the {t['context_length']}-token context[/]: lines "
+            f"{', '.join(map(str, t['longer_than_context'][:20]))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def audit_table(report: dict, title: str) -> Table:
     """One row per criterion: score, rows flagged, what to do."""
     table = Table(title=f"audit of {escape(title)}")
-    for name, justify in (("criterion", "left"), ("score", "right"), ("rows flagged", "right"), ("what to do", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("criterion", "left"),
+        ("score", "right"),
+        ("rows flagged", "right"),
+        ("what to do", "left"),
+    )
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for name, c in report["criteria"].items():
         table.add_row(

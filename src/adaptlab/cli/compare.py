@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -16,6 +17,9 @@ from adaptlab.cli.audit import audit_table
 from adaptlab.models.embedded import EMBEDDED_NAME
 from adaptlab.results import CompareResults, Contender, Power, Updates
 from adaptlab.tasks import task_kind
+
+if TYPE_CHECKING:
+    from adaptlab.api import Comparison
 
 
 @app.command()
@@ -92,10 +96,15 @@ def compare(
         mlflow=mlflow_uri or (True if mlflow else None),
         resume=resume,
     )
-    results, run_dir = result.results, result.run_dir
     if as_json:
-        print(json.dumps(summary(results, run_dir, result.mlflow), indent=1))
+        print(json.dumps(summary(result.results, result.run_dir, result.mlflow), indent=1))
         return
+    _print_result(result)
+
+
+def _print_result(result: Comparison) -> None:
+    """The tables, the recommendation with its reasons and warnings, break-even, and where the run's files are."""
+    results, run_dir = result.results, result.run_dir
     console = Console() if sys.stdout.isatty() else Console(width=120)
     console.print(audit_table(results.audit, "the training data"))
     console.print(results_table(results))
@@ -176,21 +185,17 @@ def results_table(results: CompareResults) -> Table:
     digits = spec.metric(metric).digits
     table = Table(title=f"{task.name}: {task.kind}, {len(results.strategies[0].predictions)} test rows")
     repeated = any(s.repeats for s in results.strategies)
-    for name, justify in (
-        [("strategy", "left"), (metric, "right"), ("95% CI", "right")]
-        + ([("repeats", "right")] if repeated else [])
-        + [("P(best)", "right")]
-        + [(o.column, "right") for o in others]
-        + ([("labels", "right")] if spec.labelled else [])
-        + [
-            ("fit s", "right"),
-            ("ms/query", "right"),
-            ("prompt tok", "right"),
-            ("peak MB", "right"),
-            ("$/1k queries", "right"),
-        ]
-    ):
-        table.add_column(name, justify=justify)
+    numbers = (  # right-aligned, after the strategy's name
+        [metric, "95% CI"]
+        + (["repeats"] if repeated else [])
+        + ["P(best)"]
+        + [o.column for o in others]
+        + (["labels"] if spec.labelled else [])
+        + ["fit s", "ms/query", "prompt tok", "peak MB", "$/1k queries"]
+    )
+    table.add_column("strategy", justify="left")
+    for name in numbers:
+        table.add_column(name, justify="right")
     for s in results.strategies:
         table.add_row(*_row(s, results, spec, others, repeated, digits))
     table.caption = power_line(results.power, digits)

@@ -91,6 +91,7 @@ def conversation_leaks(train: Dataset, test: Dataset) -> list[dict]:
         if not found and same_id is None:
             continue
         other = found[0][1] if found else same_id
+        assert other is not None  # a turn found, or the same id (else skipped above)
         leaks.append(
             {
                 "test_conversation": conversation.id,
@@ -204,7 +205,7 @@ def linked_conversations(groups: dict[str, list[Example]]) -> dict[str, list[Exa
                 continue
             a, b = root(owner[mark]), root(key)
             if a != b:  # the earlier conversation's key stands for the group
-                parent[max(a, b, key=order.get)] = min(a, b, key=order.get)
+                parent[max(a, b, key=order.__getitem__)] = min(a, b, key=order.__getitem__)  # every key is in order
     merged: dict[str, list[Example]] = {}
     for key, rows in groups.items():
         merged.setdefault(root(key), []).extend(rows)

@@ -18,6 +18,7 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import Any, cast
 
 from adaptlab.data.conversation import History, Turn
 from adaptlab.data.dataset import Dataset, Example
@@ -71,6 +72,25 @@ def load_dataset(
             min_examples,
             None,
         )
+    raw = _read_bytes(path, name)
+    problems = _Collector(name)
+    if path.suffix.lower() == ".csv":
+        return _finish(_read_csv(raw, input_col, output_col, problems), problems, name, min_examples, None)
+    if path.suffix.lower() == ".parquet":
+        return _finish(
+            _read_table(_parquet_rows(path, problems), input_col, output_col, problems),
+            problems,
+            name,
+            min_examples,
+            None,
+        )
+    columns = None if (input_col, output_col) == ("input", "output") else (input_col, output_col)
+    examples, instruction = _read_jsonl(raw, problems, abstain, columns)
+    return _finish(examples, problems, name, min_examples, instruction)
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    """The file's bytes, a UTF-8 byte-order mark dropped; DataError when there is no such file or it is too large."""
     if not path.is_file():
         raise DataError(
             [
@@ -101,18 +121,13 @@ def load_dataset(
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
         raw = raw[3:]  # a UTF-8 byte-order mark is accepted
-    problems = _Collector(name)
-    if path.suffix.lower() == ".csv":
-        return _finish(_read_csv(raw, input_col, output_col, problems), problems, name, min_examples, None)
-    if path.suffix.lower() == ".parquet":
-        return _finish(
-            _read_table(_parquet_rows(path, problems), input_col, output_col, problems),
-            problems,
-            name,
-            min_examples,
-            None,
-        )
-    columns = None if (input_col, output_col) == ("input", "output") else (input_col, output_col)
+    return raw
+
+
+def _read_jsonl(
+    raw: bytes, problems: _Collector, abstain: str | None, columns: tuple[str, str] | None
+) -> tuple[list[Example], str | None]:
+    """A JSONL file's examples and instruction (a chat file's one system message), its problems added."""
     examples: list[Example] = []
     instructions: set[str | None] = set()
     formats: dict[str, int] = {}
@@ -131,44 +146,8 @@ def load_dataset(
         line_bytes = line_bytes.rstrip(b"\r")  # CRLF line ends are accepted
         if not line_bytes.strip():
             continue
-        try:
-            text = line_bytes.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            problems.add("invalid_utf8", number, None, f"invalid UTF-8 at byte {exc.start}", "save the file as UTF-8")
-            continue
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.add(
-                "invalid_json",
-                number,
-                None,
-                f"not valid JSON ({exc.msg} at column {exc.colno})",
-                "fix the line or remove it",
-            )
-            continue
-        except ValueError:  # the only other ValueError json raises: an int over Python's digit limit
-            problems.add(
-                "number_too_long",
-                number,
-                None,
-                f"a number has more than {sys.get_int_max_str_digits()} digits",
-                "write it as a string or remove it",
-            )
-            continue
-        except RecursionError:
-            problems.add(
-                "too_deeply_nested", number, None, "JSON nested too deeply to read", "flatten the line or remove it"
-            )
-            continue
-        if not isinstance(record, dict):
-            problems.add(
-                "not_an_object",
-                number,
-                None,
-                f"expected a JSON object, got {type(record).__name__}",
-                'write {"input": ..., "output": ...}',
-            )
+        record = _json_object(line_bytes, number, problems)
+        if record is None:
             continue
         parsed = _parse_record(record, number, problems, abstain, columns)
         if parsed is None:
@@ -189,7 +168,51 @@ def load_dataset(
     instruction = next(iter(instructions)) if len(instructions) == 1 else None
     if "conversation" in formats and (plain := _plain_exchanges(examples)):
         examples, instruction = plain
-    return _finish(examples, problems, name, min_examples, instruction)
+    return examples, instruction
+
+
+def _json_object(line_bytes: bytes, number: int, problems: _Collector) -> dict | None:
+    """One JSONL line as a JSON object, or None with its problem added."""
+    try:
+        text = line_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.add("invalid_utf8", number, None, f"invalid UTF-8 at byte {exc.start}", "save the file as UTF-8")
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        problems.add(
+            "invalid_json",
+            number,
+            None,
+            f"not valid JSON ({exc.msg} at column {exc.colno})",
+            "fix the line or remove it",
+        )
+        return None
+    except ValueError:  # the only other ValueError json raises: an int over Python's digit limit
+        problems.add(
+            "number_too_long",
+            number,
+            None,
+            f"a number has more than {sys.get_int_max_str_digits()} digits",
+            "write it as a string or remove it",
+        )
+        return None
+    except RecursionError:
+        problems.add(
+            "too_deeply_nested", number, None, "JSON nested too deeply to read", "flatten the line or remove it"
+        )
+        return None
+    if not isinstance(record, dict):
+        problems.add(
+            "not_an_object",
+            number,
+            None,
+            f"expected a JSON object, got {type(record).__name__}",
+            'write {"input": ..., "output": ...}',
+        )
+        return None
+    return record
 
 
 def _parquet_rows(path: Path, problems: _Collector) -> list[dict]:
@@ -352,7 +375,7 @@ def _parse_record(
     for fmt, (in_key, out_key) in shapes.items():
         if columns or in_key in record or out_key in record:
             ok = True
-            values = {}
+            values: dict[str, Any] = {}  # the fields as read: both strings once `ok` holds
             for key in (in_key, out_key):
                 value = record.get(key)
                 if key not in record:
@@ -483,8 +506,7 @@ def _parse_chat(record: dict, number: int, problems: _Collector):
 
 def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] | None:
     """The line's turns, checked: known roles, text in every turn, at most one system turn (the first), weights 0 or 1
-    on
-    assistant turns only, and the last turn the assistant's. None with every problem added."""
+    on assistant turns only, and the last turn the assistant's. None with every problem added."""
     sharegpt = "messages" not in record
     key, role_key, text_key = ("conversations", "from", "value") if sharegpt else ("messages", "role", "content")
     messages = record[key]
@@ -497,73 +519,84 @@ def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] 
             f'write "{key}": [{{"{role_key}": "user", "{text_key}": ...}}, ...]',
         )
         return None
-    turns, ok = [], True
-    for i, message in enumerate(messages):
-        where = f"{key}[{i}]"
-        if not isinstance(message, dict):
-            problems.add(
-                "wrong_type",
-                number,
-                where,
-                f"expected an object, got {_type_name(message)}",
-                f'write {{"{role_key}": ..., "{text_key}": ...}}',
-            )
-            ok = False
-            continue
-        role, content, weight = message.get(role_key), message.get(text_key), message.get("weight", 1)
-        if sharegpt and isinstance(role, str):
-            role = SHAREGPT_ROLES.get(role, role)
-        if not isinstance(role, str):  # a list or object role is unhashable: check the type first
-            problems.add(
-                "wrong_type",
-                number,
-                f"{where}.{role_key}",
-                f"expected a string, got {_type_name(role)}",
-                "roles are system, user and assistant",
-            )
-            ok = False
-        elif role not in CHAT_ROLES:
-            hint = (
-                f"use '{ROLE_HINTS[role]}' instead of '{role}'"
-                if role in ROLE_HINTS and not sharegpt
-                else "roles are system, user and assistant" + (" (ShareGPT: system, human, gpt)" if sharegpt else "")
-            )
-            problems.add("unknown_role", number, f"{where}.{role_key}", f"unknown role {role!r}", hint)
-            ok = False
-        if not isinstance(content, str):
-            problems.add(
-                "wrong_type",
-                number,
-                f"{where}.{text_key}",
-                f"expected a string, got {_type_name(content)}",
-                "write the content as a JSON string",
-            )
-            ok = False
-        elif not content.strip():
-            problems.add(
-                "empty_field",
-                number,
-                f"{where}.{text_key}",
-                f"turn {i} ({role}) is empty",
-                "write its text or remove the turn",
-            )
-            ok = False
-        elif bad := _surrogate_problem(content):
-            problems.add("invalid_unicode", number, f"{where}.{text_key}", *bad)
-            ok = False
-        if weight not in (0, 1) or isinstance(weight, bool) or (weight == 0 and role != "assistant"):
-            problems.add(
-                "wrong_type",
-                number,
-                f"{where}.weight",
-                f"expected 0 or 1 on an assistant turn, got {json.dumps(weight)[:20]} on a {role} turn",
-                "weight 0 keeps an assistant turn as context only; leave it out elsewhere",
-            )
-            ok = False
-        if ok:
-            turns.append(Turn(role, content, weight))
+    read = [_turn(message, i, f"{key}[{i}]", number, problems, sharegpt) for i, message in enumerate(messages)]
+    turns = [t for t in read if t is not None]
+    if len(turns) < len(read) or not _in_order(turns, key, number, problems):
+        return None
+    return tuple(turns)
+
+
+def _turn(message, i: int, where: str, number: int, problems: _Collector, sharegpt: bool) -> Turn | None:
+    """One message of a chat line as a Turn: a known role, text, a weight of 0 or 1; None with every problem added."""
+    role_key, text_key = ("from", "value") if sharegpt else ("role", "content")
+    ok = True
+    if not isinstance(message, dict):
+        problems.add(
+            "wrong_type",
+            number,
+            where,
+            f"expected an object, got {_type_name(message)}",
+            f'write {{"{role_key}": ..., "{text_key}": ...}}',
+        )
+        return None
+    role, content, weight = message.get(role_key), message.get(text_key), message.get("weight", 1)
+    if sharegpt and isinstance(role, str):
+        role = SHAREGPT_ROLES.get(role, role)
+    if not isinstance(role, str):  # a list or object role is unhashable: check the type first
+        problems.add(
+            "wrong_type",
+            number,
+            f"{where}.{role_key}",
+            f"expected a string, got {_type_name(role)}",
+            "roles are system, user and assistant",
+        )
+        ok = False
+    elif role not in CHAT_ROLES:
+        hint = (
+            f"use '{ROLE_HINTS[role]}' instead of '{role}'"
+            if role in ROLE_HINTS and not sharegpt
+            else "roles are system, user and assistant" + (" (ShareGPT: system, human, gpt)" if sharegpt else "")
+        )
+        problems.add("unknown_role", number, f"{where}.{role_key}", f"unknown role {role!r}", hint)
+        ok = False
+    if not isinstance(content, str):
+        problems.add(
+            "wrong_type",
+            number,
+            f"{where}.{text_key}",
+            f"expected a string, got {_type_name(content)}",
+            "write the content as a JSON string",
+        )
+        ok = False
+    elif not content.strip():
+        problems.add(
+            "empty_field",
+            number,
+            f"{where}.{text_key}",
+            f"turn {i} ({role}) is empty",
+            "write its text or remove the turn",
+        )
+        ok = False
+    elif bad := _surrogate_problem(content):
+        problems.add("invalid_unicode", number, f"{where}.{text_key}", *bad)
+        ok = False
+    if weight not in (0, 1) or isinstance(weight, bool) or (weight == 0 and role != "assistant"):
+        problems.add(
+            "wrong_type",
+            number,
+            f"{where}.weight",
+            f"expected 0 or 1 on an assistant turn, got {json.dumps(weight)[:20]} on a {role} turn",
+            "weight 0 keeps an assistant turn as context only; leave it out elsewhere",
+        )
+        ok = False
     if not ok:
         return None
+    return Turn(cast(str, role), cast(str, content), weight)  # role and content are strings (checked above)
+
+
+def _in_order(turns: list[Turn], key: str, number: int, problems: _Collector) -> bool:
+    """Whether a conversation's turns come in an order it can have: at most one system turn, the first, and the last
+    turn the assistant's; False with the problem added."""
     roles = [t.role for t in turns]
     if roles.count("system") > 1 or ("system" in roles and roles[0] != "system"):
         second = [i for i, r in enumerate(roles) if r == "system"][1 if roles[0] == "system" else 0]
@@ -574,7 +607,7 @@ def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] 
             "a conversation has at most one system message, and it comes first",
             "merge the system messages into the first turn",
         )
-        return None
+        return False
     if roles[-1] != "assistant":
         problems.add(
             "ends_on_user",
@@ -583,8 +616,8 @@ def _turns(record: dict, number: int, problems: _Collector) -> tuple[Turn, ...] 
             f"the conversation ends on a {roles[-1]} turn, which nothing answers",
             "end it with the assistant's answer or remove the last turn",
         )
-        return None
-    return tuple(turns)
+        return False
+    return True
 
 
 def _plain_exchanges(examples: list[Example]) -> tuple[list[Example], str | None] | None:
@@ -592,13 +625,13 @@ def _plain_exchanges(examples: list[Example]) -> tuple[list[Example], str | None
     (question, answer) examples, its system message the task's instruction; None when any line is a conversation."""
     if any(not isinstance(e.input, History) or len(e.input.spoken) != 1 or e.input.recent is None for e in examples):
         return None
-    systems = {e.input.system for e in examples}
-    plain = [Example(e.input.spoken[0].content, e.output, e.line) for e in examples]
+    systems = {cast(History, e.input).system for e in examples}  # every input a History (checked above)
+    plain = [Example(cast(History, e.input).spoken[0].content, e.output, e.line) for e in examples]
     return plain, (next(iter(systems)) if len(systems) == 1 else None)
 
 
 def _duplicate_warnings(examples: list[Example], name: str) -> list[str]:
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str], int | None] = {}
     warnings = []
     for e in examples:
         key = (e.input.strip(), e.output)

@@ -21,7 +21,8 @@ MAX_PROBLEMS = 100
 def load_unlabeled(path: Path, input_col: str = "input") -> Dataset:
     """data.unlabeled: a JSONL file of {"input": ...} lines (or a CSV with an `input_col` column), inputs only;
     a DataError names the file, line and field of every problem."""
-    path, name, problems = Path(path), str(path), []
+    path, name = Path(path), str(path)
+    problems: list[Problem] = []
     if not path.is_file():
         raise DataError(
             [
@@ -46,7 +47,8 @@ def load_unlabeled(path: Path, input_col: str = "input") -> Dataset:
         if path.suffix.lower() == ".csv"
         else _jsonl_rows(text, name, problems)
     )
-    examples, seen, warnings = [], {}, []
+    examples, warnings = [], []
+    seen: dict[str, int] = {}
     for line, value, field in rows:
         if not isinstance(value, str):
             problems.append(
@@ -138,7 +140,8 @@ def _csv_rows(text: str, input_col: str, name: str, problems: list) -> list[tupl
             )
         )
         return []
-    rows, at, start = [], header.index(input_col), reader.line_num + 1
+    at, start = header.index(input_col), reader.line_num + 1
+    rows: list[tuple[int, object, str]] = []
     try:
         for row in reader:
             line, start = start, reader.line_num + 1  # a quoted field may span lines: report where the row starts

@@ -16,7 +16,7 @@ def seed_reasons(choice: str, evaluations: list[Evaluation], metric: str) -> lis
         f"scored {', '.join(f'{r:.3f}' for r in e.repeats)} {metric}: a spread of "
         f"{max(e.repeats) - min(e.repeats):.3f}, inside its interval"
         for e in evaluations
-        if e.repeats
+        if e.repeats and e.repeat_seeds
     ]
     once = [e.name for e in evaluations if not e.repeats and e.family == "fine_tuned"]
     if once:

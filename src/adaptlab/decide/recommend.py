@@ -275,6 +275,7 @@ def _nothing_beats(
 ) -> list[str]:
     """Why nothing is recommended: no contender beats the trivial reference significantly; the best one's figures and
     what to try."""
+    assert trivial is not None  # nothing is recommendable only below a trivial reference (`recommendable`)
     others = [e for e in evaluations if not e.constant]
     if not others:
         return [

@@ -29,7 +29,7 @@ it is generated (still in one batch with the other rows); a sink that reports
 from __future__ import annotations
 
 import time
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from adaptlab.engine.kv import prefix_kv
 from adaptlab.engine.scoring import common_prefix
@@ -108,7 +108,7 @@ def generate(
             clock = now
             if progress:
                 progress(len(batch))
-    return answers
+    return cast(list[Answer], answers)  # every prompt is in one batch, so every answer is set
 
 
 def _decode(
@@ -270,6 +270,7 @@ class AnswerRow:
         hold = self.ending.hold
         safe = text[: len(text) - hold].rstrip().rstrip("\ufffd")
         if len(safe) > len(self.sent) and safe.startswith(self.sent):
+            assert self.sink is not None  # only a row with a sink sends text
             self.sink.put(safe[len(self.sent) :])
             self.sent = safe
 

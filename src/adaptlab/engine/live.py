@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from adaptlab.engine.generate import (
     MAX_BATCH,
@@ -26,6 +27,10 @@ from adaptlab.engine.generate import (
 )
 from adaptlab.engine.session import Session
 
+if TYPE_CHECKING:
+    from adaptlab.models.base import BaseModel
+
+Tag = TypeVar("Tag")  # what the caller knows a row by (the server: the request's index in its batch)
 RAW = Ending(loops=False)  # the base model's own answers: only its end of turn and the token limit end them
 
 
@@ -33,16 +38,16 @@ RAW = Ending(loops=False)  # the base model's own answers: only its end of turn 
 class Generation:
     """How one lane's answers are generated: on which model, with which adapter, how long, where they end."""
 
-    base: object  # the BaseModel: its model, tokenizer, end-of-turn token and device
+    base: BaseModel  # the BaseModel: its model, tokenizer, end-of-turn token and device
     max_new_tokens: int  # tokens an answer may have, at most
     ending: Ending = RAW  # stop and end strings, and whether a row that loops ends there
     adapter: str | None = None  # the LoRA adapter on while it runs; None: every adapter off
-    prompt: Callable[[object], list[int]] = field(
+    prompt: Callable[[Any], list[int]] = field(
         default=list
     )  # a request's input to its prompt's token ids (raises for one that cannot be answered)
 
 
-class LiveBatch:
+class LiveBatch(Generic[Tag]):
     """Rows of one `Generation` decoding together; requests join between steps, within `max_rows` and `memory_mb`.
 
     >>> live = LiveBatch(Generation(base, 64))             # doctest: +SKIP
@@ -57,7 +62,7 @@ class LiveBatch:
         self.stops = stop_tokens(base.tokenizer, base.eot_id)
         self.session = Session(base.model, pad_token(base.tokenizer, base.eot_id), base.device)
         self.per_token = bytes_per_token(base.model, False)
-        self.tags: dict[AnswerRow, object] = {}
+        self.tags: dict[AnswerRow, Tag] = {}
 
     @property
     def rows(self) -> int:
@@ -74,7 +79,7 @@ class LiveBatch:
         width = max([self.session.columns] + [len(p) for p in prompts]) + self.generation.max_new_tokens
         return rows <= self.max_rows and rows * width * self.per_token <= self.budget
 
-    def join(self, requests: list[tuple[object, list[int], Sink | None]]) -> None:
+    def join(self, requests: list[tuple[Tag, list[int], Sink | None]]) -> None:
         """Add (tag, prompt ids, sink) rows: their prompts run now, their first tokens come with the next step."""
         if not requests:
             return
@@ -83,6 +88,6 @@ class LiveBatch:
         self.tags.update((row, tag) for row, (tag, _, _) in zip(rows, requests))
         self.session.join([ids for _, ids, _ in requests], rows, self.generation.max_new_tokens)
 
-    def step(self) -> list[tuple[object, Answer]]:
+    def step(self) -> list[tuple[Tag, Answer]]:
         """One token for every live row; (tag, Answer) of each row that ended with it."""
         return [(self.tags.pop(row), row.finish()) for row in self.session.step()]

@@ -29,7 +29,10 @@ the
 from __future__ import annotations
 
 from functools import cache
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    import torch
 
 ATTENTION = "adaptlab_gqa_sdpa"  # the attention function registered with transformers below
 TRAINING_ATTENTION = "adaptlab_training"  # the one training on a CPU uses
@@ -54,10 +57,10 @@ class _Part(NamedTuple):
     """Rows' decoding state: their cache, mask [rows, columns], next positions [rows, 1] and pending logits [rows,
     vocab]."""
 
-    cache: object
-    mask: object
-    positions: object
-    logits: object
+    cache: Any  # a transformers `Cache` of `_Buffer` layers (a class made at first use, so it cannot be named here)
+    mask: torch.Tensor
+    positions: torch.Tensor
+    logits: torch.Tensor
 
 
 class Session:
@@ -174,6 +177,7 @@ class Session:
         """One token per row (finished rows still in the batch included) through the model: the next pending logits."""
         import torch
 
+        assert self.state is not None  # a step runs only while the batch has rows
         cache, mask, positions, _ = self.state
         mask = torch.cat([mask, mask.new_ones(len(tokens), 1)], dim=1)
         out = self.model(
@@ -190,6 +194,7 @@ class Session:
         import torch
 
         index = torch.tensor(keep, device=self.device)
+        assert self.state is not None  # called from `step`, which returned early without a state
         cache, mask, positions, logits = self.state
         cache.batch_select_indices(index)
         self.state = _Part(cache, mask[index], positions[index], logits[index])
@@ -204,6 +209,7 @@ class Session:
         keep = [b for b in range(len(self.rows)) if not self._ended(b)]
         index = torch.tensor(keep, device=self.device)
         old = self.state
+        assert old is not None  # a merge happens only while rows are live
         old_mask, start = old.mask[index], self.start
         width = int(max(old_mask[:, start:].sum(-1).max(), new.mask[:, start:].sum(-1).max()))
         capacity = start + width + max([self.budgets[b] for b in keep] + [max_new_tokens])
@@ -267,7 +273,8 @@ def _buffer_class():
             super().__init__()
             self.capacity, self.prefix, self.n = capacity, prefix, 0
             self.is_initialized = True  # allocated on the first update, when the batch's dtype is known
-            self._k = self._v = None
+            self._k: torch.Tensor | None = None
+            self._v: torch.Tensor | None = None
 
         @classmethod
         def holding(cls, keys, values, n: int) -> _Buffer:
@@ -293,6 +300,7 @@ def _buffer_class():
                     self._k[:, :, : self.n] = k.to(key_states.dtype)
                     self._v[:, :, : self.n] = v.to(value_states.dtype)
                     self.prefix = None
+            assert self._v is not None  # allocated together with `_k`
             m = key_states.shape[2]
             self._k[:, :, self.n : self.n + m] = key_states
             self._v[:, :, self.n : self.n + m] = value_states
@@ -304,6 +312,7 @@ def _buffer_class():
             return self.prefix[0].shape[2] if self._k is None and self.prefix is not None else self.n
 
         def batch_select_indices(self, indices) -> None:
+            assert self._k is not None and self._v is not None  # the cache is selected only once it holds rows
             self._k, self._v = self._k[indices], self._v[indices]
             self.keys, self.values = self._k[:, :, : self.n], self._v[:, :, : self.n]
 

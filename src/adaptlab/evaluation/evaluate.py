@@ -131,7 +131,7 @@ def evaluate(
     metrics, ci = task_metrics(spec, expected, predicted, list(task.labels), resamples=1000, rows=rows)
     rules = (predictions[0].alternatives or {}) if predictions else {}
     for rule in rules:
-        other = [p.alternatives[rule] for p in predictions]
+        other = [(p.alternatives or {})[rule] for p in predictions]  # every prediction of a solver has them
         metrics |= {
             f"{name}_{rule}": value for name, value in task_metrics(spec, expected, other, list(task.labels))[0].items()
         }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,12 +29,15 @@ from adaptlab.knowledge.measures import is_stale
 from adaptlab.metrics import bootstrap_ci, row_scores
 from adaptlab.task import Task
 
+if TYPE_CHECKING:
+    from adaptlab.knowledge.index import Documents
+
 
 @dataclass(frozen=True)
 class Update:
     """A change to the documents: the documents after it, the questions about it, and the files it replaced or added."""
 
-    documents: object  # knowledge.index.Documents with the changed files in place
+    documents: Documents  # knowledge.index.Documents with the changed files in place
     questions: Dataset
     changed: list[str]
     added: list[str]

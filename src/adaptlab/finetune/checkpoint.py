@@ -78,7 +78,9 @@ def checkpoints(folder: Path) -> list[Path]:
 
 def checkpoint_step(path: Path) -> int:
     """The step a checkpoint folder holds, from its name."""
-    return int(NAME.fullmatch(Path(path).name).group(1))
+    match = NAME.fullmatch(Path(path).name)
+    assert match is not None, path  # a folder `checkpoints` found
+    return int(match.group(1))
 
 
 def load_checkpoint(path: Path, rank: int = 0) -> Resume:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -12,7 +13,7 @@ class Dist:
 
     rank: int = 0
     world: int = 1
-    accelerator: object = None
+    accelerator: Any = None  # an accelerate.Accelerator when world > 1 (accelerate has no type information)
 
     @classmethod
     def from_env(cls, device: str) -> Dist:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -41,20 +42,21 @@ from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.task import Task
 
+ConfigT = TypeVar("ConfigT", bound=TrainConfig)  # the kind's own settings (lora's LoraConfig, ...)
 Prepare = Callable[
-    [BaseModel, Task, TrainConfig, int], tuple[BaseModel, "str | None"]
+    [BaseModel, Task, ConfigT, int], tuple[BaseModel, "str | None"]
 ]  # -> (model to train, adapter name or None: every weight)
 
 
-class FineTune:
+class FineTune(Generic[ConfigT]):
     """Fine-tuning as a Strategy. After `fit`, `result` holds what the loop measured (and whether it was
     interrupted)."""
 
     def __init__(
         self,
         base: BaseModel,
-        config: TrainConfig,
-        prepare: Prepare,
+        config: ConfigT,
+        prepare: Prepare[ConfigT],
         seed: int = 0,
         on_step: Callable[[StepReport], None] | None = None,
         dev: Dataset | None = None,

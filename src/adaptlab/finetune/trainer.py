@@ -171,12 +171,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_scale(step, warmup, total))
     state, best = TrainState(), None
     if resume:
-        with torch.no_grad():
-            for name, value in resume.trainable.items():
-                named[name].copy_(value)
-        optimizer.load_state_dict(resume.optimizer)
-        scheduler.load_state_dict(resume.scheduler)
-        set_rng_state(resume.rng)
+        _restore(resume, named, optimizer, scheduler)
         state, best = resume.state, resume.best
     runner = dist.wrap(model)
     shared = shared_prefix(rows) if shares_prefix(device, dist.world) else []
@@ -201,9 +196,8 @@ def train(
             state.stopped_early = settings.patience is not None and state.bad_evals >= settings.patience
         return score
 
-    attention = (
-        native_attention(model, training=True) if device == "cpu" else contextlib.nullcontext()
-    )  # engine/session.py: _training_attention
+    # engine/session.py: _training_attention
+    attention = native_attention(model, training=True) if device == "cpu" else contextlib.nullcontext()
     attention.__enter__()
     model.train()
     try:
@@ -214,10 +208,7 @@ def train(
                 loss, tokens = _step(
                     runner, model, [rows[i] for i in dist.share(batch)], shared, pad_id, device, settings, dist
                 )
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                _apply_gradients(params, optimizer, scheduler)
                 state.step += 1
                 state.batch += 1
                 state.tokens += dist.sum(tokens)
@@ -232,20 +223,9 @@ def train(
                         score = score_dev()
                     state.epoch, state.batch = state.epoch + 1, 0
                 stop = bool(hooks.should_stop and dist.any(hooks.should_stop()))
-                if (
-                    hooks.on_step
-                ):  # before the checkpoint: a crash between them must not leave a checkpointed step unlogged
-                    hooks.on_step(
-                        StepReport(
-                            state.step,
-                            total,
-                            min(state.epoch + (state.batch > 0), settings.epochs),
-                            loss,
-                            state.tokens / max(state.seconds, 1e-9),
-                            tuple(batch),
-                            score,
-                        )
-                    )
+                # before the checkpoint: a crash between them must not leave a checkpointed step unlogged
+                if hooks.on_step:
+                    hooks.on_step(_step_report(state, total, settings.epochs, loss, batch, score))
                 if hooks.checkpoints and (stop or hooks.checkpoints.due(state.step)):
                     hooks.checkpoints.save(state, named, optimizer, scheduler, best, dist)
                 if stop:
@@ -257,12 +237,52 @@ def train(
         model.eval()
         attention.__exit__(None, None, None)
     if best is not None and state.best_step != state.step:
-        with torch.no_grad():
-            for name, value in best.items():
-                named[name].copy_(value)
+        _copy_weights(best, named)
         result.restored_best = True
     dist.check_in_sync(params)
     return result
+
+
+def _restore(resume: Resume, named: dict, optimizer, scheduler) -> None:
+    """Put a checkpoint's trainable weights, optimizer and scheduler state and random streams back."""
+    _copy_weights(resume.trainable, named)
+    optimizer.load_state_dict(resume.optimizer)
+    scheduler.load_state_dict(resume.scheduler)
+    set_rng_state(resume.rng)
+
+
+def _copy_weights(values: dict, named: dict) -> None:
+    """Copy saved tensors (name -> tensor) into the trainable parameters of the same names, in place."""
+    import torch
+
+    with torch.no_grad():
+        for name, value in values.items():
+            named[name].copy_(value)
+
+
+def _apply_gradients(params: list, optimizer, scheduler) -> None:
+    """The optimizer step on the gathered gradients (clipped to norm 1), the schedule advanced, the gradients freed."""
+    import torch
+
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def _step_report(
+    state: TrainState, total: int, epochs: int, loss: float, batch: list[int], score: float | None
+) -> StepReport:
+    """What `on_step` hears of the step just taken; an epoch just finished is still the one reported."""
+    return StepReport(
+        state.step,
+        total,
+        min(state.epoch + (state.batch > 0), epochs),
+        loss,
+        state.tokens / max(state.seconds, 1e-9),
+        tuple(batch),
+        score,
+    )
 
 
 def _step(
@@ -298,6 +318,7 @@ def _step(
         loss.backward()  # frees this micro-batch's activations before the next one runs
         total += loss.item()
     if prefix is not None:
+        assert leaves is not None  # made with the prefix
         pairs = [
             (t, leaf.grad)
             for kv, kv_leaves in zip(prefix, leaves)

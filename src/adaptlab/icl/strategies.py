@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from adaptlab.data import Dataset
 from adaptlab.data.conversation import input_from_json, input_json
-from adaptlab.engine.lm_solver import LMSolver
+from adaptlab.engine.lm_solver import LMSolver, ShotSelector
 from adaptlab.icl.selectors import EMBEDDING_SELECTORS, FixedSelector, RandomSelector
 from adaptlab.models import BaseModel
 from adaptlab.solver import Progress
@@ -45,6 +45,7 @@ class FewShot:
         self.lines, self.exact_k = lines, exact_k
 
     def fit(self, task: Task, train: Dataset, dev: Dataset | None = None, progress: Progress | None = None):
+        shots: ShotSelector | None
         if self.k == 0:
             shots = None  # the zero-shot prompt, kept as a few_shot solver (its pool saved as usual)
         elif self.selector == "random":

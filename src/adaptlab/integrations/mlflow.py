@@ -190,13 +190,14 @@ def link_of(registry, ref: str, uri: str | None = None) -> Link | None:
     record = _record(folder / RECORD) if folder and (folder / RECORD).is_file() else None
     if uri is None and record is None:
         return None
-    uri = normalised(uri or record["tracking_uri"])
+    # record is None only with a uri given (returned above otherwise); an empty uri (--mlflow-uri "") fails here
+    uri = normalised(uri or record["tracking_uri"])  # type: ignore[index]
     # with a record, leaving off --mlflow-uri is no way out: promote reads the record and needs mlflow regardless
     require_mlflow(
         uri,
         f"move {folder / RECORD} aside to promote without moving MLflow's alias (the compare that "
         f"fitted {version.ref} logged to {masked(record['tracking_uri'])})"
-        if record
+        if record and folder  # a record is read from the folder
         else "promote without --mlflow-uri",
     )
     if record is not None and record["tracking_uri"] == uri:

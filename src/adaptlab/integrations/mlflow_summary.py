@@ -52,7 +52,7 @@ def flattened(mapping: dict, prefix: str = "") -> dict[str, str]:
     """Nested keys dotted (`model.base_url`); values as the YAML would write them (strings as they are, the rest JSON),
     any URI's password masked (a parameter is shown to everyone who reads the run: `mlflow.tracking_uri` may hold
     one)."""
-    out = {}
+    out: dict[str, str] = {}
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
             out |= flattened(value, f"{prefix}{key}.")

@@ -31,10 +31,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from adaptlab.errors import ConfigError
 from adaptlab.plugins import Table
+
+if TYPE_CHECKING:
+    from adaptlab.config import StrategyConfig
 
 FAMILIES = ("baseline", "prompted", "fine_tuned")
 BUILT_IN = (
@@ -60,7 +63,7 @@ class Kind:
 
     name: str
     family: str  # baseline (no adaptation of an LLM), prompted (in-context learning) or fine_tuned (new weights)
-    config: type  # the pydantic model of its experiment entry
+    config: type[StrategyConfig]  # the pydantic model of its experiment entry
     build: Callable[[Any, Any], Any]  # (config, BuildContext) -> Strategy
     load: Callable[[Path, Any], Any]  # (folder a solver saved, LoadContext) -> Solver
     tier: int  # cost order for the recommendation's "cheaper": no LLM < LLM prompted < LLM trained

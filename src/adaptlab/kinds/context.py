@@ -81,6 +81,7 @@ class BuildContext:
     extra: dict = field(default_factory=dict)  # what a third-party kind needs from its caller
 
     def model(self, choice=None):
+        assert self.models is not None  # only LLM kinds ask for a model, and they are built with `models`
         return self.models.get(choice)
 
 

@@ -71,7 +71,8 @@ def sentences(text: str) -> list[str]:
     >>> sentences("# Leave\\nEmployees get 25 days a\\nyear. Unused days carry over.\\n\\nPage 3")
     ['Employees get 25 days a year.', 'Unused days carry over.']
     """
-    blocks, lines = [], []
+    blocks: list[str] = []
+    lines: list[str] = []
     for line in text.splitlines() + [""]:
         if not line.strip() or line.lstrip().startswith("#"):
             blocks.append(" ".join(lines))
@@ -117,7 +118,7 @@ class ExtractSolver:
         hits = self.index.search(questions, self.k)
         pools = [list(dict.fromkeys(s for chunk, _ in found for s in sentences(chunk.text))) for found in hits]
         self._embed([s for pool in pools for s in pool])
-        out = []
+        out: list[tuple[list[str], float, list]] = []
         for q, pool, found in zip(_unit(self.embedder.encode(questions)), pools, hits):
             if not pool:
                 out.append(([], float("-inf"), found))

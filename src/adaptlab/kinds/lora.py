@@ -17,7 +17,7 @@ import importlib.util
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
@@ -32,7 +32,7 @@ from adaptlab.solver import read_solver_json
 from adaptlab.task import Task
 
 NAME = "lora"
-ALL_LINEAR = "all-linear"  # PEFT's shorthand: every nn.Linear (and Conv1D, Linear4bit) but the output head
+ALL_LINEAR: Final = "all-linear"  # PEFT's shorthand: every nn.Linear (and Conv1D, Linear4bit) but the output head
 
 
 class LoraConfig(TrainConfig):
@@ -199,11 +199,12 @@ def _prepare(base: BaseModel, task: Task, cfg: LoraConfig, seed: int):
     )  # by key: two lora contenders of one run keep their own adapters
 
 
-class LoraFineTune(FineTune):
+class LoraFineTune(FineTune[LoraConfig]):
     """The one fine-tuning strategy; the solver's details also say which modules the adapter trained."""
 
     def fit(self, task: Task, train_set, dev=None, progress=None) -> LMSolver:
         solver = super().fit(task, train_set, dev, progress)
+        assert solver.adapter is not None  # _prepare attached one
         solver.details["lora"] = trained_modules(solver.base.model, solver.adapter) | {"quantize": self.config.quantize}
         return solver
 

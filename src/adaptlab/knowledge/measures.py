@@ -209,8 +209,8 @@ def figures(text: str) -> set[str]:
 
     text = _TIME.sub(clock, text)
     for whole, fraction, word, k in _NUMBER.findall(text):
-        value = Decimal(whole.replace(",", "") + fraction) * _SCALE.get((word or k).lower(), 1)
-        found.add(format(value.normalize(), "f"))
+        number = Decimal(whole.replace(",", "") + fraction) * _SCALE.get((word or k).lower(), 1)
+        found.add(format(number.normalize(), "f"))
     return found
 
 

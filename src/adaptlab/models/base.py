@@ -140,7 +140,7 @@ def load_base_model(choice, device: str | None = None, trained_share: float = 0.
         )
     except Exception as exc:
         raise ModelError(f"{folder}: cannot load the model ({type(exc).__name__}: {exc})") from None
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers' wrapper of `to` loses its self binding
     if not tokenizer.chat_template:
         raise ModelError(f"{folder}: the tokenizer has no chat template; use an instruction-tuned model")
     eot = end_of_turn_id(tokenizer)

@@ -82,7 +82,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         ) from None
     # A GGUF-loaded model carries its quantizer marker and refuses to save ("not
     # serializable"); the weights are already dequantized, so clearing it is safe.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # not declared: typed by nn.Module.__getattr__
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -147,7 +147,8 @@ def _reply(response, seconds: float, retries: int) -> Reply:
         if not _is_number(value) or value < 0 or not float(value).is_integer():
             raise _malformed(response, f"usage.{key} is {value!r}, not a token count")
         tokens.append(int(value))
-    return Reply(text, *tokens, seconds, _first_token_logprobs(response, logprobs), retries)
+    prompt_tokens, completion_tokens = tokens
+    return Reply(text, prompt_tokens, completion_tokens, seconds, _first_token_logprobs(response, logprobs), retries)
 
 
 def _first_token_logprobs(response, logprobs) -> dict[str, float] | None:

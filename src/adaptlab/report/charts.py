@@ -8,7 +8,19 @@ import math
 from html import escape
 
 from adaptlab.evaluation.freshness import absorbed_by
-from adaptlab.report.drawing import COLORS, PAGE_WIDTH, axes, ci_pair, clip, note, number, place_labels, svg, text_width
+from adaptlab.report.drawing import (
+    COLORS,
+    PAGE_WIDTH,
+    axes,
+    ci_pair,
+    clip,
+    is_number,
+    note,
+    number,
+    place_labels,
+    svg,
+    text_width,
+)
 from adaptlab.tasks import task_kind
 
 
@@ -27,7 +39,7 @@ def _repeat_scores(s: dict, metric: str) -> list[float]:
 def _score(s: dict, metric: str) -> float | None:
     """A contender's score of `metric`, or None where results.json holds no number for it."""
     value = (s.get("metrics") or {}).get(metric)
-    return float(value) if number(value) else None
+    return float(value) if is_number(value) else None
 
 
 def forest_chart(results: dict, metric: str) -> str:
@@ -35,18 +47,7 @@ def forest_chart(results: dict, metric: str) -> str:
     highlighted."""
     scale = float(task_kind(results["task"]["kind"]).metric(metric).scale)
     fmt = (lambda v: f"{v:.1f}") if scale > 1 else (lambda v: f"{v:.3f}")
-    rows = []
-    for s in results["strategies"]:
-        ci = ci_pair((s.get("ci") or s.get("ci95") or {}).get(metric))
-        rows.append(
-            (
-                s["name"],
-                _score(s, metric),
-                ci,
-                _repeat_scores(s, metric),
-                s.get("p_best") if number(s.get("p_best")) else None,
-            )
-        )
+    rows = _forest_rows(results, metric)
     values = [v for _, score, ci, reps, _ in rows for v in [score, *(ci or []), *reps] if v is not None]
     if not values:
         return "<p class=muted>No scores.</p>"
@@ -84,44 +85,9 @@ def forest_chart(results: dict, metric: str) -> str:
         f"stroke-dasharray='4 3'><title>{escape(n)} (reference): {fmt(v)}</title></line>"
         for n, v in references
     ]
-    for i, (name, score, ci, reps, p_best) in enumerate(rows):
-        cy, is_best = top + row_h * i + row_h / 2, score is not None and score == best
-        label = f"{fmt(score)}" if score is not None else "n/a"
-        interval = f"{fmt(ci[0])}-{fmt(ci[1])}" if ci else ""
-        tip = (
-            f"{name}: {label}"
-            + (f" (95% CI {interval})" if ci else "")
-            + (f", repeats {', '.join(fmt(r) for r in reps)}" if reps else "")
-            + (f", P(best) {p_best:.2f}" if p_best is not None else "")
-        )
-        g = [f"<g class='contender{' best' if is_best else ''}'><title>{escape(tip)}</title>"]
-        if is_best:
-            g.append(f"<rect x=0 y={cy - row_h / 2:.1f} width={w} height={row_h} fill=#fff3cd />")
-        g.append(
-            f"<text x={x0 - 8} y={cy + 4:.1f} "
-            f"text-anchor=end{' font-weight=bold' if is_best else ''}>{escape(clip(name, 26))}</text>"
-        )
-        if ci:
-            a, b = x(ci[0]), x(ci[1])
-            g.append(
-                f"<line class=ci x1={a:.1f} y1={cy:.1f} x2={b:.1f} y2={cy:.1f} stroke=#1f77b4 "
-                f"stroke-width=2 /><path d='M{a:.1f} {cy - 5:.1f}v10M{b:.1f} {cy - 5:.1f}v10' "
-                "stroke=#1f77b4 />"
-            )
-        g += [
-            f"<line class=repeat x1={x(r):.1f} y1={cy - 7:.1f} x2={x(r):.1f} y2={cy + 7:.1f} "
-            "stroke=#333 stroke-opacity=.7 />"
-            for r in reps
-        ]
-        if score is not None:
-            g.append(
-                f"<circle class=score cx={x(score):.1f} cy={cy:.1f} r={6 if is_best else 4.5} "
-                f"fill={'#d62728' if is_best else '#1f77b4'} />"
-            )
-        g.append(f"<text x={x1 + 12} y={cy + 4:.1f}>{label}" + (f" ({interval})" if ci else "") + "</text>")
-        if p_best is not None:
-            g.append(f"<text class=p-best x={x1 + 150} y={cy + 4:.1f}>P(best) {p_best:.2f}</text>")
-        out.append("".join(g) + "</g>")
+    for i, row in enumerate(rows):
+        cy, is_best = top + row_h * i + row_h / 2, row[1] is not None and row[1] == best
+        out.append(_contender_row(row, cy, is_best, x, fmt, width=w, row_h=row_h, x0=x0, x1=x1))
     height = axis_y + 38
     power = results.get("power") or {}
     d = power.get("detectable_difference") if number(power.get("detectable_difference")) else None
@@ -133,6 +99,73 @@ def forest_chart(results: dict, metric: str) -> str:
             f"/><text x={x(lo + d) + 8:.1f} y={height}>smallest difference the test rows can detect: "
             f"{fmt(d)}</text>"
         )
+    caption = _forest_legend(metric, rows, bool(references))
+    if power:  # decide.statistics.power_summary: between the top two contenders
+        caption += _power_caption(power, d, fmt, scale)
+    return svg(w, height + 6, "".join(out), f"{metric} of each contender with its 95% interval") + caption
+
+
+def _contender_row(row: tuple, cy: float, is_best: bool, x, fmt, *, width: int, row_h: int, x0: int, x1: int) -> str:
+    """One contender's row of the forest plot, centred at `cy`: its name, interval, repeat ticks, dot, score and
+    P(best), with a tooltip saying them all."""
+    name, score, ci, reps, p_best = row
+    label = f"{fmt(score)}" if score is not None else "n/a"
+    interval = f"{fmt(ci[0])}-{fmt(ci[1])}" if ci else ""
+    tip = (
+        f"{name}: {label}"
+        + (f" (95% CI {interval})" if ci else "")
+        + (f", repeats {', '.join(fmt(r) for r in reps)}" if reps else "")
+        + (f", P(best) {p_best:.2f}" if p_best is not None else "")
+    )
+    g = [f"<g class='contender{' best' if is_best else ''}'><title>{escape(tip)}</title>"]
+    if is_best:
+        g.append(f"<rect x=0 y={cy - row_h / 2:.1f} width={width} height={row_h} fill=#fff3cd />")
+    g.append(
+        f"<text x={x0 - 8} y={cy + 4:.1f} "
+        f"text-anchor=end{' font-weight=bold' if is_best else ''}>{escape(clip(name, 26))}</text>"
+    )
+    if ci:
+        a, b = x(ci[0]), x(ci[1])
+        g.append(
+            f"<line class=ci x1={a:.1f} y1={cy:.1f} x2={b:.1f} y2={cy:.1f} stroke=#1f77b4 "
+            f"stroke-width=2 /><path d='M{a:.1f} {cy - 5:.1f}v10M{b:.1f} {cy - 5:.1f}v10' "
+            "stroke=#1f77b4 />"
+        )
+    g += [
+        f"<line class=repeat x1={x(r):.1f} y1={cy - 7:.1f} x2={x(r):.1f} y2={cy + 7:.1f} "
+        "stroke=#333 stroke-opacity=.7 />"
+        for r in reps
+    ]
+    if score is not None:
+        g.append(
+            f"<circle class=score cx={x(score):.1f} cy={cy:.1f} r={6 if is_best else 4.5} "
+            f"fill={'#d62728' if is_best else '#1f77b4'} />"
+        )
+    g.append(f"<text x={x1 + 12} y={cy + 4:.1f}>{label}" + (f" ({interval})" if ci else "") + "</text>")
+    if p_best is not None:
+        g.append(f"<text class=p-best x={x1 + 150} y={cy + 4:.1f}>P(best) {p_best:.2f}</text>")
+    return "".join(g) + "</g>"
+
+
+def _forest_rows(results: dict, metric: str) -> list[tuple]:
+    """Each contender's (name, score, 95% interval, repeat scores, P(best)), None where results.json has no number."""
+    rows = []
+    for s in results["strategies"]:
+        ci = ci_pair((s.get("ci") or s.get("ci95") or {}).get(metric))
+        rows.append(
+            (
+                s["name"],
+                _score(s, metric),
+                ci,
+                _repeat_scores(s, metric),
+                s.get("p_best") if number(s.get("p_best")) else None,
+            )
+        )
+    return rows
+
+
+def _forest_legend(metric: str, rows: list[tuple], references: bool) -> str:
+    """The forest plot's caption: what its dots, lines and ticks show, naming only the marks it has."""
     parts = (
         ["the score on the test rows (dot)", "its 95% interval (line)"]
         + (["each reference's score, the line an LLM contender must beat (dashed)"] if references else [])
@@ -143,29 +176,33 @@ def forest_chart(results: dict, metric: str) -> str:
             else []
         )
     )
-    caption = f"<p class=muted>{escape(metric)}: " + ", ".join(parts) + "; the highest is highlighted.</p>"
-    if power:  # decide.statistics.power_summary: between the top two contenders
-        rows_n, pair = (
-            escape(str(power.get("rows", "these"))),
-            " and ".join(escape(str(b)) for b in power.get("between") or []),
+    return f"<p class=muted>{escape(metric)}: " + ", ".join(parts) + "; the highest is highlighted.</p>"
+
+
+def _power_caption(power: dict, d: float | None, fmt, scale: float) -> str:
+    """The paragraph under the forest plot on what the test rows can tell apart between the top two contenders."""
+    rows_n, pair = (
+        escape(str(power.get("rows", "these"))),
+        " and ".join(escape(str(b)) for b in power.get("between") or []),
+    )
+    caption = ""
+    if d:
+        caption += (
+            f"<p class=power>with {rows_n} test rows, differences under {fmt(d)} cannot be told "
+            f"apart (80% power, 5% level{'; between ' + pair if pair else ''})."
         )
-        if d:
+        if number(power.get("rows_to_settle")) and number(power.get("difference")):
             caption += (
-                f"<p class=power>with {rows_n} test rows, differences under {fmt(d)} cannot be told "
-                f"apart (80% power, 5% level{'; between ' + pair if pair else ''})."
+                f" Their gap of {power['difference']:+.{1 if scale > 1 else 3}f} would take about "
+                f"{power['rows_to_settle']:,.0f} test rows to settle."
             )
-            if number(power.get("rows_to_settle")) and number(power.get("difference")):
-                caption += (
-                    f" Their gap of {power['difference']:+.{1 if scale > 1 else 3}f} would take about "
-                    f"{power['rows_to_settle']:,.0f} test rows to settle."
-                )
-            caption += "</p>"
-        elif pair:
-            caption += (
-                f"<p class=power>{pair} differ by the same amount on all {rows_n} test rows: no spread "
-                "to size a detectable difference by.</p>"
-            )
-    return svg(w, height + 6, "".join(out), f"{metric} of each contender with its 95% interval") + caption
+        caption += "</p>"
+    elif pair:
+        caption += (
+            f"<p class=power>{pair} differ by the same amount on all {rows_n} test rows: no spread "
+            "to size a detectable difference by.</p>"
+        )
+    return caption
 
 
 def update_chart(results: dict) -> str:
@@ -203,7 +240,7 @@ def update_chart(results: dict) -> str:
                 )
             for j, (side, color) in enumerate((("before", "#bbb"), ("after", COLORS[0]))):
                 value, ci = (u.get(side) or {}).get(key), ci_pair((u.get(side) or {}).get(f"{key}_ci"))
-                if not number(value):
+                if not is_number(value):
                     continue  # a side the run did not measure: no bar
                 yy = y + j * bar
                 content.append(

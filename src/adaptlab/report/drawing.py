@@ -7,7 +7,9 @@ Every chart fits the page's 1100px body; text widths are estimated at ~6.6 px pe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+from typing import TypeGuard
 
 COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#17becf", "#7f7f7f"]
 PAGE_WIDTH = 1100  # px: the body's max-width (report.STYLE), so no chart is wider
@@ -54,7 +56,7 @@ def place_labels(
     anchors: list[tuple[float, float]],
     widths: list[float],
     bounds: tuple[float, float, float, float],
-    avoid: list[tuple[float, float, float, float]] = (),
+    avoid: Sequence[tuple[float, float, float, float]] = (),
     height: float = 14,
     gap: float = 2,
 ) -> list[tuple[float, float, float, float]]:
@@ -104,6 +106,11 @@ def number(value, spec: str = ".3f", missing: str = "") -> str:
     ('0.831', 'n/a', '?')
     """
     return format(value, spec) if isinstance(value, (int, float)) and not isinstance(value, bool) else missing
+
+
+def is_number(value: object) -> TypeGuard[float]:
+    """Whether results.json holds a number at `value` (an int or a float, not a bool): what `number` formats."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def ci_pair(ci) -> tuple[float, float] | None:

@@ -190,7 +190,8 @@ def distillation_table(students: dict) -> str:
         "rows</th><th>labeling s</th><th>labeling $</th><th>student $ / 1k queries</th><th>teacher $ / "
         "1k queries</th></tr>"
     )
-    rows, words = [], []
+    rows: list[str] = []
+    words: list[object] = []  # the students' findings, as results.json holds them
     for name, d in students.items():
         lab = d.get("labeling") or {}
         rows.append(
@@ -294,8 +295,8 @@ def conversation_table(results: dict, candidates: int = 5, limit: int = 30, char
     strategies = results.get("strategies") or []
     answered = [[p for p in s.get("predictions") or [] if isinstance(p, dict)] for s in strategies]
     tested: dict[str, dict[int, dict]] = {}  # conversation -> turn -> its first row (input, expected)
-    for rows in answered:
-        for p in rows:
+    for predictions in answered:
+        for p in predictions:
             if p.get("conversation") is not None and isinstance(p.get("turn"), int):
                 tested.setdefault(str(p["conversation"]), {}).setdefault(p["turn"], p)
     if not tested:
@@ -327,11 +328,11 @@ def conversation_table(results: dict, candidates: int = 5, limit: int = 30, char
             f"(real)</b></td><td><b>{_turn_text(expected, chars)}</b></td></tr>"
         )
         for s, given in zip(strategies, answers):
-            p = given.get(pos)
-            if p is None:
+            answer = given.get(pos)
+            if answer is None:
                 cell = "<span class=muted>no answer recorded</span>"
             else:
-                predicted = str(p.get("predicted", ""))
+                predicted = str(answer.get("predicted", ""))
                 cell = _turn_text(predicted, chars) + (
                     " <span class=muted>(same as the real answer)</span>"
                     if predicted.strip() == expected.strip()

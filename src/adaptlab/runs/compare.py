@@ -6,6 +6,7 @@ import platform
 import time
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adaptlab import kinds
 from adaptlab.config import ExperimentConfig
@@ -24,6 +25,9 @@ from adaptlab.runs.experiment import experiment_of
 from adaptlab.runs.lifecycle import claim, finish, lifetime, refuse_taken
 from adaptlab.runs.prepare import contender_dev, documents_for, equal_data, prepare, resolved
 from adaptlab.runs.tune import check_tunable, proposer_for, tune_contender
+
+if TYPE_CHECKING:
+    from adaptlab.kinds.context import ModelSource
 
 
 def run_compare(
@@ -94,9 +98,9 @@ class CompareRun:
         for contender in self.contenders:
             check_tunable(contender, kinds.kind(contender.name), self.contenders)
         events.message(self._summary())
-        self.run_dir: Path | None = None
+        self._run_dir: Path | None = None
         self.resumed: dict[str, dict] = {}
-        self.models = None
+        self.models: ModelSource | None = None
         self.local_model: dict | None = (
             None  # the local base model as loaded (results.json `model`); None with an endpoint
         )
@@ -105,6 +109,16 @@ class CompareRun:
             # contender id -> the local model its saved solver answered with, as loaded (a version's lineage `model`)
         ] = {}
         self.updates: dict[str, dict] = {}
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder: claimed (or resumed) by `run_compare` right after the run is read."""
+        assert self._run_dir is not None
+        return self._run_dir
+
+    @run_dir.setter
+    def run_dir(self, folder: Path) -> None:
+        self._run_dir = folder
 
     def _summary(self) -> str:
         task, held_out = self.task, self.held_out
@@ -174,7 +188,7 @@ class CompareRun:
             f"base model {base.name}: {base.parameters / 1e6:.1f}M parameters on {base.device} "
             f"({base.info()['dtype']}), loaded in {time.perf_counter() - clock:.1f} s"
         )
-        if remote:
+        if isinstance(config.model, RemoteModelConfig):
             events.message(
                 f"prompted contenders call {config.model.name} at {config.model.base_url}; token "
                 f"counts use {base.name}'s tokenizer",
@@ -268,6 +282,7 @@ class CompareRun:
 
         used = getattr(solver, "base", None)
         if not isinstance(used, BaseModel):
+            assert self.models is not None  # loaded by `start`, before any contender is measured
             used = self.models.get(getattr(contender, "model", None)) if kind.llm else None
         return used.info() if isinstance(used, BaseModel) else None
 
@@ -367,6 +382,7 @@ class CompareRun:
         }
         if self.update is not None:
             update = self.update
+            assert config.data.updates is not None  # what `start` read `self.update` from
             results["updates"] = {
                 "docs": str(update.documents.updates),
                 "test": str(self.root / config.data.updates.test),

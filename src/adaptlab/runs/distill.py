@@ -76,6 +76,12 @@ class Distillation:
             for warning in self.unlabeled.warnings + check_leakage(self.unlabeled, test, config.data.allow_overlap):
                 self.events.message(warning, "warning")
 
+    @property
+    def _pool(self) -> Dataset:
+        """data.unlabeled as read: there whenever a contender names a teacher (`ordered` refuses it otherwise)."""
+        assert self.unlabeled is not None
+        return self.unlabeled
+
     def train_for(self, strategy_config, train: Dataset) -> Dataset:
         """The rows a contender learns from: `train`, plus its teacher's labels when it is a student."""
         teacher = self.teachers.get(strategy_config.key)
@@ -84,7 +90,7 @@ class Distillation:
         labels = self.labels[teacher]
         return Dataset(
             train.examples + labels.examples,
-            f"{train.source} and {self.unlabeled.source} (labeled by {teacher})",
+            f"{train.source} and {self._pool.source} (labeled by {teacher})",
             train.instruction,
         )
 
@@ -95,7 +101,7 @@ class Distillation:
             return
         before = solver.describe()
         remote = isinstance(before.get("base_model"), dict)  # an endpoint is priced by its usage, as decide.costs does
-        inputs = self.unlabeled.inputs
+        inputs = self._pool.inputs
         students = ", ".join(s for s, t in self.teachers.items() if t == key)
         with self.events.bars():
             bar = self.events.bar(f"{key}: labeling data.unlabeled for {students}", len(inputs))
@@ -114,7 +120,7 @@ class Distillation:
             cost, basis = seconds / 3600 * hourly, f"measured machine time at ${hourly:g}/hour"
         usable = [
             Example(e.input, p.output.strip(), e.line)
-            for e, p in zip(self.unlabeled, predictions)
+            for e, p in zip(self._pool, predictions)
             if _usable(p.output, task)
         ]
         self.labels[key] = Labels(key, usable, seconds, cost, tokens, basis, len(inputs) - len(usable))
@@ -152,7 +158,7 @@ class Distillation:
                 "student_score": s.metrics[metric],
                 "student_ci": list(s.ci[metric]),
                 "labeling": labels.details(),
-                "unlabeled": self.unlabeled.source,
+                "unlabeled": self._pool.source,
                 "teacher_cost_per_1k_queries": costs[teacher]["cost_per_1k_queries"],
                 "student_cost_per_1k_queries": costs[student]["cost_per_1k_queries"],
             }
@@ -194,7 +200,8 @@ def ordered(contenders: list, teachers: dict[str, str], unlabeled: str | None) -
                 f'data.unlabeled: set data.unlabeled to a JSONL file of {{"input": ...}} lines for '
                 "the teacher to label, or remove `teacher`"
             )
-    out, placed, waiting = [], set(), list(contenders)
+    out, waiting = [], list(contenders)
+    placed: set[str] = set()
     while waiting:
         ready = next((s for s in waiting if teachers.get(s.key) in (None, *placed)), None)
         if ready is None:

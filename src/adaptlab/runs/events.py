@@ -52,7 +52,8 @@ class TrainingBar:
     `completed`: steps already done before this process (a resumed fine-tune)."""
 
     def __init__(self, events: Events, label: str, resumed: bool = False):
-        self.events, self.label, self.resumed, self.bar = events, label, resumed, None
+        self.events, self.label, self.resumed = events, label, resumed
+        self.bar: Bar | None = None
 
     def __call__(self, report) -> None:
         if self.bar is None:

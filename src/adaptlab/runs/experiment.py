@@ -8,6 +8,7 @@ it by `name`), so a kind added by a plugin is read like a built-in one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 from pydantic import ValidationError
@@ -16,6 +17,9 @@ from adaptlab import kinds
 from adaptlab.config import ExperimentConfig, RemoteModelConfig, StrategyConfig
 from adaptlab.errors import ConfigError
 from adaptlab.models.embedded import EMBEDDED_NAME
+
+if TYPE_CHECKING:
+    from pydantic_core import ErrorDetails
 
 
 def load_experiment(path: str | Path) -> tuple[ExperimentConfig, Path]:
@@ -103,7 +107,7 @@ def check_local_bases(config: ExperimentConfig, source: str = "<experiment>") ->
             )
 
 
-def _describe(error: dict, prefix: tuple = ()) -> str:
+def _describe(error: ErrorDetails, prefix: tuple = ()) -> str:
     loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in prefix + tuple(error["loc"])).replace(
         ".[", "["
     )

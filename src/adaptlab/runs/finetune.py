@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from adaptlab import kinds
-from adaptlab.config import ExperimentConfig
+from adaptlab.config import ExperimentConfig, LocalModelConfig, RemoteModelConfig, TrainConfig
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.files import write_text_atomic
 from adaptlab.finetune.checkpoint import CheckpointFolder, checkpoint_step, checkpoints, load_checkpoint
@@ -79,7 +79,7 @@ def run_finetune(
                 "strategies": [s.model_copy(update={"model": None}) if s.key == name else s for s in config.strategies],
             }
         )
-    if resume and (done := _completed(run_dir)):
+    if resume and run_dir and (done := _completed(run_dir)):  # _plan gives a resumed run's folder
         merge_hint = (
             f"; to merge its adapter: adaptlab export {run_dir} --out OUT --format merged"
             if merge and not done.get("merged")
@@ -92,6 +92,7 @@ def run_finetune(
         )
         return (done if rank == 0 else {}), run_dir
     contender = next(s for s in config.strategies if s.key == name)
+    assert isinstance(contender, TrainConfig)  # _plan picks a fine-tuning kind, whose settings are a TrainConfig
     prepared = prepare(config, root)
     for warning in prepared.warnings:
         events.message(warning, "warning")
@@ -101,10 +102,11 @@ def run_finetune(
         "test": prepared.test.content_hash,
         "dev": dev.content_hash if dev else None,
     }
-    latest = _resume_point(run_dir, hashes, events) if resume else None
+    latest = _resume_point(run_dir, hashes, events) if resume and run_dir else None
     settings = resolved(config, root)
     if not resume and rank == 0:
         run_dir = claim(run_dir, f"{config.task.name}-{name}", settings)
+    assert run_dir is not None  # resumed, claimed above, or --out (which _plan requires under accelerate launch)
     with lifetime(run_dir, "finetune", config=settings, speaks=rank == 0, strategy=name, data=hashes):
         if _trim_steps(run_dir / "steps.jsonl", checkpoint_step(latest) if latest else 0, rank):
             events.message(
@@ -189,7 +191,16 @@ class Training:
         self.stop_requested = True
         self.events.message("SIGTERM: finishing this step, then checkpointing and exiting", "warning")
 
-    def run(self, config, root: Path, model_name: str, task, dev, checkpoint_every: int, latest):
+    def run(
+        self,
+        config,
+        root: Path,
+        model_name: str | LocalModelConfig | RemoteModelConfig,
+        task,
+        dev,
+        checkpoint_every: int,
+        latest,
+    ):
         """Fit; returns (solver, the trainer's result, seconds). An interrupted fit is recorded and raised as
         `Interrupted`."""
         from adaptlab.kinds.context import BuildContext, ModelSource
@@ -334,6 +345,7 @@ def _register(lineage: dict, run_dir: Path, contender, task, settings: dict, eve
 def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, str, Path | None]:
     """The experiment, the folder its paths are relative to, the strategy to train, and the run folder (None: a new one
     under runs/)."""
+    run_dir: Path | None
     if resume:
         run_dir = Path(
             resume

@@ -141,27 +141,9 @@ def init_experiment(
     _check(text, folder)
     folder.mkdir(parents=True, exist_ok=True)
     files = (folder / "train.jsonl", folder / "test.jsonl", folder / "experiment.yaml")
-    if (
-        dataset.conversations
-    ):  # each conversation's own line, as it is in the data file: it loads back as the same conversation
-        lines = source_lines(data)
-        write_text_atomic(files[0], _lines_of(train, lines))
-        write_text_atomic(files[1], _lines_of(test, lines))
-    else:
-        write_text_atomic(files[0], _jsonl(train, spec.abstains))
-        write_text_atomic(files[1], _jsonl(test, spec.abstains))
+    _write_split(files, data, dataset.conversations, train, test, spec.abstains)
     write_text_atomic(files[2], text)
-    if dataset.conversations:
-        split = (
-            f"seed {seed}, {test_fraction:g} of the conversations, held out whole "
-            f"({len({(e.conversation, e.line) for e in train})} train, "
-            f"{len({(e.conversation, e.line) for e in test})} test)"
-            + (", stratified by label" if spec.labelled else "")
-        )
-    else:
-        split = f"seed {seed}, {test_fraction:g} of the distinct inputs" + (
-            ", stratified by label" if spec.labelled else ""
-        )
+    split = _split_words(seed, test_fraction, train, test, conversations=dataset.conversations, labelled=spec.labelled)
     answers = [e.output for e in dataset if not (spec.abstains and e.output == DEFAULT_ABSTAIN)]
     words = sorted(len(a.split()) for a in answers)
     return Initialized(
@@ -192,6 +174,32 @@ def init_experiment(
         + notes
         + _test_size_warning(len(test)),
     )
+
+
+def _write_split(
+    files: tuple[Path, ...], data: Path, conversations: bool, train: list[Example], test: list[Example], abstains: bool
+) -> None:
+    """Write train.jsonl and test.jsonl (the first two of `files`): a chat file's own lines, else input/output lines."""
+    if conversations:  # each conversation's own line, as it is in the data file: it loads back as the same conversation
+        lines = source_lines(data)
+        write_text_atomic(files[0], _lines_of(train, lines))
+        write_text_atomic(files[1], _lines_of(test, lines))
+    else:
+        write_text_atomic(files[0], _jsonl(train, abstains))
+        write_text_atomic(files[1], _jsonl(test, abstains))
+
+
+def _split_words(
+    seed: int, test_fraction: float, train: list[Example], test: list[Example], *, conversations: bool, labelled: bool
+) -> str:
+    """How the test rows were chosen, in words."""
+    if conversations:
+        return (
+            f"seed {seed}, {test_fraction:g} of the conversations, held out whole "
+            f"({len({(e.conversation, e.line) for e in train})} train, "
+            f"{len({(e.conversation, e.line) for e in test})} test)" + (", stratified by label" if labelled else "")
+        )
+    return f"seed {seed}, {test_fraction:g} of the distinct inputs" + (", stratified by label" if labelled else "")
 
 
 def task_name(data: Path) -> str:
@@ -332,6 +340,7 @@ def split_rows(
         [Example(key, rows[0].output, rows[0].line) for key, rows in groups.items()], data.source
     )  # a group's key as its input
     _, held = split_dev(firsts, (count + 0.5) / len(firsts), seed, stratify)  # int(n * fraction) == count exactly
+    assert held is not None  # count >= MIN_TEST_ROWS == MIN_DEV_ROWS rows, so split_dev holds them out
     held_keys = {e.input for e in held}
     notes = []
     if stratify:  # a label whose every row went to test could not be learned, and compare refuses unseen test labels

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from adaptlab.config import ExperimentConfig, RemoteModelConfig, TrainConfig
 from adaptlab.data import Dataset, check_leakage, load_dataset, split_dev
@@ -19,6 +20,14 @@ class Prepared:
     dev: Dataset | None  # data.dev when given; fine-tuning otherwise splits train
     task: Task
     warnings: list[str]
+
+
+class _Columns(TypedDict):
+    """How every data file of an experiment is read (load_dataset's keyword arguments)."""
+
+    input_col: str
+    output_col: str
+    abstain: str | None
 
 
 def prepare(config: ExperimentConfig, root: Path) -> Prepared:
@@ -39,7 +48,7 @@ def prepare(config: ExperimentConfig, root: Path) -> Prepared:
             f'.html files (or a .jsonl of {{"id", "text"}})'
         )
     abstains = kind is not None and task_kind(kind).abstains
-    columns = {
+    columns: _Columns = {
         "input_col": config.data.input_col,
         "output_col": config.data.output_col,
         "abstain": config.task.abstain if abstains else None,

@@ -36,6 +36,7 @@ import numpy as np
 from adaptlab.data import Dataset
 from adaptlab.errors import AdaptlabError, ConfigError
 from adaptlab.metrics import row_scores
+from adaptlab.solver import Prediction, Solver
 from adaptlab.task import Task
 
 
@@ -51,7 +52,7 @@ class Proposer:
     """Another contender's model, asked for new instructions (`tune.proposer`)."""
 
     key: str  # the contender whose model writes
-    solver: object  # a zero-shot solver of PROPOSER_TASK on that model
+    solver: Solver  # a zero-shot solver of PROPOSER_TASK on that model
     count: int  # instructions it writes (tune.proposals)
 
 
@@ -185,9 +186,8 @@ def tune(
     variants = instructions(task) if kind.family == "prompted" and kind.llm else []
     base = strategy_config.model_dump()
     trials: list[dict] = []
-    measured: dict[
-        str, dict
-    ] = {}  # settings as they act -> dev score, seconds, answers, and the trial that recorded them
+    # settings as they act -> dev score, seconds, answers, and the trial that recorded them
+    measured: dict[str, dict] = {}
     acting = kind.acting or (lambda settings: settings)
 
     def measure(settings: dict, instruction: str | None) -> dict:
@@ -197,15 +197,8 @@ def tune(
         if key not in measured:
             start = time.perf_counter()
             config = kind.config.model_validate(base | settings | {"tune": None})
-            solver = build(config).fit(dict(variants)[instruction] if variants else task, train, dev=dev)
-            answers = [p.output for p in _predict(solver, dev.inputs)]
-            score = float(np.mean(row_scores(task.spec, dev.outputs, answers, task.scoring)))
-            measured[key] = {
-                "dev_score": score,
-                "seconds": round(time.perf_counter() - start, 2),
-                "answers": answers,
-                "trial": None,
-            }
+            named: dict[str | None, Task] = dict(variants)
+            measured[key] = _fit_and_score(build(config), named[instruction] if variants else task, train, dev, start)
         return measured[key]
 
     def objective(trial) -> float:
@@ -213,29 +206,12 @@ def tune(
         name = trial.suggest_categorical("instruction", [n for n, _ in variants]) if variants else None
         tried = settings | ({"instruction": name} if variants else {})
         result = measure(settings, name)
-        if (
-            result["trial"] is not None
-        ):  # the sampler drew settings already tried (or ones that act alike): their score again, without a second fit
-            trials.append(
-                {
-                    "trial": trial.number,
-                    "settings": tried,
-                    "dev_score": result["dev_score"],
-                    "seconds": 0.0,
-                    "repeat_of": result["trial"],
-                }
-            )
-            return result["dev_score"]
-        result["trial"] = trial.number
-        record = {
-            "trial": trial.number,
-            "settings": tried,
-            "dev_score": result["dev_score"],
-            "seconds": result["seconds"],
-        }
+        record = _trial_record(trial.number, tried, result)
         trials.append(record)
-        if progress:
-            progress(trial.number, record)
+        if result["trial"] is None:
+            result["trial"] = trial.number
+            if progress:
+                progress(trial.number, record)
         return result["dev_score"]
 
     start = time.perf_counter()
@@ -249,14 +225,7 @@ def tune(
         ]
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | (
-        {"instruction": [n for n, _ in variants]} if variants else {}
-    )
-    small = len(grid) == len(space) + bool(variants) and math.prod(len(v) for v in grid.values()) <= budget.trials
-    sampler = (
-        optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)
-    )  # a space the budget covers is tried whole
-    study = optuna.create_study(direction="maximize", sampler=sampler)
+    study = optuna.create_study(direction="maximize", sampler=_sampler(space, variants, budget.trials, seed))
     study.enqueue_trial(untuned | ({"instruction": "own"} if variants else {}))  # trial 0: the untuned settings
     timeout = max(1.0, budget.budget_minutes * 60 - (time.perf_counter() - start)) if budget.budget_minutes else None
     study.optimize(objective, n_trials=budget.trials, timeout=timeout, catch=(AdaptlabError,))
@@ -269,10 +238,58 @@ def tune(
     best = max(done, key=lambda r: (r["dev_score"], -r["trial"]))  # ties: the earliest (the untuned settings first)
     settings = {k: v for k, v in best["settings"].items() if k != "instruction"}
     chosen = dict(variants)[best["settings"]["instruction"]] if variants else task
-    record = {
+    record = _tuning_record(budget, round(time.perf_counter() - start, 2), space, variants, done, best, len(dev))
+    if proposals is not None:
+        record["proposer"] = proposals
+    return Tuned(kind.config.model_validate(base | settings), chosen, record)
+
+
+def _fit_and_score(strategy, task: Task, train: Dataset, dev: Dataset, start: float) -> dict:
+    """Fit one trial's strategy on train and score it on dev: its dev score, seconds since `start` (the trial's
+    beginning) and answers; its trial still None."""
+    solver = strategy.fit(task, train, dev=dev)
+    answers = [p.output for p in _predict(solver, dev.inputs)]
+    score = float(np.mean(row_scores(task.spec, dev.outputs, answers, task.scoring)))
+    return {
+        "dev_score": score,
+        "seconds": round(time.perf_counter() - start, 2),
+        "answers": answers,
+        "trial": None,
+    }
+
+
+def _trial_record(number: int, tried: dict, result: dict) -> dict:
+    """What results.json keeps of one trial; settings the sampler drew again (or ones that act alike) keep the score
+    of the trial that fitted them, without a second fit."""
+    if result["trial"] is not None:
+        return {
+            "trial": number,
+            "settings": tried,
+            "dev_score": result["dev_score"],
+            "seconds": 0.0,
+            "repeat_of": result["trial"],
+        }
+    return {"trial": number, "settings": tried, "dev_score": result["dev_score"], "seconds": result["seconds"]}
+
+
+def _sampler(space: dict, variants: list, trials: int, seed: int):
+    """Optuna's grid sampler where the budget covers the whole space (every setting a choice), else its TPE sampler."""
+    import optuna
+
+    grid = {name: spec[1] for name, spec in space.items() if spec[0] == "choice"} | (
+        {"instruction": [n for n, _ in variants]} if variants else {}
+    )
+    small = len(grid) == len(space) + bool(variants) and math.prod(len(v) for v in grid.values()) <= trials
+    return optuna.samplers.GridSampler(grid, seed=seed) if small else optuna.samplers.TPESampler(seed=seed)
+
+
+def _tuning_record(budget, seconds: float, space: dict, variants: list, done: list, best: dict, dev_rows: int) -> dict:
+    """What results.json keeps of a contender's tuning: the budget, what was searched, every trial, the untuned
+    settings' dev score and the best."""
+    return {
         "budget": budget.model_dump(),
         "trials_run": len(done),
-        "seconds": round(time.perf_counter() - start, 2),
+        "seconds": seconds,
         "searched": {name: list(spec[1]) if spec[0] == "choice" else [spec[1], spec[2]] for name, spec in space.items()}
         | ({"instruction": [n for n, _ in variants]} if variants else {}),
         "instructions": {
@@ -286,11 +303,8 @@ def tune(
         if done[0]["trial"] == 0
         else None,
         "best": {"settings": best["settings"], "dev_score": best["dev_score"], "trial": best["trial"]},
-        "dev_rows": len(dev),
+        "dev_rows": dev_rows,
     }
-    if proposals is not None:
-        record["proposer"] = proposals
-    return Tuned(kind.config.model_validate(base | settings), chosen, record)
 
 
 def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers: list[str]) -> dict:
@@ -302,7 +316,11 @@ def propose(proposer: Proposer, task: Task, dev: Dataset, score: float, answers:
     )
     wrong = [r[1:] for r in rows if r[0] < 1]
     start = time.perf_counter()
-    texts, rejected, errors, shown, predictions = [], [], [], 0, []
+    texts: list[str] = []
+    rejected: list[str] = []
+    errors: list[str] = []
+    shown = 0
+    predictions: list[Prediction] = []
     for i in range(proposer.count):
         p, rows_shown = _ask(proposer, task, score, wrong[i :: proposer.count][:4])
         if isinstance(p, AdaptlabError):
@@ -381,7 +399,7 @@ def _predict(solver, inputs: list[str]):
 def _space(space: dict, config) -> dict:
     """The kind's space with the contender's own value of each setting inside it (so trial 0 can be the untuned
     settings)."""
-    out = {}
+    out: dict[str, tuple[str, list] | tuple[str, float, float]] = {}
     for name, spec in space.items():
         value = getattr(config, name)
         if spec[0] == "choice":

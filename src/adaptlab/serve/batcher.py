@@ -62,7 +62,7 @@ class Running(Sequence):
     def __len__(self) -> int:
         return len(self.jobs)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int):  # type: ignore[override]  # by index only: run functions never slice a batch
         return self.jobs[i].payload
 
     def admit(self, room: int) -> range:
@@ -90,7 +90,7 @@ class Batcher:
 
     def __init__(
         self,
-        run_batch: Callable[[tuple, list], list],
+        run_batch: Callable[[tuple, Sequence], list],
         max_queue: int = 64,
         max_batch: int = 8,
         wait_s: float = 0.03,
@@ -191,9 +191,9 @@ class Batcher:
             deadline = lane[0].queued_at + self.wait_s  # more of this lane may be arriving together
             while len(lane) < self.max_batch and not self._stop and (left := deadline - time.monotonic()) > 0:
                 self._cond.wait(left)
-                lane = self._lanes.get(key)
-                if lane is None:  # every job in it was dropped while we waited
+                if key not in self._lanes:  # every job in it was dropped while we waited
                     return []
+                lane = self._lanes[key]
             batch = [lane.popleft() for _ in range(min(self.max_batch, len(lane)))]
             if not lane:
                 del self._lanes[key]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -105,7 +107,7 @@ async def on_client_gone(request, exc: ClientGone):
     return error_response(ApiError(499, "the client closed the request"))
 
 
-HANDLERS = {
+HANDLERS: dict[type[Exception], Callable[..., Any]] = {  # each handler takes its own exception type
     ApiError: on_api_error,
     RequestValidationError: on_invalid_body,
     HTTPException: on_http_error,

@@ -125,6 +125,7 @@ class Conversation(History):
     a History through `dropping`; a copy or a pickle is a plain History, and counts nothing)."""
 
     dropped: int
+    original: Conversation  # the request's own conversation, which the shortened copies count their drops on
 
     def __new__(cls, turns: tuple[Turn, ...], recent: int | None = RECENT_TURNS, original: Conversation | None = None):
         made = super().__new__(cls, turns, recent)

@@ -105,4 +105,4 @@ class EventStream(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.closed()
-            await self.body_iterator.aclose()
+            await self.body_iterator.aclose()  # type: ignore[attr-defined]  # `events` is an async generator

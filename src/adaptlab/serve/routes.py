@@ -11,8 +11,10 @@ queue, or its row stops at the next token. Streams carry tokens as they are gene
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -131,7 +133,7 @@ async def completions(request: Request):
     return text_completion(queued.model, await outcome(request, queued))
 
 
-ROUTES = [
+ROUTES: list[tuple[str, str, Callable[..., Any]]] = [
     ("/health", "GET", health),
     ("/ready", "GET", ready),
     ("/v1/models", "GET", list_models),
@@ -218,7 +220,7 @@ async def chat_stream(request: Request, queued: Queued, rid: str, created: int, 
     )
 
 
-async def chat_events(queued: Queued, done: asyncio.Future, piece, head: tuple, include_usage: bool):
+async def chat_events(queued: Queued, done: asyncio.Future, piece, head: tuple[str, int, str], include_usage: bool):
     """The stream's events: the role, each piece as generated, any rest of the answer, the finish (with usage if asked),
     [DONE].
     `head` is each chunk's (id, created, model)."""

@@ -11,10 +11,30 @@ import asyncio
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol
 
 from adaptlab.serve.batcher import Batcher
 from adaptlab.serve.stream import Stream
 from adaptlab.serve.worker import run_batch
+
+if TYPE_CHECKING:
+    from adaptlab.models import BaseModel
+    from adaptlab.registry.store import Version
+
+
+class Models(Protocol):
+    """What the server asks of its models: serve.models.ServedModels, or a stand-in with the same methods."""
+
+    @property
+    def base(self) -> BaseModel: ...
+
+    def names(self) -> list[str]: ...
+
+    def stale(self) -> dict[str, list[str]]: ...
+
+    def find(self, name: str) -> Version | None: ...
+
+    def solver(self, name: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +60,7 @@ def no_disconnects() -> dict[str, int]:
 class ServerState:
     """One server's shared state: `batcher` exists, and `ready` is True, between the app's startup and shutdown."""
 
-    models: object  # ServedModels, or anything with its find/solver/names/stale/base
+    models: Models  # ServedModels, or anything with its find/solver/names/stale/base
     base_name: str  # the base model's name as clients send it
     limits: Limits
     batcher: Batcher | None = None
@@ -63,6 +83,7 @@ class ServerState:
         """The client went away: a queued request leaves the queue, a running row stops at its next token (counted in
         `stats`)."""
         stream.cancelled = True
+        assert self.batcher is not None  # started by `lifespan` before any request
         if self.batcher.drop(future):
             self.stats["dropped_queued"] += 1
             return

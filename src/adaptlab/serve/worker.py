@@ -95,7 +95,7 @@ def live_answers(generation, batch) -> list[Answer | Exception]:
     from adaptlab.engine.live import LiveBatch
     from adaptlab.engine.lm_solver import _adapter
 
-    live = LiveBatch(generation, batch.max_rows)
+    live: LiveBatch[int] = LiveBatch(generation, batch.max_rows)
     waiting = deque(range(len(batch)))  # admitted, not yet decoding: no room for them yet
     prompts: dict[int, list[int]] = {}
     answers: dict[int, Answer | Exception] = {}

@@ -44,14 +44,15 @@ def rows(
     out["chrf"] = np.array([chrf(p, e) for e, p in zip(expected, predicted)])
     references = [json_fields(e) for e in expected]
     if expected and all(r is not None for r in references):
+        fields = [r for r in references if r is not None]  # every one
         hypotheses = [json_fields(p) for p in predicted]
         out["json_valid"] = np.array([float(h is not None) for h in hypotheses])
         out["field_tp"] = np.array(
-            [sum(1 for k, v in (h or {}).items() if k in r and r[k] == v) for h, r in zip(hypotheses, references)],
+            [sum(1 for k, v in (h or {}).items() if k in r and r[k] == v) for h, r in zip(hypotheses, fields)],
             dtype=float,
         )
         out["field_pred"] = np.array([len(h or {}) for h in hypotheses], dtype=float)
-        out["field_ref"] = np.array([len(r) for r in references], dtype=float)
+        out["field_ref"] = np.array([len(r) for r in fields], dtype=float)
     return out
 
 
