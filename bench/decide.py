@@ -14,8 +14,21 @@ the rest (the large split):
             0-100, is divided by 100). A pick of collect_more_data ("nothing beats the
             trivial reference") scores what the trivial reference (the kind's first: majority,
             constant, abstain) scores on the large split.
-  coverage  the share of contenders whose large-split score lies inside the 95% interval
-            the small split gave it
+  coverage  the share of contenders whose large-split score lies inside the 95% interval the
+            small split gave it, widened by sqrt(1 + n_small / n_large): the large split is a
+            sample too, so a correct 95% interval around the small split's mean covers the large
+            split's mean only ~89% of the time at 20 + 40 rows (P(|Z| < 1.96 / sqrt(1.5)));
+            the widened interval is the 95% prediction interval for it. `coverage_raw` counts
+            the interval as given.
+  intervals the headline's 95% interval (adaptlab.metrics.bootstrap_ci, as compare computes it)
+            against a known truth: each contender's per-row scores on all the slice's test rows
+            are the population (the truth is their mean); DRAWS samples of n_small rows drawn
+            from it with replacement, an interval from each.
+
+Each slice is judged under --seeds splits: seed 0 is the slice's own small/large split, seed k a
+fresh random split of the same test rows into the same sizes (per label for classify, answerable
+and unanswerable apart for qa). The contenders are fitted and answer once per slice, so the seeds
+vary which rows the decision sees, not the fits.
 
 The table shows, per slice, the pick, its small- and large-split scores on the metric's own
 scale (collect_more_data: the trivial reference's), the best contender on the large split, the
@@ -23,15 +36,17 @@ regret (as a fraction) and how many intervals covered. results JSON: every slice
 `per_kind` {classify, generate, qa}: regret_mean, regret_worst, coverage, slices; the top-level
 regret_worst is the worst over the kinds.
 
-Targets (issue 17): worst regret <= 0.05 on every task kind, coverage 90-98%.
+Targets (issues 17, 43): worst regret <= 0.05 on every task kind; coverage 90-98% per kind over
+at least 24 intervals each.
 
-    python bench/decide.py [--kinds classify,generate,qa] [--slices N] [--lora] [--out bench/results/decide-cpu.json]
+    python bench/decide.py [--kinds classify,generate,qa] [--slices N] [--seeds N] [--lora]
+                           [--out bench/results/decide-cpu.json]
 
---slices N takes at most N slices of each kind (default: classify 3, generate 2, qa 2). Time on 2 CPU
-cores shared with other jobs (load 2-6), per slice: classify ~4-7 min, generate ~5.5-7.5, qa
-pyref ~11.5 and northwind ~20 (rag's ~1,000-token prompts: ~12 s a row); on an idle machine
-several times less (bench/results/compare-*-cpu.json measured generation 4-10x faster), ~20 min
-in all. Last line: one JSON object, which the script also writes to --out.
+--slices N takes at most N slices of each kind (default 3 of each: the full run, about an hour on
+this 2-core CPU; `--slices 1 --seeds 1` is the quick check, ~15 min). Time per slice on 2 CPU
+cores shared with other jobs: classify ~4-7 min, generate ~5.5-7.5, qa pyref ~11.5 and northwind
+~20 (rag's ~1,000-token prompts: ~12 s a row); the seeds cost next to nothing (no model runs).
+Last line: one JSON object, which the script also writes to --out.
 """
 
 from __future__ import annotations
@@ -43,21 +58,23 @@ from pathlib import Path
 
 import numpy as np
 from _results import write_result
-from decide_slices import DEFAULT_SLICES, MAKERS, Slice
+from decide_slices import ABSTAIN, DEFAULT_SLICES, MAKERS, Slice
 
 from adaptlab import kinds
 from adaptlab.data import Dataset
 from adaptlab.decide import recommend
 from adaptlab.decide.costs import strategy_cost
 from adaptlab.evaluation import evaluate
-from adaptlab.metrics import row_table, task_metrics
+from adaptlab.metrics import bootstrap_ci, row_table, task_metrics
 from adaptlab.solver import Prediction
 from adaptlab.task import make_task
 from adaptlab.tasks import task_kind
 
 COLLECT_MORE_DATA = "collect_more_data"  # recommend's choice when no contender beats the trivial reference
+DRAWS = 100  # samples per contender in the known-truth interval check
 HEADER = (
-    f"{'kind':<9} {'slice':<20} {'pick':<17} {'small':>7} {'large':>7} {'best large':>18} {'regret':>7} {'covered':>8}"
+    f"{'kind':<9} {'slice/split':<22} {'pick':<17} {'small':>7} {'large':>7} "
+    f"{'best large':>18} {'regret':>7} {'covered':>8}"
 )
 
 
@@ -136,25 +153,48 @@ def run_slice(s: Slice, specs: list[dict], base, embedder) -> tuple[list, object
     return evaluations, task
 
 
-def judge(s: Slice, evaluations: list, task) -> dict:
+def split(s: Slice, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The small and large test rows: the slice's own for seed 0, else a seeded random split of the same sizes,
+    per group (classify: label; qa: answerable or not; generate: one group)."""
+    if seed == 0:
+        return np.arange(s.n_small), np.arange(s.n_small, len(s.test))
+    key = {"classify": lambda x: x.output, "qa": lambda x: x.output == ABSTAIN}.get(s.kind, lambda x: 0)
+    rng, small = np.random.default_rng(seed), []
+    groups: dict = {}
+    for i, x in enumerate(s.test.examples):
+        groups.setdefault(key(x), []).append(i)
+    for members in groups.values():
+        take = sum(1 for i in members if i < s.n_small)  # the slice's own small split's share of this group
+        small += rng.permutation(members)[:take].tolist()
+    small_idx = np.array(sorted(small))
+    return small_idx, np.setdiff1d(np.arange(len(s.test)), small_idx)
+
+
+def judge(s: Slice, evaluations: list, task, seed: int = 0) -> dict:
     """Recommend from the small split; regret and interval coverage on the large split."""
-    small_idx, large_idx = np.arange(s.n_small), np.arange(s.n_small, len(s.test))
+    small_idx, large_idx = split(s, seed)
     small = [part(e, small_idx, task, s.test) for e in evaluations]
     large = {e.name: float(np.mean([e.scores[i] for i in large_idx])) for e in evaluations}
     costs = {e.name: strategy_cost(e, 0.10) for e in small}
     choice = choose(small, task, costs)
     scored_as = task.spec.references[0] if choice == COLLECT_MORE_DATA else choice
     best, scale = max(large, key=large.get), task.spec.metric(task.metric).scale
-    covered = [e.ci[task.metric][0] <= large[e.name] <= e.ci[task.metric][1] for e in small]
+    widen = float(np.sqrt(1 + len(small_idx) / len(large_idx)))  # the prediction interval for the large split's mean
+    covered, raw = [], []
+    for e in small:
+        m, (lo, hi) = e.metrics[task.metric], e.ci[task.metric]
+        covered.append(bool(m - (m - lo) * widen <= large[e.name] <= m + (hi - m) * widen))
+        raw.append(bool(lo <= large[e.name] <= hi))
     return {
         "kind": s.kind,
         "slice": s.name,
+        "split_seed": seed,
         "metric": task.metric,
         "scale": scale,
         "labels": len(task.labels),
         "seed": s.seed,
         "train": len(s.train),
-        "small_test": s.n_small,
+        "small_test": len(small_idx),
         "large_test": len(large_idx),
         "choice": choice,
         "scored_as": scored_as,
@@ -164,33 +204,55 @@ def judge(s: Slice, evaluations: list, task) -> dict:
         "best": best,
         "regret": (large[best] - large[scored_as]) / scale if scored_as in large else None,
         "covered": sum(covered),
+        "covered_raw": sum(raw),
         "contenders": len(covered),
     }
 
 
+def intervals(s: Slice, evaluations: list, task, draws: int = DRAWS) -> dict:
+    """The headline interval's coverage of a known truth: per contender, `draws` samples of n_small rows from its
+    per-row scores on all the test rows (the population), each sample's interval against the population's mean."""
+    scale, covered, total, widths = task.spec.metric(task.metric).scale, 0, 0, []
+    rng = np.random.default_rng(s.seed)
+    for e in evaluations:
+        population = np.asarray(e.scores, dtype=float)
+        for d in range(draws):
+            lo, hi = bootstrap_ci(rng.choice(population, s.n_small), 1000, d, scale)
+            covered += int(lo - 1e-12 <= population.mean() <= hi + 1e-12)
+            total += 1
+            widths.append((hi - lo) / scale)
+    return {"covered": covered, "intervals": total, "width_mean": float(np.mean(widths))}
+
+
 def table_line(row: dict) -> str:
     digits = task_kind(row["kind"]).metric(row["metric"]).digits
-    f = lambda v: f"{v:.{digits}f}"  # noqa: E731
     picked = row["scored_as"]
     small, large = row["small"].get(picked, float("nan")), row["large"].get(picked, float("nan"))
     regret = "n/a" if row["regret"] is None else f"{row['regret']:.3f}"
     return (
-        f"{row['kind']:<9} {row['slice']:<20} {row['choice']:<17} {f(small):>7} {f(large):>7} "
-        f"{row['best'] + ' ' + f(row['large'][row['best']]):>18} {regret:>7} "
+        f"{row['kind']:<9} {row['slice'] + '/' + str(row['split_seed']):<22} {row['choice']:<17} "
+        f"{small:>7.{digits}f} {large:>7.{digits}f} "
+        f"{row['best'] + ' ' + format(row['large'][row['best']], f'.{digits}f'):>18} {regret:>7} "
         f"{row['covered']}/{row['contenders']:<6}"
     )
 
 
-def summary(rows: list[dict]) -> dict:
-    """regret (mean, worst), interval coverage (and the intervals counted) over `rows`, and their slices' names."""
+def summary(rows: list[dict], known: list[dict]) -> dict:
+    """regret (mean, worst), interval coverage (and the intervals counted) over `rows`, the known-truth coverage over
+    `known`, and the slices' names."""
     regrets = [r["regret"] for r in rows if r["regret"] is not None]
-    intervals = sum(r["contenders"] for r in rows)
+    counted = sum(r["contenders"] for r in rows)
+    drawn = sum(k["intervals"] for k in known)
     return {
         "regret_mean": float(np.mean(regrets)) if regrets else None,
         "regret_worst": float(max(regrets)) if regrets else None,
-        "coverage": sum(r["covered"] for r in rows) / intervals if intervals else None,
-        "intervals": intervals,
-        "slices": [r["slice"] for r in rows],
+        "coverage": sum(r["covered"] for r in rows) / counted if counted else None,
+        "coverage_raw": sum(r["covered_raw"] for r in rows) / counted if counted else None,
+        "intervals": counted,
+        "known_truth_coverage": sum(k["covered"] for k in known) / drawn if drawn else None,
+        "known_truth_intervals": drawn,
+        "decisions": len(rows),
+        "slices": sorted({r["slice"] for r in rows}),
     }
 
 
@@ -201,7 +263,10 @@ def main():
         "--slices",
         type=int,
         default=None,
-        help="at most this many slices of each kind (default: classify 3, generate 2, qa 2)",
+        help="at most this many slices of each kind (default 3 of each)",
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=2, help="splits of each slice's test rows to decide on (default 2; see above)"
     )
     parser.add_argument(
         "--lora", action="store_true", help="add lora (2 epochs) to the contenders (minutes per slice on a CPU)"
@@ -216,7 +281,7 @@ def main():
     from adaptlab.models.embedder import default_embedder
 
     start, base, embedder = time.perf_counter(), load_base_model("smollm2-135m-instruct"), default_embedder()
-    out, names = [], []
+    out, known, names = [], [], []
     for kind in chosen:
         specs = contenders(kind, args.lora)
         names += [s["name"] for s in specs if s["name"] not in names]
@@ -226,39 +291,53 @@ def main():
                 f"{kind} {s.name}: {len(s.train)} training rows, {s.n_small} + {len(s.test) - s.n_small} test rows",
                 flush=True,
             )
-            row = judge(s, *run_slice(s, specs, base, embedder))
-            out.append(row | {"seconds": time.perf_counter() - clock})
-            print(HEADER + "\n" + table_line(row) + "\n", flush=True)
+            evaluations, task = run_slice(s, specs, base, embedder)
+            seconds = time.perf_counter() - clock
+            rows = [judge(s, evaluations, task, seed) | {"seconds": seconds} for seed in range(args.seeds)]
+            known.append({"kind": kind, "slice": s.name} | intervals(s, evaluations, task))
+            out += rows
+            print(HEADER + "\n" + "\n".join(table_line(row) for row in rows) + "\n", flush=True)
     print(HEADER)
     for row in out:
         print(table_line(row))
-    per_kind = {kind: summary([r for r in out if r["kind"] == kind]) for kind in chosen}
+    per_kind = {
+        kind: summary([r for r in out if r["kind"] == kind], [k for k in known if k["kind"] == kind]) for kind in chosen
+    }
+    print()
     for kind, got in per_kind.items():
         if got["regret_worst"] is not None:
             print(
-                f"{kind}: regret mean {got['regret_mean']:.3f}, worst {got['regret_worst']:.3f} "
-                f"(target <= 0.05); interval coverage {got['coverage']:.1%} over {got['intervals']} "
-                "intervals"
+                f"{kind}: regret mean {got['regret_mean']:.3f}, worst {got['regret_worst']:.3f} (target <= 0.05) "
+                f"over {got['decisions']} decisions; coverage {got['coverage']:.1%} of {got['intervals']} "
+                f"intervals ({got['coverage_raw']:.1%} unwidened); known truth {got['known_truth_coverage']:.1%} "
+                f"of {got['known_truth_intervals']} (target 90-98%)"
             )
-    total = summary(out)
+    total = summary(out, known)
     worst = max((got["regret_worst"] for got in per_kind.values() if got["regret_worst"] is not None), default=None)
-    shown = lambda v, spec=".3f": "n/a" if v is None else format(v, spec)  # noqa: E731
+
+    def shown(v, spec=".3f"):
+        return "n/a" if v is None else format(v, spec)
+
     print(
         f"\nall kinds: regret mean {shown(total['regret_mean'])}, worst {shown(worst)} (target <= "
-        f"0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')} (target 90-98%); "
-        f"{time.perf_counter() - start:.0f} s"
+        f"0.05 on every kind); interval coverage {shown(total['coverage'], '.1%')}, known truth "
+        f"{shown(total['known_truth_coverage'], '.1%')} (target 90-98%); {time.perf_counter() - start:.0f} s"
     )
     write_result(
         args.out,
         {
             "bench": "decide",
             "slices": out,
+            "known_truth": known,
             "regret_mean": total["regret_mean"],
             "regret_worst": worst,
             "coverage": total["coverage"],
+            "coverage_raw": total["coverage_raw"],
+            "known_truth_coverage": total["known_truth_coverage"],
             "contenders": names,
             "per_kind": per_kind,
             "kinds": chosen,
+            "seeds": args.seeds,
             "wall_s": time.perf_counter() - start,
         },
     )

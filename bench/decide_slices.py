@@ -139,7 +139,7 @@ GENERATE_FORMS = {
     "among date, time, people, first_name, last_name that it mentions, each value copied as written; "
     "{} when it gives none.",
 }
-GENERATE_SLICES = [("lines", 1), ("json", 2)]
+GENERATE_SLICES = [("lines", 1), ("json", 2), ("json", 3)]
 
 
 def restaurant_slice(form: str, seed: int) -> Slice:
@@ -229,8 +229,8 @@ def pyref_slice(seed: int) -> Slice:
 
 
 def qa_slices(n: int) -> list[Slice]:
-    return [make(seed) for make, seed in [(pyref_slice, 1), (northwind_slice, 2)][:n]]
+    return [make(seed) for make, seed in [(pyref_slice, 1), (northwind_slice, 2), (northwind_slice, 3)][:n]]
 
 
 MAKERS = {"classify": classify_slices, "generate": generate_slices, "qa": qa_slices}
-DEFAULT_SLICES = {"classify": 3, "generate": 2, "qa": 2}
+DEFAULT_SLICES = {"classify": 3, "generate": 3, "qa": 3}

@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from adaptlab.decide import paired_difference, recommend
 from adaptlab.evaluation import Evaluation
@@ -49,12 +51,45 @@ def evaluation(name, correct, n=40, fit=0.0, latency=100.0, labels=8, top=0.2, s
     )
 
 
-def test_cheaper_strategy_wins_when_the_difference_is_not_significant():
-    decision = recommend(
-        [evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)], "accuracy", 8
-    )
+def test_a_cheaper_contender_with_a_wide_interval_is_not_chosen_and_the_reasons_say_what_would_settle_it():
+    # 40 rows, 30 vs 31 right: not significantly different, but the rows cannot rule out a loss of 0.15 either
+    few, lora = evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)
+    decision = recommend([few, lora], "accuracy", 8)
+    assert decision.choice == "lora"
+    (reason,) = [r for r in decision.reasons if r.startswith("few_shot might be as good as lora")]
+    assert "reaches beyond the tolerance of 0.02 accuracy" in reason and "0.0 s to fit vs 120.0 s" in reason
+    assert "the measured gap is already at or beyond the tolerance" in reason  # +0.025 against 0.02
+    assert not any("so prefer it" in r for r in decision.reasons)
+    assert any(r.startswith("lora is the better bet, not a measured winner") for r in decision.reasons)
+    # 100 rows, a gap of 0.01 inside the tolerance, the interval not: the rows that would show it, by the formula
+    few = evaluation("few_shot", 80, n=100, latency=700, scores=[1.0] * 80 + [0.0] * 20)
+    lora = evaluation("lora", 81, n=100, fit=120, latency=90, scores=[1.0] * 81 + [0.0] * 19)
+    close = recommend([few, lora], "accuracy", 8)
+    d = np.array(lora.scores) - np.array(few.scores)
+    rows = int(np.ceil((2.486475 * d.std(ddof=1) / (0.02 - 0.01)) ** 2))  # (z.95 + z.8) * sd / (tolerance - gap)
+    assert close.choice == "lora" and rows > 100
+    assert any(f"about {rows:,} test rows would settle it" in r for r in close.reasons)
+
+
+def test_a_cheaper_contender_shown_within_the_tolerance_is_chosen():
+    # 4,000 rows, the two differ on 10: difference 0.0025, its 90% interval well inside +-0.02
+    few = evaluation("few_shot", 0, n=4000, latency=700, scores=[1.0] * 3500 + [0.0] * 500)
+    lora = evaluation("lora", 0, n=4000, fit=120, latency=90, scores=[1.0] * 3510 + [0.0] * 490)
+    decision = recommend([few, lora], "accuracy", 8)
     assert decision.choice == "few_shot"
-    assert "not significantly worse" in decision.reasons[1] and "0.0 s to fit vs 120.0 s" in decision.reasons[1]
+    (reason,) = [r for r in decision.reasons if r.startswith("few_shot is as good within the tolerance")]
+    assert "inside the tolerance of 0.02 accuracy: two one-sided tests at 5%" in reason and "so prefer it" in reason
+
+
+def test_the_teams_tolerance_decides_what_is_as_good():
+    from adaptlab.config import ConstraintsConfig
+
+    few, lora = evaluation("few_shot", 30, latency=700), evaluation("lora", 31, fit=120, latency=90)
+    loose = recommend([few, lora], "accuracy", 8, ConstraintsConfig(tolerance=0.3))
+    assert loose.choice == "few_shot"
+    assert any("inside the tolerance of 0.3 accuracy" in r for r in loose.reasons)
+    strict = recommend([few, lora], "accuracy", 8, tolerance=0.3, constraints=ConstraintsConfig(tolerance=0.01))
+    assert strict.choice == "lora"  # constraints.tolerance wins over the caller's default
 
 
 def test_significantly_better_strategy_wins_and_reasons_cite_figures():
@@ -95,21 +130,39 @@ def test_paired_difference_is_zero_for_identical_scores():
     assert mean == lo == hi == 0.0
 
 
-def test_embed_classifier_within_the_interval_is_named_and_the_llm_questioned():
+def test_embed_classifier_within_the_tolerance_is_named_and_the_llm_questioned():
+    # 4,000 rows: embed_classifier and few_shot differ on 10 rows (0.875 vs 0.8775), shown within 0.02
     decision = recommend(
         [
-            evaluation("majority", 5, latency=0.01, labels=1, top=1.0),
-            evaluation("embed_classifier", 35, fit=0.5, latency=10),
-            evaluation("few_shot", 36, latency=700),
-            evaluation("lora", 30, fit=200, latency=90),
+            evaluation("majority", 500, n=4000, latency=0.01, labels=1, top=1.0),
+            evaluation("embed_classifier", 0, n=4000, fit=0.5, latency=10, scores=[1.0] * 3500 + [0.0] * 500),
+            evaluation("few_shot", 0, n=4000, latency=700, scores=[1.0] * 3510 + [0.0] * 490),
+            evaluation("lora", 3000, n=4000, fit=200, latency=90),
         ],
         "accuracy",
         8,
     )
     assert decision.choice == "embed_classifier"
     (reason,) = [r for r in decision.reasons if "may not need an LLM" in r]
-    assert "0.875 vs 0.900" in reason and "10 ms per query vs 700 ms" in reason and "0.5 s to fit" in reason
+    assert "0.875 vs 0.877" in reason and "10 ms per query vs 700 ms" in reason and "0.5 s to fit" in reason
     assert not decision.warnings  # majority's single label is by design, not a collapse
+
+
+def test_embed_classifier_not_shown_within_the_tolerance_loses_to_the_better_llm():
+    # 40 rows, 35 vs 36 right: the old rule ("not significantly worse") chose embed_classifier; the rows cannot show
+    # it within 0.02 of few_shot
+    decision = recommend(
+        [
+            evaluation("majority", 5, latency=0.01, labels=1, top=1.0),
+            evaluation("embed_classifier", 35, fit=0.5, latency=10),
+            evaluation("few_shot", 36, latency=700),
+        ],
+        "accuracy",
+        8,
+    )
+    assert decision.choice == "few_shot"
+    (reason,) = [r for r in decision.reasons if r.startswith("embed_classifier might be as good as few_shot")]
+    assert "choosing it would save: 10 ms per query vs 700 ms" in reason and "at or beyond the tolerance" in reason
 
 
 def test_an_llm_strategy_that_does_not_beat_majority_is_called_out():
@@ -397,8 +450,8 @@ def test_no_training_hardware_rules_out_every_kind_that_trains_whatever_else_fav
 
 
 def test_cheaper_means_fewer_dollars_at_the_stated_volume_not_the_kind():
-    """A hosted few-shot model priced by tokens against a local LoRA adapter, not significantly apart: at a high
-    volume the trained adapter costs less in all, so it is the cheaper one, whatever its kind's tier says."""
+    """A hosted few-shot model priced by tokens against a local LoRA adapter, shown within the team's tolerance: at a
+    high volume the trained adapter costs less in all, so it is the cheaper one, whatever its kind's tier says."""
     from adaptlab.config import ConstraintsConfig
     from adaptlab.decide.recommend import HORIZON_MONTHS, Costing
 
@@ -407,17 +460,37 @@ def test_cheaper_means_fewer_dollars_at_the_stated_volume_not_the_kind():
         "few_shot": {"cost_per_1k_queries": 2.0, "fit_cost": 0.0},
         "lora": {"cost_per_1k_queries": 0.0025, "fit_cost": 0.0167},
     }
-    busy = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=100_000), costs)
+    busy = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=100_000, tolerance=0.3), costs)
     assert busy.choice == "lora"
     (reason,) = [r for r in busy.reasons if "so prefer it" in r]
     assert (
-        f"$3.02 vs $2400.00 over {HORIZON_MONTHS} months at 100,000 queries a month" in reason
+        f"$3.02 vs $2400.00 (796x less) over {HORIZON_MONTHS} months at 100,000 queries a month" in reason
         and "(a default" not in reason
     )
-    quiet = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=0), costs)
+    quiet = recommend([hosted, local], "accuracy", 8, ConstraintsConfig(queries_per_month=0, tolerance=0.3), costs)
     assert quiet.choice == "few_shot"  # no queries: only the fit cost counts, and the hosted model has none
     default = Costing.of(costs, None)
     assert default.queries_per_month == 10_000 and not default.stated
     unknown = Costing.of({"few_shot": {"cost_per_1k_queries": None, "fit_cost": 0.0}, "lora": costs["lora"]}, 5)
     assert unknown.key(hosted) > unknown.key(local)  # an endpoint without prices sorts last
     assert Costing().key(hosted) < Costing().key(local)  # no costs: the kinds' tiers (prompted before trained)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 1), st.integers(0, 1)), min_size=5, max_size=40),
+    st.sampled_from([0.02, 0.1, 0.3]),
+)
+def test_the_cheaper_contender_is_chosen_only_when_its_interval_lies_within_the_tolerance(rows, tolerance):
+    """Whatever the rows, "the cheaper one" wins over a better point estimate only when the 90% paired interval of
+    the difference lies inside the tolerance."""
+    from adaptlab.decide.statistics import equivalence
+
+    cheap_scores, dear_scores = [float(a) for a, _ in rows], [float(b) for _, b in rows]
+    n = len(rows)
+    cheap = evaluation("few_shot", 0, n=n, latency=90, scores=cheap_scores)
+    dear = evaluation("lora", 0, n=n, fit=120, latency=700, scores=dear_scores)
+    choice = recommend([cheap, dear], "accuracy", 8, tolerance=tolerance).choice
+    if sum(dear_scores) > sum(cheap_scores) and choice == "few_shot":
+        same = equivalence(dear_scores, cheap_scores, tolerance)
+        assert same.shown and -tolerance < same.low and same.high < tolerance

@@ -124,35 +124,46 @@ def test_label_f1_scores_every_resample_in_one_call_as_one_call_each_would():
 # BCa intervals
 
 
-def test_bca_interval_contains_the_mean_and_is_scipys():
-    from scipy.stats import bootstrap
+def test_a_proportions_interval_is_wilsons_and_covers_where_bca_on_few_rows_does_not():
+    from scipy.stats import binomtest
 
     scores = np.array([1.0] * 33 + [0.0] * 7)
     lo, hi = bootstrap_ci(scores)
-    assert lo < scores.mean() < hi
-    direct = bootstrap(
-        (scores,), np.mean, n_resamples=1000, method="BCa", rng=np.random.default_rng(0)
-    ).confidence_interval
-    assert (lo, hi) == pytest.approx((direct.low, direct.high))
-    percentile = bootstrap(
-        (scores,), np.mean, n_resamples=1000, method="percentile", rng=np.random.default_rng(0)
-    ).confidence_interval
-    assert (lo, hi) != pytest.approx((percentile.low, percentile.high))  # a skewed proportion: BCa moves the interval
+    direct = binomtest(33, 40).proportion_ci(0.95, method="wilson")
+    assert lo < scores.mean() < hi and (lo, hi) == pytest.approx((direct.low, direct.high))
     metrics, ci = task_metrics("classify", ["a"] * 33 + ["b"] * 7, ["a"] * 40, ["a", "b"], resamples=1000)
     assert ci["accuracy"] == pytest.approx((lo, hi))  # the headline's interval is this one
+    every = bootstrap_ci(np.ones(20))
+    assert every[1] == 1.0 and every[0] == pytest.approx(binomtest(20, 20).proportion_ci(method="wilson").low)
+    # a true accuracy of 0.9, 20 rows a sample: Wilson's interval covers it near its 95%, where BCa's covered 89%
+    rng = np.random.default_rng(0)
+    covered = [lo <= 0.9 <= hi for lo, hi in (bootstrap_ci((rng.random(20) < 0.9).astype(float)) for _ in range(300))]
+    assert 0.90 <= np.mean(covered) <= 0.99
+
+
+def test_continuous_scores_get_the_wider_of_bca_and_wilson_at_the_effective_size():
+    from scipy.stats import bootstrap
+
+    scores = np.array([100.0] * 14 + [80.0, 60.0, 90.0, 95.0, 70.0, 85.0])  # chrF per row: most answers exact
+    lo, hi = bootstrap_ci(scores, scale=100)
+    bca = bootstrap((scores,), np.mean, n_resamples=1000, method="BCa", rng=np.random.default_rng(0))
+    assert lo <= bca.confidence_interval.low and hi >= bca.confidence_interval.high
+    assert lo < scores.mean() < hi <= 100
+    assert bootstrap_ci(np.full(20, 100.0), scale=100)[0] < 100  # every answer exact: still an interval
+    assert bootstrap_ci(np.array([-5.0, 5.0, 1.0])) == bootstrap_ci(np.array([-5.0, 5.0, 1.0]), scale=100)  # BCa only
 
 
 def test_bca_falls_back_when_it_is_undefined(monkeypatch):
-    assert bootstrap_ci(np.ones(12)) == (1.0, 1.0)  # every row alike: the point
+    assert bootstrap_ci(np.full(12, -1.0)) == (-1.0, -1.0)  # every row alike (outside the bounds): the point
     import scipy.stats
 
     class Nan:
         confidence_interval = (float("nan"), float("nan"))
-        bootstrap_distribution = np.linspace(0, 1, 101)
+        bootstrap_distribution = np.linspace(-1, 1, 101)
 
     monkeypatch.setattr(scipy.stats, "bootstrap", lambda *a, **k: Nan())
-    assert bootstrap_ci(np.array([0.0, 1.0, 1.0])) == pytest.approx(
-        (0.025, 0.975)
+    assert bootstrap_ci(np.array([-1.0, 1.0, 1.0])) == pytest.approx(
+        (-0.95, 0.95)
     )  # BCa nan: the percentile interval of the same resamples
 
 
@@ -274,7 +285,7 @@ def test_p_best_dominant_and_identical_contenders():
 def test_inconclusive_between_the_top_two_names_power_and_a_default_by_cost():
     few = evaluation("few_shot", [1] * 30 + [0] * 10, latency=700)
     lora = evaluation("lora", [1] * 31 + [0] * 9, fit=120, latency=90)
-    decision = recommend([few, lora], "accuracy", 8)
+    decision = recommend([few, lora], "accuracy", 8, tolerance=0.3)  # a team that accepts a loss of 0.3
     assert decision.choice == "few_shot"
     (inconclusive,) = [r for r in decision.reasons if r.startswith("inconclusive")]
     # one discordant row in 40: detectable 2.80 * sqrt(1/40 / 40) = 0.070; rows for a gap of 0.025: ceil(2.80^2 * (1/40)
@@ -285,8 +296,8 @@ def test_inconclusive_between_the_top_two_names_power_and_a_default_by_cost():
         "(80% power, 5% level); about 314 rows would settle a gap this size" in inconclusive
     )
     assert (
-        "few_shot is a default by cost, not a measured winner: it is the cheapest contender not "
-        "significantly worse than lora" in decision.reasons
+        "few_shot is a default by cost, not a measured winner: it is the cheapest contender shown within the "
+        "tolerance (0.3 accuracy) of lora" in decision.reasons
     )
     chance = p_best({"few_shot": few.scores, "lora": lora.scores})["few_shot"]
     assert (

@@ -523,6 +523,14 @@ class ConstraintsConfig(_Strict):
     one_model_many_tasks: bool = Field(
         False, description="One deployed base model must serve many tasks (rules out full fine-tuning)."
     )
+    tolerance: float | None = Field(
+        None,
+        ge=0,
+        description="The largest loss of the headline metric worth a cheaper contender, in the metric's own units "
+        "(0.02 accuracy, 2 chrF). A cheaper contender is recommended over a better-scoring one only when the 90% "
+        "paired interval of their difference lies within it (two one-sided tests). Default: 2% of the "
+        "metric's scale.",
+    )
 
 
 class MlflowConfig(_Strict):

@@ -167,7 +167,7 @@ def task_metrics(
         if k in draws
     }
     if spec.headline in ci:
-        ci[spec.headline] = bootstrap_ci(rows[spec.row_key], resamples, seed)
+        ci[spec.headline] = bootstrap_ci(rows[spec.row_key], resamples, seed, spec.metric(spec.headline).scale)
     return metrics, ci
 
 
@@ -185,16 +185,58 @@ def per_label(
     return {label: float(v) for label, v in zip(labels, f1[0])}, confusion
 
 
-def bootstrap_ci(scores: np.ndarray, resamples: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """95% BCa interval (scipy.stats.bootstrap, seeded) of the mean of per-row scores.
+def bootstrap_ci(scores: np.ndarray, resamples: int = 1000, seed: int = 0, scale: float = 1.0) -> tuple[float, float]:
+    """95% interval of the mean of per-row scores, built to cover on a small test split.
 
-    Where BCa is undefined it falls back: every row alike gives the point itself (each resample's mean is that
-    value, and BCa's acceleration is 0/0); a bootstrap distribution that BCa cannot place (scipy returns nan:
-    e.g. the observed mean below or above every resample) gives the percentile interval of the same resamples.
+    - 0/1 scores: Wilson's score interval (scipy.stats.binomtest): BCa on 20 rows with 18 right covered the true
+      accuracy 89% of the time, and on a sample with every row right it has no width at all;
+    - other scores within [0, `scale`] (chrF per row, token F1): the wider of BCa (scipy.stats.bootstrap, seeded)
+      and Wilson's interval at the effective sample size n * m(1 - m) / s^2 (m, s^2: the mean and variance of
+      the scores divided by `scale`), which keeps width where a small sample sits at the bound (every answer
+      exact) and BCa has none;
+    - scores outside [0, `scale`] (differences, priced utilities): BCa alone.
+    bench/decide.py measures the coverage (the `intervals` table: 90-98% on every task kind). Where BCa is
+    undefined it falls back: every row alike gives the point itself (BCa's acceleration is 0/0); a bootstrap
+    distribution BCa cannot place (scipy returns nan) gives the percentile interval of the same resamples.
     """
     scores = np.asarray(scores, dtype=float)
     if len(scores) == 0:
         return (float("nan"), float("nan"))
+    bounded = bool(((scores >= 0) & (scores <= scale)).all())
+    if bounded and binary(scores / scale):
+        from scipy.stats import binomtest
+
+        right = int(round(float(scores.sum() / scale)))
+        lo, hi = binomtest(right, len(scores)).proportion_ci(0.95, method="wilson")
+        return (float(lo) * scale, float(hi) * scale)
+    lo, hi = _bca(scores, resamples, seed)
+    if bounded:
+        w_lo, w_hi = wilson(scores / scale)
+        lo, hi = min(lo, w_lo * scale), max(hi, w_hi * scale)
+    return (float(lo), float(hi))
+
+
+def binary(scores: np.ndarray) -> bool:
+    """Every score is 0 or 1."""
+    return bool(np.isin(scores, (0.0, 1.0)).all())
+
+
+def wilson(shares: np.ndarray, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson's 95% score interval for the mean of values in [0, 1] at the effective sample size n * m(1 - m) / s^2
+    (n itself for 0/1 values, and where the values give no variance); z = scipy.stats.norm.ppf(0.975).
+
+    >>> [round(x, 4) for x in wilson(np.array([1.0] * 18 + [0.0] * 2))]
+    [0.699, 0.9721]
+    """
+    n, m, var = len(shares), float(shares.mean()), float(shares.var())
+    effective = n * m * (1 - m) / var if var > 0 and 0 < m < 1 else n
+    centre, spread = m + z * z / (2 * effective), z * np.sqrt(m * (1 - m) / effective + z * z / (4 * effective**2))
+    shrink = 1 + z * z / effective
+    return (float(max(0.0, (centre - spread) / shrink)), float(min(1.0, (centre + spread) / shrink)))
+
+
+def _bca(scores: np.ndarray, resamples: int, seed: int) -> tuple[float, float]:
+    """The 95% BCa bootstrap interval of the mean (scipy.stats.bootstrap), with bootstrap_ci's fall-backs."""
     if np.ptp(scores) == 0:
         return (float(scores[0]), float(scores[0]))
     from scipy.stats import bootstrap

@@ -154,6 +154,11 @@ class Recommendation(_Closed):
     warnings: list[str] = Field(
         [], description="what could undermine it: degenerate answers, too few rows, seed effects"
     )
+    tolerance: float | None = Field(
+        None,
+        description="the largest loss of the headline a cheaper contender may cost (constraints.tolerance or the "
+        "task kind's default): it must be shown within it (two one-sided tests) to be chosen",
+    )
 
 
 class Pair(_Closed):

@@ -1,9 +1,13 @@
 """`recommend`: pure functions from evaluations to a choice and its reasons.
 
-Rule: the best headline score wins unless a cheaper contender is not significantly
-worse (the paired test of adaptlab.decide.statistics, McNemar exact for 0/1 scores or
-a paired permutation test, gives p >= 0.05); then the cheapest such contender wins
-and the reason says so. "Cheaper" means fewer dollars in all (fit once, then the
+Rule: the best headline score wins unless a cheaper contender is shown equivalent to it: the 90%
+paired interval of the difference lies within the tolerance (two one-sided tests at 5%,
+adaptlab.decide.statistics.equivalence; `constraints.tolerance`, by default 2% of the headline's
+scale: 0.02 accuracy or qa_score, 2 chrF). Then the cheapest such contender wins and the reason
+says so. "Not significantly worse" is not enough: with few test rows a large loss cannot be told
+apart either, so a cheaper contender that the rows cannot show within the tolerance loses to the
+better point estimate, and the reasons say what it might save and how many rows would settle it.
+"Cheaper" means fewer dollars in all (fit once, then the
 measured per-query cost at the stated monthly volume over HORIZON_MONTHS: `Costing`);
 without costs, the kind's tier (no LLM, then an LLM prompted, then an LLM trained),
 then measured latency per query.
@@ -17,8 +21,8 @@ The references are contenders too, and set the bar (the task kind names them):
 - the trivial reference (a kind with `constant`: one answer whatever the input) is the floor: a contender is
   recommended only if it scores higher than it in the paired test (p < ALPHA). When none does, the choice is
   COLLECT_MORE_DATA and the reason says so in the task's words (`trivial_words`) with what to try (`remedy`);
-- a reference without an LLM that is best, or not significantly worse than the best LLM contender, is the
-  recommendation (whatever it costs): the task may not need an LLM;
+- a reference without an LLM that is best, or shown equivalent to the best LLM contender within the tolerance, is
+  the recommendation (whatever it costs): the task may not need an LLM;
 - a contender whose answers are degenerate (`Evaluation.flags`) is not recommended while one without findings
   beats the floor; the reasons and the warnings name it and its findings.
 """
@@ -30,8 +34,18 @@ from dataclasses import dataclass, field
 from adaptlab.config import ConstraintsConfig
 from adaptlab.decide.constraints import factor_reasons, rule_out
 from adaptlab.decide.findings import freshness_reasons, knowledge_reasons, seed_reasons
-from adaptlab.decide.statistics import ALPHA, P_BEST_RESAMPLES, p_best, paired_difference, paired_test, power, top_two
+from adaptlab.decide.statistics import (
+    ALPHA,
+    P_BEST_RESAMPLES,
+    equivalence,
+    p_best,
+    paired_difference,
+    paired_test,
+    power,
+    top_two,
+)
 from adaptlab.evaluation import Evaluation
+from adaptlab.tasks import default_tolerance
 
 COLLECT_MORE_DATA = "collect_more_data"
 NONE_FITS = "none_meets_the_constraints"
@@ -45,9 +59,11 @@ class Decision:
     p_best: dict[str, float] = field(
         default_factory=dict
     )  # every contender's probability of being best (results.json keeps it per strategy)
+    tolerance: float | None = None  # the largest loss of the headline a cheaper contender may cost
 
     def to_dict(self) -> dict:
-        return {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
+        out = {"choice": self.choice, "reasons": self.reasons, "warnings": self.warnings}
+        return out | ({"tolerance": self.tolerance} if self.tolerance is not None else {})
 
 
 DEFAULT_QUERIES_PER_MONTH = 10_000  # the volume "cheaper" is priced at when constraints.queries_per_month is not set
@@ -93,11 +109,28 @@ class Costing:
             volume = f"{self.queries_per_month:,} queries a month" + (
                 "" if self.stated else " (a default: set constraints.queries_per_month)"
             )
-            money = f"${a:.2f} vs ${b:.2f} over {HORIZON_MONTHS} months at {volume}; "
+            money = f"{dollars(a, b)} over {HORIZON_MONTHS} months at {volume}; "
         words = f"{money}{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
         if dear.family == "fine_tuned" or not cheap.llm:
             words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
         return words
+
+
+def dollars(a: float, b: float) -> str:
+    """Two sums with enough digits to tell them apart, and the saving as a share: "$0.041 vs $0.044 (7% less)".
+
+    >>> dollars(0.0412, 0.0441), dollars(12.5, 12.5), dollars(3.0, 0.0), dollars(3.02, 2400)
+    ('$0.041 vs $0.044 (7% less)', '$12.50 vs $12.50 (the same)', '$3.00 vs $0.00', '$3.02 vs $2400.00 (795x less)')
+    """
+    digits = 2
+    while digits < 8 and f"{a:.{digits}f}" == f"{b:.{digits}f}" and a != b:
+        digits += 1
+    words = f"${a:.{digits}f} vs ${b:.{digits}f}"
+    if a == b:
+        return words + " (the same)"
+    if b > 0 and a < b:
+        return words + (f" ({(b - a) / b:.0%} less)" if a > b / 10 else f" ({b / a:,.0f}x less)" if a else " (free)")
+    return words
 
 
 def collapse_warnings(e: Evaluation, n_labels: int) -> list[str]:
@@ -144,8 +177,12 @@ def recommend(
     updates: dict | None = None,
     trivial_words: str | None = None,
     remedy: str | None = None,
+    tolerance: float | None = None,
 ) -> Decision:
     """Choose among evaluated strategies; every reason quotes the figures (or stated constraints) it rests on.
+
+    `tolerance`: the largest loss of `metric` worth a cheaper contender (constraints.tolerance wins over it; with
+    neither, the task kinds' default for the metric, `default_tolerance`).
 
     `costs` (decide.costs.strategy_cost per contender) make "cheaper" mean fewer dollars over HORIZON_MONTHS at
     constraints.queries_per_month (DEFAULT_QUERIES_PER_MONTH when not set); without them the kinds' tiers order them.
@@ -167,8 +204,16 @@ def recommend(
             _warnings(everything, n_labels),
             chances,
         )
+    margin = next((t for t in (constraints.tolerance, tolerance) if t is not None), default_tolerance(metric))
     decision = _choose(
-        evaluations, metric, n_labels, chances, Costing.of(costs, constraints.queries_per_month), trivial_words, remedy
+        evaluations,
+        metric,
+        n_labels,
+        chances,
+        Costing.of(costs, constraints.queries_per_month),
+        trivial_words,
+        remedy,
+        margin,
     )
     family = next((e.family for e in evaluations if e.name == decision.choice), None)
     reasons = (
@@ -179,7 +224,7 @@ def recommend(
         + ruled_out
         + factor_reasons(decision.choice, constraints, break_even, family)
     )
-    return Decision(decision.choice, reasons, _warnings(everything, n_labels, decision.choice), chances)
+    return Decision(decision.choice, reasons, _warnings(everything, n_labels, decision.choice), chances, margin)
 
 
 def _choose(
@@ -190,10 +235,13 @@ def _choose(
     costing: Costing | None = None,
     trivial_words: str | None = None,
     remedy: str | None = None,
+    tolerance: float | None = None,
 ) -> Decision:
     """The choice among the contenders that can be recommended (`recommendable`): the best by `metric`, or the
-    cheapest not significantly worse (a contender without an LLM first); with none, COLLECT_MORE_DATA."""
+    cheapest shown equivalent to it within `tolerance` (a contender without an LLM first); with none,
+    COLLECT_MORE_DATA."""
     costing = costing or Costing()
+    tolerance = default_tolerance(metric) if tolerance is None else tolerance
     trivial = trivial_reference(evaluations)
     words = trivial_words or _trivial_words(trivial)
     pool = recommendable(evaluations, trivial)
@@ -203,14 +251,14 @@ def _choose(
             _nothing_beats(evaluations, trivial, metric, words, remedy or REMEDY) + flag_reasons(evaluations),
         )
     best = max(pool, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
-    choice, cheaper = _prefer_cheaper(best, pool, metric, costing)
+    choice, cheaper = _prefer_cheaper(best, pool, metric, costing, tolerance)
     reasons = (
         [_best_words(best, evaluations, metric)]
         + flag_reasons(evaluations, choice)
         + cheaper
         + _no_llm_needed(choice, best, evaluations, metric, costing)
     )
-    reasons += inconclusive_reasons(pool, metric, choice, costing)
+    reasons += inconclusive_reasons(pool, metric, choice, costing, tolerance)
     reasons.append(_chance_words(choice, metric, chances))
     reasons += _running_words(choice) + _floor_reasons(choice, evaluations, trivial, metric, words)
     return Decision(choice.name, reasons, _warnings(evaluations, n_labels, choice.name))
@@ -303,11 +351,12 @@ def _best_words(best: Evaluation, evaluations: list[Evaluation], metric: str) ->
 
 
 def _prefer_cheaper(
-    best: Evaluation, pool: list[Evaluation], metric: str, costing: Costing
+    best: Evaluation, pool: list[Evaluation], metric: str, costing: Costing, tolerance: float
 ) -> tuple[Evaluation, list[str]]:
-    """The first contender not significantly worse than `best`: below an LLM `best`, one without an LLM first (cheaper
-    or not: then the task may not need an LLM), then the cheaper ones in cost order; with a reason per contender
-    tried."""
+    """The first contender shown equivalent to `best` within `tolerance` (two one-sided tests): below an LLM `best`,
+    one without an LLM first (cheaper or not: then the task may not need an LLM), then the cheaper ones in cost
+    order; with a reason per contender tried. One the rows cannot show within the tolerance is not chosen, however
+    close its point estimate: its reason says what it might save and the rows that would settle it."""
 
     def order(e: Evaluation) -> tuple:
         return (e.llm or not best.llm, costing.key(e))
@@ -318,30 +367,52 @@ def _prefer_cheaper(
         key=order,
     ):
         cheaper = costing.key(e) < costing.key(best)
-        diff, dlo, dhi = paired_difference(best.scores, e.scores)
-        test, p = paired_test(best.scores, e.scores)
-        interval = f"(95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
-        if p < ALPHA:
-            reasons.append(
-                f"{best.name} beats the {'cheaper ' if cheaper else ''}{e.name}: "
-                f"{best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} "
-                f"{interval}"
-            )
+        same = equivalence(best.scores, e.scores, tolerance)
+        within = (
+            f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {same.difference:+.3f} (90% paired "
+            f"CI {same.low:+.3f} to {same.high:+.3f}"
+        )
+        if not same.shown:
+            diff, dlo, dhi = paired_difference(best.scores, e.scores)
+            test, p = paired_test(best.scores, e.scores)
+            if p < ALPHA:
+                reasons.append(
+                    f"{best.name} beats the {'cheaper ' if cheaper else ''}{e.name}: "
+                    f"{best.metrics[metric]:.3f} vs {e.metrics[metric]:.3f}, difference {diff:+.3f} "
+                    f"(95% paired CI {dlo:+.3f} to {dhi:+.3f}; {test} {_p(p)})"
+                )
+            else:
+                saving = costing.words(e, best) if cheaper else "needs no LLM"
+                reasons.append(_unsettled(e, best, metric, same, within, saving))
             continue
-        figures = f"{e.metrics[metric]:.3f} vs {best.metrics[metric]:.3f}, difference {diff:+.3f} {interval}"
+        shown = f"{within}, inside the tolerance of {tolerance:g} {metric}: two one-sided tests at 5%)"
         if best.llm and not e.llm:
             reasons.append(
-                f"the task may not need an LLM: {e.name} is not significantly worse than {best.name} "
-                f"({figures}) and {'far cheaper' if cheaper else 'needs no LLM'}: "
-                f"{costing.words(e, best)}"
+                f"the task may not need an LLM: {e.name} is as good as {best.name} within the tolerance "
+                f"({shown}) and {'far cheaper' if cheaper else 'needs no LLM'}: {costing.words(e, best)}"
             )
         else:
             reasons.append(
-                f"{e.name} is not significantly worse: {figures}, and it is cheaper "
-                f"({costing.words(e, best)}), so prefer it"
+                f"{e.name} is as good within the tolerance: {shown}, and it is cheaper ({costing.words(e, best)}), so "
+                "prefer it"
             )
         return e, reasons
     return best, reasons
+
+
+def _unsettled(e: Evaluation, best: Evaluation, metric: str, same, within: str, saving: str) -> str:
+    """Why a cheaper contender the test rows cannot show within the tolerance of the best is not chosen."""
+    if same.rows_to_show is not None:
+        settle = f"about {same.rows_to_show:,} test rows would settle it if the gap stays this size"
+    elif abs(same.difference) >= same.tolerance:
+        settle = "the measured gap is already at or beyond the tolerance"
+    else:
+        settle = "the rows give no spread to size how many more would settle it"
+    return (
+        f"{e.name} might be as good as {best.name}, but the test rows do not show it: {within}) reaches beyond the "
+        f"tolerance of {same.tolerance:g} {metric} (constraints.tolerance); {settle}; choosing it would save: "
+        f"{saving}; {best.name} is chosen on its higher score"
+    )
 
 
 def _no_llm_needed(
@@ -439,7 +510,11 @@ def flag_warnings(e: Evaluation, choice: str | None = None) -> list[str]:
 
 
 def inconclusive_reasons(
-    evaluations: list[Evaluation], metric: str, choice: Evaluation, costing: Costing | None = None
+    evaluations: list[Evaluation],
+    metric: str,
+    choice: Evaluation,
+    costing: Costing | None = None,
+    tolerance: float | None = None,
 ) -> list[str]:
     """When the paired test cannot tell the best from the runner-up: "inconclusive", with what the test split could
     detect and the rows that would settle the gap; and the choice named for what it then is, a default by cost."""
@@ -472,15 +547,22 @@ def inconclusive_reasons(
             if split["rows_to_settle"]
             else "; the observed gap is 0, which no number of rows would settle"
         )
-    if choice is best:
+    costing = costing or Costing()
+    if choice is not best:
         default = (
-            f"{best.name} is a default by cost, not a measured winner: it scored highest and "
-            f"{runner_up.name} is not cheaper ({(costing or Costing()).words(best, runner_up)})"
+            f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender shown within "
+            f"the tolerance ({tolerance if tolerance is not None else default_tolerance(metric):g} {metric}) of "
+            f"{best.name}"
+        )
+    elif costing.key(runner_up) < costing.key(best):
+        default = (
+            f"{best.name} is the better bet, not a measured winner: it scored highest, and the cheaper "
+            f"{runner_up.name} is not shown to be as good"
         )
     else:
         default = (
-            f"{choice.name} is a default by cost, not a measured winner: it is the cheapest contender "
-            f"not significantly worse than {best.name}"
+            f"{best.name} is a default by cost, not a measured winner: it scored highest and "
+            f"{runner_up.name} is not cheaper ({costing.words(best, runner_up)})"
         )
     return [words, default]
 

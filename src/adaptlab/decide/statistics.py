@@ -1,6 +1,7 @@
 """Paired statistics over the same test rows: the difference of two contenders with its interval, its test
 (exact McNemar or a paired permutation test, from scipy), Holm's correction, what the test split could
-detect (power), and each contender's probability of being best.
+detect (power), whether two contenders are shown equivalent within a tolerance (two one-sided tests), and
+each contender's probability of being best.
 
 Every function is pure and seeded: the same scores give the same figures.
 """
@@ -8,6 +9,7 @@ Every function is pure and seeded: the same scores give the same figures.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,6 +17,8 @@ ALPHA = 0.05  # two-sided level of every test
 # z_.975 + z_.8 = 1.959964 + 0.841621: a two-sided 5% test has 80% power against a difference this many
 # standard errors away (scipy.stats.norm.ppf; written out so that importing this module does not load scipy)
 Z_POWER = 2.801585
+# z_.95 + z_.8 = 1.644854 + 0.841621: each one-sided 5% test of an equivalence (TOST) has 80% power
+Z_EQUIVALENCE = 2.486475
 P_BEST_RESAMPLES = 1000
 MCNEMAR = "McNemar exact"
 PERMUTATION = "paired permutation"
@@ -25,9 +29,54 @@ def paired_difference(
 ) -> tuple[float, float, float]:
     """Mean of a - b over the same rows, with its 95% paired-bootstrap (percentile) interval."""
     diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return (float(diff.mean()), *paired_interval(a, b, 0.95, resamples, seed))
+
+
+def paired_interval(a: list[float], b: list[float], level: float, resamples: int = 2000, seed: int = 0) -> tuple:
+    """The `level` paired-bootstrap (percentile) interval of mean(a - b) over the same rows."""
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Whether a cheaper contender is shown to score within `tolerance` of a better-scoring one (TOST).
+
+    Two one-sided tests at 5% each: the 90% paired interval of mean(better - cheaper) lies inside
+    (-tolerance, +tolerance). `rows_to_show` is the test rows at which the observed gap, with the observed spread
+    of per-row differences, would be shown equivalent with 80% power: ceil(((z_.95 + z_.8) * s / (tolerance -
+    |gap|))^2); None when the gap is at or beyond the tolerance (no number of rows would show it), or the rows
+    give no spread (then `shown` decides alone).
+
+    >>> e = equivalence([1, 0, 1, 1] * 10, [1, 0, 1, 0] * 10, tolerance=0.02)
+    >>> e.shown, round(e.difference, 2), e.rows_to_show
+    (False, 0.25, None)
+    >>> equivalence([0.50, 0.51] * 200, [0.50, 0.50] * 200, tolerance=0.02).shown
+    True
+    """
+
+    difference: float  # mean(better - cheaper)
+    low: float  # its 90% paired interval
+    high: float
+    tolerance: float
+    shown: bool
+    rows_to_show: int | None
+
+
+def equivalence(better: list[float], cheaper: list[float], tolerance: float, seed: int = 0) -> Equivalence:
+    """`cheaper` against `better` on the same rows: are they shown within `tolerance` (TOST at 5%)? See
+    `Equivalence`."""
+    d = np.asarray(better, dtype=float) - np.asarray(cheaper, dtype=float)
+    gap = float(d.mean()) if len(d) else 0.0
+    low, high = paired_interval(better, cheaper, 0.90, seed=seed) if len(d) else (gap, gap)
+    shown = -tolerance < low and high < tolerance
+    spread = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    rows = None
+    if spread > 0 and abs(gap) < tolerance:
+        rows = math.ceil((Z_EQUIVALENCE * spread / (tolerance - abs(gap))) ** 2)
+    return Equivalence(gap, low, high, tolerance, bool(shown), rows)
 
 
 def binary(scores) -> bool:

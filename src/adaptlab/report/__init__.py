@@ -101,8 +101,16 @@ def recommendation(rec: dict) -> str:
     """The choice in large print, its reasons and warnings."""
     if not rec.get("choice"):
         return note("No recommendation recorded.")
+    tolerance = rec.get("tolerance")
     return (
-        f"<p class=choice>{escape(str(rec['choice']))}</p><ul>"
+        f"<p class=choice>{escape(str(rec['choice']))}</p>"
+        + (
+            f"<p class=muted>Tolerance: {tolerance:g}, the largest loss of the headline a cheaper contender may cost; "
+            "it must be shown within it to be chosen.</p>"
+            if isinstance(tolerance, (int, float))
+            else ""
+        )
+        + "<ul>"
         + "".join(f"<li>{escape(str(r))}</li>" for r in rec.get("reasons") or [])
         + "".join(f"<li class=warn>warning: {escape(str(w))}</li>" for w in rec.get("warnings") or [])
         + "</ul>"

@@ -32,6 +32,7 @@ BUILT_IN = ("classify", "generate", "qa")  # modules of this package, in table o
 ENTRY_POINT_GROUP = "adaptlab.tasks"
 SAME_ANSWER_SHARE = 0.8  # a contender giving one answer to this share of the test rows is degenerate
 CUT_SHARE = 0.5  # ... or whose answers hit the token limit on this share of them
+TOLERANCE_SHARE = 0.02  # a cheaper contender may lose at most this share of the headline's scale (Metric.tolerance)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,12 @@ class Metric:
     scale: int = 1  # 1: a share between 0 and 1; 100: 0-100 (chrF)
     digits: int = 3
     higher_is_better: bool = True
+
+    @property
+    def tolerance(self) -> float:
+        """The default largest loss of this metric a cheaper contender may cost (constraints.tolerance): 2% of its
+        scale, so 0.02 accuracy or qa_score, 2 chrF."""
+        return TOLERANCE_SHARE * self.scale
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,17 @@ def task_kinds() -> list[TaskKind]:
 def task_kind(name: str) -> TaskKind:
     """The task kind called `name`; a ConfigError lists the known ones."""
     return _TABLE.get(name)
+
+
+def default_tolerance(metric: str) -> float:
+    """The default tolerance (`Metric.tolerance`) of `metric` as the first task kind declaring it gives it; a metric
+    no kind declares (a priced headline, in the team's own units) gets TOLERANCE_SHARE.
+
+    >>> default_tolerance("accuracy"), default_tolerance("chrf"), default_tolerance("utility")
+    (0.02, 2.0, 0.02)
+    """
+    spec = next((m for k in task_kinds() for m in k.metrics if m.name == metric), None)
+    return spec.tolerance if spec is not None else TOLERANCE_SHARE
 
 
 def task_kind_names() -> tuple[str, ...]:
