@@ -75,7 +75,7 @@ def test_degenerate_checks():
         qa.checks(expected, ["It is $500.", "Ten days.", "I don't know", "Twelve."], [False] * 4, "I don't know") == []
     )
     assert generate.checks(["a", "b", "c", "d", "e"], ["x"] * 4 + ["y"], [False] * 5) == [
-        "gave the same answer ('x') to 80% of the test rows"
+        "gave the same answer ('x') to 80% of the test rows (4 of 5)"
     ]
     assert generate.checks(["a", "b"], ["a b", "b"], [True, False]) == [
         "ran to the token limit on 50% of the test rows (answers cut, often repeating themselves)"
@@ -151,7 +151,10 @@ def test_evaluate_flags_a_constant_output_generator_but_not_the_constant_referen
     )
     task = Task("echo", "Repeat the word twice.", "generate")
     llm, _ = evaluate(_Always("card card"), task, train, test, traits=kinds.kind("zero_shot").traits())
-    assert llm.flags == ["gave the same answer ('card card') to 100% of the test rows"]
+    assert llm.flags == [
+        "gave the same answer ('card card') to 100% of the test rows (5 of 5), where 20% of the expected answers are "
+        "that answer"
+    ]
     reference, _ = evaluate(
         kinds.strategy({"name": "constant"}), task, train, test, traits=kinds.kind("constant").traits()
     )

@@ -5,7 +5,8 @@ every metric's spec (`Metric`: label, scale, digits, which way is better, what i
 that the CLI table, the report, MLflow and the docs read; its answer rule (a label from a
 set, free text cut at a token limit, or free text that may abstain); how its dev split is
 stratified; the **references** every comparison runs beside the LLM contenders (a trivial
-one first: beating it is the least an LLM must do); and its degenerate-answer checks.
+one first: beating it is the least an LLM must do); and its degenerate-answer checks (built from
+`tasks.degenerate`: nearly one answer for most rows, answers cut at the token limit).
 Nothing else in adaptlab branches on a task kind's name: it reads these.
 
     >>> task_kind("qa").headline, task_kind("qa").references
@@ -30,8 +31,6 @@ if TYPE_CHECKING:  # `adaptlab --help` imports this table: numpy only where metr
 
 BUILT_IN = ("classify", "generate", "qa")  # modules of this package, in table order
 ENTRY_POINT_GROUP = "adaptlab.tasks"
-SAME_ANSWER_SHARE = 0.8  # a contender giving one answer to this share of the test rows is degenerate
-CUT_SHARE = 0.5  # ... or whose answers hit the token limit on this share of them
 TOLERANCE_SHARE = 0.02  # a cheaper contender may lose at most this share of the headline's scale (Metric.tolerance)
 
 
@@ -144,32 +143,3 @@ def default_tolerance(metric: str) -> float:
 
 def task_kind_names() -> tuple[str, ...]:
     return tuple(k.name for k in task_kinds())
-
-
-def same_answer(predicted: list[str], what: str = "answer") -> list[str]:
-    """A finding when one answer is given to SAME_ANSWER_SHARE or more of the rows (every kind checks it)."""
-    if not predicted:
-        return []
-    from collections import Counter
-
-    top, n = Counter(predicted).most_common(1)[0]
-    share = n / len(predicted)
-    return (
-        [f"gave the same {what} ({_clip(top)!r}) to {share:.0%} of the test rows"] if share >= SAME_ANSWER_SHARE else []
-    )
-
-
-def cut_answers(cut: list[bool]) -> list[str]:
-    """A finding when CUT_SHARE or more of the answers ran to the token limit (generated kinds check it)."""
-    if not cut:
-        return []
-    share = sum(cut) / len(cut)
-    return (
-        [f"ran to the token limit on {share:.0%} of the test rows (answers cut, often repeating themselves)"]
-        if share >= CUT_SHARE
-        else []
-    )
-
-
-def _clip(text: str, n: int = 40) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."

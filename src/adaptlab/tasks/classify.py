@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from adaptlab.metrics import label_f1, label_ids, macro
-from adaptlab.tasks import Metric, TaskKind, same_answer
+from adaptlab.tasks import Metric, TaskKind
+from adaptlab.tasks.degenerate import same_answer
 
 METRICS = (
     Metric("accuracy", "accuracy", "the share of test rows answered with the expected label"),
@@ -50,8 +51,9 @@ def aggregate(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
 
 
 def checks(expected: list[str], predicted: list[str], cut: list[bool], abstain: str = "") -> list[str]:
-    """One label for (nearly) every row."""
-    return same_answer(predicted, "label")
+    """One label for (nearly) every row: the exact label, as labels come from a set ("1 star" and "2 stars" differ
+    only in a number, and are different answers)."""
+    return same_answer(predicted, "label", near=False)
 
 
 KIND = TaskKind(

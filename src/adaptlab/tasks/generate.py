@@ -11,7 +11,8 @@ import numpy as np
 
 from adaptlab.knowledge.measures import token_f1
 from adaptlab.metrics import chrf, json_fields
-from adaptlab.tasks import Metric, TaskKind, cut_answers, same_answer
+from adaptlab.tasks import Metric, TaskKind
+from adaptlab.tasks.degenerate import cut_answers, same_answer
 
 METRICS = (
     Metric(
@@ -76,8 +77,9 @@ def aggregate(rows: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, float]:
 
 
 def checks(expected: list[str], predicted: list[str], cut: list[bool], abstain: str = "") -> list[str]:
-    """One answer for (nearly) every row; answers that run to the token limit."""
-    return same_answer(predicted) + cut_answers(cut)
+    """(Nearly) one answer for (nearly) every row, unless the references are that answer about as often; answers that
+    run to the token limit."""
+    return same_answer(predicted, expected=expected) + cut_answers(cut)
 
 
 KIND = TaskKind(

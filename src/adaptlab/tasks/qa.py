@@ -12,11 +12,14 @@ row is valued).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from adaptlab.knowledge.measures import is_abstention, qa_aggregate, qa_rows
 from adaptlab.task import DEFAULT_ABSTAIN
-from adaptlab.tasks import SAME_ANSWER_SHARE, Metric, TaskKind, cut_answers, same_answer
+from adaptlab.tasks import Metric, TaskKind
+from adaptlab.tasks.degenerate import SAME_ANSWER_SHARE, cut_answers, one_answer_or_none, same_answer
 
 METRICS = (
     Metric(
@@ -134,7 +137,8 @@ def context(task, test, predictions: list) -> dict:
 
 
 def checks(expected: list[str], predicted: list[str], cut: list[bool], abstain: str = DEFAULT_ABSTAIN) -> list[str]:
-    """Abstaining on (nearly) every answerable question; one answer for (nearly) every row; answers cut at the limit."""
+    """Abstaining on (nearly) every answerable question; (nearly) one answer for (nearly) every row, or for every row
+    it did not abstain on (75% one answer and 25% "I don't know"); answers cut at the limit."""
     answerable = [p for e, p in zip(expected, predicted) if not is_abstention(e, abstain)]
     declined = sum(is_abstention(p, abstain) for p in answerable)
     out = []
@@ -143,10 +147,11 @@ def checks(expected: list[str], predicted: list[str], cut: list[bool], abstain: 
             f"abstained on {declined / len(answerable):.0%} of the answerable questions ({declined} "
             f"of {len(answerable)})"
         )
-    answers = [p for p in predicted if not is_abstention(p, abstain)]
-    return (
-        out + (same_answer(predicted) if len(answers) >= SAME_ANSWER_SHARE * len(predicted) else []) + cut_answers(cut)
-    )
+    declines = partial(is_abstention, abstain=abstain)
+    out += same_answer(predicted, expected=expected, declines=declines)
+    if not out:  # one answer besides the abstentions: not when abstaining is (nearly) all it does
+        out = one_answer_or_none(predicted, declines, expected)
+    return out + cut_answers(cut)
 
 
 KIND = TaskKind(
