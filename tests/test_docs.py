@@ -197,3 +197,80 @@ def test_screenshots_are_taken_by_chromium(tmp_path):
             height,
         )
     assert (tmp_path / "report.sha256").read_text().strip() == shots.page_hash(results)
+
+
+GENERATED_PAGES = {
+    "cli.md",
+    "settings.md",
+    "results.md",
+}  # written from the code (gen_cli_reference.py, adaptlab.results)
+RESULTS_JSON = re.compile(r"bench/results/[\w.-]+\.json")
+FIGURE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)\.(\d+)")
+VERSION_BEFORE = re.compile(
+    r"(?:[=<>~]=?|\bv|\b(?:torch|transformers|peft|PEFT|TRL|trl|Python|python|llama-cpp-python|vLLM|vllm|CUDA) )$"
+)
+# figures a line citing one results file may quote although that file does not hold them: (page, figure) -> why
+FIGURES_NOT_IN_THEIR_FILE: dict[tuple[str, str], str] = {}
+
+
+def _held(data) -> list[float]:
+    """Every number in a results file: its numeric leaves, at any depth (booleans are not numbers)."""
+    if isinstance(data, dict):
+        return [v for value in data.values() for v in _held(value)]
+    if isinstance(data, list):
+        return [v for value in data for v in _held(value)]
+    if isinstance(data, (int, float)) and not isinstance(data, bool):
+        return [float(data)]
+    return []
+
+
+def _quoted(line: str):
+    """The decimal figures of a docs line: (text as written, value, decimals shown, unit after it). Code spans and
+    link targets are settings and paths, not figures; integers, percentages, versions (2.13.0, torch 2.13, ==2.13) and
+    numbers in scientific notation (1.96e-3) are left out."""
+    prose = re.sub(r"`[^`]*`|\]\([^)]*\)", lambda m: " " * len(m.group()), line)
+    for m in FIGURE.finditer(prose):
+        before, after = prose[: m.start()], prose[m.end() :]
+        if re.match(r"\.\d|e[-+]?\d|\s?%", after) or VERSION_BEFORE.search(before):
+            continue
+        unit = re.match(r"\s?(GB|min\b|minutes)?", after).group(1) or ""
+        text = m.group()
+        yield text, float(text.replace(",", "")), len(m.group(2)), unit
+
+
+def _matches(value: float, decimals: int, unit: str, held: list[float]) -> bool:
+    """Whether a figure quoted with `decimals` decimals is one of the file's numbers rounded so (either way at a
+    half, and regardless of sign: a difference is quoted as +0.015 or -0.080); next to GB it may be one of the file's
+    megabytes / 1000, next to min or minutes one of its seconds / 60."""
+    half = 0.5 * 10**-decimals * (1 + 1e-9)
+    scale = {"GB": 1000, "min": 60, "minutes": 60}.get(unit, 1)
+    return any(abs(abs(v) / scale - value) <= half for v in held)
+
+
+def test_figures_on_a_citing_line_are_in_the_file_it_cites():
+    """A docs line that cites one results file (`bench/results/<name>.json`) quotes only figures that file holds.
+
+    Pages: README.md and docs/*.md, not the ones generated from the code (cli.md, settings.md, results.md). Lines: those
+    citing exactly one results file (a line citing several could quote any of them). Checked: every decimal figure on
+    the line (0.875, 2.52, 1.26x, 84.8, 1,030.5); not checked: integers, percentages, versions, scientific notation,
+    code spans (settings, commands) and link targets. A figure is held when it is one of the file's numeric leaves,
+    at any depth, rounded to the decimals shown; the two unit conversions the docs make are allowed: GB after a
+    figure, the file's MB / 1000 (peak_rss_mb); min or minutes, its seconds / 60 (wall_s). Ratios and differences of
+    two of the file's numbers are not accepted: with a hundred numbers in a file, some pair's ratio lies within 0.5%
+    of almost any figure (1.27, 1.5 and 2.0 would all pass in generate-cpu.json), so a derived figure goes in the file
+    or in FIGURES_NOT_IN_THEIR_FILE with why.
+    """
+    wrong = []
+    for page in [ROOT / "README.md", *DOCS]:
+        if page.name in GENERATED_PAGES:
+            continue
+        for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
+            cited = set(RESULTS_JSON.findall(line))
+            if len(cited) != 1:
+                continue
+            name = cited.pop()
+            held = _held(json.loads((ROOT / name).read_text(encoding="utf-8")))
+            for text, value, decimals, unit in _quoted(line):
+                if (page.name, text) not in FIGURES_NOT_IN_THEIR_FILE and not _matches(value, decimals, unit, held):
+                    wrong.append(f"{page.relative_to(ROOT)}:{number}: {text}{unit and ' ' + unit} is not in {name}")
+    assert not wrong, "figures their cited results file does not hold:\n" + "\n".join(wrong)

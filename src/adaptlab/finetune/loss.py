@@ -30,10 +30,12 @@ from adaptlab.engine.scoring import common_prefix
 
 IGNORE = -100  # label id the loss skips (prompt tokens and padding)
 # micro-batch widths over this, on a CPU, in steps of it: few distinct shapes, so oneDNN reuses its kernels and their
-# memory (a LoRA epoch on booking-sql in bf16: 2.7 GB peak instead of 3.6, as fast; bench/results/lora-memory-cpu.json)
+# memory (a LoRA epoch on booking-sql in bf16, 256-token micro-batches, dropout 0.05, fused attention: 2.65 GB peak
+# instead of 3.53 unpadded, 73 s against 70; bench/results/lora-memory-cpu.json)
 CPU_PAD_TO = 64
-# micro-batch budget on a CPU: with CPU_PAD_TO, a LoRA epoch on every linear layer of booking-sql peaks at 2.7 GB RSS,
-# 3.7 GB at 512 unpadded, as fast (bench/results/lora-memory-cpu.json)
+# micro-batch budget on a CPU: with CPU_PAD_TO and the other defaults (LoRA dropout 0, the explicit training attention),
+# a LoRA epoch on every linear layer of booking-sql peaks at 2.52 GB RSS, against 3.72 GB at 512 unpadded with dropout
+# 0.05 and the fused attention, in 0.72x the time (bench/results/lora-memory-cpu.json)
 CPU_BATCH_TOKENS = 256
 
 
