@@ -173,6 +173,7 @@ def test_a_corrupted_adapter_is_refused_and_the_rest_still_served(server):
         headers={"Authorization": f"Bearer {API_KEY}"},
     )
     assert reply.status_code == 503 and str(copy.folder) not in reply.text
+    assert "adapter_model.safetensors" in reply.json()["error"]["message"]  # the file that failed verification
     ok = _client(url).chat.completions.create(model="cards", messages=[{"role": "user", "content": "hi"}])
     assert ok.choices[0].message.content
 
@@ -747,14 +748,17 @@ def _mismatched_adapter(registry, lora_ref: str, r: int):
     return registry.add_version("cards", "lora", folder, lora.lineage)
 
 
-def test_an_adapter_that_peft_cannot_load_answers_503_every_time_and_the_rest_is_served(server):
+def test_an_adapter_that_peft_cannot_load_answers_500_every_time_and_the_rest_is_served(server):
+    """Its files verify, so it is no verification failure: the server failed to load it, a 500 with a request id."""
     url, registry = server
     bad = _mismatched_adapter(registry, "cards@v3", 4)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     ask = {"messages": [{"role": "user", "content": "lost my card"}]}
     for _ in range(2):  # a retry must not find a half-registered adapter with no weights
         reply = httpx.post(f"{url}/v1/chat/completions", json=ask | {"model": bad.ref}, headers=headers)
-        assert reply.status_code == 503 and "cannot be loaded" in reply.json()["error"]["message"]
+        error = reply.json()["error"]
+        assert reply.status_code == 500 and "cannot be loaded" in error["message"]
+        assert error["request_id"] == reply.headers["x-request-id"] and "verification" not in error["message"]
     for model in ("cards", "cards@v3", "cards@v1", "tiny"):
         assert (
             httpx.post(

@@ -1,6 +1,6 @@
-"""The server's parts on their own: request checks, failures as answers (503 with a request id, never 500), token usage
-of
-task versions, and the rule that keeps serve/ readable. Apps here run on the tiny model, without a compare run."""
+"""The server's parts on their own: request checks, failures as answers with their true status (a bug: 500 with a
+request id), token usage of task versions, and the rule that keeps serve/ readable. Apps here run on the tiny model,
+without a compare run."""
 
 import ast
 import asyncio
@@ -103,32 +103,75 @@ def test_the_model_input_is_token_ids_for_the_base_model_and_the_text_for_a_task
     assert long.value.code == "context_length_exceeded"
 
 
-def test_known_failures_keep_their_status_and_the_rest_is_a_503_with_a_request_id(caplog):
-    from adaptlab.errors import AdaptlabError
+def test_each_failure_gets_its_true_status_and_only_logged_ones_a_request_id(caplog):
+    from adaptlab.errors import AdaptlabError, QueryTooLong
     from adaptlab.remote.client import RemoteError
     from adaptlab.serve.failures import api_error_of
-    from adaptlab.serve.worker import LoadFailed
+    from adaptlab.serve.models import ModelNotFound
+    from adaptlab.serve.worker import LoadFailed, Unservable
 
     caplog.set_level(logging.ERROR, logger="adaptlab.serve")
-    assert api_error_of(LoadFailed("/srv/x: bad hash"), "cards@v9").status == 503
-    assert "/srv" not in api_error_of(LoadFailed("/srv/x: bad hash"), "cards@v9").message  # no server path in a body
-    assert api_error_of(RemoteError("no answer within 30 s"), "cards").status == 504
-    assert api_error_of(AdaptlabError("the query is over the context"), "cards").code == "context_length_exceeded"
-    error = api_error_of(RuntimeError("CUDA out of memory at /srv/weights"), "cards")
-    assert (
-        error.status == 503
-        and error.retry_after
-        and error.request_id.startswith("req_")
-        and "/srv" not in error.message
-    )
-    assert (
-        dict(error.headers())[b"x-request-id"] == error.request_id.encode()
-        and error.request_id in error.body().decode()
-    )
-    assert any(error.request_id in r.getMessage() and r.exc_info for r in caplog.records)
+
+    def failed(exc: BaseException) -> BaseException:  # raised, so it has a traceback to log
+        try:
+            raise exc
+        except BaseException as raised:
+            return raised
+
+    def answer(exc: BaseException):
+        error = api_error_of(failed(exc), "cards@v9")
+        return error.status, error.retry_after is not None, error.request_id is not None, error
+
+    too_long = answer(QueryTooLong("a query's prompt is 900 tokens, over the model's 512-token context"))
+    assert too_long[:3] == (400, False, False) and too_long[3].code == "context_length_exceeded"
+    assert answer(ModelNotFound("cards@v9 is a majority solver, which is not served here"))[:3] == (404, False, False)
+    assert answer(RemoteError("no answer within 30 s"))[0] == 504 and answer(RemoteError("HTTP 500"))[0] == 502
+    status, retry, logged, unservable = answer(Unservable("its files failed verification: adapter.safetensors"))
+    assert (status, retry, logged) == (503, False, False) and "adapter.safetensors" in unservable.message
+    for overload in (RuntimeError("CUDA out of memory at /srv/weights"), MemoryError()):  # retry later: 503
+        status, retry, logged, error = answer(overload)
+        assert (status, retry, logged) == (503, True, True) and "/srv" not in error.message
+    load = LoadFailed("loading cards@v9 failed")
+    load.__cause__ = failed(RuntimeError("size mismatch for lora_A in /srv/x"))
+    for bug in (ZeroDivisionError("division by zero"), AdaptlabError("adapter 'x' is not loaded"), load):  # 500
+        status, retry, logged, error = answer(bug)
+        assert (status, retry, logged, error.kind) == (500, False, True, "server_error"), bug
+        assert error.request_id in error.message and "/srv" not in error.message and "division" not in error.message
+        assert dict(error.headers())[b"x-request-id"] == error.request_id.encode()
+        assert error.request_id in error.body().decode() and "Traceback" not in error.body().decode()
+        assert any(error.request_id in r.getMessage() and r.exc_info for r in caplog.records)
+    assert "size mismatch" in logging.Formatter().format(caplog.records[-1])  # a load error's cause is in its traceback
 
 
-# --- never 500 ------------------------------------------------------------------------------------
+def test_loading_a_version_fails_as_what_went_wrong():
+    """Only a verification failure says the files failed verification (naming them, not their folder); out of memory
+    stays out of memory (503); anything else is a LoadFailed raised from the error (500, its traceback logged)."""
+    from adaptlab.registry.store import FilesUnverified
+    from adaptlab.serve.worker import LoadFailed, Unservable, load_solver
+
+    class Failing:
+        def __init__(self, exc: Exception):
+            self.exc = exc
+
+        def solver(self, name: str):
+            raise self.exc
+
+    unverified = FilesUnverified(
+        "cards@v2: adapter_model.safetensors is missing from /srv/a", ["adapter_model.safetensors"]
+    )
+    with pytest.raises(Unservable, match="verification: adapter_model.safetensors") as refused:
+        load_solver(Failing(unverified), "cards@v2")
+    assert "/srv" not in str(refused.value)
+    oom = RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(RuntimeError) as raised:
+        load_solver(Failing(oom), "cards@v2")
+    assert raised.value is oom
+    with pytest.raises(LoadFailed) as failed:
+        load_solver(Failing(KeyError("base_model.model.lora_A")), "cards@v2")
+    assert isinstance(failed.value.__cause__, KeyError) and "verification" not in str(failed.value)
+
+
+# --- each failure its status -----------------------------------------------------------------------------
 
 
 def _by_id(records, request_id: str):
@@ -195,24 +238,80 @@ def test_a_failing_batch_answers_503_with_a_request_id_to_each_of_its_requests_a
         assert any(t in _by_id(caplog.records, request_id)[0].getMessage() for t in traced)
 
 
-def test_an_exception_in_a_route_answers_503_with_a_request_id_never_500(tiny_base, caplog):
+def test_a_bug_in_a_route_answers_500_with_a_request_id_and_the_traceback_only_in_the_log(
+    tiny_base, caplog, monkeypatch
+):
     from starlette.testclient import TestClient
+
+    from adaptlab.serve import routes
 
     class Broken(NoRegistry):
         def versions(self):
-            raise RuntimeError("database is locked (injected)")
+            raise ZeroDivisionError("division by zero (injected)")
 
+    def broken_answer(*args, **kwargs):
+        return 1 / 0
+
+    monkeypatch.setattr(routes, "chat_completion", broken_answer)  # the chat route's answer, after generation
     caplog.set_level(logging.ERROR, logger="adaptlab.serve")
     with TestClient(_app(tiny_base, Broken()), base_url="http://localhost") as client:
+        replies = {
+            "GET /v1/models": client.get("/v1/models"),
+            f"POST {CHAT}": client.post(CHAT, json=_ask("hi", max_tokens=2)),
+        }
+        assert client.get("/health").status_code == 200
+        after = client.post(CHAT, json=_ask("hi", stream=True, max_tokens=2))  # the server goes on
+    assert after.status_code == 200 and after.text.rstrip().endswith("data: [DONE]")
+    for where, reply in replies.items():
+        request_id = reply.headers["x-request-id"]
+        error = reply.json()["error"]
+        assert reply.status_code == 500 and "retry-after" not in reply.headers, where
+        assert error["request_id"] == request_id and request_id in error["message"] and error["type"] == "server_error"
+        assert not any(t in reply.text for t in ("Traceback", "ZeroDivisionError", "division by zero", ".py"))
+        logged = _by_id(caplog.records, request_id)
+        traceback = logging.Formatter().format(logged[0])
+        assert where in logged[0].getMessage()
+        assert "Traceback" in traceback and "ZeroDivisionError" in traceback
+
+
+def test_out_of_memory_in_a_route_answers_503_with_retry_after(tiny_base, caplog):
+    from starlette.testclient import TestClient
+
+    class Overloaded(NoRegistry):
+        def versions(self):
+            raise MemoryError()
+
+    caplog.set_level(logging.ERROR, logger="adaptlab.serve")
+    with TestClient(_app(tiny_base, Overloaded()), base_url="http://localhost") as client:
         reply = client.get("/v1/models")
-        assert reply.status_code == 503 and reply.json()["error"]["request_id"] == reply.headers["x-request-id"]
-        assert "database is locked" not in reply.text and client.get("/health").status_code == 200
-    logged = _by_id(caplog.records, reply.headers["x-request-id"])
-    assert (
-        logged
-        and "GET /v1/models" in logged[0].getMessage()
-        and "database is locked (injected)" in logging.Formatter().format(logged[0])
-    )
+    assert reply.status_code == 503 and int(reply.headers["retry-after"]) > 0
+    assert reply.json()["error"]["request_id"] == reply.headers["x-request-id"] and "Traceback" not in reply.text
+
+
+def test_a_version_whose_files_fail_verification_answers_503_naming_them(tmp_path, tiny_base):
+    """Every time, without the folder's path, and the other models are still served."""
+    from starlette.testclient import TestClient
+
+    from adaptlab import kinds
+    from adaptlab.data import Dataset, Example
+    from adaptlab.registry import default_registry
+    from adaptlab.task import Task
+
+    task = Task("cards", "Route the message.", "classify", tuple(sorted({o for _, o in CARD_ROWS})))
+    train = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)])
+    kinds.strategy({"name": "zero_shot"}, tiny_base).fit(task, train).save(tmp_path / "zero_shot")
+    registry = default_registry()
+    good = registry.add_version("cards", "zero_shot", tmp_path / "zero_shot", {})
+    bad = registry.add_version("cards", "zero_shot", tmp_path / "zero_shot", {})
+    name = sorted(bad.files)[0]
+    (bad.folder / name).write_text((bad.folder / name).read_text() + " ")
+    with TestClient(_app(tiny_base, registry), base_url="http://localhost") as client:
+        replies = [client.post(CHAT, json=_ask("my card never came", bad.ref)) for _ in range(2)]
+        assert client.post(CHAT, json=_ask("my card never came", good.ref)).status_code == 200
+    for reply in replies:
+        message = reply.json()["error"]["message"]
+        assert reply.status_code == 503 and name in message and "failed verification" in message
+        assert str(bad.folder) not in reply.text and "request_id" not in reply.json()["error"]
 
 
 # --- usage: what a task version sent ------------------------------------------------------------

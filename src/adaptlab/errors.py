@@ -21,6 +21,10 @@ class ModelError(AdaptlabError):
     """A base model cannot be found or loaded."""
 
 
+class QueryTooLong(AdaptlabError):
+    """A query's prompt does not fit the model's context: shorten the query (the server answers 400)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one place in a data file."""

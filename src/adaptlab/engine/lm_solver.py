@@ -16,7 +16,7 @@ from adaptlab.engine.generate import Ending, Sink, generate
 from adaptlab.engine.live import Generation
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.engine.scoring import label_logprobs
-from adaptlab.errors import AdaptlabError
+from adaptlab.errors import AdaptlabError, QueryTooLong
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.solver import Prediction, Progress, write_solver_json
@@ -105,7 +105,7 @@ class LMSolver:
                 if len(ids) <= room or not shots:
                     break
                 if self.exact_shots:
-                    raise AdaptlabError(
+                    raise QueryTooLong(
                         f"{wanted} shots do not fit the {self.base.context_length}-token context "
                         f"with room for the answer ({len(ids)} tokens) for query {query[:60]!r}; "
                         "lower few_shot.k or drop exact_k to use fewer shots where needed"
@@ -115,7 +115,7 @@ class LMSolver:
                 query = query.dropping(2)  # a conversation too long for the context loses its oldest exchange first
                 ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
             if len(ids) > room:
-                raise AdaptlabError(
+                raise QueryTooLong(
                     f"a query's prompt is {len(ids)} tokens, over the model's "
                     f"{self.base.context_length}-token context less {self._answer_room()} for the "
                     f"answer; shorten the instruction or the input ({query[:60]!r}...)"

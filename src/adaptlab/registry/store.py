@@ -37,6 +37,14 @@ class RegistryError(AdaptlabError):
     """A registry entry is missing, corrupt, or asked for in a form it cannot have."""
 
 
+class FilesUnverified(RegistryError):
+    """A version's files are missing or do not match their sha256; `files` names them (file names, never paths)."""
+
+    def __init__(self, message: str, files: list[str]):
+        super().__init__(message)
+        self.files = files
+
+
 @dataclass(frozen=True)
 class Version:
     task: str
@@ -280,8 +288,9 @@ class Registry:
         if verify:
             problems = self._problems(version)
             if problems:
-                raise RegistryError(
-                    f"{version.ref} cannot be used: {'; '.join(problems)}; run `adaptlab registry check`"
+                raise FilesUnverified(
+                    f"{version.ref} cannot be used: {'; '.join(problems.values())}; run `adaptlab registry check`",
+                    list(problems),
                 )
         return version
 
@@ -292,7 +301,7 @@ class Registry:
 
     def check(self) -> tuple[list[str], list[str]]:
         """(problems, notes): rows whose files are missing or corrupt; artifact folders no row points at."""
-        problems = [f"{version.ref}: {p}" for version in self.versions() for p in self._problems(version)]
+        problems = [f"{version.ref}: {p}" for version in self.versions() for p in self._problems(version).values()]
         notes = [
             f"{folder}: files of an interrupted write or removal (no version points at them); "
             "`adaptlab registry gc` deletes them"
@@ -304,14 +313,15 @@ class Registry:
         """Versions whose documents changed since they were indexed or fitted on them: ref -> the changed files."""
         return {v.ref: changed for v in self.versions() if (changed := changed_documents(v))}
 
-    def _problems(self, version: Version) -> list[str]:
-        out = []
+    def _problems(self, version: Version) -> dict[str, str]:
+        """The version's files that fail verification: file name -> what is wrong with it."""
+        out = {}
         for name, expected in version.files.items():
             path = version.folder / name
             if not path.is_file():
-                out.append(f"{name} is missing from {version.folder}")
+                out[name] = f"{name} is missing from {version.folder}"
             elif sha256_file(path) != expected:
-                out.append(f"{name} does not match its sha256 (corrupted or changed)")
+                out[name] = f"{name} does not match its sha256 (corrupted or changed)"
         return out
 
     def _version(self, row: sqlite3.Row) -> Version:

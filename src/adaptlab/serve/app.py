@@ -7,7 +7,7 @@
     serve/routes.py     the routes, as plain functions of the request
     serve/worker.py     what the model's worker thread runs for a batch (serve/batcher.py)
     serve/responses.py  the OpenAI-shaped answers and the event stream
-    serve/failures.py   every failure as an OpenAI-shaped answer; never a 500
+    serve/failures.py   every failure as an OpenAI-shaped answer with its true status (a bug: 500)
     serve/state.py      the Limits, and the state the routes share
 
 Every error body is OpenAI-shaped (`{"error": {"message", "type", "code"}}`) and never

@@ -1,12 +1,19 @@
-"""How a failure becomes an answer: OpenAI-shaped, never a 500, never a stack trace or a server path in a body.
+"""How a failure becomes an answer: OpenAI-shaped, with its true status, never a stack trace or a server path in a body.
 
-Known failures keep their status: a version that cannot be loaded 503, its endpoint 502 or
-504, a query it refuses 400, a client that left 499. Anything else (a torch RuntimeError,
-out of memory, a bug) is a 503 with Retry-After and a fresh request id, sent in the
-`x-request-id` header and the error body; the full traceback goes to the server log under
-that id. The client can retry, and whoever runs the server can find what happened. The
-`Fallback` middleware gives that answer to an exception no handler caught, so no route can
-answer 500 whatever it raises.
+    the client's mistake                    4xx saying what to send instead (ApiError, raised by the checks);
+                                            a query too long for the context 400, a model there is not 404
+    overload                                429 with Retry-After (a full queue), 503 with Retry-After (out of
+                                            memory, starting or shutting down)
+    a version this server cannot serve      503 naming why: the files that failed verification, or the base
+                                            model it was fitted on
+    a version's endpoint failed             502, or 504 when it did not answer in time
+    the client left                         499
+    anything else: a bug                    500 with a request id
+
+A 500 (and an out-of-memory 503) carries a fresh request id, in the `x-request-id` header
+and the error body; the full traceback goes to the server log under that id. A 500 says
+nothing else: a bug does not look like overload, and invites no retry. The `Fallback`
+middleware gives that answer to an exception no handler caught.
 """
 
 from __future__ import annotations
@@ -19,11 +26,12 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from adaptlab.errors import AdaptlabError
+from adaptlab.errors import QueryTooLong
 from adaptlab.remote.client import RemoteError
 from adaptlab.serve.guard import ApiError, send_error
+from adaptlab.serve.models import ModelNotFound
 from adaptlab.serve.responses import error_response
-from adaptlab.serve.worker import LoadFailed
+from adaptlab.serve.worker import LoadFailed, Unservable, out_of_memory
 
 log = logging.getLogger("adaptlab.serve")
 LOGGED_AS = "adaptlab request id "  # the note an exception carries once its traceback is logged
@@ -35,13 +43,13 @@ class ClientGone(Exception):
 
 def api_error_of(exc: Exception, model: str) -> ApiError:
     """What the client of `model` is told when its request (or its whole batch) failed with `exc`."""
-    if isinstance(exc, LoadFailed):
-        why = exc.public or "its files failed verification or loading"
+    if isinstance(exc, QueryTooLong):  # this request's own query: the client shortens it
+        return ApiError(400, str(exc), code="context_length_exceeded")
+    if isinstance(exc, ModelNotFound):
+        return ApiError(404, str(exc), code="model_not_found")
+    if isinstance(exc, Unservable):  # retrying will not help: no Retry-After
         return ApiError(
-            503,
-            f"the model {model!r} cannot be loaded now ({why}); the other models are still served",
-            "server_error",
-            retry_after=30,
+            503, f"the model {model!r} cannot be served ({exc}); the other models are still served", "server_error"
         )
     if isinstance(exc, RemoteError):  # a version fitted on an endpoint: that endpoint failed
         log.error("the endpoint of %s failed: %s", model, exc)
@@ -53,13 +61,40 @@ def api_error_of(exc: Exception, model: str) -> ApiError:
             "server_error",
             retry_after=5,
         )
-    if isinstance(exc, AdaptlabError):
-        return ApiError(400, str(exc), code="context_length_exceeded" if "context" in str(exc) else None)
+    if isinstance(exc, LoadFailed):
+        rid = logged(exc, f"model {model!r}")
+        return ApiError(
+            500,
+            f"the model {model!r} cannot be loaded: an internal error, logged under request id {rid}; "
+            "the other models are still served",
+            "server_error",
+            request_id=rid,
+        )
     return unexpected(exc, f"model {model!r}")
 
 
 def unexpected(exc: BaseException, where: str) -> ApiError:
-    """A 503 with a new request id for a failure no rule covers; its traceback is logged under that id.
+    """The answer to a failure no rule covers: out of memory 503 with Retry-After, anything else (a bug) 500; each with
+    a new request id its traceback is logged under."""
+    rid = logged(exc, where)
+    if out_of_memory(exc):
+        return ApiError(
+            503,
+            f"the server ran out of memory on this request; retry in a few seconds (request id {rid})",
+            "server_error",
+            retry_after=5,
+            request_id=rid,
+        )
+    return ApiError(
+        500,
+        f"internal error; report request id {rid}: the server log has the details under it",
+        "server_error",
+        request_id=rid,
+    )
+
+
+def logged(exc: BaseException, where: str) -> str:
+    """A new request id, with `exc`'s traceback logged under it.
 
     A batch-wide failure reaches every request of the batch as one exception: its traceback
     is logged once, under the first request's id, and each other request logs a line that
@@ -72,11 +107,7 @@ def unexpected(exc: BaseException, where: str) -> ApiError:
     else:
         exc.add_note(LOGGED_AS + rid)  # printed with the traceback, so the id is found in any log that shows it
         log.error("request %s (%s) failed: %s", rid, where, type(exc).__name__, exc_info=exc)
-    message = (
-        f"the server failed on this request ({type(exc).__name__}); retry in a few seconds, and if it "
-        f"keeps failing, report request id {rid}: the server log has the details under it"
-    )
-    return ApiError(503, message, "server_error", retry_after=5, request_id=rid)
+    return rid
 
 
 async def on_api_error(request, exc: ApiError):
@@ -116,7 +147,7 @@ HANDLERS: dict[type[Exception], Callable[..., Any]] = {  # each handler takes it
 
 
 class Fallback:
-    """ASGI middleware around the app: an exception nothing else answered becomes `unexpected`'s 503, never a 500.
+    """ASGI middleware around the app: an exception nothing else answered gets `unexpected`'s answer (a bug: 500).
 
     Once a response has started (a stream cut by a failure) its status is sent: the failure is
     logged under a request id and the response ends there.

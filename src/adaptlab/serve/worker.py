@@ -2,9 +2,9 @@
 
 `run_batch` is the function serve/batcher.py's worker calls with a lane's key and its
 requests' payloads. An item of its result may be an exception that belongs to that request
-alone (its query is too long for the context); an exception it raises (`LoadFailed`, or a
-torch RuntimeError such as out of memory) reaches every request of the batch, and
-serve/failures.py turns it into that request's answer.
+alone (its query is too long for the context: `QueryTooLong`, the client's to fix); an
+exception it raises (`Unservable`, `LoadFailed`, out of memory, a bug) reaches every request
+of the batch, and serve/failures.py turns it into that request's answer.
 
 Generation runs live (`live_answers`): the base model and every prompted or fine-tuned
 version of a generate task decode in one `LiveBatch` (engine/live.py) that the lane's
@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from adaptlab.errors import AdaptlabError
 from adaptlab.kinds.context import BaseMismatch
+from adaptlab.registry.store import FilesUnverified
+from adaptlab.serve.models import ModelNotFound
 
 log = logging.getLogger("adaptlab.serve")
 
@@ -48,12 +50,13 @@ def turns_dropped(query) -> int:
     return getattr(query, "dropped", 0)
 
 
-class LoadFailed(Exception):
-    """A version's files failed verification or loading (the server answers 503 for it and serves the rest)."""
+class Unservable(Exception):
+    """This server cannot serve the version as it is: its files fail verification, or it was fitted on another base
+    model. The message is what the client may read (file and model names, never a path); the rest is still served."""
 
-    def __init__(self, message: str, public: str | None = None):
-        super().__init__(message)
-        self.public = public  # what the client may read (no paths); None: a generic sentence
+
+class LoadFailed(Exception):
+    """Loading a version failed for another reason (raised from the original error, whose traceback is logged)."""
 
 
 def run_batch(models, key: tuple, batch) -> list[Answer | Exception]:
@@ -70,14 +73,34 @@ def run_batch(models, key: tuple, batch) -> list[Answer | Exception]:
 
 
 def load_solver(models, name: str):
-    """The version's solver (None for the base model); a failure to load it is `LoadFailed`, and the worker goes on."""
+    """The version's solver (None for the base model). A version this server cannot serve as it is raises
+    `Unservable`, any other failure to load it `LoadFailed` from the error (out of memory as it is); the worker goes
+    on."""
     try:
         return models.solver(name)
+    except FilesUnverified as exc:  # the message has the folder's path: the client reads the file names only
+        log.error("loading %s failed: %s", name, exc)
+        raise Unservable(
+            f"its files failed verification: {', '.join(exc.files)} (missing, or changed since they were registered; "
+            "`adaptlab registry check` on the server says more)"
+        ) from None
     except BaseMismatch as exc:  # fitted on another base: the message names both models (never a path)
-        raise LoadFailed(str(exc), str(exc)) from None
-    except Exception as exc:  # verification or a library's load error: this model fails, the worker goes on
-        log.error("loading %s failed: %s: %s", name, type(exc).__name__, exc)
-        raise LoadFailed(str(exc)) from None
+        raise Unservable(str(exc)) from None
+    except ModelNotFound:  # a kind this server does not serve: the client asked for a model there is not here
+        raise
+    except Exception as exc:
+        if out_of_memory(exc):
+            raise
+        raise LoadFailed(f"loading {name} failed") from exc
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether `exc` says memory ran out: MemoryError, torch.OutOfMemoryError ("CUDA out of memory"), or the plain
+    RuntimeError of torch's CPU allocator ("not enough memory") and MPS backend ("MPS backend out of memory")."""
+    said = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("out of memory" in said or "not enough memory" in said)
+    )
 
 
 def base_generation(base, max_tokens: int):
