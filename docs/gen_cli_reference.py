@@ -90,19 +90,52 @@ def _default(field) -> str:
     return f"`{json.dumps(field.default)}`"
 
 
-def _table(model, skip: tuple[str, ...] = ()) -> list[str]:
+def _table(model, skip: tuple[str, ...] = (), listed: dict[str, str] | None = None) -> list[str]:
+    """A model's keys as a table; `listed` appends to a key's description what the kind tables hold now (key -> text),
+    so no description carries a list of kinds that goes stale when one is added."""
     rows = ["| key | type | default | what it does |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if name in skip:
             continue
-        text = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        text = " ".join(filter(None, [field.description, (listed or {}).get(name)]))
+        text = text.replace("|", "\\|").replace("\n", " ")
         rows.append(f"| `{name}` | {_type(field.annotation).replace('|', '&#124;')} | {_default(field)} | {text} |")
     return rows + [""]
+
+
+def _in_family_order(every: list) -> list:
+    """The strategy kinds as the page lists them: by family (baseline, prompted, fine-tuned), then by name."""
+    from adaptlab.kinds import FAMILIES
+
+    return sorted(every, key=lambda k: (FAMILIES.index(k.family) if k.family in FAMILIES else 9, k.name))
+
+
+def kind_lists() -> dict[str, dict[str, str]]:
+    """What settings.md appends to the descriptions that point at a kind table: model name -> key -> the list, as the
+    tables (adaptlab.tasks, adaptlab.kinds) hold it now."""
+    from adaptlab import kinds, tasks
+
+    task_kinds = tasks.task_kinds()
+    return {
+        "TaskConfig": {"kind": "The task kinds: " + "; ".join(f"`{t.name}`, {t.summary}" for t in task_kinds) + "."},
+        "ExperimentConfig": {
+            "baselines": "The references: "
+            + "; ".join(f"{t.name}: {', '.join(f'`{r}`' for r in t.references)}" for t in task_kinds)
+            + "."
+        },
+        "StrategyConfig": {
+            "name": "The kinds: "
+            + ", ".join(f"`{k.name}`" for k in _in_family_order(kinds.kinds()))
+            + " (each with its own keys below)."
+        },
+    }
 
 
 def settings_reference() -> str:
     """Markdown of every key the experiment file takes: the top-level sections, then each strategy kind's own keys."""
     from adaptlab import config, kinds
+
+    lists = kind_lists()
 
     out = [
         "# Experiment file reference",
@@ -131,7 +164,7 @@ def settings_reference() -> str:
         if title == "Top level":
             out += ["`task` and `data` are required sections, described below; `strategies` lists the contenders.", ""]
         doc = " ".join(line.strip() for line in (model.__doc__ or "").strip().split("\n\n")[0].splitlines())
-        out += [f"### {title}", ""] + ([doc, ""] if doc else []) + _table(model, skip)
+        out += [f"### {title}", ""] + ([doc, ""] if doc else []) + _table(model, skip, lists.get(model.__name__))
     common = set(config.StrategyConfig.model_fields)
     out += [
         "## Strategy kinds",
@@ -140,16 +173,8 @@ def settings_reference() -> str:
         "",
         "### Keys every kind takes",
         "",
-    ] + _table(config.StrategyConfig)
-    for k in sorted(
-        kinds.kinds(),
-        key=lambda k: (
-            ["baseline", "prompted", "fine_tuned"].index(k.family)
-            if k.family in ("baseline", "prompted", "fine_tuned")
-            else 9,
-            k.name,
-        ),
-    ):
+    ] + _table(config.StrategyConfig, listed=lists["StrategyConfig"])
+    for k in _in_family_order(kinds.kinds()):
         tasks = ", ".join(k.tasks) if k.tasks else "every task kind"
         out += [
             f"### `{k.name}`",

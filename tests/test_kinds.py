@@ -2,6 +2,8 @@
 
 import ast
 import json
+import re
+import sys
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
@@ -224,6 +226,159 @@ def test_the_kind_name_check_sees_code_and_not_prose(tmp_path):
         '"""lora"""\n\ndef f(solver):\n    """rag"""\n    return solver.strategy == "lora" or {"abstain": 1}\n'
     )
     assert kind_names_in(module, {"lora", "rag", "abstain"}, tmp_path) == ["sniff.py:5: 'lora'"]
+
+
+FAMILY_NAMES = {"baseline", "prompted", "fine_tuned"}
+# Comparisons with a family's name that ask a results row for one of its keys, not a kind for its family: path (under
+# src/adaptlab) -> those comparisons, as ast.unparse writes them. The break-even and sweep rows keep the keys
+# "fine_tuned" and "prompted" (the published results schema). The test fails once a listed one is gone.
+FAMILY_KEYS_ASKED: dict[str, set[str]] = {"report/charts.py": {"'prompted' in row"}}
+
+
+def family_comparisons_in(path: Path, root: Path = SRC) -> list[str]:
+    """Each comparison in `path` with a family's name as an operand (or inside a tuple, list or set operand), as
+    "file:line: source"; a family's name as a dict key or a subscript is a results field, not compared."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Compare):
+            continue
+        operands = [node.left, *node.comparators]
+        values = [v for o in operands for v in (o.elts if isinstance(o, (ast.Tuple, ast.List, ast.Set)) else [o])]
+        if any(isinstance(v, ast.Constant) and v.value in FAMILY_NAMES for v in values):
+            found.append(f"{path.relative_to(root)}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_module_compares_with_a_family_name_outside_the_kinds():
+    """`e.family == "fine_tuned"` asks what a trait answers: Kind.trains, prompted, tunes_instruction; an Evaluation's
+    trains and prompted; kinds.family_trains / family_prompted for a family a contender's settings decide (rag with
+    fine_tune). Only kinds/ knows what each family's name means."""
+    found, asked = [], set()
+    for path in sorted(SRC.rglob("*.py")):
+        rel = str(path.relative_to(SRC))
+        if path.parent == SRC / "kinds":
+            continue
+        for hit in family_comparisons_in(path):
+            source = hit.split(": ", 1)[1]
+            (asked.add((rel, source)) if source in FAMILY_KEYS_ASKED.get(rel, ()) else found.append(hit))
+    assert not found, "comparisons with a family's name (ask the kind's traits instead):\n" + "\n".join(found)
+    listed = {(rel, source) for rel, sources in FAMILY_KEYS_ASKED.items() for source in sources}
+    assert asked == listed, f"no longer in the code: remove from FAMILY_KEYS_ASKED: {sorted(listed - asked)}"
+
+
+def test_the_family_check_sees_comparisons_and_not_results_keys(tmp_path):
+    module = tmp_path / "sniff.py"
+    module.write_text(
+        "def f(e, family, row):\n"
+        '    a = e.family == "fine_tuned"\n'
+        '    b = family in ("prompted", "fine_tuned")\n'
+        '    c = row["fine_tuned"] != e.name or {"baseline": 1}.get(family)\n'
+        '    return "baseline" != family\n'
+    )
+    assert [hit.split(":")[1] for hit in family_comparisons_in(module, tmp_path)] == ["2", "3", "5"]
+
+
+def hand_lists_in(text: str, names) -> list[tuple[str, str]]:
+    """Two of `names` side by side in `text` ("zero_shot, few_shot", "lora or full", "`classify`/`generate`"): a list
+    typed by hand."""
+    alternatives = "|".join(sorted(map(re.escape, names), key=len, reverse=True))
+    return re.findall(rf"`?\b({alternatives})\b`?(?:, |,? and |,? or |/)`?\b({alternatives})\b", text)
+
+
+def _cli_help() -> str:
+    sys.path.insert(0, str(SRC.parents[1] / "docs"))
+    try:
+        import gen_cli_reference
+    finally:
+        sys.path.pop(0)
+    return gen_cli_reference.cli_reference()
+
+
+def test_no_help_text_description_or_message_lists_kinds_by_hand():
+    """Every command's --help, and every string in src/ outside the tables (docstrings aside): a list of kinds
+    comes from the tables when it is made (settings.md appends the config's, from `kind_lists`), or is not written."""
+    from adaptlab import kinds, tasks
+
+    found = []
+    for names in (kinds.names(), tasks.task_kind_names()):
+        found += [f"adaptlab --help: {pair}" for pair in hand_lists_in(_cli_help(), names)]
+        for path in sorted(SRC.rglob("*.py")):
+            if path.parent in (SRC / "kinds", SRC / "tasks"):
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            prose = _docstrings(tree)
+            found += [
+                f"{path.relative_to(SRC)}:{node.lineno}: {pair}"
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node not in prose
+                for pair in hand_lists_in(node.value, names)
+            ]
+    assert not found, "kinds listed by hand (build the list from the table):\n" + "\n".join(found)
+    assert hand_lists_in("one prompting (zero_shot, few_shot) and one (lora or full)", kinds.names()) == [
+        ("zero_shot", "few_shot"),
+        ("lora", "full"),
+    ]
+
+
+def test_the_lists_built_from_the_tables_name_every_registered_kind():
+    """A kind and a task kind registered here: the settings reference, the vLLM export's refusals and the
+    questionnaire's task kinds name them, as they name every built-in one."""
+    import dataclasses
+
+    from typer.testing import CliRunner
+
+    from adaptlab import kinds, tasks
+    from adaptlab.cli import app
+    from adaptlab.cli.recommend import task_kind_question
+    from adaptlab.serve.vllm import not_exportable
+
+    sys.path.insert(0, str(SRC.parents[1] / "docs"))
+    try:
+        from gen_cli_reference import kind_lists
+    finally:
+        sys.path.pop(0)
+    kinds.register(longest_kind())
+    tasks.register(dataclasses.replace(tasks.task_kind("generate"), name="summarise", references=("longest",)))
+    try:
+        lists = kind_lists()
+        assert all(f"`{n}`" in lists["StrategyConfig"]["name"] for n in kinds.names()) and "longest" in kinds.names()
+        assert all(f"`{n}`" in lists["TaskConfig"]["kind"] for n in tasks.task_kind_names())
+        references = {r for t in tasks.task_kinds() for r in t.references}
+        assert all(f"`{r}`" in lists["ExperimentConfig"]["baselines"] for r in references) and "longest" in references
+        refused = not_exportable()
+        assert all(re.search(rf"\b{k.name}\b", refused) for k in kinds.kinds() if not k.llm or k.own_weights)
+        question, offered = task_kind_question()
+        assert offered == tasks.task_kind_names() and "summarise" in offered and "summarise:" in question
+        asked = CliRunner().invoke(
+            app, ["recommend", "--questionnaire"], input="400\nsummarise\n\n\ngpu\nrarely\ngeneral\nloose\nno\n"
+        )
+        assert asked.exit_code == 0 and "[classify/generate/qa/summarise]" in asked.stdout, asked.stdout
+    finally:
+        tasks.unregister("summarise")
+        kinds.unregister("longest")
+
+
+def test_the_questionnaire_offers_qa_and_leans_on_reading_the_documents():
+    """qa answers from documents: a kind that reads them is a candidate there (and only there), and is favoured."""
+    from typer.testing import CliRunner
+
+    from adaptlab.cli import app
+    from adaptlab.config import ConstraintsConfig
+    from adaptlab.decide.advice import advise, candidates
+
+    readers = [k.name for k in kinds_reading_documents()]
+    assert readers and all(n in [k.name for k in candidates("qa")] for n in readers)
+    assert not any(n in [k.name for k in candidates("generate")] for n in readers)
+    assert advise(60, "qa", ConstraintsConfig()).choice in readers
+    asked = CliRunner().invoke(app, ["recommend", "--questionnaire"], input="60\nqa\n\n\ngpu\nrarely\n\n\nno\n")
+    assert asked.exit_code == 0 and "/qa]" in asked.stdout and "answers from the team's documents" in asked.stdout
+    assert asked.stdout.split("Leaning: ")[1].split()[0] in readers
+
+
+def kinds_reading_documents():
+    from adaptlab import kinds
+
+    return [k for k in kinds.kinds() if k.llm and k.reads_documents]
 
 
 def test_no_module_asks_a_solver_what_it_is_with_hasattr():

@@ -314,6 +314,69 @@ def test_a_version_whose_files_fail_verification_answers_503_naming_them(tmp_pat
         assert str(bad.folder) not in reply.text and "request_id" not in reply.json()["error"]
 
 
+# A Mistral-style rule: a template that refuses messages whose roles do not alternate, in its own words.
+ALTERNATING = (
+    "{% for m in messages %}{% if not loop.first and m['role'] == messages[loop.index0 - 1]['role'] %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}{% endfor %}"
+)
+
+
+def test_messages_the_chat_template_refuses_answer_400_in_its_words_and_the_others_are_answered(tmp_path, tiny_base):
+    """The base model's and a task version's: 400 naming the template's rule, no request id (not a bug); the same
+    server answers messages the template accepts, and one refused query among several fails alone. A template that
+    does not compile is the server's fault: 500."""
+    from jinja2.exceptions import TemplateSyntaxError
+    from starlette.testclient import TestClient
+
+    from adaptlab import kinds
+    from adaptlab.data import Dataset, Example
+    from adaptlab.engine.lm_solver import refused_messages
+    from adaptlab.errors import MessagesRefused
+    from adaptlab.registry import default_registry
+    from adaptlab.serve.worker import Answer, solver_answers
+    from adaptlab.task import Task
+
+    template = tiny_base.tokenizer.chat_template
+    tiny_base.tokenizer.chat_template = ALTERNATING + template
+    task = Task("notes", "Answer the customer.", "generate", max_new_tokens=4)
+    train = Dataset([Example(i, o, n + 1) for n, (i, o) in enumerate(CARD_ROWS)])
+    solver = kinds.strategy({"name": "zero_shot"}, tiny_base).fit(task, train)
+    solver.save(tmp_path / "zero_shot")
+    version = default_registry().add_version("notes", "zero_shot", tmp_path / "zero_shot", {})
+    repeated = [  # two assistant turns in a row: a conversation, and the template refuses it
+        {"role": "user", "content": "my card never came"},
+        {"role": "assistant", "content": "when did you order it?"},
+        {"role": "assistant", "content": "and where?"},
+        {"role": "user", "content": "last week, at home"},
+    ]
+    with TestClient(_app(tiny_base, default_registry()), base_url="http://localhost") as client:
+        refused = {
+            "base": client.post(CHAT, json={"model": "tiny", "messages": repeated, "max_tokens": 2}),
+            "base, streamed": client.post(
+                CHAT, json={"model": "tiny", "messages": repeated, "max_tokens": 2, "stream": True}
+            ),
+            "version": client.post(CHAT, json={"model": version.ref, "messages": repeated}),
+            "version, streamed": client.post(CHAT, json={"model": version.ref, "messages": repeated, "stream": True}),
+        }
+        accepted = [client.post(CHAT, json=_ask("my card never came", m, max_tokens=2)) for m in ("tiny", version.ref)]
+        tiny_base.tokenizer.chat_template = "{% if %}" + template  # does not compile
+        broken = client.post(CHAT, json=_ask("my card never came", max_tokens=2))
+    for where, reply in refused.items():
+        error = reply.json()["error"]
+        assert reply.status_code == 400, (where, reply.text)
+        assert "Conversation roles must alternate" in error["message"] and "chat template" in error["message"], where
+        assert error["code"] == "invalid_messages" and "request_id" not in error, where
+    assert [r.status_code for r in accepted] == [200, 200]
+    assert broken.status_code == 500 and broken.json()["error"]["request_id"]
+    assert refused_messages(TemplateSyntaxError("unexpected end of template", 1)) is None
+    tiny_base.tokenizer.chat_template = ALTERNATING + template
+    from adaptlab.data.conversation import history_of
+
+    answers = solver_answers(solver, ["my card never came", history_of(repeated)], [None, None])
+    assert isinstance(answers[0], Answer) and isinstance(answers[1], MessagesRefused)  # the refused one fails alone
+
+
 # --- usage: what a task version sent ------------------------------------------------------------
 
 

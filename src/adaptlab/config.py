@@ -74,8 +74,9 @@ class TaskConfig(_Strict):
     instruction: str = Field(min_length=1, description="What the model must do; the system turn of every prompt.")
     kind: str | None = Field(
         None,
-        description="classify, generate or qa (docs: task kinds); leave out to infer it: qa when data.docs is "
-        "set, else classify or generate from the training outputs.",
+        description="The task kind: what an answer is and how it is scored (adaptlab.tasks, or a plugin's); "
+        "leave out to infer it from the data: answers from documents when data.docs is set, else a label set "
+        "or free text, as the training outputs show.",
     )
     max_new_tokens: int | None = Field(
         None,
@@ -354,8 +355,7 @@ class StrategyConfig(_Strict):
     settings."""
 
     name: str = Field(
-        description="The strategy kind: one of the kinds in adaptlab.kinds (zero_shot, few_shot, rag, lora, "
-        "full, majority, embed_classifier, setfit, or a plugin's)."
+        description="The strategy kind: one of the kinds in adaptlab.kinds, or a plugin's (docs/kinds.md)."
     )
     id: str | None = Field(
         None,
@@ -584,9 +584,8 @@ class ExperimentConfig(_Strict):
     )
     baselines: bool = Field(
         True,
-        description="Also run the task kind's references beside the contenders (unless listed): majority and "
-        "embed_classifier (classify), constant and nearest (generate), abstain and extract (qa). An "
-        "LLM contender is recommended only when it beats them.",
+        description="Also run the task kind's references (the kinds it names: a trivial one, then one with no "
+        "LLM) beside the contenders, unless listed. An LLM contender is recommended only when it beats them.",
     )
     costs: CostConfig = Field(
         default_factory=CostConfig, description="Prices for cost per 1,000 queries, fit cost and break-even volume."

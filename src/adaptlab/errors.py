@@ -25,6 +25,11 @@ class QueryTooLong(AdaptlabError):
     """A query's prompt does not fit the model's context: shorten the query (the server answers 400)."""
 
 
+class MessagesRefused(AdaptlabError):
+    """The model's chat template refuses a prompt's messages by its own rule ("Conversation roles must alternate
+    user/assistant/..."): send messages it accepts (the server answers 400)."""
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with one place in a data file."""

@@ -41,7 +41,7 @@ class TaskRecord(_Open):
 
     name: str = Field(description="the task's name (its versions in the registry are name@vN)")
     instruction: str = Field(description="the system turn of every prompt")
-    kind: str = Field(description="classify, generate, qa, or a plugin's task kind")
+    kind: str = Field(description="the task kind's name (adaptlab.tasks, or a plugin's)")
     labels: list[str] = Field([], description="classify: the label set, sorted")
     metric: str = Field(description="the headline metric every contender is ranked by")
     max_new_tokens: int | None = Field(None, description="generated answers: the longest, in tokens")

@@ -16,7 +16,7 @@ def export(
         ...,
         metavar="RUN|VERSION",
         help="peft, merged: an `adaptlab finetune` run folder, or a compare run's solvers/ID folder of a "
-        "lora or full contender. vllm: one or more registry versions (task@vN, or a task for its "
+        "fine-tuned contender. vllm: one or more registry versions (task@vN, or a task for its "
         "promoted version).",
     ),
     out: Path = typer.Option(
@@ -26,7 +26,7 @@ def export(
         "peft",
         "--format",
         help="peft: the adapter (PEFT, vLLM --enable-lora); merged: base and adapter folded into one "
-        "safetensors model; vllm: registered lora and prompted versions with serve.sh, prompts.json "
+        "safetensors model; vllm: registered LoRA-adapter and prompted versions with serve.sh, prompts.json "
         "and client.py (versions vLLM cannot serve are refused, naming why).",
     ),
 ) -> None:

@@ -1,4 +1,4 @@
-"""`adaptlab finetune EXPERIMENT.yaml`: train one lora or full strategy, checkpointed and resumable."""
+"""`adaptlab finetune EXPERIMENT.yaml`: train one fine-tuned strategy, checkpointed and resumable."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from adaptlab.cli import app, err
 @app.command()
 def finetune(
     experiment: Path = typer.Argument(
-        None, help="Experiment YAML with a `lora` or `full` strategy; leave out with --resume."
+        None, help="Experiment YAML with a fine-tuned strategy (a kind that trains); leave out with --resume."
     ),
     strategy: str = typer.Option(
-        None, "--strategy", help="Which strategy to train when the experiment lists both lora and full."
+        None, "--strategy", help="Which strategy (its id) to train when the experiment lists several fine-tuned ones."
     ),
     out: Path = typer.Option(
         None,
@@ -37,7 +37,7 @@ def finetune(
         False, "--merge", help="lora: also write base + adapter merged into one safetensors model (merged/)."
     ),
 ) -> None:
-    """Fine-tune with the experiment's lora or full strategy: progress, checkpoints, an adapter with its lineage.
+    """Fine-tune with the experiment's fine-tuned strategy: progress, checkpoints, an adapter with its lineage.
 
     SIGTERM finishes the current step, writes a checkpoint and exits with code 143;
     `adaptlab finetune --resume RUN` continues exactly where it stopped (also after kill -9,

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
 
 from adaptlab.cli import app
 
-QUESTIONS = [
+
+def task_kind_question() -> tuple[str, tuple[str, ...]]:
+    """The task kind question and its answers, from the task kinds' table (read when asked: `--help` loads no table)."""
+    from adaptlab.tasks import task_kinds
+
+    every = task_kinds()
+    return "What kind of task is it (" + "; ".join(f"{t.name}: {t.summary}" for t in every) + ")?", tuple(
+        t.name for t in every
+    )
+
+
+# key, question, type, default, answers (None: any); a callable gives the question and its answers when asked
+QUESTIONS: list[tuple[str, str, type, str, tuple[str, ...] | Callable[[], tuple[str, tuple[str, ...]]] | None]] = [
     ("labeled_examples", "How many labeled examples do you have?", int, "0", None),
-    ("task_kind", "Is the task classification or free generation?", str, "classify", ("classify", "generate")),
+    ("task_kind", "", str, "classify", task_kind_question),
     ("queries_per_month", "Expected queries per month (blank: unknown)?", int, "", None),
     ("latency_target_ms", "Latency target per query in ms (blank: none)?", float, "", None),
     ("training_hardware", "Hardware to train on?", str, "cpu", ("none", "cpu", "gpu")),
@@ -58,6 +71,8 @@ def recommend(
     else:
         given = {}
         for key, text, kind, default, choices in QUESTIONS:
+            if callable(choices):
+                text, choices = choices()
             while True:
                 raw = typer.prompt(
                     text + (f" [{'/'.join(choices)}]" if choices else ""), default=default, show_default=bool(default)

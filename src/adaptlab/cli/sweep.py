@@ -15,8 +15,8 @@ from adaptlab.cli import app, err
 def sweep(
     experiment: Path = typer.Argument(
         ...,
-        help="Experiment YAML with at least one prompting (zero_shot, few_shot) and one fine-tuning "
-        "(lora, full) strategy.",
+        help="Experiment YAML with at least one prompted strategy and one fine-tuned strategy (each kind's "
+        "family: docs/kinds.md).",
     ),
     sizes: str = typer.Option(
         "8,16,32,64", "--sizes", help="Training-set sizes to try, comma-separated; the full set is always added."

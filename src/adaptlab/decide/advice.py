@@ -16,13 +16,15 @@ kind a package registers is advised by what it declares, never by its name:
     data changes weekly or daily            +1 examples_in_prompt
     1M+ queries a month, latency < 300 ms   +1 short_prompts, each
     specialised domain, strict format       +1 trains, each
+    answers from documents (qa)             +3 reads_documents
 
 A kind ruled out stays out, however many votes other factors give it: it is neither the
 leaning nor in the settling experiment. The candidates are the kinds that run a language model and can answer the task
 kind; the
 references (no language model) stand beside every comparison and are not voted on, and a
-kind that reads documents is left out: the questions ask nothing about documents. A tie
-goes to the cheaper kind (its tier), then to one sharing its base model, then to table order.
+kind that reads documents is a candidate only for a task kind that answers from documents
+(`TaskKind.documents`). A tie goes to the cheaper kind (its tier), then to one sharing its
+base model, then to table order.
 """
 
 from __future__ import annotations
@@ -37,13 +39,16 @@ from adaptlab.tasks import task_kind as kind_of
 
 
 def candidates(task_kind: str) -> list[Kind]:
-    """The kinds advice weighs for `task_kind`, in table order: language-model kinds that answer it and need no
-    documents."""
-    references = set(kind_of(task_kind).references)
+    """The kinds advice weighs for `task_kind`, in table order: language-model kinds that answer it, those that read
+    documents only where its answers come from documents."""
+    spec = kind_of(task_kind)
     return [
         k
         for k in kinds.kinds()
-        if k.llm and k.answers(task_kind) and k.name not in references and not k.reads_documents
+        if k.llm
+        and k.answers(task_kind)
+        and k.name not in spec.references
+        and (spec.documents or not k.reads_documents)
     ]
 
 
@@ -114,6 +119,14 @@ def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig
     if c.format_control == "strict":
         reasons.append("strict output format: fine-tuning usually holds a format more reliably than instructions")
         vote(1, lambda k: k.trains)
+    if kind_of(task_kind).documents:
+        reasons.append(
+            "answers from the team's documents: a kind that reads them at query time answers from the passages it "
+            "retrieves and absorbs a document change by re-indexing; a fine-tune only learns the facts its training "
+            "answers hold (knowledge tasks usually favour retrieval; it can be trained to read the passages too: "
+            "docs/knowledge.md)"
+        )
+        vote(3, lambda k: k.reads_documents)
     if kind_of(task_kind).labelled:
         reasons.append(
             "a classification task: measure a plain embedding classifier too; on the bundled intent "
@@ -125,11 +138,11 @@ def advise(labeled_examples: int, task_kind: str, constraints: ConstraintsConfig
     choice = best.name if best is not None else NONE_FITS
     if labeled_examples < 20 and c.training_hardware != "none":
         choice = COLLECT_MORE_DATA if labeled_examples < 8 else choice
-    reasons.append(settling_experiment(left, votes))
+    reasons.append(settling_experiment(left, votes, kind_of(task_kind).documents))
     return Decision(choice, reasons)
 
 
-def settling_experiment(left: list[Kind], votes: dict[str, int]) -> str:
+def settling_experiment(left: list[Kind], votes: dict[str, int], documents: bool = False) -> str:
     """The last reason: the `adaptlab compare` (and, where a kind trains, `adaptlab sweep`) that measures what was
     guessed.
 
@@ -143,5 +156,6 @@ def settling_experiment(left: list[Kind], votes: dict[str, int]) -> str:
     return (
         "this is a leaning, not a measurement: label at least 100 examples (hold out 30%), then run "
         f"`adaptlab compare` with {strategies}"
+        + (" (data.docs: the documents)" if documents else "")
         + ("; `adaptlab sweep` shows from how many examples fine-tuning overtakes prompting" if trains else "")
     )

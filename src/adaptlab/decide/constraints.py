@@ -6,6 +6,7 @@ line they produce names the measured figure or the stated constraint it rests on
 
 from __future__ import annotations
 
+from adaptlab import kinds
 from adaptlab.config import ConstraintsConfig
 from adaptlab.evaluation import Evaluation
 
@@ -23,10 +24,10 @@ def rule_out(
                 f"{e.name} is ruled out by the latency target: p95 {e.latency_ms_p95:.0f} ms per query "
                 f"measured, {constraints.latency_target_ms:.0f} ms allowed"
             )
-        elif e.family == "fine_tuned" and constraints.training_hardware == "none":
+        elif e.trains and constraints.training_hardware == "none":
             why = f"{e.name} is ruled out: the constraints say there is no machine to train on"
         elif (
-            e.family == "fine_tuned"
+            e.trains
             and constraints.training_budget_usd is not None
             and (costs.get(e.name, {}).get("fit_cost") or 0) > constraints.training_budget_usd
         ):
@@ -50,7 +51,7 @@ def factor_reasons(
     """Reasons from the softer factors (`family`: the chosen contender's): data churn, volume against break-even,
     domain, format control."""
     out = []
-    tuned, prompted = family == "fine_tuned", family == "prompted"
+    tuned, prompted = kinds.family_trains(family), kinds.family_prompted(family)
     if constraints.data_changes in ("weekly", "daily") and tuned:
         out.append(
             f"the data changes {constraints.data_changes}: {choice} must be retrained to learn new "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from adaptlab import kinds
 from adaptlab.evaluation import Evaluation
 
 
@@ -66,12 +67,10 @@ def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -
     fine-tuning costs no more to fit; "never" when it does not cost less per query.
     """
     if families is None:  # contenders named after their kinds
-        from adaptlab import kinds
-
         families = {n: kinds.kind(n).family for n in costs if n in kinds.names()}
     out = []
-    for tuned in (n for n in costs if families.get(n) == "fine_tuned"):
-        for prompted in (n for n in costs if families.get(n) == "prompted"):
+    for tuned in (n for n in costs if kinds.family_trains(families.get(n))):
+        for prompted in (n for n in costs if kinds.family_prompted(families.get(n))):
             t, p = costs[tuned], costs[prompted]
             if t["cost_per_1k_queries"] is None or p["cost_per_1k_queries"] is None:
                 out.append(

@@ -18,7 +18,7 @@ def seed_reasons(choice: str, evaluations: list[Evaluation], metric: str) -> lis
         for e in evaluations
         if e.repeats and e.repeat_seeds
     ]
-    once = [e.name for e in evaluations if not e.repeats and e.family == "fine_tuned"]
+    once = [e.name for e in evaluations if not e.repeats and e.trains]
     if once:
         out.append(
             f"{', '.join(once)} {'was' if len(once) == 1 else 'were'} trained once (repeats: 1): the "

@@ -111,7 +111,7 @@ class Costing:
             )
             money = f"{dollars(a, b)} over {HORIZON_MONTHS} months at {volume}; "
         words = f"{money}{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
-        if dear.family == "fine_tuned" or not cheap.llm:
+        if dear.trains or not cheap.llm:
             words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
         return words
 
@@ -434,7 +434,7 @@ def _no_llm_needed(
 
 
 def _running_words(choice: Evaluation) -> list[str]:
-    if choice.family == "fine_tuned":
+    if choice.trains:
         return [
             f"{choice.name} took {choice.fit_seconds:.0f} s to train; it answers in "
             f"{choice.latency_ms_mean:.0f} ms per query with {choice.prompt_tokens_mean:.0f} prompt "

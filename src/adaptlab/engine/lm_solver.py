@@ -16,7 +16,7 @@ from adaptlab.engine.generate import Ending, Sink, generate
 from adaptlab.engine.live import Generation
 from adaptlab.engine.prompt import build_messages, encode_answer, encode_messages
 from adaptlab.engine.scoring import label_logprobs
-from adaptlab.errors import AdaptlabError, QueryTooLong
+from adaptlab.errors import AdaptlabError, MessagesRefused, QueryTooLong
 from adaptlab.models import BaseModel
 from adaptlab.models.device import bf16_is_fast
 from adaptlab.solver import Prediction, Progress, write_solver_json
@@ -27,6 +27,29 @@ BF16_CHECK_QUERIES = 16  # queries scored in both precisions before bf16 is trus
 # answer word for word for only 6, 5 and 6 of 8 on booking-sql (zero_shot, few_shot, lora), so the check
 # cost 8 extra answers per strategy and always fell back; and it was at best 1.27x faster (docs/generation.md).
 GENERATE_PRECISION = "generation runs in fp32: bf16 changed 2-3 of 8 greedy answers on booking-sql (docs/generation.md)"
+
+
+def refused_messages(exc: BaseException) -> MessagesRefused | None:
+    """`exc` as a `MessagesRefused` when it is a chat template refusing the messages it was given (its own
+    `raise_exception`, a jinja2 TemplateError); None for any other error: a template that does not compile, or is
+    missing, is the model's fault, not the messages'."""
+    from jinja2.exceptions import TemplateError, TemplateNotFound, TemplateSyntaxError
+
+    if not isinstance(exc, TemplateError) or isinstance(exc, (TemplateSyntaxError, TemplateNotFound)):
+        return None
+    return MessagesRefused(f"the model's chat template refuses these messages: {exc}; send messages it accepts")
+
+
+def encode_chat(tokenizer, messages: list[dict]) -> list[int]:
+    """`encode_messages`, with a chat template's refusal of the messages raised as `MessagesRefused` (the query's own
+    error: the server answers it alone, 400)."""
+    try:
+        return encode_messages(tokenizer, messages)
+    except Exception as exc:
+        refused = refused_messages(exc)
+        if refused is None:
+            raise
+        raise refused from exc
 
 
 class ShotSelector(Protocol):
@@ -101,7 +124,7 @@ class LMSolver:
             shots = list(shots)
             wanted = len(shots)
             while True:
-                ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
+                ids = encode_chat(self.base.tokenizer, build_messages(self.task, shots, query))
                 if len(ids) <= room or not shots:
                     break
                 if self.exact_shots:
@@ -113,7 +136,7 @@ class LMSolver:
                 shots.pop()
             while len(ids) > room and isinstance(query, History) and len(query.spoken) > 1:
                 query = query.dropping(2)  # a conversation too long for the context loses its oldest exchange first
-                ids = encode_messages(self.base.tokenizer, build_messages(self.task, shots, query))
+                ids = encode_chat(self.base.tokenizer, build_messages(self.task, shots, query))
             if len(ids) > room:
                 raise QueryTooLong(
                     f"a query's prompt is {len(ids)} tokens, over the model's "

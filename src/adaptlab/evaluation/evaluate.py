@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from adaptlab import kinds
 from adaptlab.data import Dataset
 from adaptlab.evaluation.resources import PeakRss, release_memory
 from adaptlab.metrics import per_label, row_table, task_metrics
@@ -57,14 +58,22 @@ class Evaluation:
 
     def __post_init__(self):
         if not self.traits:  # a contender named after its kind (hand-built evaluations in tests, old results)
-            from adaptlab import kinds
-
             if self.name in kinds.names():
                 self.traits = kinds.kind(self.name).traits()
 
     @property
     def family(self) -> str:
         return self.traits.get("family", "prompted")
+
+    @property
+    def trains(self) -> bool:
+        """Whether it needed a training run (its family: `kinds.family_trains`)."""
+        return kinds.family_trains(self.family)
+
+    @property
+    def prompted(self) -> bool:
+        """Whether it is a language model answering from its prompt alone, untrained (`kinds.family_prompted`)."""
+        return kinds.family_prompted(self.family)
 
     @property
     def tier(self) -> int:

@@ -80,7 +80,7 @@ def measure_update(
         }
     else:  # answers from its weights: asked again all the same (nothing is copied), then what keeping it current takes
         after = solver.predict(questions.inputs, progress)
-        if family == "fine_tuned":
+        if kinds.family_trains(family):
             seconds = fit_seconds
             absorb = {
                 "how": "retrain",

@@ -9,7 +9,9 @@ The traits other modules ask instead of guessing from a name:
 
     trait               what it says                                  read by
     llm                 runs a language model                         advice (candidates), decide.recommend, vLLM export
-    trains (family)     needs a training run (a machine to train on)  advice, `adaptlab finetune`
+    trains (family)     needs a training run (a machine to train on)  advice, decide, finetune, sweep, vLLM export
+    prompted (family)   an LLM answering from its prompt, untrained   decide (data churn, domain, format), sweep, init
+    tunes_instruction   `tune:` searches its instruction              runs.tune (prompted LLM kinds)
     own_weights         a whole model per task: shares no base model  advice, decide.constraints, vLLM export
     examples_in_prompt  training examples ride in each prompt         advice (few examples; data that changes)
     short_prompts       trained to answer from the query alone        advice (volume, latency)
@@ -19,7 +21,7 @@ The traits other modules ask instead of guessing from a name:
 
     >>> kind("few_shot").family
     'prompted'
-    >>> [k.name for k in kinds() if k.family == "fine_tuned"]
+    >>> [k.name for k in kinds() if k.trains]
     ['lora', 'full']
 
 A package adds a kind through the `adaptlab.kinds` entry point group (the entry point
@@ -111,13 +113,23 @@ class Kind:
     @property
     def trains(self) -> bool:
         """Whether it needs a training run of the language model (its family says so)."""
-        return self.family == "fine_tuned"
+        return family_trains(self.family)
+
+    @property
+    def prompted(self) -> bool:
+        """Whether it is a language model answering from its prompt alone, untrained (its family says so)."""
+        return family_prompted(self.family)
+
+    @property
+    def tunes_instruction(self) -> bool:
+        """Whether `tune:` searches its instruction: a language model that is prompted, not trained."""
+        return self.prompted and self.llm
 
     def traits(self, config=None) -> dict:
         """What results.json records of the kind beside each contender; `config` (its entry) may make it fine-tuned (rag
         with fine_tune)."""
         family = getattr(config, "family", None) or self.family
-        tier = max(self.tier, 3) if family == "fine_tuned" else self.tier
+        tier = max(self.tier, 3) if family_trains(family) else self.tier
         return {
             "kind": self.name,
             "family": family,
@@ -142,6 +154,16 @@ class ExportedShots:
         # query)
     )
     note: str = ""  # what the user must know, said after the version's ref ("picks its 3 shots per query ...")
+
+
+def family_trains(family: str | None) -> bool:
+    """Whether a contender of `family` (a kind's, or its settings': `Kind.traits`) needs a training run."""
+    return family == "fine_tuned"
+
+
+def family_prompted(family: str | None) -> bool:
+    """Whether a contender of `family` is a language model answering from its prompt alone, untrained."""
+    return family == "prompted"
 
 
 _TABLE: Table[Kind] = Table(__name__, BUILT_IN, ENTRY_POINT_GROUP, Kind, "strategy kind")

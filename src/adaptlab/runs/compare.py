@@ -552,9 +552,7 @@ def register(
         "metrics": evaluation.metrics,
         "ci": {k: list(v) for k, v in evaluation.ci.items()},
     }
-    if documents is not None and (
-        evaluation.family == "fine_tuned" or kinds.kind(strategy_config.name).reads_documents
-    ):
+    if documents is not None and (evaluation.trains or kinds.kind(strategy_config.name).reads_documents):
         lineage["documents"] = {"path": str(Path(documents.path).resolve()), "files": documents.files}
     return registry.add_version(
         task.name,

@@ -180,7 +180,7 @@ def ordered(contenders: list, teachers: dict[str, str], unlabeled: str | None) -
     if unlabeled and not teachers:
         raise ConfigError(
             f"data.unlabeled is {unlabeled!r}, but no contender names a teacher to label it: add "
-            f"`teacher: <id>` to a lora or full contender (one of {', '.join(ids)}), or remove "
+            f"`teacher: <id>` to a fine-tuned contender (one of {', '.join(ids)}), or remove "
             "data.unlabeled"
         )
     for student, teacher in teachers.items():

@@ -371,7 +371,7 @@ def _plan(experiment, strategy, out, resume) -> tuple[ExperimentConfig, Path, st
         raise ConfigError("pass an experiment file, or --resume RUN to continue a run")
     config, root = load_experiment(experiment)
     candidates = [s.key for s in config.strategies if kinds.kind(s.name).trains]
-    tuners = " or ".join(f"`{{name: {n}}}`" for n in kinds.names("fine_tuned"))
+    tuners = " or ".join(f"`{{name: {k.name}}}`" for k in kinds.kinds() if k.trains)
     if strategy is not None and strategy not in candidates:
         raise ConfigError(
             f"{experiment}: no fine-tuning contender {strategy!r}; it lists "

@@ -465,7 +465,7 @@ def contenders(spec, documents: bool, train_rows: int, gpu: bool) -> list[Entry]
     from adaptlab import kinds
 
     able = [k for k in kinds.kinds() if k.llm and k.answers(spec.name)]
-    prompted = [k for k in able if k.family == "prompted"]
+    prompted = [k for k in able if k.prompted]
     picks = [
         next((k for k in prompted if not k.examples_in_prompt and not k.reads_documents), None),
         next((k for k in prompted if k.examples_in_prompt), None),

@@ -56,14 +56,17 @@ def run_sweep(
     prepared = prepare(config, root)
     task, train, test = prepared.task, prepared.train, prepared.test
     family = {s.key: kinds.kind(s.name).traits(s)["family"] for s in config.strategies}
-    chosen = [s for s in config.strategies if family[s.key] in ("prompted", "fine_tuned")]
-    if not any(family[s.key] == "prompted" for s in chosen) or not any(family[s.key] == "fine_tuned" for s in chosen):
+    prompted = {s.key for s in config.strategies if kinds.family_prompted(family[s.key])}
+    tuned = {s.key for s in config.strategies if kinds.family_trains(family[s.key])}
+    chosen = [s for s in config.strategies if s.key in prompted | tuned]
+    if not prompted or not tuned:
         from adaptlab.errors import ConfigError
 
         raise ConfigError(
             f"{experiment if isinstance(experiment, (str, Path)) else 'the experiment'}: a sweep "
             "compares prompting with fine-tuning; list at least one of "
-            f"{', '.join(kinds.names('prompted'))} and one of {', '.join(kinds.names('fine_tuned'))}"
+            f"{', '.join(k.name for k in kinds.kinds() if k.prompted)} and one of "
+            f"{', '.join(k.name for k in kinds.kinds() if k.trains)}"
         )
     points = sorted({min(n, len(train)) for n in sizes} | {len(train)})
     from adaptlab.config import RemoteModelConfig
@@ -139,8 +142,8 @@ def summarize(runs: list[dict], sizes: list[int], family: dict[str, str] | None 
         for s in strategies
     }
     comparisons = []
-    for tuned in (s for s in strategies if family.get(s) == "fine_tuned"):
-        for prompted in (s for s in strategies if family.get(s) == "prompted"):
+    for tuned in (s for s in strategies if kinds.family_trains(family.get(s))):
+        for prompted in (s for s in strategies if kinds.family_prompted(family.get(s))):
             by_size = []
             for (
                 n

@@ -105,7 +105,7 @@ def instructions(task: Task) -> list[tuple[str, Task]]:
 def check_tunable(strategy_config, kind, contenders: list) -> None:
     """A ConfigError for tune: on a kind with nothing to search, or a proposer that is not another prompted
     contender."""
-    from adaptlab.kinds import kind as kind_of
+    from adaptlab import kinds
 
     if strategy_config.tune is None:
         return
@@ -117,17 +117,13 @@ def check_tunable(strategy_config, kind, contenders: list) -> None:
     name = strategy_config.tune.proposer
     if name is None:
         return
-    if not (kind.family == "prompted" and kind.llm):
+    if not kind.tunes_instruction:
+        tuned = ", ".join(k.name for k in kinds.kinds() if k.tunes_instruction)
         raise ConfigError(
             f"strategy {strategy_config.key!r}: tune.proposer writes instructions, but {kind.name} "
-            "has no instruction to tune; remove tune.proposer (it is for zero_shot, few_shot and "
-            "rag)"
+            f"has no instruction to tune; remove tune.proposer (it is for {tuned})"
         )
-    prompted = [
-        s.key
-        for s in contenders
-        if s.key != strategy_config.key and kind_of(s.name).family == "prompted" and kind_of(s.name).llm
-    ]
+    prompted = [s.key for s in contenders if s.key != strategy_config.key and kinds.kind(s.name).tunes_instruction]
     if name not in prompted:
         raise ConfigError(
             f"strategy {strategy_config.key!r}: tune.proposer {name!r} is not another prompted "
@@ -183,7 +179,7 @@ def tune(
         )
     budget = strategy_config.tune
     space = _space(kind.space, strategy_config)
-    variants = instructions(task) if kind.family == "prompted" and kind.llm else []
+    variants = instructions(task) if kind.tunes_instruction else []
     base = strategy_config.model_dump()
     trials: list[dict] = []
     # settings as they act -> dev score, seconds, answers, and the trial that recorded them

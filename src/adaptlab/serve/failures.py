@@ -1,7 +1,8 @@
 """How a failure becomes an answer: OpenAI-shaped, with its true status, never a stack trace or a server path in a body.
 
     the client's mistake                    4xx saying what to send instead (ApiError, raised by the checks);
-                                            a query too long for the context 400, a model there is not 404
+                                            a query too long for the context 400, messages the model's chat
+                                            template refuses 400 (its own words), a model there is not 404
     overload                                429 with Retry-After (a full queue), 503 with Retry-After (out of
                                             memory, starting or shutting down)
     a version this server cannot serve      503 naming why: the files that failed verification, or the base
@@ -24,9 +25,10 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
+from jinja2.exceptions import TemplateError
 from starlette.exceptions import HTTPException
 
-from adaptlab.errors import QueryTooLong
+from adaptlab.errors import MessagesRefused, QueryTooLong
 from adaptlab.remote.client import RemoteError
 from adaptlab.serve.guard import ApiError, send_error
 from adaptlab.serve.models import ModelNotFound
@@ -45,6 +47,9 @@ def api_error_of(exc: Exception, model: str) -> ApiError:
     """What the client of `model` is told when its request (or its whole batch) failed with `exc`."""
     if isinstance(exc, QueryTooLong):  # this request's own query: the client shortens it
         return ApiError(400, str(exc), code="context_length_exceeded")
+    refused = refused_error(exc)
+    if refused is not None:  # this request's own messages: the client sends ones the template accepts
+        return refused
     if isinstance(exc, ModelNotFound):
         return ApiError(404, str(exc), code="model_not_found")
     if isinstance(exc, Unservable):  # retrying will not help: no Retry-After
@@ -71,6 +76,15 @@ def api_error_of(exc: Exception, model: str) -> ApiError:
             request_id=rid,
         )
     return unexpected(exc, f"model {model!r}")
+
+
+def refused_error(exc: BaseException) -> ApiError | None:
+    """The 400 for messages the model's chat template refuses (`MessagesRefused`, or the template's own error:
+    engine/lm_solver.py `refused_messages`), in the template's words; None for any other error."""
+    from adaptlab.engine.lm_solver import refused_messages
+
+    refused = exc if isinstance(exc, MessagesRefused) else refused_messages(exc)
+    return None if refused is None else ApiError(400, str(refused), code="invalid_messages")
 
 
 def unexpected(exc: BaseException, where: str) -> ApiError:
@@ -133,6 +147,12 @@ async def on_http_error(request, exc: HTTPException):
     )
 
 
+async def on_template_error(request, exc: TemplateError):
+    """The base model's chat template raised while a route built its prompt: refusing the messages is the client's
+    400, a template that does not compile a bug (500)."""
+    return error_response(refused_error(exc) or unexpected(exc, f"{request.method} {request.url.path}"))
+
+
 async def on_client_gone(request, exc: ClientGone):
     """Nobody reads this; 499 as nginx logs it, never a 5xx."""
     return error_response(ApiError(499, "the client closed the request"))
@@ -143,6 +163,7 @@ HANDLERS: dict[type[Exception], Callable[..., Any]] = {  # each handler takes it
     RequestValidationError: on_invalid_body,
     HTTPException: on_http_error,
     ClientGone: on_client_gone,
+    TemplateError: on_template_error,
 }
 
 

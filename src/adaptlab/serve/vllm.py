@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,7 +197,7 @@ def _refusal(version, info: dict) -> str | None:
         )
     if not isinstance(info.get("base_model"), str):
         return f"{ref}: its solver.json names no base model; {leave_out}"
-    if k.family == "fine_tuned" and not (version.folder / ADAPTER_FILES[0]).is_file():
+    if k.trains and not (version.folder / ADAPTER_FILES[0]).is_file():
         return (
             f"{ref} is a {version.strategy} version without a PEFT adapter; vLLM serves fine-tuned "
             f"versions only as LoRA adapters; {leave_out}"
@@ -284,6 +285,22 @@ def _dq(text: str) -> str:
     return "".join("\\" + c if c in '"\\$`' else c for c in text)
 
 
+def not_exportable() -> str:
+    """The kinds `_refusal` refuses by their traits alone, from the kinds' table: each group with why, or what to do."""
+    from adaptlab import kinds
+
+    every = kinds.kinds()
+    groups = [
+        ([k.name for k in every if not k.llm], "no language model"),
+        (
+            [k.name for k in every if k.llm and k.own_weights],
+            "a whole model each: `adaptlab export FOLDER --out OUT --format merged`, then `vllm serve OUT`",
+        ),
+        ([k.name for k in every if k.llm and not k.own_weights and k.reads_documents], "retrieval runs in adaptlab"),
+    ]
+    return "Not exportable to vLLM: " + "; ".join(f"{', '.join(names)} ({why})" for names, why in groups if names) + "."
+
+
 def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> str:
     where = (
         f"base/ holds the base model ({_shown(base_name)}, converted from GGUF to safetensors): copy this whole folder."
@@ -292,6 +309,10 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
         "folder to the GPU machine too, and set ADAPTLAB_VLLM_BASE=/its/path there if the path "
         "differs."
     )
+    from adaptlab.tasks import task_kinds
+
+    labelled = " and ".join(t.name for t in task_kinds() if t.labelled)
+    generated = " and ".join(t.name for t in task_kinds() if not t.labelled)
     lines = [
         "vLLM export written by `adaptlab export --format vllm`",
         "",
@@ -308,9 +329,9 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
         "",
         "client.py (Python 3.9+, stdlib only) builds each version's prompt exactly as adaptlab does",
         "(system turn: instruction and label set; the shots as user/assistant turns; the query) and:",
-        "- classify tasks: scores every label as adaptlab does, the summed log-probability of the label's",
-        "  tokens and the end-of-turn token (vLLM's /tokenize and prompt_logprobs), and answers the best;",
-        "- generate and qa tasks: a greedy chat completion with the task's max_new_tokens, stop and end strings.",
+        f"- {labelled} tasks (a label set): scores every label as adaptlab does, the summed log-probability of",
+        "  the label's tokens and the end-of-turn token (vLLM's /tokenize and prompt_logprobs), and answers the best;",
+        f"- {generated} tasks: a greedy chat completion with the task's max_new_tokens, stop and end strings.",
         "Any OpenAI client can call the server too: `model` is the LoRA version's name (task@vN) or, for",
         "prompted versions, the base model's served name (see prompts.json), with the messages client.py builds.",
         "",
@@ -318,9 +339,7 @@ def _readme(base_name: str, base_ref: str, copied: bool, result: VllmExport) -> 
         "never dropped to fit the context (vLLM refuses a prompt over its context length); a prompt is",
         "tokenized whole by vLLM, where adaptlab keeps special-token text in user messages as plain text;",
         "an answer that begins repeating itself runs on to max_new_tokens (adaptlab ends it there: task.stop_loops).",
-        "Not exportable to vLLM: majority and embed_classifier (no language model), full fine-tunes",
-        "(`adaptlab export FOLDER --out OUT --format merged`, then `vllm serve OUT`), rag (retrieval "
-        "runs in adaptlab).",
+        *textwrap.wrap(not_exportable(), 100),
     ]
     if result.notes:
         lines += ["", "Notes:"] + [f"- {n}" for n in result.notes]
