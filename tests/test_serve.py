@@ -403,6 +403,9 @@ def test_ready_answers_503_when_the_worker_is_stuck(tiny_base):
         def find(self, name):
             return None if name == tiny_base.name else object()
 
+        def reads_whole(self, version):
+            return False
+
         def solver(self, name):
             gate.wait(30)
             raise RuntimeError("released")

@@ -140,6 +140,26 @@ def test_every_version_answers_from_the_first_turn_of_the_conversation(served, b
     )
 
 
+def test_a_version_is_handed_a_conversation_as_a_file_of_its_task_holds_it(served, built, tmp_path):
+    """The query a solver gets is the input evaluation gave it for the same conversation (data/load.py): a labelled one
+    whole (its last assistant turn too, every turn in its text); a turn to answer: the History before it, its text
+    the recent turns. Whatever does not send a prompt (embed_classifier, setfit, the lookups) reads that text."""
+    from adaptlab.data import load_dataset
+
+    client, refs, _ = served
+    turns = [("system", "Be brief.")] + [(("user", "assistant")[i % 2], f"turn {i}: card") for i in range(9)]
+    turns += [("assistant", "Glad to help.")]  # 10 spoken turns, more than a History's text shows of recent turns
+    for version, line in (("classify", {"label": "card_arrival"}), ("zero_shot", {})):
+        path = tmp_path / f"{version}.jsonl"
+        path.write_text(json.dumps({"messages": _messages(turns)} | line) + "\n", encoding="utf-8")
+        measured = load_dataset(path).examples[-1].input  # labelled: the conversation; else: its last turn's history
+        asked = turns if line else turns[:-1]
+        _, query, _ = _chat_prompt(client, built, refs[version], asked)
+        assert (str(query), query.turns, query.recent) == (str(measured), measured.turns, measured.recent), version
+    _, query, _ = _chat_prompt(client, built, refs["classify"], turns)
+    assert str(query).startswith("User: turn 0: card") and str(query).endswith("Assistant: Glad to help.")
+
+
 def test_a_streamed_conversation_builds_the_same_prompt_as_a_plain_one(served, built):
     client, refs, base = served
     _, _, plain = _chat_prompt(client, built, refs["zero_shot"], NAME_TURNS)

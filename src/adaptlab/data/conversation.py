@@ -3,10 +3,13 @@
 A conversation file (OpenAI chat fine-tuning lines with many turns, or ShareGPT's
 `{"conversations": [{"from", "value"}]}`) becomes one example per assistant turn
 that is learned and tested (`weight` 1, OpenAI's field): its input is the `History`
-before that turn, its output the turn's text. A `History` is a string, so everything
-that reads inputs as text (similarity, retrieval, the audit, results.json) reads its
-recent turns written out; prompts read `turns`, the messages themselves, and send
-them through the model's chat template.
+before that turn, its output the turn's text; a labelled line is one example, the whole
+conversation. A `History` is a string, so everything that reads inputs as text
+(similarity, retrieval, the classifiers without an LLM, the audit, results.json) reads
+its recent turns written out (a labelled conversation's: every turn); prompts read
+`turns`, the messages themselves, and send them through the model's chat template. A
+chat request's messages make the same History (`history_of`), so a served version reads
+what it was measured on.
 
     >>> turns = Turn("user", "What's my balance?"), Turn("assistant", "In checking or savings?")
     >>> turns += (Turn("user", "Checking."),)
@@ -92,13 +95,18 @@ def messages_of(query: str) -> list[dict]:
     return [{"role": "user", "content": query}]
 
 
-def history_of(messages: list[dict]) -> History | None:
-    """The History a chat request's messages make when they hold a conversation (an assistant turn before the last
-    user turn); None for a single question, which is answered as plain text."""
+def history_of(messages: list[dict], whole: bool = False) -> History | None:
+    """The History a chat request's messages make when they hold a conversation, as a conversation file's line is read
+    (data/load.py): the turns up to the last user turn, the one to answer, its text the recent ones (an assistant turn
+    before that user turn makes it a conversation); `whole` (a labelled task, which classifies a conversation): every
+    message, a last assistant turn too, all in its text (any assistant turn makes it one). None for a single question,
+    which is answered as plain text."""
     turns = tuple(Turn(m["role"], m["content"]) for m in messages)
     roles = [t.role for t in turns]
     if "user" not in roles:
         return None
+    if whole:
+        return History(turns, recent=None) if "assistant" in roles else None
     last_user = len(roles) - 1 - roles[::-1].index("user")
     if "assistant" not in roles[:last_user]:
         return None

@@ -15,6 +15,7 @@ before any file is touched.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -25,6 +26,7 @@ from adaptlab.kinds.context import check_base, client_for
 from adaptlab.models import BaseModel
 from adaptlab.registry import Registry, parse_ref
 from adaptlab.registry.store import changed_documents
+from adaptlab.task import Task
 
 
 class ModelNotFound(AdaptlabError):
@@ -42,6 +44,7 @@ class ServedModels:
         self._solvers: dict[str, object] = {}
         self._own: OrderedDict[str, BaseModel] = OrderedDict()
         self._clients: dict[str, object] = {}
+        self._whole: dict[str, bool] = {}  # version ref -> reads_whole
         self._lock = threading.Lock()
 
     def names(self) -> list[str]:
@@ -70,6 +73,17 @@ class ServedModels:
             return self.registry.get(name)
         except AdaptlabError:
             raise ModelNotFound(f"the model {name!r} does not exist; GET /v1/models lists the ones served") from None
+
+    def reads_whole(self, version) -> bool:
+        """Whether a registry version classifies a conversation whole (its task is labelled, as its solver.json says):
+        read once, before the version is loaded; False when it cannot be read (loading the version says why)."""
+        if version.ref not in self._whole:
+            try:
+                info = json.loads((Path(version.folder) / "solver.json").read_text(encoding="utf-8"))
+                self._whole[version.ref] = Task.from_dict(info["task"]).spec.labelled
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, AdaptlabError):
+                return False
+        return self._whole[version.ref]
 
     def solver(self, name: str):
         """None for the base model itself, else the solver of the version `name` resolves to (loaded once, files

@@ -9,9 +9,13 @@ or 404, OpenAI-shaped) saying what to send instead; none of them needs a running
     >>> last_user_text([{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
     'hi'
 
-A task version answers a single question as that text, and a conversation (an assistant
-turn before the last user turn) as a `Conversation`: the whole History, which its solver
-sends through the chat template and shortens, oldest turns first, to fit its context.
+A task version answers a single question as that text, and a conversation as a `Conversation`:
+the History a conversation file's line of its task is read as (data/conversation.py
+`history_of`), so every kind answers from the input it was measured on. A generate or qa
+task answers the last user turn, from every turn before it (an assistant turn among them
+makes it a conversation); a labelled task classifies the whole conversation, every message
+in its text (`whole`). Only an LLM's prompt is shortened, oldest turns first, to fit its
+context, where the solver builds it; `dropped` counts what it left out.
 
     >>> asked = task_input([
     ...     {"role": "user", "content": "I'm Zed."},
@@ -20,6 +24,9 @@ sends through the chat template and shortens, oldest turns first, to fit its con
     ... ])
     >>> [t.content for t in asked.spoken], asked.dropping(2).spoken[0].content, asked.dropped
     (["I'm Zed.", 'Hi Zed.', 'My name?'], 'My name?', 2)
+    >>> said = [{"role": "user", "content": "Send $5."}, {"role": "assistant", "content": "Done."}]
+    >>> str(task_input(said, whole=True))
+    'User: Send $5.\\nAssistant: Done.'
 """
 
 from __future__ import annotations
@@ -120,9 +127,10 @@ def last_user_text(messages: list[dict]) -> str:
 
 
 class Conversation(History):
-    """A request's conversation as its task version answers it: the History (data/conversation.py) of all its messages,
-    which counts in `dropped` the oldest spoken turns its solver left out to fit the context (LMSolver.prompts shortens
-    a History through `dropping`; a copy or a pickle is a plain History, and counts nothing)."""
+    """A request's conversation as its task version answers it: the History its messages make (data/conversation.py
+    `history_of`), which counts in `dropped` the oldest spoken turns its solver left out to fit the context
+    (LMSolver.prompts shortens a History through `dropping`; a copy or a pickle is a plain History, and counts
+    nothing)."""
 
     dropped: int
     original: Conversation  # the request's own conversation, which the shortened copies count their drops on
@@ -139,25 +147,26 @@ class Conversation(History):
         return kept
 
 
-def task_input(messages: list[dict]) -> str:
-    """What a task version answers from a chat's `messages`: their Conversation when they hold one (an assistant turn
-    before the last user turn), else the last user message."""
-    history = history_of(messages)
+def task_input(messages: list[dict], whole: bool = False) -> str:
+    """What a task version answers from a chat's `messages`: their Conversation when they hold one, else the last user
+    message. `whole`: a labelled task's version, which classifies the conversation whole, as it was measured."""
+    history = history_of(messages, whole)
     if history is None:
         return last_user_text(messages)
     last_user_text(messages)  # the turn to answer must hold text, as for a single question
     return Conversation(history.turns, history.recent)
 
 
-def model_input(base, prompt: str | list[dict], is_base: bool, max_tokens: int) -> list[int] | str:
+def model_input(base, prompt: str | list[dict], is_base: bool, max_tokens: int, whole: bool = False) -> list[int] | str:
     """What the worker is handed for a chat's `messages` or a completion's `prompt`.
 
     For the base model: the token ids of the whole prompt (messages through the chat
     template, a prompt as plain text), refused when they and `max_tokens` overflow the
-    context. For a task version: what it answers (`task_input`; it builds its own prompt).
+    context. For a task version: what it answers (`task_input`, `whole` for a labelled
+    task's; it builds its own prompt).
     """
     if not is_base:
-        return prompt if isinstance(prompt, str) else task_input(prompt)
+        return prompt if isinstance(prompt, str) else task_input(prompt, whole)
     from adaptlab.engine.prompt import encode_messages, encode_text
 
     ids = encode_text(base.tokenizer, prompt) if isinstance(prompt, str) else encode_messages(base.tokenizer, prompt)

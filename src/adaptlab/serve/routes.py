@@ -164,7 +164,9 @@ async def submit(request: Request, body: dict, prompt: str | list[dict]) -> Queu
         version = await asyncio.to_thread(server.models.find, name)  # a registry lookup; loading happens on the worker
     except ModelNotFound as exc:
         raise ApiError(404, str(exc), code="model_not_found") from None
-    payload = model_input(server.models.base, prompt, version is None, max_tokens)
+    # a labelled task classifies a conversation whole, every message in the text its solver reads, as it was measured
+    whole = version is not None and await asyncio.to_thread(server.models.reads_whole, version)
+    payload = model_input(server.models.base, prompt, version is None, max_tokens, whole)
     batcher = server.batcher
     if batcher is None or not server.ready:
         raise ApiError(503, "shutting down", "server_error", retry_after=1)
