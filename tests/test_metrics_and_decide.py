@@ -179,14 +179,36 @@ def test_an_llm_strategy_that_does_not_beat_majority_is_called_out():
     assert not any(r.startswith("few_shot does not beat") for r in decision.reasons)
 
 
-def test_nothing_beats_majority_means_collect_more_data():
+def test_nothing_above_majority_means_collect_more_data():
     decision = recommend(
-        [evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)],
+        [evaluation("majority", 22), evaluation("few_shot", 21, latency=700), evaluation("lora", 20, fit=100)],
         "accuracy",
         8,
     )
     assert decision.choice == "collect_more_data"
     assert any("always answering 'a'" in r for r in decision.reasons)
+
+
+def test_a_contender_shown_within_the_tolerance_of_majority_has_learned_nothing():
+    # 4,000 rows: few_shot right on 10 more than majority (+0.0025), shown within 0.02 of a constant answer
+    majority = evaluation("majority", 0, n=4000, scores=[1.0] * 500 + [0.0] * 3500)
+    few = evaluation("few_shot", 0, n=4000, latency=700, scores=[1.0] * 510 + [0.0] * 3490)
+    decision = recommend([majority, few], "accuracy", 8)
+    assert decision.choice == "collect_more_data"
+    assert decision.reasons[0].startswith(
+        "the best contender, few_shot, is shown within the tolerance of always answering 'a' (majority): 0.128 vs 0.125"
+    )
+
+
+def test_a_contender_above_majority_but_not_significantly_is_the_better_bet_and_says_so():
+    decision = recommend(
+        [evaluation("majority", 20), evaluation("few_shot", 22, latency=700), evaluation("lora", 21, fit=100)],
+        "accuracy",
+        8,
+    )
+    assert decision.choice == "few_shot"
+    (reason,) = [r for r in decision.reasons if r.startswith("few_shot scores above always answering 'a'")]
+    assert "cannot tell them apart" in reason and "rows would settle it" in reason and "the better bet" in reason
 
 
 def test_embed_classifier_best_outright_is_compared_with_the_best_llm():

@@ -18,9 +18,13 @@ gap, and call the choice what it then is: a default by cost. The choice's probab
 of being best (P(best)) is quoted.
 
 The references are contenders too, and set the bar (the task kind names them):
-- the trivial reference (a kind with `constant`: one answer whatever the input) is the floor: a contender is
-  recommended only if it scores higher than it in the paired test (p < ALPHA). When none does, the choice is
-  COLLECT_MORE_DATA and the reason says so in the task's words (`trivial_words`) with what to try (`remedy`);
+- the trivial reference (a kind with `constant`: one answer whatever the input) is the floor, and the cheapest
+  contender of all: a contender is recommended only if it scores above it, and not when it is shown within the
+  tolerance of it (then it has learned nothing a constant answer does not give). When none qualifies, the choice is
+  COLLECT_MORE_DATA and the reason says so in the task's words (`trivial_words`) with what to try (`remedy`). A
+  choice the paired test cannot tell from the floor is still the better bet (the reasons say so, with the rows
+  that would settle it): requiring significance over the floor, as this module did before, let a lookup that
+  merely scored above it win over a prompted contender scoring far higher (bench/decide.py, restaurant-json-2);
 - a reference without an LLM that is best, or shown equivalent to the best LLM contender within the tolerance, is
   the recommendation (whatever it costs): the task may not need an LLM;
 - a contender whose answers are degenerate (`Evaluation.flags`) is not recommended while one without findings
@@ -251,6 +255,12 @@ def _choose(
             _nothing_beats(evaluations, trivial, metric, words, remedy or REMEDY) + flag_reasons(evaluations),
         )
     best = max(pool, key=lambda e: (e.metrics[metric], tuple(-x for x in costing.key(e))))
+    if trivial is not None and equivalence(best.scores, trivial.scores, tolerance).shown:
+        return Decision(
+            COLLECT_MORE_DATA,
+            [_as_good_as_trivial(best, trivial, metric, words, tolerance, remedy or REMEDY)]
+            + flag_reasons(evaluations),
+        )
     choice, cheaper = _prefer_cheaper(best, pool, metric, costing, tolerance)
     reasons = (
         [_best_words(best, evaluations, metric)]
@@ -280,11 +290,10 @@ def beats(e: Evaluation, reference: Evaluation | None) -> bool:
 
 
 def recommendable(evaluations: list[Evaluation], trivial: Evaluation | None) -> list[Evaluation]:
-    """The contenders that may be recommended: LLM contenders that beat the trivial reference significantly, and
-    lookups without an LLM (embed_classifier, nearest, extract) that score above it at all (they cost next to nothing
-    to run, so the better point estimate is the better bet; the reasons say when the test could not tell them apart);
-    less those with degenerate answers (`flags`) while one without them remains."""
-    beating = [e for e in evaluations if not e.constant and (beats(e, trivial) if e.llm else above(e, trivial))]
+    """The contenders that may be recommended: those that score above the trivial reference (the better point
+    estimate is the better bet; the reasons say when the test rows could not tell them apart), less those with
+    degenerate answers (`flags`) while one without them remains."""
+    beating = [e for e in evaluations if not e.constant and above(e, trivial)]
     usable = [e for e in beating if not e.flags]
     return usable or beating
 
@@ -321,8 +330,8 @@ def _versus(a: Evaluation, b: Evaluation, metric: str) -> str:
 def _nothing_beats(
     evaluations: list[Evaluation], trivial: Evaluation | None, metric: str, words: str, remedy: str
 ) -> list[str]:
-    """Why nothing is recommended: no contender beats the trivial reference significantly; the best one's figures and
-    what to try."""
+    """Why nothing is recommended: no contender scores above the trivial reference; the best one's figures and what
+    to try."""
     assert trivial is not None  # nothing is recommendable only below a trivial reference (`recommendable`)
     others = [e for e in evaluations if not e.constant]
     if not others:
@@ -332,9 +341,22 @@ def _nothing_beats(
         ]
     top = max(others, key=lambda e: e.metrics[metric])
     return [
-        f"no contender answers better than {_reference_words(trivial, words)} significantly: the "
+        f"no contender answers better than {_reference_words(trivial, words)}: the "
         f"best, {top.name}, has {metric} {_versus(top, trivial, metric)}; {remedy}"
     ]
+
+
+def _as_good_as_trivial(
+    best: Evaluation, trivial: Evaluation, metric: str, words: str, tolerance: float, remedy: str
+) -> str:
+    """Why nothing is recommended when the best contender is shown as good as the trivial reference, and no better."""
+    same = equivalence(best.scores, trivial.scores, tolerance)
+    return (
+        f"the best contender, {best.name}, is shown within the tolerance of {_reference_words(trivial, words)}: "
+        f"{best.metrics[metric]:.3f} vs {trivial.metrics[metric]:.3f}, difference {same.difference:+.3f} (90% paired "
+        f"CI {same.low:+.3f} to {same.high:+.3f}, inside {tolerance:g} {metric}); it has learned nothing a constant "
+        f"answer does not give; {remedy}"
+    )
 
 
 def _best_words(best: Evaluation, evaluations: list[Evaluation], metric: str) -> str:
@@ -459,11 +481,14 @@ def _floor_reasons(
             f"{choice.name} answers better than {_reference_words(trivial, words)} significantly: "
             f"{_versus(choice, trivial, metric)}"
         ]
-    else:  # a lookup without an LLM, above the trivial reference but not significantly
+    else:  # above the trivial reference, but not significantly
+        rows = power(choice.scores, trivial.scores)["rows_to_settle"]
         out = [
             f"{choice.name} scores above {_reference_words(trivial, words)}, but the test rows "
-            f"cannot tell them apart: {_versus(choice, trivial, metric)}; it needs no LLM, so it is "
-            "the better bet until more test rows say otherwise"
+            f"cannot tell them apart: {_versus(choice, trivial, metric)}"
+            + (f"; about {rows:,} rows would settle it" if rows else "")
+            + ("; it needs no LLM" if not choice.llm else "")
+            + "; it is the better bet until more test rows say otherwise"
         ]
     return out + [
         _short_of(e, trivial, metric)
