@@ -42,10 +42,11 @@ at least 24 intervals each.
     python bench/decide.py [--kinds classify,generate,qa] [--slices N] [--seeds N] [--lora]
                            [--out bench/results/decide-cpu.json]
 
---slices N takes at most N slices of each kind (default 3 of each: the full run, 77 minutes on
-this 2-core CPU shared with other jobs; `--slices 1 --seeds 1` is the quick check, ~15 min). Time per slice on 2 CPU
-cores shared with other jobs: classify ~4-7 min, generate ~5.5-7.5, qa pyref ~11.5 and northwind
-~20 (rag's ~1,000-token prompts: ~12 s a row); the seeds cost next to nothing (no model runs).
+--slices N takes at most N slices of each kind (default 3 of each: the full run, 26 minutes on
+this 2-core CPU alone, 77 with other jobs; `--slices 1 --seeds 1` is the quick check, a few
+minutes). Time per slice on 2 CPU cores shared with other jobs: classify ~4-7 min, generate
+~5.5-7.5, qa pyref ~11.5 and northwind ~20 (rag's ~1,000-token prompts: ~12 s a row); the seeds
+cost next to nothing (no model runs).
 Last line: one JSON object, which the script also writes to --out.
 """
 
