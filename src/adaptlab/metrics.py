@@ -216,9 +216,9 @@ def bootstrap_ci(scores: np.ndarray, resamples: int = 1000, seed: int = 0, scale
     return (float(lo), float(hi))
 
 
-def binary(scores: np.ndarray) -> bool:
-    """Every score is 0 or 1."""
-    return bool(np.isin(scores, (0.0, 1.0)).all())
+def binary(scores) -> bool:
+    """Every per-row score is 0 or 1 (classify's accuracy, or qa rows that are all or nothing)."""
+    return bool(np.isin(np.asarray(scores, dtype=float), (0.0, 1.0)).all())
 
 
 def wilson(shares: np.ndarray, z: float = 1.959964) -> tuple[float, float]:

@@ -10,6 +10,7 @@ prices used are written into results.json (`cost_assumptions`).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from adaptlab import kinds
 from adaptlab.evaluation import Evaluation
@@ -116,3 +117,70 @@ def break_even(costs: dict[str, dict], families: dict[str, str] | None = None) -
                     }
                 )
     return out
+
+
+DEFAULT_QUERIES_PER_MONTH = 10_000  # the volume "cheaper" is priced at when constraints.queries_per_month is not set
+HORIZON_MONTHS = 12  # fit cost is paid once, queries every month: totals are over this many months
+
+
+@dataclass(frozen=True)
+class Costing:
+    """What "cheaper" means: total dollars over the horizon at the stated volume (fit cost + per-query cost x
+    queries + keeping it current as the documents change, when measured), from the cost model; a contender whose cost is
+    unknown (an endpoint without prices) sorts last.
+    Without costs (hand-built evaluations), the kind's tier and then latency order them."""
+
+    totals: dict = field(default_factory=dict)  # contender -> dollars over the horizon, or None when unknown
+    queries_per_month: int = DEFAULT_QUERIES_PER_MONTH
+    stated: bool = False  # the volume came from constraints.queries_per_month
+
+    @classmethod
+    def of(cls, costs: dict[str, dict] | None, queries_per_month: int | None) -> Costing:
+        volume = queries_per_month if queries_per_month is not None else DEFAULT_QUERIES_PER_MONTH
+        totals = {}
+        for name, c in (costs or {}).items():
+            per_1k = c.get("cost_per_1k_queries")
+            totals[name] = (
+                None
+                if per_1k is None
+                else (c.get("fit_cost") or 0.0)
+                + (per_1k * volume / 1000 + c.get("upkeep_per_month", 0.0)) * HORIZON_MONTHS
+            )
+        return cls(totals, volume, queries_per_month is not None)
+
+    def key(self, e: Evaluation) -> tuple:
+        if not self.totals:
+            return (e.tier, e.latency_ms_mean)
+        total = self.totals.get(e.name)
+        return (float("inf") if total is None else total, e.tier, e.latency_ms_mean)
+
+    def words(self, cheap: Evaluation, dear: Evaluation) -> str:
+        """How much cheaper, in dollars over the horizon (with the volume's source), then per query and to fit."""
+        a, b = self.totals.get(cheap.name), self.totals.get(dear.name)
+        money = ""
+        if a is not None and b is not None:
+            volume = f"{self.queries_per_month:,} queries a month" + (
+                "" if self.stated else " (a default: set constraints.queries_per_month)"
+            )
+            money = f"{dollars(a, b)} over {HORIZON_MONTHS} months at {volume}; "
+        words = f"{money}{cheap.latency_ms_mean:.0f} ms per query vs {dear.latency_ms_mean:.0f} ms"
+        if dear.trains or not cheap.llm:
+            words += f", {cheap.fit_seconds:.1f} s to fit vs {dear.fit_seconds:.1f} s"
+        return words
+
+
+def dollars(a: float, b: float) -> str:
+    """Two sums with enough digits to tell them apart, and the saving as a share: "$0.041 vs $0.044 (7% less)".
+
+    >>> dollars(0.0412, 0.0441), dollars(12.5, 12.5), dollars(3.0, 0.0), dollars(3.02, 2400)
+    ('$0.041 vs $0.044 (7% less)', '$12.50 vs $12.50 (the same)', '$3.00 vs $0.00', '$3.02 vs $2400.00 (795x less)')
+    """
+    digits = 2
+    while digits < 8 and f"{a:.{digits}f}" == f"{b:.{digits}f}" and a != b:
+        digits += 1
+    words = f"${a:.{digits}f} vs ${b:.{digits}f}"
+    if a == b:
+        return words + " (the same)"
+    if b > 0 and a < b:
+        return words + (f" ({(b - a) / b:.0%} less)" if a > b / 10 else f" ({b / a:,.0f}x less)" if a else " (free)")
+    return words

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptlab.metrics import binary
+
 ALPHA = 0.05  # two-sided level of every test
 # z_.975 + z_.8 = 1.959964 + 0.841621: a two-sided 5% test has 80% power against a difference this many
 # standard errors away (scipy.stats.norm.ppf; written out so that importing this module does not load scipy)
@@ -77,11 +79,6 @@ def equivalence(better: list[float], cheaper: list[float], tolerance: float, see
     if spread > 0 and abs(gap) < tolerance:
         rows = math.ceil((Z_EQUIVALENCE * spread / (tolerance - abs(gap))) ** 2)
     return Equivalence(gap, low, high, tolerance, bool(shown), rows)
-
-
-def binary(scores) -> bool:
-    """Every per-row score is 0 or 1 (classify's accuracy, or qa rows that are all or nothing)."""
-    return bool(np.isin(np.asarray(scores, dtype=float), (0.0, 1.0)).all())
 
 
 def paired_test(a: list[float], b: list[float], resamples: int = 9999, seed: int = 0) -> tuple[str, float]:
