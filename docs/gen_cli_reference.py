@@ -157,6 +157,7 @@ def settings_reference() -> str:
         ("costs", config.CostConfig, ()),
         ("constraints", config.ConstraintsConfig, ()),
         ("mlflow", config.MlflowConfig, ()),
+        ("judge", config.JudgeConfig, ()),
         ("A contender's tune", config.TuneConfig, ()),
     ]
     out += ["## The file", ""]

@@ -16,7 +16,7 @@ def test_import_adaptlab_is_light_and_lists_its_api():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
-    assert set(adaptlab.__all__) == {"compare", "sweep", "audit_data", "Comparison", "__version__"}
+    assert set(adaptlab.__all__) == {"compare", "sweep", "audit_data", "review", "judge", "Comparison", "__version__"}
     with pytest.raises(AttributeError):
         _ = adaptlab.nothing_here
 

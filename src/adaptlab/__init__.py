@@ -12,13 +12,15 @@ __all__ = [
     "compare",
     "sweep",
     "audit_data",
+    "review",
+    "judge",
     "Comparison",
     "__version__",
 ]  # audit_data: `adaptlab.audit` is the audit package
 
 
 def __getattr__(name: str):
-    if name in ("compare", "sweep", "audit_data", "Comparison"):
+    if name in ("compare", "sweep", "audit_data", "review", "judge", "Comparison"):
         from adaptlab import api
 
         return getattr(api, name)

@@ -226,3 +226,28 @@ def audit_data(train, test=None, *, instruction: str | None = None, kind: str | 
     train = train if isinstance(train, Dataset) else load_dataset(train, min_examples=2)
     test = test if test is None or isinstance(test, Dataset) else load_dataset(test)
     return run_audit(train, test, kind=kind or infer_kind(train), instruction=instruction)
+
+
+def review(run, ratings=None, *, reviewer: str | None = None):
+    """Import ratings made elsewhere (`ratings`: a JSONL or CSV file of row, a, b, preference, optional reviewer,
+    score_a, score_b, comment; all lines or none) into the run folder `run`, then bring its judged figures up to date
+    (results.json's `judged`, the report); returns them (adaptlab.results.Judged), or None with no ratings and no
+    judge. Rating on the page is `adaptlab review RUN` on the command line."""
+    from adaptlab.reviews.ratings import import_ratings
+    from adaptlab.runs.quality import conclude_judged
+
+    if ratings is not None:
+        import_ratings(Path(run), Path(ratings), reviewer=reviewer)
+    return conclude_judged(Path(run))
+
+
+def judge(run, model=None, *, rows: int | None = None, pointwise: bool = False, progress=None):
+    """Judge a finished compare run's answers (`adaptlab judge RUN`): `model` as an experiment's `model:` (a name,
+    folder, .gguf, or {base_url, name} of an endpoint), else the run's own `judge:`; only what the judge's cache lacks
+    is asked. Returns the judged figures (adaptlab.results.Judged): the judge's verdicts, calibrated by the run's
+    ratings where there are any, and its agreement with them."""
+    from adaptlab.config import JudgeConfig
+    from adaptlab.runs.judging import judge_run
+
+    config = None if model is None else JudgeConfig(model=model, rows=rows, pointwise=pointwise)
+    return judge_run(Path(run), config, _events(progress)).judged

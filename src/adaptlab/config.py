@@ -115,6 +115,13 @@ class TaskConfig(_Strict):
         "gives each one's meaning, and tuning also tries the list without them. Every key must be a "
         "label the training outputs use.",
     )
+    headline: Literal["metric", "judged"] = Field(
+        "metric",
+        description="What decides: metric (the task kind's headline metric: accuracy, chrF, qa_score); judged (the "
+        "judged win rate: people's ratings from `adaptlab review`, with a judge's verdicts on every row where "
+        "`judge:` is set, combined by prediction-powered inference). With metric, the reasons still say where the "
+        "judged measure disagrees.",
+    )
 
 
 class UpdatesConfig(_Strict):
@@ -311,6 +318,54 @@ ExperimentModel = Annotated[
     | Annotated[RemoteModelConfig, Tag("endpoint")],
     Discriminator(_model_shape),
 ]
+
+
+class JudgeConfig(_Strict):
+    """A judge model that reads two contenders' answers to each test row and says which is better (asked in both
+    orders; a verdict that flips with the order counts as a tie): `{model: {base_url: http://127.0.0.1:8000/v1, name:
+    smollm2-135m-instruct}}` or `{model: Qwen/Qwen2.5-7B-Instruct, rows: 100}`."""
+
+    model: ExperimentModel = Field(
+        description="The judge: the embedded default's name, a local Hugging Face model folder, a .gguf file or a "
+        "Hub id (from the local cache); {path|id, dtype, device}; or {base_url, name, api_key_env, "
+        "max_concurrency, ...} for an OpenAI-compatible endpoint (asked concurrently, with retries). "
+        "Its replies are cached under $ADAPTLAB_HOME by (model, rubric, prompt, row, answers)."
+    )
+    rubric: str | None = Field(
+        None,
+        min_length=1,
+        description="What makes one answer better than another, in the judge's own prompt; leave out for the task "
+        "kind's default (generate and conversations: helpful, correct, follows the instruction, the "
+        "reference being one good answer among several; qa: faithful to the documents, abstains where "
+        "they do not say, no invented figures). A classify task needs no judge.",
+    )
+    pointwise: bool = Field(
+        False,
+        description="Also ask for a 1-5 score of every contender's answer against the reference answer (one more "
+        "request per row and contender).",
+    )
+    rows: int | None = Field(
+        None,
+        gt=0,
+        description="Judge at most this many test rows (a seeded choice, the same for every contender and every "
+        "re-run); leave out to judge every row.",
+    )
+    trust_threshold: float = Field(
+        0.4,
+        ge=-1,
+        le=1,
+        description="Where ratings by people exist: a judge whose Cohen's kappa with them has its interval's lower "
+        "bound under this is marked not trusted (its figures are shown; the recommendation does not "
+        "rest on them). 0.4 is the usual floor of moderate agreement.",
+    )
+    max_tokens: int = Field(
+        32,
+        gt=0,
+        le=4096,
+        description="The longest judge reply, in tokens. The judge is asked for its verdict (or score) first, then "
+        "a few words why: 32 holds both, and bounds a small judge that rambles on (adaptlab serve has no stop "
+        "strings); a reply without a verdict counts as a tie.",
+    )
 
 
 class TuneConfig(_Strict):
@@ -597,4 +652,10 @@ class ExperimentConfig(_Strict):
         None,
         description="Log each compare to MLflow: {tracking_uri, experiment}, both optional (`mlflow: {}` logs "
         "with the defaults); leave out to log only with --mlflow.",
+    )
+    judge: JudgeConfig | None = Field(
+        None,
+        description="A judge model that compares the contenders' answers row by row after they are measured "
+        "(tasks whose answers are text, not labels): {model, rubric, pointwise, rows, trust_threshold, max_tokens}; "
+        "`adaptlab judge RUN` does the same for a finished run.",
     )

@@ -23,6 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from adaptlab.decide.agreement import Agreement
+from adaptlab.decide.judged import JudgedMeasures
 from adaptlab.errors import AdaptlabError
 
 Interval = list[float]  # [low, high]: a 95% interval
@@ -159,6 +161,32 @@ class Recommendation(_Closed):
         description="the largest loss of the headline a cheaper contender may cost (constraints.tolerance or the "
         "task kind's default): it must be shown within it (two one-sided tests) to be chosen",
     )
+    headline: str | None = Field(
+        None,
+        description='what chose: null or the task\'s metric; "judged" under task.headline: judged (the judged win '
+        "rate decided)",
+    )
+
+
+class Judged(_Closed):
+    """People's ratings and a judge's verdicts, combined (prediction-powered inference): `adaptlab judge`, `adaptlab
+    review`, or a compare with `judge:`."""
+
+    judge: dict[str, Any] | None = Field(
+        None,
+        description="the judge's identity: model (as loaded, or an endpoint's base_url and name), rubric, "
+        "rubric_sha256, template_sha256; null when no judge ran (people calibrate the headline metric instead)",
+    )
+    ratings: int = Field(description="people's ratings the figures use (review page and imports)")
+    reviewers: list[str] = Field([], description="who rated, as they named themselves")
+    measures: JudgedMeasures = Field(description="per pair and per contender: the judged win rates with intervals")
+    agreement: Agreement | None = Field(
+        None, description="how far the judge agrees with people, and whether it is trusted (null: no judge)"
+    )
+    headline: bool = Field(False, description="task.headline: judged — the judged win rate may decide the choice")
+    metric_choice: str | None = Field(
+        None, description="what the headline metric alone chose (the recommendation's choice unless judged decided)"
+    )
 
 
 class Pair(_Closed):
@@ -284,6 +312,9 @@ class CompareResults(_Closed):
     updates: Updates | None = None
     distillation: dict[str, dict[str, Any]] | None = Field(
         None, description="per student: its teacher, both scores, the labeling's cost"
+    )
+    judged: Judged | None = Field(
+        None, description="judged quality: people's ratings, a judge's verdicts, and both combined (absent: not judged)"
     )
 
     @field_validator("base_model", mode="before")

@@ -49,9 +49,11 @@ from adaptlab.cli import compare as _compare  # noqa: E402,F401
 from adaptlab.cli import export as _export  # noqa: E402,F401
 from adaptlab.cli import finetune as _finetune  # noqa: E402,F401
 from adaptlab.cli import init as _init  # noqa: E402,F401
+from adaptlab.cli import judge as _judge  # noqa: E402,F401
 from adaptlab.cli import recommend as _recommend  # noqa: E402,F401
 from adaptlab.cli import registry as _registry  # noqa: E402,F401
 from adaptlab.cli import report as _report  # noqa: E402,F401
+from adaptlab.cli import review as _review  # noqa: E402,F401
 from adaptlab.cli import serve as _serve  # noqa: E402,F401
 from adaptlab.cli import sweep as _sweep  # noqa: E402,F401
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from adaptlab.files import write_text_atomic
 from adaptlab.report.charts import cost_chart, curve_chart, forest_chart, heatmap, update_chart
 from adaptlab.report.drawing import note, place_labels
+from adaptlab.report.judged import judged_section
 from adaptlab.report.tables import (
     audit_table,
     conversation_table,
@@ -30,7 +31,7 @@ from adaptlab.report.tables import (
     tuning_of,
     tuning_table,
 )
-from adaptlab.results import load_results, load_sweep, upgrade
+from adaptlab.results import CompareResults, load_results, load_sweep, upgrade
 from adaptlab.tasks import task_kind
 
 __all__ = ["place_labels", "render", "write_report"]  # place_labels: the label placer the tests check on its own
@@ -126,6 +127,10 @@ def contender_sections(results: dict, sweep: dict | None) -> list[str]:
         "<h2>Scores at a glance</h2>" + forest_chart(results, metric),
         "<h2>Side by side</h2>" + side_by_side_table(results, metric),
     ]
+    typed = CompareResults.model_validate(results) if results.get("judged") else None
+    if typed is not None and typed.judged is not None:  # the section reads the typed results, not string keys
+        answers = {s.name: s.predictions for s in typed.strategies}
+        parts.append("<h2>Judged quality: people and a judge</h2>" + judged_section(typed.judged, answers))
     if task_kind(task["kind"]).abstains:
         parts.append(
             "<h2>Answers from the documents: quality beside abstention and hallucination</h2>"

@@ -95,6 +95,10 @@ class CompareRun:
         contenders = with_references(config, self.task.spec)
         self.distillation = Distillation(config, root, contenders, self.test, events)  # data.unlabeled read and checked
         self.contenders = self.distillation.contenders  # each teacher before its students
+        if config.judge is not None:  # refused now, not after every contender ran: a labelled task needs no judge
+            from adaptlab.judges.rubrics import rubric_for
+
+            rubric_for(config.judge, self.task.kind)
         for contender in self.contenders:
             check_tunable(contender, kinds.kind(contender.name), self.contenders)
         events.message(self._summary())
@@ -393,6 +397,10 @@ class CompareRun:
             }
         results |= self.distillation.results(evaluations, costs, task.metric)
         results = write_results(self.run_dir / "results.json", results)
+        if config.judge is not None:  # the judge reads results.json and adds `judged` to it
+            from adaptlab.runs.judging import judge_after_compare
+
+            results = judge_after_compare(self.run_dir, config.judge, self.events) or results
         self._report()
         return results
 
