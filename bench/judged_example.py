@@ -4,8 +4,9 @@ SmolLM2-135M as the judge on every test row of every pair worth comparing, and w
 
 Baseline in the same run: the judged figures with the headline metric (chrF) as the proxy people correct, before the
 judge runs. Then the judge's verdicts as the proxy, its agreement with the ratings, and whether it is trusted.
+`judge_counts` says how many verdicts were asked and how many came from the cache (--home reuses one).
 
-    python bench/judged_example.py [--run RUN] [--out bench/results/judged-bank-assistant-cpu.json]
+    python bench/judged_example.py [--run RUN] [--home HOME] [--out bench/results/judged-bank-assistant-cpu.json]
 
 RUN: a finished `adaptlab compare examples/bank-assistant/experiment.yaml` folder (copied, never changed); without
 it the compare runs first (~5 minutes on 2 cores). The judge's cache is a fresh one in a temporary $ADAPTLAB_HOME, so
@@ -61,9 +62,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", type=Path, default=None)
     parser.add_argument("--out", default=str(ROOT / "bench/results/judged-bank-assistant-cpu.json"))
+    parser.add_argument(
+        "--home", type=Path, default=None, help="an ADAPTLAB_HOME whose judge cache to reuse (default: a fresh one)"
+    )
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="adaptlab-judged-"))
+    home = args.home or Path(tempfile.mkdtemp(prefix="adaptlab-judged-"))
     os.environ["ADAPTLAB_HOME"] = str(home)
+    home = Path(tempfile.mkdtemp(prefix="adaptlab-judged-run-"))  # the run's copy, apart from any reused home
     import adaptlab
     from adaptlab.results import load_results
 

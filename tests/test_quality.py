@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 import adaptlab
+from adaptlab.integrations.mlflow_summary import judged_tags
 from adaptlab.judges.verdicts import JudgeCounts, JudgeRecord, Verdict
 from adaptlab.results import load_results, write_results
 from adaptlab.runs.quality import JUDGED_MARK, conclude_judged
@@ -116,14 +117,21 @@ def test_too_few_ratings_to_separate_the_top_two_say_so_under_headline_judged(tm
     assert any("not separated from" in r and "more ratings would settle it" in r for r in rec.reasons)
 
 
-def _judge_record(answer: str, rows=range(ROWS)) -> JudgeRecord:
-    """A judge that always prefers the first answer shown: every verdict flips with the order, so a tie."""
-    verdicts = [
-        Verdict(row=r, a=a, b=b, preference="tie", first="a", second="b", consistent=False, longer="b")
-        for r in rows
-        for a, b in (("copier", "nearest"), ("copier", "helper"), ("nearest", "helper"))
-    ]
-    del answer
+def _judge_record(says: str, rows=range(ROWS)) -> JudgeRecord:
+    """A scripted judge: "first" prefers whichever answer is shown first (every verdict flips with the order: a tie);
+    "contrary" prefers copier, consistently, on three rows of four (the opposite of people), the other answer else."""
+    verdicts = []
+    for r in rows:
+        for a, b in (("copier", "nearest"), ("copier", "helper"), ("nearest", "helper")):
+            if says == "first":
+                verdicts.append(
+                    Verdict(row=r, a=a, b=b, preference="tie", first="a", second="b", consistent=False, longer="b")
+                )
+            else:
+                side = "a" if (a == "copier") == bool(r % 4) else "b"
+                verdicts.append(
+                    Verdict(row=r, a=a, b=b, preference=side, first=side, second=side, consistent=True, longer="b")
+                )
     counts = JudgeCounts(
         verdicts=len(verdicts), asked=2 * len(verdicts), cached=0, identical=0, unparsed=0, consistent=0, seconds=1.0
     )
@@ -142,14 +150,29 @@ def test_a_judge_nobody_checked_or_one_people_disagree_with_decides_nothing(tmp_
     run = _run(tmp_path, headline="judged")
     if with_ratings:
         adaptlab.review(run, _ratings(tmp_path))
-    judged = conclude_judged(run, _judge_record("first"))
+    judged = conclude_judged(run, _judge_record("contrary"))
     results = load_results(run / "results.json")
     assert results.judged is not None and results.judged.judge["model"] == "scripted"
     assert results.recommendation.choice == "copier" and results.recommendation.headline is None
     warnings = [w for w in results.recommendation.warnings if w.startswith(JUDGED_MARK)]
+    tags = judged_tags(results)  # what MLflow's parent run is tagged with
+    assert tags["judge_model"] == "scripted" and tags["judge_rubric_sha256"] == "0" * 64
+    assert set(tags) >= {"judged_win_rate.copier", "judged_win_rate.helper", "judged_source"}
     if with_ratings:
+        assert tags["judge_trusted"] == "false"
         assert judged.agreement is not None and not judged.agreement.trusted
         assert "the judge is not trusted" in warnings[0]
         assert "The judge against people" in (run / "report.html").read_text()
     else:
         assert not judged.measures.calibrated and "uncalibrated" in warnings[0]
+
+
+def test_a_judge_whose_verdicts_carry_nothing_leaves_the_decision_to_people(tmp_path):
+    """Every verdict a tie (position bias): PPI gives it no weight, the figures are people's own, and they decide."""
+    run = _run(tmp_path, headline="judged")
+    adaptlab.review(run, _ratings(tmp_path))
+    judged = conclude_judged(run, _judge_record("first"))
+    assert judged.agreement is not None and not judged.agreement.trusted
+    rated = [p for p in judged.measures.pairs if p.calibrated]
+    assert rated and all(p.source == "people only" for p in rated)
+    assert load_results(run / "results.json").recommendation.choice == "helper"

@@ -32,14 +32,16 @@ class Judgement:
 
 
 def usable(measures: JudgedMeasures, agreement: Agreement | None) -> tuple[bool, str]:
-    """Whether a decision may rest on the judged figures (some pair is corrected by people), and why not."""
+    """Whether a decision may rest on the judged figures (some pair is corrected by people, and an untrusted judge
+    weighs in none of them: where its verdicts carried no information they rest on people alone), and why not."""
     if not any(p.calibrated for p in measures.pairs):
         return False, (
             f"the judged figures rest on {measures.source}: no person rated enough rows to correct the "
             f"{measures.proxy}, so they are shown as uncalibrated and nothing rests on them "
             "(rate rows with `adaptlab review RUN`)"
         )
-    if measures.proxy == "judge" and agreement is not None and not agreement.trusted:
+    judge_counts = any(p.calibrated and measures.proxy in p.source for p in measures.pairs)  # PPI gave it weight
+    if measures.proxy == "judge" and agreement is not None and not agreement.trusted and judge_counts:
         why = agreement.reasons[0] if agreement.reasons else "its agreement with people is too low"
         return False, (
             f"the judge is not trusted ({why}); its figures are shown and the recommendation does not rest on them"

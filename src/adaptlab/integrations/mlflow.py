@@ -44,6 +44,7 @@ from adaptlab.integrations.mlflow_summary import (
     epoch_ms,
     figures,
     flattened,
+    judged_tags,
     masked,
     model_tag,
     run_note,
@@ -275,7 +276,7 @@ def _log(run_dir: Path, results: CompareResults, experiment: dict, tracking: Tra
         "mlflow.source.name": "adaptlab compare",
         "mlflow.source.type": "LOCAL",
         "mlflow.note.content": run_note(results),
-    }
+    } | judged_tags(results)
     parent_id = client.create_run(
         experiment_id, start_time=epoch_ms(status.get("started")), run_name=run_dir.name, tags=common | parent_tags
     ).info.run_id

@@ -82,6 +82,31 @@ def model_tag(model) -> str | None:
     return None if model is None else str(model)
 
 
+def judged_tags(results: CompareResults) -> dict[str, str]:
+    """The parent run's tags for judged quality: the judge's identity (model, rubric and template sha256), what the
+    judged figures rest on, whether the judge is trusted, and each contender's judged win rate; {} when not judged.
+
+    >>> judged_tags(type("R", (), {"judged": None})())
+    {}
+    """
+    judged = results.judged
+    if judged is None:
+        return {}
+    judge = judged.judge or {}
+    model = judge.get("model")
+    tags = {
+        "judge_model": model_tag(model) if isinstance(model, dict) and "base_url" in model else str(model or "none"),
+        "judge_rubric_sha256": str(judge.get("rubric_sha256", "")),
+        "judge_template_sha256": str(judge.get("template_sha256", "")),
+        "judged_source": judged.measures.source,
+        "judged_ratings": str(judged.ratings),
+    }
+    if judged.agreement is not None:
+        tags["judge_trusted"] = str(judged.agreement.trusted).lower()
+    tags |= {f"judged_win_rate.{c.name}": f"{c.win_rate:.3f}" for c in judged.measures.contenders}
+    return {k: v for k, v in tags.items() if v}
+
+
 def run_note(results: CompareResults) -> str:
     """The parent run's description: the recommendation, its reasons and warnings (Markdown)."""
     rec = results.recommendation
