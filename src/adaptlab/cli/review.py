@@ -118,13 +118,13 @@ def _conclude(run_dir: Path) -> None:
 def _serve(run_dir: Path, host: str, port: int, reviewer: str | None, seed: int | None, hosts: tuple[str, ...]):
     import uvicorn
 
-    from adaptlab.cli.serve import _is_loopback
+    from adaptlab.cli.serve import is_loopback
     from adaptlab.errors import ConfigError
     from adaptlab.reviews.app import create_review_app
     from adaptlab.reviews.ratings import check_reviewer
 
     key = os.environ.get("ADAPTLAB_API_KEY") or None
-    if not _is_loopback(host) and not key:
+    if not is_loopback(host) and not key:
         raise ConfigError(
             f"binding {host} exposes the server beyond this machine; set ADAPTLAB_API_KEY first (or bind 127.0.0.1)"
         )

@@ -50,7 +50,7 @@ def serve(
     from adaptlab.serve import Limits, ServedModels, create_app, served_name
 
     key = os.environ.get("ADAPTLAB_API_KEY") or None
-    if not _is_loopback(host) and not key:
+    if not is_loopback(host) and not key:
         raise ConfigError(
             f"binding {host} exposes the server beyond this machine; set ADAPTLAB_API_KEY first (or bind 127.0.0.1)"
         )
@@ -71,7 +71,7 @@ def serve(
     uvicorn.run(api, host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:

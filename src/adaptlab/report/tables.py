@@ -305,7 +305,7 @@ def conversation_table(results: dict, candidates: int = 5, limit: int = 30, char
     chosen = max(ids[:candidates], key=lambda c: (len(tested[c]), -ids.index(c)))
     rows = tested[chosen]
     turns = sorted(rows)[:limit]
-    said, cut_before = _rebuilt(rows, turns)
+    said, cut_before = rebuilt_conversation(rows, turns)
     answers = [
         {p["turn"]: p for p in reversed(a) if str(p.get("conversation")) == chosen and isinstance(p.get("turn"), int)}
         for a in answered
@@ -355,7 +355,7 @@ def conversation_table(results: dict, candidates: int = 5, limit: int = 30, char
     if cut_before:
         notes.append(
             f"Turns before turn {min(said)} may be left out: results.json keeps only each answer's "
-            f"last {len(_spoken(str(rows[turns[0]].get('input', ''))))} turns."
+            f"last {len(spoken_turns(str(rows[turns[0]].get('input', ''))))} turns."
         )
     if len(rows) > len(turns):
         notes.append(f"{len(rows) - len(turns)} more tested turn(s) of this conversation in results.json.")
@@ -363,23 +363,23 @@ def conversation_table(results: dict, candidates: int = 5, limit: int = 30, char
     return intro + f"<table class=text>{head}{''.join(out)}</table>" + "".join(note(n) for n in notes)
 
 
-def _rebuilt(rows: dict[int, dict], turns: list[int]) -> tuple[dict[int, tuple[str, str]], bool]:
+def rebuilt_conversation(rows: dict[int, dict], turns: list[int]) -> tuple[dict[int, tuple[str, str]], bool]:
     """The conversation's turns by index, up to the last tested one of `turns`: each row's input holds the turns just
     before its own, the tested turns are the real answers. Also whether turns before the first shown may be missing."""
     from adaptlab.data.conversation import RECENT_TURNS
 
     said: dict[int, tuple[str, str]] = {}
     for t in turns:
-        spoken = _spoken(str(rows[t].get("input", "")))
+        spoken = spoken_turns(str(rows[t].get("input", "")))
         for k, turn in enumerate(spoken):
             if (pos := t - len(spoken) + k) >= 0:
                 said.setdefault(pos, turn)
         said[t] = ("assistant", str(rows[t].get("expected", "")))
-    first = len(_spoken(str(rows[turns[0]].get("input", ""))))
+    first = len(spoken_turns(str(rows[turns[0]].get("input", ""))))
     return said, first >= RECENT_TURNS and turns[0] - first > 0
 
 
-def _spoken(text: str) -> list[tuple[str, str]]:
+def spoken_turns(text: str) -> list[tuple[str, str]]:
     """A History's text ("User: ...\\nAssistant: ...") as (role, content) turns; a line without a speaker continues the
     turn before it, and text that names no speaker at all is one user turn."""
     turns: list[list[str]] = []

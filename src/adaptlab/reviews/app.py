@@ -244,7 +244,7 @@ def _history(predictions: list[PredictionRow], row: PredictionRow) -> tuple[list
     """A conversation's turns before `row`'s answer, rebuilt as report.html rebuilds them (each row's input holds its
     recent turns; the earlier tested turns' real answers fill in the rest), and whether turns before the first shown
     may be missing. (None, False) for a row that is not a turn of a conversation."""
-    from adaptlab.report.tables import _rebuilt
+    from adaptlab.report.tables import rebuilt_conversation
 
     if row.conversation is None or row.turn is None:
         return None, False
@@ -253,7 +253,7 @@ def _history(predictions: list[PredictionRow], row: PredictionRow) -> tuple[list
         for p in predictions
         if p.conversation == row.conversation and p.turn is not None and p.turn <= row.turn
     }
-    said, cut_before = _rebuilt(same, sorted(same))
+    said, cut_before = rebuilt_conversation(same, sorted(same))
     turns = [{"role": role, "text": text} for pos, (role, text) in sorted(said.items()) if pos < row.turn]
     return turns, cut_before
 
