@@ -39,6 +39,9 @@ def _figures(judged) -> dict:
         "pairs": {f"{p.a}>{p.b}": round(p.estimate, 3) for p in m.pairs},
         "pairs_ci": {f"{p.a}>{p.b}": [round(x, 3) for x in p.ci] if p.ci else None for p in m.pairs},
     }
+    if judged.judge_measures is not None:  # a judge not trusted: its own figures, shown and not used
+        own = judged.judge_measures
+        out["judge_own"] = {"source": own.source, "win_rate": {c.name: round(c.win_rate, 3) for c in own.contenders}}
     if judged.agreement is not None:
         a = judged.agreement
         out["agreement"] = {
@@ -87,12 +90,13 @@ def main() -> None:
     record = (run / "judge.json").read_text()
     counts = json.loads(record)["counts"]
     before, after = _figures(chrf), _figures(judged)
-    print(f"\n{'contender':12} {'chrF':>6} {'people+chrF':>12} {'people+judge':>13}")
+    own = after.get("judge_own", {}).get("win_rate", {})
+    print(f"\n{'contender':12} {'chrF':>6} {'people+chrF':>12} {'after judging':>13} {'judge own':>10}")
     for s in results.strategies:
         if s.name in before["win_rate"]:
             print(
                 f"{s.name:12} {s.metrics['chrf']:6.1f} {before['win_rate'][s.name]:12.2f} "
-                f"{after['win_rate'][s.name]:13.2f}"
+                f"{after['win_rate'][s.name]:13.2f} {own.get(s.name, float('nan')):10.2f}"
             )
     agreement = after.get("agreement") or {}
     print(

@@ -147,13 +147,16 @@ def _judge_record(says: str, rows=range(ROWS)) -> JudgeRecord:
 
 @pytest.mark.parametrize("with_ratings", [False, True])
 def test_a_judge_nobody_checked_or_one_people_disagree_with_decides_nothing(tmp_path, with_ratings):
+    """Unchecked, the judge's figures are uncalibrated and decide nothing; checked and found wanting, they are shown
+    apart, and people's ratings decide through the headline metric instead."""
     run = _run(tmp_path, headline="judged")
     if with_ratings:
         adaptlab.review(run, _ratings(tmp_path))
     judged = conclude_judged(run, _judge_record("contrary"))
     results = load_results(run / "results.json")
     assert results.judged is not None and results.judged.judge["model"] == "scripted"
-    assert results.recommendation.choice == "copier" and results.recommendation.headline is None
+    choice = ("helper", "judged") if with_ratings else ("copier", None)
+    assert (results.recommendation.choice, results.recommendation.headline) == choice
     warnings = [w for w in results.recommendation.warnings if w.startswith(JUDGED_MARK)]
     tags = judged_tags(results)  # what MLflow's parent run is tagged with
     assert tags["judge_model"] == "scripted" and tags["judge_rubric_sha256"] == "0" * 64
@@ -161,18 +164,19 @@ def test_a_judge_nobody_checked_or_one_people_disagree_with_decides_nothing(tmp_
     if with_ratings:
         assert tags["judge_trusted"] == "false"
         assert judged.agreement is not None and not judged.agreement.trusted
-        assert "the judge is not trusted" in warnings[0]
+        assert judged.judge_measures is not None and judged.judge_measures.proxy == "judge"
+        assert judged.measures.proxy == "chrF" and "the judge is not trusted" in warnings[0]
         assert "The judge against people" in (run / "report.html").read_text()
     else:
         assert not judged.measures.calibrated and "uncalibrated" in warnings[0]
 
 
 def test_a_judge_whose_verdicts_carry_nothing_leaves_the_decision_to_people(tmp_path):
-    """Every verdict a tie (position bias): PPI gives it no weight, the figures are people's own, and they decide."""
+    """Every verdict a tie (position bias): not trusted, so people's ratings decide, with chrF as the proxy."""
     run = _run(tmp_path, headline="judged")
     adaptlab.review(run, _ratings(tmp_path))
     judged = conclude_judged(run, _judge_record("first"))
     assert judged.agreement is not None and not judged.agreement.trusted
     rated = [p for p in judged.measures.pairs if p.calibrated]
-    assert rated and all(p.source == "people only" for p in rated)
+    assert rated and all(p.source == "people+chrF" for p in rated)
     assert load_results(run / "results.json").recommendation.choice == "helper"

@@ -243,11 +243,20 @@ def review(run, ratings=None, *, reviewer: str | None = None):
 
 def judge(run, model=None, *, rows: int | None = None, pointwise: bool = False, progress=None):
     """Judge a finished compare run's answers (`adaptlab judge RUN`): `model` as an experiment's `model:` (a name,
-    folder, .gguf, or {base_url, name} of an endpoint), else the run's own `judge:`; only what the judge's cache lacks
-    is asked. Returns the judged figures (adaptlab.results.Judged): the judge's verdicts, calibrated by the run's
-    ratings where there are any, and its agreement with them."""
+    folder, .gguf, or {base_url, name} of an endpoint) in place of the run's own `judge:` model (its other settings
+    kept); `rows` and `pointwise` override them; only what the judge's cache lacks is asked. Returns the judged
+    figures (adaptlab.results.Judged): the judge's verdicts, calibrated by the run's ratings where there are any, and
+    its agreement with them."""
     from adaptlab.config import JudgeConfig
-    from adaptlab.runs.judging import judge_run
+    from adaptlab.errors import ConfigError
+    from adaptlab.runs.judging import judge_run, run_judge_config
 
-    config = None if model is None else JudgeConfig(model=model, rows=rows, pointwise=pointwise)
+    recorded = run_judge_config(Path(run))  # the run's own judge: its rubric, threshold and limits are kept
+    if model is None and recorded is None:
+        raise ConfigError(f"{run}: its experiment has no `judge:`; pass model= (a model name, folder or endpoint)")
+    base = recorded.model_dump() if recorded is not None else {}
+    if model is not None:
+        base["model"] = model
+    settings = {"rows": rows} if rows is not None else {}
+    config = JudgeConfig.model_validate(base | settings | ({"pointwise": True} if pointwise else {}))
     return judge_run(Path(run), config, _events(progress)).judged

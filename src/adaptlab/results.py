@@ -23,8 +23,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from adaptlab.decide.agreement import Agreement
-from adaptlab.decide.judged import JudgedMeasures
 from adaptlab.errors import AdaptlabError
 
 Interval = list[float]  # [low, high]: a 95% interval
@@ -168,6 +166,126 @@ class Recommendation(_Closed):
     )
 
 
+class PairJudged(_Closed):
+    """Two contenders: how often people would prefer a's answer to b's (ties and "both bad" count half)."""
+
+    a: str = Field(description="the contender listed first")
+    b: str = Field(description="the contender listed second")
+    estimate: float = Field(
+        description="P(a preferred over b), ties half: by PPI from people's ratings and the proxy where calibrated, "
+        "else the proxy's own mean"
+    )
+    ci: list[float] | None = Field(description="its interval at the run's level (95%); null with `ci_reason`")
+    ci_reason: str | None = Field(None, description="why there is no interval (too few rated rows, no spread)")
+    difference: float = Field(description="2 * estimate - 1: the net preference for a, from -1 (always b) to +1")
+    people: float | None = Field(description="people's own mean on the rows they rated (null: nobody rated the pair)")
+    people_ci: list[float] | None = Field(
+        description="people-only interval for comparison: PPI's construction without the proxy (normal, t "
+        "quantile, the two pseudo-ratings of `_doubt`)"
+    )
+    proxy: float | None = Field(description="the proxy's own mean over every row it judged, uncorrected")
+    n_rated: int = Field(description="rows people rated (several reviewers on one row count once, averaged)")
+    n_proxied: int = Field(description="rows the proxy judged")
+    source: str = Field(description='what the estimate rests on: "people+judge", "judge only (uncalibrated)", ...')
+    calibrated: bool = Field(description="people's ratings correct the proxy; false: the proxy's own, unchecked")
+
+
+class ContenderJudged(_Closed):
+    """One contender's win rate: the mean of its pair estimates against every other contender."""
+
+    name: str
+    win_rate: float = Field(description="mean over its opponents of P(preferred over that opponent), ties half")
+    ci: list[float] | None = Field(
+        description="conservative interval: estimate +- z * the mean of its pairs' standard errors (valid whatever "
+        "their correlation)"
+    )
+    opponents: int = Field(description="the pairs it is the mean of")
+    p_best: float | None = Field(description="the probability its win rate is the highest (see p_best_method)")
+    source: str
+    calibrated: bool
+
+
+class ScoreJudged(_Closed):
+    """One contender's mean 1-5 score, people's scale, by PPI from people's scores and the proxy's."""
+
+    name: str
+    estimate: float
+    ci: list[float] | None
+    ci_reason: str | None = None
+    people: float | None = Field(description="people's own mean on the rows they scored")
+    proxy: float | None = Field(description="the proxy's own mean over every row it scored, uncorrected")
+    n_rated: int
+    n_proxied: int
+    source: str
+    calibrated: bool
+
+
+class JudgedMeasures(_Closed):
+    """Every judged figure of a run: per pair, per contender, and (with scores) the mean 1-5 score."""
+
+    proxy: str = Field(description='the proxy people calibrate: "judge", "chrF", ...')
+    source: str = Field(description='what the figures rest on overall: "people+judge", "judge only (uncalibrated)"')
+    calibrated: bool = Field(description="every pair is corrected by people's ratings; false: shown as uncalibrated")
+    level: float = Field(description="the intervals' coverage, 1 - alpha")
+    pairs: list[PairJudged]
+    contenders: list[ContenderJudged]
+    scores: list[ScoreJudged] = Field([], description="pointwise 1-5 scores, when scored")
+    p_best_method: str = Field(description="how P(best) was drawn")
+    notes: list[str] = Field([], description="ratings left out, and why")
+
+
+class Figure(_Closed):
+    """One measure of agreement with its 95% interval."""
+
+    value: float | None = Field(description="null where it is undefined on these ratings (`note` says why)")
+    ci: list[float] | None = Field(description="95% bootstrap interval (resampling the rated pairs), or null")
+    n: int = Field(description="how many it is measured on")
+    note: str | None = None
+
+
+class Disagreement(_Closed):
+    """A row where a reviewer and the judge chose differently (for the report)."""
+
+    row: int
+    a: str
+    b: str
+    people: str = Field(description="the reviewer's verdict from a's side: a, b or tie (both_bad shown as tie)")
+    judge: str
+    reviewer: str
+
+
+class Agreement(_Closed):
+    """The judge against people, with whether its numbers may carry the recommendation."""
+
+    common: int = Field(description="(row, a, b) rated by people and judged by the judge")
+    compared: int = Field(description="people's ratings compared with the judge (two reviewers on a row count twice)")
+    raw: Figure = Field(description="the share of those ratings where the judge gave the same verdict")
+    kappa: Figure = Field(
+        description="Cohen's kappa over the verdicts a, b, tie (both_bad counts as tie): agreement beyond chance, "
+        "1 perfect, 0 no better than chance"
+    )
+    weighted_kappa: Figure | None = Field(description="quadratic weighted kappa of the 1-5 scores, when both scored")
+    kendall_tau: Figure | None = Field(description="Kendall's tau-b of people's mean 1-5 score against the judge's")
+    position_consistency: Figure | None = Field(
+        description="the share of the judge's verdicts that stay the same when the two answers swap places"
+    )
+    longer_wins_judge: Figure | None = Field(
+        description="of the judge's verdicts for a or b where the answers' lengths differ, the share won by the longer"
+    )
+    longer_wins_people: Figure | None = Field(description="the same share for people's verdicts")
+    reviewers_kappa: Figure | None = Field(
+        description="Cohen's kappa between two reviewers on the same (row, a, b): the ceiling a judge can reach"
+    )
+    threshold: float = Field(description="the kappa lower bound a trusted judge must reach")
+    trusted: bool = Field(description="kappa's lower bound >= threshold, on at least MIN_COMMON rated pairs")
+    ratings_to_trust: int | None = Field(
+        description="rated pairs that would lift kappa's lower bound to the threshold if kappa held (null: it would "
+        "not, or it is already trusted)"
+    )
+    reasons: list[str] = Field(description="why it is trusted or not, with the figures, in words")
+    disagreements: list[Disagreement] = Field([], description="the rated pairs where people and the judge differ")
+
+
 class Judged(_Closed):
     """People's ratings and a judge's verdicts, combined (prediction-powered inference): `adaptlab judge`, `adaptlab
     review`, or a compare with `judge:`."""
@@ -180,6 +298,11 @@ class Judged(_Closed):
     ratings: int = Field(description="people's ratings the figures use (review page and imports)")
     reviewers: list[str] = Field([], description="who rated, as they named themselves")
     measures: JudgedMeasures = Field(description="per pair and per contender: the judged win rates with intervals")
+    judge_measures: JudgedMeasures | None = Field(
+        None,
+        description="a judge that is not trusted: its own figures, shown and not used (`measures` then correct the "
+        "headline metric instead)",
+    )
     agreement: Agreement | None = Field(
         None, description="how far the judge agrees with people, and whether it is trusted (null: no judge)"
     )

@@ -25,7 +25,8 @@ from itertools import combinations
 from typing import Any, Protocol
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from adaptlab.results import Agreement, Disagreement, Figure
 
 VERDICTS = ("a", "tie", "b")  # kappa's categories, in order; "both_bad" counts as "tie"
 MIN_COMMON = 10  # fewer (row, a, b) rated by both: no verdict on trust
@@ -51,62 +52,6 @@ class Judged(Rated, Protocol):
 
     @property
     def consistent(self) -> bool: ...
-
-
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Figure(_Closed):
-    """One measure of agreement with its 95% interval."""
-
-    value: float | None = Field(description="null where it is undefined on these ratings (`note` says why)")
-    ci: list[float] | None = Field(description="95% bootstrap interval (resampling the rated pairs), or null")
-    n: int = Field(description="how many it is measured on")
-    note: str | None = None
-
-
-class Disagreement(_Closed):
-    """A row where a reviewer and the judge chose differently (for the report)."""
-
-    row: int
-    a: str
-    b: str
-    people: str = Field(description="the reviewer's verdict from a's side: a, b or tie (both_bad shown as tie)")
-    judge: str
-    reviewer: str
-
-
-class Agreement(_Closed):
-    """The judge against people, with whether its numbers may carry the recommendation."""
-
-    common: int = Field(description="(row, a, b) rated by people and judged by the judge")
-    compared: int = Field(description="people's ratings compared with the judge (two reviewers on a row count twice)")
-    raw: Figure = Field(description="the share of those ratings where the judge gave the same verdict")
-    kappa: Figure = Field(
-        description="Cohen's kappa over the verdicts a, b, tie (both_bad counts as tie): agreement beyond chance, "
-        "1 perfect, 0 no better than chance"
-    )
-    weighted_kappa: Figure | None = Field(description="quadratic weighted kappa of the 1-5 scores, when both scored")
-    kendall_tau: Figure | None = Field(description="Kendall's tau-b of people's mean 1-5 score against the judge's")
-    position_consistency: Figure | None = Field(
-        description="the share of the judge's verdicts that stay the same when the two answers swap places"
-    )
-    longer_wins_judge: Figure | None = Field(
-        description="of the judge's verdicts for a or b where the answers' lengths differ, the share won by the longer"
-    )
-    longer_wins_people: Figure | None = Field(description="the same share for people's verdicts")
-    reviewers_kappa: Figure | None = Field(
-        description="Cohen's kappa between two reviewers on the same (row, a, b): the ceiling a judge can reach"
-    )
-    threshold: float = Field(description="the kappa lower bound a trusted judge must reach")
-    trusted: bool = Field(description="kappa's lower bound >= threshold, on at least MIN_COMMON rated pairs")
-    ratings_to_trust: int | None = Field(
-        description="rated pairs that would lift kappa's lower bound to the threshold if kappa held (null: it would "
-        "not, or it is already trusted)"
-    )
-    reasons: list[str] = Field(description="why it is trusted or not, with the figures, in words")
-    disagreements: list[Disagreement] = Field([], description="the rated pairs where people and the judge differ")
 
 
 def _key(r: Any) -> tuple[tuple[int, str, str], int]:

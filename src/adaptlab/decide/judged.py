@@ -24,83 +24,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+
+from adaptlab.results import ContenderJudged, JudgedMeasures, PairJudged, ScoreJudged
 
 Key = tuple[int, str, str]  # (row, a, b)
 Z95 = 1.959964  # scipy.stats.norm.ppf(0.975): a 95% interval is the estimate +- Z95 standard errors
 P_BEST_DRAWS = 4000
-
-
-class _Closed(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PairJudged(_Closed):
-    """Two contenders: how often people would prefer a's answer to b's (ties and "both bad" count half)."""
-
-    a: str = Field(description="the contender listed first")
-    b: str = Field(description="the contender listed second")
-    estimate: float = Field(
-        description="P(a preferred over b), ties half: by PPI from people's ratings and the proxy where calibrated, "
-        "else the proxy's own mean"
-    )
-    ci: list[float] | None = Field(description="its interval at the run's level (95%); null with `ci_reason`")
-    ci_reason: str | None = Field(None, description="why there is no interval (too few rated rows, no spread)")
-    difference: float = Field(description="2 * estimate - 1: the net preference for a, from -1 (always b) to +1")
-    people: float | None = Field(description="people's own mean on the rows they rated (null: nobody rated the pair)")
-    people_ci: list[float] | None = Field(
-        description="people-only interval for comparison: PPI's construction without the proxy (normal, t "
-        "quantile, the two pseudo-ratings of `_doubt`)"
-    )
-    proxy: float | None = Field(description="the proxy's own mean over every row it judged, uncorrected")
-    n_rated: int = Field(description="rows people rated (several reviewers on one row count once, averaged)")
-    n_proxied: int = Field(description="rows the proxy judged")
-    source: str = Field(description='what the estimate rests on: "people+judge", "judge only (uncalibrated)", ...')
-    calibrated: bool = Field(description="people's ratings correct the proxy; false: the proxy's own, unchecked")
-
-
-class ContenderJudged(_Closed):
-    """One contender's win rate: the mean of its pair estimates against every other contender."""
-
-    name: str
-    win_rate: float = Field(description="mean over its opponents of P(preferred over that opponent), ties half")
-    ci: list[float] | None = Field(
-        description="conservative interval: estimate +- z * the mean of its pairs' standard errors (valid whatever "
-        "their correlation)"
-    )
-    opponents: int = Field(description="the pairs it is the mean of")
-    p_best: float | None = Field(description="the probability its win rate is the highest (see p_best_method)")
-    source: str
-    calibrated: bool
-
-
-class ScoreJudged(_Closed):
-    """One contender's mean 1-5 score, people's scale, by PPI from people's scores and the proxy's."""
-
-    name: str
-    estimate: float
-    ci: list[float] | None
-    ci_reason: str | None = None
-    people: float | None = Field(description="people's own mean on the rows they scored")
-    proxy: float | None = Field(description="the proxy's own mean over every row it scored, uncorrected")
-    n_rated: int
-    n_proxied: int
-    source: str
-    calibrated: bool
-
-
-class JudgedMeasures(_Closed):
-    """Every judged figure of a run: per pair, per contender, and (with scores) the mean 1-5 score."""
-
-    proxy: str = Field(description='the proxy people calibrate: "judge", "chrF", ...')
-    source: str = Field(description='what the figures rest on overall: "people+judge", "judge only (uncalibrated)"')
-    calibrated: bool = Field(description="every pair is corrected by people's ratings; false: shown as uncalibrated")
-    level: float = Field(description="the intervals' coverage, 1 - alpha")
-    pairs: list[PairJudged]
-    contenders: list[ContenderJudged]
-    scores: list[ScoreJudged] = Field([], description="pointwise 1-5 scores, when scored")
-    p_best_method: str = Field(description="how P(best) was drawn")
-    notes: list[str] = Field([], description="ratings left out, and why")
 
 
 def trivial_reference(results) -> str | None:

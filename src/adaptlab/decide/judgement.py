@@ -5,7 +5,7 @@ Pure functions over the typed judged figures (decide.judged, decide.agreement). 
 rated some rows: a judge nobody checked is shown as uncalibrated and the recommendation never rests on it; nor does it
 rest on a judge whose agreement with people is too low (`Agreement.trusted`), whose numbers are still shown.
 
-    >>> from adaptlab.decide.judged import JudgedMeasures
+    >>> from adaptlab.results import JudgedMeasures
     >>> m = JudgedMeasures(proxy="judge", source="judge only (uncalibrated)", calibrated=False, level=0.95, pairs=[],
     ...                    contenders=[], p_best_method="-")
     >>> usable(m, None)[0]
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from adaptlab.decide.agreement import Agreement
-from adaptlab.decide.judged import JudgedMeasures
+from adaptlab.results import Agreement, JudgedMeasures
 
 HEADLINE = "judged"  # task.headline: judged makes the judged win rate the headline
 
@@ -79,6 +78,25 @@ def _beats(measures: JudgedMeasures, x: str, y: str) -> bool:
 
 
 def judgement(
+    choice: str,
+    order: list[str],
+    candidates: list[str],
+    measures: JudgedMeasures,
+    agreement: Agreement | None,
+    headline: bool,
+    metric: str,
+) -> Judgement:
+    """The judged measure's word on `choice` (`_judgement`), and a warning whenever the judge is not trusted (its own
+    figures are then shown apart, and `measures` rest on people's ratings and the metric)."""
+    said = _judgement(choice, order, candidates, measures, agreement, headline, metric)
+    if agreement is None or agreement.trusted:
+        return said
+    why = agreement.reasons[0] if agreement.reasons else "its agreement with people is too low"
+    warning = f"the judge is not trusted ({why}); the recommendation does not rest on its verdicts"
+    return Judgement(said.choice, said.reasons, [w for w in said.warnings if "not trusted" not in w] + [warning])
+
+
+def _judgement(
     choice: str,
     order: list[str],
     candidates: list[str],

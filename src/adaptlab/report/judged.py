@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from html import escape
 
-from adaptlab.decide.agreement import Agreement, Figure
-from adaptlab.decide.judged import JudgedMeasures
 from adaptlab.report.drawing import note
-from adaptlab.results import Judged, PredictionRow
+from adaptlab.results import Agreement, Figure, Judged, JudgedMeasures, PredictionRow
 
 SHOWN_DISAGREEMENTS = 12  # rows where the judge and people differ, shown with their answers
 
@@ -19,6 +17,10 @@ SHOWN_DISAGREEMENTS = 12  # rows where the judge and people differ, shown with t
 def judged_section(judged: Judged, predictions: dict[str, list[PredictionRow]]) -> str:
     """The whole section; `predictions` maps each contender to its answers (results.json's strategies)."""
     parts = [_who(judged), win_rate_table(judged.measures), pair_matrix(judged.measures)]
+    if judged.judge_measures is not None:
+        parts.append(
+            "<h3>The judge's own figures: not trusted, shown and not used</h3>" + win_rate_table(judged.judge_measures)
+        )
     if judged.agreement is not None:
         parts.append("<h3>The judge against people</h3>" + agreement_table(judged.agreement))
         parts.append(disagreement_rows(judged.agreement, predictions))

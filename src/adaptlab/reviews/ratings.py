@@ -85,7 +85,7 @@ class Rating(BaseModel):
 
 def check_reviewer(name: str) -> str:
     """`name` if it is a safe reviewer name (it names a file); ValueError saying what is allowed otherwise."""
-    if not isinstance(name, str) or not REVIEWER_NAME.match(name):
+    if not isinstance(name, str) or not REVIEWER_NAME.fullmatch(name):
         raise ValueError(
             f"reviewer name {name!r} is not allowed: use 1-64 letters, digits, '.', '_', '-' or '@', starting with "
             "a letter or digit (it names the reviewer's file)"

@@ -17,7 +17,13 @@ import numpy as np
 import yaml
 
 from adaptlab.decide.agreement import Agreement, agreement
-from adaptlab.decide.judged import JudgedMeasures, judged_measures, pairs_worth_comparing, proxy_from_scores
+from adaptlab.decide.judged import (
+    JudgedMeasures,
+    judged_measures,
+    pairs_worth_comparing,
+    proxy_from_scores,
+    trivial_reference,
+)
 from adaptlab.decide.judgement import HEADLINE, judgement
 from adaptlab.judges.verdicts import JudgeRecord
 from adaptlab.results import CompareResults, Judged, load_results, write_results
@@ -57,15 +63,25 @@ def judged_of(
     results: CompareResults, record: JudgeRecord | None, ratings: list[Rating], headline: bool = False
 ) -> Judged:
     """The judged figures of one run: the judge's verdicts (or the headline metric) as the proxy, people's ratings
-    correcting it, and the judge's agreement with them."""
-    names = [s.name for s in results.strategies]
-    people = [(r.row, r.a, r.b, PREFERENCE_VALUE[r.preference]) for r in ratings]
-    people_scores = [(r.row, n, s) for r in ratings for n, s in ((r.a, r.score_a), (r.b, r.score_b)) if s is not None]
+    correcting it, and the judge's agreement with them.
+
+    What is estimated: among the rows where two contenders' answers differ (the review plan never shows identical
+    ones, so people's ratings cannot correct the proxy there), how often people prefer one. The trivial reference is
+    left out: every win rate is then an average over the same opponents (its floor is the headline metric's work).
+    A judge that is not trusted keeps its own figures in `judge_measures`; `measures` then use the headline metric as
+    the proxy, so people's ratings still speak."""
+    trivial = trivial_reference(results)
+    names = [s.name for s in results.strategies if s.name != trivial]
+    same = _identical(results)
+    rated = [r for r in ratings if (r.row, *sorted((r.a, r.b))) not in same]
+    people = [(r.row, r.a, r.b, PREFERENCE_VALUE[r.preference]) for r in rated]
+    people_scores = [(r.row, n, s) for r in rated for n, s in ((r.a, r.score_a), (r.b, r.score_b)) if s is not None]
+    rows = list(range(len(results.strategies[0].predictions)))
     found: Agreement | None = None
+    shown: JudgedMeasures | None = None
     if record is not None:
-        proxy = {(v.row, v.a, v.b): PREFERENCE_VALUE[v.preference] for v in record.verdicts}
+        proxy = {(v.row, v.a, v.b): PREFERENCE_VALUE[v.preference] for v in record.verdicts if not v.identical}
         judge_scores = {(s.row, s.contender): float(s.score) for s in record.scores if s.score is not None}
-        rows = record.rows
         measures = judged_measures(
             names, rows, people, proxy, "judge", people_scores or None, judge_scores or None, seed=results.seed
         )
@@ -77,16 +93,35 @@ def judged_of(
             threshold=record.trust_threshold,
             seed=results.seed,
         )
+        if not found.trusted and ratings:  # shown, not used: people's ratings speak through the metric instead
+            shown, measures = measures, metric_measures(results, people, names, same)
     else:
-        measures = metric_measures(results, people)
+        measures = metric_measures(results, people, names, same)
     return Judged(
         judge=record.judge if record is not None else None,
         ratings=len(ratings),
         reviewers=sorted({r.reviewer for r in ratings}),
         measures=measures,
+        judge_measures=shown,
         agreement=found,
         headline=headline,
     )
+
+
+def _identical(results: CompareResults) -> set[tuple[int, str, str]]:
+    """(row, a, b), a before b by name, wherever two contenders' answers are the same after folding case and
+    spacing."""
+    from adaptlab.judges.judge import folded
+
+    answers = {s.name: [folded(p.predicted) for p in s.predictions] for s in results.strategies}
+    names = sorted(answers)
+    return {
+        (r, a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        for r, (x, y) in enumerate(zip(answers[a], answers[b], strict=False))
+        if x == y
+    }
 
 
 def _unasked(verdict):
@@ -101,21 +136,27 @@ def _lengths(results: CompareResults) -> dict[tuple[int, str], int]:
     return {(i, s.name): len(p.predicted) for s in results.strategies for i, p in enumerate(s.predictions)}
 
 
-def metric_measures(results: CompareResults, people: list[tuple[int, str, str, float]]) -> JudgedMeasures:
-    """Judged measures with the headline metric's per-row scores as the proxy (no judge)."""
+def metric_measures(
+    results: CompareResults,
+    people: list[tuple[int, str, str, float]],
+    names: list[str],
+    same: set[tuple[int, str, str]],
+) -> JudgedMeasures:
+    """Judged measures of `names` with the headline metric's per-row scores as the proxy (no judge, or one not
+    trusted); rows in `same` (identical answers) are left out."""
     kind = task_kind(results.task.kind)
     spec = kind.metric(results.task.metric)
-    per_row = {s.name: _row_scores(results, s.name) for s in results.strategies}
+    per_row = {n: _row_scores(results, n) for n in names}
     proxy: dict[tuple[int, str, str], float] = {}
     rows = list(range(len(results.strategies[0].predictions)))
     sign = 1.0 if spec.higher_is_better else -1.0
     for a, b in pairs_worth_comparing(results):
-        score_a, score_b = per_row[a], per_row[b]
+        score_a, score_b = per_row.get(a), per_row.get(b)
         if score_a is None or score_b is None:
             continue
         values = proxy_from_scores(list(sign * score_a), list(sign * score_b), scale=spec.scale)
-        proxy |= {(r, a, b): v for r, v in zip(rows, values, strict=True)}
-    return judged_measures([s.name for s in results.strategies], rows, people, proxy, spec.label, seed=results.seed)
+        proxy |= {(r, a, b): v for r, v in zip(rows, values, strict=True) if (r, *sorted((a, b))) not in same}
+    return judged_measures(names, rows, people, proxy, spec.label, seed=results.seed)
 
 
 def _row_scores(results: CompareResults, name: str) -> np.ndarray | None:
