@@ -290,3 +290,21 @@ def test_scores_position_length_and_the_reviewers_own_kappa():
     # lengths given: the other answer is longer on every row, so the longer one wins whenever y is chosen
     lengths = {(i, c): (5 if c == "x" else 9) for i in range(40) for c in "xy"}
     assert agreement(people, judge, lengths=lengths).longer_wins_judge.value == 0.0
+
+
+def test_the_trivial_reference_counts_in_no_win_rate_so_each_is_averaged_over_the_same_opponents():
+    """Y beats X and Z narrowly; X and Z beat the floor easily, Y's pair with it was left out (it loses clearly).
+    Averaged in, the floor's easy wins would put X above Y; left out, Y leads."""
+    proxy = {}
+    for r in range(100):
+        proxy[(r, "Y", "X")] = 1.0 if r < 53 else 0.0
+        proxy[(r, "Y", "Z")] = 1.0 if r < 54 else 0.0
+        proxy[(r, "X", "floor")] = 1.0 if r < 90 else 0.0
+        proxy[(r, "Z", "floor")] = 1.0 if r < 90 else 0.0
+    names = ["floor", "X", "Y", "Z"]
+    averaged = {c.name: c.win_rate for c in judged_measures(names, range(100), [], proxy, "judge").contenders}
+    assert averaged["X"] > averaged["Y"]
+    fair = judged_measures(names, range(100), [], proxy, "judge", left_out=("floor",))
+    rates = {c.name: c.win_rate for c in fair.contenders}
+    assert "floor" not in rates and rates["Y"] == max(rates.values())
+    assert {(p.a, p.b) for p in fair.pairs} >= {("floor", "X"), ("floor", "Z")}  # still estimated, and shown

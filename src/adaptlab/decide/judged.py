@@ -264,11 +264,14 @@ def judged_measures(
     scores_proxy: Mapping[tuple[int, str], float] | None = None,
     alpha: float = 0.05,
     seed: int = 0,
+    left_out: Sequence[str] = (),
 ) -> JudgedMeasures:
     """Judged measures from people's ratings `people` [(row, a, b, value from a's side)] and the proxy's values
     `proxy` {(row, a, b): value in [0, 1]} on every row of every pair judged: per pair P(a preferred over b) by PPI,
     per contender its win rate and P(best), and, given `scores_people` [(row, contender, 1-5)] and `scores_proxy`
-    {(row, contender): 1-5}, each contender's mean score. Rows outside `rows` are left out (with a note).
+    {(row, contender): 1-5}, each contender's mean score. Rows outside `rows` are left out (with a note). Pairs with
+    a contender in `left_out` are estimated but count in no win rate (the trivial reference: a strong contender's
+    easy win against it is often not judged at all, so averaging it in would compare win rates over other opponents).
 
     PPI (`ppi_py.ppi_mean_ci`, power-tuned): Y = people's value on the rated rows (several reviewers averaged per
     row), Yhat = the proxy on those rows, Yhat_unlabeled = the proxy on the rows nobody rated. The two sets are
@@ -301,7 +304,7 @@ def judged_measures(
                 )
             got = _estimate(y, yhat, alpha, seed, proxy_name)
             pairs.append((got.pop("se"), PairJudged(a=a, b=b, difference=2 * got["estimate"] - 1, **got)))
-    contender_figures, method = _contenders(contenders, pairs, alpha, seed)
+    contender_figures, method = _contenders(contenders, pairs, alpha, seed, left_out)
     scores = _scores(contenders, scores_people, scores_proxy, keep, alpha, seed, proxy_name)
     every = [p for _, p in pairs] + scores
     calibrated = bool(every) and all(p.calibrated for p in every)
@@ -320,14 +323,20 @@ def judged_measures(
 
 
 def _contenders(
-    contenders: Sequence[str], pairs: list[tuple[float | None, PairJudged]], alpha: float, seed: int
+    contenders: Sequence[str],
+    pairs: list[tuple[float | None, PairJudged]],
+    alpha: float,
+    seed: int,
+    left_out: Sequence[str] = (),
 ) -> tuple[list[ContenderJudged], str]:
     """Each contender's win rate with its conservative interval, and P(best) from normal draws of the pairs.
 
     The win rate is the mean of k pair estimates that share rows (and reviewers), so they are correlated; whatever
     the correlation, sd(mean) <= mean(sd) (Cauchy-Schwarz), so estimate +- z * mean(se) covers at least at the
     nominal rate (as far as each pair's normal approximation holds). A pair without an interval enters with the
-    largest standard error a value in [0, 1] can have on its rated rows, 0.5 / sqrt(n)."""
+    largest standard error a value in [0, 1] can have on its rated rows, 0.5 / sqrt(n). Pairs with a contender in
+    `left_out` (the trivial reference) count in no win rate: each contender is averaged over the same opponents."""
+    pairs = [(s, p) for s, p in pairs if p.a not in left_out and p.b not in left_out]
     se = {(p.a, p.b): s if s is not None else 0.5 / math.sqrt(max(p.n_rated, 1)) for s, p in pairs}
     figures = {(p.a, p.b): p for _, p in pairs}
     names = [c for c in contenders if any(c in k for k in figures)]

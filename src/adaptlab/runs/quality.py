@@ -66,12 +66,13 @@ def judged_of(
     correcting it, and the judge's agreement with them.
 
     What is estimated: among the rows where two contenders' answers differ (the review plan never shows identical
-    ones, so people's ratings cannot correct the proxy there), how often people prefer one. The trivial reference is
-    left out: every win rate is then an average over the same opponents (its floor is the headline metric's work).
+    ones, so people's ratings cannot correct the proxy there), how often people prefer one. Pairs with the trivial
+    reference are estimated but count in no win rate: every win rate is then an average over the same opponents.
     A judge that is not trusted keeps its own figures in `judge_measures`; `measures` then use the headline metric as
     the proxy, so people's ratings still speak."""
     trivial = trivial_reference(results)
-    names = [s.name for s in results.strategies if s.name != trivial]
+    names = [s.name for s in results.strategies]
+    left_out = (trivial,) if trivial else ()
     same = _identical(results)
     rated = [r for r in ratings if (r.row, *sorted((r.a, r.b))) not in same]
     people = [(r.row, r.a, r.b, PREFERENCE_VALUE[r.preference]) for r in rated]
@@ -83,7 +84,15 @@ def judged_of(
         proxy = {(v.row, v.a, v.b): PREFERENCE_VALUE[v.preference] for v in record.verdicts if not v.identical}
         judge_scores = {(s.row, s.contender): float(s.score) for s in record.scores if s.score is not None}
         measures = judged_measures(
-            names, rows, people, proxy, "judge", people_scores or None, judge_scores or None, seed=results.seed
+            names,
+            rows,
+            people,
+            proxy,
+            "judge",
+            people_scores or None,
+            judge_scores or None,
+            seed=results.seed,
+            left_out=left_out,
         )
         found = agreement(
             ratings,
@@ -94,9 +103,9 @@ def judged_of(
             seed=results.seed,
         )
         if not found.trusted and ratings:  # shown, not used: people's ratings speak through the metric instead
-            shown, measures = measures, metric_measures(results, people, names, same)
+            shown, measures = measures, metric_measures(results, people, names, same, left_out)
     else:
-        measures = metric_measures(results, people, names, same)
+        measures = metric_measures(results, people, names, same, left_out)
     return Judged(
         judge=record.judge if record is not None else None,
         ratings=len(ratings),
@@ -141,6 +150,7 @@ def metric_measures(
     people: list[tuple[int, str, str, float]],
     names: list[str],
     same: set[tuple[int, str, str]],
+    left_out: tuple[str, ...] = (),
 ) -> JudgedMeasures:
     """Judged measures of `names` with the headline metric's per-row scores as the proxy (no judge, or one not
     trusted); rows in `same` (identical answers) are left out."""
@@ -156,7 +166,7 @@ def metric_measures(
             continue
         values = proxy_from_scores(list(sign * score_a), list(sign * score_b), scale=spec.scale)
         proxy |= {(r, a, b): v for r, v in zip(rows, values, strict=True) if (r, *sorted((a, b))) not in same}
-    return judged_measures(names, rows, people, proxy, spec.label, seed=results.seed)
+    return judged_measures(names, rows, people, proxy, spec.label, seed=results.seed, left_out=left_out)
 
 
 def _row_scores(results: CompareResults, name: str) -> np.ndarray | None:
