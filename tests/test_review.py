@@ -28,7 +28,7 @@ from adaptlab.errors import DataError
 from adaptlab.results import load_results, write_results
 from adaptlab.reviews import PREFERENCE_VALUE, Rating, append_rating, import_ratings, load_ratings, oriented
 from adaptlab.reviews.app import create_review_app
-from adaptlab.reviews.plan import SHARED, plan_for, rated_keys
+from adaptlab.reviews.plan import SHARED, plan_for, rated_keys, review_secret
 from adaptlab.reviews.ratings import read_reviewer_file, reviewer_file
 
 NAMES = ("alpha_x", "beta_y", "gamma_z")  # names no answer or input contains, so a leak is visible
@@ -333,7 +333,7 @@ def test_the_api_is_blind_saves_each_click_as_a_and_b_and_answers_errors_in_json
     item = client.get("/api/next", params={"reviewer": "ana"}).json()
     seen.append(json.dumps(item))
     shown = item["item"]
-    plan = plan_for(load_results(run / "results.json"), "ana")
+    plan = plan_for(load_results(run / "results.json"), "ana", salt=review_secret(run))
     first = plan.items[0]
     assert shown["row"] == first.row and item["progress"]["rated"] == 0
     left = first.a if first.left == "a" else first.b
@@ -421,7 +421,7 @@ def test_with_an_api_key_the_page_loads_but_every_api_call_needs_the_key(run):
 
 def test_two_reviewers_posting_at_once_lose_nothing(run):
     results = load_results(run / "results.json")
-    tokens = {name: [i.token(0) for i in plan_for(results, name).items] for name in ("ana", "bob")}
+    tokens = {name: [i.token(0, review_secret(run)) for i in plan_for(results, name).items] for name in ("ana", "bob")}
     with serving(create_review_app(run)) as url, httpx.Client(base_url=url, timeout=30) as http:
 
         def post(job):
@@ -509,7 +509,7 @@ def test_chromium_rates_by_keyboard_resumes_after_a_reload_and_a_second_reviewer
 
     browser = _browser()
     results = load_results(run / "results.json")
-    bob = [i.token(0) for i in plan_for(results, "bob").items[:20]]
+    bob = [i.token(0, review_secret(run)) for i in plan_for(results, "bob", salt=review_secret(run)).items[:20]]
     try:
         with serving(create_review_app(run)) as url:
 
@@ -562,6 +562,16 @@ def test_chromium_rates_by_keyboard_resumes_after_a_reload_and_a_second_reviewer
     assert [r["preference"] for r in ana[2:4]] == ["tie", "both_bad"]
     assert len(ana) == 13 and len({(r["row"], r["a"], r["b"]) for r in ana}) == 13
     assert ana[10]["comment"] == "t1x2" and ana[10][f"score_{ana[10]['left']}"] == 4
-    plan = plan_for(results, "ana")
+    plan = plan_for(results, "ana", salt=review_secret(run))
     assert [(r["row"], r["a"], r["b"], r["left"]) for r in ana] == [(i.row, i.a, i.b, i.left) for i in plan.items[:13]]
     assert len(_lines(reviewer_file(run, "bob"))) == len(bob)
+
+
+def test_item_ids_and_sides_cannot_be_computed_from_the_contender_ids_and_survive_a_restart(run):
+    """The run's review secret goes into every id and side: hashing the seed, row and contender ids does not give
+    them, and a second server over the same folder shows the same ids."""
+    first = _client(run).get("/api/next", params={"reviewer": "ana"}).json()["item"]["id"]
+    plain = plan_for(load_results(run / "results.json"), "ana")
+    assert first != plain.items[0].token(0) and first == plain.items[0].token(0, review_secret(run))
+    assert _client(run).get("/api/next", params={"reviewer": "ana"}).json()["item"]["id"] == first
+    assert len(review_secret(run)) == 32 and load_ratings(run) == []  # the secret is no reviewer's file

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from adaptlab.errors import AdaptlabError
 from adaptlab.results import CompareResults, PredictionRow
-from adaptlab.reviews.plan import Item, Plan, plan_for, rated_keys
+from adaptlab.reviews.plan import Item, Plan, plan_for, rated_keys, review_secret
 from adaptlab.reviews.ratings import (
     Rating,
     append_rating,
@@ -60,13 +60,14 @@ class ReviewState:
     run_dir: Path
     results: CompareResults
     seed: int
+    salt: str = ""  # the run's review secret (plan.review_secret)
     plans: dict[str, Plan] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def plan(self, reviewer: str) -> Plan:
         with self.lock:
             if reviewer not in self.plans:
-                self.plans[reviewer] = plan_for(self.results, reviewer, self.seed)
+                self.plans[reviewer] = plan_for(self.results, reviewer, self.seed, salt=self.salt)
             return self.plans[reviewer]
 
     def rated(self, reviewer: str) -> set[tuple[int, frozenset[str]]]:
@@ -113,7 +114,7 @@ def create_review_app(
     run_dir = Path(run_dir)
     run_contenders_and_rows(run_dir)  # a folder without results.json is refused here, not at the first click
     results = load_results(run_dir / "results.json")
-    state = ReviewState(run_dir, results, results.seed if seed is None else seed)
+    state = ReviewState(run_dir, results, results.seed if seed is None else seed, review_secret(run_dir))
     app = FastAPI(title="adaptlab review", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.review = state
     page = render_page(results.task.name, keyed=api_key is not None)
@@ -154,7 +155,7 @@ def create_review_app(
         item = state.plan(name).next_item(state.rated(name))
         body: dict[str, Any] = {"progress": state.progress(name), "done": item is None, "item": None}
         if item is not None:
-            body["item"] = item_view(state.results, item, state.seed)
+            body["item"] = item_view(state.results, item, state.seed, state.salt)
         return _json(body)
 
     @app.post("/api/rate")
@@ -215,7 +216,7 @@ def rating_of(request: RateRequest, item: Item, reviewer: str) -> Rating:
     )
 
 
-def item_view(results: CompareResults, item: Item, seed: int) -> dict[str, Any]:
+def item_view(results: CompareResults, item: Item, seed: int, salt: str = "") -> dict[str, Any]:
     """What the page shows of an item: no contender's name, only left and right."""
     left, right = (item.a, item.b) if item.left == "a" else (item.b, item.a)
     rows = {name: results.contender(name).predictions[item.row] for name in (left, right)}
@@ -224,7 +225,7 @@ def item_view(results: CompareResults, item: Item, seed: int) -> dict[str, Any]:
     same = shown_left == shown_right
     turns, earlier = _history(results.contender(left).predictions, first)
     return {
-        "id": item.token(seed),
+        "id": item.token(seed, salt),
         "row": item.row,
         "line": first.line,
         "kind": results.task.kind,

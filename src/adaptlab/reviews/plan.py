@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from adaptlab.results import CompareResults
 from adaptlab.reviews.ratings import Rating
@@ -48,9 +49,10 @@ class Item:
     def key(self) -> tuple[int, frozenset[str]]:
         return self.row, frozenset((self.a, self.b))
 
-    def token(self, seed: int) -> str:
-        """The item's id on the page: names neither contender, and is the same after a restart."""
-        return _digest(f"item|{seed}|{self.row}|{self.a}|{self.b}")[:16]
+    def token(self, seed: int, salt: str = "") -> str:
+        """The item's id on the page: names neither contender, and is the same after a restart; with the run's
+        `salt` (review_secret) nobody can compute it from the contender ids."""
+        return _digest(f"item|{salt}|{seed}|{self.row}|{self.a}|{self.b}")[:16]
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ class Plan:
     pairs: tuple[tuple[str, str], ...]
     target: int
     skipped_identical: int  # (row, pair)s left out: the two answers are the same text
+    salt: str = ""  # the run's review secret: item ids and sides cannot be computed from the contender ids
 
     def by_token(self) -> dict[str, Item]:
-        return {item.token(self.seed): item for item in self.items}
+        return {item.token(self.seed, self.salt): item for item in self.items}
 
     def next_item(self, rated: set[tuple[int, frozenset[str]]]) -> Item | None:
         """The first item the reviewer has not rated (whatever sides they saw it on), or None when all are."""
@@ -97,6 +100,7 @@ def plan_for(
     seed: int | None = None,
     per_pair: int | None = None,
     shared: int = SHARED,
+    salt: str = "",
 ) -> Plan:
     """`reviewer`'s plan over the run's pairs worth comparing and rows where their answers differ (seed: the run's);
     its target is `per_pair` ratings of every pair (default: PLANNED in all, at least MIN_PER_PAIR a pair)."""
@@ -118,7 +122,7 @@ def plan_for(
             rest = rest[offset:] + rest[:offset]
         queues.append([(r, a, b) for r in first + rest])
     dealt = [q[k] for k in range(max(map(len, queues), default=0)) for q in queues if k < len(q)]
-    items = tuple(Item(r, a, b, _side(seed, reviewer, r, a, b)) for r, a, b in dealt)
+    items = tuple(Item(r, a, b, _side(seed, reviewer, r, a, b, salt)) for r, a, b in dealt)
     return Plan(
         reviewer=reviewer,
         seed=seed,
@@ -126,6 +130,7 @@ def plan_for(
         pairs=tuple(pairs),
         target=min(len(items), per_pair * len(pairs)),
         skipped_identical=identical,
+        salt=salt,
     )
 
 
@@ -134,8 +139,22 @@ def rated_keys(ratings: list[Rating], reviewer: str | None = None) -> set[tuple[
     return {(r.row, frozenset((r.a, r.b))) for r in ratings if reviewer is None or r.reviewer == reviewer}
 
 
-def _side(seed: int, reviewer: str, row: int, a: str, b: str) -> str:
-    return "a" if int(_digest(f"left|{seed}|{reviewer}|{row}|{a}|{b}"), 16) % 2 == 0 else "b"
+def _side(seed: int, reviewer: str, row: int, a: str, b: str, salt: str = "") -> str:
+    return "a" if int(_digest(f"left|{salt}|{seed}|{reviewer}|{row}|{a}|{b}"), 16) % 2 == 0 else "b"
+
+
+def review_secret(run_dir: Path) -> str:
+    """The run's review secret (RUN/ratings/.secret, made once, 128 random bits): mixed into item ids and sides, so a
+    reviewer who guesses the contender ids still cannot tell which answer is whose."""
+    import secrets
+
+    from adaptlab.files import write_text_atomic
+
+    path = Path(run_dir) / "ratings" / ".secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, secrets.token_hex(16))
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _digest(text: str) -> str:
