@@ -197,6 +197,24 @@ def serving(app):
         thread.join(timeout=30)
 
 
+def chromium_browser():
+    """Headless Chromium under selenium (Debian's chromium and chromium-driver, which .ci/run installs), its console
+    log kept; the test is skipped where they are missing. Used by the report and review-page tests."""
+    import shutil
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
 def write_jsonl(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows), encoding="utf-8")
     return path

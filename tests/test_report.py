@@ -10,22 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import chromium_browser
 
 from adaptlab.report import place_labels, render, write_report
-
-
-def _browser():
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
 def test_compare_writes_a_report_chromium_renders_with_its_charts(card_experiment):
@@ -51,7 +38,7 @@ def test_compare_writes_a_report_chromium_renders_with_its_charts(card_experimen
     assert (
         "http://" not in page.replace("http://www.w3.org/2000/svg", "") and "https://" not in page
     )  # no external assets
-    browser = _browser()
+    browser = chromium_browser()
     try:
         browser.get(Path(run / "report.html").as_uri())
         errors = [entry for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, serving
+from conftest import chromium_browser, free_port, serving
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -478,20 +478,6 @@ def test_every_acknowledged_rating_survives_the_server_killed_with_sigkill(run):
 # ---- the page in Chromium --------------------------------------------------------------------------------------
 
 
-def _browser():
-    if not (shutil.which("chromium") and shutil.which("chromedriver")):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
-
-
 def _rated(browser, n: int) -> None:
     """Wait until the page shows `n` rated and is ready for the next key."""
     from selenium.webdriver.support.ui import WebDriverWait
@@ -507,7 +493,7 @@ def test_chromium_rates_by_keyboard_resumes_after_a_reload_and_a_second_reviewer
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
-    browser = _browser()
+    browser = chromium_browser()
     results = load_results(run / "results.json")
     bob = [i.token(0, review_secret(run)) for i in plan_for(results, "bob", salt=review_secret(run)).items[:20]]
     try:

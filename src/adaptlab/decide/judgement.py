@@ -86,45 +86,30 @@ def judgement(
     headline: bool,
     metric: str,
 ) -> Judgement:
-    """The judged measure's word on `choice` (`_judgement`), and a warning whenever the judge is not trusted (its own
-    figures are then shown apart, and `measures` rest on people's ratings and the metric)."""
-    said = _judgement(choice, order, candidates, measures, agreement, headline, metric)
-    if agreement is None or agreement.trusted:
-        return said
-    why = agreement.reasons[0] if agreement.reasons else "its agreement with people is too low"
-    warning = f"the judge is not trusted ({why}); the recommendation does not rest on its verdicts"
-    return Judgement(said.choice, said.reasons, [w for w in said.warnings if "not trusted" not in w] + [warning])
-
-
-def _judgement(
-    choice: str,
-    order: list[str],
-    candidates: list[str],
-    measures: JudgedMeasures,
-    agreement: Agreement | None,
-    headline: bool,
-    metric: str,
-) -> Judgement:
     """The judged measure's word on `choice` (the headline metric's pick): `order` ranks the contenders by that
     metric, best first; `candidates` are those the recommendation may choose (not ruled out, not degenerate).
 
     Only pairs people rated count. The judged pick is the candidate no other beats beyond the interval, the highest
     judged win rate among several. With `headline` (task.headline: judged) and usable figures it is the choice;
-    otherwise the choice stays and the reasons say where the judged measure disagrees with `metric`."""
+    otherwise the choice stays and the reasons say where the judged measure disagrees with `metric`. A judge that is
+    not trusted adds a warning to every answer (`_untrusted`)."""
+    warned = _untrusted(agreement)
     ok, why = usable(measures, agreement)
     if not ok:
-        return Judgement(None, [why] if headline else [], [why] if headline else [])
+        return warned(Judgement(None, [why] if headline else [], [why] if headline else []))
     judged = [c for c in candidates if any(c in (p.a, p.b) for p in measures.pairs if p.calibrated)]
     if not judged:
-        return Judgement(None, [f"people rated no candidate, so the judged measure decides nothing ({metric} does)"])
+        return warned(
+            Judgement(None, [f"people rated no candidate, so the judged measure decides nothing ({metric} does)"])
+        )
     unbeaten = [c for c in judged if not any(_beats(measures, o, c) for o in judged if o != c)]
     if not unbeaten:
-        return Judgement(None, ["the judged pairs form a cycle (each beaten by another): they decide nothing"])
+        return warned(Judgement(None, ["the judged pairs form a cycle (each beaten by another): they decide nothing"]))
     rate = {c.name: c.win_rate for c in measures.contenders}
     best = max(unbeaten, key=lambda c: rate.get(c, 0.0))
     best_words = f"no contender is preferred over {best} beyond the interval; its judged win rate is {rate[best]:.0%}"
     if headline:
-        return _headline_choice(best, best_words, judged, measures)
+        return warned(_headline_choice(best, best_words, judged, measures))
     beaters = [x for x in judged if x != choice and _beats(measures, x, choice)]
     if choice not in judged:
         reasons = [f"{best_words}; {metric} chose {choice}, which people did not rate"]
@@ -139,7 +124,21 @@ def _judgement(
         reasons = [f"the judged measure does not separate {choice} from {best}: {_words(measures, best, choice)}"]
     told = {(choice, beaters[0])} if beaters else set()  # already said above
     reasons += [words for pair, words in _flips(order, measures, metric) if pair not in told]
-    return Judgement(None, reasons)
+    return warned(Judgement(None, reasons))
+
+
+def _untrusted(agreement: Agreement | None):
+    """What each of judgement's answers gets: a warning whenever the judge is not trusted (its own figures are then
+    shown apart, and the judged measures rest on people's ratings and the metric)."""
+
+    def warned(said: Judgement) -> Judgement:
+        if agreement is None or agreement.trusted:
+            return said
+        why = agreement.reasons[0] if agreement.reasons else "its agreement with people is too low"
+        warning = f"the judge is not trusted ({why}); the recommendation does not rest on its verdicts"
+        return Judgement(said.choice, said.reasons, [w for w in said.warnings if "not trusted" not in w] + [warning])
+
+    return warned
 
 
 def _headline_choice(best: str, best_words: str, judged: list[str], measures: JudgedMeasures) -> Judgement:

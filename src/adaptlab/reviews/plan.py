@@ -26,6 +26,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from adaptlab.decide.judged import pairs_worth_comparing
+from adaptlab.judges.judge import folded
 from adaptlab.results import CompareResults
 from adaptlab.reviews.ratings import Rating
 
@@ -79,21 +81,6 @@ class Plan:
         return sum(item.key in rated for item in self.items)
 
 
-def folded(text: str) -> str:
-    """An answer as compared for sameness: case folded, runs of white space made one space, ends trimmed."""
-    return " ".join(str(text).split()).casefold()
-
-
-def worth_comparing(results: CompareResults) -> list[tuple[str, str]]:
-    """The pairs of contenders people should rate (decide.judged's rule; every pair where it cannot be read)."""
-    try:
-        from adaptlab.decide.judged import pairs_worth_comparing
-    except ImportError:  # pragma: no cover - only while that part is being written
-        names = [s.name for s in results.strategies]
-        return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
-    return list(pairs_worth_comparing(results))
-
-
 def plan_for(
     results: CompareResults,
     reviewer: str,
@@ -105,7 +92,7 @@ def plan_for(
     """`reviewer`'s plan over the run's pairs worth comparing and rows where their answers differ (seed: the run's);
     its target is `per_pair` ratings of every pair (default: PLANNED in all, at least MIN_PER_PAIR a pair)."""
     seed = results.seed if seed is None else seed
-    pairs = worth_comparing(results)
+    pairs = pairs_worth_comparing(results)
     if per_pair is None:
         per_pair = max(MIN_PER_PAIR, -(-PLANNED // max(len(pairs), 1)))
     answers = {s.name: [folded(p.predicted) for p in s.predictions] for s in results.strategies}
